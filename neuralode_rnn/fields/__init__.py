@@ -1,0 +1,10 @@
+"""Recurrent vector fields, one family per file; :mod:`.base` holds the contract."""
+
+from .antisymmetric import AntisymmetricField
+from .base import DrivenField, Field
+from .ctrnn import CTRNNField
+from .lipschitz import LipschitzField
+from .unitary import UnitaryField, modrelu
+
+__all__ = ["Field", "DrivenField", "LipschitzField", "AntisymmetricField", "UnitaryField", "CTRNNField",
+           "modrelu"]

@@ -1,0 +1,169 @@
+"""The Field contract: a recurrent vector field dh/dt = rhs(h, u) with u = input_map(x(t)).
+
+Every recurrent family in this package is written as
+
+    dh/dt = f(h, x(t)),   with the input entering only through an affine map u = U x + b,
+
+so a field is two things: an ``input_map`` (an ``nn.Linear`` carrying U and b) and ``rhs(h, u)``.
+Because every interpolation in :mod:`neuralode_rnn.paths` is linear in the samples, the input
+map can be applied once to the path's coefficients (:meth:`Path.affine`) instead of at each
+evaluation: :meth:`Field.driven_by` does exactly that.
+
+``f.A`` and ``f.W`` are the composed (hidden, hidden) matrices of the common form
+h' = A h + sigma(W h + u), acting on column vectors as h -> A h (a batch of row vectors is
+multiplied by their transposes).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+
+import torch
+from torch import nn
+
+from ..paths import Path
+
+__all__ = ["Field", "DrivenField"]
+
+
+class Field(nn.Module, abc.ABC):
+    """Abstract recurrent vector field.
+
+    Subclasses set ``input_size``, ``hidden_size``, ``input_map`` and implement :meth:`rhs`, and
+    the properties :attr:`A` and :attr:`W`.  ``is_complex`` is True for fields with a complex
+    hidden state (the unitary RNN).
+    """
+
+    is_complex: bool = False
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        for name, v in (("input_size", input_size), ("hidden_size", hidden_size)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive int; got {v!r}")
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+
+    # -------------------------------------------------------------- the contract
+    @abc.abstractmethod
+    def rhs(self, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """dh/dt for hidden state h (B, N) and projected input u = input_map(x) (B, P)."""
+
+    @property
+    @abc.abstractmethod
+    def A(self) -> torch.Tensor:
+        """(N, N) linear part of the field."""
+
+    @property
+    @abc.abstractmethod
+    def W(self) -> torch.Tensor:
+        """(N, N) hidden-to-hidden matrix inside the nonlinearity."""
+
+    # -------------------------------------------------------------- helpers
+    def forward(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """dh/dt for hidden state h (B, N) and raw input x (B, input_size)."""
+        return self.rhs(h, self.input_map(x))
+
+    @property
+    def feature_size(self) -> int:
+        """Width of :meth:`features`, what a readout reads."""
+        return 2 * self.hidden_size if self.is_complex else self.hidden_size
+
+    def features(self, h: torch.Tensor) -> torch.Tensor:
+        """Real features of a hidden state for a readout: h itself, or [Re h, Im h] if complex."""
+        return torch.cat([h.real, h.imag], -1) if self.is_complex else h
+
+    def state_dtype(self, real_dtype: torch.dtype) -> torch.dtype:
+        """The hidden state's dtype for inputs of ``real_dtype``."""
+        if not self.is_complex:
+            return real_dtype
+        return torch.complex128 if real_dtype == torch.float64 else torch.complex64
+
+    def initial_state(self, batch_size: int, dtype: torch.dtype, device=None) -> torch.Tensor:
+        """h0 = 0 of shape (B, N), complex for complex fields."""
+        return torch.zeros(batch_size, self.hidden_size, dtype=self.state_dtype(dtype), device=device)
+
+    def check_state(self, h: torch.Tensor, batch_size: int | None = None, name: str = "h") -> None:
+        """Raise a clear error when a hidden state has the wrong shape or dtype kind."""
+        if not isinstance(h, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor; got {type(h).__name__}")
+        want = (batch_size if batch_size is not None else h.shape[0] if h.dim() else -1, self.hidden_size)
+        if h.dim() != 2 or tuple(h.shape) != want:
+            raise ValueError(f"{name} must have shape (batch, hidden_size) = {want}; got {tuple(h.shape)}")
+        if self.is_complex and not h.is_complex():
+            raise TypeError(f"{name} must be complex for {type(self).__name__}; got {h.dtype}")
+        if not self.is_complex and not h.is_floating_point():
+            raise TypeError(f"{name} must be a real floating tensor; got {h.dtype}")
+
+    def driven_by(self, path: Path, clock: str = "time") -> "DrivenField":
+        """This field driven by an input path: a module g(t, h) -> dh/dt for torchdiffeq/solvers.
+
+        clock="time": t is real time (the path's knots are sample times).
+        clock="index": t is the knot index s, sample k at s = k (0-based) and the start one piece
+        before the first sample at s = -1; g is scaled by dt/ds, the length of the current piece
+        for each sample.  This lets one solver drive samples with different (B, T) times: each
+        sample steps through its own pieces, exactly as it would alone.
+        """
+        return DrivenField(self, path, clock)
+
+    def discretize(self, method: str = "euler", step_size: float = 1.0):
+        """The discrete cell h_k = Phi(h_{k-1}, x_k): one step of ``method`` of size ``step_size``
+        with x_k held over the step.  Shares this field's parameters."""
+        from ..cells import FieldCell
+
+        return FieldCell(self, method=method, step_size=step_size)
+
+
+class DrivenField(nn.Module):
+    """g(t, h) = field.rhs(h, u(t)), with u the path of the projected samples.
+
+    The projection is computed when this module is built, from the field's current
+    parameters: build a new one after each optimiser step (models do, per forward pass).
+    """
+
+    def __init__(self, field: Field, path: Path, clock: str = "time"):
+        super().__init__()
+        if not isinstance(path, Path):
+            raise TypeError(f"path must be a neuralode_rnn Path (from nr.interpolate); got {type(path).__name__}")
+        if path.channels != field.input_size:
+            raise ValueError(f"the path has {path.channels} channels but the field expects input_size = "
+                             f"{field.input_size}")
+        if clock not in ("time", "index"):
+            raise ValueError(f"unknown clock {clock!r}; expected 'time' or 'index'")
+        self.field = field
+        self.path = path
+        self.clock = clock
+        lin = field.input_map
+        self.projected = path.affine(lin.weight, lin.bias)
+        self.batch_size = path.batch_size
+        if clock == "index":
+            gaps = path.gaps().to(path.dtype)
+            if gaps.dim() == 1:
+                gaps = gaps.unsqueeze(0).expand(path.batch_size, -1)
+            first = gaps[:, :1] if gaps.shape[1] else torch.ones(path.batch_size, 1, dtype=path.dtype,
+                                                                  device=path.device)
+            # piece -1 (before the first sample) is as long as the first piece: t0 = 2 t_1 - t_2
+            self.rates = torch.cat([first, gaps], 1)  # (B, T): rates[:, j + 1] is dt/ds on piece j
+
+    def extra_tensors(self) -> tuple[torch.Tensor, ...]:
+        """Tensors besides the field's parameters that the output depends on (adjoint needs them)."""
+        return tuple(x for x in self.projected.tensors() if x.requires_grad)
+
+    def input_at(self, t: torch.Tensor) -> torch.Tensor:
+        """u(t) (B, P), the projected input the field reads at clock time t."""
+        if self.clock == "time":
+            return self.projected.evaluate(t)
+        s = float(t)
+        j = math.ceil(s) - 1
+        return self.projected.evaluate_piece(j, t - j)
+
+    def forward(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        if h.dim() != 2 or h.shape[0] != self.batch_size or h.shape[1] != self.field.hidden_size:
+            raise ValueError(f"hidden state must have shape (batch, hidden_size) = ({self.batch_size}, "
+                             f"{self.field.hidden_size}); got {tuple(h.shape)}")
+        dh = self.field.rhs(h, self.input_at(t))
+        if self.clock == "index":
+            j = min(max(math.ceil(float(t)) - 1, -1), self.rates.shape[1] - 2)
+            dh = dh * self.rates[:, j + 1 : j + 2].to(dh.real.dtype)
+        return dh

@@ -1,0 +1,67 @@
+"""Full-capacity unitary RNN (Wisdom, Powers, Hershey, Le Roux, Atlas; NeurIPS 2016) as a field.
+
+    dh/dt = -h + modReLU(W h + V x, b),   h in C^N,  W unitary,
+    modReLU(z, b) = z * max(|z| + b, 0) / |z|   (elementwise; Arjovsky et al. 2016).
+
+One Euler step of size 1 gives h_k = h_{k-1} + (-h_{k-1} + modReLU(...)) = modReLU(W h_{k-1} + V x_k, b),
+the paper's recurrence.  The input x is real; V = V_re + i V_im is complex, so ``input_map`` is
+``nn.Linear(D, 2N, bias=False)`` holding [V_re; V_im] (the bias of this cell lives in modReLU).
+W is a complex parameter registered as unitary (:func:`mark_unitary`): train it with
+:class:`neuralode_rnn.optim` so it stays on the unitary group.  A readout reads [Re h, Im h].
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..parametrizations import mark_unitary, random_unitary
+from .base import Field
+
+__all__ = ["UnitaryField", "modrelu"]
+
+_TINY = 1e-12
+
+
+def modrelu(z: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """modReLU(z, b) = z * relu(|z| + b) / |z|, elementwise on complex z (..., N), real b (N,).
+
+    |z| is computed as sqrt(|z|^2 + 1e-24) so the value and the gradient stay finite at z = 0
+    (the relative change elsewhere is below 1e-24 / |z|^2).
+    """
+    mag = torch.sqrt(z.real * z.real + z.imag * z.imag + _TINY * _TINY)
+    scale = torch.relu(mag + b) / mag
+    return z * scale
+
+
+class UnitaryField(Field):
+    """Full-capacity uRNN vector field with a complex hidden state.
+
+    Args:
+        input_size: D (real inputs).  hidden_size: N (complex units).
+        bias_init: modReLU bias b starts at this value (0: modReLU starts as the identity).
+    """
+
+    is_complex = True
+
+    def __init__(self, input_size: int, hidden_size: int, bias_init: float = 0.0):
+        super().__init__(input_size, hidden_size)
+        self.U = mark_unitary(nn.Parameter(random_unitary(hidden_size, torch.complex64)))
+        self.b = nn.Parameter(torch.full((hidden_size,), float(bias_init)))
+        self.input_map = nn.Linear(input_size, 2 * hidden_size, bias=False)
+
+    @property
+    def A(self) -> torch.Tensor:
+        return -torch.eye(self.hidden_size, dtype=self.U.dtype, device=self.U.device)
+
+    @property
+    def W(self) -> torch.Tensor:
+        return self.U
+
+    def complex_input(self, u: torch.Tensor) -> torch.Tensor:
+        n = self.hidden_size
+        return torch.complex(u[..., :n], u[..., n:])
+
+    def rhs(self, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        z = h @ self.U.to(h.dtype).transpose(0, 1) + self.complex_input(u).to(h.dtype)
+        return modrelu(z, self.b.to(h.real.dtype)) - h

@@ -1,0 +1,72 @@
+"""Structured hidden-to-hidden matrices used by the recurrent fields.
+
+* :func:`symmetric_skew`: the Lipschitz RNN's S(beta, gamma)(M) = (1 - beta)(M + M^T) + beta(M - M^T) - gamma I
+  (Erichson et al., ICLR 2021, Sec. 3): beta in [0, 1] trades the symmetric part, which sets the
+  real parts of the eigenvalues, against the skew part, which sets the imaginary parts; gamma
+  shifts every eigenvalue left.
+* :func:`skew_diffusion`: the AntisymmetricRNN's W - W^T - gamma I (Chang et al., ICLR 2019, eq. 6):
+  eigenvalues -gamma + i omega, so forward Euler is stable for small gamma > 0.
+* Unitary helpers for the full-capacity uRNN (Wisdom et al., NeurIPS 2016): :func:`random_unitary`,
+  :func:`mark_unitary`, :func:`is_unitary_parameter`, :func:`unitarity_error`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["symmetric_skew", "skew_diffusion", "random_unitary", "mark_unitary", "is_unitary_parameter",
+           "unitarity_error", "gaussian_matrix"]
+
+
+def _eye_like(M: torch.Tensor) -> torch.Tensor:
+    return torch.eye(M.shape[-1], dtype=M.dtype, device=M.device)
+
+
+def symmetric_skew(M: torch.Tensor, beta: float, gamma: float) -> torch.Tensor:
+    """S(beta, gamma)(M) = (1 - beta)(M + M^T) + beta(M - M^T) - gamma I, for square M (N, N)."""
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta must lie in [0, 1]; got {beta}")
+    Mt = M.transpose(-1, -2)
+    return (1 - beta) * (M + Mt) + beta * (M - Mt) - gamma * _eye_like(M)
+
+
+def skew_diffusion(W: torch.Tensor, gamma: float) -> torch.Tensor:
+    """W - W^T - gamma I for square W (N, N)."""
+    return W - W.transpose(-1, -2) - gamma * _eye_like(W)
+
+
+def gaussian_matrix(n: int, std: float, generator: torch.Generator | None = None,
+                    dtype: torch.dtype | None = None) -> torch.Tensor:
+    """(n, n) with entries drawn from N(0, std^2)."""
+    return torch.randn(n, n, generator=generator, dtype=dtype) * std
+
+
+def random_unitary(n: int, dtype: torch.dtype = torch.complex64, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A Haar-random unitary (n, n): QR of a complex Gaussian matrix with the phases of R's diagonal
+    moved into Q (Mezzadri, 2007), so the distribution is uniform on U(n)."""
+    real = torch.float64
+    Z = torch.complex(torch.randn(n, n, generator=generator, dtype=real),
+                      torch.randn(n, n, generator=generator, dtype=real)) / 2 ** 0.5
+    Q, R = torch.linalg.qr(Z)
+    d = torch.diagonal(R)
+    Q = Q * (d / d.abs()).unsqueeze(0)
+    return Q.to(dtype)
+
+
+def mark_unitary(p: torch.nn.Parameter) -> torch.nn.Parameter:
+    """Register a square complex parameter as living on the unitary group, so that
+    :class:`neuralode_rnn.optim` steps it multiplicatively and keeps it unitary."""
+    if p.dim() != 2 or p.shape[0] != p.shape[1]:
+        raise ValueError(f"a unitary parameter must be square (N, N); got shape {tuple(p.shape)}")
+    p._unitary = True
+    return p
+
+
+def is_unitary_parameter(p: torch.Tensor) -> bool:
+    return bool(getattr(p, "_unitary", False))
+
+
+def unitarity_error(W: torch.Tensor) -> float:
+    """max |W^H W - I| entry-wise."""
+    eye = torch.eye(W.shape[-1], dtype=W.dtype, device=W.device)
+    return float((W.conj().transpose(-1, -2) @ W - eye).abs().max())
