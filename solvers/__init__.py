@@ -1,0 +1,29 @@
+"""Model-agnostic ODE integration: explicit Runge-Kutta tableaux as data, one fixed-step loop
+on knot-aligned grids, torchdiffeq for everything else, and stability / accuracy tools.
+
+This package knows nothing of RNNs and imports nothing from ``neuralode_rnn``.
+"""
+
+from .accuracy import CountingFunc, WorkPrecisionRecord, observed_order, work_precision
+from .methods import METHODS, MethodInfo
+from .odeint import GRADIENT_MODES, Problem, odeint, register_gradient_mode
+from .stability import max_stable_step, stability_function
+from .tableaux import TABLEAUX, Tableau, tableau
+
+__all__ = [
+    "odeint",
+    "METHODS",
+    "MethodInfo",
+    "TABLEAUX",
+    "Tableau",
+    "tableau",
+    "stability_function",
+    "max_stable_step",
+    "observed_order",
+    "work_precision",
+    "WorkPrecisionRecord",
+    "CountingFunc",
+    "GRADIENT_MODES",
+    "Problem",
+    "register_gradient_mode",
+]
