@@ -1,0 +1,18 @@
+"""neuralode_rnn: recurrent networks as continuous-time dynamical systems.
+
+Data flows one way: samples -> path (:func:`interpolate`) -> field (:mod:`.fields`) ->
+solver (:mod:`solvers`) -> states -> readout (:mod:`.models`).
+"""
+
+from ._version import __version__
+from .cells import FieldCell
+from .fields import AntisymmetricField, CTRNNField, DrivenField, Field, LipschitzField, UnitaryField, modrelu
+from .models import ContinuousRNN, DiscreteRNN, TorchRNN
+from .paths import INTERPOLATIONS, Path, interpolate
+
+__all__ = [
+    "__version__",
+    "interpolate", "Path", "INTERPOLATIONS",
+    "Field", "DrivenField", "LipschitzField", "AntisymmetricField", "UnitaryField", "CTRNNField", "modrelu",
+    "FieldCell", "ContinuousRNN", "DiscreteRNN", "TorchRNN",
+]

@@ -1,0 +1,288 @@
+"""Sequence models: a continuous-time RNN (field + path + solver + readout), its discrete twin,
+and the torch.nn LSTM/GRU baselines, all with the same call signature.
+
+    model(values, times=None) -> (B, output_size)       readout of the last observed state
+    model.trajectory(values, times=None) -> (B, T, N)   hidden states at the sample times
+
+``values`` is (B, T, D), batch-first with time on axis 1; NaN marks a missing observation.  A
+sample whose last rows are all NaN (a shorter sequence padded at the end) is read out at its last
+observed step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+import solvers
+
+from .cells import FieldCell
+from .fields.base import Field
+from .paths import INTERPOLATIONS, Path, _check_values, _fill, interpolate
+
+__all__ = ["ContinuousRNN", "DiscreteRNN", "TorchRNN", "last_observed_index", "GRADIENTS"]
+
+GRADIENTS = ("backprop", "adjoint", "checkpoint")
+
+
+def last_observed_index(values: torch.Tensor) -> torch.Tensor:
+    """(B,) index of each sample's last time step with any observed channel (T-1 if none)."""
+    observed = ~torch.isnan(values).all(-1)  # (B, T)
+    T = values.shape[1]
+    ar = torch.arange(T, device=values.device).expand_as(observed)
+    idx = torch.where(observed, ar, torch.full_like(ar, -1)).max(1).values
+    return torch.where(idx < 0, torch.full_like(idx, T - 1), idx)
+
+
+def _gather_time(states: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """states (B, T, F), idx (B,) -> (B, F)."""
+    return states[torch.arange(states.shape[0], device=states.device), idx]
+
+
+def _check_channels(values: torch.Tensor, input_size: int) -> None:
+    if values.shape[-1] != input_size:
+        raise ValueError(f"values must have {input_size} channels (the model's input_size) on the last axis; "
+                         f"got shape {tuple(values.shape)}")
+
+
+def resolve_gradient(gradient: str | None, adjoint: bool) -> str:
+    """The gradient mode from ``gradient`` and the ``adjoint=True`` shorthand."""
+    if gradient is None:
+        return "adjoint" if adjoint else "backprop"
+    if gradient not in GRADIENTS:
+        raise ValueError(f"unknown gradient mode {gradient!r}; expected one of {', '.join(map(repr, GRADIENTS))}")
+    if adjoint and gradient != "adjoint":
+        raise ValueError(f"adjoint=True contradicts gradient={gradient!r}; pass only one of them")
+    return gradient
+
+
+class ContinuousRNN(nn.Module):
+    """A recurrent field integrated through an interpolated input, then a linear readout.
+
+    The hidden state starts at h0 (zeros by default) one first gap before the first sample,
+    t0 = 2 t_1 - t_2 (0 when ``times`` is None, i.e. t_k = k), and is integrated by ``method``
+    (any name in ``solvers.METHODS``).  Fixed-step methods step on a grid aligned with the
+    sample times: one step per gap when ``step_size`` is None, else each gap split into equal
+    steps no longer than ``step_size``.  With times eps*k, step eps and a "hold" input this is
+    exactly ``DiscreteRNN(field.discretize(method, eps))``.
+
+    Shared times (T,) are integrated in real time.  Per-sample times (B, T) are integrated on an
+    index clock (sample k at s = k, see :meth:`Field.driven_by`), so each sample steps through its
+    own gaps and gets what it would get alone; with ``step_size`` a gap gets the number of steps
+    that the longest gap at that position in the batch needs.
+
+    Args:
+        field: a :class:`Field`.
+        output_size: width of the linear readout of the last state's features.
+        method: solver name; "euler" (the papers' discretisation) by default.
+        step_size: fixed-step size in time units; None for one step per sample gap.
+        interpolation: "hold" (a discrete RNN's input), "linear", "cubic" or "natural".
+        adjoint: shorthand for gradient="adjoint".
+        rtol, atol: adaptive solvers' tolerances (loose defaults suit training).
+        gradient: "backprop" (default), "adjoint" (torchdiffeq's adjoint: memory flat in T) or
+            "checkpoint".
+    """
+
+    def __init__(self, field: Field, output_size: int, method: str = "euler", step_size: float | None = None,
+                 interpolation: str = "hold", adjoint: bool = False, rtol: float = 1e-3, atol: float = 1e-5,
+                 gradient: str | None = None):
+        super().__init__()
+        if not isinstance(field, Field):
+            raise TypeError(f"field must be a neuralode_rnn Field (e.g. nr.LipschitzField); got {type(field).__name__}")
+        if method not in solvers.METHODS:
+            raise ValueError(f"unknown method {method!r}; expected one of {', '.join(sorted(solvers.METHODS))}")
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"unknown interpolation {interpolation!r}; expected one of "
+                             f"{', '.join(map(repr, INTERPOLATIONS))}")
+        if step_size is not None and not (isinstance(step_size, (int, float)) and step_size > 0):
+            raise ValueError(f"step_size must be None or a positive number; got {step_size!r}")
+        if not isinstance(output_size, int) or output_size < 1:
+            raise ValueError(f"output_size must be a positive int; got {output_size!r}")
+        self.field = field
+        self.method = method
+        self.step_size = step_size
+        self.interpolation = interpolation
+        self.rtol = rtol
+        self.atol = atol
+        self.gradient = resolve_gradient(gradient, adjoint)
+        self.readout = nn.Linear(field.feature_size, output_size)
+        self.nfe = 0  # function evaluations of the last solve
+
+    @property
+    def adjoint(self) -> bool:
+        return self.gradient == "adjoint"
+
+    @property
+    def fixed_step(self) -> bool:
+        return solvers.METHODS[self.method].kind == "fixed"
+
+    # -------------------------------------------------------------- integration
+    def _h0(self, h0, B: int, dtype: torch.dtype, device) -> torch.Tensor:
+        if h0 is None:
+            return self.field.initial_state(B, dtype, device)
+        self.field.check_state(h0, B, name="h0")
+        return h0
+
+    def _solve(self, driven, h0: torch.Tensor, t: torch.Tensor, jump_t: torch.Tensor, step_size) -> torch.Tensor:
+        counter = _Counter(driven)
+        # The input map reaches the solve only through the projected path's coefficients, which are
+        # passed instead: listing both would count its adjoint gradient twice.
+        mapped = {id(p) for p in self.field.input_map.parameters()}
+        params = tuple(p for p in self.field.parameters() if p.requires_grad and id(p) not in mapped)
+        params = params + driven.extra_tensors()
+        out = solvers.odeint(counter, h0, t, method=self.method, step_size=step_size, rtol=self.rtol,
+                             atol=self.atol, gradient=self.gradient, jump_t=jump_t,
+                             adjoint_params=params if self.gradient == "adjoint" else None)
+        self.nfe = counter.nfe
+        return out
+
+    def solve_path(self, path: Path, h0: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states (B, T, N) at the path's knots, starting one first gap before them."""
+        B, T = path.batch_size, path.length
+        h0 = self._h0(h0, B, path.dtype, path.device)
+        if not path.per_sample:
+            knots = path.knots
+            t0 = 2 * knots[:1] - knots[1:2] if T > 1 else knots[:1] - 1
+            t = torch.cat([t0, knots])
+            out = self._solve(self.field.driven_by(path), h0, t, knots, self.step_size)
+            return out[1:].transpose(0, 1)
+        driven = self.field.driven_by(path, clock="index")
+        s = torch.arange(-1, T, dtype=path.dtype, device=path.device)
+        if self.step_size is None or not self.fixed_step:
+            out = self._solve(driven, h0, s, s, None)
+            return out[1:].transpose(0, 1)
+        # per-sample gaps: split gap j into n_j equal index steps, n_j set by the longest gap there
+        longest = driven.rates.max(0).values.detach().cpu().tolist()
+        pieces = [max(1, math.ceil(g / self.step_size - 1e-9)) for g in longest]
+        grid, keep = [-1.0], []
+        for j, n in enumerate(pieces):
+            grid.extend(j - 1 + i / n for i in range(1, n + 1))
+            keep.append(len(grid) - 1)
+        grid_t = torch.tensor(grid, dtype=path.dtype, device=path.device)
+        out = self._solve(driven, h0, grid_t, s, None)
+        return out[keep[:T]].transpose(0, 1)
+
+    def path(self, values: torch.Tensor, times: torch.Tensor | None = None) -> Path:
+        """The input path this model integrates (validates the values)."""
+        _check_values(values)
+        _check_channels(values, self.field.input_size)
+        return interpolate(values, times, self.interpolation)
+
+    def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None,
+                   h0: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states (B, T, N) at the sample times (complex for complex fields)."""
+        return self.solve_path(self.path(values, times), h0)
+
+    def forward(self, values: torch.Tensor, times: torch.Tensor | None = None,
+                h0: torch.Tensor | None = None) -> torch.Tensor:
+        """Readout (B, output_size) of the state at each sample's last observed time."""
+        states = self.trajectory(values, times, h0)
+        last = _gather_time(states, last_observed_index(values))
+        return self.readout(self.field.features(last))
+
+
+class DiscreteRNN(nn.Module):
+    """A discrete cell stepped once per sample, then a linear readout: h_k = cell(h_{k-1}, x_k).
+
+    For a :class:`FieldCell` the samples are projected through the field's input map in one matmul
+    and the loop reads them with ``unbind`` (indexing ``u[:, k]`` in the loop would make backward
+    O(T^2)).  Missing values (NaN) are filled by carrying the last observation forward, as the
+    "hold" path does.  ``times`` is accepted for a common signature and must be None or evenly
+    spaced: a discrete cell has one fixed step.
+    """
+
+    def __init__(self, cell: nn.Module, output_size: int):
+        super().__init__()
+        self.cell = cell
+        field = getattr(cell, "field", None)
+        self._features = field.features if field is not None else (lambda h: h)
+        feat = field.feature_size if field is not None else cell.hidden_size
+        self.readout = nn.Linear(feat, output_size)
+
+    def _h0(self, h0, B: int, dtype, device) -> torch.Tensor:
+        field = getattr(self.cell, "field", None)
+        if field is None:
+            return torch.zeros(B, self.cell.hidden_size, dtype=dtype, device=device) if h0 is None else h0
+        if h0 is None:
+            return field.initial_state(B, dtype, device)
+        field.check_state(h0, B, name="h0")
+        return h0
+
+    def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None,
+                   h0: torch.Tensor | None = None) -> torch.Tensor:
+        _check_values(values)
+        _check_channels(values, self.cell.input_size)
+        if times is not None:
+            t = torch.as_tensor(times, dtype=values.dtype)
+            d = t[..., 1:] - t[..., :-1]
+            if d.numel() and not torch.allclose(d, d.reshape(-1)[:1].expand_as(d), rtol=1e-6, atol=1e-9):
+                raise ValueError("a DiscreteRNN steps once per sample and needs evenly spaced times; got uneven "
+                                 "times: use ContinuousRNN for irregular samples")
+        times_for_fill = torch.arange(values.shape[1], dtype=values.dtype, device=values.device)
+        x = _fill(values, times_for_fill, "hold")
+        B = x.shape[0]
+        h = self._h0(h0, B, x.dtype, x.device)
+        states = []
+        if isinstance(self.cell, FieldCell):
+            u = self.cell.field.input_map(x)
+            for u_k in u.unbind(1):
+                h = self.cell.step(h, u_k)
+                states.append(h)
+        else:
+            for x_k in x.unbind(1):
+                h = self.cell(h, x_k)
+                states.append(h)
+        return torch.stack(states, 1)
+
+    def forward(self, values: torch.Tensor, times: torch.Tensor | None = None,
+                h0: torch.Tensor | None = None) -> torch.Tensor:
+        states = self.trajectory(values, times, h0)
+        last = _gather_time(states, last_observed_index(values))
+        return self.readout(self._features(last))
+
+
+class TorchRNN(nn.Module):
+    """torch.nn.LSTM / GRU baseline (batch_first) with the same call signature and readout.
+
+    Missing values are carried forward; the readout reads each sample's last observed step.
+    """
+
+    def __init__(self, kind: str, input_size: int, hidden_size: int, output_size: int, num_layers: int = 1):
+        super().__init__()
+        layers = {"lstm": nn.LSTM, "gru": nn.GRU}
+        if kind not in layers:
+            raise ValueError(f"unknown baseline {kind!r}; expected 'lstm' or 'gru'")
+        self.kind = kind
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.rnn = layers[kind](input_size, hidden_size, num_layers=num_layers, batch_first=True)
+        self.readout = nn.Linear(hidden_size, output_size)
+
+    def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None, h0=None) -> torch.Tensor:
+        _check_values(values)
+        _check_channels(values, self.input_size)
+        x = _fill(values, torch.arange(values.shape[1], dtype=values.dtype, device=values.device), "hold")
+        out, _ = self.rnn(x) if h0 is None else self.rnn(x, h0)
+        return out
+
+    def forward(self, values: torch.Tensor, times: torch.Tensor | None = None, h0=None) -> torch.Tensor:
+        states = self.trajectory(values, times, h0)
+        return self.readout(_gather_time(states, last_observed_index(values)))
+
+
+class _Counter(nn.Module):
+    """Counts function evaluations of a driven field (NFE), passing everything through."""
+
+    def __init__(self, func: nn.Module):
+        super().__init__()
+        self.func = func
+        self.nfe = 0
+
+    def extra_tensors(self):
+        return self.func.extra_tensors()
+
+    def forward(self, t, h):
+        self.nfe += 1
+        return self.func(t, h)

@@ -1,0 +1,312 @@
+"""The bridge: a field integrated on a held input with step eps at times eps*k is the paper's cell.
+
+Each paper recurrence is written out here from its equation, with the parameters read from the
+field's raw tensors, and compared with ContinuousRNN.trajectory to 1e-12 (float64).
+"""
+
+import math
+
+import pytest
+import torch
+
+import neuralode_rnn as nr
+
+EPS = 0.1
+B, T, D, N = 3, 7, 2, 5
+
+
+# ------------------------------------------------------------------ the papers' right-hand sides
+def lipschitz_f(field):
+    I = torch.eye(N, dtype=torch.float64)
+    MA, MW, beta = field.M_A, field.M_W, field.beta_A
+    A = (1 - beta) * (MA + MA.T) + beta * (MA - MA.T) - field.gamma_A * I
+    W = (1 - beta) * (MW + MW.T) + beta * (MW - MW.T) - field.gamma_W * I
+    U, b = field.input_map.weight, field.input_map.bias
+    return lambda h, x: h @ A.T + torch.tanh(h @ W.T + x @ U.T + b)
+
+
+def antisymmetric_f(field):
+    I = torch.eye(N, dtype=torch.float64)
+    Wg = field.M - field.M.T - field.gamma * I
+    V, b = field.input_map.weight, field.input_map.bias
+    if not field.gated:
+        return lambda h, x: torch.tanh(h @ Wg.T + x @ V.T + b)
+    Vh, Vz, bh, bz = V[:N], V[N:], b[:N], b[N:]
+    return lambda h, x: torch.sigmoid(h @ Wg.T + x @ Vz.T + bz) * torch.tanh(h @ Wg.T + x @ Vh.T + bh)
+
+
+def ctrnn_f(field):
+    W, U, b = field.M, field.input_map.weight, field.input_map.bias
+    return lambda h, x: -h + torch.tanh(h @ W.T + x @ U.T + b)
+
+
+def modrelu_ref(z, b):
+    mag = z.abs()
+    return z * torch.relu(mag + b) / mag
+
+
+def unitary_f(field):
+    W = field.U
+    V = torch.complex(field.input_map.weight[:N], field.input_map.weight[N:])
+    return lambda h, x: -h + modrelu_ref(h @ W.T + x.to(h.dtype) @ V.T, field.b)
+
+
+# ------------------------------------------------------------------ the schemes, written out
+def euler(f, h, x, e):
+    return h + e * f(h, x)
+
+
+def midpoint(f, h, x, e):
+    return h + e * f(h + 0.5 * e * f(h, x), x)
+
+
+def heun(f, h, x, e):
+    k1 = f(h, x)
+    k2 = f(h + e * k1, x)
+    return h + 0.5 * e * (k1 + k2)
+
+
+def rk4(f, h, x, e):
+    k1 = f(h, x)
+    k2 = f(h + 0.5 * e * k1, x)
+    k3 = f(h + 0.5 * e * k2, x)
+    k4 = f(h + e * k3, x)
+    return h + e / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+
+
+SCHEMES = {"euler": euler, "midpoint": midpoint, "heun": heun, "rk4": rk4}
+
+FAMILIES = {
+    "lipschitz": (lambda: nr.LipschitzField(D, N, beta=0.7, gamma_A=0.05, gamma_W=0.02, init_std=3.0), lipschitz_f),
+    "antisymmetric": (lambda: nr.AntisymmetricField(D, N, gamma=0.1), antisymmetric_f),
+    "antisymmetric-gated": (lambda: nr.AntisymmetricField(D, N, gamma=0.1, gated=True), antisymmetric_f),
+    "ctrnn": (lambda: nr.CTRNNField(D, N), ctrnn_f),
+    "unitary": (lambda: nr.UnitaryField(D, N, bias_init=-0.1), unitary_f),
+}
+
+
+def _make(family):
+    build, ref = FAMILIES[family]
+    field = build().double()
+    if family == "unitary":
+        field.U.data = field.U.data.to(torch.complex128)
+    return field, ref(field)
+
+
+def _recurrence(f, x, e, scheme, complex_state=False):
+    dtype = torch.complex128 if complex_state else torch.float64
+    h = torch.zeros(x.shape[0], N, dtype=dtype)
+    out = []
+    for k in range(x.shape[1]):
+        h = scheme(f, h, x[:, k], e)
+        out.append(h)
+    return torch.stack(out, 1)
+
+
+@pytest.mark.parametrize("method", list(SCHEMES))
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_continuous_on_hold_input_is_the_paper_recurrence(family, method):
+    field, f = _make(family)
+    x = torch.randn(B, T, D, dtype=torch.float64)
+    times = EPS * torch.arange(1, T + 1, dtype=torch.float64)
+    model = nr.ContinuousRNN(field, 3, method=method, step_size=EPS, interpolation="hold").double()
+    with torch.no_grad():
+        got = model.trajectory(x, times)
+        want = _recurrence(f, x, EPS, SCHEMES[method], field.is_complex)
+        disc = nr.DiscreteRNN(field.discretize(method, EPS), 3).double().trajectory(x)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    torch.testing.assert_close(disc, want, rtol=0, atol=1e-12)
+
+
+def test_unitary_euler_with_unit_step_is_the_urnn():
+    field, _ = _make("unitary")
+    x = torch.randn(B, T, D, dtype=torch.float64)
+    V = torch.complex(field.input_map.weight[:N], field.input_map.weight[N:])
+    h = torch.zeros(B, N, dtype=torch.complex128)
+    want = []
+    with torch.no_grad():
+        for k in range(T):
+            h = modrelu_ref(h @ field.U.T + x[:, k].to(h.dtype) @ V.T, field.b)
+            want.append(h)
+        got = nr.ContinuousRNN(field, 2, method="euler").double().trajectory(x)
+    torch.testing.assert_close(got, torch.stack(want, 1), rtol=0, atol=1e-12)
+
+
+def test_step_size_substeps_equal_a_finer_discrete_rnn():
+    """step_size = eps/4 with samples every eps: four held sub-steps per sample."""
+    field, f = _make("lipschitz")
+    x = torch.randn(B, T, D, dtype=torch.float64)
+    times = EPS * torch.arange(1, T + 1, dtype=torch.float64)
+    with torch.no_grad():
+        got = nr.ContinuousRNN(field, 2, method="midpoint", step_size=EPS / 4).double().trajectory(x, times)
+        want = _recurrence(f, x.repeat_interleave(4, 1), EPS / 4, midpoint)[:, 3::4]
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("interpolation", ["linear", "cubic", "natural"])
+def test_smooth_inputs_converge_to_the_same_solution_across_solvers(interpolation):
+    field, _ = _make("lipschitz")
+    x = torch.randn(2, 6, D, dtype=torch.float64)
+    with torch.no_grad():
+        ref = nr.ContinuousRNN(field, 2, method="dopri5", interpolation=interpolation, rtol=1e-11,
+                               atol=1e-12).double().trajectory(x)
+        errs = []
+        for h in (0.05, 0.025):
+            m = nr.ContinuousRNN(field, 2, method="rk4", step_size=h, interpolation=interpolation).double()
+            errs.append((m.trajectory(x) - ref).abs().max().item())
+    assert errs[1] < 1e-6
+    # the path is smooth between knots and the grid is knot-aligned, so RK4 keeps order 4
+    assert abs(math.log2(errs[0] / errs[1]) - 4) < 0.15
+
+
+def test_adjoint_gradients_equal_backprop():
+    torch.manual_seed(1)
+    field = nr.LipschitzField(D, N, init_std=2.0).double()
+    x = torch.randn(B, 5, D, dtype=torch.float64)
+    y = torch.randint(0, 3, (B,))
+    grads = {}
+    for gradient in ("backprop", "adjoint"):
+        model = nr.ContinuousRNN(field, 3, method="dopri5", interpolation="cubic", rtol=1e-10, atol=1e-12,
+                                 gradient=gradient).double()
+        torch.manual_seed(2)
+        model.readout.reset_parameters()
+        field.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        grads[gradient] = [p.grad.clone() for p in field.parameters()]
+    for a, b in zip(grads["backprop"], grads["adjoint"]):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-8)
+    assert all(g.abs().sum() > 0 for g in grads["adjoint"])  # input map included
+
+
+@pytest.mark.parametrize("family", ["lipschitz", "antisymmetric-gated", "unitary"])
+def test_gradcheck_through_continuous_model(family):
+    field, _ = _make(family)
+    x = torch.randn(2, 4, D, dtype=torch.float64, requires_grad=True)
+    model = nr.ContinuousRNN(field, 2, method="midpoint", interpolation="linear").double()
+    assert torch.autograd.gradcheck(lambda v: model(v), (x,))
+
+
+@pytest.mark.parametrize("family", ["lipschitz", "antisymmetric", "ctrnn", "unitary"])
+def test_gradcheck_field_rhs(family):
+    field, _ = _make(family)
+    dtype = torch.complex128 if field.is_complex else torch.float64
+    h = torch.randn(2, N, dtype=dtype, requires_grad=True)
+    u = torch.randn(2, field.input_map.out_features, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(field.rhs, (h, u))
+
+
+@pytest.mark.parametrize("method,step_size,tol", [("euler", None, 1e-12), ("rk4", None, 1e-12),
+                                                  ("dopri5", None, 1e-7)])
+@pytest.mark.parametrize("interpolation", ["hold", "cubic"])
+def test_per_sample_times_equal_each_sample_alone(method, step_size, tol, interpolation):
+    field, _ = _make("lipschitz")
+    x = torch.randn(3, 6, D, dtype=torch.float64)
+    g = torch.Generator().manual_seed(3)
+    times = torch.cumsum(torch.rand(3, 6, generator=g, dtype=torch.float64) * 0.3 + 0.05, 1)
+    model = nr.ContinuousRNN(field, 2, method=method, step_size=step_size, interpolation=interpolation,
+                             rtol=1e-10, atol=1e-12).double()
+    with torch.no_grad():
+        both = model.trajectory(x, times)
+        for b in range(3):
+            alone = model.trajectory(x[b:b + 1], times[b])
+            torch.testing.assert_close(both[b:b + 1], alone, rtol=0, atol=tol)
+
+
+def test_per_sample_times_with_step_size_converge_to_each_sample_alone():
+    field, _ = _make("lipschitz")
+    x = torch.randn(2, 5, D, dtype=torch.float64)
+    times = torch.tensor([[0.1, 0.2, 0.5, 0.6, 0.9], [0.2, 0.25, 0.3, 0.7, 0.8]], dtype=torch.float64)
+    with torch.no_grad():
+        both = nr.ContinuousRNN(field, 2, method="rk4", step_size=0.01, interpolation="linear").double()
+        exact = nr.ContinuousRNN(field, 2, method="dopri5", rtol=1e-11, atol=1e-12, interpolation="linear").double()
+        got = both.trajectory(x, times)
+        for b in range(2):
+            alone = both.trajectory(x[b:b + 1], times[b])
+            ref = exact.trajectory(x[b:b + 1], times[b])
+            # the batch takes at least as many steps per gap as the sample alone: no less accurate
+            err_both, err_alone = (got[b:b + 1] - ref).abs().max(), (alone - ref).abs().max()
+            assert err_both <= err_alone * 1.01 + 1e-12
+            assert err_alone < 1e-6
+
+
+def test_readout_reads_the_last_observed_step():
+    field, _ = _make("lipschitz")
+    model = nr.ContinuousRNN(field, 4).double()
+    x = torch.randn(2, 6, D, dtype=torch.float64)
+    x[1, 4:] = float("nan")
+    with torch.no_grad():
+        states = model.trajectory(x)
+        out = model(x)
+        short = model(x[1:, :4])
+    torch.testing.assert_close(out[0], model.readout(states[0, -1]))
+    torch.testing.assert_close(out[1:], short, rtol=0, atol=1e-12)
+
+
+def test_float32_runs_and_is_close_to_float64():
+    field = nr.LipschitzField(D, N)
+    model = nr.ContinuousRNN(field, 3, method="rk4")
+    x = torch.randn(B, T, D)
+    out32 = model(x)
+    assert out32.dtype == torch.float32
+    out64 = model.double()(x.double())
+    torch.testing.assert_close(out32.double(), out64, rtol=1e-4, atol=1e-5)
+
+
+def test_lipschitz_matrices_have_the_symmetric_skew_structure():
+    f = nr.LipschitzField(2, 6, beta=1.0, gamma_A=0.3, gamma_W=0.0)
+    A = f.A.detach()
+    torch.testing.assert_close(A + A.T, -0.6 * torch.eye(6))  # beta = 1: skew minus gamma I
+    assert f.input_map.in_features == 2 and f.input_map.out_features == 6
+    g = nr.AntisymmetricField(2, 6, gamma=0.2).W.detach()
+    torch.testing.assert_close(torch.linalg.eigvals(g).real, torch.full((6,), -0.2), rtol=0, atol=1e-5)
+
+
+def test_nfe_is_counted():
+    model = nr.ContinuousRNN(nr.CTRNNField(D, N), 2, method="rk4")
+    model(torch.randn(2, 5, D))
+    assert model.nfe == 4 * 5 + 1  # four stages a step, five steps, and the solver's one shape check
+
+
+# ------------------------------------------------------------------------------------ errors
+def test_error_wrong_channel_count():
+    model = nr.ContinuousRNN(nr.LipschitzField(3, N), 2)
+    with pytest.raises(ValueError, match=r"values must have 3 channels .* got shape \(2, 5, 2\)"):
+        model(torch.randn(2, 5, 2))
+
+
+def test_error_hidden_state_shape():
+    model = nr.ContinuousRNN(nr.LipschitzField(D, N), 2)
+    with pytest.raises(ValueError, match=r"h0 must have shape \(batch, hidden_size\) = \(2, 5\); got \(2, 4\)"):
+        model(torch.randn(2, 5, D), h0=torch.zeros(2, 4))
+    g = nr.LipschitzField(D, N).driven_by(nr.interpolate(torch.randn(2, 5, D)))
+    with pytest.raises(ValueError, match=r"hidden state must have shape \(batch, hidden_size\) = \(2, 5\)"):
+        g(torch.tensor(1.0), torch.zeros(3, 5))
+
+
+def test_error_unknown_method_and_interpolation():
+    with pytest.raises(ValueError, match="unknown method 'rk5'; expected one of .*dopri5.*euler"):
+        nr.ContinuousRNN(nr.LipschitzField(D, N), 2, method="rk5")
+    with pytest.raises(ValueError, match="unknown interpolation 'spline'"):
+        nr.ContinuousRNN(nr.LipschitzField(D, N), 2, interpolation="spline")
+
+
+def test_error_gradient_modes():
+    with pytest.raises(ValueError, match="unknown gradient mode 'exact'"):
+        nr.ContinuousRNN(nr.LipschitzField(D, N), 2, gradient="exact")
+    with pytest.raises(ValueError, match="adjoint=True contradicts gradient='backprop'"):
+        nr.ContinuousRNN(nr.LipschitzField(D, N), 2, adjoint=True, gradient="backprop")
+
+
+def test_error_field_arguments():
+    with pytest.raises(ValueError, match="hidden_size must be a positive int; got 0"):
+        nr.LipschitzField(2, 0)
+    with pytest.raises(ValueError, match=r"beta_A must lie in \[0, 1\]; got 1.5"):
+        nr.LipschitzField(2, 3, beta=1.5)
+    with pytest.raises(ValueError, match="the path has 3 channels but the field expects input_size = 2"):
+        nr.LipschitzField(2, 3).driven_by(nr.interpolate(torch.randn(1, 4, 3)))
+
+
+def test_error_integer_values_through_the_model():
+    with pytest.raises(TypeError, match="values must have a floating dtype"):
+        nr.ContinuousRNN(nr.LipschitzField(1, N), 2)(torch.ones(2, 3, 1, dtype=torch.int32))
