@@ -99,11 +99,40 @@ def _torchdiffeq_options(p: Problem) -> dict:
             raise ValueError(f"jump_t is not supported by method {p.method!r}; it is supported by the "
                              f"fixed methods and by the adaptive Runge-Kutta methods "
                              f"({', '.join(_jump_adaptive())})")
-        lo, hi = sorted((float(p.t[0]), float(p.t[-1])))
-        jumps = torch.unique(p.jump_t)
-        # torchdiffeq refuses repeated jump points and has no use for those outside the span.
-        options["jump_t"] = jumps[(jumps > lo) & (jumps < hi)]
+        # torchdiffeq refuses repeated jump points.  Jumps at or beyond t[-1] are kept: an
+        # adaptive step may overshoot t[-1] (the output is then interpolated), and must not
+        # straddle a jump there either.
+        options["jump_t"] = torch.unique(p.jump_t)
     return options
+
+
+class _InsideStart(nn.Module):
+    """Evaluates ``func`` one ulp after ``t0`` instead of at ``t0``.
+
+    torchdiffeq's adaptive solvers evaluate their first stage (and the initial step-size
+    probe) exactly at ``t[0]``.  When ``jump_t`` says func is piecewise, ``t[0]`` is typically a
+    knot, and a zero-order hold closed on the right returns the piece *before* the start
+    there, which costs an O(dt) error in the first step that the error estimate does not see.
+    Moving that one evaluation inside the interval matches our fixed loop's convention.
+    An nn.Module, so func's parameters stay visible to the adjoint.
+    """
+
+    def __init__(self, func: Func, t0: Tensor, t1: Tensor) -> None:
+        super().__init__()
+        self.func = func
+        self.t0 = t0.detach()
+        self.inside = torch.nextafter(self.t0, t1.detach())
+
+    def forward(self, t: Tensor, y: Tensor) -> Tensor:
+        if bool(t == self.t0):
+            t = t + (self.inside - self.t0)
+        return self.func(t, y)
+
+
+def _torchdiffeq_func(p: Problem) -> Func:
+    if p.jump_t is not None and p.t.numel() > 1 and TORCHDIFFEQ_METHODS[p.method].kind == "adaptive":
+        return _InsideStart(p.func, p.t[0], p.t[1])
+    return p.func
 
 
 def _jump_adaptive() -> list[str]:
@@ -115,7 +144,7 @@ def _solve_backprop(p: Problem) -> Tensor:
     if p.tab is not None:
         grid, out_index = knot_grid(p.t, p.jump_t, p.step_size)
         return integrate_fixed(p.func, p.y0, grid, out_index, p.tab)
-    return torchdiffeq.odeint(p.func, p.y0, p.t, rtol=p.rtol, atol=p.atol, method=p.method,
+    return torchdiffeq.odeint(_torchdiffeq_func(p), p.y0, p.t, rtol=p.rtol, atol=p.atol, method=p.method,
                               options=_torchdiffeq_options(p))
 
 
@@ -134,7 +163,7 @@ def _solve_adjoint(p: Problem) -> Tensor:
             f"adjoint_params to list the tensors needing gradients; got func of type "
             f"{type(p.func).__name__} and adjoint_params=None"
         )
-    method, options = p.method, None
+    method, options, func = p.method, None, p.func
     if p.tab is not None:
         equivalent = _adjoint_equivalent(p.tab)
         if equivalent is None:
@@ -149,7 +178,8 @@ def _solve_adjoint(p: Problem) -> Tensor:
         options = {"grid_constructor": _grid_constructor(p.jump_t, p.step_size), "perturb": True}
     else:
         options = _torchdiffeq_options(p)
-    return torchdiffeq.odeint_adjoint(p.func, p.y0, p.t, rtol=p.rtol, atol=p.atol, method=method,
+        func = _torchdiffeq_func(p)
+    return torchdiffeq.odeint_adjoint(func, p.y0, p.t, rtol=p.rtol, atol=p.atol, method=method,
                                       options=options, adjoint_params=p.adjoint_params)
 
 

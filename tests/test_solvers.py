@@ -1,0 +1,489 @@
+"""Tests for solvers.odeint, the fixed-step loop, tableaux, methods and accuracy helpers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torchdiffeq
+
+import solvers
+from solvers.fixed import knot_grid
+from solvers.odeint import GRADIENT_MODES
+
+DT = torch.float64
+TABLEAU_NAMES = sorted(solvers.TABLEAUX)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+# --------------------------------------------------------------------------- shared problems
+
+
+def forced_decay(t, y):
+    """y' = -y + sin(t): smooth, time-dependent, with an exact solution."""
+    return -y + torch.sin(t)
+
+
+def forced_decay_exact(t, y0):
+    # y(t) = (y0 + 1/2) e^{-t} + (sin t - cos t) / 2
+    t = t.reshape(-1, *([1] * y0.ndim))
+    return (y0 + 0.5) * torch.exp(-t) + 0.5 * (torch.sin(t) - torch.cos(t))
+
+
+class Hold:
+    """Piecewise-constant input: values[k] between knots[k-1] and knots[k], held on
+    (knots[k-1], knots[k]] (right=True, the DESIGN's "hold") or on [knots[k-1], knots[k])
+    (right=False); values[0] before the first knot and values[-1] after the last."""
+
+    def __init__(self, knots, values, right=True):
+        self.knots, self.values, self.right = knots, values, right
+
+    def __call__(self, t):
+        return self.values[torch.searchsorted(self.knots, t.reshape(1), right=not self.right)[0]]
+
+
+def _knots():
+    gaps = torch.tensor([0.3, 0.17, 0.5, 0.23, 0.41, 0.29], dtype=DT)
+    return torch.cat([torch.zeros(1, dtype=DT), torch.cumsum(gaps, 0)])
+
+
+class SmallField(torch.nn.Module):
+    def __init__(self, n=3):
+        super().__init__()
+        self.lin = torch.nn.Linear(n, n).double()
+        self.w = torch.nn.Parameter(torch.randn(n, dtype=DT) * 0.3)
+
+    def forward(self, t, y):
+        return torch.tanh(self.lin(y)) + self.w * torch.cos(t)
+
+
+# --------------------------------------------------------------------------- agreement with torchdiffeq
+
+
+# torchdiffeq's "rk4" is rk_common.rk4_alt_step_func: k2 at 1/3, k3 = f(t0 + 2/3 dt, y0 + dt(k2 - k1/3)),
+# k4 = f(t1, y0 + dt(k1 - k2 + k3)), weights (1, 3, 3, 1)/8 -- Kutta's 3/8 rule, our "rk38".
+# torchdiffeq's "heun2" is fixed_grid.Heun2: c2 = 1, a21 = 1, b = (1/2, 1/2), our "heun".
+@pytest.mark.parametrize("ours, theirs", [("euler", "euler"), ("midpoint", "midpoint"), ("heun", "heun2"),
+                                           ("rk38", "rk4")])
+def test_tableau_matches_torchdiffeq(ours, theirs):
+    t = torch.cumsum(torch.rand(40, dtype=DT) * 0.1 + 0.01, 0)
+    y0 = torch.randn(2, 3, dtype=DT)
+    mine = solvers.odeint(forced_decay, y0, t, method=ours)
+    ref = torchdiffeq.odeint(forced_decay, y0, t, method=theirs)
+    assert mine.shape == (40, 2, 3)
+    torch.testing.assert_close(mine, ref, rtol=0, atol=1e-12)
+
+
+def _by_hand_step(name, f, t0, t1, y):
+    dt = t1 - t0
+    if name == "ralston":
+        k1 = f(t0, y)
+        k2 = f(t0 + 2 * dt / 3, y + 2 * dt / 3 * k1)
+        return y + dt * (k1 / 4 + 3 * k2 / 4)
+    if name == "rk4":
+        k1 = f(t0, y)
+        k2 = f(t0 + dt / 2, y + dt / 2 * k1)
+        k3 = f(t0 + dt / 2, y + dt / 2 * k2)
+        k4 = f(t1, y + dt * k3)
+        return y + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("name", ["ralston", "rk4"])
+def test_tableau_matches_step_written_by_hand(name):
+    t = torch.cumsum(torch.rand(30, dtype=DT) * 0.1 + 0.01, 0)
+    y0 = torch.randn(4, dtype=DT)
+    ys = [y0]
+    for k in range(len(t) - 1):
+        ys.append(_by_hand_step(name, forced_decay, t[k], t[k + 1], ys[-1]))
+    torch.testing.assert_close(solvers.odeint(forced_decay, y0, t, method=name), torch.stack(ys),
+                               rtol=0, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- convergence order
+
+
+@pytest.mark.parametrize("name", TABLEAU_NAMES)
+def test_convergence_order(name):
+    y0 = torch.tensor([1.0, -0.5], dtype=DT)
+    t = torch.tensor([0.0, 1.0, 2.0], dtype=DT)
+    exact = forced_decay_exact(t, y0)
+    hs = [0.1, 0.05, 0.025, 0.0125]
+    errors = [float((solvers.odeint(forced_decay, y0, t, method=name, step_size=h) - exact).abs().max())
+              for h in hs]
+    order = solvers.observed_order(errors, hs)
+    assert abs(order - solvers.TABLEAUX[name].order) < 0.15, (errors, order)
+
+
+def test_knot_aligned_grid_keeps_order_on_held_input():
+    # y' = -y + u(t), u held on (k_{i-1}, k_i]: piecewise smooth.  With jump_t the grid never steps
+    # over a knot, so rk4 keeps order 4 even though the knots are not multiples of step_size.
+    knots = _knots()
+    u = Hold(knots, torch.tensor([0.0, 1.0, -2.0, 0.5, 3.0, -1.0, 2.0, 0.0], dtype=DT))
+    y = torch.tensor(0.7, dtype=DT)
+    for k in range(1, len(knots)):  # exact: relax towards u_k on each piece
+        y = u.values[k] + (y - u.values[k]) * torch.exp(-(knots[k] - knots[k - 1]))
+    t = knots[[0, -1]]
+    hs = [0.1, 0.05, 0.025]
+    errors = [float((solvers.odeint(lambda s, z: -z + u(s), torch.tensor(0.7, dtype=DT), t, method="rk4",
+                                    step_size=h, jump_t=knots)[-1] - y).abs()) for h in hs]
+    # Per-piece step counts ceil(gap / h) do not exactly double, so the fitted slope is only
+    # near 4 (4.6 here); stepping over the knots would give slope ~1 and errors ~1e-3.
+    assert solvers.observed_order(errors, hs) > 3.5 and errors[-1] < 1e-9, errors
+    stepped_over = solvers.odeint(lambda s, z: -z + u(s), torch.tensor(0.7, dtype=DT), t, method="rk4",
+                                  step_size=0.025)[-1]
+    assert abs(float(stepped_over - y)) > 1e3 * errors[-1]
+
+
+# --------------------------------------------------------------------------- jumps and stage times
+
+
+@pytest.mark.parametrize("right", [True, False], ids=["held-on-(a,b]", "held-on-[a,b)"])
+@pytest.mark.parametrize("step_size", [None, 0.07])
+@pytest.mark.parametrize("name", TABLEAU_NAMES)
+def test_stages_read_their_own_piece(name, step_size, right):
+    # y' = u(t): every consistent method integrates a constant exactly, so any stage that reads
+    # a neighbouring piece (1e6 past the end, or a different value) shows up as an error.
+    knots = _knots()
+    values = torch.randn(len(knots) + 1, 2, dtype=DT)
+    if right:
+        values[0] = 1e6  # the piece before knots[0] must never be read
+    else:
+        values[-1] = 1e6  # the piece after the last knot must never be read
+    u = Hold(knots, values, right=right)
+    sol = solvers.odeint(lambda t, y: u(t), torch.zeros(2, dtype=DT), knots, method=name,
+                         step_size=step_size)
+    # In both conventions the piece between knots[k-1] and knots[k] holds values[k].
+    gaps = knots[1:] - knots[:-1]
+    exact = torch.cat([torch.zeros(1, 2, dtype=DT), torch.cumsum(gaps[:, None] * values[1:-1], 0)])
+    torch.testing.assert_close(sol, exact, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", TABLEAU_NAMES)
+def test_jump_t_puts_grid_points_on_knots(name):
+    knots = _knots()
+    values = torch.randn(len(knots) + 1, dtype=DT)
+    values[0] = 1e6
+    u = Hold(knots, values)
+    t = torch.tensor([0.0, 1.0, float(knots[-1])], dtype=DT)  # outputs between knots
+    sol = solvers.odeint(lambda s, y: u(s).expand_as(y), torch.zeros(1, dtype=DT), t, method=name,
+                         step_size=0.2, jump_t=knots)
+    def integral(x):
+        lo = knots[:-1].clamp(max=x)
+        hi = knots[1:].clamp(max=x)
+        return float(((hi - lo) * values[1:-1]).sum())
+    exact = torch.tensor([[integral(float(s))] for s in t], dtype=DT)
+    torch.testing.assert_close(sol, exact, rtol=0, atol=1e-12)
+
+
+def test_knot_grid_substeps_are_equal_and_bounded():
+    t = torch.tensor([0.0, 0.3, 1.0], dtype=DT)
+    grid, pos = knot_grid(t, torch.tensor([0.5, 0.3, 7.0, -1.0], dtype=DT), step_size=0.1)
+    # 0.3 / 0.1 is 2.9999999999999996 in floating point: 3 steps, not 4
+    assert pos == [0, 3, len(grid) - 1]
+    assert torch.equal(grid[pos], t)
+    assert bool((grid[1:] - grid[:-1]).max() <= 0.1 + 1e-15)
+    assert bool((grid == 0.5).any())
+    assert len(grid) == 1 + 3 + 2 + 5
+    back, pos_back = knot_grid(t.flip(0), torch.tensor([0.5], dtype=DT), step_size=0.1)
+    torch.testing.assert_close(back, grid.flip(0), rtol=0, atol=0)
+    assert pos_back == [0, len(grid) - 1 - 3, len(grid) - 1]
+
+
+def test_outputs_at_exact_times_decreasing_and_off_grid():
+    y0 = torch.tensor([0.3], dtype=DT)
+    t = torch.tensor([0.0, 0.25, 0.26, 1.3], dtype=DT)
+    sol = solvers.odeint(forced_decay, y0, t, method="rk4", step_size=0.05)
+    torch.testing.assert_close(sol, forced_decay_exact(t, y0), rtol=0, atol=1e-7)
+    # backwards in time from y(1.3) recovers y(0)
+    back = solvers.odeint(forced_decay, sol[-1], t.flip(0), method="rk4", step_size=0.05)
+    torch.testing.assert_close(back, sol.flip(0), rtol=0, atol=1e-7)
+
+
+# --------------------------------------------------------------------------- adaptive methods
+
+
+def test_jump_t_helps_dopri5_on_discontinuous_input():
+    knots = _knots()
+    # values[0] (before the start, read only at t[0] by a solver that evaluates there) and values[-1]
+    # (after the end, read only by a step overshooting t[-1]) must not influence the answer.
+    u = Hold(knots, torch.tensor([50.0, 1.0, -2.0, 0.5, 3.0, -1.0, 2.0, -50.0], dtype=DT))
+    exact = torch.tensor(0.7, dtype=DT)
+    for k in range(1, len(knots)):
+        exact = u.values[k] + (exact - u.values[k]) * torch.exp(-(knots[k] - knots[k - 1]))
+    t = knots[[0, -1]]
+    nfe = {}
+    for label, jumps in (("without", None), ("with", knots)):
+        f = solvers.CountingFunc(lambda s, z: -z + u(s))
+        sol = solvers.odeint(f, torch.tensor(0.7, dtype=DT), t, method="dopri5", rtol=1e-8, atol=1e-10,
+                             jump_t=jumps)
+        nfe[label] = f.nfe
+        if jumps is not None:
+            assert abs(float(sol[-1] - exact)) < 1e-8
+    assert nfe["with"] < nfe["without"], nfe
+
+
+def test_adjoint_matches_backprop_dopri5():
+    field = SmallField()
+    y0 = torch.randn(3, dtype=DT, requires_grad=True)
+    t = torch.linspace(0, 1.5, 6, dtype=DT)
+    grads = {}
+    for mode in ("backprop", "adjoint"):
+        sol = solvers.odeint(field, y0, t, method="dopri5", rtol=1e-10, atol=1e-12, gradient=mode)
+        loss = (sol ** 2).sum()
+        grads[mode] = torch.autograd.grad(loss, [y0, *field.parameters()])
+    for a, b in zip(grads["backprop"], grads["adjoint"]):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-8)
+
+
+def test_adjoint_params_pass_through():
+    w = torch.randn(3, dtype=DT, requires_grad=True)
+    t = torch.linspace(0, 1, 4, dtype=DT)
+    y0 = torch.ones(3, dtype=DT)
+    out = {}
+    for mode in ("backprop", "adjoint"):
+        sol = solvers.odeint(lambda s, y: -w * y, y0, t, method="dopri5", rtol=1e-10, atol=1e-12,
+                             gradient=mode, adjoint_params=(w,) if mode == "adjoint" else None)
+        out[mode] = torch.autograd.grad(sol.sum(), w)[0]
+    torch.testing.assert_close(out["adjoint"], out["backprop"], rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["euler", "midpoint", "heun", "rk38"])
+def test_adjoint_of_tableau_runs_the_same_grid(name):
+    # Forward values under gradient="adjoint" (torchdiffeq with our grid and perturbed ends) equal
+    # our loop's; gradients agree up to the discretisation of the adjoint ODE.
+    field = SmallField()
+    y0 = torch.randn(3, dtype=DT, requires_grad=True)
+    t = torch.tensor([0.0, 0.4, 1.0], dtype=DT)
+    jumps = torch.tensor([0.13, 0.77], dtype=DT)
+    res = {}
+    for mode in ("backprop", "adjoint"):
+        sol = solvers.odeint(field, y0, t, method=name, step_size=0.01, jump_t=jumps, gradient=mode)
+        res[mode] = (sol, torch.autograd.grad(sol.sum(), y0)[0])
+    torch.testing.assert_close(res["adjoint"][0], res["backprop"][0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(res["adjoint"][1], res["backprop"][1], rtol=0, atol=2e-3)
+
+
+# --------------------------------------------------------------------------- gradients, complex, dtypes
+
+
+def test_gradcheck_through_fixed_loop():
+    knots = torch.tensor([0.0, 0.23, 0.9], dtype=DT)
+    u = Hold(knots, torch.tensor([0.0, 1.0, -1.0, 2.0], dtype=DT))
+
+    def run(y0, w, t):
+        return solvers.odeint(lambda s, y: torch.tanh(w * y) * torch.cos(s) + u(s), y0, t, method="rk4",
+                              step_size=0.07, jump_t=knots[1:2])
+
+    y0 = torch.randn(2, dtype=DT, requires_grad=True)
+    w = torch.randn(2, dtype=DT, requires_grad=True)
+    # output times away from the knots and gaps away from multiples of step_size, so finite
+    # differences in t cross neither a jump nor a change of substep count
+    t = torch.tensor([0.05, 0.4, 0.63], dtype=DT, requires_grad=True)
+    assert torch.autograd.gradcheck(run, (y0, w, t))
+
+
+@pytest.mark.parametrize("name", TABLEAU_NAMES)
+@pytest.mark.parametrize("dtype", [torch.complex128, torch.complex64])
+def test_complex_state_equals_real_and_imaginary_parts(name, dtype):
+    n = 3
+    m = (torch.randn(n, n, dtype=DT) + 1j * torch.randn(n, n, dtype=DT)) * 0.5
+    forcing = torch.randn(n, dtype=DT) + 1j * torch.randn(n, dtype=DT)
+    y0 = torch.randn(n, dtype=DT) + 1j * torch.randn(n, dtype=DT)
+    t = torch.linspace(0, 1, 5, dtype=DT)
+
+    def f_complex(s, y):
+        return m.to(y.dtype) @ y + forcing.to(y.dtype) * torch.sin(s)
+
+    big = torch.cat([torch.cat([m.real, -m.imag], 1), torch.cat([m.imag, m.real], 1)], 0)
+    g = torch.cat([forcing.real, forcing.imag])
+
+    def f_real(s, z):
+        return big @ z + g * torch.sin(s)
+
+    sol = solvers.odeint(f_complex, y0.to(dtype), t, method=name, step_size=0.1)
+    ref = solvers.odeint(f_real, torch.cat([y0.real, y0.imag]), t, method=name, step_size=0.1)
+    assert sol.dtype == dtype
+    tol = 1e-12 if dtype == torch.complex128 else 1e-5
+    torch.testing.assert_close(sol.to(torch.complex128), torch.complex(ref[:, :n], ref[:, n:]),
+                               rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("t_dtype, y_dtype", [(torch.float32, torch.float32), (torch.float64, torch.float32),
+                                              (torch.float32, torch.float64)])
+def test_dtypes_follow_inputs(t_dtype, y_dtype):
+    y0 = torch.ones(2, dtype=y_dtype)
+    t = torch.tensor([0.0, 0.5, 1.0], dtype=t_dtype)
+    seen = []
+
+    def f(s, y):
+        seen.append(s.dtype)
+        return -y
+
+    sol = solvers.odeint(f, y0, t, method="rk4", step_size=0.1, jump_t=[0.3])
+    assert sol.dtype == y_dtype and set(seen) == {t_dtype}
+    torch.testing.assert_close(sol[:, 0].double(), torch.exp(-t.double()), rtol=0, atol=1e-5)
+
+
+def test_torchdiffeq_fixed_method_gets_step_size_and_knot_grid():
+    y0 = torch.tensor([1.0], dtype=DT)
+    t = torch.tensor([0.0, 1.0], dtype=DT)
+    ref = torchdiffeq.odeint(forced_decay, y0, t, method="heun3", options={"step_size": 0.1})
+    torch.testing.assert_close(solvers.odeint(forced_decay, y0, t, method="heun3", step_size=0.1), ref,
+                               rtol=0, atol=0)
+    knots = _knots()
+    u = Hold(knots, torch.randn(len(knots) + 1, dtype=DT))
+    sol = solvers.odeint(lambda s, y: u(s).expand_as(y), torch.zeros(1, dtype=DT), knots[[0, -1]],
+                         method="heun3", step_size=0.1, jump_t=knots, options={"perturb": True})
+    assert abs(float(sol[-1, 0]) - float(((knots[1:] - knots[:-1]) * u.values[1:-1]).sum())) < 1e-12
+
+
+# --------------------------------------------------------------------------- registry, hooks, helpers
+
+
+def test_methods_cover_torchdiffeq_and_tableaux():
+    from torchdiffeq._impl.odeint import SOLVERS
+
+    assert set(SOLVERS) | set(solvers.TABLEAUX) == set(solvers.METHODS)
+    assert solvers.METHODS["dopri5"].order == 5 and solvers.METHODS["dopri5"].kind == "adaptive"
+    assert solvers.METHODS["rk38"] == solvers.MethodInfo(4, 4, "fixed", "tableau")
+    assert solvers.METHODS["heun3"].kind == "fixed"
+    for name, tab in solvers.TABLEAUX.items():
+        assert solvers.METHODS[name].order == tab.order
+
+
+def test_register_gradient_mode_is_a_hook():
+    calls = []
+
+    def fake(problem):
+        calls.append(problem.method)
+        return solvers.odeint(problem.func, problem.y0, problem.t, method=problem.tab, step_size=problem.step_size)
+
+    solvers.register_gradient_mode("test-mode", fake)
+    try:
+        with pytest.raises(ValueError, match="already exists"):
+            solvers.register_gradient_mode("test-mode", fake)
+        sol = solvers.odeint(forced_decay, torch.ones(1, dtype=DT), torch.tensor([0.0, 1.0], dtype=DT),
+                             method="rk4", step_size=0.5, gradient="test-mode")
+        assert calls == ["rk4"] and sol.shape == (2, 1)
+    finally:
+        GRADIENT_MODES.pop("test-mode")
+
+
+def test_work_precision_records_and_nfe():
+    y0 = torch.tensor([1.0], dtype=DT)
+    t = torch.tensor([0.0, 1.0], dtype=DT)
+    recs = solvers.work_precision(forced_decay, y0, t, forced_decay_exact(t, y0), ["rk4", "dopri5"],
+                                  step_sizes=[0.1, 0.05], rtols=[1e-6])
+    assert [(r.method, r.step_size, r.rtol) for r in recs] == [("rk4", 0.1, None), ("rk4", 0.05, None),
+                                                                ("dopri5", None, 1e-6)]
+    assert recs[0].nfe == 1 + 4 * 10 and recs[1].nfe == 1 + 4 * 20  # shape check + 4 stages per step
+    assert recs[1].error < recs[0].error / 10 and recs[2].error < 1e-5
+
+
+def test_observed_order_fits_slope():
+    hs = [0.1, 0.05, 0.025]
+    assert solvers.observed_order([3 * h ** 2.5 for h in hs], hs) == pytest.approx(2.5)
+    with pytest.raises(ValueError, match=r"errors must be positive and finite; got errors\[1\] = 0.0"):
+        solvers.observed_order([1.0, 0.0], [0.1, 0.05])
+    with pytest.raises(ValueError, match="same length"):
+        solvers.observed_order([1.0], [0.1, 0.05])
+
+
+# --------------------------------------------------------------------------- tableau validation
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(a=((), (0.4,)), b=(0.5, 0.5), c=(0.0, 0.5)), r"row 1 of a must sum to c\[1\] = 0.5; got sum = 0.4"),
+    (dict(a=((), (0.5,)), b=(0.5, 0.6), c=(0.0, 0.5)), r"b must sum to 1; got sum\(b\) = 1.1"),
+    (dict(a=((0.1,), (0.5,)), b=(0.5, 0.5), c=(0.1, 0.5)), r"c\[0\] must be 0"),
+    (dict(a=((), (0.5,)), b=(0.5, 0.5), c=(0.0,)), r"c must have one node per stage"),
+    (dict(a=((), (0.25, 0.25)), b=(0.5, 0.5), c=(0.0, 0.5)), r"row 1 of a must hold 1 weights"),
+    (dict(a=((),), b=(1.0,), c=(0.0,), order=0), r"order must be a positive int"),
+])
+def test_tableau_checks_itself(kwargs, match):
+    kwargs.setdefault("order", 2)
+    with pytest.raises(ValueError, match=match):
+        solvers.Tableau("bad", **kwargs)
+
+
+def test_tableau_lookup_and_custom_tableau():
+    assert solvers.tableau("rk4") is solvers.TABLEAUX["rk4"]
+    with pytest.raises(ValueError, match=r"unknown method 'x'; expected one of euler, heun, midpoint"):
+        solvers.tableau("x")
+    # a new method is one table: Kutta's third-order method runs in the same loop
+    kutta3 = solvers.Tableau("kutta3", a=((), (0.5,), (-1.0, 2.0)), b=(1 / 6, 2 / 3, 1 / 6),
+                             c=(0.0, 0.5, 1.0), order=3)
+    y0 = torch.tensor([1.0], dtype=DT)
+    t = torch.tensor([0.0, 1.0], dtype=DT)
+    hs = [0.1, 0.05, 0.025]
+    errs = [float((solvers.odeint(forced_decay, y0, t, method=kutta3, step_size=h)
+                   - forced_decay_exact(t, y0)).abs().max()) for h in hs]
+    assert abs(solvers.observed_order(errs, hs) - 3) < 0.15
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _ok():
+    return dict(func=forced_decay, y0=torch.ones(2, dtype=DT), t=torch.tensor([0.0, 1.0], dtype=DT),
+                method="rk4")
+
+
+@pytest.mark.parametrize("change, error, match", [
+    (dict(t=torch.zeros(2, 2, dtype=DT)), ValueError, r"t must be 1-D and non-empty.*got shape \(2, 2\)"),
+    (dict(t=torch.tensor([0.0, 1.0, 1.0], dtype=DT)), ValueError,
+     r"t must be strictly increasing or strictly decreasing; got t\[2\] = 1.0 after t\[1\] = 1.0"),
+    (dict(t=torch.tensor([0.0, 1.0, 0.5], dtype=DT)), ValueError, r"got t\[2\] = 0.5 after t\[1\] = 1.0"),
+    (dict(t=torch.tensor([0, 1])), TypeError, r"t must have a real floating dtype; got t.dtype = torch.int64"),
+    (dict(t=[0.0, 1.0]), TypeError, r"t must be a 1-D torch.Tensor of times; got list"),
+    (dict(y0=[1.0, 2.0]), TypeError, r"y0 must be a torch.Tensor; got list"),
+    (dict(y0=torch.ones(2, dtype=torch.int64)), TypeError, r"y0 must have a floating or complex dtype"),
+    (dict(func=lambda t, y: torch.ones(3, dtype=DT)), ValueError,
+     r"func returned shape \(3,\) whilst y0 has shape \(2,\)"),
+    (dict(func=lambda t, y: 1.0), TypeError, r"func must return a torch.Tensor; got float"),
+    (dict(method="x"), ValueError, r"unknown method 'x'; expected one of .*dopri5.*rk38"),
+    (dict(step_size=0.0), ValueError, r"step_size must be a positive finite number or None; got step_size = 0.0"),
+    (dict(step_size=-0.1), ValueError, r"got step_size = -0.1"),
+    (dict(rtol=-1e-3), ValueError, r"rtol must be non-negative; got rtol = -0.001"),
+    (dict(atol=-1.0), ValueError, r"atol must be non-negative; got atol = -1.0"),
+    (dict(adjoint=True, gradient="backprop"), ValueError, r"adjoint=True is shorthand for gradient='adjoint'"),
+    (dict(gradient="magic"), ValueError, r"unknown gradient 'magic'; expected one of adjoint, backprop"),
+    (dict(options={"perturb": True}), ValueError, r"method 'rk4' is one of our tableaux and takes none"),
+    (dict(method="dopri5", step_size=0.1), ValueError, r"step_size applies to fixed-step methods; method 'dopri5'"),
+    (dict(method="ralston", gradient="adjoint", func=SmallField(2)), ValueError,
+     r"gradient='adjoint' with method 'ralston' is not available.*euler, heun, midpoint, rk38"),
+    (dict(gradient="adjoint"), ValueError, r"needs func to be an nn.Module .* got func of type function"),
+    (dict(jump_t=torch.zeros(2, 2)), ValueError, r"jump_t must be a 1-D sequence of times; got shape \(2, 2\)"),
+    (dict(method="scipy_solver", jump_t=[0.5]), ValueError, r"jump_t is not supported by method 'scipy_solver'"),
+])
+def test_bad_input(change, error, match):
+    kwargs = _ok()
+    kwargs.update(change)
+    with pytest.raises(error, match=match):
+        solvers.odeint(**kwargs)
+
+
+def test_no_quadratic_backward_cost():
+    # Backward time per step must not grow with the number of steps (outputs are stacked once).
+    import time
+
+    w = torch.tensor(0.5, dtype=DT, requires_grad=True)
+    y0 = torch.ones(64, dtype=DT)
+
+    def cost(n):
+        t = torch.linspace(0, 1, n + 1, dtype=DT)
+        sol = solvers.odeint(lambda s, y: -w * y, y0, t, method="euler")
+        start = time.perf_counter()
+        sol.sum().backward()
+        return (time.perf_counter() - start) / n
+
+    cost(200)  # warm up
+    small, large = min(cost(500) for _ in range(3)), min(cost(4000) for _ in range(3))
+    assert large < 3 * small, (small, large)
+    assert math.isfinite(float(w.grad))
