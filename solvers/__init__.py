@@ -11,19 +11,19 @@ from .stability import max_stable_step, stability_function
 from .tableaux import TABLEAUX, Tableau, tableau
 
 __all__ = [
-    "odeint",
+    "GRADIENT_MODES",
     "METHODS",
-    "MethodInfo",
     "TABLEAUX",
+    "CountingFunc",
+    "MethodInfo",
+    "Problem",
     "Tableau",
-    "tableau",
-    "stability_function",
+    "WorkPrecisionRecord",
     "max_stable_step",
     "observed_order",
-    "work_precision",
-    "WorkPrecisionRecord",
-    "CountingFunc",
-    "GRADIENT_MODES",
-    "Problem",
+    "odeint",
     "register_gradient_mode",
+    "stability_function",
+    "tableau",
+    "work_precision",
 ]

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from torch import Tensor
 from .methods import METHODS
 from .tableaux import Tableau
 
-__all__ = ["observed_order", "CountingFunc", "WorkPrecisionRecord", "work_precision"]
+__all__ = ["CountingFunc", "WorkPrecisionRecord", "observed_order", "work_precision"]
 
 
 def observed_order(errors: Sequence[float], step_sizes: Sequence[float]) -> float:

@@ -33,14 +33,14 @@ Time has ``t``'s dtype; the state may be real or complex of any floating dtype.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from .tableaux import Tableau
 
-__all__ = ["knot_grid", "integrate_fixed"]
+__all__ = ["integrate_fixed", "knot_grid"]
 
 Func = Callable[[Tensor, Tensor], Tensor]
 
@@ -89,8 +89,10 @@ def knot_grid(t: Tensor, jump_t: Tensor | None = None, step_size: float | None =
 
     if step_size is not None and grid.shape[0] > 1:
         gaps = grid[1:] - grid[:-1]
-        ratio = gaps.detach().double() / float(step_size)
-        n = torch.ceil(ratio * (1.0 - _slack(t.dtype))).clamp(min=1).long()
+        # Counts in float64 on the CPU (they are needed on the host anyway, and some devices
+        # have no float64), then moved back to t's device.
+        ratio = gaps.detach().cpu().double() / float(step_size)
+        n = torch.ceil(ratio * (1.0 - _slack(t.dtype))).clamp(min=1).long().to(t.device)
         total = int(n.sum())
         starts = torch.repeat_interleave(grid[:-1], n)
         widths = torch.repeat_interleave(gaps, n)

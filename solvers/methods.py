@@ -16,7 +16,7 @@ from torchdiffeq._impl.odeint import SOLVERS as _TORCHDIFFEQ_SOLVERS
 
 from .tableaux import TABLEAUX
 
-__all__ = ["MethodInfo", "METHODS", "TORCHDIFFEQ_METHODS"]
+__all__ = ["METHODS", "TORCHDIFFEQ_METHODS", "MethodInfo"]
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ Dispatch is two lookups, so new behaviour is a registry entry rather than a rewr
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torchdiffeq
@@ -27,7 +28,7 @@ from .fixed import integrate_fixed, knot_grid
 from .methods import METHODS, TORCHDIFFEQ_METHODS
 from .tableaux import TABLEAUX, Tableau
 
-__all__ = ["odeint", "Problem", "GRADIENT_MODES", "register_gradient_mode", "ADJOINT_EQUIVALENTS"]
+__all__ = ["ADJOINT_EQUIVALENTS", "GRADIENT_MODES", "Problem", "odeint", "register_gradient_mode"]
 
 Func = Callable[[Tensor, Tensor], Tensor]
 

@@ -24,7 +24,7 @@ import numpy as np
 from .methods import METHODS
 from .tableaux import TABLEAUX, Tableau, tableau
 
-__all__ = ["StabilityFunction", "stability_function", "max_stable_step"]
+__all__ = ["StabilityFunction", "max_stable_step", "stability_function"]
 
 # Coefficients of |R(s e^{i theta})|^2 - 1 smaller than this, relative to the largest, are
 # rounding noise and set to zero: e.g. eigenvalues of a skew-symmetric matrix come back from an

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Tableau", "TABLEAUX", "tableau"]
+__all__ = ["TABLEAUX", "Tableau", "tableau"]
 
 # Consistency is checked to this absolute tolerance: the tables below are written with
 # float literals such as 2/3, whose row sums are exact only to rounding.

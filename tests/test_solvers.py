@@ -399,12 +399,12 @@ def test_observed_order_fits_slope():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(a=((), (0.4,)), b=(0.5, 0.5), c=(0.0, 0.5)), r"row 1 of a must sum to c\[1\] = 0.5; got sum = 0.4"),
-    (dict(a=((), (0.5,)), b=(0.5, 0.6), c=(0.0, 0.5)), r"b must sum to 1; got sum\(b\) = 1.1"),
-    (dict(a=((0.1,), (0.5,)), b=(0.5, 0.5), c=(0.1, 0.5)), r"c\[0\] must be 0"),
-    (dict(a=((), (0.5,)), b=(0.5, 0.5), c=(0.0,)), r"c must have one node per stage"),
-    (dict(a=((), (0.25, 0.25)), b=(0.5, 0.5), c=(0.0, 0.5)), r"row 1 of a must hold 1 weights"),
-    (dict(a=((),), b=(1.0,), c=(0.0,), order=0), r"order must be a positive int"),
+    ({"a": ((), (0.4,)), "b": (0.5, 0.5), "c": (0.0, 0.5)}, r"row 1 of a must sum to c\[1\] = 0.5; got sum = 0.4"),
+    ({"a": ((), (0.5,)), "b": (0.5, 0.6), "c": (0.0, 0.5)}, r"b must sum to 1; got sum\(b\) = 1.1"),
+    ({"a": ((0.1,), (0.5,)), "b": (0.5, 0.5), "c": (0.1, 0.5)}, r"c\[0\] must be 0"),
+    ({"a": ((), (0.5,)), "b": (0.5, 0.5), "c": (0.0,)}, r"c must have one node per stage"),
+    ({"a": ((), (0.25, 0.25)), "b": (0.5, 0.5), "c": (0.0, 0.5)}, r"row 1 of a must hold 1 weights"),
+    ({"a": ((),), "b": (1.0,), "c": (0.0,), "order": 0}, r"order must be a positive int"),
 ])
 def test_tableau_checks_itself(kwargs, match):
     kwargs.setdefault("order", 2)
@@ -431,36 +431,36 @@ def test_tableau_lookup_and_custom_tableau():
 
 
 def _ok():
-    return dict(func=forced_decay, y0=torch.ones(2, dtype=DT), t=torch.tensor([0.0, 1.0], dtype=DT),
-                method="rk4")
+    return {"func": forced_decay, "y0": torch.ones(2, dtype=DT), "t": torch.tensor([0.0, 1.0], dtype=DT),
+                "method": "rk4"}
 
 
 @pytest.mark.parametrize("change, error, match", [
-    (dict(t=torch.zeros(2, 2, dtype=DT)), ValueError, r"t must be 1-D and non-empty.*got shape \(2, 2\)"),
-    (dict(t=torch.tensor([0.0, 1.0, 1.0], dtype=DT)), ValueError,
+    ({"t": torch.zeros(2, 2, dtype=DT)}, ValueError, r"t must be 1-D and non-empty.*got shape \(2, 2\)"),
+    ({"t": torch.tensor([0.0, 1.0, 1.0], dtype=DT)}, ValueError,
      r"t must be strictly increasing or strictly decreasing; got t\[2\] = 1.0 after t\[1\] = 1.0"),
-    (dict(t=torch.tensor([0.0, 1.0, 0.5], dtype=DT)), ValueError, r"got t\[2\] = 0.5 after t\[1\] = 1.0"),
-    (dict(t=torch.tensor([0, 1])), TypeError, r"t must have a real floating dtype; got t.dtype = torch.int64"),
-    (dict(t=[0.0, 1.0]), TypeError, r"t must be a 1-D torch.Tensor of times; got list"),
-    (dict(y0=[1.0, 2.0]), TypeError, r"y0 must be a torch.Tensor; got list"),
-    (dict(y0=torch.ones(2, dtype=torch.int64)), TypeError, r"y0 must have a floating or complex dtype"),
-    (dict(func=lambda t, y: torch.ones(3, dtype=DT)), ValueError,
+    ({"t": torch.tensor([0.0, 1.0, 0.5], dtype=DT)}, ValueError, r"got t\[2\] = 0.5 after t\[1\] = 1.0"),
+    ({"t": torch.tensor([0, 1])}, TypeError, r"t must have a real floating dtype; got t.dtype = torch.int64"),
+    ({"t": [0.0, 1.0]}, TypeError, r"t must be a 1-D torch.Tensor of times; got list"),
+    ({"y0": [1.0, 2.0]}, TypeError, r"y0 must be a torch.Tensor; got list"),
+    ({"y0": torch.ones(2, dtype=torch.int64)}, TypeError, r"y0 must have a floating or complex dtype"),
+    ({"func": lambda t, y: torch.ones(3, dtype=DT)}, ValueError,
      r"func returned shape \(3,\) whilst y0 has shape \(2,\)"),
-    (dict(func=lambda t, y: 1.0), TypeError, r"func must return a torch.Tensor; got float"),
-    (dict(method="x"), ValueError, r"unknown method 'x'; expected one of .*dopri5.*rk38"),
-    (dict(step_size=0.0), ValueError, r"step_size must be a positive finite number or None; got step_size = 0.0"),
-    (dict(step_size=-0.1), ValueError, r"got step_size = -0.1"),
-    (dict(rtol=-1e-3), ValueError, r"rtol must be non-negative; got rtol = -0.001"),
-    (dict(atol=-1.0), ValueError, r"atol must be non-negative; got atol = -1.0"),
-    (dict(adjoint=True, gradient="backprop"), ValueError, r"adjoint=True is shorthand for gradient='adjoint'"),
-    (dict(gradient="magic"), ValueError, r"unknown gradient 'magic'; expected one of adjoint, backprop"),
-    (dict(options={"perturb": True}), ValueError, r"method 'rk4' is one of our tableaux and takes none"),
-    (dict(method="dopri5", step_size=0.1), ValueError, r"step_size applies to fixed-step methods; method 'dopri5'"),
-    (dict(method="ralston", gradient="adjoint", func=SmallField(2)), ValueError,
+    ({"func": lambda t, y: 1.0}, TypeError, r"func must return a torch.Tensor; got float"),
+    ({"method": "x"}, ValueError, r"unknown method 'x'; expected one of .*dopri5.*rk38"),
+    ({"step_size": 0.0}, ValueError, r"step_size must be a positive finite number or None; got step_size = 0.0"),
+    ({"step_size": -0.1}, ValueError, r"got step_size = -0.1"),
+    ({"rtol": -1e-3}, ValueError, r"rtol must be non-negative; got rtol = -0.001"),
+    ({"atol": -1.0}, ValueError, r"atol must be non-negative; got atol = -1.0"),
+    ({"adjoint": True, "gradient": "backprop"}, ValueError, r"adjoint=True is shorthand for gradient='adjoint'"),
+    ({"gradient": "magic"}, ValueError, r"unknown gradient 'magic'; expected one of adjoint, backprop"),
+    ({"options": {"perturb": True}}, ValueError, r"method 'rk4' is one of our tableaux and takes none"),
+    ({"method": "dopri5", "step_size": 0.1}, ValueError, r"step_size applies to fixed-step methods; method 'dopri5'"),
+    ({"method": "ralston", "gradient": "adjoint", "func": SmallField(2)}, ValueError,
      r"gradient='adjoint' with method 'ralston' is not available.*euler, heun, midpoint, rk38"),
-    (dict(gradient="adjoint"), ValueError, r"needs func to be an nn.Module .* got func of type function"),
-    (dict(jump_t=torch.zeros(2, 2)), ValueError, r"jump_t must be a 1-D sequence of times; got shape \(2, 2\)"),
-    (dict(method="scipy_solver", jump_t=[0.5]), ValueError, r"jump_t is not supported by method 'scipy_solver'"),
+    ({"gradient": "adjoint"}, ValueError, r"needs func to be an nn.Module .* got func of type function"),
+    ({"jump_t": torch.zeros(2, 2)}, ValueError, r"jump_t must be a 1-D sequence of times; got shape \(2, 2\)"),
+    ({"method": "scipy_solver", "jump_t": [0.5]}, ValueError, r"jump_t is not supported by method 'scipy_solver'"),
 ])
 def test_bad_input(change, error, match):
     kwargs = _ok()
