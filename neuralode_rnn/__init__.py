@@ -11,8 +11,19 @@ from .models import ContinuousRNN, DiscreteRNN, TorchRNN
 from .paths import INTERPOLATIONS, Path, interpolate
 
 __all__ = [
+    "INTERPOLATIONS",
+    "AntisymmetricField",
+    "CTRNNField",
+    "ContinuousRNN",
+    "DiscreteRNN",
+    "DrivenField",
+    "Field",
+    "FieldCell",
+    "LipschitzField",
+    "Path",
+    "TorchRNN",
+    "UnitaryField",
     "__version__",
-    "interpolate", "Path", "INTERPOLATIONS",
-    "Field", "DrivenField", "LipschitzField", "AntisymmetricField", "UnitaryField", "CTRNNField", "modrelu",
-    "FieldCell", "ContinuousRNN", "DiscreteRNN", "TorchRNN",
+    "interpolate",
+    "modrelu",
 ]

@@ -22,7 +22,7 @@ from .cells import FieldCell
 from .fields.base import Field
 from .paths import INTERPOLATIONS, Path, _check_values, _fill, interpolate
 
-__all__ = ["ContinuousRNN", "DiscreteRNN", "TorchRNN", "last_observed_index", "GRADIENTS"]
+__all__ = ["GRADIENTS", "ContinuousRNN", "DiscreteRNN", "TorchRNN", "last_observed_index"]
 
 GRADIENTS = ("backprop", "adjoint", "checkpoint")
 

@@ -14,8 +14,15 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["symmetric_skew", "skew_diffusion", "random_unitary", "mark_unitary", "is_unitary_parameter",
-           "unitarity_error", "gaussian_matrix"]
+__all__ = [
+    "gaussian_matrix",
+    "is_unitary_parameter",
+    "mark_unitary",
+    "random_unitary",
+    "skew_diffusion",
+    "symmetric_skew",
+    "unitarity_error",
+]
 
 
 def _eye_like(M: torch.Tensor) -> torch.Tensor:

@@ -38,11 +38,11 @@ differentiable with respect to the values and runs on the values' device.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
-__all__ = ["Path", "interpolate", "INTERPOLATIONS"]
+__all__ = ["INTERPOLATIONS", "Path", "interpolate"]
 
 INTERPOLATIONS = ("hold", "linear", "cubic", "natural")
 
@@ -105,7 +105,7 @@ class Path:
         return self.coeffs + (self.first, self.last)
 
     # ------------------------------------------------------------------ transforms
-    def affine(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> "Path":
+    def affine(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> Path:
         """The path of ``x -> x @ weight.T + bias``: exact because interpolation is linear.
 
         weight: (P, D); bias: (P,) or None.  Returns a path with P channels.
@@ -330,7 +330,7 @@ def _natural_derivatives(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         r_{T-2} m_{T-2} + 2 r_{T-2} m_{T-1}                 = s_{T-2}
     Looping over T is fine: the spline is built once per forward pass, not per solver step.
     """
-    B, T, D = x.shape
+    B, T, _ = x.shape
     r = (1.0 / h).expand(B, T - 1, 1)
     s = 3 * (x[:, 1:] - x[:, :-1]) * r * r
     zero_r = torch.zeros_like(r[:, :1])
@@ -358,7 +358,7 @@ def _natural_derivatives(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
 
 
 def _coefficients(x: torch.Tensor, times: torch.Tensor, method: str) -> tuple[torch.Tensor, ...]:
-    B, T, D = x.shape
+    B, T, _ = x.shape
     if method == "hold":
         return (x[:, 1:],)
     h = _tdiff(times, B)

@@ -6,5 +6,12 @@ from .ctrnn import CTRNNField
 from .lipschitz import LipschitzField
 from .unitary import UnitaryField, modrelu
 
-__all__ = ["Field", "DrivenField", "LipschitzField", "AntisymmetricField", "UnitaryField", "CTRNNField",
-           "modrelu"]
+__all__ = [
+           "AntisymmetricField",
+           "CTRNNField",
+           "DrivenField",
+           "Field",
+           "LipschitzField",
+           "UnitaryField",
+           "modrelu",
+]

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..paths import Path
 
-__all__ = ["Field", "DrivenField"]
+__all__ = ["DrivenField", "Field"]
 
 
 class Field(nn.Module, abc.ABC):
@@ -96,7 +96,7 @@ class Field(nn.Module, abc.ABC):
         if not self.is_complex and not h.is_floating_point():
             raise TypeError(f"{name} must be a real floating tensor; got {h.dtype}")
 
-    def driven_by(self, path: Path, clock: str = "time") -> "DrivenField":
+    def driven_by(self, path: Path, clock: str = "time") -> DrivenField:
         """This field driven by an input path: a module g(t, h) -> dh/dt for torchdiffeq/solvers.
 
         clock="time": t is real time (the path's knots are sample times).
