@@ -38,13 +38,13 @@ HIDDEN = 64
 # task key -> (label, task, loader options, drop, epochs, batch size)
 TASKS = {
     "digits": ("digits (64 steps)", "digits", {}, 0.0, 15, 64),
-    "digits-permuted": ("digits permuted", "digits", {"permute": True}, 0.0, 15, 64),
-    "mnist1d": ("MNIST-1D (40 steps)", "mnist1d", {}, 0.0, 15, 128),
-    "vowels": ("Japanese vowels", "vowels", {}, 0.0, 30, 32),
-    "mnist1d-drop30": ("MNIST-1D, 30% dropped", "mnist1d", {}, 0.3, 15, 128),
-    "mnist1d-drop50": ("MNIST-1D, 50% dropped", "mnist1d", {}, 0.5, 15, 128),
-    "mnist1d-drop70": ("MNIST-1D, 70% dropped", "mnist1d", {}, 0.7, 15, 128),
-    "mnist5k-permuted": ("MNIST-5k permuted (784 steps)", "mnist5k", {"permute": True, "n_train": 2000}, 0.0, 3, 128),
+    "digits-permuted": ("digits permuted", "digits", {"permute": True}, 0.0, 10, 64),
+    "mnist1d": ("MNIST-1D (40 steps)", "mnist1d", {}, 0.0, 10, 128),
+    "vowels": ("Japanese vowels", "vowels", {}, 0.0, 20, 32),
+    "mnist1d-drop30": ("MNIST-1D, 30% dropped", "mnist1d", {}, 0.3, 10, 128),
+    "mnist1d-drop50": ("MNIST-1D, 50% dropped", "mnist1d", {}, 0.5, 10, 128),
+    "mnist1d-drop70": ("MNIST-1D, 70% dropped", "mnist1d", {}, 0.7, 10, 128),
+    "mnist5k-permuted": ("MNIST-5k permuted (784 steps)", "mnist5k", {"permute": True, "n_train": 1000}, 0.0, 3, 128),
 }
 
 # model key -> (label, family or torch name, method)
@@ -202,7 +202,7 @@ def report(sweep_seconds: float | None = None) -> str:
         "|---|---|---|---|",
     ]
     sizes = {"digits": "1437 / 360", "digits-permuted": "1437 / 360", "mnist1d": "4000 / 1000",
-             "vowels": "270 / 370", "mnist5k-permuted": "2000 (seeded subset) / 1000"}
+             "vowels": "270 / 370", "mnist5k-permuted": "1000 (seeded subset) / 1000"}
     for key, (label, task, opts, drop, epochs, batch) in TASKS.items():
         lines.append(f"| {label} | {epochs} | {batch} | {sizes.get(key, '4000 / 1000')} |")
     lines += [
