@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
+from collections.abc import Callable
 
-__all__ = ["main", "build_parser", "register_command", "COMMANDS"]
+__all__ = ["COMMANDS", "build_parser", "main", "register_command"]
 
 Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
 COMMANDS: dict[str, Command] = {}
@@ -82,13 +82,13 @@ def _nonneg(flag: str) -> Callable[[str], float]:
 
 # ------------------------------------------------------------------------------- train
 def _add_train(p: argparse.ArgumentParser) -> None:
+    import solvers
+
     from .data import TASKS
     from .models import GRADIENTS
     from .paths import INTERPOLATIONS
     from .train import OPTIMIZERS, SCHEDULES, TASK_DEFAULTS
     from .zoo import MODELS
-
-    import solvers
 
     g = p.add_argument_group("task")
     g.add_argument("--task", choices=sorted(TASKS), default="digits", help="task (default digits); see `list tasks`")
@@ -236,11 +236,11 @@ def _add_list(p: argparse.ArgumentParser) -> None:
 
 
 def _run_list(args: argparse.Namespace) -> int:
+    import solvers
+
     from .data import TASKS
     from .train import TASK_DEFAULTS
     from .zoo import MODELS
-
-    import solvers
 
     if args.what in ("tasks", "all"):
         print("tasks:")

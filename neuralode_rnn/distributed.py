@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["DistEnv", "init_from_env", "shard", "wrap", "all_reduce_sum", "barrier", "shutdown"]
+__all__ = ["DistEnv", "all_reduce_sum", "barrier", "init_from_env", "shard", "shutdown", "wrap"]
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,14 @@ import json
 import os
 import random
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["RunDir", "atomic_write", "atomic_save", "rng_state", "set_rng_state", "METRIC_FIELDS"]
+__all__ = ["METRIC_FIELDS", "RunDir", "atomic_save", "atomic_write", "rng_state", "set_rng_state"]
 
 METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "nfe",
                  "epoch_seconds", "wall_seconds")

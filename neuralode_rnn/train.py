@@ -28,8 +28,9 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,9 +43,22 @@ from .models import ContinuousRNN
 from .runs import RunDir, rng_state, set_rng_state
 from .zoo import MODELS, build_model, count_parameters, evaluations_per_sequence, model_spec, step_features
 
-__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "NonFiniteLossError", "PerStepReadout",
-           "TASK_DEFAULTS", "OPTIMIZERS", "SCHEDULES", "register_optimizer", "make_optimizer",
-           "make_schedule", "model_times", "load_run"]
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "TASK_DEFAULTS",
+    "NonFiniteLossError",
+    "PerStepReadout",
+    "TrainConfig",
+    "TrainResult",
+    "evaluate",
+    "load_run",
+    "make_optimizer",
+    "make_schedule",
+    "model_times",
+    "register_optimizer",
+    "train",
+]
 
 TASK_DEFAULTS: dict[str, dict[str, int]] = {
     # The papers train MNIST for 100 epochs at batch 128 (Lipschitz RNN reference code).  These
@@ -122,7 +136,7 @@ class TrainConfig:
     threads: int | None = None
     dtype: str = "float32"
 
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         """A copy with every default filled in and every setting checked."""
         spec = model_spec(self.model)
         task_def = TASK_DEFAULTS.get(self.task, _FALLBACK_DEFAULTS)
@@ -161,7 +175,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -494,7 +508,7 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[int, dict], None]] 
                 from .plots import plot_curves
 
                 plot_curves(rows, rd.plot_path, title=f"{c.model} ({c.method}) on {c.task}")
-            except Exception as exc:  # a plot must never kill a training run
+            except Exception as exc:  # noqa: BLE001 - a plot must never kill a training run
                 print(f"warning: could not draw {rd.plot_path}: {exc}", file=sys.stderr)
         if show:
             acc = "" if row["test_accuracy"] is None else f" test_acc {row['test_accuracy']:.4f}"

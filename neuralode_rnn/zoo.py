@@ -31,8 +31,8 @@ ctrnn                    1.0    one Euler step of size 1 is the Elman RNN h_k = 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 
@@ -43,8 +43,16 @@ from .fields.base import Field
 from .models import GRADIENTS, ContinuousRNN, DiscreteRNN, TorchRNN
 from .paths import INTERPOLATIONS
 
-__all__ = ["ModelSpec", "MODELS", "build_model", "model_spec", "count_parameters", "is_continuous",
-           "uses_times", "evaluations_per_sequence"]
+__all__ = [
+    "MODELS",
+    "ModelSpec",
+    "build_model",
+    "count_parameters",
+    "evaluations_per_sequence",
+    "is_continuous",
+    "model_spec",
+    "uses_times",
+]
 
 
 @dataclass(frozen=True)

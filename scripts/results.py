@@ -109,8 +109,8 @@ def command_for(task_key: str, model_key: str) -> str:
 def run_cell(cell: tuple[str, str, int]) -> dict:
     import torch
 
-    from neuralode_rnn.train import NonFiniteLossError, train
     from neuralode_rnn.runs import RunDir
+    from neuralode_rnn.train import NonFiniteLossError, train
 
     task_key, model_key, seed = cell
     torch.set_num_threads(1)

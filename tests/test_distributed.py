@@ -10,10 +10,10 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import ddp_worker  # noqa: E402
+import ddp_worker
 
-from neuralode_rnn.distributed import DistEnv, shard  # noqa: E402
-from neuralode_rnn.train import train  # noqa: E402
+from neuralode_rnn.distributed import DistEnv, shard
+from neuralode_rnn.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,8 @@ import os
 import pytest
 import torch
 
-from neuralode_rnn import runs, train as train_mod
+from neuralode_rnn import runs
+from neuralode_rnn import train as train_mod
 from neuralode_rnn.runs import RunDir
 from neuralode_rnn.train import NonFiniteLossError, TrainConfig, train
 from neuralode_rnn.zoo import MODELS, build_model, count_parameters
