@@ -1,0 +1,7 @@
+"""``python -m neuralode_rnn ...`` is ``neuralode-rnn ...``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,306 @@
+"""The ``neuralode-rnn`` command line: ``train``, ``evaluate``, ``list``.
+
+    neuralode-rnn list [tasks|models|solvers]
+    neuralode-rnn train --task digits --model lipschitz --method midpoint --run-dir runs/lip
+    neuralode-rnn train --resume runs/lip                 # continue a stopped or killed run
+    neuralode-rnn evaluate runs/lip [--checkpoint best] [--method rk4 --step-size 0.01]
+    torchrun --nproc_per_node=2 -m neuralode_rnn.cli train ...   # data-parallel (DDP)
+
+Subcommands live in ``COMMANDS`` (name -> (add_arguments, run)); other modules add theirs with
+:func:`register_command`, and ``neuralode_rnn.analysis.commands.register(subparsers)`` is called
+when that module exists (its sub-parsers set ``_run`` or ``func`` via ``set_defaults``, a callable
+``(args) -> exit code``).  Arguments are parsed only in :func:`main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+__all__ = ["COMMANDS", "build_parser", "main", "register_command"]
+
+Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
+COMMANDS: dict[str, Command] = {}
+
+
+def register_command(name: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+                     run: Callable[[argparse.Namespace], int], help: str) -> None:
+    """Add a subcommand: ``add_arguments(parser)`` declares its flags, ``run(args)`` returns the exit code."""
+    COMMANDS[name] = (add_arguments, run, help)
+
+
+# ------------------------------------------------------------------------------- argument types
+def _positive(kind: type, flag: str) -> Callable[[str], float | int]:
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} expects a positive {kind.__name__}; got {text!r}") from None
+        if not v > 0:
+            raise argparse.ArgumentTypeError(f"{flag} expects a positive {kind.__name__}; got {text!r}")
+        return v
+
+    return parse
+
+
+def _rate(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"--drop expects a share of observations in [0, 1); got {text!r}")
+    return v
+
+
+def _unit(flag: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = -1.0
+        if not 0.0 <= v <= 1.0:
+            raise argparse.ArgumentTypeError(f"{flag} expects a number in [0, 1]; got {text!r}")
+        return v
+
+    return parse
+
+
+def _nonneg(flag: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = -1.0
+        if not v >= 0.0:
+            raise argparse.ArgumentTypeError(f"{flag} expects a number >= 0; got {text!r}")
+        return v
+
+    return parse
+
+
+# ------------------------------------------------------------------------------- train
+def _add_train(p: argparse.ArgumentParser) -> None:
+    import solvers
+
+    from .data import TASKS
+    from .models import GRADIENTS
+    from .paths import INTERPOLATIONS
+    from .train import OPTIMIZERS, SCHEDULES, TASK_DEFAULTS
+    from .zoo import MODELS
+
+    g = p.add_argument_group("task")
+    g.add_argument("--task", choices=sorted(TASKS), default="digits", help="task (default digits); see `list tasks`")
+    g.add_argument("--permute", action="store_true", help="permuted variant (digits, mnist1d, mnist5k, fashion)")
+    g.add_argument("--n-train", type=_positive(int, "--n-train"), help="cap the training set (default: all)")
+    g.add_argument("--n-test", type=_positive(int, "--n-test"), help="cap the test set (default: all)")
+    g.add_argument("--seq-len", type=_positive(int, "--seq-len"),
+                   help="T of the synthetic tasks (adding, copy; their default 100)")
+    g.add_argument("--drop", type=_rate, default=0.0,
+                   help="drop this share of each sample's observations: an irregularly sampled task (default 0)")
+
+    g = p.add_argument_group("model")
+    g.add_argument("--model", choices=list(MODELS), default="lipschitz",
+                   help="model (default lipschitz); X-discrete is the discrete cell of X; see `list models`")
+    g.add_argument("--hidden-size", type=_positive(int, "--hidden-size"), default=64,
+                   help="hidden units N (default 64; the papers use 128 on MNIST)")
+    g.add_argument("--method", choices=sorted(solvers.METHODS), default="euler",
+                   help="solver of a continuous model, one-step scheme of a discrete cell (default euler: the "
+                        "papers' cells; midpoint is the Lipschitz RNN's RK2)")
+    g.add_argument("--eps", type=_positive(float, "--eps"),
+                   help="time between samples (default: the paper value of the family: Lipschitz 0.03, "
+                        "Antisymmetric 0.1, unitary and CTRNN 1)")
+    g.add_argument("--step-size", type=_positive(float, "--step-size"),
+                   help="fixed-step solvers: split each sample gap into steps no longer than this (scaled "
+                        "time); default one step per gap")
+    g.add_argument("--rtol", type=_positive(float, "--rtol"), default=1e-3,
+                   help="adaptive solvers' relative tolerance (default 1e-3: loose, enough for training)")
+    g.add_argument("--atol", type=_positive(float, "--atol"), default=1e-5,
+                   help="adaptive solvers' absolute tolerance (default 1e-5)")
+    g.add_argument("--gradient", choices=GRADIENTS, default="backprop",
+                   help="gradient mode of continuous models (default backprop: fastest; adjoint: memory flat in T)")
+    g.add_argument("--interpolation", choices=INTERPOLATIONS, default="hold",
+                   help="input path of continuous models (default hold: what a discrete RNN reads)")
+    g.add_argument("--beta", type=_unit("--beta"), help="Lipschitz beta (default 0.75, the paper's)")
+    g.add_argument("--gamma", type=_nonneg("--gamma"),
+                   help="Lipschitz gamma (default 0.001) / Antisymmetric diffusion (default 0.01)")
+
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adam",
+                   help="default adam (the Lipschitz RNN's); cayley keeps the unitary W unitary once "
+                        "neuralode_rnn.optim lands")
+    g.add_argument("--lr", type=_positive(float, "--lr"), help="learning rate (default 0.003, the Lipschitz RNN's)")
+    g.add_argument("--weight-decay", type=_nonneg("--weight-decay"), default=0.0)
+    g.add_argument("--schedule", choices=SCHEDULES, default="step",
+                   help="default step: lr x 0.1 after 90%% of the epochs (Lipschitz RNN reference)")
+    g.add_argument("--clip", type=_positive(float, "--clip"), help="max gradient norm (default: no clipping)")
+    epochs = ", ".join(f"{k} {v['epochs']}" for k, v in TASK_DEFAULTS.items())
+    g.add_argument("--epochs", type=_positive(int, "--epochs"), help=f"default per task: {epochs}")
+    g.add_argument("--batch-size", type=_positive(int, "--batch-size"),
+                   help="global batch (split across DDP ranks); default per task, 128 for the MNIST-like ones")
+    g.add_argument("--seed", type=int, default=0, help="seeds initialisation and shuffling (default 0)")
+
+    g = p.add_argument_group("run")
+    g.add_argument("--run-dir", help="where config.json, metrics.csv, checkpoints and curves.png go "
+                                     "(default: nothing is written)")
+    g.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its last checkpoint, with its stored config")
+    g.add_argument("--stop-after", type=_positive(int, "--stop-after"),
+                   help="run at most this many epochs now, then exit (continue later with --resume)")
+    g.add_argument("--threads", type=_positive(int, "--threads"), help="torch threads (default: torch's choice)")
+    g.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    g.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+
+def _train_config(args: argparse.Namespace):
+    from .train import TrainConfig
+
+    options = {}
+    if args.permute:
+        options["permute"] = True
+    for flag, key in (("n_train", "n_train"), ("n_test", "n_test"), ("seq_len", "T")):
+        if getattr(args, flag) is not None:
+            options[key] = getattr(args, flag)
+    return TrainConfig(
+        task=args.task, model=args.model, task_options=options, drop=args.drop, hidden_size=args.hidden_size,
+        method=args.method, eps=args.eps, step_size=args.step_size, rtol=args.rtol, atol=args.atol,
+        gradient=args.gradient, interpolation=args.interpolation, beta=args.beta, gamma=args.gamma,
+        optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,
+        clip=args.clip, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+        run_dir=args.resume or args.run_dir, resume=args.resume is not None, stop_after=args.stop_after,
+        quiet=args.quiet, threads=args.threads, dtype=args.dtype)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .distributed import init_from_env, shutdown
+    from .train import NonFiniteLossError, train
+
+    if args.resume and args.run_dir and args.run_dir != args.resume:
+        raise SystemExit(f"error: --resume {args.resume} and --run-dir {args.run_dir} name different runs; "
+                         f"pass only --resume")
+    config = _train_config(args)
+    env = init_from_env()
+    try:
+        result = train(config, env=env)
+    except NonFiniteLossError as exc:
+        if env.is_main:
+            print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        shutdown(env)
+    if env.is_main and not args.quiet:
+        last = result.rows[-1] if result.rows else {}
+        acc = last.get("test_accuracy")
+        print(f"{result.status}: {config.model} on {config.task}, {result.parameters} parameters"
+              + (f", test accuracy {acc:.4f}" if acc is not None else "")
+              + (f", run directory {result.run_dir}" if result.run_dir else ""))
+    return 0
+
+
+# ------------------------------------------------------------------------------- evaluate
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    import solvers
+
+    p.add_argument("run_dir", help="a run directory written by `train --run-dir`")
+    p.add_argument("--checkpoint", choices=("last", "best"), default="last")
+    p.add_argument("--method", choices=sorted(solvers.METHODS),
+                   help="evaluate a continuous model with another solver (default: the training one)")
+    p.add_argument("--step-size", type=_positive(float, "--step-size"))
+    p.add_argument("--rtol", type=_positive(float, "--rtol"))
+    p.add_argument("--atol", type=_positive(float, "--atol"))
+    p.add_argument("--split", choices=("test", "train"), default="test")
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import time
+
+    from .train import evaluate, load_run
+    from .zoo import count_parameters
+
+    overrides = {k: getattr(args, k) for k in ("method", "step_size", "rtol", "atol") if getattr(args, k) is not None}
+    config, model, data = load_run(args.run_dir, args.checkpoint, **overrides)
+    t0 = time.perf_counter()
+    out = evaluate(model, getattr(data, args.split), data.kind, config.eps, config.eval_batch_size,
+                   dtype=getattr(__import__("torch"), config.dtype))
+    seconds = time.perf_counter() - t0
+    acc = "" if out["accuracy"] is None else f" accuracy {out['accuracy']:.4f}"
+    print(f"{config.model} ({config.method}) on {config.task} {args.split}: loss {out['loss']:.4f}{acc} "
+          f"nfe/batch {out['nfe']:.0f} parameters {count_parameters(model)} {seconds:.1f}s")
+    return 0
+
+
+# ------------------------------------------------------------------------------- list
+def _add_list(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", nargs="?", choices=("tasks", "models", "solvers", "all"), default="all")
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    import solvers
+
+    from .data import TASKS
+    from .train import TASK_DEFAULTS
+    from .zoo import MODELS
+
+    if args.what in ("tasks", "all"):
+        print("tasks:")
+        for name in sorted(TASKS):
+            d = TASK_DEFAULTS.get(name, {})
+            doc = (TASKS[name].__doc__ or "").strip().splitlines()[0]
+            print(f"  {name:<10} epochs {d.get('epochs', '?'):>3}, batch {d.get('batch_size', '?'):>3}  {doc}")
+    if args.what in ("models", "all"):
+        print("models:")
+        for name, spec in MODELS.items():
+            eps = "" if spec.eps is None else f"eps {spec.eps:g}"
+            print(f"  {name:<30} {spec.kind:<10} {eps:<9} {spec.description}")
+    if args.what in ("solvers", "all"):
+        print("solvers (--method):")
+        for name in sorted(solvers.METHODS):
+            m = solvers.METHODS[name]
+            print(f"  {name:<18} order {m.order if m.order is not None else '?'}, stages "
+                  f"{m.stages if m.stages is not None else '?'}, {m.kind}, {m.backend}")
+    return 0
+
+
+register_command("train", _add_train, _run_train, "train a model on a task")
+register_command("evaluate", _add_evaluate, _run_evaluate, "evaluate a trained run")
+register_command("list", _add_list, _run_list, "list tasks, models and solvers")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neuralode-rnn",
+        description="Recurrent networks as continuous-time dynamical systems: train, evaluate, list.")
+    from ._version import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (add_arguments, run, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(p)
+        p.set_defaults(_run=run)
+    try:
+        from .analysis import commands as analysis_commands
+    except ImportError:
+        analysis_commands = None
+    if analysis_commands is not None and hasattr(analysis_commands, "register"):
+        analysis_commands.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``neuralode-rnn``; returns the exit code (0 on success)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # our commands set _run; registered analysis commands may use argparse's usual `func`
+    run = getattr(args, "_run", None) or getattr(args, "func", None)
+    if run is None:
+        parser.error(f"command {args.command!r} has no handler (set_defaults(_run=...) when registering it)")
+    try:
+        return int(run(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as exc:
+        parser.exit(2, f"neuralode-rnn {args.command}: error: {exc}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

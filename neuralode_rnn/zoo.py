@@ -1,0 +1,185 @@
+"""The model zoo: a model name and a few settings -> an ``nn.Module`` with the common call signature.
+
+Names (``MODELS``):
+
+* continuous (``ContinuousRNN``, any solver in ``solvers.METHODS`` via ``method``):
+  ``lipschitz``, ``antisymmetric``, ``antisymmetric-gated``, ``unitary``, ``ctrnn``;
+* their discrete cells (``DiscreteRNN(field.discretize(method, eps))``, one step of ``method`` per
+  sample): the same names with ``-discrete`` appended;
+* torch.nn baselines: ``lstm``, ``gru``.
+
+Every family has a *time scale* ``eps``: sample k sits at time eps * k, so a fixed-step solver
+with one step per gap takes steps of eps and computes exactly the discrete cell of its paper.
+The defaults, and why:
+
+=======================  =====  ======================================================================
+family                   eps    reason
+=======================  =====  ======================================================================
+lipschitz                0.03   Erichson et al. (2021), reference code: eps = 0.03 on (permuted) MNIST
+antisymmetric(-gated)    0.1    Chang et al. (2019) search eps in {0.01, 0.1, 1}; with 0.01 and the
+                                short sequences here (40-784 steps) the state moves by at most
+                                T * eps <= 0.4 per unit, too little to separate classes, and 1 is
+                                the least stable; 0.1 is the middle of their grid
+unitary                  1.0    Wisdom et al. (2016): one Euler step of size 1 *is* the uRNN cell
+                                h_k = modReLU(W h_{k-1} + V x_k, b)
+ctrnn                    1.0    one Euler step of size 1 is the Elman RNN h_k = tanh(W h_{k-1} + U x_k + b)
+=======================  =====  ======================================================================
+
+``gamma`` defaults to the paper value of each field (Lipschitz 0.001, Antisymmetric 0.01) and
+``beta`` to 0.75 (Lipschitz).  Model names are data: a new family is one :class:`ModelSpec`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+import solvers
+
+from .fields import AntisymmetricField, CTRNNField, LipschitzField, UnitaryField
+from .fields.base import Field
+from .models import GRADIENTS, ContinuousRNN, DiscreteRNN, TorchRNN
+from .paths import INTERPOLATIONS
+
+__all__ = [
+    "MODELS",
+    "ModelSpec",
+    "build_model",
+    "count_parameters",
+    "evaluations_per_sequence",
+    "is_continuous",
+    "model_spec",
+    "uses_times",
+]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model name means.
+
+    Attributes:
+        kind: "continuous" (ContinuousRNN), "discrete" (DiscreteRNN of the field's cell) or "torch".
+        family: the field family ("lipschitz", ...) or the torch.nn class ("lstm", "gru").
+        eps: default time scale (step per sample); None for torch baselines.
+        lr: default Adam learning rate (0.003 for all: the Lipschitz RNN reference value, used for
+            every model so that the comparison changes one thing at a time).
+        description: one line for ``neuralode-rnn list``.
+    """
+
+    kind: str
+    family: str
+    eps: float | None
+    lr: float
+    description: str
+
+
+def _field(family: str, input_size: int, hidden_size: int, beta: float | None, gamma: float | None) -> Field:
+    if family == "lipschitz":
+        kw = {} if beta is None else {"beta": beta}
+        if gamma is not None:
+            kw.update(gamma_A=gamma, gamma_W=gamma)  # one gamma for both, as in the reference code
+        return LipschitzField(input_size, hidden_size, **kw)
+    if family in ("antisymmetric", "antisymmetric-gated"):
+        kw = {} if gamma is None else {"gamma": gamma}
+        return AntisymmetricField(input_size, hidden_size, gated=family.endswith("gated"), **kw)
+    if family == "unitary":
+        return UnitaryField(input_size, hidden_size)
+    if family == "ctrnn":
+        return CTRNNField(input_size, hidden_size)
+    raise ValueError(f"unknown field family {family!r}")  # unreachable through MODELS
+
+
+_FAMILIES: dict[str, tuple[float, str]] = {
+    "lipschitz": (0.03, "Lipschitz RNN, h' = A h + tanh(W h + U x + b) (Erichson et al. 2021)"),
+    "antisymmetric": (0.1, "AntisymmetricRNN, h' = tanh((W - W^T - gamma I) h + V x + b) (Chang et al. 2019)"),
+    "antisymmetric-gated": (0.1, "gated AntisymmetricRNN (Chang et al. 2019, eq. 7)"),
+    "unitary": (1.0, "full-capacity unitary RNN, complex h' = -h + modReLU(W h + V x, b) (Wisdom et al. 2016)"),
+    "ctrnn": (1.0, "plain continuous-time RNN, h' = -h + tanh(W h + U x + b)"),
+}
+
+MODELS: dict[str, ModelSpec] = {}
+for _family, (_eps, _text) in _FAMILIES.items():
+    MODELS[_family] = ModelSpec("continuous", _family, _eps, 0.003, _text + "; integrated by --method")
+    MODELS[_family + "-discrete"] = ModelSpec("discrete", _family, _eps, 0.003,
+                                              "discrete cell: one --method step of size eps per sample")
+MODELS["lstm"] = ModelSpec("torch", "lstm", None, 0.003, "torch.nn.LSTM baseline")
+MODELS["gru"] = ModelSpec("torch", "gru", None, 0.003, "torch.nn.GRU baseline")
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` of ``name``; an unknown name lists the valid ones."""
+    try:
+        return MODELS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}") from None
+
+
+def build_model(name: str, input_size: int, output_size: int, hidden_size: int = 64, *,
+                method: str = "euler", eps: float | None = None, step_size: float | None = None,
+                interpolation: str = "hold", gradient: str = "backprop", rtol: float = 1e-3,
+                atol: float = 1e-5, beta: float | None = None, gamma: float | None = None) -> nn.Module:
+    """Build model ``name`` (see ``MODELS``).
+
+    Args:
+        input_size, output_size, hidden_size: D, the readout width, N.
+        method: solver (continuous) or the cell's one-step scheme (discrete); ignored by lstm/gru.
+        eps: time scale; None for the family default.  Continuous models are fed times eps * t,
+            discrete cells take steps of eps.
+        step_size: continuous fixed-step models only: split each gap into steps no longer than this
+            (in scaled time); None for one step per gap.
+        interpolation, gradient, rtol, atol: passed to :class:`ContinuousRNN`.
+        beta, gamma: field hyper-parameters; None for the paper defaults.
+    """
+    spec = model_spec(name)
+    for arg, v in (("input_size", input_size), ("output_size", output_size), ("hidden_size", hidden_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{arg} must be a positive int; got {v!r}")
+    if spec.kind == "torch":
+        return TorchRNN(spec.family, input_size, hidden_size, output_size)
+    if method not in solvers.METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {', '.join(sorted(solvers.METHODS))}")
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"unknown interpolation {interpolation!r}; expected one of {', '.join(INTERPOLATIONS)}")
+    if gradient not in GRADIENTS:
+        raise ValueError(f"unknown gradient mode {gradient!r}; expected one of {', '.join(GRADIENTS)}")
+    eps = spec.eps if eps is None else eps
+    if not (isinstance(eps, (int, float)) and eps > 0):
+        raise ValueError(f"eps must be a positive number (the time between samples); got {eps!r}")
+    field = _field(spec.family, input_size, hidden_size, beta, gamma)
+    if spec.kind == "discrete":
+        if method not in solvers.TABLEAUX:
+            raise ValueError(f"a discrete cell needs an explicit tableau method; got {method!r}, expected one "
+                             f"of {', '.join(sorted(solvers.TABLEAUX))}")
+        return DiscreteRNN(field.discretize(method, eps), output_size)
+    return ContinuousRNN(field, output_size, method=method, step_size=step_size, interpolation=interpolation,
+                         rtol=rtol, atol=atol, gradient=gradient)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable real parameters; a complex entry counts as two (its real and imaginary parts)."""
+    return sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters() if p.requires_grad)
+
+
+def is_continuous(model: nn.Module) -> bool:
+    return isinstance(model, ContinuousRNN)
+
+
+def uses_times(model: nn.Module) -> bool:
+    """Whether the model reads sample times (continuous models); discrete ones step once per sample."""
+    return is_continuous(model)
+
+
+def evaluations_per_sequence(model: nn.Module, length: int) -> int:
+    """Cell evaluations of a discrete model over ``length`` steps (stages x steps; 1 per step for
+    LSTM/GRU).  Continuous models report their solver's count in ``model.nfe`` instead."""
+    cell = getattr(model, "cell", None)
+    tab = getattr(cell, "tableau", None)
+    return length * (len(tab.b) if tab is not None else 1)
+
+
+def step_features(model: nn.Module) -> Callable:
+    """The map from hidden states to the readout's input for ``model`` (identity for LSTM/GRU)."""
+    field = getattr(model, "field", None) or getattr(getattr(model, "cell", None), "field", None)
+    return field.features if field is not None else (lambda h: h)
