@@ -16,3 +16,7 @@ __all__ = [
     "Field", "DrivenField", "LipschitzField", "AntisymmetricField", "UnitaryField", "CTRNNField", "modrelu",
     "FieldCell", "ContinuousRNN", "DiscreteRNN", "TorchRNN",
 ]
+
+from .noise import NoisyField, StochasticRNN  # noqa: E402
+
+__all__ += ["NoisyField", "StochasticRNN"]

@@ -27,3 +27,7 @@ __all__ = [
     "Problem",
     "register_gradient_mode",
 ]
+
+from .sde import SDE_METHODS, sdeint  # noqa: E402
+
+__all__ += ["sdeint", "SDE_METHODS"]
