@@ -181,7 +181,7 @@ def test_solver_comparison_covers_every_fixed_method_at_its_order():
 # ----------------------------------------------------------------------------- commands
 def test_commands_end_to_end(tmp_path, capsys):
     from neuralode_rnn.analysis.commands import main
-    from neuralode_rnn.analysis.runs import load_run, random_run, save_run
+    from neuralode_rnn.analysis.runs import build_model, load_run, random_run, save_run
 
     assert main(["compare-solvers", "--random", "--hidden", "6", "--batch", "3", "--step-sizes", "0.1,0.05",
                  "--rtols", "1e-4", "--repeats", "1", "--out", str(tmp_path / "cs")]) == 0
@@ -195,13 +195,13 @@ def test_commands_end_to_end(tmp_path, capsys):
     for name, noise in (("lip", None), ("noisy", {"sigma": 0.1})):
         run = random_run("lipschitz", hidden_size=6)
         run.config.update(name=name, noise=noise, task_kwargs={"n_train": 16, "n_test": 16})
-        model = nr.analysis.runs.build_model(run.config)
+        model = build_model(run.config)
         save_run(tmp_path / name, model, run.config, epoch=0, metrics={"test_accuracy": 0.1}, best=True)
         assert type(load_run(tmp_path / name).model) is type(model)
     assert main(["analyze", str(tmp_path / "lip"), str(tmp_path / "noisy"), "--n-eval", "8",
                  "--hessian-batch", "8", "--lanczos", "3", "--probes", "2", "--repeats", "1",
                  "--input-levels", "0,0.5", "--param-levels", "0,0.5", "--out", str(tmp_path / "sum")]) == 0
-    result = json.loads((tmp_path / "lip" / "analysis" / "analysis.json").read_text())
+    result = json.loads((tmp_path / "sum" / "lip" / "analysis.json").read_text())
     assert {"stability", "hessian", "robustness"} <= set(result)
     assert "global_stability" in result["stability"]
     assert "| noisy |" in (tmp_path / "sum" / "summary.md").read_text()

@@ -52,7 +52,8 @@ def register(subparsers) -> None:
     a = subparsers.add_parser("analyze", help="stability, Hessian and robustness of trained runs",
                               description=analyze_command.__doc__)
     a.add_argument("run_dirs", nargs="+", help="one or more run directories")
-    a.add_argument("--out", default=None, help="directory for the side-by-side summary (default: the first run's)")
+    a.add_argument("--out", default=None, help="output directory: the summary there and each run's results in "
+                   "OUT/<run name> (default: RUN_DIR/analysis, the summary in the first run's)")
     a.add_argument("--n-eval", type=int, default=360, help="test samples for robustness")
     a.add_argument("--hessian-batch", type=int, default=256, help="training samples in the Hessian's loss")
     a.add_argument("--lanczos", type=int, default=20, help="Lanczos steps")
@@ -200,8 +201,8 @@ def analyze_command(args) -> int:
     stability regions (stability_regions.png), largest stable steps, the Lipschitz RNN's global
     stability condition and the measured contraction (contraction.png), the Hessian's extreme
     eigenvalues (Lanczos) and trace (Hutchinson) on a training batch, and the test accuracy under
-    input and parameter noise (robustness.png); written to RUN_DIR/analysis/analysis.json.  With
-    several runs, also summary.md / summary.json and robustness.png side by side in --out."""
+    input and parameter noise (robustness.png); written to analysis.json in RUN_DIR/analysis (or
+    OUT/<run name>); summary.md / summary.json and robustness.png of all runs side by side in OUT."""
     from . import plots
     from .robustness import RobustnessCurve
     from .runs import load_run
@@ -212,8 +213,9 @@ def analyze_command(args) -> int:
         start = time.perf_counter()
         run = load_run(run_dir)
         torch.manual_seed(args.seed)
-        results.append(_analyze_one(run, args, Path(run_dir) / "analysis"))
-        print(f"{run.name}: analysed in {time.perf_counter() - start:.1f} s -> {run_dir}/analysis/analysis.json")
+        where = Path(args.out) / run.name if args.out else Path(run_dir) / "analysis"
+        results.append(_analyze_one(run, args, where))
+        print(f"{run.name}: analysed in {time.perf_counter() - start:.1f} s -> {where}/analysis.json")
     out = Path(args.out or Path(args.run_dirs[0]) / "analysis")
     out.mkdir(parents=True, exist_ok=True)
     table = _summary_table(results)
