@@ -27,3 +27,7 @@ __all__ = [
     "interpolate",
     "modrelu",
 ]
+
+from .noise import NoisyField, StochasticRNN  # noqa: E402
+
+__all__ += ["NoisyField", "StochasticRNN"]

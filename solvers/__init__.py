@@ -27,3 +27,7 @@ __all__ = [
     "tableau",
     "work_precision",
 ]
+
+from .sde import SDE_METHODS, sdeint  # noqa: E402
+
+__all__ += ["sdeint", "SDE_METHODS"]

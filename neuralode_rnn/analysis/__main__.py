@@ -1,0 +1,7 @@
+"""``python -m neuralode_rnn.analysis compare-solvers|analyze ...`` (see :mod:`.commands`)."""
+
+import sys
+
+from .commands import main
+
+sys.exit(main())

@@ -1,0 +1,221 @@
+"""Solver comparison on one trained model and one batch: error, cost, and what the readout sees.
+
+:func:`compare_solvers` integrates the same model and batch with every fixed method of
+``solvers.TABLEAUX`` at several step sizes and every adaptive Runge-Kutta method at several
+tolerances, and measures each run against a tight reference:
+
+* ``final_error``: max |h(t_T) - h_ref(t_T)| over the batch and units (what the readout reads);
+* ``trajectory_error``: the same max over all sample times;
+The reference is ``dopri5`` at rtol 1e-12 (atol 1e-15), checked against classical RK4 with
+1/32 of the sample gap (``reference["check"]``, the difference between the two).  ``dopri8``
+would be the natural choice, but torchdiffeq's dopri8 does not meet tight tolerances: on
+y' = cos(3t) y its error at rtol = 1e-12 is 4e-8, and on an RNN batch it stays at 1e-8..1e-5
+whatever rtol, so it is compared as a method, not trusted as the reference.
+
+* ``nfe`` (function evaluations, the model's counter), ``seconds`` (wall time, median of
+  ``repeats``);
+* ``accuracy`` of the readout on the batch's targets (if given) and ``agreement``, the fraction
+  of predictions equal to the reference's.
+
+The solves go through the model itself (``ContinuousRNN.solve_path`` with its method, step and
+tolerances swapped), so the grid is the model's knot-aligned one and held inputs keep every
+method at its full order.  Everything runs in float64 on a copy of the model, so rounding does
+not hide the high-order methods' errors.  The observed order of each fixed method is the slope of
+log(trajectory error) against log(step) (``solvers.observed_order``) over the errors above 1e-12.
+
+:func:`cross_solver_accuracy` answers "train with one solver, test with another": the test
+accuracy of a trained model evaluated with other methods and steps.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+import solvers
+
+__all__ = ["SolverRun", "SolverComparison", "compare_solvers", "format_table", "cross_solver_accuracy",
+           "ADAPTIVE_METHODS", "typical_gap"]
+
+ADAPTIVE_METHODS = ("adaptive_heun", "bosh3", "dopri5", "dopri8")
+"""Adaptive Runge-Kutta methods compared (those taking jump_t, so they restart at sample times)."""
+
+_FLOOR = 1e-11
+
+
+@dataclass(frozen=True)
+class SolverRun:
+    """One solve: ``step_size`` is set for fixed methods, ``rtol`` (atol = rtol * 1e-3) for adaptive ones."""
+
+    method: str
+    kind: str
+    order: int | None
+    step_size: float | None
+    rtol: float | None
+    nfe: int
+    seconds: float
+    final_error: float
+    trajectory_error: float
+    accuracy: float | None
+    agreement: float
+
+
+@dataclass
+class SolverComparison:
+    """All runs, the reference's settings and accuracy, and the observed order per fixed method."""
+
+    runs: list[SolverRun]
+    reference: dict
+    orders: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"runs": [asdict(r) for r in self.runs], "reference": self.reference, "orders": self.orders}
+
+
+def typical_gap(times: Tensor | None, length: int) -> float:
+    """The largest gap between sample times (1 when times is None: t_k = k)."""
+    if times is None or length < 2:
+        return 1.0
+    return float((times[..., 1:] - times[..., :-1]).max())
+
+
+def _solve(model: nn.Module, path, method: str, step_size, rtol, repeats: int) -> tuple[Tensor, int, float]:
+    model.method, model.step_size = method, step_size
+    if rtol is not None:
+        model.rtol, model.atol = rtol, rtol * 1e-3
+    seconds = []
+    with torch.no_grad():
+        for _ in range(repeats):
+            start = time.perf_counter()
+            states = model.solve_path(path)
+            seconds.append(time.perf_counter() - start)
+    return states, model.nfe, statistics.median(seconds)
+
+
+def compare_solvers(model: nn.Module, values: Tensor, times: Tensor | None = None, targets: Tensor | None = None,
+                    fixed_methods: Sequence[str] | None = None, step_sizes: Sequence[float] | None = None,
+                    adaptive_methods: Sequence[str] = ADAPTIVE_METHODS,
+                    rtols: Sequence[float] = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7),
+                    reference_method: str = "dopri5", reference_rtol: float = 1e-12,
+                    repeats: int = 1) -> SolverComparison:
+    """Run every method on ``model`` and the batch (see the module docstring).
+
+    Args:
+        model: a ContinuousRNN (a StochasticRNN's deterministic ``base`` is used).
+        values, times, targets: one batch (B, T, D), times None/(T,)/(B, T), targets (B,) or None.
+        fixed_methods: default all of ``solvers.TABLEAUX``.
+        step_sizes: default the largest sample gap times 1, 1/2, 1/4, 1/8, 1/16.
+        adaptive_methods, rtols: adaptive runs, atol = 1e-3 rtol.
+        reference_method, reference_rtol: the reference solve (atol = 1e-3 rtol).
+        repeats: wall time is the median of this many solves.
+
+    Returns:
+        A :class:`SolverComparison`.
+    """
+    base = getattr(model, "base", model)
+    if not hasattr(base, "solve_path"):
+        raise TypeError(f"model must be a ContinuousRNN (or wrap one as .base); got {type(model).__name__}")
+    m = copy.deepcopy(base).double()
+    values = values.double()
+    times = None if times is None else times.double()
+    path = m.path(values, times)
+    fixed_methods = list(fixed_methods or sorted(solvers.TABLEAUX))
+    if step_sizes is None:
+        gap = typical_gap(times, values.shape[1])
+        step_sizes = [gap / 2 ** k for k in range(5)]
+
+    def readout(states):
+        from ..models import _gather_time, last_observed_index
+        return m.readout(m.field.features(_gather_time(states, last_observed_index(values)))).argmax(-1)
+
+    ref, ref_nfe, ref_sec = _solve(m, path, reference_method, None, reference_rtol, 1)
+    check, _, _ = _solve(m, path, "rk4", typical_gap(times, values.shape[1]) / 32, None, 1)
+    ref_check = float((check - ref).abs().max())
+    ref_pred = readout(ref)
+    ref_acc = None if targets is None else float((ref_pred == targets).double().mean())
+    runs = []
+
+    def record(method, kind, step, rtol):
+        states, nfe, sec = _solve(m, path, method, step, rtol, repeats)
+        err = (states - ref).abs()
+        pred = readout(states)
+        acc = None if targets is None else float((pred == targets).double().mean())
+        runs.append(SolverRun(method=method, kind=kind, order=solvers.METHODS[method].order, step_size=step,
+                              rtol=rtol, nfe=nfe, seconds=sec, final_error=float(err[:, -1].max()),
+                              trajectory_error=float(err.max()), accuracy=acc,
+                              agreement=float((pred == ref_pred).double().mean())))
+
+    for method in fixed_methods:
+        for h in step_sizes:
+            record(method, "fixed", float(h), None)
+    for method in adaptive_methods:
+        for r in rtols:
+            record(method, "adaptive", None, float(r))
+    orders = {}
+    for method in fixed_methods:
+        pts = [(r.trajectory_error, r.step_size) for r in runs
+               if r.method == method and np.isfinite(r.trajectory_error) and r.trajectory_error > _FLOOR]
+        if len(pts) >= 2:
+            orders[method] = solvers.observed_order([e for e, _ in pts], [h for _, h in pts])
+    reference = {"method": reference_method, "rtol": reference_rtol, "atol": reference_rtol * 1e-3,
+                 "check": ref_check, "nfe": ref_nfe,
+                 "seconds": ref_sec, "accuracy": ref_acc, "batch": int(values.shape[0]),
+                 "length": int(values.shape[1])}
+    return SolverComparison(runs=runs, reference=reference, orders=orders)
+
+
+def format_table(comparison: SolverComparison) -> str:
+    """A plain-text table of the runs, then the observed orders."""
+    head = (f"{'method':<14}{'order':>5}{'step':>10}{'rtol':>9}{'nfe':>8}{'ms':>9}{'final err':>11}"
+            f"{'traj err':>11}{'acc':>7}{'agree':>7}")
+    lines = [head, "-" * len(head)]
+    for r in comparison.runs:
+        lines.append(
+            f"{r.method:<14}{r.order if r.order is not None else '-':>5}"
+            f"{'' if r.step_size is None else f'{r.step_size:.4g}':>10}{'' if r.rtol is None else f'{r.rtol:.0e}':>9}"
+            f"{r.nfe:>8}{1e3 * r.seconds:>9.1f}{r.final_error:>11.2e}{r.trajectory_error:>11.2e}"
+            f"{'' if r.accuracy is None else f'{r.accuracy:.3f}':>7}{r.agreement:>7.3f}")
+    ref = comparison.reference
+    lines.append(f"reference: {ref['method']} rtol {ref['rtol']:.0e}, nfe {ref['nfe']}, "
+                 f"|reference - rk4(gap/32)| = {ref['check']:.1e}"
+                 + ("" if ref["accuracy"] is None else f", accuracy {ref['accuracy']:.3f}"))
+    lines.append("observed order (slope of log trajectory error vs log step): "
+                 + ", ".join(f"{k} {v:.2f}" for k, v in comparison.orders.items()))
+    return "\n".join(lines)
+
+
+def cross_solver_accuracy(model: nn.Module, values: Tensor, times: Tensor | None, targets: Tensor,
+                          settings: Sequence[tuple[str, float | None]]) -> list[dict]:
+    """Accuracy of ``model`` evaluated with each (method, step_size) of ``settings``.
+
+    ``step_size`` is the fixed step (None: one step per gap) or, for adaptive methods, the rtol.
+    The first row is the model as trained; ``change`` is each row's accuracy minus it.
+    """
+    from .robustness import accuracy
+
+    base = getattr(model, "base", model)
+    saved = (base.method, base.step_size, base.rtol, base.atol)
+    rows = [{"method": base.method, "setting": base.step_size, "trained": True,
+             "accuracy": accuracy(model, values, times, targets)}]
+    try:
+        for method, s in settings:
+            if solvers.METHODS[method].kind == "fixed":
+                base.method, base.step_size = method, s
+            else:
+                base.method, base.step_size = method, None
+                base.rtol, base.atol = s, s * 1e-3
+            rows.append({"method": method, "setting": s, "trained": False,
+                         "accuracy": accuracy(model, values, times, targets)})
+            base.method, base.step_size, base.rtol, base.atol = saved
+    finally:
+        base.method, base.step_size, base.rtol, base.atol = saved
+    for r in rows:
+        r["change"] = r["accuracy"] - rows[0]["accuracy"]
+    return rows

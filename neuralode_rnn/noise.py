@@ -1,0 +1,169 @@
+"""Stochastic recurrent fields: any field as an SDE, and a model that trains with noise on.
+
+Following the Noisy RNN (Lim, Erichson, Hodgkinson, Mahoney; NeurIPS 2021), a recurrent field
+f(t, h) = rhs(h, u(t)) becomes the Ito SDE
+
+    dh = f(t, h) dt + sigma dB                      (noise="additive":       g = sigma I)
+    dh = f(t, h) dt + sigma diag(h) dB              (noise="multiplicative": g = sigma diag(h))
+
+with B a standard Brownian motion with one channel per hidden unit ("diagonal" noise in torchsde's
+terms).  One Euler-Maruyama step of size eps with a held input is the paper's noisy discrete
+cell h_k = h_{k-1} + eps f(h_{k-1}, x_k) + sigma sqrt(eps) xi_k (times h_{k-1} for multiplicative
+noise).  The noise acts as a regulariser: train with it on, evaluate the deterministic model
+(sigma = 0, the ODE) - :class:`StochasticRNN` does exactly that through ``train()`` / ``eval()``.
+
+Complex fields (the unitary RNN) are out of scope: torchsde integrates real (batch, state) states.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import solvers.sde as _sde
+
+from .fields.base import Field
+from .models import ContinuousRNN, _gather_time, last_observed_index
+from .paths import Path
+
+__all__ = ["NoisyField", "StochasticRNN", "NOISES"]
+
+NOISES = ("additive", "multiplicative")
+
+
+def _check_noise(noise: str, sigma: float) -> None:
+    if noise not in NOISES:
+        raise ValueError(f"unknown noise {noise!r}; expected one of {', '.join(map(repr, NOISES))}")
+    if not (isinstance(sigma, (int, float)) and sigma >= 0):
+        raise ValueError(f"sigma must be a non-negative number; got {sigma!r}")
+
+
+class NoisyField(nn.Module):
+    """A field driven by a path, as a torchsde SDE: drift f(t, h), diffusion sigma (h) per unit.
+
+    Args:
+        field: a real :class:`Field`.
+        path: the input path (shared knots; see ``Field.driven_by``).
+        sigma: noise level.
+        noise: "additive" (g = sigma I) or "multiplicative" (g = sigma diag(h)).
+        clock: passed to ``driven_by``; on the "index" clock the diffusion is scaled by
+            sqrt(dt/ds), the time change of a Brownian motion.
+
+    Attributes ``noise_type = "diagonal"`` and ``sde_type = "ito"`` make it a torchsde SDE.
+    """
+
+    noise_type = "diagonal"
+    sde_type = "ito"
+
+    def __init__(self, field: Field, path: Path, sigma: float = 0.1, noise: str = "additive", clock: str = "time"):
+        super().__init__()
+        if not isinstance(field, Field):
+            raise TypeError(f"field must be a neuralode_rnn Field; got {type(field).__name__}")
+        if field.is_complex:
+            raise TypeError(f"{type(field).__name__} has a complex hidden state; SDEs here are real "
+                            f"(torchsde integrates real (batch, state) tensors): use a real field")
+        _check_noise(noise, sigma)
+        self.driven = field.driven_by(path, clock=clock)
+        self.sigma = float(sigma)
+        self.noise = noise
+
+    def f(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        return self.driven(t, h)
+
+    def g(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        g = torch.full_like(h, self.sigma) if self.noise == "additive" else self.sigma * h
+        if self.driven.clock == "index":
+            j = min(max(int(torch.ceil(t).item()) - 1, -1), self.driven.rates.shape[1] - 2)
+            g = g * self.driven.rates[:, j + 1: j + 2].sqrt().to(h.dtype)
+        return g
+
+
+class StochasticRNN(nn.Module):
+    """A :class:`ContinuousRNN` whose hidden state is an SDE while training, its ODE when evaluating.
+
+    In ``train()`` mode (or always with ``noise_at_eval=True``) the states solve
+    dh = f dt + g dB with ``sde_method`` (Euler-Maruyama by default) on the knot-aligned grid of
+    step ``step_size`` (one step per sample gap when None), a fresh Brownian path per call; in
+    ``eval()`` mode the model is exactly its deterministic ``base`` ContinuousRNN (sigma = 0,
+    solved with ``method``).  ``sigma = 0`` in train mode gives the ODE's Euler solution to
+    rounding, which the tests check.
+
+    Args:
+        field: a real Field.  output_size: readout width.
+        sigma, noise: the diffusion (see :class:`NoisyField`).
+        method, step_size, interpolation, rtol, atol, gradient: as for ContinuousRNN (the
+            deterministic model; ``step_size`` is also the SDE step).
+        sde_method: torchsde method for the noisy solve ("euler", "milstein", "srk").
+        adjoint_sde: solve the SDE with torchsde's adjoint (needs ``step_size``).
+        noise_at_eval: keep the noise on in eval mode (e.g. to measure the noisy model).
+    """
+
+    def __init__(self, field: Field, output_size: int, sigma: float = 0.1, noise: str = "additive",
+                 method: str = "euler", step_size: float | None = None, interpolation: str = "hold",
+                 rtol: float = 1e-3, atol: float = 1e-5, gradient: str | None = None, sde_method: str = "euler",
+                 adjoint_sde: bool = False, noise_at_eval: bool = False):
+        super().__init__()
+        if getattr(field, "is_complex", False):
+            raise TypeError(f"{type(field).__name__} has a complex hidden state; StochasticRNN needs a real field")
+        _check_noise(noise, sigma)
+        if sde_method not in _sde.SDE_METHODS:
+            raise ValueError(f"unknown sde_method {sde_method!r}; expected one of {', '.join(sorted(_sde.SDE_METHODS))}")
+        self.base = ContinuousRNN(field, output_size, method=method, step_size=step_size,
+                                  interpolation=interpolation, rtol=rtol, atol=atol, gradient=gradient)
+        self.sigma = float(sigma)
+        self.noise = noise
+        self.sde_method = sde_method
+        self.adjoint_sde = bool(adjoint_sde)
+        self.noise_at_eval = bool(noise_at_eval)
+
+    @property
+    def field(self) -> Field:
+        return self.base.field
+
+    @property
+    def readout(self) -> nn.Linear:
+        return self.base.readout
+
+    @property
+    def noisy(self) -> bool:
+        """Whether the next solve is stochastic."""
+        return self.training or self.noise_at_eval
+
+    @property
+    def nfe(self) -> int:
+        return self.base.nfe
+
+    def path(self, values: torch.Tensor, times: torch.Tensor | None = None) -> Path:
+        return self.base.path(values, times)
+
+    def solve_path(self, path: Path, h0: torch.Tensor | None = None, bm=None) -> torch.Tensor:
+        """Hidden states (B, T, N) at the knots: the SDE's when :attr:`noisy`, else the ODE's."""
+        if not self.noisy:
+            return self.base.solve_path(path, h0)
+        if path.per_sample:
+            raise ValueError("StochasticRNN supports shared sample times (T,) only; got per-sample (B, T) times "
+                             "(evaluate such data with the deterministic model, model.eval())")
+        B, T = path.batch_size, path.length
+        h0 = self.base._h0(h0, B, path.dtype, path.device)
+        knots = path.knots
+        t0 = 2 * knots[:1] - knots[1:2] if T > 1 else knots[:1] - 1
+        t = torch.cat([t0, knots])
+        sde = NoisyField(self.field, path, self.sigma, self.noise)
+        if bm is None:
+            # seeded from torch's RNG, so torch.manual_seed makes training reproducible
+            entropy = int(torch.randint(0, 2 ** 31 - 1, ()).item())
+            bm = _sde.brownian_interval(float(t[0]), float(t[-1]), B, self.field.hidden_size, dtype=h0.dtype,
+                                        device=h0.device, entropy=entropy, method=self.sde_method)
+        out = _sde.sdeint(sde, h0, t, method=self.sde_method, dt=self.base.step_size, adjoint=self.adjoint_sde,
+                          bm=bm, jump_t=knots)
+        return out[1:].transpose(0, 1)
+
+    def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None,
+                   h0: torch.Tensor | None = None, bm=None) -> torch.Tensor:
+        return self.solve_path(self.path(values, times), h0, bm)
+
+    def forward(self, values: torch.Tensor, times: torch.Tensor | None = None,
+                h0: torch.Tensor | None = None, bm=None) -> torch.Tensor:
+        states = self.trajectory(values, times, h0, bm)
+        last = _gather_time(states, last_observed_index(values))
+        return self.readout(self.field.features(last))

@@ -1,0 +1,207 @@
+"""neuralode_rnn.analysis: stable steps, the Lipschitz condition and contraction, Hessian tools,
+robustness curves, the solver comparison, and the two commands end to end."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import neuralode_rnn as nr
+import solvers
+from neuralode_rnn.analysis import (HessianOperator, compare_solvers, dense_hessian, hutchinson_trace, lanczos,
+                                    lipschitz_stability_condition, max_stable_steps, measure_contraction,
+                                    parameter_noise_curve, power_iteration)
+from neuralode_rnn.analysis.hessian import MatrixOperator, classification_loss
+from neuralode_rnn.analysis.robustness import accuracy
+
+D64 = torch.float64
+
+
+# ----------------------------------------------------------------------------- stable steps
+@pytest.mark.parametrize("name", sorted(solvers.TABLEAUX))
+def test_stability_function_is_the_taylor_polynomial(name):
+    # tests/test_solvers_stability.py was not on this branch; explicit RK of order p = s <= 4
+    tab = solvers.TABLEAUX[name]
+    assert tab.order == tab.stages <= 4
+    coeffs = solvers.stability_function(name).coefficients
+    np.testing.assert_allclose(coeffs, [1 / math.factorial(k) for k in range(tab.stages + 1)], rtol=1e-14)
+
+
+def _real_axis_bound(poly):
+    """Largest x with |R(-x)| <= 1 on [0, x], by a scan and bisection (independent of solvers)."""
+    xs = np.linspace(1e-6, 10, 100001)
+    bad = np.flatnonzero(np.abs(poly(-xs)) > 1 + 1e-12)
+    lo, hi = xs[bad[0] - 1], xs[bad[0]]
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if abs(poly(-mid)) <= 1 else (lo, mid)
+    return lo
+
+
+def test_max_stable_step_on_a_diagonal_system_is_analytic():
+    a = np.array([0.5, 3.0, 8.0])
+    assert solvers.max_stable_step("euler", -a) == pytest.approx(2 / a.max(), rel=1e-9)
+    rk4 = _real_axis_bound(lambda z: 1 + z + z ** 2 / 2 + z ** 3 / 6 + z ** 4 / 24)
+    assert rk4 == pytest.approx(2.785293563, rel=1e-8)
+    steps = max_stable_steps(-a, ["euler", "rk4"])
+    assert steps["rk4"] == pytest.approx(rk4 / a.max(), rel=1e-8)
+    # and it is the step where y' = -a y stops decaying under the method
+    y0 = torch.ones(1, 3, dtype=D64)
+    f = lambda t, y: -torch.as_tensor(a) * y  # noqa: E731
+    for method, h in steps.items():
+        t = torch.tensor([0.0, 60 * h], dtype=D64)
+        below = solvers.odeint(f, y0, t, method=method, step_size=0.99 * h)[-1].abs().max()
+        above = solvers.odeint(f, y0, t, method=method, step_size=h * 60 / 59.0 * 1.02)[-1].abs().max()
+        assert below < 1 < above
+
+
+# ----------------------------------------------------------------------------- Lipschitz condition
+def _lipschitz(gamma_A, w_scale, n=6, seed=0):
+    torch.manual_seed(seed)
+    f = nr.LipschitzField(2, n, beta=0.75, gamma_A=gamma_A, gamma_W=0.0).double()
+    with torch.no_grad():
+        f.M_W.mul_(w_scale)
+    return f
+
+
+def test_condition_holds_and_trajectories_contract_at_the_predicted_rate():
+    f = _lipschitz(gamma_A=2.0, w_scale=1.5)
+    cond = lipschitz_stability_condition(f)
+    assert cond.satisfied and cond.rate < 0
+    assert cond.norm_W > 0.5  # the nonlinearity matters, it is not only A
+    values = torch.randn(4, 30, 2, dtype=D64)
+    c = measure_contraction(f, values, 0.2 * torch.arange(1, 31, dtype=D64), scale=3.0)
+    assert c.bound_holds
+    assert c.measured_rate >= c.predicted_rate > 0
+    assert c.distance[-1] < 0.1
+
+
+def test_condition_fails_for_an_expanding_parameter_set():
+    f = _lipschitz(gamma_A=-0.5, w_scale=5.0)  # A_sym has a positive eigenvalue
+    cond = lipschitz_stability_condition(f)
+    assert not cond.satisfied and cond.rate > 0
+    assert not lipschitz_stability_condition(nr.AntisymmetricField(1, 4).double()).satisfied  # A = 0
+    with pytest.raises(ValueError, match="not of the form"):
+        lipschitz_stability_condition(nr.AntisymmetricField(1, 4, gated=True))
+    with pytest.raises(ValueError, match="complex"):
+        lipschitz_stability_condition(nr.UnitaryField(1, 4))
+
+
+# ----------------------------------------------------------------------------- Hessian
+def _small_problem(hidden=3, T=5, B=6, classes=3):
+    torch.manual_seed(0)
+    model = nr.ContinuousRNN(nr.LipschitzField(1, hidden), classes, step_size=0.5).double()
+    values = torch.randn(B, T, 1, dtype=D64)
+    targets = torch.randint(0, classes, (B,))
+    return model, classification_loss(model, values, None, targets)
+
+
+def test_hvp_equals_finite_differences_of_the_gradient():
+    model, loss = _small_problem()
+    params = list(model.parameters())
+    op = HessianOperator(loss, params)
+    v = torch.randn(op.size, dtype=D64)
+    hv = op(v)
+
+    def grad_at(shift):
+        with torch.no_grad():
+            start = 0
+            for p in params:
+                p.add_(shift[start:start + p.numel()].view_as(p))
+                start += p.numel()
+        g = torch.cat([x.reshape(-1) for x in torch.autograd.grad(loss(), params)])
+        with torch.no_grad():
+            start = 0
+            for p in params:
+                p.sub_(shift[start:start + p.numel()].view_as(p))
+                start += p.numel()
+        return g
+
+    eps = 1e-5
+    fd = (grad_at(eps * v) - grad_at(-eps * v)) / (2 * eps)
+    torch.testing.assert_close(hv, fd, rtol=1e-6, atol=1e-6 * float(hv.abs().max()))
+
+
+def test_hutchinson_trace_within_five_percent_and_lanczos_finds_the_extremes():
+    model, loss = _small_problem()
+    op = HessianOperator(loss, list(model.parameters()))
+    H = dense_hessian(op)
+    exact = float(torch.trace(H))
+    eig = torch.linalg.eigvalsh(H)
+    # Rademacher Hutchinson has variance 2 sum_{i != j} H_ij^2 per probe: for this Hessian about
+    # 10^4 probes make 5% a 3-sigma event.  They run on the exact Hessian (MatrixOperator, cheap);
+    # through the HVP path 60 probes must land within 4 of their own standard errors.
+    var = 2 * float(H.pow(2).sum() - H.diag().pow(2).sum())
+    probes = math.ceil(9 * var / (0.05 * exact) ** 2)
+    est, se = hutchinson_trace(MatrixOperator(H), probes=probes, seed=0)
+    assert abs(est - exact) < 0.05 * abs(exact)
+    est, se = hutchinson_trace(op, probes=60, seed=0)
+    assert abs(est - exact) < 4 * se
+    ritz = lanczos(op, steps=op.size, seed=0)
+    assert ritz[-1] == pytest.approx(float(eig[-1]), rel=1e-6)
+    assert ritz[0] == pytest.approx(float(eig[0]), rel=1e-6, abs=1e-9)
+    top, _ = power_iteration(MatrixOperator(H), iters=2000, tol=1e-12)
+    assert abs(top) == pytest.approx(float(eig.abs().max()), rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- robustness
+def test_parameter_noise_restores_the_model_and_level_zero_is_plain_accuracy():
+    model, _ = _small_problem(B=20)
+    values = torch.randn(20, 5, 1, dtype=D64)
+    targets = torch.randint(0, 3, (20,))
+    before = [p.detach().clone() for p in model.parameters()]
+    curve = parameter_noise_curve(model, values, None, targets, levels=[0.0, 1.0], repeats=2)
+    assert curve.mean[0] == accuracy(model, values, None, targets)
+    for p, q in zip(model.parameters(), before):
+        assert torch.equal(p, q)
+    with pytest.raises(ValueError, match="levels"):
+        parameter_noise_curve(model, values, None, targets, levels=[-1.0])
+
+
+# ----------------------------------------------------------------------------- solver comparison
+def test_solver_comparison_covers_every_fixed_method_at_its_order():
+    torch.manual_seed(0)
+    model = nr.ContinuousRNN(nr.LipschitzField(1, 8), 4)
+    values = torch.randn(4, 12, 1)
+    times = 0.2 * torch.arange(1, 13, dtype=D64)  # float32 times would round the gaps unevenly
+    cmp = compare_solvers(model, values, times, torch.randint(0, 4, (4,)), step_sizes=[0.2, 0.1, 0.05],
+                          adaptive_methods=["dopri5"], rtols=[1e-5])
+    assert {r.method for r in cmp.runs if r.kind == "fixed"} == set(solvers.TABLEAUX)
+    assert cmp.reference["check"] < 1e-11
+    for name, tab in solvers.TABLEAUX.items():
+        errs = [r.trajectory_error for r in cmp.runs if r.method == name]
+        assert all(e1 < e0 for e0, e1 in zip(errs, errs[1:])), name
+        assert abs(cmp.orders[name] - tab.order) < 0.3, (name, cmp.orders[name])
+    nfe = {r.step_size: r.nfe for r in cmp.runs if r.method == "rk4"}
+    assert nfe[0.05] > nfe[0.1] > nfe[0.2]
+
+
+# ----------------------------------------------------------------------------- commands
+def test_commands_end_to_end(tmp_path, capsys):
+    from neuralode_rnn.analysis.commands import main
+    from neuralode_rnn.analysis.runs import build_model, load_run, random_run, save_run
+
+    assert main(["compare-solvers", "--random", "--hidden", "6", "--batch", "3", "--step-sizes", "0.1,0.05",
+                 "--rtols", "1e-4", "--repeats", "1", "--out", str(tmp_path / "cs")]) == 0
+    out = capsys.readouterr().out
+    for name in solvers.TABLEAUX:
+        assert f"\n{name} " in out
+    saved = json.loads((tmp_path / "cs" / "solver_comparison.json").read_text())
+    assert set(saved["orders"]) == set(solvers.TABLEAUX)
+    assert (tmp_path / "cs" / "work_precision.png").stat().st_size > 0
+
+    for name, noise in (("lip", None), ("noisy", {"sigma": 0.1})):
+        run = random_run("lipschitz", hidden_size=6)
+        run.config.update(name=name, noise=noise, task_kwargs={"n_train": 16, "n_test": 16})
+        model = build_model(run.config)
+        save_run(tmp_path / name, model, run.config, epoch=0, metrics={"test_accuracy": 0.1}, best=True)
+        assert type(load_run(tmp_path / name).model) is type(model)
+    assert main(["analyze", str(tmp_path / "lip"), str(tmp_path / "noisy"), "--n-eval", "8",
+                 "--hessian-batch", "8", "--lanczos", "3", "--probes", "2", "--repeats", "1",
+                 "--input-levels", "0,0.5", "--param-levels", "0,0.5", "--out", str(tmp_path / "sum")]) == 0
+    result = json.loads((tmp_path / "sum" / "lip" / "analysis.json").read_text())
+    assert {"stability", "hessian", "robustness"} <= set(result)
+    assert "global_stability" in result["stability"]
+    assert "| noisy |" in (tmp_path / "sum" / "summary.md").read_text()
