@@ -231,3 +231,18 @@ def test_full_capacity_training_on_irregular_samples_learns_and_stays_unitary():
         opt.step()
     assert F.cross_entropy(model(x, times), y).item() < 0.7 * first
     assert unitarity_error(field.U.detach()) < 1e-12
+
+
+def test_modrelu_gradient_at_zero_is_bounded_by_the_floor():
+    """b > 0 makes modReLU jump at 0; the floor keeps the first step from h = 0 trainable."""
+    from neuralode_rnn.fields.unitary import MODRELU_FLOOR
+
+    z = torch.zeros(3, dtype=C128, requires_grad=True)
+    b = torch.full((3,), 0.1, dtype=torch.float64)
+    modrelu(z, b).real.sum().backward()
+    bound = (MODRELU_FLOOR + 0.1) / MODRELU_FLOOR
+    assert torch.view_as_real(z.grad).abs().max() <= bound * (1 + 1e-12)
+    # and exact above the floor
+    w = torch.tensor([2e-5 + 0j, 0.3 - 0.4j], dtype=C128)
+    bb = torch.tensor([0.1, -0.2], dtype=torch.float64)
+    torch.testing.assert_close(modrelu(w, bb), _modrelu_ref(w, bb), rtol=1e-14, atol=0)

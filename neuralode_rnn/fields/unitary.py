@@ -20,16 +20,21 @@ from .base import Field
 
 __all__ = ["UnitaryField", "modrelu"]
 
-_TINY = 1e-12
+MODRELU_FLOOR = 1e-5
 
 
-def modrelu(z: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def modrelu(z: torch.Tensor, b: torch.Tensor, floor: float = MODRELU_FLOOR) -> torch.Tensor:
     """modReLU(z, b) = z * relu(|z| + b) / |z|, elementwise on complex z (..., N), real b (N,).
 
-    |z| is computed as sqrt(|z|^2 + 1e-24) so the value and the gradient stay finite at z = 0
-    (the relative change elsewhere is below 1e-24 / |z|^2).
+    Exact wherever |z| >= ``floor``.  Below it |z| is replaced by ``floor`` in the scale
+    relu(|z| + b) / |z|: modReLU with b > 0 jumps at z = 0 (it maps z to the direction z/|z| at
+    length b), so its exact gradient grows like b/|z| and a first step from h = 0 on a blank input
+    (z = 0 exactly) would send a gradient of b/1e-12 into training.  With the floor the value stays
+    0 at z = 0 and every gradient is finite and at most (floor + |b|)/floor; the reference
+    implementations soften the same point by adding 1e-5 to |z| everywhere, which is never exact.
     """
-    mag = torch.sqrt(z.real * z.real + z.imag * z.imag + _TINY * _TINY)
+    sq = z.real * z.real + z.imag * z.imag
+    mag = torch.sqrt(torch.clamp(sq, min=floor * floor))
     scale = torch.relu(mag + b) / mag
     return z * scale
 
