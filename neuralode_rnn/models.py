@@ -209,9 +209,9 @@ class ContinuousRNN(nn.Module):
         if structure is not None:
             return solvers.integrate_driven(structure, h0, x, dt, self.method, node_of_stage, outputs,
                                             self.gradient)
-        u = self.field.input_map(x)  # one matmul over all n * m * B rows
-        return solvers.integrate_driven(self.field.rhs, h0, u, dt, self.method, node_of_stage, outputs,
-                                        self.gradient)
+        # the input map: one matmul over all n * m * B rows (per segment under checkpoint)
+        return solvers.integrate_driven(self.field.rhs, h0, x, dt, self.method, node_of_stage, outputs,
+                                        self.gradient, project=self.field.input_map)
 
     def _solve_general(self, path: Path, h0: torch.Tensor, at: list[int]) -> torch.Tensor:
         """States (len(at), B, N) at knots ``at`` by ``solvers.odeint`` (any method or gradient)."""

@@ -77,7 +77,8 @@ def _loop(rhs: Callable[[Tensor, Tensor], Tensor], tab: Tableau, y: Tensor, us: 
 
 def integrate_driven(field: LinearActivation | Callable[[Tensor, Tensor], Tensor], y0: Tensor, inputs: Tensor,
                      dt: Tensor, method: str | Tableau, node_of_stage: Sequence[int] | None = None,
-                     outputs: Sequence[int] | None = None, gradient: str = "backprop") -> Tensor:
+                     outputs: Sequence[int] | None = None, gradient: str = "backprop",
+                     project: Callable[[Tensor], Tensor] | None = None) -> Tensor:
     """Integrate a driven field on a fixed grid whose stage inputs are given.
 
     Args:
@@ -91,6 +92,9 @@ def integrate_driven(field: LinearActivation | Callable[[Tensor, Tensor], Tensor
             when m = 1).
         outputs: grid indices (0..n, 0 being y0) of the states to return; default all.
         gradient: "backprop" or "checkpoint".
+        project: callable fields only: ``inputs`` are raw and ``project(inputs[a:b])`` gives what
+            F reads (e.g. an nn.Linear).  Applied to all steps at once in backprop, per segment in
+            checkpoint mode, so the projected inputs are never held for all steps at once there.
 
     Returns:
         (len(outputs), B, N) states, time first.
@@ -116,10 +120,11 @@ def integrate_driven(field: LinearActivation | Callable[[Tensor, Tensor], Tensor
         raise ValueError("dt must not require gradients in integrate_driven; use solvers.odeint")
     per_sample = dt.dim() == 2
     dts = list(dt.to(y0.real.dtype).unsqueeze(-1).unbind(0)) if per_sample else [float(h) for h in dt.tolist()]
-    us = [u.unbind(0) for u in inputs.unbind(0)]  # unbind, never inputs[n]: indexing makes backward O(n^2)
     wanted = set(outputs)
     states = {0: y0}
     if gradient == "backprop" or not torch.is_grad_enabled():
+        u = inputs if project is None else project(inputs)
+        us = [v.unbind(0) for v in u.unbind(0)]  # unbind, never u[n]: indexing makes backward O(n^2)
         _, outs = _loop(field, tab, y0, us, dts, node_of_stage, 0, n, wanted)
         states.update(zip(sorted(i for i in wanted if i > 0), outs))
     else:
@@ -127,15 +132,18 @@ def integrate_driven(field: LinearActivation | Callable[[Tensor, Tensor], Tensor
 
         seg = checkpoint_segment(n)
         y = y0
-        for n0 in range(0, n, seg):
+        for k, x_seg in enumerate(inputs.split(seg)):  # split: one backward node, not one slice each
+            n0 = k * seg
             n1 = min(n, n0 + seg)
             seg_wanted = {i for i in wanted if n0 < i <= n1}
 
-            def segment(y_start: Tensor, n0: int = n0, n1: int = n1, seg_wanted: set = seg_wanted):
+            def segment(y_start: Tensor, x_seg: Tensor, n0: int = n0, n1: int = n1, seg_wanted: set = seg_wanted):
+                u = x_seg if project is None else project(x_seg)
+                us = [None] * n0 + [v.unbind(0) for v in u.unbind(0)]
                 end, outs = _loop(field, tab, y_start, us, dts, node_of_stage, n0, n1, seg_wanted)
                 return (end, *outs)
 
-            res = checkpoint(segment, y, use_reentrant=False)
+            res = checkpoint(segment, y, x_seg, use_reentrant=False)
             y = res[0]
             states.update(zip(sorted(seg_wanted), res[1:]))
     return torch.stack([states[i] for i in outputs])

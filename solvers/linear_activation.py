@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from .tableaux import Tableau
 
@@ -318,7 +319,8 @@ class _Ops:
                 # state adjoint is written by the matmul straight into the previous row block.
                 width = NA + P
                 KZ = torch.empty(L, 1, B, width, dtype=dtype, device=device)
-                KZ[L - 1, 0, :, :NA].copy_(ybar) if NA else None
+                if NA:
+                    KZ[L - 1, 0, :, :N].copy_(ybar)
                 for n in range(c1 - 1, c0 - 1, -1):
                     kc = n - c0
                     row = KZ[kc, 0]
@@ -429,6 +431,12 @@ def _scaled_sum(terms: list[tuple[float, Tensor]], dt, out: Tensor | None) -> Te
 
 # ------------------------------------------------------------------------------------ Function
 class _Solve(torch.autograd.Function):
+    """Forward without autograd; backward = the discrete adjoint (see the module docstring).
+
+    Every tensor the backward reads goes through ``save_for_backward`` (inputs and the step
+    buffers alike), so saved-tensor hooks see them and in-place changes to an output are caught.
+    """
+
     @staticmethod
     def forward(ctx, plan: _Plan, y0: Tensor, x: Tensor, W: Tensor, A: Tensor | None, U: Tensor | None,
                 b: Tensor | None) -> Tensor:
@@ -437,36 +445,33 @@ class _Solve(torch.autograd.Function):
         n, s = plan.n, plan.s
         B, N = y0.shape
         outputs = plan.outputs
-        P_act = N * (2 if plan.gated else 1)
-        if plan.segment >= n:  # backprop: keep everything
+        if plan.segment >= n:  # backprop: keep every step's stage states and activations
             Ybuf = torch.empty(n + 1, s, B, N, dtype=y0.dtype, device=y0.device)
-            Sbuf = torch.empty(n, s, B, P_act, dtype=y0.dtype, device=y0.device)
+            Sbuf = torch.empty(n, s, B, ops.P, dtype=y0.dtype, device=y0.device)
             ops.forward(y0, 0, n, Ybuf, Sbuf, None)
-            ctx.stored = ("all", Ybuf, Sbuf)
-            all_steps = outputs == list(range(n + 1))
-            out = Ybuf[:, 0] if all_steps else Ybuf[outputs, 0]
-        else:  # checkpoint: keep the states at segment starts and the outputs
-            starts = {}
-            keep = {i: None for i in outputs}
+            out = Ybuf[:, 0] if outputs == list(range(n + 1)) else Ybuf[outputs, 0]
+            saved = (Ybuf, Sbuf)
+        else:  # checkpoint: keep the states at segment starts; outputs are copies
+            keep: dict[int, Tensor | None] = {i: None for i in outputs}
             keep[0] = y0
-            y = y0
+            starts, y = [], y0
             for n0 in range(0, n, plan.segment):
-                starts[n0] = y
+                starts.append(y)
                 y = ops.forward(y, n0, min(n, n0 + plan.segment), None, None, keep)
-            ctx.stored = ("segments", starts)
             out = torch.stack([keep[i] for i in outputs])
+            saved = (torch.stack(starts),)
         ctx.ops = ops
-        ctx.y0_shape = (B, N)
-        ctx.save_for_backward(y0, x, W, A, U, b)
+        ctx.save_for_backward(y0, x, W, A, U, b, *saved)
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out: Tensor | None):
-        y0, x, W, A, U, b = ctx.saved_tensors
+        y0, x, W, A, U, b, *saved = ctx.saved_tensors
         ops: _Ops = ctx.ops
         plan = ops.p
         n, s = plan.n, plan.s
-        B, N = ctx.y0_shape
+        B, N = y0.shape
         need = ctx.needs_input_grad  # (plan, y0, x, W, A, U, b)
         acc: dict[str, Tensor | None] = {
             "W": torch.zeros_like(W) if need[3] else None,
@@ -481,19 +486,18 @@ class _Solve(torch.autograd.Function):
                 grads_out[pos] = grads_out[pos] + g if pos in grads_out else g
         ybar = grads_out.pop(n, None)
         g0 = grads_out.pop(0, None)
-        if ctx.stored[0] == "all":
-            _, Ybuf, Sbuf = ctx.stored
+        if len(saved) == 2:
+            Ybuf, Sbuf = saved
             ybar = ops.backward(ybar, 0, n, Ybuf, Sbuf, grads_out, acc, xbar)
         else:
-            starts = ctx.stored[1]
-            P_act = N * (2 if plan.gated else 1)
+            starts = saved[0].unbind(0)
             seg = plan.segment
             Ybuf = torch.empty(seg + 1, s, B, N, dtype=y0.dtype, device=y0.device)
-            Sbuf = torch.empty(seg, s, B, P_act, dtype=y0.dtype, device=y0.device)
-            for n0 in sorted(starts, reverse=True):
+            Sbuf = torch.empty(seg, s, B, ops.P, dtype=y0.dtype, device=y0.device)
+            for k in range(len(starts) - 1, -1, -1):
+                n0 = k * seg
                 n1 = min(n, n0 + seg)
-                with torch.no_grad():
-                    ops.forward(starts[n0], n0, n1, Ybuf, Sbuf, None)
+                ops.forward(starts[k], n0, n1, Ybuf, Sbuf, None)  # recompute the segment
                 ybar = ops.backward(ybar, n0, n1, Ybuf, Sbuf, grads_out, acc, xbar)
         if ybar is None:
             ybar = torch.zeros_like(y0)
