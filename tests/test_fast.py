@@ -146,7 +146,7 @@ def test_structured_gradcheck(act, use_a, use_u, method, held, per_sample):
 
 
 def test_structured_equals_its_own_rhs_with_autograd():
-    W, A, U, b, P = _structured("tanh", True, True)
+    W, A, U, b, _ = _structured("tanh", True, True)
     field = LinearActivation(W=W, A=A, U=U, b=b)
     x = torch.randn(40, 3, B, D, dtype=DT)
     dt = torch.full((40,), 0.05, dtype=DT)
@@ -248,7 +248,7 @@ def test_checkpoint_saves_sqrt_memory(family):
         x = torch.randn(2, T_, 1, dtype=DT)
         for gradient in ("backprop", "checkpoint"):
             model = nr.ContinuousRNN(field, 2, method="midpoint", gradient=gradient).double()
-            saved[gradient, T_] = _saved_elements(lambda: model(x).sum())
+            saved[gradient, T_] = _saved_elements(lambda m=model, v=x: m(v).sum())
     assert saved["checkpoint", 576] < 0.25 * saved["backprop", 576]
     assert 7 < saved["backprop", 576] / saved["backprop", 64] < 10  # O(T), plus a constant
     assert saved["checkpoint", 576] / saved["checkpoint", 64] < 5  # ~sqrt(T) N + T D
