@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 import solvers
+from solvers.fixed import knot_grid
 
 from .cells import FieldCell
 from .fields.base import Field
@@ -81,8 +82,11 @@ class ContinuousRNN(nn.Module):
         interpolation: "hold" (a discrete RNN's input), "linear", "cubic" or "natural".
         adjoint: shorthand for gradient="adjoint".
         rtol, atol: adaptive solvers' tolerances (loose defaults suit training).
-        gradient: "backprop" (default), "adjoint" (torchdiffeq's adjoint: memory flat in T) or
-            "checkpoint".
+        gradient: "backprop" (default), "adjoint" (torchdiffeq's adjoint with the input map
+            applied per evaluation: memory flat in T, gradients exact up to the adjoint solve's
+            error) or "checkpoint" (segments of ~sqrt(steps) recomputed in backward: the same
+            gradients as backprop, memory ~sqrt(T)).  Tableau methods with "backprop" or
+            "checkpoint" run on the fast driven path (:meth:`solve_path`).
     """
 
     def __init__(self, field: Field, output_size: int, method: str = "euler", step_size: float | None = None,
@@ -125,11 +129,17 @@ class ContinuousRNN(nn.Module):
         self.field.check_state(h0, B, name="h0")
         return h0
 
+    @property
+    def fast(self) -> bool:
+        """True when this model integrates on the fast driven path (see :meth:`solve_path`)."""
+        return self.method in solvers.TABLEAUX and self.gradient in ("backprop", "checkpoint")
+
     def _solve(self, driven, h0: torch.Tensor, t: torch.Tensor, jump_t: torch.Tensor, step_size) -> torch.Tensor:
         counter = _Counter(driven)
-        # The input map reaches the solve only through the projected path's coefficients, which are
-        # passed instead: listing both would count its adjoint gradient twice.
-        mapped = {id(p) for p in self.field.input_map.parameters()}
+        # Adjoint parameters: the field's own, plus whatever tensors the driven field reads besides
+        # them (the projected coefficients when it projects, which then stand in for the input map:
+        # listing both would count its adjoint gradient twice).
+        mapped = {id(p) for p in self.field.input_map.parameters()} if driven.project else set()
         params = tuple(p for p in self.field.parameters() if p.requires_grad and id(p) not in mapped)
         params = params + driven.extra_tensors()
         out = solvers.odeint(counter, h0, t, method=self.method, step_size=step_size, rtol=self.rtol,
@@ -138,31 +148,107 @@ class ContinuousRNN(nn.Module):
         self.nfe = counter.nfe
         return out
 
-    def solve_path(self, path: Path, h0: torch.Tensor | None = None) -> torch.Tensor:
-        """Hidden states (B, T, N) at the path's knots, starting one first gap before them."""
-        B, T = path.batch_size, path.length
-        h0 = self._h0(h0, B, path.dtype, path.device)
+    def _clock_grid(self, path: Path) -> tuple[torch.Tensor, list[int], torch.Tensor | None]:
+        """The step grid on the solve's clock: (grid (n+1,), grid index of each knot, rates).
+
+        Shared times: real time, the knot-aligned grid of ``solvers.fixed.knot_grid`` through
+        t0 = 2 t_1 - t_2 and the knots.  Per-sample times: the index clock s (knot k at s = k,
+        start at s = -1), gap j split into the number of steps its longest sample needs; ``rates``
+        (B, T) are the samples' dt/ds per piece (rates[:, j + 1] on piece j).
+        """
+        T = path.length
         if not path.per_sample:
             knots = path.knots
             t0 = 2 * knots[:1] - knots[1:2] if T > 1 else knots[:1] - 1
-            t = torch.cat([t0, knots])
-            out = self._solve(self.field.driven_by(path), h0, t, knots, self.step_size)
-            return out[1:].transpose(0, 1)
-        driven = self.field.driven_by(path, clock="index")
-        s = torch.arange(-1, T, dtype=path.dtype, device=path.device)
-        if self.step_size is None or not self.fixed_step:
-            out = self._solve(driven, h0, s, s, None)
-            return out[1:].transpose(0, 1)
-        # per-sample gaps: split gap j into n_j equal index steps, n_j set by the longest gap there
-        longest = driven.rates.max(0).values.detach().cpu().tolist()
+            grid, index = knot_grid(torch.cat([t0, knots]), knots, self.step_size)
+            return grid, index[1:], None
+        rates = _index_rates(path)
+        if self.step_size is None:
+            grid = torch.arange(-1, T, dtype=path.dtype, device=path.device)
+            return grid, list(range(1, T + 1)), rates
+        longest = rates.max(0).values.detach().cpu().tolist()
         pieces = [max(1, math.ceil(g / self.step_size - 1e-9)) for g in longest]
-        grid, keep = [-1.0], []
+        points, keep = [-1.0], []
         for j, n in enumerate(pieces):
-            grid.extend(j - 1 + i / n for i in range(1, n + 1))
-            keep.append(len(grid) - 1)
-        grid_t = torch.tensor(grid, dtype=path.dtype, device=path.device)
-        out = self._solve(driven, h0, grid_t, s, None)
-        return out[keep[:T]].transpose(0, 1)
+            points.extend(j - 1 + i / n for i in range(1, n + 1))
+            keep.append(len(points) - 1)
+        return torch.tensor(points, dtype=path.dtype, device=path.device), keep[:T], rates
+
+    def _solve_fast(self, path: Path, h0: torch.Tensor, at: list[int]) -> torch.Tensor:
+        """States (len(at), B, N) at knots ``at`` by ``solvers.integrate_driven``: the stage inputs
+        of every step are evaluated in one batched call and the field's structure, if it declares
+        one, takes the structured path (custom autograd Function)."""
+        grid, index, rates = self._clock_grid(path)
+        outputs = [index[k] for k in at]
+        grid = grid[:max(outputs) + 1]  # no step beyond the last wanted state
+        g0, g1 = grid[:-1].detach(), grid[1:].detach()
+        ds = g1 - g0
+        n = ds.shape[0]
+        held = self.interpolation == "hold"
+        nodes, node_of_stage = solvers.stage_nodes(self.method, held=held)
+        T = path.length
+        if rates is None:
+            # step n lies on piece j_n = (first knot >= its end) - 1; -1 before the first knot
+            j = torch.searchsorted(path.knots.detach(), g1.contiguous()) - 1
+            dt = ds
+            tau0 = g0 - path.knots.detach()[j.clamp(min=0)]
+            taus = None if held else torch.stack([tau0 + c * ds for c in nodes], 1)  # (n, m)
+        else:
+            j = (torch.ceil(g1) - 1).long().clamp(-1, T - 1)
+            r = rates.detach().t()[(j + 1).clamp(max=T - 1)]  # (n, B): dt/ds of each sample on the step
+            dt = ds.unsqueeze(1) * r
+            gaps = r  # piece j >= 0 has length rates[:, j + 1]
+            frac0 = g0 - j.to(g0.dtype)
+            taus = None if held else torch.stack([(frac0 + c * ds).unsqueeze(1) * gaps for c in nodes], 1)
+        m = len(nodes)
+        jj = j.repeat_interleave(m) if m > 1 else j
+        tt = None if taus is None else taus.reshape(n * m, *taus.shape[2:])
+        x = path.evaluate_steps(jj, tt).reshape(n, m, path.batch_size, path.channels)
+        structure = self.field.structure()
+        self.nfe = n * solvers.tableau(self.method).stages
+        if structure is not None:
+            return solvers.integrate_driven(structure, h0, x, dt, self.method, node_of_stage, outputs,
+                                            self.gradient)
+        # the input map: one matmul over all n * m * B rows (per segment under checkpoint)
+        return solvers.integrate_driven(self.field.rhs, h0, x, dt, self.method, node_of_stage, outputs,
+                                        self.gradient, project=self.field.input_map)
+
+    def _solve_general(self, path: Path, h0: torch.Tensor, at: list[int]) -> torch.Tensor:
+        """States (len(at), B, N) at knots ``at`` by ``solvers.odeint`` (any method or gradient)."""
+        T = path.length
+        project = self.gradient != "adjoint"  # the adjoint keeps memory flat: no (B, T, P) projection
+        if not path.per_sample:
+            knots = path.knots
+            t0 = 2 * knots[:1] - knots[1:2] if T > 1 else knots[:1] - 1
+            t = torch.cat([t0, knots[at]])
+            return self._solve(self.field.driven_by(path, project=project), h0, t, knots, self.step_size)[1:]
+        driven = self.field.driven_by(path, clock="index", project=project)
+        s = torch.arange(-1, T, dtype=path.dtype, device=path.device)
+        t = torch.cat([s[:1], s[1:][at]])
+        if self.step_size is None or not self.fixed_step:
+            return self._solve(driven, h0, t, s, None)[1:]
+        # per-sample gaps: split gap j into n_j equal index steps, n_j set by the longest gap there
+        grid, index, _ = self._clock_grid(path)
+        t = torch.cat([grid[:1], grid[[index[k] for k in at]]])
+        return self._solve(driven, h0, t, grid, None)[1:]
+
+    def solve_path(self, path: Path, h0: torch.Tensor | None = None, at: list[int] | None = None) -> torch.Tensor:
+        """Hidden states (B, T, N) at the path's knots, starting one first gap before them.
+
+        ``at``: knot indices (increasing) to return, (B, len(at), N); the solve stops at the last.
+
+        Fixed-step tableau methods with gradient "backprop" or "checkpoint" (and times that need
+        no gradient) run on the fast driven path, :func:`solvers.integrate_driven`; everything
+        else on :func:`solvers.odeint`.  Both compute the same steps (tests: 1e-12 in float64).
+        """
+        B, T = path.batch_size, path.length
+        h0 = self._h0(h0, B, path.dtype, path.device)
+        at = list(range(T)) if at is None else [int(k) for k in at]
+        if self.fast and not path.knots.requires_grad:
+            out = self._solve_fast(path, h0, at)
+        else:
+            out = self._solve_general(path, h0, at)
+        return out.transpose(0, 1)
 
     def path(self, values: torch.Tensor, times: torch.Tensor | None = None) -> Path:
         """The input path this model integrates (validates the values)."""
@@ -177,10 +263,15 @@ class ContinuousRNN(nn.Module):
 
     def forward(self, values: torch.Tensor, times: torch.Tensor | None = None,
                 h0: torch.Tensor | None = None) -> torch.Tensor:
-        """Readout (B, output_size) of the state at each sample's last observed time."""
-        states = self.trajectory(values, times, h0)
-        last = _gather_time(states, last_observed_index(values))
-        return self.readout(self.field.features(last))
+        """Readout (B, output_size) of the state at each sample's last observed time.
+
+        Only the states at the distinct last observed steps are requested from the solver (one,
+        usually), so checkpoint and adjoint memory does not hold a (B, T, N) trajectory."""
+        last = last_observed_index(values)
+        at = sorted(set(last.tolist()))
+        states = self.solve_path(self.path(values, times), h0, at)  # (B, len(at), N)
+        pos = torch.searchsorted(torch.tensor(at, device=last.device), last)
+        return self.readout(self.field.features(_gather_time(states, pos)))
 
 
 class DiscreteRNN(nn.Module):
@@ -272,6 +363,16 @@ class TorchRNN(nn.Module):
         return self.readout(_gather_time(states, last_observed_index(values)))
 
 
+def _index_rates(path: Path) -> torch.Tensor:
+    """(B, T) dt/ds of each sample on the index clock: rates[:, j + 1] is the length of piece j and
+    rates[:, 0] that of the piece before the first knot (as long as the first one)."""
+    gaps = path.gaps().to(path.dtype)
+    if gaps.dim() == 1:
+        gaps = gaps.unsqueeze(0).expand(path.batch_size, -1)
+    first = gaps[:, :1] if gaps.shape[1] else torch.ones(path.batch_size, 1, dtype=path.dtype, device=path.device)
+    return torch.cat([first, gaps], 1)
+
+
 class _Counter(nn.Module):
     """Counts function evaluations of a driven field (NFE), passing everything through."""
 
@@ -279,6 +380,10 @@ class _Counter(nn.Module):
         super().__init__()
         self.func = func
         self.nfe = 0
+
+    @property
+    def project(self) -> bool:
+        return self.func.project
 
     def extra_tensors(self):
         return self.func.extra_tensors()

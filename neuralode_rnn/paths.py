@@ -208,6 +208,43 @@ class Path:
             out = out * tau + c[:, j]
         return out
 
+    def evaluate_steps(self, j: torch.Tensor, tau: torch.Tensor | None = None) -> torch.Tensor:
+        """x at many (piece, local time) pairs at once, time first: the stage inputs of a solve.
+
+        Args:
+            j: (S,) long piece indices in [-1, T-1]; piece j spans [t_j, t_{j+1}] (0-based), -1 is
+                the region before the first knot and T-1 the one after the last (constant there).
+            tau: (S,) shared or (S, B) per-sample local times t - t_j on each piece; ignored
+                (may be None) for "hold", whose pieces are constant.
+
+        Returns:
+            (S, B, D).  One gather per coefficient and one Horner pass for all S rows, which is
+            what lets a fixed-step solver read its inputs for every stage of every step in one call.
+            The piece is named by j, never found by searching a time, so a held input is read on
+            the piece the caller means.
+        """
+        S = j.shape[0]
+        B, D = self.batch_size, self.channels
+        if self.length == 1:
+            return self.first.unsqueeze(0).expand(S, B, D)
+        jc = j.clamp(0, self.length - 2)
+        cs = [c.transpose(0, 1).index_select(0, jc) for c in self.coeffs]  # (S, B, D) each
+        out = cs[-1]
+        if len(cs) > 1:
+            if tau is None:
+                raise ValueError(f"tau is needed to evaluate a {self.method!r} path inside its pieces")
+            t = tau.to(self.dtype)
+            t = t.view(S, 1, 1) if t.dim() == 1 else t.unsqueeze(-1)
+            for c in reversed(cs[:-1]):
+                out = out * t + c
+        before = (j < 0).view(S, 1, 1)
+        after = (j > self.length - 2).view(S, 1, 1)
+        if bool(before.any()):
+            out = torch.where(before, self.first.unsqueeze(0), out)
+        if bool(after.any()):
+            out = torch.where(after, self.last.unsqueeze(0), out)
+        return out
+
     def __repr__(self) -> str:
         return (f"Path(method={self.method!r}, batch={self.batch_size}, length={self.length}, "
                 f"channels={self.channels}, per_sample={self.per_sample}, dtype={self.dtype})")

@@ -141,7 +141,26 @@ def _combine(weights: list[tuple[int, float]], ks: list[Tensor]) -> Tensor:
     return acc
 
 
-def integrate_fixed(func: Func, y0: Tensor, grid: Tensor, out_index: list[int], tab: Tableau) -> Tensor:
+def _run_steps(func: Func, tab: Tableau, y: Tensor, stage_t: list[list[Tensor]], dts: list[Tensor],
+               n0: int, n1: int, wanted: set[int]) -> tuple[Tensor, list[Tensor]]:
+    """Steps n0..n1-1 from y; returns the end state and the states at grid indices in ``wanted``."""
+    a_rows = [[(j, w) for j, w in enumerate(row) if w != 0.0] for row in tab.a]
+    b_w = [(j, w) for j, w in enumerate(tab.b) if w != 0.0]
+    outs = []
+    for n in range(n0, n1):
+        dt = dts[n]
+        ks: list[Tensor] = []
+        for i in range(tab.stages):
+            yi = y if not a_rows[i] else y + dt * _combine(a_rows[i], ks)
+            ks.append(func(stage_t[i][n], yi))
+        y = y + dt * _combine(b_w, ks)
+        if n + 1 in wanted:
+            outs.append(y)
+    return y, outs
+
+
+def integrate_fixed(func: Func, y0: Tensor, grid: Tensor, out_index: list[int], tab: Tableau,
+                    checkpoint_segment: int | None = None) -> Tensor:
     """Step ``tab`` over ``grid`` and return the states at ``grid[out_index]``.
 
     Args:
@@ -151,6 +170,10 @@ def integrate_fixed(func: Func, y0: Tensor, grid: Tensor, out_index: list[int], 
         grid: (N,) monotone step end points (see ``knot_grid``).
         out_index: increasing grid positions to return; ``out_index[0]`` must be 0.
         tab: explicit Butcher tableau.
+        checkpoint_segment: None to keep every step's autograd graph (backprop).  A number of
+            steps L: the steps run in segments of L under ``torch.utils.checkpoint`` (non-
+            reentrant), so only the segments' start states are kept and each segment is
+            recomputed during backward; same values and gradients, memory O(N / L + L) steps.
 
     Returns:
         (len(out_index), *S): states at the requested grid points, time first.  Built from a
@@ -163,21 +186,22 @@ def integrate_fixed(func: Func, y0: Tensor, grid: Tensor, out_index: list[int], 
     t0, t1 = grid[:-1], grid[1:]
     stage_t = _stage_times(tab, t0, t1)
     dts = list((t1 - t0).unbind(0))
-    a_rows = [[(j, w) for j, w in enumerate(row) if w != 0.0] for row in tab.a]
-    b_w = [(j, w) for j, w in enumerate(tab.b) if w != 0.0]
-    wanted = iter(out_index[1:])
-    next_out = next(wanted, -1)
-    y = y0
-    s = tab.stages
-    for n in range(n_steps):
-        dt = dts[n]
-        ks: list[Tensor] = []
-        for i in range(s):
-            yi = y if not a_rows[i] else y + dt * _combine(a_rows[i], ks)
-            ks.append(func(stage_t[i][n], yi))
-        y = y + dt * _combine(b_w, ks)
-        if n + 1 == next_out:
-            outputs.append(y)
-            next_out = next(wanted, -1)
-    return torch.stack(outputs)
+    wanted = set(out_index[1:])
+    if checkpoint_segment is None or not torch.is_grad_enabled():
+        _, outs = _run_steps(func, tab, y0, stage_t, dts, 0, n_steps, wanted)
+        return torch.stack(outputs + outs)
+    from torch.utils.checkpoint import checkpoint
 
+    y = y0
+    for n0 in range(0, n_steps, checkpoint_segment):
+        n1 = min(n_steps, n0 + checkpoint_segment)
+        seg_wanted = {i for i in wanted if n0 < i <= n1}
+
+        def segment(y_start: Tensor, n0: int = n0, n1: int = n1, seg_wanted: set = seg_wanted):
+            end, outs = _run_steps(func, tab, y_start, stage_t, dts, n0, n1, seg_wanted)
+            return (end, *outs)
+
+        res = checkpoint(segment, y, use_reentrant=False)
+        y = res[0]
+        outputs.extend(res[1:])
+    return torch.stack(outputs)

@@ -5,8 +5,8 @@ Dispatch is two lookups, so new behaviour is a registry entry rather than a rewr
 * the *method* (``solvers.METHODS``): our explicit tableaux run in ``solvers.fixed``; every
   other name is delegated to torchdiffeq;
 * the *gradient mode* (``GRADIENT_MODES``): ``"backprop"`` differentiates through the
-  solver's operations, ``"adjoint"`` uses torchdiffeq's ``odeint_adjoint``.  A further mode
-  (e.g. ``"checkpoint"``) or a faster backprop path for the tableaux is added with
+  solver's operations, ``"adjoint"`` uses torchdiffeq's ``odeint_adjoint``, ``"checkpoint"``
+  recomputes segments of ~sqrt(steps) steps of our loop in backward.  A further mode is added with
   ``register_gradient_mode(name, solve)``, where ``solve(problem: Problem) -> Tensor``
   receives the already validated arguments.
 """
@@ -28,7 +28,8 @@ from .fixed import integrate_fixed, knot_grid
 from .methods import METHODS, TORCHDIFFEQ_METHODS
 from .tableaux import TABLEAUX, Tableau
 
-__all__ = ["ADJOINT_EQUIVALENTS", "GRADIENT_MODES", "Problem", "odeint", "register_gradient_mode"]
+__all__ = ["ADJOINT_EQUIVALENTS", "GRADIENT_MODES", "Problem", "checkpoint_segment", "odeint",
+           "register_gradient_mode"]
 
 Func = Callable[[Tensor, Tensor], Tensor]
 
@@ -184,9 +185,28 @@ def _solve_adjoint(p: Problem) -> Tensor:
                                       options=options, adjoint_params=p.adjoint_params)
 
 
+def checkpoint_segment(n_steps: int) -> int:
+    """Steps per checkpoint segment: ceil(sqrt(n)), which minimises stored states + one segment's
+    graph (n / L + L), so memory grows as sqrt(n) for one extra forward pass of work."""
+    return max(1, math.ceil(math.sqrt(max(n_steps, 1))))
+
+
+def _solve_checkpoint(p: Problem) -> Tensor:
+    if p.tab is None:
+        raise ValueError(
+            f"gradient='checkpoint' recomputes segments of our fixed-step loop and needs one of our "
+            f"tableaux; got method {p.method!r}; use one of {', '.join(sorted(TABLEAUX))}, or "
+            f"gradient='adjoint' for memory flat in the number of steps"
+        )
+    grid, out_index = knot_grid(p.t, p.jump_t, p.step_size)
+    return integrate_fixed(p.func, p.y0, grid, out_index, p.tab,
+                           checkpoint_segment=checkpoint_segment(grid.shape[0] - 1))
+
+
 GRADIENT_MODES: dict[str, Callable[[Problem], Tensor]] = {
     "backprop": _solve_backprop,
     "adjoint": _solve_adjoint,
+    "checkpoint": _solve_checkpoint,
 }
 """Gradient mode name -> solver taking a validated ``Problem``."""
 
@@ -338,9 +358,12 @@ def odeint(
         rtol, atol: adaptive methods' error tolerances, torchdiffeq's defaults (1e-7, 1e-9),
             tight enough that solver error rarely dominates training noise.
         adjoint: shorthand for ``gradient="adjoint"``.
-        gradient: "backprop" (default) or "adjoint" (torchdiffeq.odeint_adjoint: memory
+        gradient: "backprop" (default), "adjoint" (torchdiffeq.odeint_adjoint: memory
             independent of the number of steps; func must be an nn.Module, or pass
-            ``adjoint_params``), or any mode added with ``register_gradient_mode``.
+            ``adjoint_params``; gradients exact only up to the adjoint solve's error),
+            "checkpoint" (our tableaux only: segments of ceil(sqrt(steps)) steps are recomputed
+            in backward; gradients equal backprop's, memory ~sqrt(steps)), or any mode added
+            with ``register_gradient_mode``.
         jump_t: times where func may be discontinuous (e.g. sample times of a held input).
             Fixed methods put grid points there; adaptive Runge-Kutta methods get it as
             torchdiffeq's ``options["jump_t"]`` and restart their step there.

@@ -265,7 +265,10 @@ def test_lipschitz_matrices_have_the_symmetric_skew_structure():
 def test_nfe_is_counted():
     model = nr.ContinuousRNN(nr.CTRNNField(D, N), 2, method="rk4")
     model(torch.randn(2, 5, D))
-    assert model.nfe == 4 * 5 + 1  # four stages a step, five steps, and the solver's one shape check
+    assert model.fast and model.nfe == 4 * 5  # four stages a step, five steps (fast path: no shape check)
+    model = nr.ContinuousRNN(nr.CTRNNField(D, N), 2, method="heun3")  # torchdiffeq's, via solvers.odeint
+    model(torch.randn(2, 5, D))
+    assert not model.fast and model.nfe == 3 * 5 + 1  # and the solver's one shape check
 
 
 # ------------------------------------------------------------------------------------ errors

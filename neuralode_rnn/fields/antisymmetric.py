@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+import solvers
+
 from ..parametrizations import skew_diffusion
 from .base import Field
 
@@ -51,6 +53,11 @@ class AntisymmetricField(Field):
     @property
     def W(self) -> torch.Tensor:
         return skew_diffusion(self.M, self.gamma)
+
+    def structure(self) -> solvers.LinearActivation:
+        lin = self.input_map
+        return solvers.LinearActivation(W=self.W, A=None, U=lin.weight, b=lin.bias,
+                                        activation="gated" if self.gated else "tanh")
 
     def rhs(self, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         Wh = h @ self.W.transpose(0, 1)

@@ -22,6 +22,8 @@ import math
 import torch
 from torch import nn
 
+import solvers
+
 from ..paths import Path
 
 __all__ = ["DrivenField", "Field"]
@@ -60,6 +62,16 @@ class Field(nn.Module, abc.ABC):
     def W(self) -> torch.Tensor:
         """(N, N) hidden-to-hidden matrix inside the nonlinearity."""
 
+    def structure(self) -> solvers.LinearActivation | None:
+        """The field as h' = h A^T + sigma(h W^T + x U^T + b), or None when it has no such form.
+
+        Fields that return a :class:`solvers.LinearActivation` here are integrated by the solvers'
+        structured fast path (a custom autograd Function with a discrete adjoint); the others by
+        the generic driven loop.  The default is None: declaring structure is opt-in, and a
+        wrong declaration would silently change the model, so tests compare both paths.
+        """
+        return None
+
     # -------------------------------------------------------------- helpers
     def forward(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """dh/dt for hidden state h (B, N) and raw input x (B, input_size)."""
@@ -96,7 +108,7 @@ class Field(nn.Module, abc.ABC):
         if not self.is_complex and not h.is_floating_point():
             raise TypeError(f"{name} must be a real floating tensor; got {h.dtype}")
 
-    def driven_by(self, path: Path, clock: str = "time") -> DrivenField:
+    def driven_by(self, path: Path, clock: str = "time", project: bool = True) -> DrivenField:
         """This field driven by an input path: a module g(t, h) -> dh/dt for torchdiffeq/solvers.
 
         clock="time": t is real time (the path's knots are sample times).
@@ -104,8 +116,11 @@ class Field(nn.Module, abc.ABC):
         before the first sample at s = -1; g is scaled by dt/ds, the length of the current piece
         for each sample.  This lets one solver drive samples with different (B, T) times: each
         sample steps through its own pieces, exactly as it would alone.
+        project=True projects the path's coefficients through the input map once (fast per
+        evaluation, memory O(T N)); False applies the input map at each evaluation (memory O(T D),
+        what the adjoint wants to stay flat in T).
         """
-        return DrivenField(self, path, clock)
+        return DrivenField(self, path, clock, project)
 
     def discretize(self, method: str = "euler", step_size: float = 1.0):
         """The discrete cell h_k = Phi(h_{k-1}, x_k): one step of ``method`` of size ``step_size``
@@ -118,11 +133,12 @@ class Field(nn.Module, abc.ABC):
 class DrivenField(nn.Module):
     """g(t, h) = field.rhs(h, u(t)), with u the path of the projected samples.
 
-    The projection is computed when this module is built, from the field's current
-    parameters: build a new one after each optimiser step (models do, per forward pass).
+    The projection is computed on first use, from the field's current parameters: build a new
+    one after each optimiser step (models do, per forward pass).  With ``project=False`` the input
+    map is applied to x(t) at each evaluation instead.
     """
 
-    def __init__(self, field: Field, path: Path, clock: str = "time"):
+    def __init__(self, field: Field, path: Path, clock: str = "time", project: bool = True):
         super().__init__()
         if not isinstance(path, Path):
             raise TypeError(f"path must be a neuralode_rnn Path (from nr.interpolate); got {type(path).__name__}")
@@ -134,8 +150,8 @@ class DrivenField(nn.Module):
         self.field = field
         self.path = path
         self.clock = clock
-        lin = field.input_map
-        self.projected = path.affine(lin.weight, lin.bias)
+        self.project = project
+        self._projected: Path | None = None
         self.batch_size = path.batch_size
         if clock == "index":
             gaps = path.gaps().to(path.dtype)
@@ -146,17 +162,31 @@ class DrivenField(nn.Module):
             # piece -1 (before the first sample) is as long as the first piece: t0 = 2 t_1 - t_2
             self.rates = torch.cat([first, gaps], 1)  # (B, T): rates[:, j + 1] is dt/ds on piece j
 
+    @property
+    def projected(self) -> Path:
+        """The path of the projected samples u = U x + b (built once, on first use)."""
+        if self._projected is None:
+            lin = self.field.input_map
+            self._projected = self.path.affine(lin.weight, lin.bias)
+        return self._projected
+
     def extra_tensors(self) -> tuple[torch.Tensor, ...]:
-        """Tensors besides the field's parameters that the output depends on (adjoint needs them)."""
-        return tuple(x for x in self.projected.tensors() if x.requires_grad)
+        """Tensors besides the field's parameters that the output depends on (adjoint needs them):
+        the projected coefficients, or with ``project=False`` the raw path's (which include the
+        input map's parameters only through the field)."""
+        source = self.projected if self.project else self.path
+        return tuple(x for x in source.tensors() if x.requires_grad)
 
     def input_at(self, t: torch.Tensor) -> torch.Tensor:
         """u(t) (B, P), the projected input the field reads at clock time t."""
+        path = self.projected if self.project else self.path
         if self.clock == "time":
-            return self.projected.evaluate(t)
-        s = float(t)
-        j = math.ceil(s) - 1
-        return self.projected.evaluate_piece(j, t - j)
+            x = path.evaluate(t)
+        else:
+            s = float(t)
+            j = math.ceil(s) - 1
+            x = path.evaluate_piece(j, t - j)
+        return x if self.project else self.field.input_map(x)
 
     def forward(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         if h.dim() != 2 or h.shape[0] != self.batch_size or h.shape[1] != self.field.hidden_size:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+import solvers
+
 from .base import Field
 
 __all__ = ["CTRNNField"]
@@ -29,6 +31,10 @@ class CTRNNField(Field):
     @property
     def W(self) -> torch.Tensor:
         return self.M
+
+    def structure(self) -> solvers.LinearActivation:
+        lin = self.input_map
+        return solvers.LinearActivation(W=self.M, A=self.A, U=lin.weight, b=lin.bias, activation="tanh")
 
     def rhs(self, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return torch.tanh(h @ self.M.transpose(0, 1) + u) - h

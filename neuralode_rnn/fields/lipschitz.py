@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+import solvers
+
 from ..parametrizations import symmetric_skew
 from .base import Field
 
@@ -59,6 +61,10 @@ class LipschitzField(Field):
     @property
     def W(self) -> torch.Tensor:
         return symmetric_skew(self.M_W, self.beta_W, self.gamma_W)
+
+    def structure(self) -> solvers.LinearActivation:
+        lin = self.input_map
+        return solvers.LinearActivation(W=self.W, A=self.A, U=lin.weight, b=lin.bias, activation="tanh")
 
     def rhs(self, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return h @ self.A.transpose(0, 1) + torch.tanh(h @ self.W.transpose(0, 1) + u)
