@@ -465,8 +465,50 @@ class _Solve(torch.autograd.Function):
         return out
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_out: Tensor | None):
+        if torch.is_grad_enabled():
+            # create_graph=True (a Hessian-vector product, a gradient penalty): the hand-written
+            # adjoint below is not differentiable, so replay the same steps with autograd ops and
+            # differentiate those, keeping the graph.  Slower, and only taken when asked for.
+            return _Solve._replayed_backward(ctx, grad_out)
+        return _Solve._adjoint_backward(ctx, grad_out)
+
+    @staticmethod
+    def _replayed_backward(ctx, grad_out: Tensor | None):
+        y0, x, W, A, U, b, *_ = ctx.saved_tensors
+        plan: _Plan = ctx.ops.p
+        inputs = (y0, x, W, A, U, b)
+        wrt = [i for i, t in enumerate(inputs) if t is not None and ctx.needs_input_grad[i + 1]]
+        if grad_out is None or not wrt:
+            return (None,) * 7
+        field = LinearActivation(W, A, None, None, "gated" if plan.gated else "tanh")
+        u = x if U is None else (x @ U.transpose(0, 1) if b is None else torch.addmm(b, x.reshape(-1, x.shape[-1]),
+                                                                                     U.transpose(0, 1)).view(
+            *x.shape[:-1], -1))
+        us = [v.unbind(0) for v in u.unbind(0)]
+        states = [y0]
+        y = y0
+        for k in range(plan.n):
+            dt, un = plan.dts[k], us[k]
+            ks: list[Tensor] = []
+            for i in range(plan.s):
+                yi = y
+                for j, w in plan.a_rows[i]:
+                    yi = yi + (dt * w) * ks[j]
+                ks.append(field.rhs(yi, un[plan.node_of_stage[i]]))
+            for j, w in plan.b_w:
+                y = y + (dt * w) * ks[j]
+            states.append(y)
+        out = torch.stack([states[i] for i in plan.outputs])
+        grads = torch.autograd.grad(out, [inputs[i] for i in wrt], grad_out, create_graph=True, allow_unused=True)
+        result: list[Tensor | None] = [None] * 7
+        for i, g in zip(wrt, grads):
+            result[i + 1] = g
+        return tuple(result)
+
+    @staticmethod
+    @once_differentiable
+    def _adjoint_backward(ctx, grad_out: Tensor | None):
         y0, x, W, A, U, b, *saved = ctx.saved_tensors
         ops: _Ops = ctx.ops
         plan = ops.p
