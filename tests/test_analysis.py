@@ -29,15 +29,6 @@ D64 = torch.float64
 
 
 # ----------------------------------------------------------------------------- stable steps
-@pytest.mark.parametrize("name", sorted(solvers.TABLEAUX))
-def test_stability_function_is_the_taylor_polynomial(name):
-    # tests/test_solvers_stability.py was not on this branch; explicit RK of order p = s <= 4
-    tab = solvers.TABLEAUX[name]
-    assert tab.order == tab.stages <= 4
-    coeffs = solvers.stability_function(name).coefficients
-    np.testing.assert_allclose(coeffs, [1 / math.factorial(k) for k in range(tab.stages + 1)], rtol=1e-14)
-
-
 def _real_axis_bound(poly):
     """Largest x with |R(-x)| <= 1 on [0, x], by a scan and bisection (independent of solvers)."""
     xs = np.linspace(1e-6, 10, 100001)
