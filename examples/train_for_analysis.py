@@ -3,8 +3,8 @@
     python examples/train_for_analysis.py --field lipschitz --out runs/lipschitz
     python examples/train_for_analysis.py --field lipschitz --sigma 0.1 --out runs/lipschitz-noisy
 
-Adam on the cross-entropy, Euler with one step per sample (the papers' discrete cells) on sample
-times t_k = time_step * k; the best test-accuracy epoch is kept as checkpoint_best.pt.  With
+Adam on the cross-entropy, by default Euler with one step per sample (the papers' discrete cells;
+``--method``/``--step-size`` change it) on sample times t_k = time_step * k; the best test-accuracy epoch is kept as checkpoint_best.pt.  With
 ``sigma > 0`` the model is a StochasticRNN: additive noise sigma dB while training (Euler-Maruyama),
 its deterministic ODE when evaluated.
 """
@@ -31,14 +31,15 @@ FIELD_DEFAULTS = {
 
 def main(field: str = "lipschitz", task: str = "digits", hidden: int = 64, epochs: int = 30, lr: float = 3e-3,
          batch: int = 64, time_step: float = 0.1, sigma: float = 0.0, noise: str = "additive", seed: int = 0,
-         n_train: int | None = None, n_test: int | None = None, out: str = "runs/model", threads: int = 1) -> dict:
+         n_train: int | None = None, n_test: int | None = None, out: str = "runs/model", threads: int = 1,
+         method: str = "euler", step_size: float | None = None) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     data = load_task(task, n_train=n_train, n_test=n_test)
     task_kwargs = {k: v for k, v in (("n_train", n_train), ("n_test", n_test)) if v is not None}
     config = {"name": out.rstrip("/").split("/")[-1], "task": task, "task_kwargs": task_kwargs, "field": field,
               "field_kwargs": FIELD_DEFAULTS.get(field, {}), "input_size": data.input_size,
-              "hidden_size": hidden, "output_size": data.output_size, "method": "euler", "step_size": None,
+              "hidden_size": hidden, "output_size": data.output_size, "method": method, "step_size": step_size,
               "interpolation": "hold", "time_step": time_step,
               "noise": {"sigma": sigma, "noise": noise, "sde_method": "euler"} if sigma > 0 else None,
               "seed": seed, "epochs": epochs, "lr": lr, "batch": batch}
@@ -83,7 +84,9 @@ if __name__ == "__main__":
     p.add_argument("--n-train", type=int, default=None)
     p.add_argument("--n-test", type=int, default=None)
     p.add_argument("--out", default="runs/model")
+    p.add_argument("--method", default="euler")
+    p.add_argument("--step-size", type=float, default=None, help="fixed step (default: one step per sample)")
     a = p.parse_args()
     main(field=a.field, task=a.task, hidden=a.hidden, epochs=a.epochs, lr=a.lr, batch=a.batch,
          time_step=a.time_step, sigma=a.sigma, noise=a.noise, seed=a.seed, n_train=a.n_train, n_test=a.n_test,
-         out=a.out)
+         out=a.out, method=a.method, step_size=a.step_size)

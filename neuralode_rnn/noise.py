@@ -26,7 +26,7 @@ from .fields.base import Field
 from .models import ContinuousRNN, _gather_time, last_observed_index
 from .paths import Path
 
-__all__ = ["NoisyField", "StochasticRNN", "NOISES"]
+__all__ = ["NOISES", "NoisyField", "StochasticRNN"]
 
 NOISES = ("additive", "multiplicative")
 

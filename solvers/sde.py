@@ -26,14 +26,15 @@ per state), "additive" and "general" (g returns (batch, state, m)), "scalar" ((b
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .fixed import knot_grid
 
-__all__ = ["sdeint", "SDE", "SDE_METHODS", "NOISE_TYPES", "brownian_interval"]
+__all__ = ["NOISE_TYPES", "SDE", "SDE_METHODS", "brownian_interval", "sdeint"]
 
 NOISE_TYPES = ("diagonal", "additive", "scalar", "general")
 

@@ -10,9 +10,18 @@ import torch
 
 import neuralode_rnn as nr
 import solvers
-from neuralode_rnn.analysis import (HessianOperator, compare_solvers, dense_hessian, hutchinson_trace, lanczos,
-                                    lipschitz_stability_condition, max_stable_steps, measure_contraction,
-                                    parameter_noise_curve, power_iteration)
+from neuralode_rnn.analysis import (
+    HessianOperator,
+    compare_solvers,
+    dense_hessian,
+    hutchinson_trace,
+    lanczos,
+    lipschitz_stability_condition,
+    max_stable_steps,
+    measure_contraction,
+    parameter_noise_curve,
+    power_iteration,
+)
 from neuralode_rnn.analysis.hessian import MatrixOperator, classification_loss
 from neuralode_rnn.analysis.robustness import accuracy
 
@@ -20,15 +29,6 @@ D64 = torch.float64
 
 
 # ----------------------------------------------------------------------------- stable steps
-@pytest.mark.parametrize("name", sorted(solvers.TABLEAUX))
-def test_stability_function_is_the_taylor_polynomial(name):
-    # tests/test_solvers_stability.py was not on this branch; explicit RK of order p = s <= 4
-    tab = solvers.TABLEAUX[name]
-    assert tab.order == tab.stages <= 4
-    coeffs = solvers.stability_function(name).coefficients
-    np.testing.assert_allclose(coeffs, [1 / math.factorial(k) for k in range(tab.stages + 1)], rtol=1e-14)
-
-
 def _real_axis_bound(poly):
     """Largest x with |R(-x)| <= 1 on [0, x], by a scan and bisection (independent of solvers)."""
     xs = np.linspace(1e-6, 10, 100001)
@@ -49,7 +49,7 @@ def test_max_stable_step_on_a_diagonal_system_is_analytic():
     assert steps["rk4"] == pytest.approx(rk4 / a.max(), rel=1e-8)
     # and it is the step where y' = -a y stops decaying under the method
     y0 = torch.ones(1, 3, dtype=D64)
-    f = lambda t, y: -torch.as_tensor(a) * y  # noqa: E731
+    f = lambda t, y: -torch.as_tensor(a) * y
     for method, h in steps.items():
         t = torch.tensor([0.0, 60 * h], dtype=D64)
         below = solvers.odeint(f, y0, t, method=method, step_size=0.99 * h)[-1].abs().max()

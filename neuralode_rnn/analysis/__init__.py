@@ -6,18 +6,55 @@ One concept per module: :mod:`.solver_comparison`, :mod:`.stability`, :mod:`.hes
 ``python -m neuralode_rnn.analysis``).
 """
 
-from .hessian import (HessianOperator, HessianSummary, dense_hessian, hessian_summary, hutchinson_trace, lanczos,
-                      power_iteration)
+from .hessian import (
+                      HessianOperator,
+                      HessianSummary,
+                      dense_hessian,
+                      hessian_summary,
+                      hutchinson_trace,
+                      lanczos,
+                      power_iteration,
+)
 from .robustness import RobustnessCurve, accuracy, input_noise_curve, parameter_noise_curve
-from .solver_comparison import SolverComparison, SolverRun, compare_solvers, cross_solver_accuracy, format_table
-from .stability import (Contraction, GlobalStability, jacobian_eigenvalues, lipschitz_stability_condition,
-                        matrix_eigenvalues, max_stable_steps, measure_contraction)
+from .solver_comparison import (
+                      SolverComparison,
+                      SolverRun,
+                      compare_solvers,
+                      cross_solver_accuracy,
+                      format_table,
+)
+from .stability import (
+                      Contraction,
+                      GlobalStability,
+                      jacobian_eigenvalues,
+                      lipschitz_stability_condition,
+                      matrix_eigenvalues,
+                      max_stable_steps,
+                      measure_contraction,
+)
 
 __all__ = [
-    "compare_solvers", "format_table", "cross_solver_accuracy", "SolverComparison", "SolverRun",
-    "matrix_eigenvalues", "jacobian_eigenvalues", "max_stable_steps", "lipschitz_stability_condition",
-    "GlobalStability", "measure_contraction", "Contraction",
-    "HessianOperator", "power_iteration", "lanczos", "hutchinson_trace", "dense_hessian", "hessian_summary",
-    "HessianSummary",
-    "accuracy", "input_noise_curve", "parameter_noise_curve", "RobustnessCurve",
+                      "Contraction",
+                      "GlobalStability",
+                      "HessianOperator",
+                      "HessianSummary",
+                      "RobustnessCurve",
+                      "SolverComparison",
+                      "SolverRun",
+                      "accuracy",
+                      "compare_solvers",
+                      "cross_solver_accuracy",
+                      "dense_hessian",
+                      "format_table",
+                      "hessian_summary",
+                      "hutchinson_trace",
+                      "input_noise_curve",
+                      "jacobian_eigenvalues",
+                      "lanczos",
+                      "lipschitz_stability_condition",
+                      "matrix_eigenvalues",
+                      "max_stable_steps",
+                      "measure_contraction",
+                      "parameter_noise_curve",
+                      "power_iteration",
 ]

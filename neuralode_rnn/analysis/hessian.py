@@ -17,16 +17,25 @@ works matrix-free on H v = d/dtheta (grad L . v), double backpropagation through
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["HessianOperator", "MatrixOperator", "power_iteration", "lanczos", "hutchinson_trace", "dense_hessian",
-           "HessianSummary", "hessian_summary", "classification_loss"]
+__all__ = [
+    "HessianOperator",
+    "HessianSummary",
+    "MatrixOperator",
+    "classification_loss",
+    "dense_hessian",
+    "hessian_summary",
+    "hutchinson_trace",
+    "lanczos",
+    "power_iteration",
+]
 
 
 class HessianOperator:

@@ -6,23 +6,28 @@ figure, saves it (format from the suffix) and returns the path.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-import solvers  # noqa: E402
+import solvers
 
-from .robustness import RobustnessCurve  # noqa: E402
-from .solver_comparison import SolverComparison  # noqa: E402
-from .stability import Contraction  # noqa: E402
+from .robustness import RobustnessCurve
+from .solver_comparison import SolverComparison
+from .stability import Contraction
 
-__all__ = ["work_precision_plot", "convergence_plot", "stability_region_plot", "robustness_plot",
-           "contraction_plot"]
+__all__ = [
+    "contraction_plot",
+    "convergence_plot",
+    "robustness_plot",
+    "stability_region_plot",
+    "work_precision_plot",
+]
 
 
 def _save(fig, path) -> Path:
@@ -85,7 +90,8 @@ def stability_region_plot(eigenvalues: Mapping[str, np.ndarray], step_size: floa
     """
     scaled = {k: step_size * np.asarray(v).reshape(-1) for k, v in eigenvalues.items()}
     pts = np.concatenate(list(scaled.values())) if scaled else np.zeros(1)
-    reach = max(3.2, 1.15 * float(np.abs(pts).max()) if pts.size else 0.0)
+    # zoom on the eigenvalues (their neighbourhood of 0 is where the regions differ for them)
+    reach = max(0.3, 1.3 * float(np.abs(pts).max()) if pts.size else 3.2)
     x = np.linspace(-reach, 0.6 * reach, 500)
     y = np.linspace(-reach, reach, 500)
     Z = x[None, :] + 1j * y[:, None]

@@ -15,14 +15,14 @@ Each level is repeated ``repeats`` times with seeded draws; the model is evaluat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["accuracy", "RobustnessCurve", "input_noise_curve", "parameter_noise_curve"]
+__all__ = ["RobustnessCurve", "accuracy", "input_noise_curve", "parameter_noise_curve"]
 
 
 @torch.no_grad()

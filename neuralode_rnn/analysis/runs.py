@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["FIELDS", "Run", "build_model", "load_run", "save_run", "random_run", "run_data", "run_times"]
+__all__ = ["FIELDS", "Run", "build_model", "load_run", "random_run", "run_data", "run_times", "save_run"]
 
 
 def _fields() -> dict[str, type]:

@@ -32,8 +32,8 @@ from __future__ import annotations
 import copy
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -41,8 +41,15 @@ from torch import Tensor, nn
 
 import solvers
 
-__all__ = ["SolverRun", "SolverComparison", "compare_solvers", "format_table", "cross_solver_accuracy",
-           "ADAPTIVE_METHODS", "typical_gap"]
+__all__ = [
+    "ADAPTIVE_METHODS",
+    "SolverComparison",
+    "SolverRun",
+    "compare_solvers",
+    "cross_solver_accuracy",
+    "format_table",
+    "typical_gap",
+]
 
 ADAPTIVE_METHODS = ("adaptive_heun", "bosh3", "dopri5", "dopri8")
 """Adaptive Runge-Kutta methods compared (those taking jump_t, so they restart at sample times)."""
@@ -104,7 +111,7 @@ def compare_solvers(model: nn.Module, values: Tensor, times: Tensor | None = Non
                     adaptive_methods: Sequence[str] = ADAPTIVE_METHODS,
                     rtols: Sequence[float] = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7),
                     reference_method: str = "dopri5", reference_rtol: float = 1e-12,
-                    repeats: int = 1) -> SolverComparison:
+                    repeats: int = 1, callback=None) -> SolverComparison:
     """Run every method on ``model`` and the batch (see the module docstring).
 
     Args:
@@ -115,6 +122,7 @@ def compare_solvers(model: nn.Module, values: Tensor, times: Tensor | None = Non
         adaptive_methods, rtols: adaptive runs, atol = 1e-3 rtol.
         reference_method, reference_rtol: the reference solve (atol = 1e-3 rtol).
         repeats: wall time is the median of this many solves.
+        callback: called with each SolverRun as it completes (progress reports).
 
     Returns:
         A :class:`SolverComparison`.
@@ -151,6 +159,8 @@ def compare_solvers(model: nn.Module, values: Tensor, times: Tensor | None = Non
                               rtol=rtol, nfe=nfe, seconds=sec, final_error=float(err[:, -1].max()),
                               trajectory_error=float(err.max()), accuracy=acc,
                               agreement=float((pred == ref_pred).double().mean())))
+        if callback is not None:
+            callback(runs[-1])
 
     for method in fixed_methods:
         for h in step_sizes:

@@ -35,8 +35,8 @@ contraction can be better; :func:`measure_contraction` shows the actual rate.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -47,12 +47,12 @@ from ..fields.base import Field
 from ..models import ContinuousRNN
 
 __all__ = [
-    "matrix_eigenvalues",
-    "jacobian_eigenvalues",
-    "max_stable_steps",
-    "GlobalStability",
-    "lipschitz_stability_condition",
     "Contraction",
+    "GlobalStability",
+    "jacobian_eigenvalues",
+    "lipschitz_stability_condition",
+    "matrix_eigenvalues",
+    "max_stable_steps",
     "measure_contraction",
 ]
 
