@@ -34,23 +34,23 @@ from neuralode_rnn.optim import FullCapacityOptimizer, parametrize_unitary
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("full", "restricted", "orthogonal", "lstm")
 
-DEFAULTS = dict(
-    delays=(100, 200),
-    models=("full", "restricted", "lstm"),
-    hidden=128,
-    lstm_hidden=128,
-    iterations=600,
-    batch_size=20,
-    lr=1e-3,
-    lr_unitary=1e-3,
-    eval_every=50,
-    n_test=200,
-    seed=0,
-    threads=1,
-    results=False,
-    out_dir=None,
-    verbose=True,
-)
+DEFAULTS = {
+    "delays": (100, 200),
+    "models": ("full", "restricted", "lstm"),
+    "hidden": 128,
+    "lstm_hidden": 128,
+    "iterations": 600,
+    "batch_size": 20,
+    "lr": 1e-3,
+    "lr_unitary": 1e-3,
+    "eval_every": 50,
+    "n_test": 200,
+    "seed": 0,
+    "threads": 1,
+    "results": False,
+    "out_dir": None,
+    "verbose": True,
+}
 
 
 def build(kind: str, hidden: int, lstm_hidden: int, lr: float, lr_unitary: float, seed: int):

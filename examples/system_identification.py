@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import time
 from pathlib import Path
 
@@ -39,24 +38,24 @@ from neuralode_rnn.optim import CayleyOptimizer, parametrize_unitary
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("full", "restricted", "orthogonal")
 
-DEFAULTS = dict(
-    sizes=(4, 8, 16, 32),
-    kinds=("full", "restricted"),
-    T=20,
-    n_train=2000,
-    n_test=200,
-    iterations=1500,
-    batch_size=50,
-    lr_unitary=2e-3,
-    lr=1e-2,
-    eval_every=100,
-    seed=0,
-    teacher="haar",
-    threads=1,
-    results=False,
-    out_dir=None,
-    verbose=True,
-)
+DEFAULTS = {
+    "sizes": (4, 8, 16, 32),
+    "kinds": ("full", "restricted"),
+    "T": 20,
+    "n_train": 2000,
+    "n_test": 200,
+    "iterations": 1500,
+    "batch_size": 50,
+    "lr_unitary": 2e-3,
+    "lr": 1e-2,
+    "eval_every": 100,
+    "seed": 0,
+    "teacher": "haar",
+    "threads": 1,
+    "results": False,
+    "out_dir": None,
+    "verbose": True,
+}
 
 
 def make_student(data, kind: str, seed: int, lr_unitary: float, lr: float):

@@ -6,9 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from neuralode_rnn.data.sysid import load_sysid, teacher_recurrence
-
 import neuralode_rnn as nr
+from neuralode_rnn.data.sysid import load_sysid, teacher_recurrence
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
