@@ -28,7 +28,7 @@ from ..fields.unitary import modrelu
 from ..parametrizations import random_unitary
 from .base import SequenceDataset, Split, _check_seed
 
-__all__ = ["load_sysid", "teacher_recurrence", "SYSID_TEACHERS"]
+__all__ = ["SYSID_TEACHERS", "load_sysid", "teacher_recurrence"]
 
 SYSID_TEACHERS = ("haar", "restricted")
 BIAS_RANGE = (-0.11, -0.09)
