@@ -4,10 +4,21 @@ Data flows one way: samples -> path (:func:`interpolate`) -> field (:mod:`.field
 solver (:mod:`solvers`) -> states -> readout (:mod:`.models`).
 """
 
+from . import optim
 from ._version import __version__
 from .cells import FieldCell
-from .fields import AntisymmetricField, CTRNNField, DrivenField, Field, LipschitzField, UnitaryField, modrelu
+from .fields import (
+    AntisymmetricField,
+    CTRNNField,
+    DrivenField,
+    Field,
+    LipschitzField,
+    RestrictedUnitaryField,
+    UnitaryField,
+    modrelu,
+)
 from .models import ContinuousRNN, DiscreteRNN, TorchRNN
+from .optim import CayleyOptimizer, FullCapacityOptimizer, parametrize_unitary
 from .paths import INTERPOLATIONS, Path, interpolate
 
 __all__ = [
@@ -15,4 +26,5 @@ __all__ = [
     "interpolate", "Path", "INTERPOLATIONS",
     "Field", "DrivenField", "LipschitzField", "AntisymmetricField", "UnitaryField", "CTRNNField", "modrelu",
     "FieldCell", "ContinuousRNN", "DiscreteRNN", "TorchRNN",
+    "optim", "RestrictedUnitaryField", "CayleyOptimizer", "FullCapacityOptimizer", "parametrize_unitary",
 ]
