@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import statistics
 import time
 from pathlib import Path
 
@@ -49,7 +50,7 @@ DEFAULTS = {
     "lr_unitary": 2e-3,
     "lr": 1e-2,
     "eval_every": 100,
-    "seed": 0,
+    "seeds": (0,),
     "teacher": "haar",
     "threads": 1,
     "results": False,
@@ -133,13 +134,14 @@ def main(**config) -> list[dict]:
             raise ValueError(f"unknown student {kind!r}; expected one of {', '.join(KINDS)}")
     torch.set_num_threads(cfg["threads"])
     rows = []
-    for N in cfg["sizes"]:
-        data = load_sysid(N=N, T=cfg["T"], n_train=cfg["n_train"], n_test=cfg["n_test"], seed=cfg["seed"],
-                          teacher=cfg["teacher"])
-        for kind in cfg["kinds"]:
-            r = train_one(data, kind, cfg["iterations"], cfg["batch_size"], cfg["lr_unitary"], cfg["lr"],
-                          cfg["eval_every"], cfg["seed"], cfg["verbose"])
-            rows.append({"N": N, "kind": kind, "baseline_mse": data.info["baseline_mse"], **r})
+    for seed in cfg["seeds"]:  # each seed: a new teacher, data set and student initialisation
+        for N in cfg["sizes"]:
+            data = load_sysid(N=N, T=cfg["T"], n_train=cfg["n_train"], n_test=cfg["n_test"], seed=seed,
+                              teacher=cfg["teacher"])
+            for kind in cfg["kinds"]:
+                r = train_one(data, kind, cfg["iterations"], cfg["batch_size"], cfg["lr_unitary"], cfg["lr"],
+                              cfg["eval_every"], seed, cfg["verbose"])
+                rows.append({"N": N, "kind": kind, "seed": seed, "baseline_mse": data.info["baseline_mse"], **r})
     if cfg["verbose"]:
         print(table(rows))
     if cfg["results"]:
@@ -147,13 +149,27 @@ def main(**config) -> list[dict]:
     return rows
 
 
+def _groups(rows: list[dict]) -> list[tuple[int, str, list[dict]]]:
+    keys = list(dict.fromkeys((r["N"], r["kind"]) for r in rows))
+    return [(n, k, [r for r in rows if (r["N"], r["kind"]) == (n, k)]) for n, k in keys]
+
+
 def table(rows: list[dict]) -> str:
-    lines = ["| N | student | test MSE (start) | test MSE (end) | predict-0 MSE | ||W - W_teacher||_F | max|W^H W - I| | seconds |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['N']} | {r['kind']} | {r['curve'][0][1]:.3e} | {r['final']:.3e} | {r['baseline_mse']:.3e} | "
-                     f"{r['w_error']:.3f} | {r['unitarity']:.1e} | {r['seconds']:.0f} |")
+    """One line per (N, student): median over seeds, then each seed's value."""
+    lines = [("| N | student | seeds | final test MSE, median | final test MSE per seed | predict-0 MSE (median) | "
+             "Frobenius error of W per seed | unitarity error (max) | seconds (total) |"),
+             "|---|---|---|---|---|---|---|---|---|"]
+    for n, kind, rs in _groups(rows):
+        finals = [r["final"] for r in rs]
+        w_errors = ", ".join(f"{r['w_error']:.2f}" for r in rs)
+        lines.append(f"| {n} | {kind} | {len(rs)} | {_median(finals):.3g} | {', '.join(f'{v:.3g}' for v in finals)} | "
+                     f"{_median([r['baseline_mse'] for r in rs]):.3g} | {w_errors} | "
+                     f"{max(r['unitarity'] for r in rs):.1e} | {sum(r['seconds'] for r in rs):.0f} |")
     return "\n".join(lines)
+
+
+def _median(values: list[float]) -> float:
+    return float(statistics.median(values))
 
 
 def write_results(rows: list[dict], cfg: dict) -> None:
@@ -167,26 +183,28 @@ def write_results(rows: list[dict], cfg: dict) -> None:
     fig_dir.mkdir(parents=True, exist_ok=True)
     with open(fig_dir / "sysid.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["N", "student", "iteration", "test_mse", "baseline_mse"])
+        w.writerow(["seed", "N", "student", "iteration", "test_mse", "baseline_mse"])
         for r in rows:
             for it, mse in r["curve"]:
-                w.writerow([r["N"], r["kind"], it, f"{mse:.6e}", f"{r['baseline_mse']:.6e}"])
+                w.writerow([r["seed"], r["N"], r["kind"], it, f"{mse:.6e}", f"{r['baseline_mse']:.6e}"])
     sizes = list(dict.fromkeys(r["N"] for r in rows))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for kind in dict.fromkeys(r["kind"] for r in rows):
-        finals = [next(r["final"] for r in rows if r["N"] == n and r["kind"] == kind) for n in sizes]
-        axes[0].plot(sizes, finals, "o-", label=kind)
-    base = [next(r["baseline_mse"] for r in rows if r["N"] == n) for n in sizes]
+        med = [_median([r["final"] for r in rows if r["N"] == n and r["kind"] == kind]) for n in sizes]
+        line, = axes[0].plot(sizes, med, "o-", label=f"{kind} (median)")
+        pts = [(r["N"], r["final"]) for r in rows if r["kind"] == kind]
+        axes[0].plot(*zip(*pts), "x", color=line.get_color(), alpha=0.6)
+    base = [_median([r["baseline_mse"] for r in rows if r["N"] == n]) for n in sizes]
     axes[0].plot(sizes, base, "k--", label="predict 0")
     axes[0].axvline(7, color="grey", lw=0.8, ls=":")
     axes[0].set(xscale="log", yscale="log", xlabel="N (complex units)", ylabel="final test MSE",
                 title="system identification, teacher W Haar-random")
     axes[0].set_xticks(sizes, [str(n) for n in sizes])
     axes[0].legend()
-    for r in rows:
+    for r in (r for r in rows if r["seed"] == rows[0]["seed"]):
         its, mse = zip(*r["curve"])
         axes[1].plot(its, mse, ("-" if r["kind"] == "full" else "--"), label=f"{r['kind']} N={r['N']}")
-    axes[1].set(yscale="log", xlabel="iteration", ylabel="test MSE", title="training curves")
+    axes[1].set(yscale="log", xlabel="iteration", ylabel="test MSE", title=f"training curves, seed {rows[0]['seed']}")
     axes[1].legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(fig_dir / "sysid.png", dpi=120)
@@ -198,7 +216,8 @@ def write_results(rows: list[dict], cfg: dict) -> None:
             f"T = {cfg['T']}, {cfg['n_train']} training and {cfg['n_test']} test sequences, batch {cfg['batch_size']}, "
             f"{cfg['iterations']} iterations. Full capacity: Cayley step, lambda = {cfg['lr_unitary']}; "
             f"restricted/orthogonal: RMSprop lr {cfg['lr']}. Test MSE over all outputs; "
-            f"predict-0 is the MSE of the zero prediction.\n\n"
+            f"predict-0 is the MSE of the zero prediction. Seeds {', '.join(map(str, cfg['seeds']))}: each "
+            f"draws its own teacher, data and student start (crosses in the plot: single seeds).\n\n"
             f"{table(rows)}\n\n![system identification](figures/sysid.png)\n\nData: `docs/figures/sysid.csv`.\n")
     write_section(out / "RESULTS_unitary.md", "system_identification", text)
 
@@ -206,7 +225,7 @@ def write_results(rows: list[dict], cfg: dict) -> None:
 def command_line(cfg: dict) -> str:
     parts = ["python examples/system_identification.py --results"]
     for key in ("sizes", "kinds", "T", "n_train", "n_test", "iterations", "batch_size", "lr_unitary", "lr",
-                "eval_every", "seed", "teacher"):
+                "eval_every", "seeds", "teacher"):
         if cfg[key] != DEFAULTS[key]:
             v = cfg[key]
             parts.append(f"--{key.replace('_', '-')} " + (" ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)))
@@ -238,7 +257,7 @@ if __name__ == "__main__":
     p.add_argument("--lr-unitary", type=float, default=DEFAULTS["lr_unitary"])
     p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
     p.add_argument("--eval-every", type=int, default=DEFAULTS["eval_every"])
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    p.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULTS["seeds"]))
     p.add_argument("--teacher", default=DEFAULTS["teacher"], choices=("haar", "restricted"))
     p.add_argument("--threads", type=int, default=DEFAULTS["threads"])
     p.add_argument("--results", action="store_true", help="write CSV/PNG to docs/figures and the markdown section")
