@@ -177,6 +177,7 @@ def write_results(rows: list[dict], cfg: dict) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     out = Path(cfg["out_dir"]) if cfg["out_dir"] else ROOT / "docs"
     fig_dir = out / "figures"
@@ -200,6 +201,7 @@ def write_results(rows: list[dict], cfg: dict) -> None:
     axes[0].set(xscale="log", yscale="log", xlabel="N (complex units)", ylabel="final test MSE",
                 title="system identification, teacher W Haar-random")
     axes[0].set_xticks(sizes, [str(n) for n in sizes])
+    axes[0].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes[0].legend()
     for r in (r for r in rows if r["seed"] == rows[0]["seed"]):
         its, mse = zip(*r["curve"])
