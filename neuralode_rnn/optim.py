@@ -43,8 +43,14 @@ from torch import nn
 
 from .parametrizations import is_unitary_parameter
 
-__all__ = ["cayley_step", "unitary_parameters", "CayleyOptimizer", "FullCapacityOptimizer",
-           "parametrize_unitary", "UNITARY_MAPS"]
+__all__ = [
+    "UNITARY_MAPS",
+    "CayleyOptimizer",
+    "FullCapacityOptimizer",
+    "cayley_step",
+    "parametrize_unitary",
+    "unitary_parameters",
+]
 
 UNITARY_MAPS = ("matrix_exp", "cayley")
 
@@ -214,7 +220,7 @@ def parametrize_unitary(module: nn.Module, name: str = "U", orthogonal_map: str 
                          f"{', '.join(map(repr, UNITARY_MAPS))}")
     p = getattr(module, name, None)
     if not isinstance(p, nn.Parameter):
-        raise ValueError(f"{type(module).__name__}.{name} must be an nn.Parameter to parametrize; got "
+        raise TypeError(f"{type(module).__name__}.{name} must be an nn.Parameter to parametrize; got "
                          f"{type(p).__name__}")
     value = p.detach().clone()
     torch.nn.utils.parametrizations.orthogonal(module, name, orthogonal_map=orthogonal_map)

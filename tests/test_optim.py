@@ -8,8 +8,13 @@ import torch.nn.functional as F
 from torch.nn.utils.parametrize import cached
 
 import neuralode_rnn as nr
-from neuralode_rnn.optim import (CayleyOptimizer, FullCapacityOptimizer, cayley_step, parametrize_unitary,
-                                 unitary_parameters)
+from neuralode_rnn.optim import (
+    CayleyOptimizer,
+    FullCapacityOptimizer,
+    cayley_step,
+    parametrize_unitary,
+    unitary_parameters,
+)
 from neuralode_rnn.parametrizations import random_unitary, unitarity_error
 
 N = 6

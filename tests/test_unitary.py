@@ -8,8 +8,11 @@ import torch
 import torch.nn.functional as F
 
 import neuralode_rnn as nr
-from neuralode_rnn.fields.restricted_unitary import (RestrictedUnitaryField, restricted_unitary_apply,
-                                                      restricted_unitary_matrix)
+from neuralode_rnn.fields.restricted_unitary import (
+    RestrictedUnitaryField,
+    restricted_unitary_apply,
+    restricted_unitary_matrix,
+)
 from neuralode_rnn.fields.unitary import modrelu
 from neuralode_rnn.optim import FullCapacityOptimizer
 from neuralode_rnn.parametrizations import random_unitary, unitarity_error

@@ -13,6 +13,7 @@ from .mnist1d import load_mnist1d
 from .mnist5k import load_mnist5k
 from .registry import TASKS, load_task
 from .synthetic import copy_baseline, load_adding, load_copy
+from .sysid import load_sysid
 from .vowels import load_vowels
 
 TaskData = SequenceDataset  # alias: the name used in some design notes
@@ -32,6 +33,7 @@ __all__ = [
     "load_fashion",
     "load_mnist1d",
     "load_mnist5k",
+    "load_sysid",
     "load_task",
     "load_vowels",
     "mnist_permutation",

@@ -4,14 +4,8 @@ from .antisymmetric import AntisymmetricField
 from .base import DrivenField, Field
 from .ctrnn import CTRNNField
 from .lipschitz import LipschitzField
+from .restricted_unitary import RestrictedUnitaryField
 from .unitary import UnitaryField, modrelu
 
-__all__ = [
-           "AntisymmetricField",
-           "CTRNNField",
-           "DrivenField",
-           "Field",
-           "LipschitzField",
-           "UnitaryField",
-           "modrelu",
-]
+__all__ = ["AntisymmetricField", "CTRNNField", "DrivenField", "Field", "LipschitzField", "RestrictedUnitaryField",
+           "UnitaryField", "modrelu"]
