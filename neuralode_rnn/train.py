@@ -208,20 +208,13 @@ def register_optimizer(name: str, factory: Callable[[nn.Module, float, float], t
     OPTIMIZERS[name] = factory
 
 
-def _cayley(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    # Hook for the Cayley optimiser of the full-capacity uRNN (Wisdom et al. 2016), being written
-    # in neuralode_rnn/optim.py: it is expected to expose make_optimizer(model, lr, weight_decay)
-    # that steps unitary parameters multiplicatively and the rest with Adam.
-    try:
-        from . import optim as unitary_optim
-    except ImportError:
-        raise ValueError("--optimizer cayley needs neuralode_rnn.optim (the unitary Cayley optimiser), "
-                         "which is not installed yet; use --optimizer adam meanwhile") from None
-    factory = getattr(unitary_optim, "make_optimizer", None)
-    if factory is None:
-        raise ValueError("neuralode_rnn.optim has no make_optimizer(model, lr, weight_decay); "
-                         "--optimizer cayley cannot use it")
-    return factory(model, lr, weight_decay)
+def _cayley(model: nn.Module, lr: float, weight_decay: float):
+    """The full-capacity uRNN's training (Wisdom et al. 2016): Cayley steps on the unitary group for
+    parameters marked unitary (lambda = lr), RMSprop for the rest, as in the paper."""
+    from .optim import FullCapacityOptimizer
+
+    return FullCapacityOptimizer(model.parameters(), lr_unitary=lr, base=torch.optim.RMSprop, lr=lr,
+                                 weight_decay=weight_decay)
 
 
 OPTIMIZERS["cayley"] = _cayley
@@ -238,6 +231,9 @@ def make_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float =
 def make_schedule(name: str, optimizer: torch.optim.Optimizer, epochs: int):
     """Per-epoch learning-rate schedule: "step" multiplies lr by 0.1 once 90% of the epochs are done
     (the Lipschitz RNN reference: 100 epochs, decay at 90); "cosine" anneals to 0; "none"."""
+    parts = getattr(optimizer, "optimizers", None)
+    if parts is not None:  # a composite (FullCapacityOptimizer): one schedule per part
+        return _Schedules([make_schedule(name, o, epochs) for o in parts])
     if name == "step":
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, [max(1, int(0.9 * epochs))], gamma=0.1)
     if name == "cosine":
@@ -245,6 +241,27 @@ def make_schedule(name: str, optimizer: torch.optim.Optimizer, epochs: int):
     if name == "none":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0)
     raise ValueError(f"unknown schedule {name!r}; expected one of {', '.join(SCHEDULES)}")
+
+
+class _Schedules:
+    """The same schedule on each part of a composite optimiser, saved and restored together."""
+
+    def __init__(self, schedules: list) -> None:
+        self.schedules = schedules
+
+    def step(self) -> None:
+        for s in self.schedules:
+            s.step()
+
+    def get_last_lr(self) -> list[float]:
+        return [lr for s in self.schedules for lr in s.get_last_lr()]
+
+    def state_dict(self) -> list[dict]:
+        return [s.state_dict() for s in self.schedules]
+
+    def load_state_dict(self, state: list[dict]) -> None:
+        for s, d in zip(self.schedules, state):
+            s.load_state_dict(d)
 
 
 # ------------------------------------------------------------------------------- model plumbing

@@ -190,14 +190,27 @@ def test_bad_settings_name_the_setting(kw, match):
         tiny(**kw).resolved()
 
 
-def test_cayley_hook_explains_itself_until_the_optimiser_lands():
-    try:
-        import neuralode_rnn.optim  # noqa: F401
-    except ImportError:
-        with pytest.raises(ValueError, match="neuralode_rnn.optim"):
-            train(tiny(model="unitary", optimizer="cayley"))
-    else:
-        pytest.skip("neuralode_rnn.optim exists")
+def test_cayley_optimizer_keeps_w_unitary_and_resumes_exactly(tmp_path):
+    from neuralode_rnn.parametrizations import is_unitary_parameter, unitarity_error
+
+    kw = dict(RESUME, model="unitary", method="euler", optimizer="cayley")
+    full = train(tiny(run_dir=str(tmp_path / "full"), **kw))
+    (W,) = [p for p in full.model.parameters() if is_unitary_parameter(p)]
+    assert unitarity_error(W.detach()) < 1e-5
+    torch.manual_seed(kw["seed"])  # the initialisation train() draws
+    before = build_model("unitary", 1, 10, 8)
+    assert not torch.equal(W.detach(), [p for p in before.parameters() if is_unitary_parameter(p)][0].detach())
+
+    def kill(epoch, row):
+        if epoch == 1:
+            raise _Kill
+
+    with pytest.raises(_Kill):
+        train(tiny(run_dir=str(tmp_path / "cut"), **kw), callbacks=[kill])
+    resumed = train(tiny(run_dir=str(tmp_path / "cut"), resume=True, **kw))
+    assert _strip_time(resumed.rows) == _strip_time(full.rows)
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
 
 
 def test_every_model_name_builds():
