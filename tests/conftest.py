@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-
 # The tests' tensors are tiny: intra-op threads only add synchronisation, and on a machine whose
 # cores are shared with other jobs an OpenMP barrier waiting for a descheduled thread turns a 2 us
 # matmul into 20 ms.  One thread keeps the suite's time about the work it does.
