@@ -96,8 +96,13 @@ def test_ornstein_uhlenbeck_additive_noise_euler_maruyama_order_one():
 
 def test_adjoint_gradient_close_to_backprop():
     lin = nn.Linear(2, 2).double()
-    drift = lambda t, y: -y + torch.tanh(lin(y))
-    diff = lambda t, y: 0.2 * torch.ones_like(y)
+
+    def drift(t, y):
+        return -y + torch.tanh(lin(y))
+
+    def diff(t, y):
+        return 0.2 * torch.ones_like(y)
+
     y0 = torch.randn(5, 2, dtype=D64)
     ts = torch.tensor([0.0, 1.0], dtype=D64)
     bm = brownian_interval(0.0, 1.0, 5, 2, entropy=11)
