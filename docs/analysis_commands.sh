@@ -3,8 +3,8 @@
 # Two processes at a time, one thread each (shared 2-core machine).
 set -e
 mkdir -p logs
-A="python -m neuralode_rnn.analysis"
-mkdir -p docs/figures/compare-lipschitz docs/figures/compare-antisymmetric
+A="python -m neuralode_rnn.cli"   # the installed `neuralode-rnn` is the same command
+mkdir -p docs/figures/compare-lipschitz docs/figures/compare-antisymmetric docs/figures/analyze
 $A compare-solvers docs/runs/lipschitz --batch 16 --cross 360 --out docs/figures/compare-lipschitz \
     > docs/figures/compare-lipschitz/table.txt 2> logs/compare-lipschitz.log &
 $A compare-solvers docs/runs/antisymmetric --batch 16 --cross 360 --out docs/figures/compare-antisymmetric \

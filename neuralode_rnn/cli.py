@@ -125,6 +125,11 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--beta", type=_unit("--beta"), help="Lipschitz beta (default 0.75, the paper's)")
     g.add_argument("--gamma", type=_nonneg("--gamma"),
                    help="Lipschitz gamma (default 0.001) / Antisymmetric diffusion (default 0.01)")
+    g.add_argument("--noise-sigma", type=_nonneg("--noise-sigma"), default=0.0,
+                   help="continuous real models: train as an SDE with this noise level (the Noisy RNN; "
+                        "evaluated without noise); default 0, no noise")
+    g.add_argument("--noise", choices=("additive", "multiplicative"), default="additive",
+                   help="diffusion of --noise-sigma: sigma dB or sigma diag(h) dB (default additive)")
 
     g = p.add_argument_group("optimisation")
     g.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adam",
@@ -166,6 +171,7 @@ def _train_config(args: argparse.Namespace):
         task=args.task, model=args.model, task_options=options, drop=args.drop, hidden_size=args.hidden_size,
         method=args.method, eps=args.eps, step_size=args.step_size, rtol=args.rtol, atol=args.atol,
         gradient=args.gradient, interpolation=args.interpolation, beta=args.beta, gamma=args.gamma,
+        noise_sigma=args.noise_sigma, noise=args.noise,
         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,
         clip=args.clip, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         run_dir=args.resume or args.run_dir, resume=args.resume is not None, stop_after=args.stop_after,

@@ -39,9 +39,16 @@ from torch.nn import functional as F
 
 from .data import KINDS, SequenceDataset, Split, load_task
 from .distributed import DistEnv, all_reduce_sum, init_from_env, shard, wrap
-from .models import ContinuousRNN
 from .runs import RunDir, rng_state, set_rng_state
-from .zoo import MODELS, build_model, count_parameters, evaluations_per_sequence, model_spec, step_features
+from .zoo import (
+    MODELS,
+    build_model,
+    count_parameters,
+    evaluations_per_sequence,
+    is_continuous,
+    model_spec,
+    step_features,
+)
 
 __all__ = [
     "OPTIMIZERS",
@@ -51,6 +58,7 @@ __all__ = [
     "PerStepReadout",
     "TrainConfig",
     "TrainResult",
+    "build_run",
     "evaluate",
     "load_run",
     "make_optimizer",
@@ -94,7 +102,9 @@ class TrainConfig:
     size; the papers use 128), ``method`` ("euler": the papers' cells), ``eps`` (time between
     samples; None for the family's paper value, see ``zoo``), ``step_size`` (None: one solver step
     per sample gap), ``rtol``/``atol`` (1e-3/1e-5: loose, adaptive solvers only), ``gradient``,
-    ``interpolation``, ``beta``/``gamma`` (None: paper values).
+    ``interpolation``, ``beta``/``gamma`` (None: paper values), ``noise_sigma``/``noise`` (0: none;
+    > 0: a continuous model trained as an SDE with that diffusion, a ``noise.StochasticRNN``,
+    evaluated without noise).
 
     Optimisation: ``optimizer`` ("adam"; "cayley" once ``neuralode_rnn.optim`` lands), ``lr`` (None:
     0.003, the Lipschitz RNN value), ``weight_decay``, ``schedule`` ("step": lr x 0.1 after 90% of
@@ -120,6 +130,8 @@ class TrainConfig:
     interpolation: str = "hold"
     beta: float | None = None
     gamma: float | None = None
+    noise_sigma: float = 0.0
+    noise: str = "additive"
     optimizer: str = "adam"
     lr: float | None = None
     weight_decay: float = 0.0
@@ -163,6 +175,12 @@ class TrainConfig:
             raise ValueError(f"unknown optimizer {c.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
         if c.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64'; got {c.dtype!r}")
+        if not (isinstance(c.noise_sigma, (int, float)) and c.noise_sigma >= 0):
+            raise ValueError(f"noise_sigma must be a number >= 0; got {c.noise_sigma!r}")
+        if c.noise_sigma > 0 and spec.kind != "continuous":
+            raise ValueError(f"noise_sigma > 0 needs a continuous model; {c.model!r} is {spec.kind}")
+        if c.noise not in ("additive", "multiplicative"):
+            raise ValueError(f"noise must be 'additive' or 'multiplicative'; got {c.noise!r}")
         if c.clip is not None and not c.clip > 0:
             raise ValueError(f"clip must be None or a positive max gradient norm; got {c.clip!r}")
         if c.stop_after is not None and (not isinstance(c.stop_after, int) or c.stop_after < 1):
@@ -285,7 +303,7 @@ def model_times(model: nn.Module, values: torch.Tensor, times: torch.Tensor | No
                 eps: float | None) -> torch.Tensor | None:
     """The times to feed ``model``: eps * t for continuous models (t_k = k when ``times`` is None),
     None for discrete ones (they step once per sample)."""
-    if not isinstance(model, ContinuousRNN):
+    if not is_continuous(model):
         return None
     if times is None:
         return eps * torch.arange(1, values.shape[1] + 1, dtype=values.dtype, device=values.device)
@@ -307,7 +325,7 @@ def _objective(out: torch.Tensor, targets: torch.Tensor, kind: str) -> tuple[tor
 
 
 def _nfe(model: nn.Module, length: int) -> int:
-    return model.nfe if isinstance(model, ContinuousRNN) else evaluations_per_sequence(model, length)
+    return model.nfe if is_continuous(model) else evaluations_per_sequence(model, length)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -354,7 +372,7 @@ def _load_data(c: TrainConfig) -> SequenceDataset:
 def _build(c: TrainConfig, data: SequenceDataset) -> nn.Module:
     model = build_model(c.model, data.input_size, data.output_size, c.hidden_size, method=c.method, eps=c.eps,
                         step_size=c.step_size, interpolation=c.interpolation, gradient=c.gradient, rtol=c.rtol,
-                        atol=c.atol, beta=c.beta, gamma=c.gamma)
+                        atol=c.atol, beta=c.beta, gamma=c.gamma, noise_sigma=c.noise_sigma, noise=c.noise)
     return _cast(model, getattr(torch, c.dtype))
 
 
@@ -373,6 +391,14 @@ def _cast(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     return model._apply(cast)
 
 
+def build_run(config: TrainConfig) -> tuple[TrainConfig, nn.Module, SequenceDataset]:
+    """The resolved config, an untrained model (initialised from torch's global RNG) and the data
+    of ``config``: what :func:`load_run` fills with a checkpoint's weights."""
+    c = config.resolved()
+    data = _load_data(c)
+    return c, _build(c, data), data
+
+
 def load_run(run_dir: str, which: str = "last", **overrides: Any) -> tuple[TrainConfig, nn.Module, SequenceDataset]:
     """The config, the trained model (weights of ``which`` checkpoint) and the data of a run.
 
@@ -381,9 +407,7 @@ def load_run(run_dir: str, which: str = "last", **overrides: Any) -> tuple[Train
     """
     rd = RunDir(run_dir)
     config = TrainConfig.from_dict(rd.read_config())
-    config = dataclasses.replace(config, **overrides).resolved()
-    data = _load_data(config)
-    model = _build(config, data)
+    config, model, data = build_run(dataclasses.replace(config, **overrides))
     model.load_state_dict(rd.load_checkpoint(which)["model"])
     return config, model, data
 

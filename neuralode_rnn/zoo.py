@@ -26,7 +26,12 @@ ctrnn                    1.0    one Euler step of size 1 is the Elman RNN h_k = 
 =======================  =====  ======================================================================
 
 ``gamma`` defaults to the paper value of each field (Lipschitz 0.001, Antisymmetric 0.01) and
-``beta`` to 0.75 (Lipschitz).  Model names are data: a new family is one :class:`ModelSpec`.
+``beta`` to 0.75 (Lipschitz).
+
+Noise training (the Noisy RNN, ``neuralode_rnn.noise``): ``noise_sigma > 0`` wraps a continuous
+model's field in a :class:`~neuralode_rnn.noise.StochasticRNN`, an SDE with ``noise`` ("additive"
+or "multiplicative") diffusion while training and exactly the deterministic ContinuousRNN in
+``eval()`` mode.  Only real continuous families take it (not ``unitary``, discrete cells, lstm/gru).  Model names are data: a new family is one :class:`ModelSpec`.
 """
 
 from __future__ import annotations
@@ -119,7 +124,8 @@ def model_spec(name: str) -> ModelSpec:
 def build_model(name: str, input_size: int, output_size: int, hidden_size: int = 64, *,
                 method: str = "euler", eps: float | None = None, step_size: float | None = None,
                 interpolation: str = "hold", gradient: str = "backprop", rtol: float = 1e-3,
-                atol: float = 1e-5, beta: float | None = None, gamma: float | None = None) -> nn.Module:
+                atol: float = 1e-5, beta: float | None = None, gamma: float | None = None,
+                noise_sigma: float = 0.0, noise: str = "additive") -> nn.Module:
     """Build model ``name`` (see ``MODELS``).
 
     Args:
@@ -131,8 +137,15 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
             (in scaled time); None for one step per gap.
         interpolation, gradient, rtol, atol: passed to :class:`ContinuousRNN`.
         beta, gamma: field hyper-parameters; None for the paper defaults.
+        noise_sigma, noise: continuous models only: sigma > 0 gives a StochasticRNN trained with
+            ``noise`` diffusion of level sigma (Euler-Maruyama on the solver's grid); 0 (default)
+            the plain ContinuousRNN.
     """
     spec = model_spec(name)
+    if not (isinstance(noise_sigma, (int, float)) and noise_sigma >= 0):
+        raise ValueError(f"noise_sigma must be a number >= 0; got {noise_sigma!r}")
+    if noise_sigma > 0 and spec.kind != "continuous":
+        raise ValueError(f"noise_sigma > 0 needs a continuous model (an SDE); {name!r} is {spec.kind}")
     for arg, v in (("input_size", input_size), ("output_size", output_size), ("hidden_size", hidden_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{arg} must be a positive int; got {v!r}")
@@ -153,6 +166,11 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
             raise ValueError(f"a discrete cell needs an explicit tableau method; got {method!r}, expected one "
                              f"of {', '.join(sorted(solvers.TABLEAUX))}")
         return DiscreteRNN(field.discretize(method, eps), output_size)
+    if noise_sigma > 0:
+        from .noise import StochasticRNN
+
+        return StochasticRNN(field, output_size, sigma=noise_sigma, noise=noise, method=method, step_size=step_size,
+                             interpolation=interpolation, rtol=rtol, atol=atol, gradient=gradient)
     return ContinuousRNN(field, output_size, method=method, step_size=step_size, interpolation=interpolation,
                          rtol=rtol, atol=atol, gradient=gradient)
 
@@ -163,7 +181,10 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def is_continuous(model: nn.Module) -> bool:
-    return isinstance(model, ContinuousRNN)
+    """A ContinuousRNN, or a StochasticRNN (a ContinuousRNN with noise while training)."""
+    from .noise import StochasticRNN
+
+    return isinstance(model, (ContinuousRNN, StochasticRNN))
 
 
 def uses_times(model: nn.Module) -> bool:

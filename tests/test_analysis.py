@@ -179,9 +179,12 @@ def test_solver_comparison_covers_every_fixed_method_at_its_order():
 
 
 # ----------------------------------------------------------------------------- commands
-def test_commands_end_to_end(tmp_path, capsys):
-    from neuralode_rnn.analysis.commands import main
-    from neuralode_rnn.analysis.runs import build_model, load_run, random_run, save_run
+TINY = ["--task", "digits", "--n-train", "32", "--n-test", "16", "--hidden-size", "6", "--batch-size", "16",
+        "--epochs", "1", "--eps", "0.5", "--quiet", "--threads", "1"]
+
+
+def test_random_compare_solvers(tmp_path, capsys):
+    from neuralode_rnn.cli import main
 
     assert main(["compare-solvers", "--random", "--hidden", "6", "--batch", "3", "--step-sizes", "0.1,0.05",
                  "--rtols", "1e-4", "--repeats", "1", "--out", str(tmp_path / "cs")]) == 0
@@ -190,18 +193,51 @@ def test_commands_end_to_end(tmp_path, capsys):
         assert f"\n{name} " in out
     saved = json.loads((tmp_path / "cs" / "solver_comparison.json").read_text())
     assert set(saved["orders"]) == set(solvers.TABLEAUX)
+    assert saved["config"]["model"] == "lipschitz" and saved["config"]["eps"] == 0.1
     assert (tmp_path / "cs" / "work_precision.png").stat().st_size > 0
 
-    for name, noise in (("lip", None), ("noisy", {"sigma": 0.1})):
-        run = random_run("lipschitz", hidden_size=6)
-        run.config.update(name=name, noise=noise, task_kwargs={"n_train": 16, "n_test": 16})
-        model = build_model(run.config)
-        save_run(tmp_path / name, model, run.config, epoch=0, metrics={"test_accuracy": 0.1}, best=True)
-        assert type(load_run(tmp_path / name).model) is type(model)
-    assert main(["analyze", str(tmp_path / "lip"), str(tmp_path / "noisy"), "--n-eval", "8",
-                 "--hessian-batch", "8", "--lanczos", "3", "--probes", "2", "--repeats", "1",
-                 "--input-levels", "0,0.5", "--param-levels", "0,0.5", "--out", str(tmp_path / "sum")]) == 0
+
+def test_train_then_analyze_and_compare_solvers(tmp_path, capsys):
+    """Runs written by `neuralode-rnn train` (plain and noise-trained) are what the analysis reads."""
+    from neuralode_rnn.analysis.runs import load_run
+    from neuralode_rnn.cli import main
+
+    lip, noisy = tmp_path / "lip", tmp_path / "noisy"
+    assert main(["train", *TINY, "--model", "lipschitz", "--run-dir", str(lip)]) == 0
+    assert main(["train", *TINY, "--model", "lipschitz", "--noise-sigma", "0.1", "--run-dir", str(noisy)]) == 0
+    run = load_run(noisy)
+    assert isinstance(run.model, nr.StochasticRNN) and not run.model.training
+    assert run.checkpoint == "best.pt" and run.metrics["epoch"] == 1
+    values, times, targets = run.batch("test", 5)
+    assert values.shape == (5, 64, 1) and targets.shape == (5,)
+    torch.testing.assert_close(times, 0.5 * torch.arange(1, 65, dtype=values.dtype))  # train.model_times
+    assert type(load_run(lip).model) is nr.ContinuousRNN
+
+    capsys.readouterr()
+    assert main(["analyze", str(lip), str(noisy), "--n-eval", "8", "--hessian-batch", "8", "--lanczos", "3",
+                 "--probes", "2", "--repeats", "1", "--input-levels", "0,0.5", "--param-levels", "0,0.5",
+                 "--out", str(tmp_path / "sum")]) == 0
     result = json.loads((tmp_path / "sum" / "lip" / "analysis.json").read_text())
     assert {"stability", "hessian", "robustness"} <= set(result)
-    assert "global_stability" in result["stability"]
+    assert "global_stability" in result["stability"] and result["stability"]["step_size"] == 0.5
+    assert result["config"]["model"] == "lipschitz" and result["checkpoint"] == "best.pt"
+    noisy_result = json.loads((tmp_path / "sum" / "noisy" / "analysis.json").read_text())
+    assert noisy_result["config"]["noise_sigma"] == 0.1
     assert "| noisy |" in (tmp_path / "sum" / "summary.md").read_text()
+
+    assert main(["compare-solvers", str(lip), "--batch", "3", "--step-sizes", "0.5,0.25", "--rtols", "1e-4",
+                 "--cross", "4"]) == 0
+    saved = json.loads((lip / "analysis" / "solver_comparison.json").read_text())
+    assert saved["run"] == "lip" and set(saved["orders"]) == set(solvers.TABLEAUX)
+    assert saved["cross_solver"][0]["trained"] and saved["cross_solver"][0]["method"] == "euler"
+
+
+def test_analysis_refuses_a_discrete_model(tmp_path, capsys):
+    from neuralode_rnn.cli import main
+
+    run = tmp_path / "gru"
+    assert main(["train", *TINY, "--model", "gru", "--run-dir", str(run)]) == 0
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", str(run)])
+    assert exc.value.code == 2
+    assert "continuous model" in capsys.readouterr().err

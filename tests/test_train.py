@@ -184,6 +184,9 @@ def test_atomic_save_leaves_the_old_file_when_writing_fails(tmp_path, monkeypatc
     ({"optimizer": "adamw2"}, "unknown optimizer 'adamw2'"),
     ({"epochs": 0}, "epochs must be a positive int; got 0"),
     ({"lr": -1.0}, "lr must be a positive number"),
+    ({"model": "gru", "noise_sigma": 0.1}, "noise_sigma > 0 needs a continuous model; 'gru' is torch"),
+    ({"noise_sigma": -0.1}, "noise_sigma must be a number >= 0"),
+    ({"noise_sigma": 0.1, "noise": "pink"}, "noise must be 'additive' or 'multiplicative'"),
 ])
 def test_bad_settings_name_the_setting(kw, match):
     with pytest.raises(ValueError, match=match):

@@ -1,11 +1,14 @@
 """The ``compare-solvers`` and ``analyze`` subcommands.
 
 ``register(subparsers)`` adds both to an ``argparse`` subparsers object; each sets
-``func(args) -> int``.  The package CLI calls it when present; until then
-``python -m neuralode_rnn.analysis compare-solvers ...`` runs the same commands.
+``func(args) -> int``.  The package CLI calls it (``neuralode-rnn compare-solvers|analyze``, or
+``python -m neuralode_rnn.cli ...``); ``python -m neuralode_rnn.analysis ...`` runs the same commands.
 
     compare-solvers RUN_DIR | --random   one model, one test batch, every solver (table, JSON, plots)
     analyze RUN_DIR [RUN_DIR ...]        stability, Hessian, robustness per run, and a side-by-side table
+
+RUN_DIR is a run directory written by ``neuralode-rnn train --run-dir`` of a continuous model
+(read through :mod:`.runs`).
 """
 
 from __future__ import annotations
@@ -34,12 +37,16 @@ def register(subparsers) -> None:
     """Add ``compare-solvers`` and ``analyze`` to an argparse subparsers object."""
     p = subparsers.add_parser("compare-solvers", help="every solver on one model and one batch: error, NFE, time",
                               description=compare_solvers_command.__doc__)
-    p.add_argument("run_dir", nargs="?", help="a run directory (config.json + checkpoint)")
+    p.add_argument("run_dir", nargs="?", help="a run directory written by `neuralode-rnn train --run-dir`")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                   help="which checkpoint of RUN_DIR (default best, else last)")
     p.add_argument("--random", action="store_true", help="an untrained seeded model instead of a run")
-    p.add_argument("--field", default="lipschitz", help="with --random: lipschitz | antisymmetric | ctrnn")
+    p.add_argument("--model", "--field", dest="model", default="lipschitz",
+                   help="with --random: a continuous zoo model (lipschitz, antisymmetric, ctrnn, ...)")
     p.add_argument("--task", default="digits", help="with --random: the task giving the batch")
     p.add_argument("--hidden", type=int, default=32, help="with --random: hidden size")
-    p.add_argument("--time-step", type=float, default=0.1, help="with --random: sample spacing")
+    p.add_argument("--eps", "--time-step", dest="eps", type=float, default=0.1,
+                   help="with --random: sample spacing (the model's eps)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=32, help="test samples in the batch")
     p.add_argument("--step-sizes", type=_floats, default=None, help="fixed steps (default gap * 2^-k, k=0..4)")
@@ -52,7 +59,9 @@ def register(subparsers) -> None:
 
     a = subparsers.add_parser("analyze", help="stability, Hessian and robustness of trained runs",
                               description=analyze_command.__doc__)
-    a.add_argument("run_dirs", nargs="+", help="one or more run directories")
+    a.add_argument("run_dirs", nargs="+", help="one or more run directories written by `neuralode-rnn train`")
+    a.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                   help="which checkpoint of each run (default best, else last)")
     a.add_argument("--out", default=None, help="output directory: the summary there and each run's results in "
                    "OUT/<run name> (default: RUN_DIR/analysis, the summary in the first run's)")
     a.add_argument("--n-eval", type=int, default=360, help="test samples for robustness")
@@ -85,33 +94,33 @@ def compare_solvers_command(args) -> int:
     solver_comparison.json, work_precision.png and convergence.png (and, with --cross N,
     cross_solver.json: the test accuracy with other solvers than the one trained with)."""
     from . import plots
-    from .runs import load_run, random_run, run_data
+    from .runs import load_run, random_run
     from .solver_comparison import compare_solvers, cross_solver_accuracy, format_table
 
     torch.set_num_threads(1)
     if bool(args.random) == bool(args.run_dir):
         raise SystemExit("compare-solvers: give exactly one of RUN_DIR or --random")
     if args.random:
-        run = random_run(args.field, args.task, args.hidden, args.seed, time_step=args.time_step)
+        run = random_run(args.model, args.task, args.hidden, args.seed, eps=args.eps)
         out = Path(args.out or "analysis-random")
     else:
-        run = load_run(args.run_dir)
+        run = load_run(args.run_dir, args.checkpoint)
         out = Path(args.out or Path(args.run_dir) / "analysis")
     out.mkdir(parents=True, exist_ok=True)
-    values, times, targets = run_data(run.config, "test", args.batch)
+    values, times, targets = run.batch("test", args.batch)
     start = time.perf_counter()
     def progress(r):
         print(f"  {r.method} {r.step_size or r.rtol:g}: nfe {r.nfe}, {r.seconds:.2f} s", file=sys.stderr, flush=True)
 
     comparison = compare_solvers(run.model, values, times, targets, step_sizes=args.step_sizes, rtols=args.rtols,
                                  repeats=args.repeats, callback=progress)
-    print(f"{run.name}: batch {values.shape[0]} x {values.shape[1]} steps, hidden {run.config['hidden_size']}")
+    print(f"{run.name}: batch {values.shape[0]} x {values.shape[1]} steps, hidden {run.config.hidden_size}")
     print(format_table(comparison))
-    result = {"run": run.name, "config": run.config, **comparison.as_dict()}
+    result = {"run": run.name, "config": run.config.to_dict(), **comparison.as_dict()}
     plots.work_precision_plot(comparison, out / "work_precision.png", title=f"work-precision: {run.name}")
     plots.convergence_plot(comparison, out / "convergence.png", title=f"convergence: {run.name}")
     if args.cross:
-        v, t, y = run_data(run.config, "test", args.cross)
+        v, t, y = run.batch("test", args.cross)
         gap = 1.0 if t is None else float(t[..., 1] - t[..., 0]) if t.shape[-1] > 1 else 1.0
         settings = [("euler", gap / 4), ("midpoint", None), ("midpoint", gap / 4), ("rk4", None),
                     ("rk4", gap / 4), ("dopri5", 1e-6)]
@@ -131,7 +140,6 @@ def _analyze_one(run, args, out: Path) -> dict:
     from . import plots
     from .hessian import hessian_summary
     from .robustness import input_noise_curve, parameter_noise_curve
-    from .runs import run_data
     from .stability import (
         jacobian_eigenvalues,
         lipschitz_stability_condition,
@@ -141,10 +149,10 @@ def _analyze_one(run, args, out: Path) -> dict:
     )
 
     out.mkdir(parents=True, exist_ok=True)
-    model, cfg = run.model, run.config
+    model = run.model
     base = getattr(model, "base", model)
-    values, times, targets = run_data(cfg, "test", args.n_eval)
-    result: dict = {"run": run.name, "config": cfg, "checkpoint": run.checkpoint, "metrics": run.metrics}
+    values, times, targets = run.batch("test", args.n_eval)
+    result: dict = {"run": run.name, "config": run.config.to_dict(), "checkpoint": run.checkpoint, "metrics": run.metrics}
     t0 = time.perf_counter()
 
     # --- stability
@@ -177,7 +185,7 @@ def _analyze_one(run, args, out: Path) -> dict:
     t1 = time.perf_counter()
 
     # --- Hessian on a training batch
-    hv, ht, hy = run_data(cfg, "train", args.hessian_batch)
+    hv, ht, hy = run.batch("train", args.hessian_batch)
     hs = hessian_summary(model, hv, ht, hy, lanczos_steps=args.lanczos, probes=args.probes, seed=args.seed)
     result["hessian"] = hs.as_dict()
     t2 = time.perf_counter()
@@ -225,7 +233,7 @@ def analyze_command(args) -> int:
     for run_dir in args.run_dirs:
         start = time.perf_counter()
         print(f"analysing {run_dir} ...", file=sys.stderr, flush=True)
-        run = load_run(run_dir)
+        run = load_run(run_dir, args.checkpoint)
         torch.manual_seed(args.seed)
         where = Path(args.out) / run.name if args.out else Path(run_dir) / "analysis"
         results.append(_analyze_one(run, args, where))
