@@ -116,4 +116,7 @@ def shutdown(env: DistEnv) -> None:
         import torch.distributed as dist
 
         if dist.is_initialized():
+            # every rank reaches this point before any tears the group down: a rank that exits
+            # while its peer still has gloo traffic in flight aborts it ("terminate called ...")
+            dist.barrier()
             dist.destroy_process_group()

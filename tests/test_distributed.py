@@ -33,11 +33,18 @@ def test_shard_splits_a_global_batch_into_contiguous_slices():
 
 def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo")
+               OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo", PYTHONFAULTHANDLER="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
            "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(ROOT / "tests" / "ddp_worker.py"),
            str(tmp_path)]
-    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    for _attempt in range(3):
+        proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        # A gloo worker occasionally aborts in C++ ("terminate called without an active exception",
+        # about 1 run in 20 here, also with a barrier before destroy_process_group): a teardown race
+        # inside gloo, not a wrong result. Only that exact signature is retried, with a fresh port.
+        if proc.returncode == 0 or "terminate called without an active exception" not in proc.stderr:
+            break
+        cmd = [f"--master_port={_free_port()}" if a.startswith("--master_port=") else a for a in cmd]
     if proc.returncode != 0:
         pytest.fail(f"torchrun failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
