@@ -27,9 +27,12 @@ import torch.nn.functional as F
 from torch.nn.utils.parametrize import cached
 
 import neuralode_rnn as nr
+from neuralode_rnn import reports
 from neuralode_rnn.data.synthetic import COPY_INPUT_SIZE, COPY_N_CLASSES, copy_baseline, make_copy
 from neuralode_rnn.fields.restricted_unitary import RestrictedUnitaryField
 from neuralode_rnn.optim import FullCapacityOptimizer, parametrize_unitary
+
+UNITARY_TITLE = "## Unitary RNNs: full vs restricted capacity"
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("full", "restricted", "orthogonal", "lstm")
@@ -187,30 +190,14 @@ def write_results(rows: list[dict], cfg: dict) -> None:
             f"full capacity: Cayley step lambda = {cfg['lr_unitary']}. Test: {cfg['n_test']} fixed sequences; "
             f"faint lines: training loss (20-iteration mean).\n\n"
             f"{table(rows)}\n\n![copy memory](figures/{stem}.png)\n\nData: `docs/figures/{stem}.csv`.\n")
-    write_section(out / "RESULTS_unitary.md", stem, text)
+    reports.write_section(out / "RESULTS_unitary.md", stem, text, UNITARY_TITLE)
 
 
 def command_line(cfg: dict) -> str:
-    parts = ["python examples/copy_memory.py --results"]
-    for key in ("delays", "models", "hidden", "lstm_hidden", "iterations", "batch_size", "lr", "lr_unitary",
-                "eval_every", "n_test", "seed"):
-        if cfg[key] != DEFAULTS[key]:
-            v = cfg[key]
-            parts.append(f"--{key.replace('_', '-')} " + (" ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)))
-    return " ".join(parts)
+    return reports.command_line("python examples/copy_memory.py --results", cfg, DEFAULTS,
+                                ("delays", "models", "hidden", "lstm_hidden", "iterations", "batch_size", "lr", "lr_unitary",
+                "eval_every", "n_test", "seed"))
 
-
-def write_section(path: Path, key: str, text: str) -> None:
-    """Replace (or append) the block between <!-- key:start --> and <!-- key:end --> in ``path``."""
-    start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
-    block = f"{start}\n{text.rstrip()}\n{end}\n"
-    old = path.read_text() if path.exists() else "## Unitary RNNs: full vs restricted capacity\n\n"
-    if start in old and end in old:
-        head, rest = old.split(start, 1)
-        new = head + block + rest.split(end, 1)[1].lstrip("\n")
-    else:
-        new = old.rstrip("\n") + "\n\n" + block
-    path.write_text(new)
 
 
 if __name__ == "__main__":

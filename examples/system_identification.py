@@ -32,9 +32,12 @@ import torch
 from torch.nn.utils.parametrize import cached
 
 import neuralode_rnn as nr
+from neuralode_rnn import reports
 from neuralode_rnn.data.sysid import load_sysid
 from neuralode_rnn.fields.restricted_unitary import RestrictedUnitaryField
 from neuralode_rnn.optim import CayleyOptimizer, parametrize_unitary
+
+UNITARY_TITLE = "## Unitary RNNs: full vs restricted capacity"
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("full", "restricted", "orthogonal")
@@ -221,30 +224,14 @@ def write_results(rows: list[dict], cfg: dict) -> None:
             f"predict-0 is the MSE of the zero prediction. Seeds {', '.join(map(str, cfg['seeds']))}: each "
             f"draws its own teacher, data and student start (crosses in the plot: single seeds).\n\n"
             f"{table(rows)}\n\n![system identification](figures/sysid.png)\n\nData: `docs/figures/sysid.csv`.\n")
-    write_section(out / "RESULTS_unitary.md", "system_identification", text)
+    reports.write_section(out / "RESULTS_unitary.md", "system_identification", text, UNITARY_TITLE)
 
 
 def command_line(cfg: dict) -> str:
-    parts = ["python examples/system_identification.py --results"]
-    for key in ("sizes", "kinds", "T", "n_train", "n_test", "iterations", "batch_size", "lr_unitary", "lr",
-                "eval_every", "seeds", "teacher"):
-        if cfg[key] != DEFAULTS[key]:
-            v = cfg[key]
-            parts.append(f"--{key.replace('_', '-')} " + (" ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)))
-    return " ".join(parts)
+    return reports.command_line("python examples/system_identification.py --results", cfg, DEFAULTS,
+                                ("sizes", "kinds", "T", "n_train", "n_test", "iterations", "batch_size", "lr_unitary", "lr",
+                "eval_every", "seeds", "teacher"))
 
-
-def write_section(path: Path, key: str, text: str) -> None:
-    """Replace (or append) the block between <!-- key:start --> and <!-- key:end --> in ``path``."""
-    start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
-    block = f"{start}\n{text.rstrip()}\n{end}\n"
-    old = path.read_text() if path.exists() else "## Unitary RNNs: full vs restricted capacity\n\n"
-    if start in old and end in old:
-        head, rest = old.split(start, 1)
-        new = head + block + rest.split(end, 1)[1].lstrip("\n")
-    else:
-        new = old.rstrip("\n") + "\n\n" + block
-    path.write_text(new)
 
 
 if __name__ == "__main__":
