@@ -367,7 +367,7 @@ def validation_split(data: SequenceDataset, fraction: float, seed: int = VALIDAT
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction must be in (0, 1); got {fraction!r}")
     n = data.train.n_samples
-    n_val = int(round(fraction * n))
+    n_val = round(fraction * n)
     if not 0 < n_val < n:
         raise ValueError(f"a validation share of {fraction} of {n} training samples leaves an empty split")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
