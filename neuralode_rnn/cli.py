@@ -67,6 +67,19 @@ def _unit(flag: str) -> Callable[[str], float]:
     return parse
 
 
+def _share(flag: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = -1.0
+        if not 0.0 <= v < 1.0:
+            raise argparse.ArgumentTypeError(f"{flag} expects a share in [0, 1); got {text!r}")
+        return v
+
+    return parse
+
+
 def _nonneg(flag: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
@@ -145,6 +158,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=_positive(int, "--batch-size"),
                    help="global batch (split across DDP ranks); default per task, 128 for the MNIST-like ones")
     g.add_argument("--seed", type=int, default=0, help="seeds initialisation and shuffling (default 0)")
+    g.add_argument("--validation", type=_share("--validation"), default=0.0,
+                   help="hold out this share of the training samples (fixed seeded choice) and report metrics "
+                        "on them instead of the test split: for choosing settings (default 0: off)")
 
     g = p.add_argument_group("run")
     g.add_argument("--run-dir", help="where config.json, metrics.csv, checkpoints and curves.png go "
@@ -174,6 +190,7 @@ def _train_config(args: argparse.Namespace):
         noise_sigma=args.noise_sigma, noise=args.noise,
         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,
         clip=args.clip, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+        validation=args.validation,
         run_dir=args.resume or args.run_dir, resume=args.resume is not None, stop_after=args.stop_after,
         quiet=args.quiet, threads=args.threads, dtype=args.dtype)
 

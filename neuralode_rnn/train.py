@@ -66,6 +66,7 @@ __all__ = [
     "model_times",
     "register_optimizer",
     "train",
+    "validation_split",
 ]
 
 TASK_DEFAULTS: dict[str, dict[str, int]] = {
@@ -111,6 +112,11 @@ class TrainConfig:
     the epochs, as the Lipschitz RNN reference; "cosine"; "none"), ``clip`` (max gradient norm or
     None), ``epochs``/``batch_size`` (None: ``TASK_DEFAULTS``), ``seed``.
 
+    Model selection: ``validation`` (0: off) holds out this share of the training samples (a fixed
+    seeded choice, the same for every run seed and model: :func:`validation_split`); the run trains
+    on the rest and its per-epoch ``test_*`` metrics are measured on the held-out samples, never on
+    the test split (the metrics rows say which: ``evaluated_on``).
+
     Run: ``run_dir`` (None: nothing written), ``resume``, ``stop_after`` (run at most this many
     epochs in this invocation, then exit cleanly; continue with resume), ``quiet``, ``threads``
     (torch intra-op threads; None leaves torch's choice), ``dtype`` ("float32" or "float64").
@@ -141,6 +147,7 @@ class TrainConfig:
     batch_size: int | None = None
     eval_batch_size: int = 512
     seed: int = 0
+    validation: float = 0.0
     run_dir: str | None = None
     resume: bool = False
     stop_after: int | None = None
@@ -181,6 +188,9 @@ class TrainConfig:
             raise ValueError(f"noise_sigma > 0 needs a continuous model; {c.model!r} is {spec.kind}")
         if c.noise not in ("additive", "multiplicative"):
             raise ValueError(f"noise must be 'additive' or 'multiplicative'; got {c.noise!r}")
+        if isinstance(c.validation, bool) or not (isinstance(c.validation, (int, float)) and
+                                                  0.0 <= c.validation < 1.0):
+            raise ValueError(f"validation must be a share in [0, 1) of the training samples; got {c.validation!r}")
         if c.clip is not None and not c.clip > 0:
             raise ValueError(f"clip must be None or a positive max gradient norm; got {c.clip!r}")
         if c.stop_after is not None and (not isinstance(c.stop_after, int) or c.stop_after < 1):
@@ -362,10 +372,34 @@ def evaluate(model: nn.Module, split: Split, kind: str, eps: float | None = None
             "nfe": nfe / max(batches, 1)}
 
 
+VALIDATION_SEED = 0
+"""Seeds the choice of held-out samples: one validation set per task, whatever the run's seed."""
+
+
+def validation_split(data: SequenceDataset, fraction: float, seed: int = VALIDATION_SEED) -> SequenceDataset:
+    """``data`` with ``train`` = the training samples minus a held-out share ``fraction`` and
+    ``test`` = those held-out samples (the last ``fraction`` of a permutation drawn from ``seed``).
+
+    The test split of ``data`` is not used, so hyper-parameters chosen on the result never saw it.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1); got {fraction!r}")
+    n = data.train.n_samples
+    n_val = round(fraction * n)
+    if not 0 < n_val < n:
+        raise ValueError(f"a validation share of {fraction} of {n} training samples leaves an empty split")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    keep, held = order[: n - n_val].sort().values, order[n - n_val:].sort().values
+    info = dict(data.info, validation=fraction, validation_seed=seed)
+    return data.replace(train=data.train.subset(keep), test=data.train.subset(held), info=info)
+
+
 def _load_data(c: TrainConfig) -> SequenceDataset:
     data = load_task(c.task, drop=c.drop, **c.task_options)
     if data.kind not in KINDS:  # pragma: no cover - SequenceDataset checks this already
         raise ValueError(f"task kind {data.kind!r} not supported")
+    if c.validation:
+        data = validation_split(data, c.validation)
     return data
 
 
@@ -533,6 +567,7 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[int, dict], None]] 
             "nfe": nfe / max(n_batches, 1),
             "epoch_seconds": seconds,
             "wall_seconds": (rows[-1]["wall_seconds"] if rows else wall0) + seconds,
+            "evaluated_on": "validation" if c.validation else "test",
         }
         rows.append(row)
         ran += 1

@@ -60,6 +60,7 @@ def test_stop_after_and_resume_through_the_command_line(tmp_path):
     (["train", "--lr", "-1"], "argument --lr: --lr expects a positive float; got '-1'"),
     (["train", "--drop", "1.5"], "--drop expects a share of observations in [0, 1); got '1.5'"),
     (["train", "--model", "lstn"], "argument --model: invalid choice: 'lstn'"),
+    (["train", "--validation", "1"], "--validation expects a share in [0, 1); got '1'"),
     (["train", "--task", "vowels", "--permute", "--epochs", "1", "--quiet"], "task 'vowels' does not take permute"),
     (["evaluate", "/nonexistent/run"], "config.json not found"),
 ])
@@ -74,3 +75,11 @@ def test_commands_come_from_the_registry():
     assert {"train", "evaluate", "list"} <= set(COMMANDS)
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert set(COMMANDS) <= set(sub.choices)
+
+
+def test_validation_flag_reaches_the_config():
+    from neuralode_rnn.cli import _train_config
+
+    args = build_parser().parse_args(["train", "--validation", "0.2"])
+    assert _train_config(args).validation == 0.2
+    assert _train_config(build_parser().parse_args(["train"])).validation == 0.0

@@ -220,3 +220,25 @@ def test_every_model_name_builds():
     for name in MODELS:
         m = build_model(name, 2, 3, 4)
         assert m(torch.zeros(1, 5, 2)).shape == (1, 3)
+
+
+def test_validation_holds_out_a_fixed_share_of_the_training_set_and_never_reads_test():
+    from neuralode_rnn.train import _load_data, validation_split
+
+    full = _load_data(tiny().resolved())
+    data = _load_data(tiny(validation=0.25, seed=5).resolved())
+    assert data.train.n_samples == 48 and data.test.n_samples == 16
+    # held-out and kept samples partition the training set; the test split is not among them
+    rows = {tuple(v.flatten().tolist()) for v in full.train.values}
+    kept = {tuple(v.flatten().tolist()) for v in data.train.values}
+    held = {tuple(v.flatten().tolist()) for v in data.test.values}
+    assert kept | held == rows and not kept & held
+    assert not held & {tuple(v.flatten().tolist()) for v in full.test.values}
+    # the same held-out samples for every run seed (one validation set per task)
+    again = validation_split(full, 0.25)
+    assert torch.equal(again.test.values, data.test.values)
+    result = train(tiny(validation=0.25))
+    assert result.rows[-1]["evaluated_on"] == "validation"
+    assert train(tiny()).rows[-1]["evaluated_on"] == "test"
+    with pytest.raises(ValueError, match="validation"):
+        train(tiny(validation=1.0))
