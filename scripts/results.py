@@ -44,6 +44,7 @@ CSV = OUT / "results.csv"
 SELECTION_CSV = OUT / "selection.csv"
 V1_CSV = OUT / "results_v1.csv"
 RESULTS_MD = ROOT / "docs" / "RESULTS.md"
+UNITARY_MD = ROOT / "docs" / "RESULTS_unitary.md"
 SEEDS = (0, 1, 2)
 HIDDEN = 64
 VALIDATION = 0.2
@@ -538,6 +539,11 @@ def report(sweep_note: str | None = None) -> str:
               "`--drop` tasks drop the `-discrete` suffix.)"]
     if sweep_note:
         lines += ["", sweep_note]
+    if UNITARY_MD.exists():
+        # the unitary RNN section is written by its own examples (copy memory, system
+        # identification); it is carried into this page verbatim, with the commands it names
+        lines += ["", f"<!-- copied from {UNITARY_MD.relative_to(ROOT)} by `scripts/results.py report` -->", "",
+                  UNITARY_MD.read_text().rstrip()]
     text = "\n".join(lines) + "\n"
     RESULTS_MD.write_text(text)
     return text
