@@ -388,7 +388,7 @@ def report(sweep_note: str | None = None) -> str:
     sizes = {"digits": "1437 / 360", "digits-permuted": "1437 / 360", "mnist1d": "4000 / 1000",
              "vowels": "270 / 370",
              "mnist5k-permuted": f"{TASKS['mnist5k-permuted'][2]['n_train']} (seeded subset of 4000) / 1000"}
-    for key, (label, task, opts, drop, epochs, batch) in TASKS.items():
+    for key, (label, _task, _opts, _drop, epochs, batch) in TASKS.items():
         lines.append(f"| {label} | {epochs} | {batch} | {sizes.get(key, '4000 / 1000')} |")
     lines += [
         "",

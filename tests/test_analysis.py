@@ -49,7 +49,10 @@ def test_max_stable_step_on_a_diagonal_system_is_analytic():
     assert steps["rk4"] == pytest.approx(rk4 / a.max(), rel=1e-8)
     # and it is the step where y' = -a y stops decaying under the method
     y0 = torch.ones(1, 3, dtype=D64)
-    f = lambda t, y: -torch.as_tensor(a) * y
+
+    def f(t, y):
+        return -torch.as_tensor(a) * y
+
     for method, h in steps.items():
         t = torch.tensor([0.0, 60 * h], dtype=D64)
         below = solvers.odeint(f, y0, t, method=method, step_size=0.99 * h)[-1].abs().max()
