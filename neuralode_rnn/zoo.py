@@ -90,7 +90,9 @@ def _field(family: str, input_size: int, hidden_size: int, beta: float | None, g
         kw = {} if gamma is None else {"gamma": gamma}
         return AntisymmetricField(input_size, hidden_size, gated=family.endswith("gated"), **kw)
     if family == "unitary":
-        return UnitaryField(input_size, hidden_size)
+        # a learned h0: with modReLU's b > 0, h = 0 is unstable and long blank prefixes (permuted
+        # MNIST) overflow the gradient from h0 = 0 (see UnitaryField)
+        return UnitaryField(input_size, hidden_size, learn_initial_state=True)
     if family == "ctrnn":
         return CTRNNField(input_size, hidden_size)
     raise ValueError(f"unknown field family {family!r}")  # unreachable through MODELS

@@ -249,3 +249,25 @@ def test_modrelu_gradient_at_zero_is_bounded_by_the_floor():
     w = torch.tensor([2e-5 + 0j, 0.3 - 0.4j], dtype=C128)
     bb = torch.tensor([0.1, -0.2], dtype=torch.float64)
     torch.testing.assert_close(modrelu(w, bb), _modrelu_ref(w, bb), rtol=1e-14, atol=0)
+
+
+def test_learned_initial_state_keeps_gradients_finite_on_long_blank_inputs():
+    """b > 0 makes h = 0 unstable: from h0 = 0 a long run of zero inputs overflows the gradient
+    (NaN); a learned nonzero h0 keeps it finite, and h0 itself is trained."""
+    torch.manual_seed(0)
+    x = torch.zeros(4, 300, 1)
+    x[:, -5:] = 1.0
+    grads = {}
+    for learn in (False, True):
+        torch.manual_seed(1)
+        field = nr.UnitaryField(1, 16, bias_init=0.003, learn_initial_state=learn)
+        model = nr.DiscreteRNN(field.discretize("euler", 1.0), 10)
+        model(x).square().sum().backward()
+        grads[learn] = torch.view_as_real(field.U.grad).abs().max()
+        if learn:
+            assert field.h0.grad is not None and torch.isfinite(torch.view_as_real(field.h0.grad)).all()
+            h = model.trajectory(x[:, :1])
+            expected = modrelu(field.h0.detach() @ field.U.detach().T, field.b.detach())
+            torch.testing.assert_close(h[0, 0].detach(), expected)  # the first step starts from h0
+    assert not torch.isfinite(grads[False])
+    assert torch.isfinite(grads[True])

@@ -45,15 +45,34 @@ class UnitaryField(Field):
     Args:
         input_size: D (real inputs).  hidden_size: N (complex units).
         bias_init: modReLU bias b starts at this value (0: modReLU starts as the identity).
+        learn_initial_state: start from a learned h0 (N,) instead of 0.  Why: with b > 0, h = 0 is
+            an unstable point of the cell (modReLU sends any z != 0 to length |z| + b), so on a run of
+            blank inputs from h0 = 0 (z = 0 exactly) the gradient is multiplied at every step by
+            modReLU's slope at 0, (floor + b) / floor, and overflows within a few hundred steps (seen
+            on permuted MNIST, whose sequences start with long runs of zero pixels).  A nonzero h0
+            keeps z away from 0.  Drawn with entries uniform in [-s, s] (real and imaginary parts),
+            s = sqrt(3 / (2 N)), so E|h0|^2 = 1.  Off by default: the papers' recurrences start at 0.
     """
 
     is_complex = True
 
-    def __init__(self, input_size: int, hidden_size: int, bias_init: float = 0.0):
+    def __init__(self, input_size: int, hidden_size: int, bias_init: float = 0.0, learn_initial_state: bool = False):
         super().__init__(input_size, hidden_size)
         self.U = mark_unitary(nn.Parameter(random_unitary(hidden_size, torch.complex64)))
         self.b = nn.Parameter(torch.full((hidden_size,), float(bias_init)))
         self.input_map = nn.Linear(input_size, 2 * hidden_size, bias=False)
+        if learn_initial_state:
+            s = (3.0 / (2 * hidden_size)) ** 0.5
+            parts = (torch.rand(2, hidden_size) * 2 - 1) * s
+            self.h0 = nn.Parameter(torch.complex(parts[0], parts[1]))
+        else:
+            self.h0 = None
+
+    def initial_state(self, batch_size: int, dtype: torch.dtype, device=None) -> torch.Tensor:
+        if self.h0 is None:
+            return super().initial_state(batch_size, dtype, device)
+        h0 = self.h0.to(device=device, dtype=self.state_dtype(dtype))
+        return h0.unsqueeze(0).expand(batch_size, -1).contiguous()
 
     @property
     def A(self) -> torch.Tensor:
