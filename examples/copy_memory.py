@@ -193,11 +193,13 @@ def write_results(rows: list[dict], cfg: dict) -> None:
     reports.write_section(out / "RESULTS_unitary.md", stem, text, UNITARY_TITLE)
 
 
-def command_line(cfg: dict) -> str:
-    return reports.command_line("python examples/copy_memory.py --results", cfg, DEFAULTS,
-                                ("delays", "models", "hidden", "lstm_hidden", "iterations", "batch_size", "lr", "lr_unitary",
-                "eval_every", "n_test", "seed"))
+RESULT_FLAGS = ("delays", "models", "hidden", "lstm_hidden", "iterations", "batch_size", "lr", "lr_unitary",
+                "eval_every", "n_test", "seed")
+"""The settings a --results command line repeats when they differ from DEFAULTS."""
 
+
+def command_line(cfg: dict) -> str:
+    return reports.command_line("python examples/copy_memory.py --results", cfg, DEFAULTS, RESULT_FLAGS)
 
 
 if __name__ == "__main__":

@@ -227,11 +227,14 @@ def write_results(rows: list[dict], cfg: dict) -> None:
     reports.write_section(out / "RESULTS_unitary.md", "system_identification", text, UNITARY_TITLE)
 
 
+RESULT_FLAGS = ("sizes", "kinds", "T", "n_train", "n_test", "iterations", "batch_size", "lr_unitary", "lr",
+                "eval_every", "seeds", "teacher")
+"""The settings a --results command line repeats when they differ from DEFAULTS."""
+
+
 def command_line(cfg: dict) -> str:
     return reports.command_line("python examples/system_identification.py --results", cfg, DEFAULTS,
-                                ("sizes", "kinds", "T", "n_train", "n_test", "iterations", "batch_size", "lr_unitary", "lr",
-                "eval_every", "seeds", "teacher"))
-
+                                RESULT_FLAGS)
 
 
 if __name__ == "__main__":

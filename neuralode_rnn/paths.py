@@ -202,11 +202,10 @@ class Path:
         if j >= self.length - 1:
             return self.last
         gap = (self.knots[..., j + 1] - self.knots[..., j]).to(self.dtype)
-        tau = (frac * gap).unsqueeze(-1) if gap.dim() else frac * gap
-        out = self.coeffs[-1][:, j]
-        for c in reversed(self.coeffs[:-1]):
-            out = out * tau + c[:, j]
-        return out
+        tau = (frac * gap).reshape(1, -1)  # (1, B) per sample or (1, 1) shared
+        if not self.per_sample:
+            tau = tau.reshape(1)
+        return self.evaluate_steps(torch.tensor([j], device=self.device), tau)[0]
 
     def evaluate_steps(self, j: torch.Tensor, tau: torch.Tensor | None = None) -> torch.Tensor:
         """x at many (piece, local time) pairs at once, time first: the stage inputs of a solve.
@@ -340,7 +339,7 @@ def _fill(values: torch.Tensor, times: torch.Tensor, method: str) -> torch.Tenso
 
 
 # ---------------------------------------------------------------------- coefficients
-def _tdiff(times: torch.Tensor, B: int) -> torch.Tensor:
+def _tdiff(times: torch.Tensor) -> torch.Tensor:
     """(B or 1, T-1, 1) piece lengths."""
     d = times[..., 1:] - times[..., :-1]
     return d.unsqueeze(-1) if d.dim() == 2 else d.view(1, -1, 1)
@@ -398,7 +397,7 @@ def _coefficients(x: torch.Tensor, times: torch.Tensor, method: str) -> tuple[to
     B, T, _ = x.shape
     if method == "hold":
         return (x[:, 1:],)
-    h = _tdiff(times, B)
+    h = _tdiff(times)
     if method == "linear":
         return (x[:, :-1], (x[:, 1:] - x[:, :-1]) / h)
     if method == "cubic":
