@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 import solvers
-from solvers.fixed import knot_grid
+from solvers.grids import knot_grid
 
 from .cells import FieldCell
 from .fields.base import Field

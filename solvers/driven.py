@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from .linear_activation import LinearActivation, solve_linear_activation
-from .odeint import checkpoint_segment
+from .gradients import checkpoint_segment
 from .tableaux import Tableau, tableau
 
 __all__ = ["DRIVEN_GRADIENTS", "integrate_driven", "stage_nodes"]

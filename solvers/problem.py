@@ -1,0 +1,101 @@
+"""A validated solve: the term, the method, the clock and the outputs, ready for a gradient mode.
+
+``Problem`` is what :func:`solvers.odeint` (and a model that builds its own term) hands to a
+gradient mode of :mod:`solvers.gradients`.  Times are increasing Python floats here (a decreasing
+request is negated into this form by the caller, with the term's sign flipped), the state a
+single tensor (tuple states are flattened by the caller).  :func:`forward` runs the engine once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from torch import Tensor
+
+from .controller import Controller
+from .engine import DEFAULT_MAX_STEPS, Callbacks, Tape, solve_adaptive, solve_fixed
+from .stepper import Plan
+from .terms import Term
+
+__all__ = ["AdjointSpec", "Problem", "forward"]
+
+
+@dataclass(frozen=True)
+class AdjointSpec:
+    """How the continuous adjoint solves backward (torchdiffeq's ``adjoint_*`` arguments).
+
+    ``plan``/``controller``/``grid_step``: the backward solve's method, tolerances and norm (the
+    forward's by default); ``seminorm``: leave the parameter gradients out of the error norm
+    (Kidger et al. 2021; torchdiffeq's ``adjoint_options={"norm": "seminorm"}``).
+    """
+
+    plan: Plan
+    controller: Controller | None
+    seminorm: bool = False
+    norm: Any = None
+    step_size: float | None = None
+    perturb: bool = False
+    callbacks: Callbacks | None = None
+
+
+@dataclass
+class Problem:
+    """One solve.
+
+    Attributes:
+        term: the vector field.
+        y0: the initial state (one tensor).
+        t_out: increasing output times (floats), ``t_out[0]`` the start.
+        plan: the tableau's plan.
+        grid: fixed methods: the step grid (increasing floats through every output, or coarser
+            with ``interp``); None for adaptive methods.
+        controller: adaptive methods' controller.
+        jump_t, step_t: adaptive methods' jump and step times (sorted floats).
+        first_step: adaptive methods' first step (None: chosen from the problem).
+        perturb: fixed grids: evaluate stages on step ends one ulp inside.
+        interp: fixed grids: how outputs inside a step are read ("linear", "cubic").
+        exact_outputs: adaptive: land steps on the output times (no dense output).
+        max_steps: the step limit.
+        callbacks: torchdiffeq's step callbacks.
+        params: tensors that get gradients in adjoint mode (besides y0).
+        adjoint: the backward solve of the adjoint mode.
+        jump_grid: the fixed grid's jump points, so the adjoint's backward grid can be rebuilt.
+    """
+
+    term: Term
+    y0: Tensor
+    t_out: list[float]
+    plan: Plan
+    grid: list[float] | None = None
+    controller: Controller | None = None
+    jump_t: Sequence[float] = ()
+    step_t: Sequence[float] = ()
+    first_step: float | None = None
+    perturb: bool = True
+    interp: str = "linear"
+    exact_outputs: bool = False
+    max_steps: int = DEFAULT_MAX_STEPS
+    callbacks: Callbacks | None = None
+    params: tuple[Tensor, ...] = ()
+    adjoint: AdjointSpec | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def adaptive(self) -> bool:
+        return self.grid is None
+
+    def with_(self, **changes: Any) -> Problem:
+        return replace(self, **changes)
+
+
+def forward(p: Problem, tape: Tape | None = None, y0: Tensor | None = None) -> list[Tensor]:
+    """Run the engine on ``p`` (from ``y0`` instead of ``p.y0`` when given); states at ``p.t_out``."""
+    y0 = p.y0 if y0 is None else y0
+    if p.grid is not None:
+        return solve_fixed(p.term, p.plan, y0, p.grid, p.t_out, perturb=p.perturb, interp=p.interp,
+                           callbacks=p.callbacks, tape=tape, max_steps=p.max_steps)
+    return solve_adaptive(p.term, p.plan, y0, p.t_out, p.controller, first_step=p.first_step, jump_t=p.jump_t,
+                          step_t=p.step_t, exact_outputs=p.exact_outputs, callbacks=p.callbacks, tape=tape,
+                          max_steps=p.max_steps)

@@ -1,0 +1,154 @@
+"""One explicit Runge-Kutta step for any tableau: the only stage loop of the package.
+
+    k_i = f(t0 + c_i dt, y0 + dt * sum_{j<i} a_ij k_j),   y1 = y0 + dt * sum_i b_i k_i,
+    err = dt * sum_i b_err_i k_i   (embedded pairs only)
+
+Every integration of ``solvers`` (fixed grids, adaptive steps, the continuous adjoint, a discrete
+cell's single step) takes its steps here, whatever the term: a user function, a driven field or
+the structured kernel, which records its stage states for a hand-written backward pass through
+the ``tape`` of :mod:`solvers.engine`.
+
+Stage times.  ``perturb_start``/``perturb_end`` move a stage that falls on an end of the step one
+ulp inside it (``term.nudge``): grid points are where piecewise inputs jump, and one ulp inside,
+a stage reads the step's own piece whichever side the input is closed on (torchdiffeq's
+``perturb`` option, its ``Perturb.NEXT``/``PREV``).
+
+Step sizes are Python floats for a shared clock (no tensor per step, and ``torch.add(..., alpha=)``
+folds the weight into one kernel), or (B, 1, ...) tensors for per-sample steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .tableaux import Tableau
+from .terms import Term
+
+__all__ = ["Plan", "Step", "combine", "rk_step"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A tableau's nonzero weights, prepared once per solve.
+
+    ``rows[i]``: (j, a_ij) of stage i; ``b``: (j, b_j) of the solution; ``err``: (j, b_err_j);
+    ``mid``: (j, b_mid_j) of the dense output's midpoint.  ``fsal``: the last stage is f(t1, y1).
+    ``solution_stages``: the stages the propagated solution depends on (all but an FSAL last one).
+    """
+
+    tab: Tableau
+    rows: tuple[tuple[tuple[int, float], ...], ...]
+    b: tuple[tuple[int, float], ...]
+    err: tuple[tuple[int, float], ...] | None
+    mid: tuple[tuple[int, float], ...] | None
+    fsal: bool
+    solution_stages: int
+
+    @staticmethod
+    def of(tab: Tableau) -> Plan:
+        def nz(w):
+            return tuple((j, x) for j, x in enumerate(w) if x != 0.0)
+
+        fsal = tab.fsal
+        return Plan(tab=tab, rows=tuple(nz(r) for r in tab.a), b=nz(tab.b),
+                    err=None if tab.b_err is None else nz(tab.b_err),
+                    mid=None if tab.b_mid is None else nz(tab.b_mid), fsal=fsal,
+                    solution_stages=tab.stages - 1 if fsal else tab.stages)
+
+
+def combine(y0: Tensor | None, dt: Any, weights: tuple[tuple[int, float], ...], ks: list[Tensor]) -> Tensor:
+    """``y0 + dt * sum_j w_j ks[j]`` (``y0`` None: without it) in as few kernels as possible.
+
+    ``dt`` is a float (one fused ``add`` per term) or a tensor broadcasting against the state
+    (``addcmul``).  Returns ``y0`` itself when there are no weights.
+    """
+    if not weights:
+        if y0 is None:
+            return torch.zeros_like(ks[0])
+        return y0
+    scalar = not isinstance(dt, Tensor)
+    acc = None
+    for j, w in weights:
+        k = ks[j]
+        if acc is None:
+            if y0 is None:
+                acc = k * (dt * w) if scalar else torch.mul(k, dt) * w
+            elif scalar:
+                acc = torch.add(y0, k, alpha=dt * w)
+            else:
+                acc = torch.addcmul(y0, k, dt, value=w)
+        # in place on the fresh accumulator: add/addcmul keep nothing of their output for backward
+        elif scalar:
+            acc.add_(k, alpha=dt * w)
+        else:
+            acc.addcmul_(k, dt, value=w)
+    return acc
+
+
+@dataclass
+class Step:
+    """One computed step: the new state, the error estimate (None for fixed methods), every stage's
+    derivative ``ks`` and state ``ys``, and what the term kept per stage (``aux``, or None)."""
+
+    y1: Tensor
+    err: Tensor | None
+    ks: list[Tensor]
+    ys: list[Tensor]
+    aux: list[Any] | None
+
+
+def _stage_time(c: float, t0: Any, t1: Any, dt: Any, term: Term, perturb_start: bool, perturb_end: bool) -> Any:
+    if c == 0.0:
+        return term.nudge(t0, t1) if perturb_start else t0
+    if c == 1.0:
+        return term.nudge(t1, t0) if perturb_end else t1
+    return t0 + c * dt
+
+
+def rk_step(term: Term, plan: Plan, t0: Any, t1: Any, y0: Tensor, k0: Tensor | None = None,
+            perturb_start: bool = False, perturb_end: bool = False, keep_aux: bool = False,
+            aux0: Any = None) -> Step:
+    """Take one step of ``plan``'s tableau from (t0, y0) to t1.
+
+    Args:
+        term: the vector field.
+        plan: ``Plan.of(tableau)``.
+        t0, t1: the step's ends (floats, or (B,) tensors for a per-sample term); ``t1`` is passed
+            rather than ``dt`` so a step lands exactly on a grid point.
+        y0: the state at t0.
+        k0: f at the start, when known (FSAL, or a step retried after a rejection).
+        perturb_start, perturb_end: evaluate stages at c = 0 / c = 1 one ulp inside the step.
+        keep_aux: collect ``term.aux()`` after each stage (for a recorded tape).
+        aux0: the aux belonging to ``k0`` when it is given.
+
+    Returns:
+        a :class:`Step`.
+    """
+    tab = plan.tab
+    if isinstance(t0, Tensor):
+        dt = (t1 - t0).to(y0.real.dtype).view(-1, *([1] * (y0.dim() - 1)))
+        dt_time = t1 - t0
+    else:
+        dt = dt_time = t1 - t0
+    ks: list[Tensor] = []
+    ys: list[Tensor] = []
+    auxs: list[Any] | None = [] if keep_aux else None
+    for i in range(tab.stages):
+        yi = y0 if i == 0 else combine(y0, dt, plan.rows[i], ks)
+        ys.append(yi)
+        if i == 0 and k0 is not None:
+            ks.append(k0)
+            if auxs is not None:
+                auxs.append(aux0)
+            continue
+        ti = _stage_time(tab.c[i], t0, t1, dt_time, term, perturb_start, perturb_end)
+        ks.append(term.f(ti, yi))
+        if auxs is not None:
+            auxs.append(term.aux())
+    y1 = ys[-1] if plan.fsal else combine(y0, dt, plan.b, ks)
+    err = None if plan.err is None else combine(None, dt, plan.err, ks)
+    return Step(y1=y1, err=err, ks=ks, ys=ys, aux=auxs)
