@@ -151,7 +151,7 @@ class ContinuousRNN(nn.Module):
     def _clock_grid(self, path: Path) -> tuple[torch.Tensor, list[int], torch.Tensor | None]:
         """The step grid on the solve's clock: (grid (n+1,), grid index of each knot, rates).
 
-        Shared times: real time, the knot-aligned grid of ``solvers.fixed.knot_grid`` through
+        Shared times: real time, the knot-aligned grid of ``solvers.grids.knot_grid`` through
         t0 = 2 t_1 - t_2 and the knots.  Per-sample times: the index clock s (knot k at s = k,
         start at s = -1), gap j split into the number of steps its longest sample needs; ``rates``
         (B, T) are the samples' dt/ds per piece (rates[:, j + 1] on piece j).

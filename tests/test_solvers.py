@@ -7,7 +7,7 @@ import torch
 import torchdiffeq
 
 import solvers
-from solvers.fixed import knot_grid
+from solvers.grids import knot_grid
 from solvers.odeint import GRADIENT_MODES
 
 DT = torch.float64
