@@ -98,7 +98,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     import solvers
 
     from .data import TASKS
-    from .models import GRADIENTS
+    import solvers
     from .paths import INTERPOLATIONS
     from .train import OPTIMIZERS, SCHEDULES, TASK_DEFAULTS
     from .zoo import MODELS
@@ -131,7 +131,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="adaptive solvers' relative tolerance (default 1e-3: loose, enough for training)")
     g.add_argument("--atol", type=_positive(float, "--atol"), default=1e-5,
                    help="adaptive solvers' absolute tolerance (default 1e-5)")
-    g.add_argument("--gradient", choices=GRADIENTS, default="backprop",
+    g.add_argument("--gradient", choices=sorted(solvers.GRADIENT_MODES), default="backprop",
                    help="gradient mode of continuous models (default backprop: fastest; adjoint: memory flat in T)")
     g.add_argument("--interpolation", choices=INTERPOLATIONS, default="hold",
                    help="input path of continuous models (default hold: what a discrete RNN reads)")

@@ -7,16 +7,19 @@ This package knows nothing of RNNs and imports nothing from ``neuralode_rnn``.
 
 from .accuracy import CountingFunc, WorkPrecisionRecord, observed_order, work_precision
 from .controller import Controller
+from .driven import DrivenTerm
 from .engine import DEFAULT_MAX_STEPS, Tape
 from .errors import NonFiniteStateError, SolverError, StepLimitError, StepSizeUnderflowError
 from .gradients import GRADIENT_MODES, register_gradient_mode, resolve_gradient
 from .grids import knot_grid
-from .linear_activation import LinearActivation
+from .inputs import PiecewiseInput
+from .linear_activation import LinearActivation, LinearActivationTerm, tanh_kernel
 from .methods import METHODS, MethodInfo
 from .odeint import odeint, odeint_adjoint
 from .problem import Problem
+from .solve import make_problem, solve
 from .stability import max_stable_step, stability_function
-from .stepper import Plan
+from .stepper import Plan, rk_step
 from .tableaux import TABLEAUX, Tableau, tableau
 from .terms import FuncTerm, Term
 
@@ -27,10 +30,13 @@ __all__ = [
     "TABLEAUX",
     "Controller",
     "CountingFunc",
+    "DrivenTerm",
     "FuncTerm",
     "LinearActivation",
+    "LinearActivationTerm",
     "MethodInfo",
     "NonFiniteStateError",
+    "PiecewiseInput",
     "Plan",
     "Problem",
     "SolverError",
@@ -41,14 +47,18 @@ __all__ = [
     "Term",
     "WorkPrecisionRecord",
     "knot_grid",
+    "make_problem",
     "max_stable_step",
     "observed_order",
     "odeint",
     "odeint_adjoint",
     "register_gradient_mode",
     "resolve_gradient",
+    "rk_step",
+    "solve",
     "stability_function",
     "tableau",
+    "tanh_kernel",
     "work_precision",
 ]
 

@@ -90,6 +90,11 @@ class Tape:
             self.aux.append(step.aux[:n] if step.aux is not None else [None] * n)
 
     @property
+    def collect_aux(self) -> bool:
+        """Whether the engine must collect ``term.aux()`` of every stage for :meth:`record`."""
+        return self.states
+
+    @property
     def schedule(self) -> list[tuple[Any, bool]]:
         """The (t1, landed_on_jump) of every step: what ``adaptive_steps(schedule=...)`` replays."""
         return list(zip(self.t1, self.jumps))
@@ -143,7 +148,7 @@ def solve_fixed(term: Term, plan: Plan, y0: Tensor, grid: Sequence[float], t_out
     n_out = len(t_out)
     y = y0
     fused = plan.tab.stages == 1 and getattr(term, "euler_step", None) is not None
-    keep = tape is not None and tape.states
+    keep = tape is not None and tape.collect_aux
     for n in range(n_steps):
         if j >= n_out:
             break
@@ -227,7 +232,7 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
                    first_step: float | None = None, jump_t: Sequence[float] = (), step_t: Sequence[float] = (),
                    callbacks: Callbacks | None = None, tape: Tape | None = None,
                    max_steps: int = DEFAULT_MAX_STEPS, schedule: Sequence[tuple[float, bool]] | None = None,
-                   k0: Tensor | None = None) -> Iterator[Accepted]:
+                   k0: Tensor | None = None, aux0: Any = None) -> Iterator[Accepted]:
     """The accepted steps of an adaptive solve from (t0, y0) on, while t < t_end.
 
     The generator stops once a step reaches ``t_end`` (steps may overshoot it, as torchdiffeq's do,
@@ -244,9 +249,9 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
         raise ValueError(f"method {plan.tab.name!r} has no error estimate; adaptive steps need an embedded "
                          f"pair such as dopri5")
     if schedule is not None:
-        yield from _replay(term, plan, y0, t0, schedule, k0, tape)
+        yield from _replay(term, plan, y0, t0, schedule, k0, tape, aux0)
         return
-    keep = tape is not None and tape.states
+    keep = tape is not None and tape.collect_aux
     cb = callbacks or Callbacks()
     jumps = [x for x in jump_t if x > t0]
     steps_at = [x for x in step_t if x > t0]
@@ -254,7 +259,7 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
     t, y = t0, y0
     if k0 is None:
         k0 = term.f(t, y)
-    aux0 = term.aux() if keep else None
+        aux0 = term.aux() if keep else None
     if first_step is None:
         dt = initial_step(k0, y, lambda h, yy: term.f(t + h, yy), plan.tab.order, controller.rtol,
                           controller.atol, controller.norm)
@@ -285,7 +290,9 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
             ij += 1
         if is_ < len(steps_at) and steps_at[is_] < t1:
             t1, on_step = steps_at[is_], True
-        if ij < len(jumps) and jumps[ij] < t1:
+        # a step that ends exactly on a jump (also when a step time coincides with it) has landed on
+        # it: f is evaluated afresh after it
+        if ij < len(jumps) and jumps[ij] <= t1:
             t1, on_jump, on_step = jumps[ij], True, False
         dt = t1 - t
         step = rk_step(term, plan, t, t1, y, k0, perturb_start=after_jump, perturb_end=True, keep_aux=keep,
@@ -344,14 +351,15 @@ def next_k0(acc: Accepted, keep: bool) -> tuple[Tensor, Any]:
 
 
 def _replay(term: Term, plan: Plan, y0: Tensor, t0: float, schedule: Sequence[tuple[float, bool]],
-            k0: Tensor | None, tape: Tape | None) -> Iterator[Accepted]:
-    """The steps of ``schedule`` from (t0, y0), exactly as :func:`adaptive_steps` took them."""
-    keep = tape is not None and tape.states
+            k0: Tensor | None, tape: Tape | None, aux0: Any = None) -> Iterator[Accepted]:
+    """The steps of ``schedule`` from (t0, y0), exactly as :func:`adaptive_steps` took them (``k0``
+    and its ``aux0``: the first stage, as recorded, when the replay starts mid-solve)."""
+    keep = tape is not None and tape.collect_aux
     t, y = t0, y0
     after_jump = False
     if k0 is None:
         k0 = term.f(t, y)
-    aux0 = term.aux() if keep else None
+        aux0 = term.aux() if keep else None
     for t1, on_jump in schedule:
         step = rk_step(term, plan, t, t1, y, k0, perturb_start=after_jump, perturb_end=True, keep_aux=keep,
                        aux0=aux0)
