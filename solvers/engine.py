@@ -268,6 +268,7 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
     prev_ratio = None
     attempts = 0
     after_jump = False
+    nonfinite = False  # the last attempt produced NaN/inf
     while t < t_end:
         attempts += 1
         if attempts > max_steps:
@@ -278,6 +279,10 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
         if cb.step is not None:
             cb.step(t, y, dt)
         t1 = t + dt
+        if not t1 > t and nonfinite:
+            raise NonFiniteStateError(
+                f"the vector field gave NaN or inf at every step tried from t = {t}, down to dt = {dt}: it is not "
+                f"finite just after t (a NaN it returns, an overflow, a singularity); check func near t = {t}")
         if not t1 > t:
             raise StepSizeUnderflowError(
                 f"the step size underflowed to dt = {dt} at t = {t}: t + dt == t. The tolerances "
@@ -294,7 +299,8 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
         # it: f is evaluated afresh after it
         if ij < len(jumps) and jumps[ij] <= t1:
             t1, on_jump, on_step = jumps[ij], True, False
-        dt = t1 - t
+        if on_step or on_jump:
+            dt = t1 - t  # else keep the controller's dt, not t + dt - t (rounded): torchdiffeq's step sizes exactly
         step = rk_step(term, plan, t, t1, y, k0, perturb_start=after_jump, perturb_end=True, keep_aux=keep,
                        aux0=aux0)
         ratio_t = controller.ratio(step.err, y, step.y1)
@@ -305,8 +311,10 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
             accept = False
         if dt <= controller.min_step:
             accept = True
+        nonfinite = not finite
         if accept and not _finite(step.y1):
             accept = False
+            nonfinite = True
         if not finite:
             if not _finite(y) or not _finite(k0):
                 raise NonFiniteStateError(
