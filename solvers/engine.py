@@ -38,12 +38,18 @@ from .stepper import Plan, Step, combine, rk_step
 from .terms import Term
 
 __all__ = ["DEFAULT_MAX_STEPS", "Accepted", "Callbacks", "Tape", "adaptive_steps", "check_step_count", "next_k0",
-           "hermite", "quartic", "solve_adaptive", "solve_fixed", "solve_until_event"]
+           "hermite", "quartic", "solve_adaptive", "solve_fixed", "solve_until_event", "start_time"]
 
 DEFAULT_MAX_STEPS = 100_000
 """Steps (rejected ones included) after which a solve stops with StepLimitError.  A sequence model
 takes about (samples x steps per sample) steps: 784 x 20 = 15,680 for a long, finely stepped
 one; 100,000 is never reached by a normal run, and a runaway solve stops within a minute or two."""
+
+
+def start_time(term: Term, t0: float, jump_t: Sequence[float]) -> Any:
+    """Where the first stage of a solve from t0 is evaluated: t0, or one ulp after it when f jumps at t0
+    (t0 in ``jump_t``), so the first step reads its own piece as every later stage does."""
+    return term.nudge(t0, math.inf) if t0 in jump_t else t0
 
 
 def check_step_count(n: int, max_steps: int, what: str) -> None:
@@ -237,7 +243,8 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
 
     The generator stops once a step reaches ``t_end`` (steps may overshoot it, as torchdiffeq's do,
     unless ``t_end`` is also in ``step_t``).  ``jump_t``: sorted times where f may jump: a step that
-    would straddle one is shortened to end on it, and f is then evaluated afresh one ulp after it.
+    would straddle one is shortened to end on it, and f is then evaluated afresh one ulp after it (at
+    the start too, when t0 is one of them: :func:`start_time`).
     ``step_t``: sorted times that steps must land on (f is continuous there).
 
     ``schedule``: replay a recorded solve instead of choosing steps: the (t1, landed_on_jump) of
@@ -258,7 +265,7 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
     ij = is_ = 0
     t, y = t0, y0
     if k0 is None:
-        k0 = term.f(t, y)
+        k0 = term.f(start_time(term, t0, jump_t), y)
         aux0 = term.aux() if keep else None
     if first_step is None:
         dt = initial_step(k0, y, lambda h, yy: term.f(t + h, yy), plan.tab.order, controller.rtol,
