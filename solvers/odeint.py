@@ -503,6 +503,8 @@ def odeint(
                          "atol=1e-9 (torchdiffeq's defaults)")
     step_size = _check_step_size(step_size)
     max_steps = _check_max_steps(max_steps)
+    if per_sample and not tab.adaptive:
+        raise ValueError(f"options['per_sample'] is error control per sample; method {name!r} has fixed steps")
     allowed = ADAPTIVE_OPTIONS if tab.adaptive else FIXED_OPTIONS
     options = _check_options(user_options, "options", allowed, name)
     if "max_num_steps" in options:

@@ -184,7 +184,9 @@ def solve_adaptive_per_sample(term: Term, plan: Plan, y0: Tensor, t_out: Any, co
         nfe += 1
         return term.f(tt, yy)
 
-    k0 = f(t, y)
+    # f may jump at a sample's start (t0 among its jump times): its first stage reads the piece after it
+    at_jump = (jumps == t.unsqueeze(1)).any(1) if jumps.shape[1] else torch.zeros_like(t, dtype=torch.bool)
+    k0 = f(torch.where(at_jump, term.nudge(t, math.inf), t) if bool(at_jump.any()) else t, y)
     aux0 = term.aux() if keep else None
     if first_step is None:
         dt = initial_step(k0, y, lambda h, yy: f(t + h, yy), plan.tab.order, controller.rtol, controller.atol,
