@@ -9,7 +9,11 @@ is solved backward in time from t_k to t_{k-1} (a starts at dL/dy(t_k); g, the p
 gradient, at 0), and the output gradients are added at every output time, as torchdiffeq's
 ``odeint_adjoint`` does.  Memory is flat in the number of steps; the gradients are exact up to the
 backward solve's error (its method and tolerances are the forward's unless the ``adjoint_*``
-arguments say otherwise).  Fixed grids are run backward over the same grid points.
+arguments say otherwise).  Fixed grids are run backward over the same grid points, or, with a
+``step_size`` / ``grid_constructor`` in the adjoint options, over torchdiffeq's grids laid per output
+interval (``AdjointSpec.backward_grid``).  The backward error norm is a function of
+torchdiffeq's tuple ``(t, y, adj_y, *adj_params)`` (``t`` a zero here), exposed on the autograd
+node as ``grad_fn.adjoint_options["norm"]`` as torchdiffeq's is.
 
 The vector-Jacobian products come from the term: ``term.vjp(t, y, a, params) -> (f, a^T df/dy,
 (a^T df/dtheta_i)_i)`` when it has one (a closed form: the structured kernel), else from autograd.

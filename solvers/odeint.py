@@ -46,9 +46,17 @@ gradient; :func:`odeint_event` (torchdiffeq's, run on this ``odeint``); every ba
 * ``adaptive_heun`` and ``fehlberg2`` evaluate f at the new state to start the next step, where
   torchdiffeq reuses their last stage, which lies at another state: the same order and about the
   same error, not the same numbers, and one more evaluation per step;
-* the state handed to ``func`` and the times are float64 Python floats inside the loop; for
-  float32 states the stage times are rounded to float32 once, where torchdiffeq computes them in
-  float32 (differences at float32 rounding).
+* when t[0] is one of the jump times, the first stage is evaluated one ulp after it (torchdiffeq: at
+  t[0]), so the first step reads its own piece of a piecewise f, as every step after a jump does;
+* times are float64 Python floats inside the loop (no tensor per step); for float32 states the stage
+  times are rounded to float32 once, where torchdiffeq computes them in float32 (differences at
+  float32 rounding); ``options["dtype"]`` other than float64 warns;
+* dopri8's error estimate on an easy step is at rounding level, where the two libraries' sums round
+  differently: its step sizes can then differ by a few per cent and its results by the tolerance.
+
+Inherited from torchdiffeq: outputs between steps come from its quartic dense output, whose midpoint
+weights make it second order for bosh3, fehlberg2 and adaptive_heun and which limits dopri8 to a
+fifth-order interpolant; ``options={"step_t": t}`` lands the steps on the outputs instead.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def _kwargs(method, t=None):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("method", ["euler", "rk4", "midpoint", "dopri5", "tsit5", "fehlberg2"])
+@pytest.mark.parametrize("method", ["euler", "rk4", "midpoint", "dopri5", "tsit5"])
 def test_gradcheck_every_mode(method, mode):
     f = Small()
     t = torch.tensor([0.0, 0.35, 0.8], dtype=DT)
@@ -65,7 +65,7 @@ def test_time_gradients_against_finite_differences(method, mode):
     y0 = torch.tensor([0.3, -0.6], dtype=DT)
     kw = _kwargs(method)
     if method == "rk4":
-        kw = dict(step_size=0.005)
+        kw = dict(step_size=0.01)
 
     def run(t):
         return solvers.odeint(f, y0, t, method=method, gradient=mode, **kw)

@@ -119,9 +119,12 @@ def test_dense_output_keeps_adaptive_outputs_accurate(name):
     # midpoint weights are poor (bosh3, fehlberg2, adaptive_heun) and dopri8 (a quartic through steps of
     # an 8th-order method) much less accurate than their steps -- as in torchdiffeq (docs/ODEINT.md)
     t = torch.linspace(0, 3, 31, dtype=DT)
-    sol = solvers.odeint(field, torch.tensor([1.0], dtype=DT), t, method=name, rtol=1e-8, atol=1e-10)
+    rtol = 1e-8 if solvers.TABLEAUX[name].order > 2 else 1e-6  # second-order pairs: fewer steps
+    sol = solvers.odeint(field, torch.tensor([1.0], dtype=DT), t, method=name, rtol=rtol, atol=rtol * 1e-2)
     err = max(abs(float(y) - exact(float(s))) for s, y in zip(t, sol))
-    bound = {"dopri5": 1e-7, "tsit5": 1e-7, "dopri8": 1e-4}.get(name, 1e-4)
+    # measured: dopri5 1.3e-8, tsit5 1.2e-8, dopri8 1.4e-6, bosh3 1.4e-5; at rtol 1e-6 fehlberg2 5.3e-5,
+    # adaptive_heun 6.0e-7
+    bound = {"dopri5": 1e-7, "tsit5": 1e-7, "dopri8": 1e-5, "adaptive_heun": 1e-5}.get(name, 1e-4)
     assert err < bound, err
 
 
