@@ -256,7 +256,7 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
         raise ValueError(f"method {plan.tab.name!r} has no error estimate; adaptive steps need an embedded "
                          f"pair such as dopri5")
     if schedule is not None:
-        yield from _replay(term, plan, y0, t0, schedule, k0, tape, aux0)
+        yield from _replay(term, plan, y0, t0, schedule, k0, tape, aux0, jump_t)
         return
     keep = tape is not None and tape.collect_aux
     cb = callbacks or Callbacks()
@@ -366,14 +366,14 @@ def next_k0(acc: Accepted, keep: bool) -> tuple[Tensor, Any]:
 
 
 def _replay(term: Term, plan: Plan, y0: Tensor, t0: float, schedule: Sequence[tuple[float, bool]],
-            k0: Tensor | None, tape: Tape | None, aux0: Any = None) -> Iterator[Accepted]:
+            k0: Tensor | None, tape: Tape | None, aux0: Any = None, jump_t: Sequence[float] = ()) -> Iterator[Accepted]:
     """The steps of ``schedule`` from (t0, y0), exactly as :func:`adaptive_steps` took them (``k0``
     and its ``aux0``: the first stage, as recorded, when the replay starts mid-solve)."""
     keep = tape is not None and tape.collect_aux
     t, y = t0, y0
     after_jump = False
-    if k0 is None:
-        k0 = term.f(t, y)
+    if k0 is None:  # as the recorded solve started (pass its jump_t for a start on a jump)
+        k0 = term.f(start_time(term, t0, jump_t), y)
         aux0 = term.aux() if keep else None
     for t1, on_jump in schedule:
         step = rk_step(term, plan, t, t1, y, k0, perturb_start=after_jump, perturb_end=True, keep_aux=keep,

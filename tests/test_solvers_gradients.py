@@ -78,7 +78,7 @@ def test_time_gradients_against_finite_differences(method, mode):
 def test_checkpoint_equals_backprop_exactly(method):
     f = Small()
     t = torch.tensor([0.0, 0.3, 1.1, 2.0], dtype=DT)
-    jumps = torch.tensor([0.7, 1.5], dtype=DT)
+    jumps = torch.tensor([0.0, 0.7, 1.5], dtype=DT)  # a jump at t0 too: the first stage after it, also replayed
     kw = dict(rtol=1e-7, atol=1e-9) if solvers.TABLEAUX[method].adaptive else dict(step_size=0.01)
     grads = {}
     for mode in ("backprop", "checkpoint"):
