@@ -90,7 +90,7 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], me
         knots = clock[1:]
     structure = field.structure()
     lin = field.input_map
-    if structure is not None and gradient != "adjoint":
+    if structure is not None:
         inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, scale=scale, rates=rates)
         term = solvers.LinearActivationTerm(structure, inputs, time_dtype=dt)
     elif gradient == "adjoint":

@@ -44,7 +44,10 @@ def autograd_vjp(term: Term, t: Any, y: Tensor, a: Tensor, params: Sequence[Tens
         y_ = y.detach().requires_grad_(True)
         fy = term.f(t, y_)
         wrt = (y_, *params)
-        grads = torch.autograd.grad(fy, wrt, a, allow_unused=True) if fy.requires_grad else (None,) * len(wrt)
+        # retain_graph: f may read tensors computed once outside (an input's coefficients, views of
+        # one base), whose graph later evaluations traverse again (torchdiffeq does the same)
+        grads = torch.autograd.grad(fy, wrt, a, allow_unused=True, retain_graph=True) if fy.requires_grad \
+            else (None,) * len(wrt)
     gy = torch.zeros_like(y) if grads[0] is None else grads[0]
     gp = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads[1:])]
     return fy.detach(), gy, gp

@@ -43,7 +43,8 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .driven import DrivenTerm
-from .engine import Tape, adaptive_steps, solve_fixed
+from .controller import Controller
+from .engine import Tape, adaptive_steps, solve_adaptive, solve_fixed
 from .gradients import checkpoint_segment
 from .inputs import PiecewiseInput
 from .problem import Problem, forward
@@ -325,6 +326,13 @@ class LinearActivationTerm(Term):
                 return forward(p)
         return list(_StructuredSolve.apply(p, "checkpoint", p.y0, *self.tensors()).unbind(0))
 
+    def solve_adjoint(self, p: Problem) -> list[Tensor]:
+        p = self._check(p)
+        if not self._needs_graph(p):
+            with torch.no_grad():
+                return forward(p)
+        return list(_StructuredAdjoint.apply(p, p.y0, *self.tensors()).unbind(0))
+
 
 class _ScaledInput:
     """An already-projected input u(t), scaled per channel (and shifted by a bias)."""
@@ -476,6 +484,153 @@ def _replay_segment(p: Problem, tape: _ThinTape, n0: int, n1: int) -> Tape:
     return seg
 
 
+# ------------------------------------------------------------------------------------ the continuous adjoint
+class _AdjointTerm(Term):
+    """The backward system of the continuous adjoint in reversed time s = -t, state z = [y; a] (2, B, N):
+
+        dy/ds = -f(y),   da/ds = r (a A + (a sigma'(z)) W)
+
+    with r the clock rate.  Each stage keeps, as its aux, the row [r a | r a sigma'] (the adjoints
+    of the linear part and the pre-activation: the parameters' gradient densities) and its state y.
+    """
+
+    def __init__(self, term: LinearActivationTerm) -> None:
+        self.term = term
+        self.time_dtype = term.time_dtype
+        self._aux: Any = None
+        self.nfe = 0
+
+    def nudge(self, s: Any, toward: Any) -> Any:
+        return -self.term.nudge(-s, -toward)
+
+    def aux(self) -> Any:
+        return self._aux
+
+    def f(self, s: Any, z: Tensor) -> Tensor:
+        term = self.term
+        self.nfe += 1
+        t = -s
+        y, a = z[0], z[1]
+        j = term.inputs.piece(t)
+        u = term.projected.projected(j, t)
+        sig, stored = term._sigma(y, u)
+        k = sig if term.AT is None else torch.addmm(sig, y, term.AT)
+        NA = term.NA
+        row = torch.empty(y.shape[0], NA + term.P, dtype=y.dtype, device=y.device)
+        if NA:
+            row[:, :NA].copy_(a)
+        if not term.gated:
+            torch.mul(a, torch.addcmul(-term.minus_one, stored, stored, value=-1.0), out=row[:, NA:])
+        else:
+            n = term.N
+            th, g = stored[:, :n], stored[:, n:]
+            torch.mul(a, g * (1.0 - th * th), out=row[:, NA:NA + n])
+            torch.mul(a, th * g * (1.0 - g), out=row[:, NA + n:])
+        out = torch.empty_like(z)
+        r = term.rate(j)
+        if r is None:
+            torch.neg(k, out=out[0])
+            torch.mm(row, term.back, out=out[1])
+        else:
+            torch.mul(k, -r, out=out[0])
+            torch.mm(row, term.back, out=out[1])
+            out[1].mul_(r)
+            row.mul_(r)
+        self._aux = (row, j, t)
+        return out
+
+
+class _QuadratureTape(Tape):
+    """Accepted backward steps turned into the parameters' gradients as they come: the stage rows,
+    weighted by ds b_i, are gathered and added to the accumulators by one matmul every CHUNK steps
+    (memory flat in the number of steps)."""
+
+    def __init__(self, sweep: _Sweep, plan: Plan) -> None:
+        super().__init__(states=False)
+        self.sweep = sweep
+        b = plan.tab.b
+        self.weights = [(i, w) for i, w in enumerate(b[:plan.solution_stages]) if w != 0.0]
+        self.rows: list[Tensor] = []
+        self.ys: list[Tensor] = []
+        self.stages: list[tuple[int, Any]] = []
+        self.count = 0
+
+    @property
+    def collect_aux(self) -> bool:
+        return True
+
+    def record(self, t0: Any, t1: Any, step: Any, plan: Plan, on_jump: bool = False) -> None:
+        ds = t1 - t0
+        for i, w in self.weights:
+            row, j, t = step.aux[i]
+            self.rows.append(row * (ds * w))
+            self.ys.append(step.ys[i][0])
+            self.stages.append((j, t))
+        self.count += 1
+        if self.count % CHUNK == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.sweep.accumulate(torch.stack(self.rows), torch.stack(self.ys), self.stages)
+            self.rows, self.ys, self.stages = [], [], []
+
+
+def _adjoint_norm(x: Tensor) -> Tensor:
+    """max(rms(y), rms(a)): torchdiffeq's adjoint seminorm (the parameters are not in the state)."""
+    return torch.maximum(x[0].abs().pow(2).mean().sqrt(), x[1].abs().pow(2).mean().sqrt())
+
+
+class _StructuredAdjoint(torch.autograd.Function):
+    """Forward: the solve without a graph.  Backward: the continuous adjoint, interval by interval
+    between outputs, on the engine with the forward's method and tolerances."""
+
+    @staticmethod
+    def forward(ctx, p: Problem, y0: Tensor, *tensors: Tensor | None) -> Tensor:
+        ctx.set_materialize_grads(False)
+        ctx.problem = p
+        with torch.no_grad():
+            ys = torch.stack(forward(p))
+        ctx.save_for_backward(ys, *tensors)
+        return ys
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_ys: Tensor | None):
+        p: Problem = ctx.problem
+        ys, *tensors = ctx.saved_tensors
+        if grad_ys is None:
+            return (None,) * (len(tensors) + 2)
+        term: LinearActivationTerm = p.term
+        spec = p.adjoint
+        plan = spec.plan if spec is not None else p.plan
+        sweep = _Sweep(term, plan, ctx.needs_input_grad[1:], tensors)
+        aug = _AdjointTerm(term)
+        controller = None
+        if p.controller is not None:
+            c = spec.controller if spec is not None and spec.controller is not None else p.controller
+            controller = Controller(rtol=c.rtol, atol=c.atol, order=plan.tab.order, norm=_adjoint_norm,
+                                    safety=c.safety, ifactor=c.ifactor, dfactor=c.dfactor, min_step=c.min_step,
+                                    max_step=c.max_step)
+        a = grad_ys[-1]
+        jumps = sorted(-x for x in p.jump_t)
+        for i in range(len(p.t_out) - 1, 0, -1):
+            z = torch.stack([ys[i], a])
+            s0, s1 = -p.t_out[i], -p.t_out[i - 1]
+            tape = _QuadratureTape(sweep, plan)
+            if p.grid is not None:
+                inner = [x for x in p.grid if p.t_out[i - 1] < x < p.t_out[i]]
+                grid = [s0] + [-x for x in reversed(inner)] + [s1]
+                out = solve_fixed(aug, plan, z, grid, [s0, s1], perturb=True, tape=tape, max_steps=p.max_steps)
+            else:
+                out = solve_adaptive(aug, plan, z, [s0, s1], controller, jump_t=jumps, exact_outputs=True,
+                                     tape=tape, max_steps=p.max_steps)
+            tape.flush()
+            a = out[-1][1] + grad_ys[i - 1]
+        term.nfe += aug.nfe
+        return (None, a if ctx.needs_input_grad[1] else None, *sweep.results())
+
+
 # ------------------------------------------------------------------------------------ the discrete adjoint
 class _Sweep:
     """The discrete adjoint of recorded steps, chunk by chunk, accumulating the weight gradients.
@@ -593,11 +748,16 @@ class _Sweep:
         return ybar
 
     def _accumulate(self, c0: int, c1: int, tape: Tape, offset: int, Y: Tensor, KZ: Tensor) -> None:
-        """Weight and input gradients of steps c0..c1-1, each one matmul over all their rows."""
+        stages = [(a[1], a[2]) for n in range(c0, c1) for a in tape.aux[n - offset]]
+        self.accumulate(KZ.view(-1, *KZ.shape[2:]), Y.view(-1, *Y.shape[2:]), stages)
+
+    def accumulate(self, KZ: Tensor, Y: Tensor, stages: list[tuple[int, Any]]) -> None:
+        """Add the weight and input gradients of M stages: KZ (M, B, N_A + P) rows [kb | zb] (the
+        adjoints of the stage's linear part and pre-activation, already weighted), Y (M, B, N) the
+        stage states, ``stages`` their (piece, time).  Each gradient is one matmul over all rows."""
         term = self.term
         N, NA, P = term.N, term.NA, term.P
-        L, s = c1 - c0, self.s
-        rows = KZ.view(-1, KZ.shape[-1])
+        rows = KZ.reshape(-1, KZ.shape[-1])
         Yr = Y.reshape(-1, N)
         need_w, need_a = self.acc["W"] is not None, self.acc["A"] is not None
         if need_w or need_a:
@@ -614,17 +774,16 @@ class _Sweep:
         need_x = any(self.coef_need)
         if self.acc["U"] is None and self.acc["b"] is None and not need_x:
             return
-        Z = KZ[..., NA:].reshape(-1, P)  # (L s B, P): adjoints of the projected inputs u
+        Z = KZ[..., NA:].reshape(-1, P)  # (M B, P): adjoints of the projected inputs u
         if self.acc["b"] is not None:
             self.acc["b"].add_(Z.sum(0))
         if self.acc["U"] is None and not need_x:
             return
-        stages = [(a[1], a[2]) for n in range(c0, c1) for a in tape.aux[n - offset]]
-        x = torch.stack([term.inputs.raw(j, t) for j, t in stages])  # (L s, B, D)
+        x = torch.stack([term.inputs.raw(j, t) for j, t in stages])  # (M, B, D)
         if self.acc["U"] is not None:
             self.acc["U"].addmm_(Z.t(), x.reshape(-1, x.shape[-1]))
         if need_x:
-            xbar = (Z @ self.U if self.U is not None else Z).view(L * s, -1, x.shape[-1])
+            xbar = (Z @ self.U if self.U is not None else Z).view(len(stages), -1, x.shape[-1])
             self._input_grads(stages, xbar)
 
     def _input_grads(self, stages: list[tuple[int, Any]], xbar: Tensor) -> None:
