@@ -94,16 +94,25 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], me
         inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, scale=scale, rates=rates)
         term = solvers.LinearActivationTerm(structure, inputs, time_dtype=dt)
     elif gradient == "adjoint":
-        inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, scale=scale, rates=rates)
+        # the adjoint differentiates the input's tensors one by one: give it detached leaves of them
+        # (the coefficients of a spline are functions of one another), tied back to the originals
+        sources = (*path.coeffs, path.first, path.last)
+        leaves = [x.detach().requires_grad_(x.requires_grad) for x in sources]
+        n = len(path.coeffs)
+        inputs = solvers.PiecewiseInput(knots, leaves[:n], leaves[n], leaves[n + 1], scale=scale, rates=rates)
         term = solvers.DrivenTerm(field.rhs, inputs, project=lin, time_dtype=dt)
     else:
         inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, scale=scale, rates=rates,
                                         weight=lin.weight, bias=lin.bias)
         term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=dt)
     params = tuple(p for p in field.parameters() if p.requires_grad)
-    params += tuple(x for x in path.tensors() if x.requires_grad)
+    sources = None
+    if isinstance(term, solvers.DrivenTerm) and gradient == "adjoint":
+        sources = params + tuple(path.coeffs) + (path.first, path.last)
+        params = params + tuple(leaves)
     outs = solvers.solve(term, h0, t_out, method, gradient=gradient, step_size=step_size, gap_scale=gap_scale,
-                         jump_t=jumps, rtol=rtol, atol=atol, max_steps=max_steps, params=params)
+                         jump_t=jumps, rtol=rtol, atol=atol, max_steps=max_steps, params=params,
+                         param_sources=sources)
     return torch.stack(outs[1:]), term.nfe
 
 

@@ -110,7 +110,8 @@ class _Adjoint(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_ys: Tensor):
         p: Problem = ctx.problem
-        ys, *params = ctx.saved_tensors
+        ys, *_ = ctx.saved_tensors
+        params = p.params  # the tensors the term reads (the saved ones may be their sources)
         spec = p.adjoint
         aug = AugmentedTerm(p.term, params, ys[0])
         a = grad_ys[-1]
@@ -148,7 +149,9 @@ def solve_adjoint(p: Problem) -> list[Tensor]:
         return hook(p)
     if p.adjoint is None:
         raise ValueError("gradient='adjoint' needs the problem's adjoint settings (Problem.adjoint)")
-    params = tuple(q for q in p.params if q.requires_grad)
-    if not torch.is_grad_enabled() or not (p.y0.requires_grad or params):
+    sources = p.param_sources if p.param_sources is not None else p.params
+    keep = [i for i, q in enumerate(sources) if q.requires_grad]
+    if not torch.is_grad_enabled() or not (p.y0.requires_grad or keep):
         return forward(p)
-    return list(_Adjoint.apply(p, p.y0, *params).unbind(0))
+    p = p.with_(params=tuple(p.params[i] for i in keep))
+    return list(_Adjoint.apply(p, p.y0, *(sources[i] for i in keep)).unbind(0))

@@ -60,6 +60,10 @@ class Problem:
         max_steps: the step limit.
         callbacks: torchdiffeq's step callbacks.
         params: tensors that get gradients in adjoint mode (besides y0).
+        param_sources: None, or tensors of the same values as ``params`` that the output's graph
+            connects to instead (``params`` then being detached leaves the term reads): when some of
+            the differentiated tensors are functions of others (an input's coefficients computed from
+            its samples), the backward pass must take partial derivatives with respect to each.
         adjoint: the backward solve of the adjoint mode.
         jump_grid: the fixed grid's jump points, so the adjoint's backward grid can be rebuilt.
     """
@@ -79,6 +83,7 @@ class Problem:
     max_steps: int = DEFAULT_MAX_STEPS
     callbacks: Callbacks | None = None
     params: tuple[Tensor, ...] = ()
+    param_sources: tuple[Tensor, ...] | None = None
     adjoint: AdjointSpec | None = None
     extra: dict = field(default_factory=dict)
 
