@@ -42,7 +42,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["INTERPOLATIONS", "Path", "interpolate"]
+__all__ = ["INTERPOLATIONS", "Path", "check_times", "check_values", "fill_missing", "interpolate"]
 
 INTERPOLATIONS = ("hold", "linear", "cubic", "natural")
 
@@ -336,6 +336,29 @@ def _fill(values: torch.Tensor, times: torch.Tensor, method: str) -> torch.Tenso
     never = none_before & none_after  # channel never observed in that sample
     filled = filled.masked_fill(never, 0.0)
     return torch.where(observed, values, filled)
+
+
+def check_values(values) -> torch.Tensor:
+    """``values`` checked as a (B, T, D) floating tensor, finite or NaN (missing); returned unchanged."""
+    return _check_values(values)
+
+
+def check_times(times, values: torch.Tensor) -> torch.Tensor:
+    """``times`` (None, (T,) or (B, T)) checked against ``values`` (B, T, D), strictly increasing,
+    in the values' dtype; None gives t_k = k, k = 1..T."""
+    return _check_times(times, values)
+
+
+def fill_missing(values: torch.Tensor, times: torch.Tensor, method: str) -> torch.Tensor:
+    """``values`` (B, T, D) with every NaN filled by the rule of interpolation ``method`` (module
+    docstring): "hold" carries the last observation forward (leading gaps take the first one); the
+    other methods interpolate linearly in ``times`` ((T,) or (B, T)) between the neighbouring
+    observations of the channel and hold the first / last observation outside them (torchcde's rule);
+    a channel never observed in a sample becomes zeros."""
+    if method not in INTERPOLATIONS:
+        raise ValueError(f"unknown interpolation method {method!r}; expected one of "
+                         f"{', '.join(repr(m) for m in INTERPOLATIONS)}")
+    return _fill(values, times, method)
 
 
 # ---------------------------------------------------------------------- coefficients
