@@ -695,6 +695,33 @@ class _Sweep:
             B, n = kb.shape
             torch.mul(kb.unsqueeze(1), D.view(B, 2, n), out=out.view(B, 2, n))
 
+    def _folded_chunk(self, ybar: Tensor, c0: int, c1: int, hs: list[float], D: Tensor, KZ: Tensor,
+                      grads_at: dict[int, Tensor]) -> Tensor:
+        """Euler steps folded as in the forward: the adjoint of y (I + h A^T) + h s is
+        [ybar | zb] @ [I + h A; W] with zb = ybar h sigma'; two kernels a step, the state adjoint
+        written by the matmul straight into the previous step's row."""
+        term = self.term
+        N, NA = term.N, term.NA
+        L = c1 - c0
+        same = len(set(hs)) == 1
+        hv = hs[0] if same else torch.tensor(hs, dtype=D.dtype, device=D.device).view(-1, 1, 1, 1)
+        D.mul_(hv)  # sigma' times the step
+        KZ[L - 1, 0, :, :N].copy_(ybar)
+        for n in range(c1 - 1, c0 - 1, -1):
+            kc = n - c0
+            row = KZ[kc, 0]
+            self._zbar(row[:, :N], D[kc, 0], row[:, NA:])
+            if kc > 0:
+                nxt = torch.mm(row, term.folded_bwd(hs[kc]), out=KZ[kc - 1, 0, :, :N])
+            else:
+                nxt = torch.mm(row, term.folded_bwd(hs[kc]))
+            g = grads_at.get(n)
+            if g is not None:
+                nxt.add_(g)
+            ybar = nxt
+        KZ[..., :NA].mul_(hv)  # the A rows of the weight gradient need h * ybar
+        return ybar
+
     def run(self, ybar: Tensor | None, n0: int, n1: int, tape: Tape, grads_at: dict[int, Tensor],
             offset: int = 0) -> Tensor | None:
         """Steps n1-1 .. n0 (global indices; ``tape`` holds them from ``offset`` on).  ``ybar``: the
@@ -715,16 +742,13 @@ class _Sweep:
             S = torch.stack([a[0] for n in range(c0, c1) for a in tape.aux[n - offset]]).view(L, s, B, -1)
             D = self._derivative(S)
             KZ = torch.empty(L, s, B, NA + P, dtype=dtype, device=device)
-            for n in range(c1 - 1, c0 - 1, -1):
-                kc = n - c0
-                h = self._dt(tape, n - offset)
-                if self.fold and not isinstance(h, Tensor):
-                    row = KZ[kc, 0]
-                    row[:, :N].copy_(ybar)
-                    self._zbar(ybar * h, D[kc, 0], row[:, NA:])
-                    nxt = torch.mm(row, term.folded_bwd(h))
-                    row[:, :N].mul_(h)  # the A rows of the weight gradient need dt * ybar
-                else:
+            hs = [self._dt(tape, n - offset) for n in range(c0, c1)]
+            if self.fold:
+                ybar = self._folded_chunk(ybar, c0, c1, hs, D, KZ, grads_at)
+            else:
+                for n in range(c1 - 1, c0 - 1, -1):
+                    kc = n - c0
+                    h = hs[kc]
                     Ybars: list[Tensor | None] = [None] * s
                     total = ybar
                     for i in range(s - 1, -1, -1):
@@ -739,11 +763,8 @@ class _Sweep:
                         yb = torch.mm(row, term.back)
                         Ybars[i] = yb
                         total = total + yb
-                    nxt = total
-                g = grads_at.get(n)
-                if g is not None:
-                    nxt = nxt + g
-                ybar = nxt
+                    g = grads_at.get(n)
+                    ybar = total if g is None else total + g
             self._accumulate(c0, c1, tape, offset, Y, KZ)
         return ybar
 
