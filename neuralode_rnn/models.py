@@ -100,11 +100,11 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], me
         leaves = [x.detach().requires_grad_(x.requires_grad) for x in sources]
         n = len(path.coeffs)
         inputs = solvers.PiecewiseInput(knots, leaves[:n], leaves[n], leaves[n + 1], scale=scale, rates=rates)
-        term = solvers.DrivenTerm(field.rhs, inputs, project=lin, time_dtype=dt)
+        term = solvers.DrivenTerm(field.rhs, inputs, project=lin, time_dtype=dt, euler=field.euler_step)
     else:
         inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, scale=scale, rates=rates,
-                                        weight=lin.weight, bias=lin.bias)
-        term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=dt)
+                                        weight=lin.weight, bias=lin.bias, complex_halves=field.is_complex)
+        term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=dt, euler=field.euler_step)
     params = tuple(p for p in field.parameters() if p.requires_grad)
     sources = None
     if isinstance(term, solvers.DrivenTerm) and gradient == "adjoint":

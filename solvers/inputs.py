@@ -51,11 +51,14 @@ class PiecewiseInput:
         rates: None, or (B, T) per-sample dt/ds of an index clock: a term on this clock multiplies
             its field by ``rate(j)`` on piece j (``rates[:, j + 1]``; ``rates[:, 0]`` before the first
             knot), so samples with different real gaps share one clock.
+        complex_halves: the projection's P = 2M outputs are [real parts; imaginary parts] of M complex
+            channels: ``projected`` returns them as a complex (B, M) tensor (the rows of the weight are
+            interleaved once, so each chunk is viewed as complex without a copy).
     """
 
     def __init__(self, knots: Tensor | Sequence[float], coeffs: Sequence[Tensor], first: Tensor, last: Tensor,
                  scale: Tensor | None = None, weight: Tensor | None = None, bias: Tensor | None = None,
-                 scale_output: Tensor | None = None, rates: Tensor | None = None) -> None:
+                 scale_output: Tensor | None = None, rates: Tensor | None = None, complex_halves: bool = False) -> None:
         self.knots = [float(k) for k in (knots.tolist() if isinstance(knots, Tensor) else knots)]
         self.coeffs = tuple(coeffs)
         self.first, self.last = first, last
@@ -67,6 +70,12 @@ class PiecewiseInput:
         if scale_output is not None and weight is not None:
             self.weight = weight * scale_output.unsqueeze(1)
             self.bias = None if bias is None else bias * scale_output
+        self.complex_halves = complex_halves and self.weight is not None
+        if self.complex_halves:
+            m = self.weight.shape[0] // 2
+            order = torch.stack([torch.arange(m), torch.arange(m) + m], 1).reshape(-1).to(self.weight.device)
+            self.weight = self.weight[order]
+            self.bias = None if self.bias is None else self.bias[order]
         self.degree = len(self.coeffs) - 1
         self.cursor = 0  # index of the first knot >= the last time read
         self._chunks: dict[int, list[list[Tensor]]] = {}
@@ -134,9 +143,14 @@ class PiecewiseInput:
     def _project(self, x: Tensor, with_bias: bool) -> Tensor:
         if self.weight is None:
             return x
+        rows = x.reshape(-1, x.shape[-1])
         if with_bias and self.bias is not None:
-            return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight.t()).view(*x.shape[:-1], -1)
-        return torch.mm(x.reshape(-1, x.shape[-1]), self.weight.t()).view(*x.shape[:-1], -1)
+            u = torch.addmm(self.bias, rows, self.weight.t())
+        else:
+            u = torch.mm(rows, self.weight.t())
+        if self.complex_halves:
+            return torch.view_as_complex(u.view(*x.shape[:-1], -1, 2))
+        return u.view(*x.shape[:-1], -1)
 
     def _chunk(self, c: int) -> list[list[Tensor]]:
         rows = self._chunks.get(c)
