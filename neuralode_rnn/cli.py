@@ -98,7 +98,6 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     import solvers
 
     from .data import TASKS
-    import solvers
     from .paths import INTERPOLATIONS
     from .train import OPTIMIZERS, SCHEDULES, TASK_DEFAULTS
     from .zoo import MODELS

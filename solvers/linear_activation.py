@@ -42,8 +42,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .driven import DrivenTerm
 from .controller import Controller
+from .driven import DrivenTerm
 from .engine import Tape, adaptive_steps, solve_adaptive, solve_fixed
 from .gradients import checkpoint_segment
 from .inputs import PiecewiseInput
@@ -380,7 +380,6 @@ class _StructuredSolve(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, p: Problem, mode: str, y0: Tensor, *tensors: Tensor | None) -> Tensor:
-        term: LinearActivationTerm = p.term
         ctx.set_materialize_grads(False)
         ctx.problem, ctx.mode = p, mode
         tape = Tape() if mode == "backprop" else _ThinTape()

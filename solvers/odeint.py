@@ -318,7 +318,6 @@ def odeint(
 
     flat = _Flat(y0) if isinstance(y0, tuple) else None
     if flat is not None:
-        y0_tensors = y0
         y0 = flat.flat(y0)
         rtol, atol = flat.tol(rtol), flat.tol(atol)
         user_func = func

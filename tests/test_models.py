@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import neuralode_rnn as nr
+import solvers
 
 EPS = 0.1
 B, T, D, N = 3, 7, 2, 5
@@ -297,16 +298,18 @@ def test_error_hidden_state_shape():
 
 
 def test_error_unknown_method_and_interpolation():
-    with pytest.raises(ValueError, match="unknown method 'rk5'; expected one of .*dopri5.*euler"):
+    with pytest.raises(ValueError, match="unknown method 'rk5' for a ContinuousRNN; expected one of .*dopri5.*euler"):
         nr.ContinuousRNN(nr.LipschitzField(D, N), 2, method="rk5")
+    with pytest.raises(ValueError, match="unknown method 'scipy_solver' for a ContinuousRNN"):
+        nr.ContinuousRNN(nr.LipschitzField(D, N), 2, method="scipy_solver")  # not a Runge-Kutta method
     with pytest.raises(ValueError, match="unknown interpolation 'spline'"):
         nr.ContinuousRNN(nr.LipschitzField(D, N), 2, interpolation="spline")
 
 
 def test_error_gradient_modes():
-    with pytest.raises(ValueError, match="unknown gradient mode 'exact'"):
+    with pytest.raises(ValueError, match="unknown gradient 'exact'; expected one of adjoint, backprop, checkpoint"):
         nr.ContinuousRNN(nr.LipschitzField(D, N), 2, gradient="exact")
-    with pytest.raises(ValueError, match="adjoint=True contradicts gradient='backprop'"):
+    with pytest.raises(ValueError, match="adjoint=True is shorthand for gradient='adjoint' but gradient='backprop'"):
         nr.ContinuousRNN(nr.LipschitzField(D, N), 2, adjoint=True, gradient="backprop")
 
 
@@ -322,3 +325,20 @@ def test_error_field_arguments():
 def test_error_integer_values_through_the_model():
     with pytest.raises(TypeError, match="values must have a floating dtype"):
         nr.ContinuousRNN(nr.LipschitzField(1, N), 2)(torch.ones(2, 3, 1, dtype=torch.int32))
+
+
+def test_a_registered_gradient_mode_reaches_the_model():
+    """One registry: a mode added with solvers.register_gradient_mode is a ContinuousRNN option too."""
+    seen = []
+
+    def counting(problem):
+        seen.append(problem.plan.tab.name)
+        return solvers.GRADIENT_MODES["backprop"](problem)
+
+    solvers.register_gradient_mode("counting", counting)
+    try:
+        model = nr.ContinuousRNN(nr.LipschitzField(D, N), 2, method="midpoint", gradient="counting")
+        model(torch.randn(2, 5, D)).sum().backward()
+        assert seen == ["midpoint"] and model.field.M_W.grad is not None
+    finally:
+        del solvers.GRADIENT_MODES["counting"]
