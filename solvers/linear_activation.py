@@ -550,6 +550,7 @@ class _QuadratureTape(Tape):
         b = plan.tab.b
         self.weights = [(i, w) for i, w in enumerate(b[:plan.solution_stages]) if w != 0.0]
         self.rows: list[Tensor] = []
+        self.scales: list[float] = []
         self.ys: list[Tensor] = []
         self.stages: list[tuple[int, Any]] = []
         self.count = 0
@@ -562,7 +563,8 @@ class _QuadratureTape(Tape):
         ds = t1 - t0
         for i, w in self.weights:
             row, j, t = step.aux[i]
-            self.rows.append(row * (ds * w))
+            self.rows.append(row)
+            self.scales.append(ds * w)
             self.ys.append(step.ys[i][0])
             self.stages.append((j, t))
         self.count += 1
@@ -571,8 +573,10 @@ class _QuadratureTape(Tape):
 
     def flush(self) -> None:
         if self.rows:
-            self.sweep.accumulate(torch.stack(self.rows), torch.stack(self.ys), self.stages)
-            self.rows, self.ys, self.stages = [], [], []
+            rows = torch.stack(self.rows)
+            rows.mul_(torch.tensor(self.scales, dtype=rows.dtype, device=rows.device).view(-1, 1, 1))
+            self.sweep.accumulate(rows, torch.stack(self.ys), self.stages)
+            self.rows, self.scales, self.ys, self.stages = [], [], [], []
 
 
 def _adjoint_norm(x: Tensor) -> Tensor:
