@@ -222,7 +222,9 @@ class LinearActivationTerm(Term):
         self.nfe = 0
 
     # -------------------------------------------------------------- evaluation
-    def rate(self, j: int) -> Tensor | None:
+    def rate(self, j: Any) -> Tensor | None:
+        if isinstance(j, Tensor):
+            return None  # per-sample clocks are real time
         r = self.inputs.rate(j)
         return None if r is None else r.to(self.WTs.dtype)
 
@@ -245,10 +247,26 @@ class LinearActivationTerm(Term):
             g[:, n:].sigmoid_()
         return g[:, :n] * g[:, n:], g
 
+    def _input(self, t: Any) -> tuple[Any, Tensor]:
+        """(piece, scaled projected input) at clock time t; (B,) tensors on per-sample clocks."""
+        if isinstance(t, Tensor):  # each sample on its own clock: gather its piece, project per stage
+            j = self.inputs.pieces(t)
+            return j, self.project(self.inputs.raw_at(j, t))
+        j = self.inputs.piece(t)
+        return j, self.projected.projected(j, t)
+
+    def project(self, x: Tensor) -> Tensor:
+        """u = x U^T + b with the kernel's scale (the chunk projection's, for one stage)."""
+        p = self.projected
+        if isinstance(p, _ScaledInput):
+            return x * p.scale if p.shift is None else x * p.scale + p.shift
+        if p.weight is None:
+            return x
+        return torch.mm(x, p.weight.t()) if p.bias is None else torch.addmm(p.bias, x, p.weight.t())
+
     def f(self, t: Any, y: Tensor) -> Tensor:
         self.nfe += 1
-        j = self.inputs.piece(t)
-        u = self.projected.projected(j, t)
+        j, u = self._input(t)
         s, stored = self._sigma(y, u)
         k = s if self.AT is None else torch.addmm(s, y, self.AT)
         r = self.rate(j)
@@ -263,8 +281,7 @@ class LinearActivationTerm(Term):
     def euler_step(self, t: Any, y: Tensor, dt: float) -> tuple[Tensor, Any]:
         """One Euler step folded into the matmul: y (I + dt A^T) + dt sigma (three kernels)."""
         self.nfe += 1
-        j = self.inputs.piece(t)
-        u = self.projected.projected(j, t)
+        j, u = self._input(t)
         s, stored = self._sigma(y, u)
         r = self.rate(j)
         if r is not None:
@@ -445,11 +462,7 @@ class _StructuredSolve(torch.autograd.Function):
         sweep = _Sweep(term, p.plan, need, tensors)
         tape: Tape = ctx.tape
         n = len(tape)
-        # gradient of the state after each step count, from the outputs
-        grads_at: dict[int, Tensor] = {}
-        for k, g in enumerate(grad_out.unbind(0)):
-            pos = 0 if k == 0 else tape.ends[k - 1]
-            grads_at[pos] = grads_at[pos] + g if pos in grads_at else g
+        grads_at = _output_grads(grad_out, tape)
         ybar = grads_at.pop(n, None)
         g0 = grads_at.pop(0, None)
         if ctx.mode == "backprop":
@@ -466,6 +479,25 @@ class _StructuredSolve(torch.autograd.Function):
         if g0 is not None:
             ybar = ybar + g0
         return (None, None, ybar if need[0] else None, *sweep.results())
+
+
+def _output_grads(grad_out: Tensor, tape: Tape) -> dict[int, Tensor]:
+    """The gradient of the state after each number of recorded steps, from the outputs' gradients
+    (output k + 1 was reached after ``tape.ends[k]`` steps: an int, or (B,) per sample)."""
+    grads_at: dict[int, Tensor] = {}
+
+    def add(pos: int, g: Tensor) -> None:
+        grads_at[pos] = grads_at[pos] + g if pos in grads_at else g
+
+    for k, g in enumerate(grad_out.unbind(0)):
+        pos = 0 if k == 0 else tape.ends[k - 1]
+        if not isinstance(pos, Tensor):
+            add(pos, g)
+            continue
+        for q in torch.unique(pos).tolist():
+            rows = (pos == q).view(-1, *([1] * (g.dim() - 1)))
+            add(int(q), torch.where(rows, g, torch.zeros_like(g)))
+    return grads_at
 
 
 def _replay_segment(p: Problem, tape: _ThinTape, n0: int, n1: int) -> Tape:
@@ -510,8 +542,7 @@ class _AdjointTerm(Term):
         self.nfe += 1
         t = -s
         y, a = z[0], z[1]
-        j = term.inputs.piece(t)
-        u = term.projected.projected(j, t)
+        j, u = term._input(t)
         sig, stored = term._sigma(y, u)
         k = sig if term.AT is None else torch.addmm(sig, y, term.AT)
         NA = term.NA
@@ -675,6 +706,8 @@ class _Sweep:
         """The step of recorded step n, times the clock rate of its piece."""
         t0, t1 = tape.t0[n], tape.t1[n]
         h = t1 - t0
+        if isinstance(h, Tensor):  # per-sample steps: (B, 1), size 0 for a sample that did not move
+            return h.to(self.term.WTs.dtype).unsqueeze(1)
         if self.term.inputs.rates is None:
             return h
         # the piece of the step's middle: steps never straddle a knot of the index clock
@@ -814,6 +847,9 @@ class _Sweep:
         inputs = self.term.inputs
         n_coef = len(inputs.coeffs)
         for (j, t), xb in zip(stages, xbar.unbind(0)):
+            if isinstance(j, Tensor):
+                self._sample_input_grads(j, t, xb)
+                continue
             if j < 0 or inputs.T < 2:
                 if self.coef_grads[n_coef] is not None:
                     self.coef_grads[n_coef].add_(xb)
@@ -828,6 +864,29 @@ class _Sweep:
                 if self.coef_grads[i] is not None:
                     self.coef_grads[i][:, j].add_(xb * power)
                 power = power * tau
+
+    def _sample_input_grads(self, j: Tensor, t: Tensor, xb: Tensor) -> None:
+        """Input gradients of one stage on per-sample clocks: sample b adds to its piece j[b]."""
+        inputs = self.term.inputs
+        n_coef = len(inputs.coeffs)
+        T = inputs.T
+        rows = torch.arange(j.shape[0], device=j.device)
+        before, after = (j < 0).unsqueeze(1), (j >= T - 1).unsqueeze(1)
+        if self.coef_grads[n_coef] is not None:
+            self.coef_grads[n_coef].add_(torch.where(before, xb, torch.zeros_like(xb)))
+        if self.coef_grads[n_coef + 1] is not None:
+            self.coef_grads[n_coef + 1].add_(torch.where(after, xb, torch.zeros_like(xb)))
+        if T < 2:
+            return
+        inside = ~(before | after)
+        jc = j.clamp(0, T - 2)
+        knots = inputs.sample_knots
+        tau = (t.to(knots.dtype) - knots.gather(1, jc.unsqueeze(1)).squeeze(1)).to(xb.dtype).unsqueeze(1)
+        power = torch.where(inside, torch.ones_like(tau), torch.zeros_like(tau))
+        for i in range(n_coef):
+            if self.coef_grads[i] is not None:
+                self.coef_grads[i].index_put_((rows, jc), xb * power, accumulate=True)
+            power = power * tau
 
 
 def _scaled_sum(terms: list[tuple[float, Tensor]], dt: Any, out: Tensor | None) -> Tensor:
