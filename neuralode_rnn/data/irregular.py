@@ -6,7 +6,7 @@ import numbers
 
 import torch
 
-from .base import SequenceDataset, Split, _check_seed
+from .base import SequenceDataset, Split, check_seed
 
 
 def check_rate(rate: object) -> float:
@@ -74,7 +74,7 @@ def drop_observations(data: Split | SequenceDataset, rate: float, seed: int = 0)
     strictly increasing. Targets are unchanged.
     """
     rate = check_rate(rate)
-    generator = torch.Generator().manual_seed(_check_seed(seed))
+    generator = torch.Generator().manual_seed(check_seed(seed))
     if isinstance(data, Split):
         return _drop_split(data, rate, generator)
     if isinstance(data, SequenceDataset):

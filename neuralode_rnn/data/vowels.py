@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import SequenceDataset, Split, _check_seed, cap_indices, check_cap
+from .base import SequenceDataset, Split, check_seed, cap_indices, check_cap
 
 ENV_VAR = "NEURALODE_RNN_VOWELS_DIR"
 N_CHANNELS = 12
@@ -100,7 +100,7 @@ def load_vowels(
 
     Returns values (N, 29, 12) float32 with NaN padding, times None, targets (N,) int64.
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     train_file, test_file = find_vowels_files(path)
     parts = [read_ts(train_file), read_ts(test_file)]
     classes = sorted({label for _, labels in parts for label in labels}, key=lambda s: (len(s), s))
