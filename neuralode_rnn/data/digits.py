@@ -8,11 +8,11 @@ import torch
 from .base import (
     SequenceDataset,
     Split,
-    check_seed,
     as_values,
     cap_indices,
     check_cap,
     check_permute_flag,
+    check_seed,
     seeded_permutation,
     stratified_split,
 )

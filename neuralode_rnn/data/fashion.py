@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import SequenceDataset, Split, check_seed, cap_indices, check_cap, check_permute_flag
+from .base import SequenceDataset, Split, cap_indices, check_cap, check_permute_flag, check_seed
 from .mnist5k import check_rows_permute, pixel_sequences
 
 #: Where ``apt-get install dataset-fashion-mnist`` puts the files (``dpkg -L dataset-fashion-mnist``).

@@ -10,10 +10,10 @@ import torch
 from .base import (
     SequenceDataset,
     Split,
-    check_seed,
     as_values,
     check_cap,
     check_permute_flag,
+    check_seed,
     seeded_permutation,
 )
 

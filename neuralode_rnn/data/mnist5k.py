@@ -11,11 +11,11 @@ from .base import (
     MNIST_PERMUTATION_SEED,
     SequenceDataset,
     Split,
-    check_seed,
     as_values,
     cap_indices,
     check_cap,
     check_permute_flag,
+    check_seed,
     mnist_permutation,
     stratified_split,
 )

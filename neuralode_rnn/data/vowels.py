@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import SequenceDataset, Split, check_seed, cap_indices, check_cap
+from .base import SequenceDataset, Split, cap_indices, check_cap, check_seed
 
 ENV_VAR = "NEURALODE_RNN_VOWELS_DIR"
 N_CHANNELS = 12
