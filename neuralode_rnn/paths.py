@@ -293,7 +293,7 @@ def check_times(times, values: torch.Tensor) -> torch.Tensor:
     times = torch.as_tensor(times, device=values.device)
     if times.is_complex() or times.dtype == torch.bool:
         raise TypeError(f"times must be real; got dtype {times.dtype}")
-    times = times.to(values.dtype)
+    times = times.to(values.dtype).contiguous()  # the knot search wants contiguous rows (an expand is not)
     if times.dim() not in (1, 2):
         raise ValueError(f"times must have shape (T,) or (B, T) = ({B}, {T}); got shape {tuple(times.shape)}")
     if times.shape[-1] != T:
