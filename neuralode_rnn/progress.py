@@ -45,6 +45,11 @@ class Heartbeat:
         with self._lock:
             self.status = status
 
+    def touch(self) -> None:
+        """Restart the interval without printing (progress shown some other way, e.g. a bar)."""
+        with self._lock:
+            self._last = time.monotonic()
+
     def say(self, text: str) -> None:
         """Print ``text`` now (a progress line) and restart the interval."""
         with self._lock:

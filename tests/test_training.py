@@ -316,7 +316,7 @@ def test_progress_prints_lines_when_not_on_a_terminal(tiny_config, capsys):
 
     train(tiny_config(model="gru", epochs=2), callbacks=[Progress(interval=1e-9), EpochLog()])
     out, err = capsys.readouterr()
-    assert "epoch 1/2 (gru on digits): batch 1/2, loss" in err
+    assert "train gru on digits: epoch 1/2: batch 1/2, loss" in err
     assert out.splitlines()[0].startswith("training gru on digits for 2 epochs: ")
     assert "epoch 2/2 (gru on digits) train_loss" in out
 

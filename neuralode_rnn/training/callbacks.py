@@ -143,8 +143,10 @@ class EpochLog(Callback):
 
 
 class Progress(Callback):
-    """Progress within an epoch on stderr: a tqdm bar on a terminal; otherwise (logs, pipes) a
-    plain line at most every ``interval`` seconds, so a long epoch never goes silent."""
+    """Progress on stderr: a tqdm bar on a terminal; otherwise (logs, pipes) a plain line at most
+    every ``interval`` seconds.  A heartbeat (``neuralode_rnn.progress.Heartbeat``) covers what has
+    no batches to count (the evaluation after each epoch, a very long batch), so a run never goes
+    silent for longer than ``interval``."""
 
     def __init__(self, interval: float = 30.0, stream=None):
         if not interval > 0:
@@ -152,14 +154,29 @@ class Progress(Callback):
         self.interval = interval
         self.stream = stream
         self.bar = None
+        self.beat = None
         self.last = time.monotonic()
 
     def _stream(self):
         return self.stream or sys.stderr
 
+    def on_start(self, run: RunState) -> None:
+        if run.env.is_main:
+            from ..progress import Heartbeat
+
+            self.beat = Heartbeat(f"train {_tag(run)}", self.interval, self.stream).__enter__()
+            self.beat.update(f"in epoch {run.epoch + 1}/{run.config.epochs}")
+        self.last = time.monotonic()
+
     def on_batch(self, run: RunState, info: dict[str, Any]) -> None:
         if not run.env.is_main:
             return
+        where = f"epoch {info['epoch']}/{run.config.epochs}"
+        if self.beat is not None:
+            # batches are progress: the heartbeat speaks only when none comes (the evaluation, a long batch)
+            self.beat.touch()
+            done = info["batch"] == info["batches"]
+            self.beat.update(f"evaluating {where}" if done else f"in {where}, batch {info['batch'] + 1}/{info['batches']}")
         post = {"loss": f"{info['loss']:.4f}", "nfe": info["nfe"]}
         if info["accuracy"] is not None:
             post["acc"] = f"{info['accuracy']:.3f}"
@@ -167,8 +184,8 @@ class Progress(Callback):
             if self.bar is None:
                 from tqdm import tqdm
 
-                self.bar = tqdm(total=info["batches"], desc=f"epoch {info['epoch']}/{run.config.epochs}", leave=False,
-                                dynamic_ncols=True, file=self._stream())
+                self.bar = tqdm(total=info["batches"], desc=where, leave=False, dynamic_ncols=True,
+                                file=self._stream())
             self.bar.set_postfix(post)
             self.bar.update()
             if info["batch"] == info["batches"]:
@@ -177,15 +194,23 @@ class Progress(Callback):
         now = time.monotonic()
         if now - self.last >= self.interval:
             self.last = now
-            print(f"epoch {info['epoch']}/{run.config.epochs} ({_tag(run)}): batch {info['batch']}/{info['batches']}, "
-                  + ", ".join(f"{k} {v}" for k, v in post.items()), file=self._stream(), flush=True)
+            text = f"{where}: batch {info['batch']}/{info['batches']}, " + ", ".join(f"{k} {v}" for k, v in post.items())
+            if self.beat is not None:
+                self.beat.say(text)
+            else:
+                print(text, file=self._stream(), flush=True)
 
     def on_epoch(self, run: RunState, row: dict) -> None:
         self._close()
         self.last = time.monotonic()
+        if self.beat is not None:
+            self.beat.update(f"in epoch {row['epoch'] + 1}/{run.config.epochs}")
 
     def on_end(self, run: RunState, error: BaseException | None) -> None:
         self._close()
+        if self.beat is not None:
+            self.beat.__exit__(None, None, None)
+            self.beat = None
 
     def _close(self) -> None:
         if self.bar is not None:
