@@ -254,7 +254,9 @@ RUN_TYPES = {
     "adding": (["--task", "adding", "--seq-len", "12"], (), "mse"),
     "copy": (["--task", "copy", "--seq-len", "4"], (), "accuracy"),
     "drop": (["--drop", "0.5"], ("contraction",), "accuracy"),
-    "unitary": (["--model", "unitary", "--optimizer", "cayley"], ("global_stability", "contraction"), "accuracy"),
+    # a short regression task keeps the general (unstructured) solves of the complex field cheap
+    "unitary": (["--model", "unitary", "--optimizer", "cayley", "--task", "adding", "--seq-len", "12"],
+                ("global_stability", "contraction"), "mse"),
     "noisy": (["--noise-sigma", "0.1"], (), "accuracy"),
     "gru": (["--model", "gru"], ("stability",), "accuracy"),
 }
@@ -294,7 +296,7 @@ def test_every_run_type_train_writes_can_be_analysed(name, trained_run, tmp_path
         assert exc.value.code == 2 and "needs a continuous model" in capsys.readouterr().err
         return
     assert main(["compare-solvers", str(run), "--batch", "3", "--step-sizes", "0.5,0.25", "--rtols", "1e-4",
-                 "--methods", "euler,rk4,dopri5", "--reference-rtol", "1e-8", "--cross", "3",
+                 "--methods", "euler,rk4,dopri5", "--reference-rtol", "1e-6", "--cross", "3",
                  "--out", str(tmp_path / "cs")]) == 0
     saved = json.loads((tmp_path / "cs" / "solver_comparison.json").read_text())
     assert set(saved["orders"]) == {"euler", "rk4"} and {r["method"] for r in saved["runs"]} == {"euler", "rk4", "dopri5"}

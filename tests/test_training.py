@@ -341,6 +341,7 @@ def test_progress_prints_lines_when_not_on_a_terminal(tiny_config, capsys):
     ({"model": "unitary", "gamma": 0.1}, "gamma=0.1 would be ignored"),
     ({"model": "antisymmetric", "beta": 0.5}, "beta=0.5 would be ignored"),
     ({"threads": 0}, "threads must be None or a positive int"),
+    ({"noise": "multiplicative"}, "noise='multiplicative' would be ignored: noise_sigma is 0"),
 ])
 def test_bad_settings_name_the_setting(kw, match, tiny_config):
     with pytest.raises(ValueError, match=match):

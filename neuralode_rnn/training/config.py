@@ -177,6 +177,8 @@ class TrainConfig:
             raise ValueError(f"noise_sigma > 0 needs a continuous model; {c.model!r} is {spec.kind}")
         if c.noise not in ("additive", "multiplicative"):
             raise ValueError(f"noise must be 'additive' or 'multiplicative'; got {c.noise!r}")
+        if c.noise != "additive" and not c.noise_sigma:
+            raise ValueError(f"noise={c.noise!r} would be ignored: noise_sigma is 0 (no noise); set noise_sigma > 0")
         if isinstance(c.validation, bool) or not (isinstance(c.validation, (int, float)) and
                                                   0.0 <= c.validation < 1.0):
             raise ValueError(f"validation must be a share in [0, 1) of the training samples; got {c.validation!r}")
