@@ -29,6 +29,7 @@ __all__ = [
     "skew_diffusion",
     "symmetric_skew",
     "unitarity_error",
+    "unmark_unitary",
 ]
 
 
@@ -78,6 +79,13 @@ def mark_unitary(p: torch.nn.Parameter) -> torch.nn.Parameter:
 
 def is_unitary_parameter(p: torch.Tensor) -> bool:
     return bool(getattr(p, "_unitary", False))
+
+
+def unmark_unitary(p: torch.Tensor) -> torch.Tensor:
+    """Undo :func:`mark_unitary` (a parameter that became unconstrained, e.g. under a parametrization)."""
+    if hasattr(p, "_unitary"):
+        del p._unitary
+    return p
 
 
 def unitarity_error(W: torch.Tensor) -> float:
