@@ -8,7 +8,7 @@ and the torch.nn LSTM/GRU baselines, all with the same call signature.
 sample whose last rows are all NaN (a shorter sequence padded at the end) is read out at its last
 observed step.  As in ``torch.nn.RNN``, unbatched values (T, D) (with times None or (T,), h0 (N,))
 give unbatched results ((output_size,) and (T, N)).  Values (and times) of another floating dtype
-are cast to the model's (the readout's) dtype; an empty batch (B = 0) gives empty results.
+are cast to the model's dtype (its input map's); an empty batch (B = 0) gives empty results.
 """
 
 from __future__ import annotations
