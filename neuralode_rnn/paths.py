@@ -332,6 +332,9 @@ def fill_missing(values: torch.Tensor, times: torch.Tensor, method: str) -> torc
     """``values`` (B, T, D) with every NaN replaced by the rule of ``method`` (module docstring):
     carried forward for "hold", linear in ``times`` (T,) or (B, T) otherwise; 0 where a channel
     is never observed in a sample."""
+    if method not in INTERPOLATIONS:
+        raise ValueError(f"unknown interpolation method {method!r}; expected one of "
+                         f"{', '.join(repr(m) for m in INTERPOLATIONS)}")
     observed = ~torch.isnan(values)
     if bool(observed.all()):
         return values
