@@ -78,8 +78,8 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="adaptive solvers' absolute tolerance (default 1e-5)")
     g.add_argument("--gradient", choices=GRADIENTS, default="backprop",
                    help="gradient mode of continuous models (default backprop: fastest; adjoint: memory flat in T)")
-    g.add_argument("--interpolation", choices=INTERPOLATIONS, default="hold",
-                   help="input path of continuous models (default hold: what a discrete RNN reads)")
+    g.add_argument("--interpolation", choices=INTERPOLATIONS, default=None,
+                   help="input path of continuous models (default hold: what a discrete RNN reads; ncde: cubic)")
     g.add_argument("--beta", type=unit_interval("--beta"), help="Lipschitz beta (default 0.75, the paper's)")
     g.add_argument("--gamma", type=nonnegative("--gamma"),
                    help="Lipschitz gamma (default 0.001) / Antisymmetric diffusion (default 0.01)")

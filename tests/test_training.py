@@ -46,6 +46,25 @@ def test_one_epoch_smoke_trains_every_family(model, tiny_config):
     assert any(not torch.equal(before[k], after[k]) for k in before), "no parameter moved"
 
 
+@pytest.mark.parametrize("model", ["gru-dt", "gru-d", "ode-rnn"])
+def test_the_irregular_series_baselines_train_on_their_times(model, tiny_config):
+    result = train(tiny_config(model=model, drop=0.5, task_options={"n_train": 32, "n_test": 16}))
+    (row,) = result.rows
+    assert math.isfinite(row["train_loss"]) and row["model"] == model
+    times = torch.arange(1.0, 6.0).expand(2, -1)
+    assert torch.equal(model_times(result.model, torch.zeros(2, 5, 1), times, 1.0), times)  # they read the times
+
+
+def test_a_baseline_resolves_its_own_defaults_and_refuses_what_it_ignores(tiny_config):
+    assert tiny_config(model="ncde").resolved().interpolation == "cubic"  # the class default, stored as such
+    assert tiny_config(model="lipschitz").resolved().interpolation == "hold"
+    assert tiny_config(model="gru").resolved().interpolation is None
+    with pytest.raises(ValueError, match="method='dopri5' would be ignored: the baseline 'gru-dt' takes"):
+        tiny_config(model="gru-dt", method="dopri5").resolved()
+    with pytest.raises(ValueError, match="held .* path"):
+        train(tiny_config(model="ncde", interpolation="hold"))
+
+
 def test_midpoint_cell_counts_two_evaluations_per_step(tiny_config):
     result = train(tiny_config(model="lipschitz-discrete", method="midpoint"))
     assert result.rows[0]["nfe"] == 2 * 64

@@ -54,7 +54,8 @@ class TrainConfig:
     discrete cells only), ``eps`` (time between samples; None for the family's paper value, see
     ``zoo``), ``step_size`` (fixed-step continuous models; None: one solver step per sample gap),
     ``rtol``/``atol`` (1e-3/1e-5: loose, adaptive solvers only), ``gradient``, ``interpolation``
-    (continuous models), ``beta``/``gamma`` (None: paper values), ``noise_sigma``/``noise`` (0:
+    (None: "hold" for the fields, what a discrete RNN reads; a baseline's own default, e.g.
+    "cubic" for ncde), ``beta``/``gamma`` (None: paper values), ``noise_sigma``/``noise`` (0:
     none; > 0: a continuous model trained as an SDE with that diffusion, a ``noise.StochasticRNN``,
     evaluated without noise).
 
@@ -89,7 +90,7 @@ class TrainConfig:
     rtol: float = 1e-3
     atol: float = 1e-5
     gradient: str = "backprop"
-    interpolation: str = "hold"
+    interpolation: str | None = None
     beta: float | None = None
     gamma: float | None = None
     noise_sigma: float = 0.0
@@ -137,6 +138,7 @@ class TrainConfig:
         task_def = TASK_DEFAULTS.get(self.task, FALLBACK_DEFAULTS)
         c = dataclasses.replace(self, task_options=dict(self.task_options))
         c._check_applies(spec)
+        c.interpolation = c.interpolation or _kind_default("interpolation", spec)
         if c.eps is None and spec.eps is not None:
             c.eps = spec.eps
         if c.lr is None:
@@ -195,10 +197,14 @@ class TrainConfig:
     def _check_applies(self, spec) -> None:
         """Refuse settings the model would ignore (the run would be labelled with them)."""
         given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                 if f.name in _MODEL_OPTIONS and getattr(self, f.name) != f.default}
+                 if f.name in _MODEL_OPTIONS and getattr(self, f.name) not in (f.default, _kind_default(f.name, spec))}
         if spec.kind == "torch":
             ignored = sorted(given)
             why = f"{self.model!r} is a torch.nn baseline: it steps once per sample and has no solver"
+        elif spec.kind == "baseline":
+            takes = _baseline_options(spec.family)
+            ignored = sorted(k for k in given if k != "eps" and k not in takes)
+            why = f"the baseline {self.model!r} takes {', '.join(sorted(takes)) or 'no solver settings'} (and eps)"
         elif spec.kind == "discrete":
             ignored = sorted(k for k in given if k in ("step_size", "rtol", "atol", "gradient", "interpolation"))
             why = f"{self.model!r} is a discrete cell: one step of eps per sample, no solver"
@@ -271,3 +277,30 @@ class TrainConfig:
 
 _MODEL_OPTIONS = ("method", "eps", "step_size", "rtol", "atol", "gradient", "interpolation", "beta", "gamma")
 """Settings of the integration and the field, which only some models read (see ``_check_applies``)."""
+
+
+def _baseline_options(name: str) -> set[str]:
+    """The settings of ``_MODEL_OPTIONS`` that the irregular-series baseline ``name`` takes (its
+    class's keyword arguments; ``zoo.build_model`` passes it only those)."""
+    import inspect
+
+    from ..baselines import BASELINES
+
+    return set(inspect.signature(BASELINES[name][0]).parameters) & set(_MODEL_OPTIONS)
+
+
+def _kind_default(name: str, spec) -> Any:
+    """What a model of ``spec`` uses when the setting ``name`` is left at None/its default: the
+    interpolation is "hold" for the fields (a discrete RNN's input) and the class default of a
+    baseline that takes one; None where it does not apply."""
+    if name != "interpolation":
+        return None
+    if spec.kind in ("continuous", "discrete"):
+        return "hold"
+    if spec.kind == "baseline" and "interpolation" in _baseline_options(spec.family):
+        import inspect
+
+        from ..baselines import BASELINES
+
+        return inspect.signature(BASELINES[spec.family][0]).parameters["interpolation"].default
+    return None

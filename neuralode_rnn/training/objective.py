@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..distributed import DistEnv, shard
-from ..zoo import evaluations_per_sequence, is_continuous, step_features
+from ..zoo import evaluations_per_sequence, is_continuous, step_features, uses_times
 
 __all__ = ["BatchLoss", "PerStepReadout", "batch_loss", "evaluations", "loss_terms", "model_times", "network",
            "objective"]
@@ -54,9 +54,10 @@ def network(model: nn.Module, kind: str) -> nn.Module:
 
 def model_times(model: nn.Module, values: torch.Tensor, times: torch.Tensor | None,
                 eps: float | None) -> torch.Tensor | None:
-    """The times to feed ``model``: eps * t for continuous models (t_k = k when ``times`` is None),
-    None for discrete ones (they step once per sample)."""
-    if not is_continuous(model):
+    """The times to feed ``model``: eps * t for models that read times (continuous models and the
+    irregular-series baselines, ``zoo.uses_times``; t_k = k when ``times`` is None), None for
+    discrete ones (they step once per sample)."""
+    if not uses_times(model):
         return None
     if times is None:
         return eps * torch.arange(1, values.shape[1] + 1, dtype=values.dtype, device=values.device)
@@ -86,9 +87,12 @@ def loss_terms(targets: torch.Tensor) -> int:
 
 
 def evaluations(model: nn.Module, length: int) -> int:
-    """Function evaluations of the model's last solve (continuous) or per sequence of ``length``
-    steps (discrete: stages x steps)."""
-    return model.nfe if is_continuous(model) else evaluations_per_sequence(model, length)
+    """Function evaluations of the model's last solve (continuous models, and baselines that count
+    them: ode-rnn) or per sequence of ``length`` steps (discrete: stages x steps; 1 per step for
+    the GRU-like ones)."""
+    if is_continuous(model) or isinstance(getattr(model, "nfe", None), int):
+        return model.nfe
+    return evaluations_per_sequence(model, length)
 
 
 @dataclass
