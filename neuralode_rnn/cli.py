@@ -20,6 +20,7 @@ when that module exists (its sub-parsers set ``_run`` or ``func`` via ``set_defa
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -294,10 +295,13 @@ def run_command(parser: argparse.ArgumentParser, args: argparse.Namespace,
     """``run(args)`` with errors as one line on stderr and an exit status (see the module docstring):
     bad input (ValueError, TypeError, missing or existing files) exits with 2; a run that cannot go
     on (busy run directory, no usable checkpoint, a diverged loss, a solver at its limits, memory)
-    with 1.  Anything else is a bug and keeps its traceback."""
+    with 1.  Anything else is a bug and keeps its traceback. Set NEURALODE_RNN_TRACEBACK=1 to see
+    the traceback of every error."""
     from .training import CheckpointError, NonFiniteLossError, RunDirBusyError
 
     prog = f"{parser.prog} {args.command}"
+    if os.environ.get("NEURALODE_RNN_TRACEBACK"):
+        return int(run(args) or 0)
     with warnings.catch_warnings():
         # a warning (e.g. a damaged last.pt, previous.pt used) is one line too
         warnings.showwarning = lambda message, category, *rest, **kw: print(
