@@ -6,7 +6,9 @@ and the torch.nn LSTM/GRU baselines, all with the same call signature.
 
 ``values`` is (B, T, D), batch-first with time on axis 1; NaN marks a missing observation.  A
 sample whose last rows are all NaN (a shorter sequence padded at the end) is read out at its last
-observed step.
+observed step.  As in ``torch.nn.RNN``, unbatched values (T, D) (with times None or (T,), h0 (N,))
+give unbatched results ((output_size,) and (T, N)).  Values (and times) of another floating dtype
+are cast to the model's dtype (its input map's); an empty batch (B = 0) gives empty results.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import solvers
 
 from .cells import FieldCell
 from .fields.base import Field
-from .paths import INTERPOLATIONS, Path, _check_values, _fill, interpolate
+from .parametrizations import keep_complex
+from .paths import INTERPOLATIONS, Path, check_values, fill_missing, interpolate
 
-__all__ = ["ContinuousRNN", "DiscreteRNN", "TorchRNN", "integrate_path", "last_observed_index"]
+__all__ = ["ContinuousRNN", "DiscreteRNN", "TorchRNN", "batch_inputs", "gather_time", "integrate_path",
+           "last_observed_index", "unbatched_state"]
 
 
 def last_observed_index(values: torch.Tensor) -> torch.Tensor:
@@ -32,9 +36,43 @@ def last_observed_index(values: torch.Tensor) -> torch.Tensor:
     return torch.where(idx < 0, torch.full_like(idx, T - 1), idx)
 
 
-def _gather_time(states: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """states (B, T, F), idx (B,) -> (B, F)."""
+def gather_time(states: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """states (B, T, F), idx (B,) -> (B, F): each sample's state at its own time index."""
     return states[torch.arange(states.shape[0], device=states.device), idx]
+
+
+def batch_inputs(values, times, dtype: torch.dtype):
+    """(values (B, T, D) in ``dtype``, times, unbatched): the models' one entry check.
+
+    Unbatched values (T, D) become a batch of one, as ``torch.nn.RNN`` reads them; floating values
+    of another dtype are cast to the model's ``dtype`` (an integer or complex tensor is refused by
+    ``check_values``)."""
+    if not isinstance(values, torch.Tensor):
+        raise TypeError(f"values must be a torch.Tensor of shape (batch, time, channels) or unbatched (time, "
+                        f"channels); got {type(values).__name__}")
+    unbatched = values.dim() == 2
+    if unbatched:
+        values = values.unsqueeze(0)
+        if times is not None and torch.as_tensor(times).dim() != 1:
+            raise ValueError(f"unbatched values (T, D) = {tuple(values.shape[1:])} take times of shape (T,); got "
+                             f"{tuple(torch.as_tensor(times).shape)}")
+    elif values.dim() != 3:
+        raise ValueError(f"values must have shape (batch, time, channels) or unbatched (time, channels); got shape "
+                         f"{tuple(values.shape)}")
+    check_values(values)
+    if values.dtype != dtype:
+        values = values.to(dtype)
+    return values, times, unbatched
+
+
+def unbatched_state(h0, unbatched: bool):
+    """An unbatched state (N,) as a batch of one (1, N)."""
+    if h0 is None or not unbatched:
+        return h0
+    if not isinstance(h0, torch.Tensor) or h0.dim() != 1:
+        raise ValueError(f"with unbatched values (T, D), h0 must be unbatched too, shape (hidden_size,); got "
+                         f"{tuple(h0.shape) if isinstance(h0, torch.Tensor) else type(h0).__name__}")
+    return h0.unsqueeze(0)
 
 
 def _check_channels(values: torch.Tensor, input_size: int) -> None:
@@ -180,6 +218,15 @@ class ContinuousRNN(nn.Module):
         return self.gradient == "adjoint"
 
     @property
+    def dtype(self) -> torch.dtype:
+        """The real dtype the values enter in (the field's input map's); inputs are cast to it."""
+        return self.field.input_map.weight.dtype
+
+    def _apply(self, fn, recurse: bool = True):
+        # .to(torch.float64) / .double() keep a complex W complex (complex128), see keep_complex
+        return super()._apply(keep_complex(fn), recurse)
+
+    @property
     def fixed_step(self) -> bool:
         return solvers.METHODS[self.method].kind == "fixed"
 
@@ -209,15 +256,30 @@ class ContinuousRNN(nn.Module):
         return states.transpose(0, 1)
 
     def path(self, values: torch.Tensor, times: torch.Tensor | None = None) -> Path:
-        """The input path this model integrates (validates the values)."""
-        _check_values(values)
+        """The input path this model integrates (validates the values; unbatched (T, D) values
+        give a path of one sample; values are cast to the model's dtype)."""
+        values, times, _ = batch_inputs(values, times, self.dtype)
+        return self._path(values, times)
+
+    def _path(self, values: torch.Tensor, times) -> Path:
         _check_channels(values, self.field.input_size)
         return interpolate(values, times, self.interpolation)
+
+    def _empty(self, values: torch.Tensor) -> torch.Tensor:
+        """The (0, N) state of an empty batch (connected to h0's parameters, if any)."""
+        self.nfe = 0
+        return self.field.initial_state(0, values.dtype, values.device)
 
     def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None,
                    h0: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states (B, T, N) at the sample times (complex for complex fields)."""
-        return self.solve_path(self.path(values, times), h0)
+        values, times, unbatched = batch_inputs(values, times, self.dtype)
+        h0 = unbatched_state(h0, unbatched)
+        if values.shape[0] == 0:
+            _check_channels(values, self.field.input_size)
+            return self._empty(values).unsqueeze(1).expand(0, values.shape[1], -1)
+        states = self.solve_path(self._path(values, times), h0)
+        return states[0] if unbatched else states
 
     def forward(self, values: torch.Tensor, times: torch.Tensor | None = None,
                 h0: torch.Tensor | None = None) -> torch.Tensor:
@@ -225,11 +287,17 @@ class ContinuousRNN(nn.Module):
 
         Only the states at the distinct last observed steps are requested from the solver (one,
         usually), so checkpoint and adjoint memory does not hold a (B, T, N) trajectory."""
+        values, times, unbatched = batch_inputs(values, times, self.dtype)
+        h0 = unbatched_state(h0, unbatched)
+        if values.shape[0] == 0:
+            _check_channels(values, self.field.input_size)
+            return self.readout(self.field.features(self._empty(values)))
         last = last_observed_index(values)
         at = sorted(set(last.tolist()))
-        states = self.solve_path(self.path(values, times), h0, at)  # (B, len(at), N)
+        states = self.solve_path(self._path(values, times), h0, at)  # (B, len(at), N)
         pos = torch.searchsorted(torch.tensor(at, device=last.device), last)
-        return self.readout(self.field.features(_gather_time(states, pos)))
+        out = self.readout(self.field.features(gather_time(states, pos)))
+        return out[0] if unbatched else out
 
 
 class DiscreteRNN(nn.Module):
@@ -250,6 +318,17 @@ class DiscreteRNN(nn.Module):
         feat = field.feature_size if field is not None else cell.hidden_size
         self.readout = nn.Linear(feat, output_size)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The real dtype the values enter in (the cell's input map's); inputs are cast to it."""
+        field = getattr(self.cell, "field", None)
+        if field is not None:
+            return field.input_map.weight.dtype
+        return next((p.dtype for p in self.cell.parameters() if p.is_floating_point()), self.readout.weight.dtype)
+
+    def _apply(self, fn, recurse: bool = True):
+        return super()._apply(keep_complex(fn), recurse)  # a complex W stays complex, see keep_complex
+
     def _h0(self, h0, B: int, dtype, device) -> torch.Tensor:
         field = getattr(self.cell, "field", None)
         if field is None:
@@ -261,8 +340,15 @@ class DiscreteRNN(nn.Module):
 
     def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None,
                    h0: torch.Tensor | None = None) -> torch.Tensor:
-        _check_values(values)
+        """Hidden states (B, T, N) after each sample (complex for complex fields)."""
+        values, times, unbatched = batch_inputs(values, times, self.dtype)
+        states = self._trajectory(values, times, unbatched_state(h0, unbatched))
+        return states[0] if unbatched else states
+
+    def _trajectory(self, values: torch.Tensor, times: torch.Tensor | None, h0: torch.Tensor | None) -> torch.Tensor:
         _check_channels(values, self.cell.input_size)
+        if values.shape[0] == 0:
+            return self._h0(None, 0, values.dtype, values.device).unsqueeze(1).expand(0, values.shape[1], -1)
         if times is not None:
             t = torch.as_tensor(times, dtype=values.dtype)
             d = t[..., 1:] - t[..., :-1]
@@ -282,7 +368,7 @@ class DiscreteRNN(nn.Module):
             h = self._h0(h0, B, values.dtype, values.device)
             states, _ = integrate_path(cell.field, path, h, list(range(T)), cell.tableau, knots=knots, first_gap=eps)
             return states.transpose(0, 1)
-        x = _fill(values, torch.arange(T, dtype=values.dtype, device=values.device), "hold")
+        x = fill_missing(values, torch.arange(T, dtype=values.dtype, device=values.device), "hold")
         h = self._h0(h0, B, x.dtype, x.device)
         states = []
         for x_k in x.unbind(1):
@@ -292,9 +378,11 @@ class DiscreteRNN(nn.Module):
 
     def forward(self, values: torch.Tensor, times: torch.Tensor | None = None,
                 h0: torch.Tensor | None = None) -> torch.Tensor:
-        states = self.trajectory(values, times, h0)
-        last = _gather_time(states, last_observed_index(values))
-        return self.readout(self._features(last))
+        """Readout (B, output_size) of the state at each sample's last observed step."""
+        values, times, unbatched = batch_inputs(values, times, self.dtype)
+        states = self._trajectory(values, times, unbatched_state(h0, unbatched))
+        out = self.readout(self._features(gather_time(states, last_observed_index(values))))
+        return out[0] if unbatched else out
 
 
 class TorchRNN(nn.Module):
@@ -314,13 +402,33 @@ class TorchRNN(nn.Module):
         self.rnn = layers[kind](input_size, hidden_size, num_layers=num_layers, batch_first=True)
         self.readout = nn.Linear(hidden_size, output_size)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The real dtype the values enter in (the LSTM/GRU's input weights'); inputs are cast to it."""
+        return self.rnn.weight_ih_l0.dtype
+
     def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None, h0=None) -> torch.Tensor:
-        _check_values(values)
+        """Outputs (B, T, hidden_size) of the LSTM/GRU at every step; ``h0`` as torch.nn.LSTM/GRU take it."""
+        values, times, unbatched = batch_inputs(values, times, self.dtype)
+        states = self._trajectory(values, self._h0(h0, unbatched))
+        return states[0] if unbatched else states
+
+    def _h0(self, h0, unbatched: bool):
+        # torch.nn.LSTM/GRU's unbatched state is (num_layers, H): the batch axis is 1
+        if h0 is None or not unbatched:
+            return h0
+        return tuple(h.unsqueeze(1) for h in h0) if isinstance(h0, tuple) else h0.unsqueeze(1)
+
+    def _trajectory(self, values: torch.Tensor, h0) -> torch.Tensor:
         _check_channels(values, self.input_size)
-        x = _fill(values, torch.arange(values.shape[1], dtype=values.dtype, device=values.device), "hold")
+        x = fill_missing(values, torch.arange(values.shape[1], dtype=values.dtype, device=values.device), "hold")
         out, _ = self.rnn(x) if h0 is None else self.rnn(x, h0)
         return out
 
     def forward(self, values: torch.Tensor, times: torch.Tensor | None = None, h0=None) -> torch.Tensor:
-        states = self.trajectory(values, times, h0)
-        return self.readout(_gather_time(states, last_observed_index(values)))
+        """Readout (B, output_size) of each sample's last observed step."""
+        values, times, unbatched = batch_inputs(values, times, self.dtype)
+        states = self._trajectory(values, self._h0(h0, unbatched))
+        out = self.readout(gather_time(states, last_observed_index(values)))
+        return out[0] if unbatched else out
+

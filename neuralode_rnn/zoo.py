@@ -40,7 +40,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import torch
 from torch import nn
 
 import solvers
@@ -54,6 +56,7 @@ from .paths import INTERPOLATIONS
 __all__ = [
     "MODELS",
     "ModelSpec",
+    "build_from_config",
     "build_model",
     "count_parameters",
     "evaluations_per_sequence",
@@ -189,6 +192,21 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
                              interpolation=interpolation, rtol=rtol, atol=atol, gradient=gradient)
     return ContinuousRNN(field, output_size, method=method, step_size=step_size, interpolation=interpolation,
                          rtol=rtol, atol=atol, gradient=gradient)
+
+
+def build_from_config(config: Any, input_size: int, output_size: int) -> nn.Module:
+    """The model a training config describes, in its dtype: the one place a run's settings become a model.
+
+    ``config`` is anything with the attributes of ``neuralode_rnn.training.TrainConfig`` (model,
+    hidden_size, method, eps, step_size, interpolation, gradient, rtol, atol, beta, gamma,
+    noise_sigma, noise, dtype), resolved; a new model setting is a new config field read here.
+    Complex parameters take the complex twin of ``dtype`` (see ``parametrizations.keep_complex``).
+    """
+    model = build_model(config.model, input_size, output_size, config.hidden_size, method=config.method,
+                        eps=config.eps, step_size=config.step_size, interpolation=config.interpolation,
+                        gradient=config.gradient, rtol=config.rtol, atol=config.atol, beta=config.beta,
+                        gamma=config.gamma, noise_sigma=config.noise_sigma, noise=config.noise)
+    return model.to(getattr(torch, config.dtype))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -342,3 +342,94 @@ def test_a_registered_gradient_mode_reaches_the_model():
         assert seen == ["midpoint"] and model.field.M_W.grad is not None
     finally:
         del solvers.GRADIENT_MODES["counting"]
+
+
+# ------------------------------------------------------------------ inputs at the models' entry points
+def _models():
+    torch.manual_seed(0)
+    lip = nr.LipschitzField(D, N)
+    return {
+        "continuous": nr.ContinuousRNN(lip, 3, method="midpoint"),
+        "adaptive": nr.ContinuousRNN(nr.CTRNNField(D, N), 3, method="dopri5"),
+        "unitary": nr.ContinuousRNN(nr.UnitaryField(D, N), 3),
+        "discrete": nr.DiscreteRNN(lip.discretize("euler", 0.5), 3),
+        "torch": nr.TorchRNN("gru", D, N, 3),
+        "noisy": nr.StochasticRNN(nr.CTRNNField(D, N), 3, sigma=0.1).eval(),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_models()))
+def test_an_empty_batch_gives_empty_results(kind):
+    """Edge (issue 12): an empty batch failed with "max() arg is an empty sequence"."""
+    model = _models()[kind]
+    values = torch.zeros(0, T, D)
+    assert model(values).shape == (0, 3)
+    states = model.trajectory(values)
+    assert states.shape[:2] == (0, T)
+
+
+@pytest.mark.parametrize("kind", list(_models()))
+def test_unbatched_values_are_read_as_torch_nn_rnn_reads_them(kind):
+    """Edge (issue 12): values (T, D) without a batch axis failed with "expanded size must match"."""
+    model = _models()[kind]
+    values = torch.randn(T, D)
+    times = None if kind in ("discrete", "torch") else 0.3 * torch.arange(1, T + 1, dtype=torch.float32)
+    batched = model(values.unsqueeze(0), times)
+    assert model(values, times).shape == (3,)
+    torch.testing.assert_close(model(values, times), batched[0], rtol=0, atol=0)
+    torch.testing.assert_close(model.trajectory(values, times), model.trajectory(values.unsqueeze(0), times)[0],
+                               rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"unbatched values \(T, D\)|shape \(batch, time, channels\)"):
+        model(values, torch.ones(2, T)) if kind not in ("discrete", "torch") else model(values.reshape(-1))
+
+
+def test_unbatched_h0_and_wrong_shapes():
+    model = _models()["continuous"]
+    values, h0 = torch.randn(T, D), torch.randn(N)
+    torch.testing.assert_close(model(values, h0=h0), model(values.unsqueeze(0), h0=h0.unsqueeze(0))[0])
+    with pytest.raises(ValueError, match=r"h0 must be unbatched too, shape \(hidden_size,\)"):
+        model(values, h0=h0.unsqueeze(0))
+    with pytest.raises(ValueError, match=r"\(batch, time, channels\) or unbatched \(time, channels\); got shape \(7,\)"):
+        model(values[:, 0])
+
+
+@pytest.mark.parametrize("kind", list(_models()))
+def test_values_of_another_dtype_are_cast_to_the_models(kind):
+    """Edge (issue 12): float64 values into a float32 model failed with "mat1 and mat2 must have the same dtype"."""
+    model = _models()[kind]
+    values = torch.randn(2, T, D, dtype=torch.float64)
+    out = model(values)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, model(values.float()), rtol=0, atol=0)
+    with pytest.raises(TypeError, match="floating dtype"):
+        model(values.long())
+
+
+def test_nan_times_are_refused_by_the_models():
+    model = _models()["continuous"]
+    times = torch.arange(1.0, T + 1)
+    times[2] = float("nan")
+    with pytest.raises(ValueError, match=r"times must be finite; got times\[2\] = nan"):
+        model(torch.randn(2, T, D), times)
+
+
+@pytest.mark.parametrize("cast", ["to", "double"])
+def test_a_unitary_model_stays_complex_under_a_dtype_cast(cast):
+    """Edge (issue 12): model.to(torch.float64) on a unitary model dropped W's imaginary part."""
+    torch.manual_seed(0)
+    model = nr.ContinuousRNN(nr.UnitaryField(D, N, learn_initial_state=True), 3)
+    U, h0 = model.field.U.detach().clone(), model.field.h0.detach().clone()
+    values = torch.randn(2, T, D, dtype=torch.float64)
+    before = model(values)
+    model = model.to(torch.float64) if cast == "to" else model.double()
+    assert model.field.U.dtype == model.field.h0.dtype == torch.complex128
+    assert model.field.b.dtype == model.readout.weight.dtype == torch.float64
+    torch.testing.assert_close(model.field.U.detach(), U.to(torch.complex128), rtol=0, atol=0)
+    torch.testing.assert_close(model.field.h0.detach(), h0.to(torch.complex128), rtol=0, atol=0)
+    after = model(values)
+    assert after.dtype == torch.float64
+    torch.testing.assert_close(after, before.double(), rtol=1e-4, atol=1e-5)  # float32 -> float64 rounding only
+    back = model.float()
+    assert back.field.U.dtype == torch.complex64 and float(back.field.U.detach().imag.abs().max()) > 0.01
+    with pytest.raises(TypeError, match="no complex dtype with torch.bfloat16 parts"):
+        model.to(torch.bfloat16)

@@ -7,7 +7,7 @@ import numbers
 
 import torch
 
-from .base import SequenceDataset, Split, _check_seed
+from .base import SequenceDataset, Split, check_seed
 
 
 def check_rate(rate: object, name: str = "drop") -> float:
@@ -79,7 +79,7 @@ def _drop_channels_split(split: Split, rate: float, generator: torch.Generator) 
 
 def _apply(data: Split | SequenceDataset, rate: float, seed: int, per_split, what: str, info: dict
            ) -> Split | SequenceDataset:
-    generator = torch.Generator().manual_seed(_check_seed(seed))
+    generator = torch.Generator().manual_seed(check_seed(seed))
     if isinstance(data, Split):
         return per_split(data, rate, generator)
     if isinstance(data, SequenceDataset):

@@ -30,7 +30,7 @@ import math
 
 import torch
 
-from .base import SequenceDataset, Split, _check_seed
+from .base import SequenceDataset, Split, check_seed
 
 DEFAULT_FREQUENCIES = (1.0, 1.5, 2.25, 3.375)
 
@@ -79,7 +79,7 @@ def load_timing(
 
     Returns values (N, length, 1) float32, per-sample times (N, length) float32, targets (N,) int64.
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     n_train = _check_positive_int(n_train, "n_train")
     n_test = _check_positive_int(n_test, "n_test")
     length = _check_positive_int(length, "length", 2)

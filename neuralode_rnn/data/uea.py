@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import SequenceDataset, Split, _check_seed, cap_indices, check_cap
+from .base import SequenceDataset, Split, cap_indices, check_cap, check_seed
 
 ENV_VAR = "NEURALODE_RNN_UEA_DIR"
 
@@ -185,7 +185,7 @@ def load_uea(
     Returns values (N, T_max, D) float32, NaN-padded at the end of shorter samples, times None
     (t_k = k), targets (N,) int64.
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     if not isinstance(standardize, bool):
         raise TypeError(f"standardize must be a bool; got {standardize!r}")
     train_file, test_file = find_uea_files(name, path)
