@@ -6,7 +6,9 @@ and the torch.nn LSTM/GRU baselines, all with the same call signature.
 
 ``values`` is (B, T, D), batch-first with time on axis 1; NaN marks a missing observation.  A
 sample whose last rows are all NaN (a shorter sequence padded at the end) is read out at its last
-observed step.
+observed step.  As in ``torch.nn.RNN``, unbatched values (T, D) (with times None or (T,), h0 (N,))
+give unbatched results ((output_size,) and (T, N)).  Values (and times) of another floating dtype
+are cast to the model's dtype (its input map's); an empty batch (B = 0) gives empty results.
 """
 
 from __future__ import annotations
@@ -18,9 +20,15 @@ import solvers
 
 from .cells import FieldCell
 from .fields.base import Field
-from .paths import INTERPOLATIONS, Path, _check_values, _fill, interpolate
+from .parametrizations import keep_complex
+from .paths import INTERPOLATIONS, Path, check_values, fill_missing, interpolate
 
-__all__ = ["ContinuousRNN", "DiscreteRNN", "TorchRNN", "integrate_path", "last_observed_index"]
+__all__ = ["ERROR_CONTROLS", "ContinuousRNN", "DiscreteRNN", "TorchRNN", "batch_inputs", "gather_time", "integrate_path",
+           "last_observed_index", "unbatched_state"]
+
+ERROR_CONTROLS = ("batch", "sample")
+"""Adaptive solves of a batch: one error norm over the whole batch (one step sequence), or each
+sample its own steps (``solvers.per_sample``)."""
 
 
 def last_observed_index(values: torch.Tensor) -> torch.Tensor:
@@ -32,9 +40,43 @@ def last_observed_index(values: torch.Tensor) -> torch.Tensor:
     return torch.where(idx < 0, torch.full_like(idx, T - 1), idx)
 
 
-def _gather_time(states: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """states (B, T, F), idx (B,) -> (B, F)."""
+def gather_time(states: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """states (B, T, F), idx (B,) -> (B, F): each sample's state at its own time index."""
     return states[torch.arange(states.shape[0], device=states.device), idx]
+
+
+def batch_inputs(values, times, dtype: torch.dtype):
+    """(values (B, T, D) in ``dtype``, times, unbatched): the models' one entry check.
+
+    Unbatched values (T, D) become a batch of one, as ``torch.nn.RNN`` reads them; floating values
+    of another dtype are cast to the model's ``dtype`` (an integer or complex tensor is refused by
+    ``check_values``)."""
+    if not isinstance(values, torch.Tensor):
+        raise TypeError(f"values must be a torch.Tensor of shape (batch, time, channels) or unbatched (time, "
+                        f"channels); got {type(values).__name__}")
+    unbatched = values.dim() == 2
+    if unbatched:
+        values = values.unsqueeze(0)
+        if times is not None and torch.as_tensor(times).dim() != 1:
+            raise ValueError(f"unbatched values (T, D) = {tuple(values.shape[1:])} take times of shape (T,); got "
+                             f"{tuple(torch.as_tensor(times).shape)}")
+    elif values.dim() != 3:
+        raise ValueError(f"values must have shape (batch, time, channels) or unbatched (time, channels); got shape "
+                         f"{tuple(values.shape)}")
+    check_values(values)
+    if values.dtype != dtype:
+        values = values.to(dtype)
+    return values, times, unbatched
+
+
+def unbatched_state(h0, unbatched: bool):
+    """An unbatched state (N,) as a batch of one (1, N)."""
+    if h0 is None or not unbatched:
+        return h0
+    if not isinstance(h0, torch.Tensor) or h0.dim() != 1:
+        raise ValueError(f"with unbatched values (T, D), h0 must be unbatched too, shape (hidden_size,); got "
+                         f"{tuple(h0.shape) if isinstance(h0, torch.Tensor) else type(h0).__name__}")
+    return h0.unsqueeze(0)
 
 
 def _check_channels(values: torch.Tensor, input_size: int) -> None:
@@ -56,7 +98,7 @@ def index_rates(path: Path) -> torch.Tensor:
 def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], method: str, *,
                    step_size: float | None = None, gradient: str = "backprop", rtol: float = 1e-3, atol: float = 1e-5,
                    max_steps: int = solvers.DEFAULT_MAX_STEPS, knots: torch.Tensor | None = None,
-                   first_gap: float | None = None) -> tuple[torch.Tensor, int]:
+                   first_gap: float | None = None, error_control: str = "batch") -> tuple[torch.Tensor, int]:
     """``field`` driven by ``path``, integrated from one first gap before the first knot.
 
     Returns the states (len(at), B, N) at the knots ``at`` and the number of field evaluations.
@@ -66,13 +108,19 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], me
     sample).  Per-sample times (B, T) run on an *index clock*: knot
     k at s = k, the start at s = -1, and on piece j each sample's field is multiplied by its own
     dt/ds (the piece's real length), so every sample steps through its own gaps and gets what it
-    would get alone; with ``step_size`` a gap gets the steps that its longest sample needs.  The
+    would get alone; with ``step_size`` a gap gets the steps that its longest sample needs.
+    ``error_control="sample"`` (adaptive methods): every sample its own steps on its own real-time
+    clock (``solvers.per_sample``), so its result does not depend on the rest of the batch.  The
     term: the structured kernel when the field declares the linear-plus-activation form, else the
     field's ``rhs`` driven through the engine's cursor (the input map applied per evaluation under
     the adjoint, so its memory stays flat and its gradients reach the map).
     """
     T = path.length
     dt = path.dtype
+    if error_control not in ERROR_CONTROLS:
+        raise ValueError(f"unknown error_control {error_control!r}; expected one of {', '.join(map(repr, ERROR_CONTROLS))}")
+    if error_control == "sample":
+        return _integrate_per_sample(field, path, h0, at, method, gradient, rtol, atol, max_steps)
     if not path.per_sample:
         knots = path.knots if knots is None else knots
         if first_gap is not None:
@@ -90,20 +138,56 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], me
         knots = clock[1:]
     structure = field.structure()
     lin = field.input_map
-    if structure is not None and gradient != "adjoint":
+    if structure is not None:
         inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, scale=scale, rates=rates)
         term = solvers.LinearActivationTerm(structure, inputs, time_dtype=dt)
     elif gradient == "adjoint":
-        inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, scale=scale, rates=rates)
-        term = solvers.DrivenTerm(field.rhs, inputs, project=lin, time_dtype=dt)
+        # the adjoint differentiates the input's tensors one by one: give it detached leaves of them
+        # (the coefficients of a spline are functions of one another), tied back to the originals
+        sources = (*path.coeffs, path.first, path.last)
+        leaves = [x.detach().requires_grad_(x.requires_grad) for x in sources]
+        n = len(path.coeffs)
+        inputs = solvers.PiecewiseInput(knots, leaves[:n], leaves[n], leaves[n + 1], scale=scale, rates=rates)
+        term = solvers.DrivenTerm(field.rhs, inputs, project=lin, time_dtype=dt, euler=field.euler_step)
     else:
         inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, scale=scale, rates=rates,
-                                        weight=lin.weight, bias=lin.bias)
-        term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=dt)
+                                        weight=lin.weight, bias=lin.bias, complex_halves=field.is_complex)
+        term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=dt, euler=field.euler_step)
     params = tuple(p for p in field.parameters() if p.requires_grad)
-    params += tuple(x for x in path.tensors() if x.requires_grad)
+    sources = None
+    if isinstance(term, solvers.DrivenTerm) and gradient == "adjoint":
+        sources = params + tuple(path.coeffs) + (path.first, path.last)
+        params = params + tuple(leaves)
     outs = solvers.solve(term, h0, t_out, method, gradient=gradient, step_size=step_size, gap_scale=gap_scale,
-                         jump_t=jumps, rtol=rtol, atol=atol, max_steps=max_steps, params=params)
+                         jump_t=jumps, rtol=rtol, atol=atol, max_steps=max_steps, params=params,
+                         param_sources=sources)
+    return torch.stack(outs[1:]), term.nfe
+
+
+def _integrate_per_sample(field: Field, path: Path, h0: torch.Tensor, at: list[int], method: str, gradient: str,
+                          rtol: float, atol: float, max_steps: int) -> tuple[torch.Tensor, int]:
+    """:func:`integrate_path` with per-sample error control: each sample on its own knots in real time."""
+    if gradient != "backprop":
+        raise ValueError(f"error_control='sample' differentiates by backprop through each sample's own steps; "
+                         f"got gradient={gradient!r} (use 'backprop', or error_control='batch')")
+    T, B = path.length, path.batch_size
+    knots = path.knots.detach().to(torch.float64)
+    if knots.dim() == 1:
+        knots = knots.unsqueeze(0).expand(B, -1)
+    t0 = 2 * knots[:, :1] - knots[:, 1:2] if T > 1 else knots[:, :1] - 1
+    t_out = torch.cat([t0, knots[:, at]], 1)
+    structure = field.structure()
+    if structure is not None:
+        inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last)
+        term = solvers.LinearActivationTerm(structure, inputs, time_dtype=path.dtype)
+    else:
+        lin = field.input_map
+        inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, weight=lin.weight, bias=lin.bias,
+                                        complex_halves=field.is_complex)
+        term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=path.dtype)
+    problem = solvers.make_problem(term, h0, t_out, method, jump_t=knots, rtol=rtol, atol=atol, max_steps=max_steps,
+                                   per_sample=True)
+    outs = solvers.GRADIENT_MODES["backprop"](problem)
     return torch.stack(outs[1:]), term.nfe
 
 
@@ -135,11 +219,15 @@ class ContinuousRNN(nn.Module):
             same gradients, memory ~sqrt(steps)) or "adjoint" (memory flat in T, gradients exact up
             to the backward solve's error).
         max_steps: the solve's step limit (``solvers.StepLimitError`` beyond it).
+        error_control: adaptive methods: "batch" (one step sequence for the batch, the error norm
+            over all of it) or "sample" (each sample its own steps, taken in lockstep: a sample's
+            result does not depend on the rest of the batch; backprop only).
     """
 
     def __init__(self, field: Field, output_size: int, method: str = "euler", step_size: float | None = None,
                  interpolation: str = "hold", adjoint: bool = False, rtol: float = 1e-3, atol: float = 1e-5,
-                 gradient: str | None = None, max_steps: int = solvers.DEFAULT_MAX_STEPS):
+                 gradient: str | None = None, max_steps: int = solvers.DEFAULT_MAX_STEPS,
+                 error_control: str = "batch"):
         super().__init__()
         if not isinstance(field, Field):
             raise TypeError(f"field must be a neuralode_rnn Field (e.g. nr.LipschitzField); got {type(field).__name__}")
@@ -163,12 +251,30 @@ class ContinuousRNN(nn.Module):
         self.atol = atol
         self.gradient = solvers.resolve_gradient(gradient, adjoint)
         self.max_steps = max_steps
+        if error_control not in ERROR_CONTROLS:
+            raise ValueError(f"unknown error_control {error_control!r}; expected one of "
+                             f"{', '.join(map(repr, ERROR_CONTROLS))}")
+        if error_control == "sample" and not solvers.TABLEAUX[method].adaptive:
+            raise ValueError(f"error_control='sample' needs an adaptive method (e.g. dopri5); {method!r} takes fixed "
+                             f"steps")
+        if error_control == "sample" and self.gradient != "backprop":
+            raise ValueError(f"error_control='sample' supports gradient='backprop' only; got {self.gradient!r}")
+        self.error_control = error_control
         self.readout = nn.Linear(field.feature_size, output_size)
         self.nfe = 0  # function evaluations of the last solve
 
     @property
     def adjoint(self) -> bool:
         return self.gradient == "adjoint"
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The real dtype the values enter in (the field's input map's); inputs are cast to it."""
+        return self.field.input_map.weight.dtype
+
+    def _apply(self, fn, recurse: bool = True):
+        # .to(torch.float64) / .double() keep a complex W complex (complex128), see keep_complex
+        return super()._apply(keep_complex(fn), recurse)
 
     @property
     def fixed_step(self) -> bool:
@@ -196,19 +302,34 @@ class ContinuousRNN(nn.Module):
         at = list(range(T)) if at is None else [int(k) for k in at]
         states, self.nfe = integrate_path(self.field, path, h0, at, self.method, step_size=self.step_size,
                                           gradient=self.gradient, rtol=self.rtol, atol=self.atol,
-                                          max_steps=self.max_steps)
+                                          max_steps=self.max_steps, error_control=self.error_control)
         return states.transpose(0, 1)
 
     def path(self, values: torch.Tensor, times: torch.Tensor | None = None) -> Path:
-        """The input path this model integrates (validates the values)."""
-        _check_values(values)
+        """The input path this model integrates (validates the values; unbatched (T, D) values
+        give a path of one sample; values are cast to the model's dtype)."""
+        values, times, _ = batch_inputs(values, times, self.dtype)
+        return self._path(values, times)
+
+    def _path(self, values: torch.Tensor, times) -> Path:
         _check_channels(values, self.field.input_size)
         return interpolate(values, times, self.interpolation)
+
+    def _empty(self, values: torch.Tensor) -> torch.Tensor:
+        """The (0, N) state of an empty batch (connected to h0's parameters, if any)."""
+        self.nfe = 0
+        return self.field.initial_state(0, values.dtype, values.device)
 
     def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None,
                    h0: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states (B, T, N) at the sample times (complex for complex fields)."""
-        return self.solve_path(self.path(values, times), h0)
+        values, times, unbatched = batch_inputs(values, times, self.dtype)
+        h0 = unbatched_state(h0, unbatched)
+        if values.shape[0] == 0:
+            _check_channels(values, self.field.input_size)
+            return self._empty(values).unsqueeze(1).expand(0, values.shape[1], -1)
+        states = self.solve_path(self._path(values, times), h0)
+        return states[0] if unbatched else states
 
     def forward(self, values: torch.Tensor, times: torch.Tensor | None = None,
                 h0: torch.Tensor | None = None) -> torch.Tensor:
@@ -216,11 +337,17 @@ class ContinuousRNN(nn.Module):
 
         Only the states at the distinct last observed steps are requested from the solver (one,
         usually), so checkpoint and adjoint memory does not hold a (B, T, N) trajectory."""
+        values, times, unbatched = batch_inputs(values, times, self.dtype)
+        h0 = unbatched_state(h0, unbatched)
+        if values.shape[0] == 0:
+            _check_channels(values, self.field.input_size)
+            return self.readout(self.field.features(self._empty(values)))
         last = last_observed_index(values)
         at = sorted(set(last.tolist()))
-        states = self.solve_path(self.path(values, times), h0, at)  # (B, len(at), N)
+        states = self.solve_path(self._path(values, times), h0, at)  # (B, len(at), N)
         pos = torch.searchsorted(torch.tensor(at, device=last.device), last)
-        return self.readout(self.field.features(_gather_time(states, pos)))
+        out = self.readout(self.field.features(gather_time(states, pos)))
+        return out[0] if unbatched else out
 
 
 class DiscreteRNN(nn.Module):
@@ -241,6 +368,17 @@ class DiscreteRNN(nn.Module):
         feat = field.feature_size if field is not None else cell.hidden_size
         self.readout = nn.Linear(feat, output_size)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The real dtype the values enter in (the cell's input map's); inputs are cast to it."""
+        field = getattr(self.cell, "field", None)
+        if field is not None:
+            return field.input_map.weight.dtype
+        return next((p.dtype for p in self.cell.parameters() if p.is_floating_point()), self.readout.weight.dtype)
+
+    def _apply(self, fn, recurse: bool = True):
+        return super()._apply(keep_complex(fn), recurse)  # a complex W stays complex, see keep_complex
+
     def _h0(self, h0, B: int, dtype, device) -> torch.Tensor:
         field = getattr(self.cell, "field", None)
         if field is None:
@@ -252,8 +390,15 @@ class DiscreteRNN(nn.Module):
 
     def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None,
                    h0: torch.Tensor | None = None) -> torch.Tensor:
-        _check_values(values)
+        """Hidden states (B, T, N) after each sample (complex for complex fields)."""
+        values, times, unbatched = batch_inputs(values, times, self.dtype)
+        states = self._trajectory(values, times, unbatched_state(h0, unbatched))
+        return states[0] if unbatched else states
+
+    def _trajectory(self, values: torch.Tensor, times: torch.Tensor | None, h0: torch.Tensor | None) -> torch.Tensor:
         _check_channels(values, self.cell.input_size)
+        if values.shape[0] == 0:
+            return self._h0(None, 0, values.dtype, values.device).unsqueeze(1).expand(0, values.shape[1], -1)
         if times is not None:
             t = torch.as_tensor(times, dtype=values.dtype)
             d = t[..., 1:] - t[..., :-1]
@@ -273,7 +418,7 @@ class DiscreteRNN(nn.Module):
             h = self._h0(h0, B, values.dtype, values.device)
             states, _ = integrate_path(cell.field, path, h, list(range(T)), cell.tableau, knots=knots, first_gap=eps)
             return states.transpose(0, 1)
-        x = _fill(values, torch.arange(T, dtype=values.dtype, device=values.device), "hold")
+        x = fill_missing(values, torch.arange(T, dtype=values.dtype, device=values.device), "hold")
         h = self._h0(h0, B, x.dtype, x.device)
         states = []
         for x_k in x.unbind(1):
@@ -283,9 +428,11 @@ class DiscreteRNN(nn.Module):
 
     def forward(self, values: torch.Tensor, times: torch.Tensor | None = None,
                 h0: torch.Tensor | None = None) -> torch.Tensor:
-        states = self.trajectory(values, times, h0)
-        last = _gather_time(states, last_observed_index(values))
-        return self.readout(self._features(last))
+        """Readout (B, output_size) of the state at each sample's last observed step."""
+        values, times, unbatched = batch_inputs(values, times, self.dtype)
+        states = self._trajectory(values, times, unbatched_state(h0, unbatched))
+        out = self.readout(self._features(gather_time(states, last_observed_index(values))))
+        return out[0] if unbatched else out
 
 
 class TorchRNN(nn.Module):
@@ -305,13 +452,33 @@ class TorchRNN(nn.Module):
         self.rnn = layers[kind](input_size, hidden_size, num_layers=num_layers, batch_first=True)
         self.readout = nn.Linear(hidden_size, output_size)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The real dtype the values enter in (the LSTM/GRU's input weights'); inputs are cast to it."""
+        return self.rnn.weight_ih_l0.dtype
+
     def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None, h0=None) -> torch.Tensor:
-        _check_values(values)
+        """Outputs (B, T, hidden_size) of the LSTM/GRU at every step; ``h0`` as torch.nn.LSTM/GRU take it."""
+        values, times, unbatched = batch_inputs(values, times, self.dtype)
+        states = self._trajectory(values, self._h0(h0, unbatched))
+        return states[0] if unbatched else states
+
+    def _h0(self, h0, unbatched: bool):
+        # torch.nn.LSTM/GRU's unbatched state is (num_layers, H): the batch axis is 1
+        if h0 is None or not unbatched:
+            return h0
+        return tuple(h.unsqueeze(1) for h in h0) if isinstance(h0, tuple) else h0.unsqueeze(1)
+
+    def _trajectory(self, values: torch.Tensor, h0) -> torch.Tensor:
         _check_channels(values, self.input_size)
-        x = _fill(values, torch.arange(values.shape[1], dtype=values.dtype, device=values.device), "hold")
+        x = fill_missing(values, torch.arange(values.shape[1], dtype=values.dtype, device=values.device), "hold")
         out, _ = self.rnn(x) if h0 is None else self.rnn(x, h0)
         return out
 
     def forward(self, values: torch.Tensor, times: torch.Tensor | None = None, h0=None) -> torch.Tensor:
-        states = self.trajectory(values, times, h0)
-        return self.readout(_gather_time(states, last_observed_index(values)))
+        """Readout (B, output_size) of each sample's last observed step."""
+        values, times, unbatched = batch_inputs(values, times, self.dtype)
+        states = self._trajectory(values, self._h0(h0, unbatched))
+        out = self.readout(gather_time(states, last_observed_index(values)))
+        return out[0] if unbatched else out
+

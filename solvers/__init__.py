@@ -20,11 +20,13 @@ from .problem import Problem
 from .solve import make_problem, solve
 from .stability import max_stable_step, stability_function
 from .stepper import Plan, rk_step
-from .tableaux import TABLEAUX, Tableau, tableau
+from .tableaux import ADAPTIVE_TABLEAUX, FIXED_TABLEAUX, TABLEAUX, Tableau, tableau
 from .terms import FuncTerm, Term
 
 __all__ = [
+    "ADAPTIVE_TABLEAUX",
     "DEFAULT_MAX_STEPS",
+    "FIXED_TABLEAUX",
     "GRADIENT_MODES",
     "METHODS",
     "TABLEAUX",

@@ -48,7 +48,10 @@ def autograd_vjp(term: Term, t: Any, y: Tensor, a: Tensor, params: Sequence[Tens
         y_ = y.detach().requires_grad_(True)
         fy = term.f(t, y_)
         wrt = (y_, *params)
-        grads = torch.autograd.grad(fy, wrt, a, allow_unused=True) if fy.requires_grad else (None,) * len(wrt)
+        # retain_graph: f may read tensors computed once outside (an input's coefficients, views of
+        # one base), whose graph later evaluations traverse again (torchdiffeq does the same)
+        grads = torch.autograd.grad(fy, wrt, a, allow_unused=True, retain_graph=True) if fy.requires_grad \
+            else (None,) * len(wrt)
     gy = torch.zeros_like(y) if grads[0] is None else grads[0]
     gp = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads[1:])]
     return fy.detach(), gy, gp
@@ -152,7 +155,8 @@ class _Adjoint(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_ys: Tensor):
         p: Problem = ctx.problem
-        ys, *params = ctx.saved_tensors
+        ys, *_ = ctx.saved_tensors
+        params = p.params  # the tensors the term reads (the saved ones may be their sources)
         spec = p.adjoint
         aug = AugmentedTerm(p.term, params, ys[0])
         a = grad_ys[-1]
@@ -197,10 +201,12 @@ def adjoint_outputs(p: Problem) -> Tensor:
     the returned tensor's ``grad_fn`` is the adjoint's node when a gradient is needed."""
     if p.adjoint is None:
         raise ValueError("gradient='adjoint' needs the problem's adjoint settings (Problem.adjoint)")
-    params = tuple(q for q in p.params if q.requires_grad)
-    if not torch.is_grad_enabled() or not (p.y0.requires_grad or params):
+    sources = p.param_sources if p.param_sources is not None else p.params
+    keep = [i for i, q in enumerate(sources) if q.requires_grad]
+    if not torch.is_grad_enabled() or not (p.y0.requires_grad or keep):
         return torch.stack(forward(p))
-    return _Adjoint.apply(p, p.y0, *params)
+    p = p.with_(params=tuple(p.params[i] for i in keep))
+    return _Adjoint.apply(p, p.y0, *(sources[i] for i in keep))
 
 
 def solve_adjoint(p: Problem) -> list[Tensor]:

@@ -12,6 +12,8 @@ linear-plus-activation form have a faster term of their own
 projection (what the continuous adjoint needs, so that its vector-Jacobian products see the
 projection's parameters, and what keeps its memory flat in the number of samples).
 On an index clock (``inputs.rates``) the field is multiplied by the rate of the current piece.
+``euler``: the field's own fused Euler step ``euler(y, u, dt)``, used for one-stage methods on
+fixed grids (a decaying field's ``lerp``).
 """
 
 from __future__ import annotations
@@ -39,17 +41,35 @@ class DrivenTerm(Term):
     """
 
     def __init__(self, rhs: Callable[[Tensor, Tensor], Tensor], inputs: PiecewiseInput,
-                 project: Callable[[Tensor], Tensor] | None = None, time_dtype: torch.dtype = torch.float64) -> None:
+                 project: Callable[[Tensor], Tensor] | None = None, time_dtype: torch.dtype = torch.float64,
+                 euler: Callable[[Tensor, Tensor, float], Tensor] | None = None) -> None:
         self.rhs = rhs
         self.inputs = inputs
         self.project = project
         self.time_dtype = time_dtype
+        self.euler = euler
         self.nfe = 0
+        if euler is None:
+            self.euler_step = None  # the engine takes plain Euler steps through f
+
+    def _input(self, t: Any) -> tuple[Any, Tensor]:
+        if isinstance(t, Tensor):  # per-sample clocks: each sample on its own piece
+            j = self.inputs.pieces(t)
+            return j, self.inputs.project_raw(self.inputs.raw_at(j, t), self.project)
+        j = self.inputs.piece(t)
+        u = self.project(self.inputs.raw(j, t)) if self.project is not None else self.inputs.projected(j, t)
+        return j, u
+
+    def euler_step(self, t: Any, y: Tensor, dt: float) -> tuple[Tensor, Any]:
+        """One Euler step by the field's own fused update ``euler(y, u, dt)`` (dt times the clock rate)."""
+        self.nfe += 1
+        j, u = self._input(t)
+        r = self.inputs.rate(j)
+        return self.euler(y, u, dt if r is None else r.to(y.real.dtype) * dt), None
 
     def f(self, t: Any, y: Tensor) -> Tensor:
         self.nfe += 1
-        j = self.inputs.piece(t)
-        u = self.project(self.inputs.raw(j, t)) if self.project is not None else self.inputs.projected(j, t)
+        j, u = self._input(t)
         k = self.rhs(y, u)
         r = self.inputs.rate(j)
         return k if r is None else k * r.to(k.real.dtype)

@@ -10,7 +10,8 @@ with a Horner pass on (B, P) rows (nothing at all for a piecewise-constant input
 
 Layout (the contract with whoever builds the input, e.g. ``neuralode_rnn.paths.Path``):
 
-* ``knots``: (T,) increasing clock times, as floats;
+* ``knots``: (T,) increasing clock times, as floats; or (B, T), each sample its own times, for a
+  solve with per-sample clocks (``solvers.per_sample``: times are then (B,) tensors);
 * ``coeffs``: tuple of (B, T-1, D) tensors; on piece j, i.e. (knots[j], knots[j+1]], the input is
   ``sum_i coeffs[i][:, j] * tau**i`` with the local time ``tau = t - knots[j]``, or
   ``(t - knots[j]) * scale[:, j]`` when a per-sample ``scale`` (B, T-1) is given (an index clock
@@ -51,11 +52,18 @@ class PiecewiseInput:
         rates: None, or (B, T) per-sample dt/ds of an index clock: a term on this clock multiplies
             its field by ``rate(j)`` on piece j (``rates[:, j + 1]``; ``rates[:, 0]`` before the first
             knot), so samples with different real gaps share one clock.
+        complex_halves: the projection's P = 2M outputs are [real parts; imaginary parts] of M complex
+            channels: ``projected`` returns them as a complex (B, M) tensor (the rows of the weight are
+            interleaved once, so each chunk is viewed as complex without a copy).
     """
 
     def __init__(self, knots: Tensor | Sequence[float], coeffs: Sequence[Tensor], first: Tensor, last: Tensor,
                  scale: Tensor | None = None, weight: Tensor | None = None, bias: Tensor | None = None,
-                 scale_output: Tensor | None = None, rates: Tensor | None = None) -> None:
+                 scale_output: Tensor | None = None, rates: Tensor | None = None, complex_halves: bool = False) -> None:
+        self._sample_knots = None
+        if isinstance(knots, Tensor) and knots.dim() == 2:  # per-sample knots: the clock is each sample's own
+            self._sample_knots = knots.detach().to(torch.float64).contiguous()
+            knots = knots[0]
         self.knots = [float(k) for k in (knots.tolist() if isinstance(knots, Tensor) else knots)]
         self.coeffs = tuple(coeffs)
         self.first, self.last = first, last
@@ -67,6 +75,12 @@ class PiecewiseInput:
         if scale_output is not None and weight is not None:
             self.weight = weight * scale_output.unsqueeze(1)
             self.bias = None if bias is None else bias * scale_output
+        self.complex_halves = complex_halves and self.weight is not None
+        if self.complex_halves:
+            m = self.weight.shape[0] // 2
+            order = torch.stack([torch.arange(m), torch.arange(m) + m], 1).reshape(-1).to(self.weight.device)
+            self.weight = self.weight[order]
+            self.bias = None if self.bias is None else self.bias[order]
         self.degree = len(self.coeffs) - 1
         self.cursor = 0  # index of the first knot >= the last time read
         self._chunks: dict[int, list[list[Tensor]]] = {}
@@ -112,9 +126,43 @@ class PiecewiseInput:
             self._scale_rows = list(self.scale.unsqueeze(-1).unbind(1))
         return self._scale_rows[j] * tau
 
+    # -------------------------------------------------------------- per-sample clocks
+    def pieces(self, t: Tensor) -> Tensor:
+        """(B,) piece index of each sample's time t (B,) on its own knots (``sample_knots``)."""
+        k = self.sample_knots
+        return torch.searchsorted(k, t.to(k.dtype).unsqueeze(1).contiguous()).squeeze(1) - 1
+
+    def raw_at(self, j: Tensor, t: Tensor) -> Tensor:
+        """x (B, D) of each sample b on its piece j[b] at its time t[b] (per-sample knots)."""
+        B, T = self.first.shape[0], self.T
+        if T < 2:
+            return self.first
+        jc = j.clamp(0, T - 2)
+        knots = self.sample_knots
+        tau = (t.to(knots.dtype) - knots.gather(1, jc.unsqueeze(1)).squeeze(1)).to(self.first.dtype).unsqueeze(1)
+        index = jc.view(B, 1, 1).expand(B, 1, self.first.shape[-1])
+        cs = [c.gather(1, index).squeeze(1) for c in self.coeffs]
+        out = cs[-1]
+        for c in reversed(cs[:-1]):
+            out = torch.addcmul(c, out, tau)
+        out = torch.where((j < 0).unsqueeze(1), self.first, out)
+        return torch.where((j >= T - 1).unsqueeze(1), self.last, out)
+
+    @property
+    def sample_knots(self) -> Tensor:
+        """(B, T) float64 knots of each sample (``knots`` given as a (B, T) tensor, or shared ones repeated)."""
+        k = self._sample_knots
+        if k is None:
+            k = self._sample_knots = torch.tensor(self.knots, dtype=torch.float64, device=self.first.device) \
+                .unsqueeze(0).expand(self.first.shape[0], -1).contiguous()
+        return k
+
     # -------------------------------------------------------------- raw x
-    def raw(self, j: int, t: float) -> Tensor:
-        """x(t) (B, D) on piece j (j = -1: ``first``; j = T-1: ``last``)."""
+    def raw(self, j: Any, t: Any) -> Tensor:
+        """x(t) (B, D) on piece j (j = -1: ``first``; j = T-1: ``last``); (B,) tensors j and t: each
+        sample on its own piece (:meth:`raw_at`)."""
+        if isinstance(j, Tensor):
+            return self.raw_at(j, t)
         if j < 0 or self.T < 2:
             return self.first
         if j >= self.T - 1:
@@ -134,9 +182,14 @@ class PiecewiseInput:
     def _project(self, x: Tensor, with_bias: bool) -> Tensor:
         if self.weight is None:
             return x
+        rows = x.reshape(-1, x.shape[-1])
         if with_bias and self.bias is not None:
-            return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight.t()).view(*x.shape[:-1], -1)
-        return torch.mm(x.reshape(-1, x.shape[-1]), self.weight.t()).view(*x.shape[:-1], -1)
+            u = torch.addmm(self.bias, rows, self.weight.t())
+        else:
+            u = torch.mm(rows, self.weight.t())
+        if self.complex_halves:
+            return torch.view_as_complex(u.view(*x.shape[:-1], -1, 2))
+        return u.view(*x.shape[:-1], -1)
 
     def _chunk(self, c: int) -> list[list[Tensor]]:
         rows = self._chunks.get(c)
@@ -148,6 +201,12 @@ class PiecewiseInput:
                 self._chunks.pop(next(iter(self._chunks)))
             self._chunks[c] = rows
         return rows
+
+    def project_raw(self, x: Tensor, project: Any = None) -> Tensor:
+        """u of raw rows x (B, D): by ``project`` when given, else by this input's own projection."""
+        if project is not None:
+            return project(x)
+        return self._project(x, True)
 
     def projected(self, j: int, t: float) -> Tensor:
         """u(t) = x(t) U^T + b (B, P) on piece j, from the chunk-projected coefficients."""

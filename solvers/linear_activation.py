@@ -42,8 +42,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .controller import Controller
 from .driven import DrivenTerm
-from .engine import Tape, adaptive_steps, solve_fixed
+from .engine import Tape, adaptive_steps, solve_adaptive, solve_fixed
 from .gradients import checkpoint_segment
 from .inputs import PiecewiseInput
 from .problem import Problem, forward
@@ -221,7 +222,9 @@ class LinearActivationTerm(Term):
         self.nfe = 0
 
     # -------------------------------------------------------------- evaluation
-    def rate(self, j: int) -> Tensor | None:
+    def rate(self, j: Any) -> Tensor | None:
+        if isinstance(j, Tensor):
+            return None  # per-sample clocks are real time
         r = self.inputs.rate(j)
         return None if r is None else r.to(self.WTs.dtype)
 
@@ -244,10 +247,26 @@ class LinearActivationTerm(Term):
             g[:, n:].sigmoid_()
         return g[:, :n] * g[:, n:], g
 
+    def _input(self, t: Any) -> tuple[Any, Tensor]:
+        """(piece, scaled projected input) at clock time t; (B,) tensors on per-sample clocks."""
+        if isinstance(t, Tensor):  # each sample on its own clock: gather its piece, project per stage
+            j = self.inputs.pieces(t)
+            return j, self.project(self.inputs.raw_at(j, t))
+        j = self.inputs.piece(t)
+        return j, self.projected.projected(j, t)
+
+    def project(self, x: Tensor) -> Tensor:
+        """u = x U^T + b with the kernel's scale (the chunk projection's, for one stage)."""
+        p = self.projected
+        if isinstance(p, _ScaledInput):
+            return x * p.scale if p.shift is None else x * p.scale + p.shift
+        if p.weight is None:
+            return x
+        return torch.mm(x, p.weight.t()) if p.bias is None else torch.addmm(p.bias, x, p.weight.t())
+
     def f(self, t: Any, y: Tensor) -> Tensor:
         self.nfe += 1
-        j = self.inputs.piece(t)
-        u = self.projected.projected(j, t)
+        j, u = self._input(t)
         s, stored = self._sigma(y, u)
         k = s if self.AT is None else torch.addmm(s, y, self.AT)
         r = self.rate(j)
@@ -262,8 +281,7 @@ class LinearActivationTerm(Term):
     def euler_step(self, t: Any, y: Tensor, dt: float) -> tuple[Tensor, Any]:
         """One Euler step folded into the matmul: y (I + dt A^T) + dt sigma (three kernels)."""
         self.nfe += 1
-        j = self.inputs.piece(t)
-        u = self.projected.projected(j, t)
+        j, u = self._input(t)
         s, stored = self._sigma(y, u)
         r = self.rate(j)
         if r is not None:
@@ -325,6 +343,13 @@ class LinearActivationTerm(Term):
                 return forward(p)
         return list(_StructuredSolve.apply(p, "checkpoint", p.y0, *self.tensors()).unbind(0))
 
+    def solve_adjoint(self, p: Problem) -> list[Tensor]:
+        p = self._check(p)
+        if not self._needs_graph(p):
+            with torch.no_grad():
+                return forward(p)
+        return list(_StructuredAdjoint.apply(p, p.y0, *self.tensors()).unbind(0))
+
 
 class _ScaledInput:
     """An already-projected input u(t), scaled per channel (and shifted by a bias)."""
@@ -372,7 +397,6 @@ class _StructuredSolve(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, p: Problem, mode: str, y0: Tensor, *tensors: Tensor | None) -> Tensor:
-        term: LinearActivationTerm = p.term
         ctx.set_materialize_grads(False)
         ctx.problem, ctx.mode = p, mode
         tape = Tape() if mode == "backprop" else _ThinTape()
@@ -438,11 +462,7 @@ class _StructuredSolve(torch.autograd.Function):
         sweep = _Sweep(term, p.plan, need, tensors)
         tape: Tape = ctx.tape
         n = len(tape)
-        # gradient of the state after each step count, from the outputs
-        grads_at: dict[int, Tensor] = {}
-        for k, g in enumerate(grad_out.unbind(0)):
-            pos = 0 if k == 0 else tape.ends[k - 1]
-            grads_at[pos] = grads_at[pos] + g if pos in grads_at else g
+        grads_at = _output_grads(grad_out, tape)
         ybar = grads_at.pop(n, None)
         g0 = grads_at.pop(0, None)
         if ctx.mode == "backprop":
@@ -461,6 +481,25 @@ class _StructuredSolve(torch.autograd.Function):
         return (None, None, ybar if need[0] else None, *sweep.results())
 
 
+def _output_grads(grad_out: Tensor, tape: Tape) -> dict[int, Tensor]:
+    """The gradient of the state after each number of recorded steps, from the outputs' gradients
+    (output k + 1 was reached after ``tape.ends[k]`` steps: an int, or (B,) per sample)."""
+    grads_at: dict[int, Tensor] = {}
+
+    def add(pos: int, g: Tensor) -> None:
+        grads_at[pos] = grads_at[pos] + g if pos in grads_at else g
+
+    for k, g in enumerate(grad_out.unbind(0)):
+        pos = 0 if k == 0 else tape.ends[k - 1]
+        if not isinstance(pos, Tensor):
+            add(pos, g)
+            continue
+        for q in torch.unique(pos).tolist():
+            rows = (pos == q).view(-1, *([1] * (g.dim() - 1)))
+            add(int(q), torch.where(rows, g, torch.zeros_like(g)))
+    return grads_at
+
+
 def _replay_segment(p: Problem, tape: _ThinTape, n0: int, n1: int) -> Tape:
     """Steps n0..n1-1 computed again from the kept state, recorded in full."""
     y, k0, aux0 = tape.kept[n0]
@@ -474,6 +513,156 @@ def _replay_segment(p: Problem, tape: _ThinTape, n0: int, n1: int) -> Tape:
                                     schedule=tape.schedule[n0:n1], k0=k0, tape=seg, aux0=aux0):
                 pass
     return seg
+
+
+# ------------------------------------------------------------------------------------ the continuous adjoint
+class _AdjointTerm(Term):
+    """The backward system of the continuous adjoint in reversed time s = -t, state z = [y; a] (2, B, N):
+
+        dy/ds = -f(y),   da/ds = r (a A + (a sigma'(z)) W)
+
+    with r the clock rate.  Each stage keeps, as its aux, the row [r a | r a sigma'] (the adjoints
+    of the linear part and the pre-activation: the parameters' gradient densities) and its state y.
+    """
+
+    def __init__(self, term: LinearActivationTerm) -> None:
+        self.term = term
+        self.time_dtype = term.time_dtype
+        self._aux: Any = None
+        self.nfe = 0
+
+    def nudge(self, s: Any, toward: Any) -> Any:
+        return -self.term.nudge(-s, -toward)
+
+    def aux(self) -> Any:
+        return self._aux
+
+    def f(self, s: Any, z: Tensor) -> Tensor:
+        term = self.term
+        self.nfe += 1
+        t = -s
+        y, a = z[0], z[1]
+        j, u = term._input(t)
+        sig, stored = term._sigma(y, u)
+        k = sig if term.AT is None else torch.addmm(sig, y, term.AT)
+        NA = term.NA
+        row = torch.empty(y.shape[0], NA + term.P, dtype=y.dtype, device=y.device)
+        if NA:
+            row[:, :NA].copy_(a)
+        if not term.gated:
+            torch.mul(a, torch.addcmul(-term.minus_one, stored, stored, value=-1.0), out=row[:, NA:])
+        else:
+            n = term.N
+            th, g = stored[:, :n], stored[:, n:]
+            torch.mul(a, g * (1.0 - th * th), out=row[:, NA:NA + n])
+            torch.mul(a, th * g * (1.0 - g), out=row[:, NA + n:])
+        out = torch.empty_like(z)
+        r = term.rate(j)
+        if r is None:
+            torch.neg(k, out=out[0])
+            torch.mm(row, term.back, out=out[1])
+        else:
+            torch.mul(k, -r, out=out[0])
+            torch.mm(row, term.back, out=out[1])
+            out[1].mul_(r)
+            row.mul_(r)
+        self._aux = (row, j, t)
+        return out
+
+
+class _QuadratureTape(Tape):
+    """Accepted backward steps turned into the parameters' gradients as they come: the stage rows,
+    weighted by ds b_i, are gathered and added to the accumulators by one matmul every CHUNK steps
+    (memory flat in the number of steps)."""
+
+    def __init__(self, sweep: _Sweep, plan: Plan) -> None:
+        super().__init__(states=False)
+        self.sweep = sweep
+        b = plan.tab.b
+        self.weights = [(i, w) for i, w in enumerate(b[:plan.solution_stages]) if w != 0.0]
+        self.rows: list[Tensor] = []
+        self.scales: list[float] = []
+        self.ys: list[Tensor] = []
+        self.stages: list[tuple[int, Any]] = []
+        self.count = 0
+
+    @property
+    def collect_aux(self) -> bool:
+        return True
+
+    def record(self, t0: Any, t1: Any, step: Any, plan: Plan, on_jump: bool = False) -> None:
+        ds = t1 - t0
+        for i, w in self.weights:
+            row, j, t = step.aux[i]
+            self.rows.append(row)
+            self.scales.append(ds * w)
+            self.ys.append(step.ys[i][0])
+            self.stages.append((j, t))
+        self.count += 1
+        if self.count % CHUNK == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            rows = torch.stack(self.rows)
+            rows.mul_(torch.tensor(self.scales, dtype=rows.dtype, device=rows.device).view(-1, 1, 1))
+            self.sweep.accumulate(rows, torch.stack(self.ys), self.stages)
+            self.rows, self.scales, self.ys, self.stages = [], [], [], []
+
+
+def _adjoint_norm(x: Tensor) -> Tensor:
+    """max(rms(y), rms(a)): torchdiffeq's adjoint seminorm (the parameters are not in the state)."""
+    return torch.maximum(x[0].abs().pow(2).mean().sqrt(), x[1].abs().pow(2).mean().sqrt())
+
+
+class _StructuredAdjoint(torch.autograd.Function):
+    """Forward: the solve without a graph.  Backward: the continuous adjoint, interval by interval
+    between outputs, on the engine with the forward's method and tolerances."""
+
+    @staticmethod
+    def forward(ctx, p: Problem, y0: Tensor, *tensors: Tensor | None) -> Tensor:
+        ctx.set_materialize_grads(False)
+        ctx.problem = p
+        with torch.no_grad():
+            ys = torch.stack(forward(p))
+        ctx.save_for_backward(ys, *tensors)
+        return ys
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_ys: Tensor | None):
+        p: Problem = ctx.problem
+        ys, *tensors = ctx.saved_tensors
+        if grad_ys is None:
+            return (None,) * (len(tensors) + 2)
+        term: LinearActivationTerm = p.term
+        spec = p.adjoint
+        plan = spec.plan if spec is not None else p.plan
+        sweep = _Sweep(term, plan, ctx.needs_input_grad[1:], tensors)
+        aug = _AdjointTerm(term)
+        controller = None
+        if p.controller is not None:
+            c = spec.controller if spec is not None and spec.controller is not None else p.controller
+            controller = Controller(rtol=c.rtol, atol=c.atol, order=plan.tab.order, norm=_adjoint_norm,
+                                    safety=c.safety, ifactor=c.ifactor, dfactor=c.dfactor, min_step=c.min_step,
+                                    max_step=c.max_step)
+        a = grad_ys[-1]
+        jumps = sorted(-x for x in p.jump_t)
+        for i in range(len(p.t_out) - 1, 0, -1):
+            z = torch.stack([ys[i], a])
+            s0, s1 = -p.t_out[i], -p.t_out[i - 1]
+            tape = _QuadratureTape(sweep, plan)
+            if p.grid is not None:
+                inner = [x for x in p.grid if p.t_out[i - 1] < x < p.t_out[i]]
+                grid = [s0] + [-x for x in reversed(inner)] + [s1]
+                out = solve_fixed(aug, plan, z, grid, [s0, s1], perturb=True, tape=tape, max_steps=p.max_steps)
+            else:
+                out = solve_adaptive(aug, plan, z, [s0, s1], controller, jump_t=jumps, exact_outputs=True,
+                                     tape=tape, max_steps=p.max_steps)
+            tape.flush()
+            a = out[-1][1] + grad_ys[i - 1]
+        term.nfe += aug.nfe
+        return (None, a if ctx.needs_input_grad[1] else None, *sweep.results())
 
 
 # ------------------------------------------------------------------------------------ the discrete adjoint
@@ -517,6 +706,8 @@ class _Sweep:
         """The step of recorded step n, times the clock rate of its piece."""
         t0, t1 = tape.t0[n], tape.t1[n]
         h = t1 - t0
+        if isinstance(h, Tensor):  # per-sample steps: (B, 1), size 0 for a sample that did not move
+            return h.to(self.term.WTs.dtype).unsqueeze(1)
         if self.term.inputs.rates is None:
             return h
         # the piece of the step's middle: steps never straddle a knot of the index clock
@@ -540,6 +731,33 @@ class _Sweep:
             B, n = kb.shape
             torch.mul(kb.unsqueeze(1), D.view(B, 2, n), out=out.view(B, 2, n))
 
+    def _folded_chunk(self, ybar: Tensor, c0: int, c1: int, hs: list[float], D: Tensor, KZ: Tensor,
+                      grads_at: dict[int, Tensor]) -> Tensor:
+        """Euler steps folded as in the forward: the adjoint of y (I + h A^T) + h s is
+        [ybar | zb] @ [I + h A; W] with zb = ybar h sigma'; two kernels a step, the state adjoint
+        written by the matmul straight into the previous step's row."""
+        term = self.term
+        N, NA = term.N, term.NA
+        L = c1 - c0
+        same = len(set(hs)) == 1
+        hv = hs[0] if same else torch.tensor(hs, dtype=D.dtype, device=D.device).view(-1, 1, 1, 1)
+        D.mul_(hv)  # sigma' times the step
+        KZ[L - 1, 0, :, :N].copy_(ybar)
+        for n in range(c1 - 1, c0 - 1, -1):
+            kc = n - c0
+            row = KZ[kc, 0]
+            self._zbar(row[:, :N], D[kc, 0], row[:, NA:])
+            if kc > 0:
+                nxt = torch.mm(row, term.folded_bwd(hs[kc]), out=KZ[kc - 1, 0, :, :N])
+            else:
+                nxt = torch.mm(row, term.folded_bwd(hs[kc]))
+            g = grads_at.get(n)
+            if g is not None:
+                nxt.add_(g)
+            ybar = nxt
+        KZ[..., :NA].mul_(hv)  # the A rows of the weight gradient need h * ybar
+        return ybar
+
     def run(self, ybar: Tensor | None, n0: int, n1: int, tape: Tape, grads_at: dict[int, Tensor],
             offset: int = 0) -> Tensor | None:
         """Steps n1-1 .. n0 (global indices; ``tape`` holds them from ``offset`` on).  ``ybar``: the
@@ -560,16 +778,13 @@ class _Sweep:
             S = torch.stack([a[0] for n in range(c0, c1) for a in tape.aux[n - offset]]).view(L, s, B, -1)
             D = self._derivative(S)
             KZ = torch.empty(L, s, B, NA + P, dtype=dtype, device=device)
-            for n in range(c1 - 1, c0 - 1, -1):
-                kc = n - c0
-                h = self._dt(tape, n - offset)
-                if self.fold and not isinstance(h, Tensor):
-                    row = KZ[kc, 0]
-                    row[:, :N].copy_(ybar)
-                    self._zbar(ybar * h, D[kc, 0], row[:, NA:])
-                    nxt = torch.mm(row, term.folded_bwd(h))
-                    row[:, :N].mul_(h)  # the A rows of the weight gradient need dt * ybar
-                else:
+            hs = [self._dt(tape, n - offset) for n in range(c0, c1)]
+            if self.fold:
+                ybar = self._folded_chunk(ybar, c0, c1, hs, D, KZ, grads_at)
+            else:
+                for n in range(c1 - 1, c0 - 1, -1):
+                    kc = n - c0
+                    h = hs[kc]
                     Ybars: list[Tensor | None] = [None] * s
                     total = ybar
                     for i in range(s - 1, -1, -1):
@@ -584,20 +799,22 @@ class _Sweep:
                         yb = torch.mm(row, term.back)
                         Ybars[i] = yb
                         total = total + yb
-                    nxt = total
-                g = grads_at.get(n)
-                if g is not None:
-                    nxt = nxt + g
-                ybar = nxt
+                    g = grads_at.get(n)
+                    ybar = total if g is None else total + g
             self._accumulate(c0, c1, tape, offset, Y, KZ)
         return ybar
 
     def _accumulate(self, c0: int, c1: int, tape: Tape, offset: int, Y: Tensor, KZ: Tensor) -> None:
-        """Weight and input gradients of steps c0..c1-1, each one matmul over all their rows."""
+        stages = [(a[1], a[2]) for n in range(c0, c1) for a in tape.aux[n - offset]]
+        self.accumulate(KZ.view(-1, *KZ.shape[2:]), Y.view(-1, *Y.shape[2:]), stages)
+
+    def accumulate(self, KZ: Tensor, Y: Tensor, stages: list[tuple[int, Any]]) -> None:
+        """Add the weight and input gradients of M stages: KZ (M, B, N_A + P) rows [kb | zb] (the
+        adjoints of the stage's linear part and pre-activation, already weighted), Y (M, B, N) the
+        stage states, ``stages`` their (piece, time).  Each gradient is one matmul over all rows."""
         term = self.term
         N, NA, P = term.N, term.NA, term.P
-        L, s = c1 - c0, self.s
-        rows = KZ.view(-1, KZ.shape[-1])
+        rows = KZ.reshape(-1, KZ.shape[-1])
         Yr = Y.reshape(-1, N)
         need_w, need_a = self.acc["W"] is not None, self.acc["A"] is not None
         if need_w or need_a:
@@ -614,23 +831,25 @@ class _Sweep:
         need_x = any(self.coef_need)
         if self.acc["U"] is None and self.acc["b"] is None and not need_x:
             return
-        Z = KZ[..., NA:].reshape(-1, P)  # (L s B, P): adjoints of the projected inputs u
+        Z = KZ[..., NA:].reshape(-1, P)  # (M B, P): adjoints of the projected inputs u
         if self.acc["b"] is not None:
             self.acc["b"].add_(Z.sum(0))
         if self.acc["U"] is None and not need_x:
             return
-        stages = [(a[1], a[2]) for n in range(c0, c1) for a in tape.aux[n - offset]]
-        x = torch.stack([term.inputs.raw(j, t) for j, t in stages])  # (L s, B, D)
+        x = torch.stack([term.inputs.raw(j, t) for j, t in stages])  # (M, B, D)
         if self.acc["U"] is not None:
             self.acc["U"].addmm_(Z.t(), x.reshape(-1, x.shape[-1]))
         if need_x:
-            xbar = (Z @ self.U if self.U is not None else Z).view(L * s, -1, x.shape[-1])
+            xbar = (Z @ self.U if self.U is not None else Z).view(len(stages), -1, x.shape[-1])
             self._input_grads(stages, xbar)
 
     def _input_grads(self, stages: list[tuple[int, Any]], xbar: Tensor) -> None:
         inputs = self.term.inputs
         n_coef = len(inputs.coeffs)
         for (j, t), xb in zip(stages, xbar.unbind(0)):
+            if isinstance(j, Tensor):
+                self._sample_input_grads(j, t, xb)
+                continue
             if j < 0 or inputs.T < 2:
                 if self.coef_grads[n_coef] is not None:
                     self.coef_grads[n_coef].add_(xb)
@@ -645,6 +864,29 @@ class _Sweep:
                 if self.coef_grads[i] is not None:
                     self.coef_grads[i][:, j].add_(xb * power)
                 power = power * tau
+
+    def _sample_input_grads(self, j: Tensor, t: Tensor, xb: Tensor) -> None:
+        """Input gradients of one stage on per-sample clocks: sample b adds to its piece j[b]."""
+        inputs = self.term.inputs
+        n_coef = len(inputs.coeffs)
+        T = inputs.T
+        rows = torch.arange(j.shape[0], device=j.device)
+        before, after = (j < 0).unsqueeze(1), (j >= T - 1).unsqueeze(1)
+        if self.coef_grads[n_coef] is not None:
+            self.coef_grads[n_coef].add_(torch.where(before, xb, torch.zeros_like(xb)))
+        if self.coef_grads[n_coef + 1] is not None:
+            self.coef_grads[n_coef + 1].add_(torch.where(after, xb, torch.zeros_like(xb)))
+        if T < 2:
+            return
+        inside = ~(before | after)
+        jc = j.clamp(0, T - 2)
+        knots = inputs.sample_knots
+        tau = (t.to(knots.dtype) - knots.gather(1, jc.unsqueeze(1)).squeeze(1)).to(xb.dtype).unsqueeze(1)
+        power = torch.where(inside, torch.ones_like(tau), torch.zeros_like(tau))
+        for i in range(n_coef):
+            if self.coef_grads[i] is not None:
+                self.coef_grads[i].index_put_((rows, jc), xb * power, accumulate=True)
+            power = power * tau
 
 
 def _scaled_sum(terms: list[tuple[float, Tensor]], dt: Any, out: Tensor | None) -> Tensor:

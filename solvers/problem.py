@@ -83,6 +83,10 @@ class Problem:
         max_steps: the step limit.
         callbacks: torchdiffeq's step callbacks.
         params: tensors that get gradients in adjoint mode (besides y0).
+        param_sources: None, or tensors of the same values as ``params`` that the output's graph
+            connects to instead (``params`` then being detached leaves the term reads): when some of
+            the differentiated tensors are functions of others (an input's coefficients computed from
+            its samples), the backward pass must take partial derivatives with respect to each.
         adjoint: the backward solve of the adjoint mode.
         per_sample: adaptive methods: every sample (axis 0 of y0) gets its own steps
             (:mod:`solvers.per_sample`); then ``t_out`` may be a (B, T) tensor and ``jump_t``/``step_t``
@@ -105,6 +109,7 @@ class Problem:
     max_steps: int = DEFAULT_MAX_STEPS
     callbacks: Callbacks | None = None
     params: tuple[Tensor, ...] = ()
+    param_sources: tuple[Tensor, ...] | None = None
     adjoint: AdjointSpec | None = None
     per_sample: bool = False
     extra: dict = field(default_factory=dict)

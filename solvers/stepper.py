@@ -109,14 +109,6 @@ class Step:
     aux: list[Any] | None
 
 
-def _stage_time(c: float, t0: Any, t1: Any, dt: Any, term: Term, perturb_start: bool, perturb_end: bool) -> Any:
-    if c == 0.0:
-        return term.nudge(t0, t1) if perturb_start else t0
-    if c == 1.0:
-        return term.nudge(t1, t0) if perturb_end else t1
-    return t0 + c * dt
-
-
 def rk_step(term: Term, plan: Plan, t0: Any, t1: Any, y0: Tensor, k0: Tensor | None = None,
             perturb_start: bool = False, perturb_end: bool = False, keep_aux: bool = False,
             aux0: Any = None) -> Step:
@@ -142,19 +134,26 @@ def rk_step(term: Term, plan: Plan, t0: Any, t1: Any, y0: Tensor, k0: Tensor | N
         dt_time = t1 - t0
     else:
         dt = dt_time = t1 - t0
-    ks: list[Tensor] = []
-    ys: list[Tensor] = []
-    auxs: list[Any] | None = [] if keep_aux else None
-    for i in range(tab.stages):
-        yi = y0 if i == 0 else combine(y0, dt, plan.rows[i], ks)
+    f = term.f
+    ys: list[Tensor] = [y0]
+    if k0 is None:
+        k0 = f(term.nudge(t0, t1) if perturb_start else t0, y0)
+        aux0 = term.aux() if keep_aux else None
+    ks: list[Tensor] = [k0]
+    auxs: list[Any] | None = [aux0] if keep_aux else None
+    c = tab.c
+    rows = plan.rows
+    for i in range(1, tab.stages):
+        yi = combine(y0, dt, rows[i], ks)
         ys.append(yi)
-        if i == 0 and k0 is not None:
-            ks.append(k0)
-            if auxs is not None:
-                auxs.append(aux0)
-            continue
-        ti = _stage_time(tab.c[i], t0, t1, dt_time, term, perturb_start, perturb_end)
-        ks.append(term.f(ti, yi))
+        ci = c[i]
+        if ci == 1.0:
+            ti = term.nudge(t1, t0) if perturb_end else t1
+        elif ci == 0.0:
+            ti = term.nudge(t0, t1) if perturb_start else t0
+        else:
+            ti = t0 + ci * dt_time
+        ks.append(f(ti, yi))
         if auxs is not None:
             auxs.append(term.aux())
     y1 = ys[-1] if plan.fsal else combine(y0, dt, plan.b, ks)

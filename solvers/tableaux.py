@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["ALIASES", "TABLEAUX", "Tableau", "tableau"]
+__all__ = ["ADAPTIVE_TABLEAUX", "ALIASES", "FIXED_TABLEAUX", "TABLEAUX", "Tableau", "tableau"]
 
 # Consistency is checked to this absolute tolerance: the tables below are written with
 # float literals such as 2/3, whose row sums are exact only to rounding.
@@ -322,6 +322,12 @@ TABLEAUX: dict[str, Tableau] = {
 }
 TABLEAUX.update({alias: TABLEAUX[name] for alias, name in ALIASES.items()})
 """Registry of the built-in explicit tableaux (fixed and embedded) by name, aliases included."""
+
+FIXED_TABLEAUX: tuple[str, ...] = tuple(sorted(n for n, t in TABLEAUX.items() if n == t.name and not t.adaptive))
+"""The fixed-step methods, one name each (no aliases)."""
+
+ADAPTIVE_TABLEAUX: tuple[str, ...] = tuple(sorted(n for n, t in TABLEAUX.items() if n == t.name and t.adaptive))
+"""The embedded pairs (adaptive steps), one name each."""
 
 
 def tableau(method: str | Tableau) -> Tableau:

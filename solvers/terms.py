@@ -21,14 +21,17 @@ tensor in the real dtype of ``y`` (as torchdiffeq does), and the optional ``pert
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 __all__ = ["FuncTerm", "Term", "nudge_float"]
+
+_F32 = struct.Struct("<f")
+_I32 = struct.Struct("<i")
 
 
 def nudge_float(t: float, toward: float, dtype: torch.dtype) -> float:
@@ -38,10 +41,16 @@ def nudge_float(t: float, toward: float, dtype: torch.dtype) -> float:
     if dtype == torch.float64:
         return math.nextafter(t, toward)
     if dtype == torch.float32:
-        v = np.float32(t)
-        if float(v) != t:  # t is not a float32 value: moving it one float64 ulp is inside already
+        bits = _F32.unpack(_F32.pack(t))[0]
+        if bits != t:  # t is not a float32 value: moving it one float64 ulp is inside already
             return math.nextafter(t, toward)
-        return float(np.nextafter(v, np.float32(toward)))
+        i = _I32.unpack(_F32.pack(t))[0]
+        # IEEE 754 single: the neighbouring values are the neighbouring integers of the bit pattern
+        # (sign-magnitude: moving away from zero increments the magnitude)
+        if t == 0.0:
+            return math.copysign(1.401298464324817e-45, toward - t)
+        i += 1 if (toward > t) == (t > 0) else -1
+        return _F32.unpack(_I32.pack(i))[0]
     # half precisions and anything else: through torch
     tt = torch.tensor(t, dtype=dtype)
     return float(torch.nextafter(tt, torch.tensor(toward, dtype=dtype)))
