@@ -127,6 +127,11 @@ def _ray_limit(coeffs: np.ndarray, direction: complex) -> float:
     ]))
     with np.errstate(over="ignore", invalid="ignore"):  # far candidates overflow to +-inf: the sign is enough
         values = np.polyval(desc, candidates)
+        return _first_unstable(desc, candidates, values)
+
+
+def _first_unstable(desc: np.ndarray, candidates: np.ndarray, values: np.ndarray) -> float:
+    """Bisection between the last stable and the first unstable candidate."""
     unstable = np.flatnonzero(values > 0)
     if unstable.size == 0:
         return math.inf
