@@ -115,12 +115,14 @@ def _merge(mask: Tensor, new: Any, old: Any) -> Any:
                     f"them, got {type(new).__name__}")
 
 
-def _next_after(times: Tensor, pointer: Tensor) -> Tensor:
-    """times[b, pointer[b]] (inf past the end)."""
-    if times.shape[1] == 0:
-        return torch.full_like(pointer, math.inf, dtype=torch.float64)
-    padded = torch.cat([times, times.new_full((times.shape[0], 1), math.inf)], 1)
-    return padded.gather(1, pointer.unsqueeze(1)).squeeze(1)
+def _next_after(padded: Tensor, t: Tensor) -> Tensor:
+    """The first time of each row of ``padded`` (sorted, ending with inf) strictly after t[b]."""
+    pointer = torch.searchsorted(padded, t.unsqueeze(1), right=True)
+    return padded.gather(1, pointer).squeeze(1)
+
+
+def _pad(times: Tensor) -> Tensor:
+    return torch.cat([times, times.new_full((times.shape[0], 1), math.inf)], 1)
 
 
 def solve_adaptive_per_sample(term: Term, plan: Plan, y0: Tensor, t_out: Any, controller: Controller, *,
@@ -173,6 +175,7 @@ def solve_adaptive_per_sample(term: Term, plan: Plan, y0: Tensor, t_out: Any, co
     steps = sample_times("step_t", (), B, dev) if step_t is None else sample_times("step_t", step_t, B, dev)
     if exact_outputs:
         steps = torch.sort(torch.cat([steps, times[:, 1:]], 1), dim=1).values
+    steps_pad, jumps_pad = _pad(steps), _pad(jumps)
     keep = tape is not None and tape.states
     t = times[:, 0].clone()
     t_end = times[:, -1]
@@ -224,10 +227,10 @@ def solve_adaptive_per_sample(term: Term, plan: Plan, y0: Tensor, t_out: Any, co
                 f"sample {b}: the step size underflowed to dt = {float(dt[b])} at t = {float(t[b])}: t + dt == t. The "
                 f"tolerances (rtol = {controller.rtol}, atol = {controller.atol}) cannot be met in this precision, "
                 f"or the solution blows up there; loosen rtol/atol (float64 reaches about 1e-13, float32 about 1e-6)")
-        next_step = _next_after(steps, torch.searchsorted(steps, t.unsqueeze(1), right=True).squeeze(1))
+        next_step = _next_after(steps_pad, t)
         on_step = active & (next_step < t1)
         t1 = torch.where(on_step, next_step, t1)
-        next_jump = _next_after(jumps, torch.searchsorted(jumps, t.unsqueeze(1), right=True).squeeze(1))
+        next_jump = _next_after(jumps_pad, t)
         on_jump = active & (next_jump <= t1)
         t1 = torch.where(on_jump, next_jump, t1)
         step = rk_step(term, plan, t, t1, y, k0, perturb_end=True, keep_aux=keep, aux0=aux0)
