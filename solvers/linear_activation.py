@@ -439,7 +439,7 @@ class _StructuredSolve(torch.autograd.Function):
             ends = tape.ends
             j = 0
             for n, acc in enumerate(adaptive_steps(plain, p.plan, y0, p.t_out[0], p.t_out[-1], None,
-                                                   schedule=tape.schedule), start=1):
+                                                   schedule=tape.schedule, jump_t=p.jump_t), start=1):
                 while j < len(ends) and ends[j] == n:
                     outs.append(acc.y1)
                     j += 1
@@ -510,7 +510,7 @@ def _replay_segment(p: Problem, tape: _ThinTape, n0: int, n1: int) -> Tape:
                         max_steps=p.max_steps)
         else:
             for _ in adaptive_steps(p.term, p.plan, y, tape.t0[n0], tape.t1[n1 - 1], None,
-                                    schedule=tape.schedule[n0:n1], k0=k0, tape=seg, aux0=aux0):
+                                    schedule=tape.schedule[n0:n1], k0=k0, tape=seg, aux0=aux0, jump_t=p.jump_t):
                 pass
     return seg
 
