@@ -71,7 +71,7 @@ import torchdiffeq
 from torch import Tensor, nn
 
 from .adjoint import adjoint_outputs, solve_adjoint
-from .controller import Controller, rms_norm, sample_rms_norm
+from .controller import Controller, check_resolution, rms_norm, sample_rms_norm
 from .engine import DEFAULT_MAX_STEPS, Callbacks, check_step_count, hermite, solve_until_event
 from .errors import NonFiniteStateError
 from .gradients import GRADIENT_MODES, resolve_gradient
@@ -552,7 +552,7 @@ def odeint(
             jumps = _jump_times("options['jump_t']", options.pop("jump_t", None), t, per_sample, y0)
         options.pop("jump_t", None)
         steps_t = _jump_times("options['step_t']", options.pop("step_t", None), t, per_sample, y0)
-        _check_resolution(rtol, atol, y0)
+        check_resolution(rtol, atol, y0)
         controller, first = _controller(options, tab, rtol, atol, y0, flat, per_sample, "options")
         problem.controller = controller
         problem.first_step = first
@@ -687,24 +687,6 @@ def _check_per_sample(tab: Tableau, name: str, y0: Tensor, flat: _Flat | None, m
     if callbacks is not None:
         warnings.warn("options['per_sample']: func's step callbacks are not called (the samples take different "
                       "steps)", stacklevel=3)
-
-
-def _check_resolution(rtol: Any, atol: Any, y0: Tensor) -> None:
-    """Refuse tolerances the state's precision cannot measure: the error estimate carries rounding of
-    about eps relative to the state, so a solve asked for much less shrinks its steps until they no
-    longer move the state, and crawls (float32 with rtol = 1e-14: 1e5 steps to advance by 0.02)."""
-    real = y0.real.dtype if y0.is_complex() else y0.dtype
-    eps = torch.finfo(real).eps
-    floor = 1e-3 * eps
-    r = float(torch.as_tensor(rtol).max())
-    a = float(torch.as_tensor(atol).max())
-    scale = float(y0.detach().abs().max()) if y0.numel() else 0.0
-    if r < floor and a < floor * scale:
-        raise ValueError(
-            f"rtol = {float(r):.3g} and atol = {float(a):.3g} ask for errors a {str(real).replace('torch.', '')} state "
-            f"cannot resolve (eps = {eps:.3g}, |y0| up to {scale:.3g}): the error estimate's own rounding is about eps "
-            f"times the state, so the steps would shrink until they no longer move it; use rtol >= {10 * floor:.1g} "
-            f"(rtol = 1e-6 is typical for float32) or a larger atol, or a float64 state")
 
 
 def _tol_tensor(tol: Any, y0: Tensor) -> Any:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .controller import Controller, rms_norm, sample_rms_norm
+from .controller import Controller, check_resolution, rms_norm, sample_rms_norm
 from .engine import DEFAULT_MAX_STEPS, check_step_count
 from .gradients import GRADIENT_MODES, resolve_gradient
 from .grids import knot_grid
@@ -58,6 +58,9 @@ def make_problem(term: Term, y0: Tensor, t_out: Tensor, method: str | Tableau, *
     """
     tab = tableau(method)
     plan = Plan.of(tab)
+    if tab.adaptive:
+        # a driven state (an RNN's) is of order one even when it starts at 0
+        check_resolution(rtol, atol, y0, scale=1.0)
     if per_sample:
         if not tab.adaptive:
             raise ValueError(f"per-sample error control needs an adaptive method (an embedded pair such as dopri5); "
