@@ -44,7 +44,6 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     import solvers
 
     from .data import TASKS
-    from .models import GRADIENTS
     from .paths import INTERPOLATIONS
     from .training import OPTIMIZERS, SCHEDULES, TASK_DEFAULTS
     from .zoo import MODELS
@@ -77,7 +76,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="adaptive solvers' relative tolerance (default 1e-3: loose, enough for training)")
     g.add_argument("--atol", type=positive(float, "--atol"), default=1e-5,
                    help="adaptive solvers' absolute tolerance (default 1e-5)")
-    g.add_argument("--gradient", choices=GRADIENTS, default="backprop",
+    g.add_argument("--gradient", choices=sorted(solvers.GRADIENT_MODES), default="backprop",
                    help="gradient mode of continuous models (default backprop: fastest; adjoint: memory flat in T)")
     g.add_argument("--interpolation", choices=INTERPOLATIONS, default=None,
                    help="input path of continuous models (default hold: what a discrete RNN reads; ncde: cubic)")

@@ -50,7 +50,7 @@ import solvers
 from .baselines import BASELINES, build_baseline
 from .fields import AntisymmetricField, CTRNNField, LipschitzField, UnitaryField
 from .fields.base import Field
-from .models import GRADIENTS, ContinuousRNN, DiscreteRNN, TorchRNN
+from .models import ContinuousRNN, DiscreteRNN, TorchRNN
 from .paths import INTERPOLATIONS
 
 __all__ = [
@@ -175,16 +175,15 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(sorted(solvers.METHODS))}")
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"unknown interpolation {interpolation!r}; expected one of {', '.join(INTERPOLATIONS)}")
-    if gradient not in GRADIENTS:
-        raise ValueError(f"unknown gradient mode {gradient!r}; expected one of {', '.join(GRADIENTS)}")
+    solvers.resolve_gradient(gradient)  # the one registry of gradient modes: unknown names are refused there
     eps = spec.eps if eps is None else eps
     if not (isinstance(eps, (int, float)) and eps > 0):
         raise ValueError(f"eps must be a positive number (the time between samples); got {eps!r}")
     field = _field(spec.family, input_size, hidden_size, beta, gamma)
     if spec.kind == "discrete":
-        if method not in solvers.TABLEAUX:
-            raise ValueError(f"a discrete cell needs an explicit tableau method; got {method!r}, expected one "
-                             f"of {', '.join(sorted(solvers.TABLEAUX))}")
+        if method not in solvers.TABLEAUX or solvers.TABLEAUX[method].adaptive:
+            raise ValueError(f"a discrete cell needs an explicit tableau method of fixed step; got {method!r}, expected "
+                             f"one of {', '.join(solvers.FIXED_TABLEAUX)}")
         return DiscreteRNN(field.discretize(method, eps), output_size)
     if noise_sigma > 0:
         from .noise import StochasticRNN

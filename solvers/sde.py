@@ -5,13 +5,13 @@ Brownian motion (``torchsde.BrownianInterval``) and the adjoint are torchsde's. 
 what ``solvers.odeint`` does for fixed-step ODE methods, so that an SDE with g = 0 is exactly the
 ODE solved by ``solvers.odeint`` with the same fixed step:
 
-* **knot-aligned grid** (``solvers.fixed.knot_grid``): steps never straddle an output time or a
+* **knot-aligned grid** (``solvers.grids.knot_grid``): steps never straddle an output time or a
   ``jump_t`` point; each gap is split into equal substeps no longer than ``dt``.  torchsde's own
   loop steps ``t0, t0 + dt, ...`` over the whole span and linearly interpolates the outputs,
   which steps straight over the knots of a piecewise (held) input.
 * **stage times one ulp inside the step**: a stage on an end point of step [t0, t1] is evaluated
   at ``nextafter(t0, t1)`` or ``nextafter(t1, t0)``, so a zero-order-hold input is read from the
-  step's own piece (see ``solvers.fixed``).
+  step's own piece (see ``solvers.grids``).
 
 Only the forward loop is ours: each step is one call of the torchsde method's ``step``.  torchsde
 offers no public single-step API, so this loop reads its method registry and contract check from
@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .fixed import knot_grid
+from .grids import knot_grid
 
 __all__ = ["NOISE_TYPES", "SDE", "SDE_METHODS", "brownian_interval", "sdeint"]
 

@@ -113,7 +113,7 @@ def max_stable_steps(eigenvalues: np.ndarray | Sequence[complex], methods: Seque
                      ) -> dict[str, float]:
     """``solvers.max_stable_step`` for each explicit tableau (default: all of ``solvers.TABLEAUX``)."""
     lam = np.asarray(eigenvalues, dtype=complex).reshape(-1)
-    return {m: solvers.max_stable_step(m, lam) for m in (methods or sorted(solvers.TABLEAUX))}
+    return {m: solvers.max_stable_step(m, lam) for m in (methods or solvers.FIXED_TABLEAUX + solvers.ADAPTIVE_TABLEAUX)}
 
 
 def _check_form(field: Field) -> None:

@@ -34,7 +34,7 @@ import torch
 import torchcde
 from torch import nn
 
-from solvers.methods import TORCHDIFFEQ_METHODS
+import solvers
 
 from ..inputs import check_inputs, step_observed
 from ..models import last_observed_index
@@ -43,6 +43,11 @@ from ..paths import fill_missing
 __all__ = ["CDE_INTERPOLATIONS", "CDEVectorField", "NeuralCDE"]
 
 CDE_INTERPOLATIONS = ("cubic", "linear", "natural")
+
+TORCHDIFFEQ_METHODS = ("adaptive_heun", "bosh3", "dopri5", "dopri8", "euler", "explicit_adams", "fehlberg2", "fixed_adams",
+                       "heun2", "heun3", "implicit_adams", "midpoint", "rk4", "scipy_solver")
+"""torchdiffeq 0.2.5's method names (torchcde solves with torchdiffeq; ``solvers.METHODS`` gives them
+the same meaning and tells fixed from adaptive)."""
 
 
 class CDEVectorField(nn.Module):
@@ -133,7 +138,7 @@ class NeuralCDE(nn.Module):
     def solve_options(self, grid: torch.Tensor) -> dict:
         """Keyword arguments of torchcde.cdeint beyond X, func, z0 and t."""
         kwargs: dict = {"method": self.method, "adjoint": self.gradient == "adjoint"}
-        if TORCHDIFFEQ_METHODS[self.method].kind == "fixed":
+        if solvers.METHODS[self.method].kind == "fixed":
             if self.step_size is not None:
                 kwargs["options"] = {"step_size": self.step_size}
         else:

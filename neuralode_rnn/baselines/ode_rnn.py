@@ -26,7 +26,7 @@ from torch import nn
 import solvers
 
 from ..inputs import check_inputs, forward_fill, step_gaps
-from ..models import GRADIENTS, last_observed_index
+from ..models import last_observed_index
 
 __all__ = ["ODERNN"]
 
@@ -52,7 +52,7 @@ class ODERNN(nn.Module):
         input_size, hidden_size, output_size: D, H and the readout width.
         hidden_hidden_size: width of f's hidden layer (default H).
         method, step_size, rtol, atol, gradient: the ODE solve (module docstring); ``gradient`` is
-            one of ``models.GRADIENTS``.
+            one of ``solvers.GRADIENT_MODES``.
 
     ``nfe`` holds the function evaluations of the last forward pass.
     """
@@ -65,8 +65,7 @@ class ODERNN(nn.Module):
         super().__init__()
         if method not in solvers.METHODS:
             raise ValueError(f"unknown method {method!r}; expected one of {', '.join(sorted(solvers.METHODS))}")
-        if gradient not in GRADIENTS:
-            raise ValueError(f"unknown gradient mode {gradient!r}; expected one of {', '.join(GRADIENTS)}")
+        solvers.resolve_gradient(gradient)  # unknown modes are refused by the one registry
         if step_size is not None and not (isinstance(step_size, (int, float)) and step_size > 0):
             raise ValueError(f"step_size must be None or a positive number of time units; got {step_size!r}")
         hh = hidden_size if hidden_hidden_size is None else hidden_hidden_size
