@@ -782,25 +782,27 @@ class _Sweep:
             if self.fold:
                 ybar = self._folded_chunk(ybar, c0, c1, hs, D, KZ, grads_at)
             else:
+                back, b, a_cols = term.back, self.b, self.a_cols
                 for n in range(c1 - 1, c0 - 1, -1):
                     kc = n - c0
                     h = hs[kc]
+                    rows, Ds = KZ[kc].unbind(0), D[kc].unbind(0)
                     Ybars: list[Tensor | None] = [None] * s
-                    total = ybar
+                    total = ybar.clone()  # ybar_n = ybar_{n+1} + sum_i Ybar_i, accumulated in place
                     for i in range(s - 1, -1, -1):
-                        terms = ([(self.b[i], ybar)] if self.b[i] != 0.0 else []) + \
-                                [(w, Ybars[j]) for j, w in self.a_cols[i] if Ybars[j] is not None]
-                        row = KZ[kc, i]
+                        terms = ([(b[i], ybar)] if b[i] != 0.0 else []) + \
+                                [(w, Ybars[j]) for j, w in a_cols[i] if Ybars[j] is not None]
+                        row = rows[i]
                         if not terms:
                             row.zero_()
                             continue
                         kb = _scaled_sum(terms, h, row[:, :NA] if NA else None)
-                        self._zbar(kb, D[kc, i], row[:, NA:])
-                        yb = torch.mm(row, term.back)
+                        self._zbar(kb, Ds[i], row[:, NA:])
+                        yb = torch.mm(row, back)
                         Ybars[i] = yb
-                        total = total + yb
+                        total.add_(yb)
                     g = grads_at.get(n)
-                    ybar = total if g is None else total + g
+                    ybar = total if g is None else total.add_(g)
             self._accumulate(c0, c1, tape, offset, Y, KZ)
         return ybar
 
