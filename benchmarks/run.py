@@ -362,6 +362,7 @@ def rows(suite: str, quick: bool) -> dict[str, Callable[[dict, int], Run]]:
         for method in ("dopri5", "tsit5"):
             for gradient in ("backprop", "checkpoint", "adjoint"):
                 out[f"lipschitz {method} {gradient}, hold"] = _library("lipschitz", method, gradient)
+        out["lipschitz dopri5 inference, hold"] = _library("lipschitz", "dopri5", "backprop", inference=True)
         out["lipschitz dopri5 backprop, cubic"] = _library("lipschitz", "dopri5", "backprop", "cubic")
         out["lipschitz dopri5 adjoint, cubic"] = _library("lipschitz", "dopri5", "adjoint", "cubic")
         out[TDQ_DOPRI5] = _torchdiffeq("dopri5")
@@ -559,6 +560,7 @@ def report(res: dict, meta: dict) -> str:
     for label, target, value, ok in goals(res):
         lines.append(f"| {label} | {target} | {value} | {'yes' if ok else 'NO' if ok is False else ''} |")
     lines.append("")
+    lines += bounds(res, meta.get("op_costs"))
     for name in res:
         lines += _suite_table(name, res[name])
     lines += ["## How", "",
@@ -575,6 +577,75 @@ def report(res: dict, meta: dict) -> str:
               "T).  The unitary field runs the generic driven term with its own fused Euler update (exactly the "
               "uRNN cell at step 1) and complex inputs projected per chunk."]
     return "\n".join(lines) + "\n"
+
+
+def op_costs(B: int, N: int, repeats: int = 9) -> dict[str, float]:
+    """Seconds per call on this CPU of the step's pieces at the fixed suite's shapes, interleaved,
+    medians: a (B, N) x (N, N) matmul, the activation as the structured term computes it (the
+    kernel :func:`solvers.tanh_kernel` chose) and a scaled add (one Runge-Kutta stage combination)."""
+    h, W, z = torch.randn(B, N), torch.randn(N, N), torch.randn(B, N)
+    out = torch.empty_like(z)
+    minus_one = torch.full((), -1.0)
+    kernel = solvers.tanh_kernel(torch.float32)
+
+    def act():
+        if kernel == "tanh":
+            torch.tanh(z, out=out)
+        else:
+            torch.sigmoid(z, out=out)
+            torch.add(minus_one, out, alpha=2.0, out=out)
+
+    ops = {"matmul": lambda: torch.mm(h, W, out=out), "activation": act,
+           "scaled add": lambda: torch.add(h, z, alpha=0.5, out=out)}
+    rounds: dict[str, list[float]] = {k: [] for k in ops}
+    for fn in ops.values():
+        for _ in range(50):
+            fn()
+    for _ in range(repeats):
+        for k, fn in ops.items():
+            t0 = time.perf_counter()
+            for _ in range(200):
+                fn()
+            rounds[k].append((time.perf_counter() - t0) / 200)
+    return {k: statistics.median(v) for k, v in rounds.items()}
+
+
+def bounds(res: dict, costs: dict[str, float] | None) -> list[str]:
+    """What this CPU's own arithmetic allows for the goals that compare unlike work, from this run."""
+    lines = ["## Bounds on this CPU", ""]
+    if costs:
+        mm, act, axpy = costs["matmul"], costs["activation"], costs["scaled add"]
+        rk4 = solvers.tableau("rk4")
+        combos = sum(v != 0.0 for row in rk4.a for v in row) + sum(v != 0.0 for v in rk4.b)
+        s = SUITES["fixed"]
+        lines.append(
+            f"Per call at B = {s['B']}, N = {s['N']} (medians, interleaved): matmul {mm * 1e6:.1f} us, activation "
+            f"{act * 1e6:.1f} us, scaled add {axpy * 1e6:.1f} us.  The floor row does two matmuls a step and no "
+            f"activation; an inference step does the same two matmuls (as addmm) and the activation, so "
+            f"inference / floor cannot go below (2 matmul + activation) / (2 matmul) = "
+            f"{(2 * mm + act) / (2 * mm):.2f} here.  An Euler step folds the linear part into its second addmm "
+            f"(two products and the activation); an RK4 step (`rk4`, the 3/8 rule) evaluates the field four times "
+            f"(two products and the activation each) and makes {combos} scaled adds for its stage combinations, so "
+            f"RK4 / Euler in forward arithmetic is at least (4 (2 matmul + activation) + {combos} add) / "
+            f"(2 matmul + activation) = {(4 * (2 * mm + act) + combos * axpy) / (2 * mm + act):.2f} here.")
+        lines.append("")
+    ad = res.get("adaptive")
+    if ad:
+        Ta = max(ad["med"])
+        a = ad["med"][Ta]
+        fwd = a.get("lipschitz dopri5 inference, hold")
+        bp, adj = a.get("lipschitz dopri5 backprop, hold"), a.get("lipschitz dopri5 adjoint, hold")
+        if fwd and bp and adj:
+            lines.append(
+                f"dopri5 on the held input (T = {Ta}): the forward solve alone takes {fwd * 1e3:,.0f} ms, so the "
+                f"backward pass costs {(bp - fwd) * 1e3:,.0f} ms under backprop (the discrete adjoint of the "
+                f"recorded stages: one product per stage) and {(adj - fwd) * 1e3:,.0f} ms under the adjoint, "
+                f"which integrates the state again beside its adjoint (each backward evaluation is a forward "
+                f"evaluation plus a vector-Jacobian product on a doubled state, with steps chosen anew by the "
+                f"controller).  Adjoint / backprop <= 1.5 would need that backward pass to cost at most "
+                f"{(1.5 * bp - fwd) * 1e3:,.0f} ms.")
+            lines.append("")
+    return lines if len(lines) > 2 else []
 
 
 def _log(message: str) -> None:
@@ -607,7 +678,7 @@ def main(quick: bool = False, repeats: int = 5, memory: bool = True, out_dir: Pa
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "torch": torch.__version__,
             "torchdiffeq": torchdiffeq.__version__, "threads": torch.get_num_threads(), "cpu": _cpu(),
             "cores": os.cpu_count(), "quick": quick, "repeats": repeats, "kernel": solvers.tanh_kernel(torch.float32),
-            "seconds": round(time.time() - start)}
+            "op_costs": op_costs(SUITES["fixed"]["B"], SUITES["fixed"]["N"]), "seconds": round(time.time() - start)}
     text = report(res, meta)
     print(text)
     out_dir.mkdir(parents=True, exist_ok=True)
