@@ -71,7 +71,7 @@ def test_lipschitz_defaults_are_unchanged():
     torch.manual_seed(3)
     M_A, M_W = torch.randn(5, 5) * (1.0 / 5), torch.randn(5, 5) * (1.0 / 5)
     assert torch.equal(f.M_A, M_A) and torch.equal(f.M_W, M_W)
-    assert f.stable_margin is None and f.max_norm is None
+    assert f.stable_margin is None
     eye = torch.eye(5)
     assert torch.equal(f.A, 0.3 * (M_A + M_A.T) + 0.7 * (M_A - M_A.T) - 0.2 * eye)
     assert torch.equal(f.W, 0.3 * (M_W + M_W.T) + 0.7 * (M_W - M_W.T) - 0.05 * eye)
@@ -130,7 +130,7 @@ def test_stable_margin_errors():
     with pytest.raises(ValueError, match="stable_margin must be None .* or a positive number; got 0"):
         nr.LipschitzField(1, 4, stable_margin=0)
     with pytest.raises(ValueError, match="max_norm must be None .* or a positive number; got -1"):
-        nr.LipschitzField(1, 4, max_norm=-1)
+        nr.AntisymmetricField(1, 4, max_norm=-1)
 
 
 # ----------------------------------------------------------------------------- AntisymmetricRNN
