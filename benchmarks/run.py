@@ -1,21 +1,34 @@
 """Speed and memory of this library's continuous-time RNNs against their peers, in one process.
 
-    PYTHONPATH=. python benchmarks/run.py            # full run (~20 minutes), writes benchmarks/RESULTS.md
-    PYTHONPATH=. python benchmarks/run.py --quick    # a few minutes: T = 98, 196, fewer rows
+    PYTHONPATH=. python benchmarks/run.py            # full run (~25 minutes), writes benchmarks/RESULTS.md
+    PYTHONPATH=. python benchmarks/run.py --quick    # a few minutes: smaller T, fewer repeats of memory
 
-Shapes as the Lipschitz RNN's ordered pixel-MNIST set-up: B = 128, N = 128, D = 1, float32, step
-eps = 0.03, T in {98, 196, 392, 784}; each row is a forward pass, a cross-entropy loss on a linear
-readout of the last state and a backward pass, unless it says "inference" or "floor".
+Three suites, each a set of rows timed against each other (forward, cross-entropy on a linear readout
+of the last state, backward, unless the row says "inference" or "floor"):
+
+* **fixed** (the Lipschitz RNN's ordered pixel-MNIST shapes: B = 128, N = 128, D = 1, eps = 0.03,
+  T in {98, 392, 784}): Euler / midpoint / RK4 under every gradient mode, against the Lipschitz
+  paper's reference loop, a three-op hand loop (``h = addmm(tanh(addmm(Z[t], h, W^T)), h,
+  I + eps A^T, beta=eps)``), torchdiffeq and torchcde, torch.nn.LSTM/GRU and a matmul floor;
+* **adaptive** (B = 64, N = 128, D = 1, T = 200): dopri5 / tsit5 on a held and a cubic input,
+  under backprop, checkpoint and the adjoint, against the fixed-step fast path (per function
+  evaluation) and torchdiffeq's dopri5 on a hand-written hold lookup;
+* **unitary** (B = 20, N = 128, D = 1, T = 200): the full-capacity uRNN, Euler with step 1, against a
+  plain complex loop with modReLU.
 
 Timing: one process, torch.set_num_threads(THREADS) fixed, every row warmed up once, then
-``repeats`` rounds in which every row runs once in turn (interleaved, so a burst of load from other
-jobs on a shared machine hits all rows alike); the table reports medians, and ratios are taken
-between medians of the same run.
+``repeats`` rounds in which every row of a suite runs once in turn (interleaved, so a burst of load
+from other jobs on a shared machine hits all rows alike); the tables report medians, and ratios are
+taken between medians of the same run.  Rows report their function evaluations (NFE) where they
+have some, so costs per evaluation can be compared.
 
-Peak memory: for each row, a fresh subprocess builds the row, runs it once at T = 8 (library
+Peak memory: for each row, a fresh subprocess builds the row, runs it once at a small T (library
 initialisation), records its peak resident set size (``VmHWM`` of /proc/self/status), runs the row
-once at the measured T, and reports the growth of the peak: the extra memory the forward and
-backward pass needed at their high-water mark (page granularity, includes allocator slack).
+once at the measured T, and reports the growth of the peak (page granularity, allocator slack
+included).
+
+The CPU model, torch version, threads and the kernel the structured path chose on this machine
+(``solvers.tanh_kernel``) are written beside the results.
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -38,16 +52,27 @@ import torch.nn.functional as F
 import torchdiffeq
 
 import neuralode_rnn as nr
+import solvers
+from neuralode_rnn.fields.unitary import modrelu
 
 HERE = Path(__file__).resolve().parent
-B, N, D, EPS, CLASSES = 128, 128, 1, 0.03, 10
 THREADS = 1
-T_FULL = (98, 196, 392, 784)
-T_QUICK = (98, 196)
+CLASSES = 10
+EPS = 0.03
+
+SUITES = {
+    "fixed": {"B": 128, "N": 128, "D": 1, "T": (98, 392, 784), "T_quick": (98, 196), "mem_T": (98, 784),
+              "mem_T_quick": (98, 196)},
+    "adaptive": {"B": 64, "N": 128, "D": 1, "T": (200,), "T_quick": (100,), "mem_T": (100, 400),
+                 "mem_T_quick": (50, 200)},
+    "unitary": {"B": 20, "N": 128, "D": 1, "T": (200,), "T_quick": (100,), "mem_T": (), "mem_T_quick": ()},
+}
+
+Run = Callable[[], "int | None"]  # a row's one repetition; returns its function evaluations (or None)
 
 
-# ---------------------------------------------------------------------------- the rows
-def _data(T: int, seed: int = 0):
+# ---------------------------------------------------------------------------- data
+def _data(B: int, T: int, D: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(B, T, D, generator=g)
     y = torch.randint(0, CLASSES, (B,), generator=g)
@@ -55,31 +80,38 @@ def _data(T: int, seed: int = 0):
     return x, y, times
 
 
-def _library(family: str, method: str, gradient: str, inference: bool = False):
-    def build(T: int):
+# ---------------------------------------------------------------------------- library rows
+def _library(family: str, method: str, gradient: str, interpolation: str = "hold", inference: bool = False,
+             rtol: float = 1e-3, atol: float = 1e-5):
+    def build(s: dict, T: int) -> Run:
         torch.manual_seed(0)
+        B, N, D = s["B"], s["N"], s["D"]
         field = nr.LipschitzField(D, N) if family == "lipschitz" else nr.AntisymmetricField(D, N, gamma=0.01)
-        model = nr.ContinuousRNN(field, CLASSES, method=method, gradient=gradient)
-        x, y, times = _data(T)
+        model = nr.ContinuousRNN(field, CLASSES, method=method, gradient=gradient, interpolation=interpolation,
+                                 rtol=rtol, atol=atol)
+        x, y, times = _data(B, T, D)
         if inference:
             def run():
                 with torch.no_grad():
                     model(x, times)
+                return model.nfe
             return run
 
         def run():
             model.zero_grad(set_to_none=True)
             F.cross_entropy(model(x, times), y).backward()
+            return model.nfe
         return run
     return build
 
 
-def _irregular(T: int):
+def _irregular(s: dict, T: int) -> Run:
     """Per-sample times: each sample keeps a random half of the T points; B x T/2 samples."""
     torch.manual_seed(0)
+    B, N, D = s["B"], s["N"], s["D"]
     model = nr.ContinuousRNN(nr.LipschitzField(D, N), CLASSES, method="euler")
     g = torch.Generator().manual_seed(1)
-    x_full, y, times_full = _data(T)
+    x_full, y, times_full = _data(B, T, D)
     keep = torch.rand(B, T, generator=g).argsort(1)[:, :T // 2].sort(1).values
     x = x_full.gather(1, keep.unsqueeze(-1))
     times = times_full[keep]
@@ -87,14 +119,16 @@ def _irregular(T: int):
     def run():
         model.zero_grad(set_to_none=True)
         F.cross_entropy(model(x, times), y).backward()
+        return model.nfe
     return run
 
 
-def _halved(T: int):
+def _halved(s: dict, T: int) -> Run:
     """The regular case with the irregular one's number of steps (T/2 samples, shared times)."""
-    return _library("lipschitz", "euler", "backprop")(T // 2)
+    return _library("lipschitz", "euler", "backprop")(s, T // 2)
 
 
+# ---------------------------------------------------------------------------- hand-written peers
 def _symmetric_skew(M: torch.Tensor, beta: float, gamma: float) -> torch.Tensor:
     return beta * (M - M.T) + (1 - beta) * (M + M.T) - gamma * torch.eye(M.shape[0])
 
@@ -102,95 +136,124 @@ def _symmetric_skew(M: torch.Tensor, beta: float, gamma: float) -> torch.Tensor:
 class _ReferenceLipschitz(torch.nn.Module):
     """The Lipschitz RNN written as its reference code (erichson/LipschitzRNN) writes it: a Python
     loop over time that, at every step, applies the input map (nn.Linear) to x[:, t], composes A and
-    W from their raw parameters, and takes h <- h + eps h A + eps tanh(h W + z).  With
-    ``compose_once`` the matrices are composed once per forward pass: a tuned hand-written loop."""
+    W from their raw parameters, and takes h <- h + eps h A + eps tanh(h W + z)."""
 
-    def __init__(self, compose_once: bool = False):
+    def __init__(self, N: int, D: int):
         super().__init__()
         self.E = torch.nn.Linear(D, N)
         self.C = torch.nn.Parameter(torch.randn(N, N) / N)
         self.B = torch.nn.Parameter(torch.randn(N, N) / N)
         self.D = torch.nn.Linear(N, CLASSES)
-        self.beta, self.gamma, self.eps = 0.75, 0.001, EPS
-        self.compose_once = compose_once
+        self.N = N
 
     def forward(self, x):
-        h = torch.zeros(x.shape[0], N)
-        if self.compose_once:
-            A = _symmetric_skew(self.B, self.beta, self.gamma)
-            W = _symmetric_skew(self.C, self.beta, self.gamma)
+        h = torch.zeros(x.shape[0], self.N)
         for t in range(x.shape[1]):
             z = self.E(x[:, t, :])
-            if not self.compose_once:
-                A = _symmetric_skew(self.B, self.beta, self.gamma)
-                W = _symmetric_skew(self.C, self.beta, self.gamma)
-            h = h + self.eps * torch.matmul(h, A) + self.eps * torch.tanh(torch.matmul(h, W) + z)
+            A = _symmetric_skew(self.B, 0.75, 0.001)
+            W = _symmetric_skew(self.C, 0.75, 0.001)
+            h = h + EPS * torch.matmul(h, A) + EPS * torch.tanh(torch.matmul(h, W) + z)
         return self.D(h)
 
 
-def _reference(compose_once: bool):
-    def build(T: int):
+class _ThreeOp(torch.nn.Module):
+    """The tightest hand loop: inputs projected once, matrices composed once, three ops a step:
+    ``h = addmm(tanh(addmm(Z[t], h, W^T)), h, I + eps A^T, beta=eps)``."""
+
+    def __init__(self, N: int, D: int):
+        super().__init__()
+        self.field = nr.LipschitzField(D, N)
+        self.readout = torch.nn.Linear(N, CLASSES)
+        self.N = N
+
+    def forward(self, x):
+        f = self.field
+        Z = f.input_map(x).transpose(0, 1)  # (T, B, N): one matmul for all steps
+        W_T = f.W.t()
+        fold = torch.eye(self.N) + EPS * f.A.t()
+        h = torch.zeros(x.shape[0], self.N)
+        for z in Z.unbind(0):
+            h = torch.addmm(torch.tanh(torch.addmm(z, h, W_T)), h, fold, beta=EPS)
+        return self.readout(h)
+
+
+def _module_row(cls):
+    def build(s: dict, T: int) -> Run:
         torch.manual_seed(0)
-        model = _ReferenceLipschitz(compose_once)
-        x, y, _ = _data(T)
+        model = cls(s["N"], s["D"])
+        x, y, _ = _data(s["B"], T, s["D"])
 
         def run():
             model.zero_grad(set_to_none=True)
             F.cross_entropy(model(x), y).backward()
+            return T
         return run
     return build
 
 
 class _HoldField(torch.nn.Module):
-    """A naive torchdiffeq user's Lipschitz field: the input looked up (zero-order hold) per call."""
+    """A torchdiffeq user's Lipschitz field: the held input looked up per call (step k reads x_k on
+    (t_{k-1}, t_k]), counting its calls."""
 
-    def __init__(self, field: nr.LipschitzField, x: torch.Tensor):
+    def __init__(self, field: nr.LipschitzField, x: torch.Tensor, times: torch.Tensor):
         super().__init__()
-        self.field, self.x = field, x
+        self.field, self.x, self.knots = field, x, times.double()
+        self.nfe = 0
 
     def forward(self, t, h):
-        k = min(round(float(t) / EPS), self.x.shape[1] - 1)  # step [t_k, t_k + eps] reads sample k
+        self.nfe += 1
+        k = int(torch.searchsorted(self.knots, t.detach().double().reshape(1)).clamp(max=self.x.shape[1] - 1))
         return self.field(h, self.x[:, k])
 
 
-def _torchdiffeq(T: int):
-    torch.manual_seed(0)
-    field = nr.LipschitzField(D, N)
-    readout = torch.nn.Linear(N, CLASSES)
-    x, y, _ = _data(T)
-    # Only the end point is asked for, with step_size = eps: asking for all T outputs would make
-    # torchdiffeq write each into a preallocated solution tensor, whose backward is O(T^2).
-    t = torch.tensor([0.0, T * EPS])
-    func = _HoldField(field, x)
+def _torchdiffeq(method: str):
+    def build(s: dict, T: int) -> Run:
+        torch.manual_seed(0)
+        B, N, D = s["B"], s["N"], s["D"]
+        field = nr.LipschitzField(D, N)
+        readout = torch.nn.Linear(N, CLASSES)
+        x, y, times = _data(B, T, D)
+        func = _HoldField(field, x, times)
+        # only the end point: asking torchdiffeq for all T outputs makes its backward O(T^2)
+        t = torch.tensor([0.0, float(times[-1])])
+        if method == "euler":
+            kw = dict(method="euler", options={"step_size": EPS})
+        else:
+            kw = dict(method=method, rtol=1e-3, atol=1e-5, options={"jump_t": times.double()})
 
-    def run():
-        field.zero_grad(set_to_none=True)
-        h = torchdiffeq.odeint(func, torch.zeros(B, N), t, method="euler", options={"step_size": EPS})[-1]
-        F.cross_entropy(readout(h), y).backward()
-    return run
+        def run():
+            field.zero_grad(set_to_none=True)
+            func.nfe = 0
+            h = torchdiffeq.odeint(func, torch.zeros(B, N), t, **kw)[-1]
+            F.cross_entropy(readout(h), y).backward()
+            return func.nfe
+        return run
+    return build
 
 
 class _CDEField(torch.nn.Module):
-    """dh = (h A^T + tanh(h W^T + b)) dt + U dx: the Lipschitz field with the input entering as a
-    controlled differential equation, the form torchcde integrates (dX = (dt, dx))."""
+    """dh = (h A^T + tanh(h W^T + b)) dt + U dx: the Lipschitz field as a controlled differential
+    equation, the form torchcde integrates (dX = (dt, dx))."""
 
-    def __init__(self):
+    def __init__(self, N: int, D: int):
         super().__init__()
         self.field = nr.LipschitzField(D, N)
         self.U = torch.nn.Parameter(torch.randn(N, D) / D ** 0.5)
+        self.N, self.D = N, D
 
     def forward(self, t, h):
-        f = self.field.rhs(h, self.field.input_map.bias)  # (B, N) drift per unit time
-        return torch.cat([f.unsqueeze(-1), self.U.expand(h.shape[0], N, D)], -1)
+        f = self.field.rhs(h, self.field.input_map.bias)
+        return torch.cat([f.unsqueeze(-1), self.U.expand(h.shape[0], self.N, self.D)], -1)
 
 
-def _torchcde(T: int):
+def _torchcde(s: dict, T: int) -> Run:
     import torchcde
 
     torch.manual_seed(0)
-    func = _CDEField()
+    B, N, D = s["B"], s["N"], s["D"]
+    func = _CDEField(N, D)
     readout = torch.nn.Linear(N, CLASSES)
-    x, y, times = _data(T)
+    x, y, times = _data(B, T, D)
     t = torch.cat([torch.zeros(1), times])
     path = torch.cat([t.view(1, -1, 1).expand(B, -1, 1), torch.cat([x[:, :1], x], 1)], -1)
     coeffs = torchcde.linear_interpolation_coeffs(path, t=t)
@@ -201,73 +264,126 @@ def _torchcde(T: int):
         h = torchcde.cdeint(X, func, torch.zeros(B, N), X.interval, adjoint=False, method="euler",
                             options={"step_size": EPS})[:, -1]
         F.cross_entropy(readout(h), y).backward()
+        return T
     return run
 
 
 def _torch_rnn(kind: str):
-    def build(T: int):
+    def build(s: dict, T: int) -> Run:
         torch.manual_seed(0)
-        model = nr.TorchRNN(kind, D, N, CLASSES)
-        x, y, _ = _data(T)
+        model = nr.TorchRNN(kind, s["D"], s["N"], CLASSES)
+        x, y, _ = _data(s["B"], T, s["D"])
 
         def run():
             model.zero_grad(set_to_none=True)
             F.cross_entropy(model(x), y).backward()
+            return None
         return run
     return build
 
 
-def _floor(T: int):
+def _floor(s: dict, T: int) -> Run:
     """Forward-only chain of the step's two (B, N) x (N, N) products: no activation, no autograd."""
+    N, B = s["N"], s["B"]
     W1, W2 = torch.randn(N, N) / N, torch.randn(N, N) / N
 
     def run():
         h = torch.randn(B, N)
         for _ in range(T):
             h = torch.mm(torch.mm(h, W1), W2)
+        return None
     return run
 
 
-def rows(quick: bool) -> dict[str, tuple[str, callable]]:
-    """name -> (group, builder(T) -> run())."""
-    out: dict[str, tuple[str, callable]] = {}
-    methods = ("euler", "midpoint") if quick else ("euler", "midpoint", "rk4")
-    for family in ("lipschitz", "antisymmetric"):
-        for method in methods:
+def _unitary_library(s: dict, T: int) -> Run:
+    torch.manual_seed(0)
+    B, N, D = s["B"], s["N"], s["D"]
+    model = nr.ContinuousRNN(nr.UnitaryField(D, N), CLASSES, method="euler")
+    x, y, _ = _data(B, T, D)  # times None: t_k = k, Euler steps of 1: the uRNN cell
+
+    def run():
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        return model.nfe
+    return run
+
+
+def _unitary_loop(s: dict, T: int) -> Run:
+    """A plain complex loop: inputs projected once, h <- modReLU(h W^T + V x_t, b)."""
+    torch.manual_seed(0)
+    B, N, D = s["B"], s["N"], s["D"]
+    field = nr.UnitaryField(D, N)
+    readout = torch.nn.Linear(2 * N, CLASSES)
+    x, y, _ = _data(B, T, D)
+
+    def run():
+        field.zero_grad(set_to_none=True)
+        readout.zero_grad(set_to_none=True)
+        u = field.input_map(x)
+        steps = torch.complex(u[..., :N], u[..., N:]).unbind(1)
+        W_T = field.U.t()
+        h = torch.zeros(B, N, dtype=torch.complex64)
+        for v in steps:
+            h = modrelu(h @ W_T + v, field.b)
+        F.cross_entropy(readout(torch.cat([h.real, h.imag], -1)), y).backward()
+        return T
+    return run
+
+
+# ---------------------------------------------------------------------------- the rows of each suite
+REF = "reference loop (paper code)"
+THREE = "three-op hand loop"
+FLOOR = "floor (2 matmuls/step, forward only)"
+TDQ_EULER = "torchdiffeq euler, hold lookup"
+TDQ_DOPRI5 = "torchdiffeq dopri5, hold lookup (jump_t)"
+
+
+def rows(suite: str, quick: bool) -> dict[str, Callable[[dict, int], Run]]:
+    out: dict[str, Callable[[dict, int], Run]] = {}
+    if suite == "fixed":
+        for family in ("lipschitz", "antisymmetric"):
+            for method in ("euler", "midpoint", "rk4"):
+                for gradient in ("backprop", "checkpoint", "adjoint"):
+                    if quick and (method == "rk4" or family == "antisymmetric") and gradient != "backprop":
+                        continue
+                    out[f"{family} {method} {gradient}"] = _library(family, method, gradient)
+        out["lipschitz euler inference"] = _library("lipschitz", "euler", "backprop", inference=True)
+        out[REF] = _module_row(_ReferenceLipschitz)
+        out[THREE] = _module_row(_ThreeOp)
+        out[TDQ_EULER] = _torchdiffeq("euler")
+        out["torchcde cdeint euler (CDE form)"] = _torchcde
+        out["torch.nn.LSTM"] = _torch_rnn("lstm")
+        out["torch.nn.GRU"] = _torch_rnn("gru")
+        out[FLOOR] = _floor
+    elif suite == "adaptive":
+        out["lipschitz euler backprop"] = _library("lipschitz", "euler", "backprop")
+        out["lipschitz euler adjoint"] = _library("lipschitz", "euler", "adjoint")
+        out["lipschitz rk4 backprop"] = _library("lipschitz", "rk4", "backprop")
+        for method in ("dopri5", "tsit5"):
             for gradient in ("backprop", "checkpoint", "adjoint"):
-                if gradient == "adjoint" and method != "euler":
-                    # rk4: no torchdiffeq method computes our classical rk4 step; midpoint works
-                    # (tests) but is left out to keep the full run within its time budget
-                    continue
-                out[f"{family} {method} {gradient}"] = ("library", _library(family, method, gradient))
-    out["lipschitz euler inference"] = ("library", _library("lipschitz", "euler", "backprop", inference=True))
-    out["reference loop (paper code)"] = ("peer", _reference(False))
-    out["hand loop, matrices composed once"] = ("peer", _reference(True))
-    out["torchdiffeq odeint euler, hold input"] = ("peer", _torchdiffeq)
-    out["torchcde cdeint euler (CDE form)"] = ("peer", _torchcde)
-    out["torch.nn.LSTM"] = ("peer", _torch_rnn("lstm"))
-    out["torch.nn.GRU"] = ("peer", _torch_rnn("gru"))
-    out["floor (2 matmuls/step, forward only)"] = ("floor", _floor)
+                out[f"lipschitz {method} {gradient}, hold"] = _library("lipschitz", method, gradient)
+        out["lipschitz dopri5 backprop, cubic"] = _library("lipschitz", "dopri5", "backprop", "cubic")
+        out["lipschitz dopri5 adjoint, cubic"] = _library("lipschitz", "dopri5", "adjoint", "cubic")
+        out[TDQ_DOPRI5] = _torchdiffeq("dopri5")
+    elif suite == "unitary":
+        out["unitary euler, step 1 (ContinuousRNN)"] = _unitary_library
+        out["plain complex loop with modReLU"] = _unitary_loop
     return out
 
 
-REF = "reference loop (paper code)"
-FLOOR = "floor (2 matmuls/step, forward only)"
-
-
 # ---------------------------------------------------------------------------- measuring
-def time_rows(builders: dict, T: int, repeats: int, log) -> dict[str, list[float]]:
-    runs = {name: build(T) for name, (_, build) in builders.items()}
-    for run in runs.values():
-        run()  # warm-up
+def time_rows(suite: str, builders: dict, T: int, repeats: int, log) -> tuple[dict, dict]:
+    s = SUITES[suite]
+    runs = {name: build(s, T) for name, build in builders.items()}
+    nfe = {name: run() for name, run in runs.items()}  # warm-up, and the evaluations of each row
     times: dict[str, list[float]] = {name: [] for name in runs}
     for r in range(repeats):
         for name, run in runs.items():
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
-        log(f"  T={T} repeat {r + 1}/{repeats} done")
-    return times
+        log(f"  {suite} T={T} repeat {r + 1}/{repeats} done")
+    return times, nfe
 
 
 def _vmhwm_kb() -> int:
@@ -278,21 +394,21 @@ def _vmhwm_kb() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def memory_child(name: str, T: int, quick: bool) -> None:
+def memory_child(suite: str, name: str, T: int, quick: bool) -> None:
     torch.set_num_threads(THREADS)
-    build = rows(quick)[name][1]
-    build(8)()  # initialise libraries and allocator pools on a tiny problem
-    run = build(T)
+    build = rows(suite, quick)[name]
+    build(SUITES[suite], 8)()  # initialise libraries and allocator pools on a tiny problem
+    run = build(SUITES[suite], T)
     base = _vmhwm_kb()
     run()
     print(json.dumps({"peak_mb": (_vmhwm_kb() - base) / 1024}))
 
 
-def memory_rows(names: list[str], T: int, quick: bool, log) -> dict[str, float]:
+def memory_rows(suite: str, names: list[str], T: int, quick: bool, log) -> dict[str, float]:
     out = {}
     env = dict(os.environ, PYTHONPATH=str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     for name in names:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", name, "--T", str(T)]
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", name, "--suite", suite, "--T", str(T)]
         if quick:
             cmd.append("--quick")
         res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=False)
@@ -301,11 +417,11 @@ def memory_rows(names: list[str], T: int, quick: bool, log) -> dict[str, float]:
             out[name] = math.nan
             continue
         out[name] = json.loads(res.stdout.strip().splitlines()[-1])["peak_mb"]
-    log(f"  memory at T={T} done")
+    log(f"  {suite} memory at T={T} done")
     return out
 
 
-# ---------------------------------------------------------------------------- reporting
+# ---------------------------------------------------------------------------- goals and report
 def _cpu() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -317,115 +433,147 @@ def _cpu() -> str:
     return platform.processor() or "unknown"
 
 
-def _fmt(v: float, digits: int = 0) -> str:
-    return "n/a" if v is None or math.isnan(v) else f"{v:,.{digits}f}"
+def _fmt(v, digits: int = 0) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:,.{digits}f}"
 
 
-def goals(med: dict, mem: dict, Ts: tuple[int, ...]) -> list[tuple[str, str, str, bool | None]]:
-    """(goal, target, reached, ok) at the largest T of the run."""
-    T = max(Ts)
-    m = med[T]
-    lip = m["lipschitz euler backprop"]
+def goals(res: dict) -> list[tuple[str, str, str, bool | None]]:
+    """(goal, target, reached, ok), each from one suite's medians of this run."""
     g = []
 
-    def add(label, target, value, limit):
-        g.append((label, f"<= {target}", _fmt(value, 2), None if math.isnan(value) else value <= limit))
+    def add(label, limit, value):
+        ok = None if value is None or math.isnan(value) else value <= limit
+        g.append((label, f"<= {limit}", _fmt(value, 2), ok))
 
-    add(f"Lipschitz Euler / reference loop (T={T})", "0.65", lip / m[REF], 0.65)
-    add(f"Lipschitz Euler / naive torchdiffeq (T={T})", "0.35", lip / m["torchdiffeq odeint euler, hold input"], 0.35)
-    add(f"Lipschitz Euler / torch.nn.LSTM (T={T})", "0.35", lip / m["torch.nn.LSTM"], 0.35)
-    add(f"Lipschitz Euler / floor (T={T})", "4.5", lip / m[FLOOR], 4.5)
-    add(f"Lipschitz midpoint / Euler (T={T})", "2.1", m["lipschitz midpoint backprop"] / lip, 2.1)
-    if "lipschitz rk4 backprop" in m:
-        add(f"Lipschitz RK4 / Euler (T={T})", "4.2", m["lipschitz rk4 backprop"] / lip, 4.2)
-    add(f"inference (no_grad) / floor (T={T})", "1.3", m["lipschitz euler inference"] / m[FLOOR], 1.3)
-    lo, hi = min(Ts), max(Ts)
-    if mem:
-        add(f"adjoint peak memory T={hi} / T={lo}", "1.3",
-            mem[hi]["lipschitz euler adjoint"] / mem[lo]["lipschitz euler adjoint"], 1.3)
-        add(f"checkpoint / backprop peak memory (T={hi})", "0.25",
-            mem[hi]["lipschitz euler checkpoint"] / mem[hi]["lipschitz euler backprop"], 0.25)
-    if "irregular" in med:
-        ir = med["irregular"]
-        add(f"irregular (per-sample times, 50% dropped, T={hi}) / regular with T={hi // 2}", "1.5",
-            ir["irregular"] / ir["regular"], 1.5)
+    if "fixed" in res:
+        _fixed_goals(res["fixed"], add)
+    if "adaptive" in res:
+        _adaptive_goals(res["adaptive"], add)
+    if "unitary" in res:
+        un = res["unitary"]
+        Tu = max(un["med"])
+        u = un["med"][Tu]
+        add(f"unitary Euler (step 1) / plain complex loop (T={Tu})", 1.0,
+            u["unitary euler, step 1 (ContinuousRNN)"] / u["plain complex loop with modReLU"])
     return g
 
 
-def report(med, mem, Ts, repeats, meta, groups) -> str:
-    lines = ["# Benchmarks", "",
-             f"Generated by `PYTHONPATH=. python benchmarks/run.py{' --quick' if meta['quick'] else ''}` on "
-             f"{meta['date']}: torch {meta['torch']}, torchdiffeq {meta['torchdiffeq']}, "
-             f"{meta['threads']} thread(s) (`torch.set_num_threads`), CPU: {meta['cpu']} "
-             f"({meta['cores']} cores, shared with other jobs while this ran).", "",
-             f"B = {B}, N = {N}, D = {D}, float32, eps = {EPS}; forward + cross-entropy on a readout of the "
-             f"last state + backward, unless marked.  Milliseconds are medians of {repeats} interleaved "
-             "repeats in one process; ratios are between medians of this run only (the machine's "
-             "load moves absolute times by up to 30%).", "",
-             "Peak memory: growth of the process's peak RSS (VmHWM) over one forward+backward, in a "
-             "fresh subprocess per row after a warm-up at T = 8 (MB; page granularity).", ""]
-    names = list(med[Ts[0]])
-    lines += ["## Goals", "", "| goal | target | reached | |", "|---|---|---|---|"]
-    for label, target, value, ok in goals(med, mem, Ts):
-        lines.append(f"| {label} | {target} | {value} | {'yes' if ok else 'NO' if ok is False else ''} |")
-    lines += ["", "## Time (ms) and ratios", ""]
-    head = "| row | " + " | ".join(f"T={T} ms" for T in Ts) + " | " + \
-           " | ".join(f"x ref T={T}" for T in Ts) + " | " + " | ".join(f"x floor T={T}" for T in Ts) + " |"
-    lines += [head, "|" + "---|" * (1 + 3 * len(Ts))]
-    for name in names:
-        cells = [_fmt(med[T][name] * 1e3) for T in Ts]
-        cells += [_fmt(med[T][name] / med[T][REF], 2) for T in Ts]
-        cells += [_fmt(med[T][name] / med[T][FLOOR], 2) for T in Ts]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+def _fixed_goals(fx: dict, add) -> None:
+    T = max(fx["med"])
+    m = fx["med"][T]
+    eu = m["lipschitz euler backprop"]
+    add(f"Euler fast path / three-op hand loop (fixed, T={T})", 1.0, eu / m[THREE])
+    add(f"Euler fast path / the paper's loop (fixed, T={T})", 0.5, eu / m[REF])
+    add(f"midpoint / Euler (fixed, T={T})", 2.1, m["lipschitz midpoint backprop"] / eu)
+    add(f"RK4 / Euler (fixed, T={T})", 4.2, m["lipschitz rk4 backprop"] / eu)
+    add(f"inference / floor (fixed, T={T})", 1.3, m["lipschitz euler inference"] / m[FLOOR])
+    add(f"Euler adjoint / backprop (fixed, T={T})", 1.5, m["lipschitz euler adjoint"] / eu)
+    mem = fx.get("mem", {})
+    if mem:
+        lo, hi = min(mem), max(mem)
+        add(f"checkpoint / backprop peak memory (fixed, T={hi})", 0.25,
+            mem[hi]["lipschitz euler checkpoint"] / mem[hi]["lipschitz euler backprop"])
+        add(f"Euler adjoint peak memory T={hi} / T={lo}", 1.3,
+            mem[hi]["lipschitz euler adjoint"] / mem[lo]["lipschitz euler adjoint"])
+    if "irregular" in fx:
+        ir = fx["irregular"]
+        add(f"irregular (per-sample times, 50% dropped, T={T}) / regular with T={T // 2}", 1.5,
+            ir["irregular"] / ir["regular"])
+
+
+def _adaptive_goals(ad: dict, add) -> None:
+    Ta = max(ad["med"])
+    a, n = ad["med"][Ta], ad["nfe"][Ta]
+
+    def per(name):
+        return a[name] / n[name]
+
+    add(f"dopri5 per evaluation / RK4 fast path per evaluation, hold (T={Ta})", 1.5,
+        per("lipschitz dopri5 backprop, hold") / per("lipschitz rk4 backprop"))
+    add(f"dopri5 per evaluation / RK4 fast path per evaluation, cubic (T={Ta})", 2.0,
+        per("lipschitz dopri5 backprop, cubic") / per("lipschitz rk4 backprop"))
+    add(f"dopri5 solve / torchdiffeq dopri5 on a hold lookup (T={Ta})", 0.5,
+        a["lipschitz dopri5 backprop, hold"] / a[TDQ_DOPRI5])
+    add(f"dopri5 adjoint / dopri5 backprop, hold (T={Ta})", 1.5,
+        a["lipschitz dopri5 adjoint, hold"] / a["lipschitz dopri5 backprop, hold"])
+    add(f"Euler adjoint / Euler backprop (T={Ta})", 1.5,
+        a["lipschitz euler adjoint"] / a["lipschitz euler backprop"])
+    amem = ad.get("mem", {})
+    if amem:
+        lo, hi = min(amem), max(amem)
+        add(f"dopri5 adjoint peak memory T={hi} / T={lo}", 1.3,
+            amem[hi]["lipschitz dopri5 adjoint, hold"] / amem[lo]["lipschitz dopri5 adjoint, hold"])
+
+
+def _suite_table(name: str, r: dict) -> list[str]:
+    s = SUITES[name]
+    Ts = sorted(r["med"])
+    lines = [f"## Suite {name}: B = {s['B']}, N = {s['N']}, D = {s['D']}", ""]
+    ref = REF if name == "fixed" else None
+    head = "| row | " + " | ".join(f"T={T} ms" for T in Ts) + " | " + " | ".join(f"NFE T={T}" for T in Ts) + \
+           " | " + " | ".join(f"ms/NFE T={T}" for T in Ts)
+    cols = 1 + 3 * len(Ts)
+    if ref:
+        head += " | " + " | ".join(f"x paper loop T={T}" for T in Ts)
+        cols += len(Ts)
+    lines += [head + " |", "|" + "---|" * cols]
+    for row in r["med"][Ts[0]]:
+        cells = [_fmt(r["med"][T][row] * 1e3) for T in Ts]
+        cells += [_fmt(r["nfe"][T][row]) if r["nfe"][T][row] is not None else "" for T in Ts]
+        cells += [_fmt(r["med"][T][row] * 1e3 / r["nfe"][T][row], 3) if r["nfe"][T][row] else "" for T in Ts]
+        if ref:
+            cells += [_fmt(r["med"][T][row] / r["med"][T][ref], 2) for T in Ts]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    mem = r.get("mem", {})
     if mem:
         mts = sorted(mem)
-        lines += ["", "## Peak memory (MB)", "", "| row | " + " | ".join(f"T={T}" for T in mts) +
-                  f" | T={mts[-1]} / T={mts[0]} |", "|" + "---|" * (2 + len(mts))]
-        for name in names:
-            if name not in mem[mts[0]]:
-                continue
-            vals = [mem[T].get(name, math.nan) for T in mts]
+        lines += ["", f"Peak memory (MB), suite {name}:", "",
+                  "| row | " + " | ".join(f"T={T}" for T in mts) + f" | T={mts[-1]} / T={mts[0]} |",
+                  "|" + "---|" * (2 + len(mts))]
+        for row in mem[mts[0]]:
+            vals = [mem[T].get(row, math.nan) for T in mts]
             ratio = vals[-1] / vals[0] if vals[0] and vals[0] > 0 else math.nan
-            lines.append(f"| {name} | " + " | ".join(_fmt(v, 1) for v in vals) + f" | {_fmt(ratio, 2)} |")
-    T = max(Ts)
-    m = med[T]
-    lip = m["lipschitz euler backprop"]
-    bound = 3 * m[FLOOR]
-    lines += ["", "## How, and what was not reached", "",
-              "How: the fast path (`solvers.integrate_driven`, `solvers/linear_activation.py`) evaluates the "
-              "input at every stage of every step in one batched call and projects it in one matmul; the "
-              "Lipschitz/Antisymmetric fields declare their form y A^T + sigma(y W^T + x U^T + b), which one "
-              "custom autograd Function integrates: a forward of four ops per Euler step (addmm, sigmoid, add, "
-              "addmm with the step folded into I + dt A^T; tanh computed as 2 sigmoid(2z) - 1 because "
-              "torch.tanh is ~10x slower than sigmoid on this CPU), a backward running the discrete adjoint "
-              "with one (B, 2N) x (2N, N) matmul per step, and the weight gradients as one matmul per chunk "
-              "of 64 steps.  Checkpoint keeps the states at the start of ceil(sqrt(T))-step segments and "
-              "recomputes each in backward; the adjoint is torchdiffeq's, with the input map applied per "
-              "evaluation so that nothing of size T x N is held.", "",
-              f"Not reached: Lipschitz Euler at {lip / m['torchdiffeq odeint euler, hold input']:.2f}x naive "
-              f"torchdiffeq and {lip / m['torch.nn.LSTM']:.2f}x torch.nn.LSTM (goal 0.35).  A step's forward "
-              "and backward need at least six (B, N) x (N, N) matmuls (two forward, two for the state "
-              "adjoint, two for the weight gradients), three times the floor's two: "
-              f"{bound * 1e3:,.0f} ms at T={T}, i.e. {bound / m['torchdiffeq odeint euler, hold input']:.2f}x "
-              f"torchdiffeq and {bound / m['torch.nn.LSTM']:.2f}x the LSTM in this run, above 0.35 before any "
-              f"other cost; the fast path is at {lip / m[FLOOR]:.2f}x the floor, {lip / bound:.2f}x that bound.  "
-              "The issue measured torchdiffeq at 14x and the LSTM at 19x its floor; here they run at "
-              f"{m['torchdiffeq odeint euler, hold input'] / m[FLOOR]:.1f}x and {m['torch.nn.LSTM'] / m[FLOOR]:.1f}x "
-              "(the naive torchdiffeq row asks only for the end state; asking for all T states costs O(T^2) "
-              "in its backward and was 19 s at T=784 in a first run).  Tried: batching all weight gradients "
-              "into one matmul over T x B rows (no faster than per-chunk: MKL is as efficient on the 128^3 "
-              "products), fusing the two forward matmuls into one (N, 2N) product (slower: the slices and "
-              "adds cost more than they save)."]
-    if "irregular" in med:
-        ir = med["irregular"]
-        hi = max(Ts)
-        lines += ["", "## Irregular sampling", "",
-                  f"Lipschitz Euler, backprop.  Irregular: per-sample times, each sample keeps a random "
-                  f"50% of T = {hi} points (B x {hi // 2}, integrated on the index clock with per-sample "
-                  f"step sizes).  Regular: shared times, T = {hi // 2}: the same number of steps.", "",
-                  "| case | ms |", "|---|---|",
-                  f"| irregular | {_fmt(ir['irregular'] * 1e3)} |", f"| regular | {_fmt(ir['regular'] * 1e3)} |",
-                  f"| ratio | {_fmt(ir['irregular'] / ir['regular'], 2)} |"]
+            lines.append(f"| {row} | " + " | ".join(_fmt(v, 1) for v in vals) + f" | {_fmt(ratio, 2)} |")
+    if name == "fixed" and "irregular" in r:
+        ir = r["irregular"]
+        T = max(Ts)
+        lines += ["", f"Irregular sampling (Lipschitz Euler, backprop): per-sample times keeping a random 50% of "
+                      f"T = {T} points, on the index clock, against shared times with T = {T // 2} (the same number "
+                      f"of steps): {_fmt(ir['irregular'] * 1e3)} ms against {_fmt(ir['regular'] * 1e3)} ms."]
+    return lines + [""]
+
+
+def report(res: dict, meta: dict) -> str:
+    lines = ["# Benchmarks", "",
+             f"Generated by `PYTHONPATH=. python benchmarks/run.py{' --quick' if meta['quick'] else ''}` on "
+             f"{meta['date']} in {meta['seconds']} s: torch {meta['torch']}, torchdiffeq {meta['torchdiffeq']}, "
+             f"{meta['threads']} thread(s) (`torch.set_num_threads`), **CPU: {meta['cpu']}** ({meta['cores']} cores, "
+             f"shared with other jobs while this ran); tanh kernel chosen by measurement on this machine: "
+             f"`{meta['kernel']}`.", "",
+             "Forward + cross-entropy on a readout of the last state + backward, unless marked; float32.  "
+             f"Milliseconds are medians of {meta['repeats']} interleaved repeats in one process; ratios are between "
+             "medians of this run only (the machine's load moves absolute times by up to 30%).  NFE: function "
+             "evaluations of one repeat (ms/NFE compares costs per evaluation).  Peak memory: growth of a fresh "
+             "subprocess's peak RSS (VmHWM) over one repeat after a warm-up at T = 8 (MB, page granularity).", "",
+             "## Goals", "", "| goal | target | reached | |", "|---|---|---|---|"]
+    for label, target, value, ok in goals(res):
+        lines.append(f"| {label} | {target} | {value} | {'yes' if ok else 'NO' if ok is False else ''} |")
+    lines.append("")
+    for name in res:
+        lines += _suite_table(name, res[name])
+    lines += ["## How", "",
+              "Every row of this library runs on one Runge-Kutta engine (`solvers/engine.py`, `solvers/stepper.py`). "
+              "The Lipschitz and antisymmetric fields declare the form y A^T + sigma(y W^T + x U^T + b) and run on "
+              "the structured term (`solvers/linear_activation.py`): the input read through a cursor with its "
+              "coefficients projected once per chunk of 64 pieces (`solvers/inputs.py`), a few fused kernels per "
+              "stage (an Euler step is addmm, the activation, addmm with the step folded into I + dt A^T), tanh "
+              "computed as `torch.tanh` or as 2 sigmoid(2z) - 1 by what this CPU runs faster "
+              f"(`{meta['kernel']}` here), the backward pass the discrete adjoint of the recorded steps (fixed or "
+              "adaptive) with one matmul per stage and the weight gradients in one matmul per chunk of steps; the "
+              "adjoint mode integrates the state and its adjoint backward with a closed-form vector-Jacobian product "
+              "and adds the weight gradients as a quadrature of the backward stages, chunk by chunk (memory flat in "
+              "T).  The unitary field runs the generic driven term with its own fused Euler update (exactly the "
+              "uRNN cell at step 1) and complex inputs projected per chunk."]
     return "\n".join(lines) + "\n"
 
 
@@ -434,78 +582,73 @@ def _log(message: str) -> None:
 
 
 def main(quick: bool = False, repeats: int = 5, memory: bool = True, out_dir: Path = HERE,
-         irregular: bool = True) -> str:
+         suites: tuple[str, ...] = tuple(SUITES)) -> str:
     torch.set_num_threads(THREADS)
-    Ts = T_QUICK if quick else T_FULL
-    builders = rows(quick)
-    groups = {name: g for name, (g, _) in builders.items()}
-    log = _log
     start = time.time()
-    all_times: dict = {}
-    med: dict = {}
-    for T in Ts:
-        all_times[T] = time_rows(builders, T, repeats, log)
-        med[T] = {k: statistics.median(v) for k, v in all_times[T].items()}
-        log(f"T={T} timed ({time.time() - start:.0f} s)")
-    if irregular:
-        T = max(Ts)
-        pair = {"irregular": lambda _T: _irregular(T), "regular": lambda _T: _halved(T)}
-        ir = time_rows({k: ("", v) for k, v in pair.items()}, T, repeats, log)
-        all_times["irregular"] = ir
-        med["irregular"] = {k: statistics.median(v) for k, v in ir.items()}
-    mem: dict = {}
-    if memory:
-        names = [n for n in builders if groups[n] != "floor"]
-        for T in (min(Ts), max(Ts)):
-            mem[T] = memory_rows(names, T, quick, log)
+    res: dict = {}
+    for suite in suites:
+        s = SUITES[suite]
+        builders = rows(suite, quick)
+        r: dict = {"med": {}, "nfe": {}, "times": {}}
+        for T in (s["T_quick"] if quick else s["T"]):
+            times, nfe = time_rows(suite, builders, T, repeats, _log)
+            r["times"][T], r["nfe"][T] = times, nfe
+            r["med"][T] = {k: statistics.median(v) for k, v in times.items()}
+        if suite == "fixed":
+            T = max(r["med"])
+            pair = {"irregular": _irregular, "regular": _halved}
+            times, _ = time_rows(suite, pair, T, repeats, _log)
+            r["irregular"] = {k: statistics.median(v) for k, v in times.items()}
+        if memory and s["mem_T"]:
+            names = [n for n in builders if n != FLOOR]
+            r["mem"] = {T: memory_rows(suite, names, T, quick, _log) for T in (s["mem_T_quick"] if quick else s["mem_T"])}
+        res[suite] = r
+        _log(f"suite {suite} done ({time.time() - start:.0f} s)")
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "torch": torch.__version__,
             "torchdiffeq": torchdiffeq.__version__, "threads": torch.get_num_threads(), "cpu": _cpu(),
-            "cores": os.cpu_count(), "quick": quick, "repeats": repeats, "B": B, "N": N, "D": D,
-            "eps": EPS, "seconds": round(time.time() - start)}
-    text = report(med, mem, Ts, repeats, meta, groups)
+            "cores": os.cpu_count(), "quick": quick, "repeats": repeats, "kernel": solvers.tanh_kernel(torch.float32),
+            "seconds": round(time.time() - start)}
+    text = report(res, meta)
     print(text)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "RESULTS.md").write_text(text)
     (out_dir / "results.json").write_text(json.dumps(
-        {"meta": meta, "times_s": {str(k): v for k, v in all_times.items()},
-         "median_s": {str(k): v for k, v in med.items()}, "peak_mb": {str(k): v for k, v in mem.items()},
-         "goals": [dict(zip(("goal", "target", "reached", "ok"), g)) for g in goals(med, mem, Ts)]}, indent=1))
+        {"meta": meta, "suites": {k: {"median_s": {str(T): v for T, v in r["med"].items()},
+                                      "nfe": {str(T): v for T, v in r["nfe"].items()},
+                                      "times_s": {str(T): v for T, v in r["times"].items()},
+                                      "peak_mb": {str(T): v for T, v in r.get("mem", {}).items()},
+                                      "irregular_s": r.get("irregular")} for k, r in res.items()},
+         "goals": [dict(zip(("goal", "target", "reached", "ok"), g)) for g in goals(res)]}, indent=1))
     with open(out_dir / "results.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["row", "T", "median_ms", "x_ref", "x_floor", "peak_mb", "torch", "threads", "cpu", "date"])
-        for T in Ts:
-            for name, v in med[T].items():
-                w.writerow([name, T, round(v * 1e3, 2), round(v / med[T][REF], 3), round(v / med[T][FLOOR], 3),
-                            round(mem.get(T, {}).get(name, math.nan), 1), meta["torch"], meta["threads"],
-                            meta["cpu"], meta["date"]])
+        w.writerow(["suite", "row", "T", "median_ms", "nfe", "peak_mb", "torch", "threads", "cpu", "kernel", "date"])
+        for suite, r in res.items():
+            for T, med in r["med"].items():
+                for row, v in med.items():
+                    w.writerow([suite, row, T, round(v * 1e3, 2), r["nfe"][T][row],
+                                round(r.get("mem", {}).get(T, {}).get(row, math.nan), 1), meta["torch"],
+                                meta["threads"], meta["cpu"], meta["kernel"], meta["date"]])
     return text
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="T = 98, 196 and fewer rows: a few minutes")
+    ap.add_argument("--quick", action="store_true", help="smaller T: a few minutes")
     ap.add_argument("--repeats", type=int, default=5, help="interleaved repeats per row (median reported)")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-row memory subprocesses")
     ap.add_argument("--out", type=Path, default=HERE, help="directory for RESULTS.md, results.json/csv")
-    ap.add_argument("--render", action="store_true",
-                    help="only re-render RESULTS.md from the results.json of an earlier run in --out")
+    ap.add_argument("--suites", default=",".join(SUITES), help=f"comma-separated subset of {', '.join(SUITES)}")
     ap.add_argument("--memory-child", help=argparse.SUPPRESS)
+    ap.add_argument("--suite", help=argparse.SUPPRESS)
     ap.add_argument("--T", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child:
-        memory_child(args.memory_child, args.T, args.quick)
-    elif args.render:
-        saved = json.loads((args.out / "results.json").read_text())
-        meta = saved["meta"]
-        def key(k):
-            return k if k == "irregular" else int(k)
-        med = {key(k): v for k, v in saved["median_s"].items()}
-        mem = {int(k): v for k, v in saved["peak_mb"].items()}
-        Ts = tuple(sorted(k for k in med if k != "irregular"))
-        text = report(med, mem, Ts, meta["repeats"], meta, {})
-        (args.out / "RESULTS.md").write_text(text)
-        print(text)
+        memory_child(args.suite, args.memory_child, args.T, args.quick)
     else:
         if args.repeats < 5:
             raise SystemExit(f"--repeats must be at least 5 (medians of >= 5); got {args.repeats}")
-        main(quick=args.quick, repeats=args.repeats, memory=not args.no_memory, out_dir=args.out)
+        chosen = tuple(s.strip() for s in args.suites.split(",") if s.strip())
+        unknown = sorted(set(chosen) - set(SUITES))
+        if unknown:
+            raise SystemExit(f"--suites: unknown {unknown}; expected some of {', '.join(SUITES)}")
+        main(quick=args.quick, repeats=args.repeats, memory=not args.no_memory, out_dir=args.out, suites=chosen)

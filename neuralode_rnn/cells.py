@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from solvers.tableaux import tableau as _tableau
+import solvers
 
 __all__ = ["FieldCell"]
 
@@ -32,7 +32,8 @@ class FieldCell(nn.Module):
         if not (isinstance(step_size, (int, float)) and step_size > 0):
             raise ValueError(f"step_size must be a positive number; got {step_size!r}")
         self.field = field
-        self.tableau = _tableau(method)
+        self.tableau = solvers.tableau(method)
+        self.plan = solvers.Plan.of(self.tableau)
         self.method = self.tableau.name
         self.step_size = float(step_size)
 
@@ -45,19 +46,19 @@ class FieldCell(nn.Module):
         return self.field.input_size
 
     def step(self, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        eps, tab, rhs = self.step_size, self.tableau, self.field.rhs
-        ks = []
-        for row in tab.a:
-            y = h
-            for a_ij, k in zip(row, ks):
-                if a_ij != 0.0:
-                    y = y + (eps * a_ij) * k
-            ks.append(rhs(y, u))
-        out = h
-        for b_i, k in zip(tab.b, ks):
-            if b_i != 0.0:
-                out = out + (eps * b_i) * k
-        return out
+        """One step of the tableau from h with the projected input u held (the engine's stepper)."""
+        return solvers.rk_step(_Held(self.field.rhs, u), self.plan, 0.0, self.step_size, h).y1
 
     def forward(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.step(h, self.field.input_map(x))
+
+
+class _Held(solvers.Term):
+    """rhs(y, u) with u held over the step: the cell's term (autonomous within a step)."""
+
+    def __init__(self, rhs, u: torch.Tensor) -> None:
+        self.rhs = rhs
+        self.u = u
+
+    def f(self, t, y: torch.Tensor) -> torch.Tensor:
+        return self.rhs(y, self.u)

@@ -3,8 +3,13 @@
     neuralode-rnn list [tasks|models|solvers]
     neuralode-rnn train --task digits --model lipschitz --method midpoint --run-dir runs/lip
     neuralode-rnn train --resume runs/lip                 # continue a stopped or killed run
+    neuralode-rnn train --resume runs/lip --epochs 40     # extend a run
     neuralode-rnn evaluate runs/lip [--checkpoint best] [--method rk4 --step-size 0.01]
     torchrun --nproc_per_node=2 -m neuralode_rnn.cli train ...   # data-parallel (DDP)
+
+Errors are one line, ``neuralode-rnn COMMAND: error: ...``: exit status 2 for bad input (flags,
+settings, files that are not what they should be), 1 for a run that could not go on (a busy run
+directory, no usable checkpoint, a diverged loss, a solver that hit its limits).
 
 Subcommands live in ``COMMANDS`` (name -> (add_arguments, run)); other modules add theirs with
 :func:`register_command`, and ``neuralode_rnn.analysis.commands.register(subparsers)`` is called
@@ -15,10 +20,14 @@ when that module exists (its sub-parsers set ``_run`` or ``func`` via ``set_defa
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from collections.abc import Callable
 
-__all__ = ["COMMANDS", "build_parser", "main", "register_command"]
+from .argtypes import nonnegative, positive, share, unit_interval
+
+__all__ = ["COMMANDS", "build_parser", "main", "register_command", "run_command"]
 
 Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
 COMMANDS: dict[str, Command] = {}
@@ -30,115 +39,51 @@ def register_command(name: str, add_arguments: Callable[[argparse.ArgumentParser
     COMMANDS[name] = (add_arguments, run, help)
 
 
-# ------------------------------------------------------------------------------- argument types
-def _positive(kind: type, flag: str) -> Callable[[str], float | int]:
-    def parse(text: str):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} expects a positive {kind.__name__}; got {text!r}") from None
-        if not v > 0:
-            raise argparse.ArgumentTypeError(f"{flag} expects a positive {kind.__name__}; got {text!r}")
-        return v
-
-    return parse
-
-
-def _rate(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"--drop expects a share of observations in [0, 1); got {text!r}")
-    return v
-
-
-def _unit(flag: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            v = -1.0
-        if not 0.0 <= v <= 1.0:
-            raise argparse.ArgumentTypeError(f"{flag} expects a number in [0, 1]; got {text!r}")
-        return v
-
-    return parse
-
-
-def _share(flag: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            v = -1.0
-        if not 0.0 <= v < 1.0:
-            raise argparse.ArgumentTypeError(f"{flag} expects a share in [0, 1); got {text!r}")
-        return v
-
-    return parse
-
-
-def _nonneg(flag: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            v = -1.0
-        if not v >= 0.0:
-            raise argparse.ArgumentTypeError(f"{flag} expects a number >= 0; got {text!r}")
-        return v
-
-    return parse
-
-
 # ------------------------------------------------------------------------------- train
 def _add_train(p: argparse.ArgumentParser) -> None:
     import solvers
 
     from .data import TASKS
-    from .models import GRADIENTS
     from .paths import INTERPOLATIONS
-    from .train import OPTIMIZERS, SCHEDULES, TASK_DEFAULTS
+    from .training import OPTIMIZERS, SCHEDULES, TASK_DEFAULTS
     from .zoo import MODELS
 
     g = p.add_argument_group("task")
     g.add_argument("--task", choices=sorted(TASKS), default="digits", help="task (default digits); see `list tasks`")
     g.add_argument("--permute", action="store_true", help="permuted variant (digits, mnist1d, mnist5k, fashion)")
-    g.add_argument("--n-train", type=_positive(int, "--n-train"), help="cap the training set (default: all)")
-    g.add_argument("--n-test", type=_positive(int, "--n-test"), help="cap the test set (default: all)")
-    g.add_argument("--seq-len", type=_positive(int, "--seq-len"),
+    g.add_argument("--n-train", type=positive(int, "--n-train"), help="cap the training set (default: all)")
+    g.add_argument("--n-test", type=positive(int, "--n-test"), help="cap the test set (default: all)")
+    g.add_argument("--seq-len", type=positive(int, "--seq-len"),
                    help="T of the synthetic tasks (adding, copy; their default 100)")
-    g.add_argument("--drop", type=_rate, default=0.0,
+    g.add_argument("--drop", type=share("--drop", "a share of observations"), default=0.0,
                    help="drop this share of each sample's observations: an irregularly sampled task (default 0)")
 
     g = p.add_argument_group("model")
     g.add_argument("--model", choices=list(MODELS), default="lipschitz",
                    help="model (default lipschitz); X-discrete is the discrete cell of X; see `list models`")
-    g.add_argument("--hidden-size", type=_positive(int, "--hidden-size"), default=64,
+    g.add_argument("--hidden-size", type=positive(int, "--hidden-size"), default=64,
                    help="hidden units N (default 64; the papers use 128 on MNIST)")
     g.add_argument("--method", choices=sorted(solvers.METHODS), default="euler",
                    help="solver of a continuous model, one-step scheme of a discrete cell (default euler: the "
                         "papers' cells; midpoint is the Lipschitz RNN's RK2)")
-    g.add_argument("--eps", type=_positive(float, "--eps"),
+    g.add_argument("--eps", type=positive(float, "--eps"),
                    help="time between samples (default: the paper value of the family: Lipschitz 0.03, "
                         "Antisymmetric 0.1, unitary and CTRNN 1)")
-    g.add_argument("--step-size", type=_positive(float, "--step-size"),
+    g.add_argument("--step-size", type=positive(float, "--step-size"),
                    help="fixed-step solvers: split each sample gap into steps no longer than this (scaled "
                         "time); default one step per gap")
-    g.add_argument("--rtol", type=_positive(float, "--rtol"), default=1e-3,
+    g.add_argument("--rtol", type=positive(float, "--rtol"), default=1e-3,
                    help="adaptive solvers' relative tolerance (default 1e-3: loose, enough for training)")
-    g.add_argument("--atol", type=_positive(float, "--atol"), default=1e-5,
+    g.add_argument("--atol", type=positive(float, "--atol"), default=1e-5,
                    help="adaptive solvers' absolute tolerance (default 1e-5)")
-    g.add_argument("--gradient", choices=GRADIENTS, default="backprop",
+    g.add_argument("--gradient", choices=sorted(solvers.GRADIENT_MODES), default="backprop",
                    help="gradient mode of continuous models (default backprop: fastest; adjoint: memory flat in T)")
-    g.add_argument("--interpolation", choices=INTERPOLATIONS, default="hold",
-                   help="input path of continuous models (default hold: what a discrete RNN reads)")
-    g.add_argument("--beta", type=_unit("--beta"), help="Lipschitz beta (default 0.75, the paper's)")
-    g.add_argument("--gamma", type=_nonneg("--gamma"),
+    g.add_argument("--interpolation", choices=INTERPOLATIONS, default=None,
+                   help="input path of continuous models (default hold: what a discrete RNN reads; ncde: cubic)")
+    g.add_argument("--beta", type=unit_interval("--beta"), help="Lipschitz beta (default 0.75, the paper's)")
+    g.add_argument("--gamma", type=nonnegative("--gamma"),
                    help="Lipschitz gamma (default 0.001) / Antisymmetric diffusion (default 0.01)")
-    g.add_argument("--noise-sigma", type=_nonneg("--noise-sigma"), default=0.0,
+    g.add_argument("--noise-sigma", type=nonnegative("--noise-sigma"), default=0.0,
                    help="continuous real models: train as an SDE with this noise level (the Noisy RNN; "
                         "evaluated without noise); default 0, no noise")
     g.add_argument("--noise", choices=("additive", "multiplicative"), default="additive",
@@ -146,19 +91,19 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 
     g = p.add_argument_group("optimisation")
     g.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adam",
-                   help="default adam (the Lipschitz RNN's); cayley keeps the unitary W unitary once "
-                        "neuralode_rnn.optim lands")
-    g.add_argument("--lr", type=_positive(float, "--lr"), help="learning rate (default 0.003, the Lipschitz RNN's)")
-    g.add_argument("--weight-decay", type=_nonneg("--weight-decay"), default=0.0)
+                   help="default adam (the Lipschitz RNN's); cayley steps the unitary W on the unitary group "
+                        "(unitary models; Wisdom et al. 2016)")
+    g.add_argument("--lr", type=positive(float, "--lr"), help="learning rate (default 0.003, the Lipschitz RNN's)")
+    g.add_argument("--weight-decay", type=nonnegative("--weight-decay"), default=0.0)
     g.add_argument("--schedule", choices=SCHEDULES, default="step",
                    help="default step: lr x 0.1 after 90%% of the epochs (Lipschitz RNN reference)")
-    g.add_argument("--clip", type=_positive(float, "--clip"), help="max gradient norm (default: no clipping)")
+    g.add_argument("--clip", type=positive(float, "--clip"), help="max gradient norm (default: no clipping)")
     epochs = ", ".join(f"{k} {v['epochs']}" for k, v in TASK_DEFAULTS.items())
-    g.add_argument("--epochs", type=_positive(int, "--epochs"), help=f"default per task: {epochs}")
-    g.add_argument("--batch-size", type=_positive(int, "--batch-size"),
+    g.add_argument("--epochs", type=positive(int, "--epochs"), help=f"default per task: {epochs}")
+    g.add_argument("--batch-size", type=positive(int, "--batch-size"),
                    help="global batch (split across DDP ranks); default per task, 128 for the MNIST-like ones")
     g.add_argument("--seed", type=int, default=0, help="seeds initialisation and shuffling (default 0)")
-    g.add_argument("--validation", type=_share("--validation"), default=0.0,
+    g.add_argument("--validation", type=share("--validation"), default=0.0,
                    help="hold out this share of the training samples (fixed seeded choice) and report metrics "
                         "on them instead of the test split: for choosing settings (default 0: off)")
 
@@ -166,16 +111,20 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--run-dir", help="where config.json, metrics.csv, checkpoints and curves.png go "
                                      "(default: nothing is written)")
     g.add_argument("--resume", metavar="RUN_DIR",
-                   help="continue the run in RUN_DIR from its last checkpoint, with its stored config")
-    g.add_argument("--stop-after", type=_positive(int, "--stop-after"),
+                   help="continue the run in RUN_DIR from its last good checkpoint, with its stored config; "
+                        "with --epochs N, extend it to N epochs")
+    g.add_argument("--fresh", action="store_true",
+                   help="start again from epoch 1 in a run directory that already holds a run (replaces it)")
+    g.add_argument("--stop-after", type=positive(int, "--stop-after"),
                    help="run at most this many epochs now, then exit (continue later with --resume)")
-    g.add_argument("--threads", type=_positive(int, "--threads"), help="torch threads (default: torch's choice)")
+    g.add_argument("--threads", type=positive(int, "--threads"),
+                   help="torch threads (default: torch's choice, which follows OMP_NUM_THREADS)")
     g.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     g.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
 
 
 def _train_config(args: argparse.Namespace):
-    from .train import TrainConfig
+    from .training import TrainConfig
 
     options = {}
     if args.permute:
@@ -191,32 +140,30 @@ def _train_config(args: argparse.Namespace):
         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,
         clip=args.clip, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         validation=args.validation,
-        run_dir=args.resume or args.run_dir, resume=args.resume is not None, stop_after=args.stop_after,
-        quiet=args.quiet, threads=args.threads, dtype=args.dtype)
+        run_dir=args.resume or args.run_dir, resume=args.resume is not None, fresh=args.fresh,
+        stop_after=args.stop_after, quiet=args.quiet, threads=args.threads, dtype=args.dtype)
 
 
 def _run_train(args: argparse.Namespace) -> int:
     from .distributed import init_from_env, shutdown
-    from .train import NonFiniteLossError, train
+    from .training import train
 
     if args.resume and args.run_dir and args.run_dir != args.resume:
-        raise SystemExit(f"error: --resume {args.resume} and --run-dir {args.run_dir} name different runs; "
-                         f"pass only --resume")
+        raise ValueError(f"--resume {args.resume} and --run-dir {args.run_dir} name different runs; pass only --resume")
     config = _train_config(args)
     env = init_from_env()
     try:
         result = train(config, env=env)
-    except NonFiniteLossError as exc:
-        if env.is_main:
-            print(f"error: {exc}", file=sys.stderr)
-        return 1
     finally:
         shutdown(env)
     if env.is_main and not args.quiet:
         last = result.rows[-1] if result.rows else {}
         acc = last.get("test_accuracy")
-        print(f"{result.status}: {config.model} on {config.task}, {result.parameters} parameters"
-              + (f", test accuracy {acc:.4f}" if acc is not None else "")
+        on = last.get("evaluated_on", "test")
+        # the run's own config: with --resume the flags' defaults say nothing about the run
+        print(f"{result.status}: {result.config.label}, {result.parameters} parameters"
+              + (f", {on} accuracy {acc:.4f}" if acc is not None else
+                 f", {on} loss {last['test_loss']:.4g}" if last else "")
               + (f", run directory {result.run_dir}" if result.run_dir else ""))
     return 0
 
@@ -226,30 +173,51 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     import solvers
 
     p.add_argument("run_dir", help="a run directory written by `train --run-dir`")
-    p.add_argument("--checkpoint", choices=("last", "best"), default="last")
+    p.add_argument("--checkpoint", choices=("last", "previous", "best"), default="last",
+                   help="which checkpoint (default last: falls back to previous.pt if last.pt is damaged)")
     p.add_argument("--method", choices=sorted(solvers.METHODS),
                    help="evaluate a continuous model with another solver (default: the training one)")
-    p.add_argument("--step-size", type=_positive(float, "--step-size"))
-    p.add_argument("--rtol", type=_positive(float, "--rtol"))
-    p.add_argument("--atol", type=_positive(float, "--atol"))
+    p.add_argument("--step-size", type=positive(float, "--step-size"),
+                   help="fixed-step solvers: the step (default: the run's; with an adaptive --method, none)")
+    p.add_argument("--rtol", type=positive(float, "--rtol"))
+    p.add_argument("--atol", type=positive(float, "--atol"))
+    p.add_argument("--batch-size", type=positive(int, "--batch-size"), help="default: the run's eval batch size")
     p.add_argument("--split", choices=("test", "train"), default="test")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     import time
 
-    from .train import evaluate, load_run
+    import solvers
+
+    from .progress import Heartbeat
+    from .training import TrainConfig, evaluate, load_run
     from .zoo import count_parameters
 
     overrides = {k: getattr(args, k) for k in ("method", "step_size", "rtol", "atol") if getattr(args, k) is not None}
+    if args.method is not None and solvers.METHODS[args.method].kind != "fixed" and args.step_size is None:
+        overrides["step_size"] = None  # the run's fixed step does not apply to an adaptive solver
+    if args.method is not None and solvers.METHODS[args.method].kind == "fixed":
+        # a fixed-step solver reads no tolerances: the run's (adaptive) ones go back to the defaults
+        overrides.setdefault("rtol", TrainConfig.rtol)
+        overrides.setdefault("atol", TrainConfig.atol)
     config, model, data = load_run(args.run_dir, args.checkpoint, **overrides)
+    split = getattr(data, args.split)
+    batch_size = args.batch_size or config.eval_batch_size
+    what = f"{config.label}, {args.split} split"
     t0 = time.perf_counter()
-    out = evaluate(model, getattr(data, args.split), data.kind, config.eps, config.eval_batch_size,
-                   dtype=getattr(__import__("torch"), config.dtype))
+    with Heartbeat(f"evaluate {args.run_dir}") as beat:
+        beat.update(f"evaluating {what}")
+
+        def progress(done: int, total: int) -> None:
+            beat.update(f"evaluating {what}: batch {done + 1}/{total}" if done < total else "finishing")
+
+        out = evaluate(model, split, data.kind, config.eps, batch_size, dtype=getattr(__import__("torch"), config.dtype),
+                       progress=progress)
     seconds = time.perf_counter() - t0
     acc = "" if out["accuracy"] is None else f" accuracy {out['accuracy']:.4f}"
-    print(f"{config.model} ({config.method}) on {config.task} {args.split}: loss {out['loss']:.4f}{acc} "
-          f"nfe/batch {out['nfe']:.0f} parameters {count_parameters(model)} {seconds:.1f}s")
+    print(f"{config.label}, {args.split}: loss {out['loss']:.4f}{acc} nfe/batch {out['nfe']:.0f} "
+          f"parameters {count_parameters(model)} {seconds:.1f}s")
     return 0
 
 
@@ -262,7 +230,7 @@ def _run_list(args: argparse.Namespace) -> int:
     import solvers
 
     from .data import TASKS
-    from .train import TASK_DEFAULTS
+    from .training import TASK_DEFAULTS
     from .zoo import MODELS
 
     if args.what in ("tasks", "all"):
@@ -311,18 +279,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _is_solver_error(exc: BaseException) -> bool:
+    """An error the integrators raise on purpose (step limit, step underflow, grid too large, ...)."""
+    return isinstance(exc, RuntimeError) and type(exc).__module__.split(".")[0] in ("solvers", "torchdiffeq")
+
+
+def run_command(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                run: Callable[[argparse.Namespace], int]) -> int:
+    """``run(args)`` with errors as one line on stderr and an exit status (see the module docstring):
+    bad input (ValueError, TypeError, missing or existing files) exits with 2; a run that cannot go
+    on (busy run directory, no usable checkpoint, a diverged loss, a solver at its limits, memory)
+    with 1.  Anything else is a bug and keeps its traceback. Set NEURALODE_RNN_TRACEBACK=1 to see
+    the traceback of every error."""
+    from .training import CheckpointError, NonFiniteLossError, RunDirBusyError
+
+    prog = f"{parser.prog} {args.command}"
+    if os.environ.get("NEURALODE_RNN_TRACEBACK"):
+        return int(run(args) or 0)
+    with warnings.catch_warnings():
+        # a warning (e.g. a damaged last.pt, previous.pt used) is one line too
+        warnings.showwarning = lambda message, category, *rest, **kw: print(
+            f"{prog}: warning: {message}", file=sys.stderr)
+        try:
+            return int(run(args) or 0)
+        except (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError) as exc:
+            parser.exit(2, f"{prog}: error: {_one_line(exc)}\n")
+        except (RunDirBusyError, CheckpointError, NonFiniteLossError, MemoryError) as exc:
+            parser.exit(1, f"{prog}: error: {_one_line(exc)}\n")
+        except RuntimeError as exc:
+            if not _is_solver_error(exc):
+                raise
+            parser.exit(1, f"{prog}: error: {_one_line(exc)}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``neuralode-rnn``; returns the exit code (0 on success)."""
+    """Entry point of ``neuralode-rnn``; returns the exit code (0 on success); errors as in
+    :func:`run_command`."""
     parser = build_parser()
     args = parser.parse_args(argv)
     # our commands set _run; registered analysis commands may use argparse's usual `func`
     run = getattr(args, "_run", None) or getattr(args, "func", None)
     if run is None:
         parser.error(f"command {args.command!r} has no handler (set_defaults(_run=...) when registering it)")
-    try:
-        return int(run(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as exc:
-        parser.exit(2, f"neuralode-rnn {args.command}: error: {exc}\n")
+    return run_command(parser, args, run)
 
 
 if __name__ == "__main__":

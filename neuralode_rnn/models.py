@@ -6,26 +6,29 @@ and the torch.nn LSTM/GRU baselines, all with the same call signature.
 
 ``values`` is (B, T, D), batch-first with time on axis 1; NaN marks a missing observation.  A
 sample whose last rows are all NaN (a shorter sequence padded at the end) is read out at its last
-observed step.
+observed step.  As in ``torch.nn.RNN``, unbatched values (T, D) (with times None or (T,), h0 (N,))
+give unbatched results ((output_size,) and (T, N)).  Values (and times) of another floating dtype
+are cast to the model's dtype (its input map's); an empty batch (B = 0) gives empty results.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
 
 import solvers
-from solvers.fixed import knot_grid
 
 from .cells import FieldCell
 from .fields.base import Field
-from .paths import INTERPOLATIONS, Path, _check_values, _fill, interpolate
+from .parametrizations import keep_complex
+from .paths import INTERPOLATIONS, Path, check_values, fill_missing, interpolate
 
-__all__ = ["GRADIENTS", "ContinuousRNN", "DiscreteRNN", "TorchRNN", "last_observed_index"]
+__all__ = ["ERROR_CONTROLS", "ContinuousRNN", "DiscreteRNN", "TorchRNN", "batch_inputs", "gather_time", "integrate_path",
+           "last_observed_index", "unbatched_state"]
 
-GRADIENTS = ("backprop", "adjoint", "checkpoint")
+ERROR_CONTROLS = ("batch", "sample")
+"""Adaptive solves of a batch: one error norm over the whole batch (one step sequence), or each
+sample its own steps (``solvers.per_sample``)."""
 
 
 def last_observed_index(values: torch.Tensor) -> torch.Tensor:
@@ -37,9 +40,43 @@ def last_observed_index(values: torch.Tensor) -> torch.Tensor:
     return torch.where(idx < 0, torch.full_like(idx, T - 1), idx)
 
 
-def _gather_time(states: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """states (B, T, F), idx (B,) -> (B, F)."""
+def gather_time(states: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """states (B, T, F), idx (B,) -> (B, F): each sample's state at its own time index."""
     return states[torch.arange(states.shape[0], device=states.device), idx]
+
+
+def batch_inputs(values, times, dtype: torch.dtype):
+    """(values (B, T, D) in ``dtype``, times, unbatched): the models' one entry check.
+
+    Unbatched values (T, D) become a batch of one, as ``torch.nn.RNN`` reads them; floating values
+    of another dtype are cast to the model's ``dtype`` (an integer or complex tensor is refused by
+    ``check_values``)."""
+    if not isinstance(values, torch.Tensor):
+        raise TypeError(f"values must be a torch.Tensor of shape (batch, time, channels) or unbatched (time, "
+                        f"channels); got {type(values).__name__}")
+    unbatched = values.dim() == 2
+    if unbatched:
+        values = values.unsqueeze(0)
+        if times is not None and torch.as_tensor(times).dim() != 1:
+            raise ValueError(f"unbatched values (T, D) = {tuple(values.shape[1:])} take times of shape (T,); got "
+                             f"{tuple(torch.as_tensor(times).shape)}")
+    elif values.dim() != 3:
+        raise ValueError(f"values must have shape (batch, time, channels) or unbatched (time, channels); got shape "
+                         f"{tuple(values.shape)}")
+    check_values(values)
+    if values.dtype != dtype:
+        values = values.to(dtype)
+    return values, times, unbatched
+
+
+def unbatched_state(h0, unbatched: bool):
+    """An unbatched state (N,) as a batch of one (1, N)."""
+    if h0 is None or not unbatched:
+        return h0
+    if not isinstance(h0, torch.Tensor) or h0.dim() != 1:
+        raise ValueError(f"with unbatched values (T, D), h0 must be unbatched too, shape (hidden_size,); got "
+                         f"{tuple(h0.shape) if isinstance(h0, torch.Tensor) else type(h0).__name__}")
+    return h0.unsqueeze(0)
 
 
 def _check_channels(values: torch.Tensor, input_size: int) -> None:
@@ -48,15 +85,110 @@ def _check_channels(values: torch.Tensor, input_size: int) -> None:
                          f"got shape {tuple(values.shape)}")
 
 
-def resolve_gradient(gradient: str | None, adjoint: bool) -> str:
-    """The gradient mode from ``gradient`` and the ``adjoint=True`` shorthand."""
-    if gradient is None:
-        return "adjoint" if adjoint else "backprop"
-    if gradient not in GRADIENTS:
-        raise ValueError(f"unknown gradient mode {gradient!r}; expected one of {', '.join(map(repr, GRADIENTS))}")
-    if adjoint and gradient != "adjoint":
-        raise ValueError(f"adjoint=True contradicts gradient={gradient!r}; pass only one of them")
-    return gradient
+def index_rates(path: Path) -> torch.Tensor:
+    """(B, T) dt/ds of each sample on the index clock: rates[:, j + 1] is the length of piece j and
+    rates[:, 0] that of the piece before the first knot (as long as the first one)."""
+    gaps = path.gaps().to(path.dtype)
+    if gaps.dim() == 1:
+        gaps = gaps.unsqueeze(0).expand(path.batch_size, -1)
+    first = gaps[:, :1] if gaps.shape[1] else torch.ones(path.batch_size, 1, dtype=path.dtype, device=path.device)
+    return torch.cat([first, gaps], 1)
+
+
+def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], method: str, *,
+                   step_size: float | None = None, gradient: str = "backprop", rtol: float = 1e-3, atol: float = 1e-5,
+                   max_steps: int = solvers.DEFAULT_MAX_STEPS, knots: torch.Tensor | None = None,
+                   first_gap: float | None = None, error_control: str = "batch") -> tuple[torch.Tensor, int]:
+    """``field`` driven by ``path``, integrated from one first gap before the first knot.
+
+    Returns the states (len(at), B, N) at the knots ``at`` and the number of field evaluations.
+
+    The clock: shared times (T,) are real time (``path.knots``, or ``knots`` given in a higher
+    precision), starting at t0 = 2 t_1 - t_2 (t_1 - ``first_gap`` when given, t_1 - 1 for a single
+    sample).  Per-sample times (B, T) run on an *index clock*: knot
+    k at s = k, the start at s = -1, and on piece j each sample's field is multiplied by its own
+    dt/ds (the piece's real length), so every sample steps through its own gaps and gets what it
+    would get alone; with ``step_size`` a gap gets the steps that its longest sample needs.
+    ``error_control="sample"`` (adaptive methods): every sample its own steps on its own real-time
+    clock (``solvers.per_sample``), so its result does not depend on the rest of the batch.  The
+    term: the structured kernel when the field declares the linear-plus-activation form, else the
+    field's ``rhs`` driven through the engine's cursor (the input map applied per evaluation under
+    the adjoint, so its memory stays flat and its gradients reach the map).
+    """
+    T = path.length
+    dt = path.dtype
+    if error_control not in ERROR_CONTROLS:
+        raise ValueError(f"unknown error_control {error_control!r}; expected one of {', '.join(map(repr, ERROR_CONTROLS))}")
+    if error_control == "sample":
+        return _integrate_per_sample(field, path, h0, at, method, gradient, rtol, atol, max_steps)
+    if not path.per_sample:
+        knots = path.knots if knots is None else knots
+        if first_gap is not None:
+            t0 = knots[:1] - first_gap
+        else:
+            t0 = 2 * knots[:1] - knots[1:2] if T > 1 else knots[:1] - 1
+        t_out = torch.cat([t0, knots[at]])
+        jumps, gap_scale, scale, rates = knots, None, None, None
+    else:
+        clock = torch.arange(-1, T, dtype=torch.float64)
+        t_out = torch.cat([clock[:1], clock[1:][at]])
+        jumps, rates = clock[1:], index_rates(path)
+        gap_scale = rates.max(0).values
+        scale = path.gaps().to(dt)
+        knots = clock[1:]
+    structure = field.structure()
+    lin = field.input_map
+    if structure is not None:
+        inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, scale=scale, rates=rates)
+        term = solvers.LinearActivationTerm(structure, inputs, time_dtype=dt)
+    elif gradient == "adjoint":
+        # the adjoint differentiates the input's tensors one by one: give it detached leaves of them
+        # (the coefficients of a spline are functions of one another), tied back to the originals
+        sources = (*path.coeffs, path.first, path.last)
+        leaves = [x.detach().requires_grad_(x.requires_grad) for x in sources]
+        n = len(path.coeffs)
+        inputs = solvers.PiecewiseInput(knots, leaves[:n], leaves[n], leaves[n + 1], scale=scale, rates=rates)
+        term = solvers.DrivenTerm(field.rhs, inputs, project=lin, time_dtype=dt, euler=field.euler_step)
+    else:
+        inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, scale=scale, rates=rates,
+                                        weight=lin.weight, bias=lin.bias, complex_halves=field.is_complex)
+        term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=dt, euler=field.euler_step)
+    params = tuple(p for p in field.parameters() if p.requires_grad)
+    sources = None
+    if isinstance(term, solvers.DrivenTerm) and gradient == "adjoint":
+        sources = params + tuple(path.coeffs) + (path.first, path.last)
+        params = params + tuple(leaves)
+    outs = solvers.solve(term, h0, t_out, method, gradient=gradient, step_size=step_size, gap_scale=gap_scale,
+                         jump_t=jumps, rtol=rtol, atol=atol, max_steps=max_steps, params=params,
+                         param_sources=sources)
+    return torch.stack(outs[1:]), term.nfe
+
+
+def _integrate_per_sample(field: Field, path: Path, h0: torch.Tensor, at: list[int], method: str, gradient: str,
+                          rtol: float, atol: float, max_steps: int) -> tuple[torch.Tensor, int]:
+    """:func:`integrate_path` with per-sample error control: each sample on its own knots in real time."""
+    if gradient != "backprop":
+        raise ValueError(f"error_control='sample' differentiates by backprop through each sample's own steps; "
+                         f"got gradient={gradient!r} (use 'backprop', or error_control='batch')")
+    T, B = path.length, path.batch_size
+    knots = path.knots.detach().to(torch.float64)
+    if knots.dim() == 1:
+        knots = knots.unsqueeze(0).expand(B, -1)
+    t0 = 2 * knots[:, :1] - knots[:, 1:2] if T > 1 else knots[:, :1] - 1
+    t_out = torch.cat([t0, knots[:, at]], 1)
+    structure = field.structure()
+    if structure is not None:
+        inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last)
+        term = solvers.LinearActivationTerm(structure, inputs, time_dtype=path.dtype)
+    else:
+        lin = field.input_map
+        inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, weight=lin.weight, bias=lin.bias,
+                                        complex_halves=field.is_complex)
+        term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=path.dtype)
+    problem = solvers.make_problem(term, h0, t_out, method, jump_t=knots, rtol=rtol, atol=atol, max_steps=max_steps,
+                                   per_sample=True)
+    outs = solvers.GRADIENT_MODES["backprop"](problem)
+    return torch.stack(outs[1:]), term.nfe
 
 
 class ContinuousRNN(nn.Module):
@@ -64,14 +196,15 @@ class ContinuousRNN(nn.Module):
 
     The hidden state starts at h0 (zeros by default) one first gap before the first sample,
     t0 = 2 t_1 - t_2 (0 when ``times`` is None, i.e. t_k = k), and is integrated by ``method``
-    (any name in ``solvers.METHODS``).  Fixed-step methods step on a grid aligned with the
-    sample times: one step per gap when ``step_size`` is None, else each gap split into equal
-    steps no longer than ``step_size``.  With times eps*k, step eps and a "hold" input this is
-    exactly ``DiscreteRNN(field.discretize(method, eps))``.
+    (any Runge-Kutta method of ``solvers.TABLEAUX``, fixed or adaptive).  Fixed-step methods step
+    on a grid aligned with the sample times: one step per gap when ``step_size`` is None, else
+    each gap split into equal steps no longer than ``step_size``.  Adaptive methods end a step on
+    every sample time (the input's knots are jump times).  With times eps*k, step eps and a
+    "hold" input this is exactly ``DiscreteRNN(field.discretize(method, eps))``.
 
     Shared times (T,) are integrated in real time.  Per-sample times (B, T) are integrated on an
-    index clock (sample k at s = k, see :meth:`Field.driven_by`), so each sample steps through its
-    own gaps and gets what it would get alone; with ``step_size`` a gap gets the number of steps
+    index clock (see :func:`integrate_path`), so each sample steps through its own gaps and gets
+    what it would get alone with fixed steps; with ``step_size`` a gap gets the number of steps
     that the longest gap at that position in the batch needs.
 
     Args:
@@ -82,21 +215,25 @@ class ContinuousRNN(nn.Module):
         interpolation: "hold" (a discrete RNN's input), "linear", "cubic" or "natural".
         adjoint: shorthand for gradient="adjoint".
         rtol, atol: adaptive solvers' tolerances (loose defaults suit training).
-        gradient: "backprop" (default), "adjoint" (torchdiffeq's adjoint with the input map
-            applied per evaluation: memory flat in T, gradients exact up to the adjoint solve's
-            error) or "checkpoint" (segments of ~sqrt(steps) recomputed in backward: the same
-            gradients as backprop, memory ~sqrt(T)).  Tableau methods with "backprop" or
-            "checkpoint" run on the fast driven path (:meth:`solve_path`).
+        gradient: a mode of ``solvers.GRADIENT_MODES``: "backprop" (default), "checkpoint" (the
+            same gradients, memory ~sqrt(steps)) or "adjoint" (memory flat in T, gradients exact up
+            to the backward solve's error).
+        max_steps: the solve's step limit (``solvers.StepLimitError`` beyond it).
+        error_control: adaptive methods: "batch" (one step sequence for the batch, the error norm
+            over all of it) or "sample" (each sample its own steps, taken in lockstep: a sample's
+            result does not depend on the rest of the batch; backprop only).
     """
 
     def __init__(self, field: Field, output_size: int, method: str = "euler", step_size: float | None = None,
                  interpolation: str = "hold", adjoint: bool = False, rtol: float = 1e-3, atol: float = 1e-5,
-                 gradient: str | None = None):
+                 gradient: str | None = None, max_steps: int = solvers.DEFAULT_MAX_STEPS,
+                 error_control: str = "batch"):
         super().__init__()
         if not isinstance(field, Field):
             raise TypeError(f"field must be a neuralode_rnn Field (e.g. nr.LipschitzField); got {type(field).__name__}")
-        if method not in solvers.METHODS:
-            raise ValueError(f"unknown method {method!r}; expected one of {', '.join(sorted(solvers.METHODS))}")
+        if method not in solvers.TABLEAUX:
+            raise ValueError(f"unknown method {method!r} for a ContinuousRNN; expected one of the Runge-Kutta "
+                             f"methods {', '.join(sorted(solvers.TABLEAUX))}")
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"unknown interpolation {interpolation!r}; expected one of "
                              f"{', '.join(map(repr, INTERPOLATIONS))}")
@@ -104,19 +241,40 @@ class ContinuousRNN(nn.Module):
             raise ValueError(f"step_size must be None or a positive number; got {step_size!r}")
         if not isinstance(output_size, int) or output_size < 1:
             raise ValueError(f"output_size must be a positive int; got {output_size!r}")
+        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+            raise ValueError(f"max_steps must be a positive int; got {max_steps!r}")
         self.field = field
         self.method = method
         self.step_size = step_size
         self.interpolation = interpolation
         self.rtol = rtol
         self.atol = atol
-        self.gradient = resolve_gradient(gradient, adjoint)
+        self.gradient = solvers.resolve_gradient(gradient, adjoint)
+        self.max_steps = max_steps
+        if error_control not in ERROR_CONTROLS:
+            raise ValueError(f"unknown error_control {error_control!r}; expected one of "
+                             f"{', '.join(map(repr, ERROR_CONTROLS))}")
+        if error_control == "sample" and not solvers.TABLEAUX[method].adaptive:
+            raise ValueError(f"error_control='sample' needs an adaptive method (e.g. dopri5); {method!r} takes fixed "
+                             f"steps")
+        if error_control == "sample" and self.gradient != "backprop":
+            raise ValueError(f"error_control='sample' supports gradient='backprop' only; got {self.gradient!r}")
+        self.error_control = error_control
         self.readout = nn.Linear(field.feature_size, output_size)
         self.nfe = 0  # function evaluations of the last solve
 
     @property
     def adjoint(self) -> bool:
         return self.gradient == "adjoint"
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The real dtype the values enter in (the field's input map's); inputs are cast to it."""
+        return self.field.input_map.weight.dtype
+
+    def _apply(self, fn, recurse: bool = True):
+        # .to(torch.float64) / .double() keep a complex W complex (complex128), see keep_complex
+        return super()._apply(keep_complex(fn), recurse)
 
     @property
     def fixed_step(self) -> bool:
@@ -130,136 +288,48 @@ class ContinuousRNN(nn.Module):
         return h0
 
     @property
-    def fast(self) -> bool:
-        """True when this model integrates on the fast driven path (see :meth:`solve_path`)."""
-        return self.method in solvers.TABLEAUX and self.gradient in ("backprop", "checkpoint")
-
-    def _solve(self, driven, h0: torch.Tensor, t: torch.Tensor, jump_t: torch.Tensor, step_size) -> torch.Tensor:
-        counter = _Counter(driven)
-        # Adjoint parameters: the field's own, plus whatever tensors the driven field reads besides
-        # them (the projected coefficients when it projects, which then stand in for the input map:
-        # listing both would count its adjoint gradient twice).
-        mapped = {id(p) for p in self.field.input_map.parameters()} if driven.project else set()
-        params = tuple(p for p in self.field.parameters() if p.requires_grad and id(p) not in mapped)
-        params = params + driven.extra_tensors()
-        out = solvers.odeint(counter, h0, t, method=self.method, step_size=step_size, rtol=self.rtol,
-                             atol=self.atol, gradient=self.gradient, jump_t=jump_t,
-                             adjoint_params=params if self.gradient == "adjoint" else None)
-        self.nfe = counter.nfe
-        return out
-
-    def _clock_grid(self, path: Path) -> tuple[torch.Tensor, list[int], torch.Tensor | None]:
-        """The step grid on the solve's clock: (grid (n+1,), grid index of each knot, rates).
-
-        Shared times: real time, the knot-aligned grid of ``solvers.fixed.knot_grid`` through
-        t0 = 2 t_1 - t_2 and the knots.  Per-sample times: the index clock s (knot k at s = k,
-        start at s = -1), gap j split into the number of steps its longest sample needs; ``rates``
-        (B, T) are the samples' dt/ds per piece (rates[:, j + 1] on piece j).
-        """
-        T = path.length
-        if not path.per_sample:
-            knots = path.knots
-            t0 = 2 * knots[:1] - knots[1:2] if T > 1 else knots[:1] - 1
-            grid, index = knot_grid(torch.cat([t0, knots]), knots, self.step_size)
-            return grid, index[1:], None
-        rates = _index_rates(path)
-        if self.step_size is None:
-            grid = torch.arange(-1, T, dtype=path.dtype, device=path.device)
-            return grid, list(range(1, T + 1)), rates
-        longest = rates.max(0).values.detach().cpu().tolist()
-        pieces = [max(1, math.ceil(g / self.step_size - 1e-9)) for g in longest]
-        points, keep = [-1.0], []
-        for j, n in enumerate(pieces):
-            points.extend(j - 1 + i / n for i in range(1, n + 1))
-            keep.append(len(points) - 1)
-        return torch.tensor(points, dtype=path.dtype, device=path.device), keep[:T], rates
-
-    def _solve_fast(self, path: Path, h0: torch.Tensor, at: list[int]) -> torch.Tensor:
-        """States (len(at), B, N) at knots ``at`` by ``solvers.integrate_driven``: the stage inputs
-        of every step are evaluated in one batched call and the field's structure, if it declares
-        one, takes the structured path (custom autograd Function)."""
-        grid, index, rates = self._clock_grid(path)
-        outputs = [index[k] for k in at]
-        grid = grid[:max(outputs) + 1]  # no step beyond the last wanted state
-        g0, g1 = grid[:-1].detach(), grid[1:].detach()
-        ds = g1 - g0
-        n = ds.shape[0]
-        held = self.interpolation == "hold"
-        nodes, node_of_stage = solvers.stage_nodes(self.method, held=held)
-        T = path.length
-        if rates is None:
-            # step n lies on piece j_n = (first knot >= its end) - 1; -1 before the first knot
-            j = torch.searchsorted(path.knots.detach(), g1.contiguous()) - 1
-            dt = ds
-            tau0 = g0 - path.knots.detach()[j.clamp(min=0)]
-            taus = None if held else torch.stack([tau0 + c * ds for c in nodes], 1)  # (n, m)
-        else:
-            j = (torch.ceil(g1) - 1).long().clamp(-1, T - 1)
-            r = rates.detach().t()[(j + 1).clamp(max=T - 1)]  # (n, B): dt/ds of each sample on the step
-            dt = ds.unsqueeze(1) * r
-            gaps = r  # piece j >= 0 has length rates[:, j + 1]
-            frac0 = g0 - j.to(g0.dtype)
-            taus = None if held else torch.stack([(frac0 + c * ds).unsqueeze(1) * gaps for c in nodes], 1)
-        m = len(nodes)
-        jj = j.repeat_interleave(m) if m > 1 else j
-        tt = None if taus is None else taus.reshape(n * m, *taus.shape[2:])
-        x = path.evaluate_steps(jj, tt).reshape(n, m, path.batch_size, path.channels)
-        structure = self.field.structure()
-        self.nfe = n * solvers.tableau(self.method).stages
-        if structure is not None:
-            return solvers.integrate_driven(structure, h0, x, dt, self.method, node_of_stage, outputs,
-                                            self.gradient)
-        # the input map: one matmul over all n * m * B rows (per segment under checkpoint)
-        return solvers.integrate_driven(self.field.rhs, h0, x, dt, self.method, node_of_stage, outputs,
-                                        self.gradient, project=self.field.input_map)
-
-    def _solve_general(self, path: Path, h0: torch.Tensor, at: list[int]) -> torch.Tensor:
-        """States (len(at), B, N) at knots ``at`` by ``solvers.odeint`` (any method or gradient)."""
-        T = path.length
-        project = self.gradient != "adjoint"  # the adjoint keeps memory flat: no (B, T, P) projection
-        if not path.per_sample:
-            knots = path.knots
-            t0 = 2 * knots[:1] - knots[1:2] if T > 1 else knots[:1] - 1
-            t = torch.cat([t0, knots[at]])
-            return self._solve(self.field.driven_by(path, project=project), h0, t, knots, self.step_size)[1:]
-        driven = self.field.driven_by(path, clock="index", project=project)
-        s = torch.arange(-1, T, dtype=path.dtype, device=path.device)
-        t = torch.cat([s[:1], s[1:][at]])
-        if self.step_size is None or not self.fixed_step:
-            return self._solve(driven, h0, t, s, None)[1:]
-        # per-sample gaps: split gap j into n_j equal index steps, n_j set by the longest gap there
-        grid, index, _ = self._clock_grid(path)
-        t = torch.cat([grid[:1], grid[[index[k] for k in at]]])
-        return self._solve(driven, h0, t, grid, None)[1:]
+    def structured(self) -> bool:
+        """True when the field declares the linear-plus-activation form (the structured kernel runs it)."""
+        return self.field.structure() is not None
 
     def solve_path(self, path: Path, h0: torch.Tensor | None = None, at: list[int] | None = None) -> torch.Tensor:
         """Hidden states (B, T, N) at the path's knots, starting one first gap before them.
 
         ``at``: knot indices (increasing) to return, (B, len(at), N); the solve stops at the last.
-
-        Fixed-step tableau methods with gradient "backprop" or "checkpoint" (and times that need
-        no gradient) run on the fast driven path, :func:`solvers.integrate_driven`; everything
-        else on :func:`solvers.odeint`.  Both compute the same steps (tests: 1e-12 in float64).
         """
         B, T = path.batch_size, path.length
         h0 = self._h0(h0, B, path.dtype, path.device)
         at = list(range(T)) if at is None else [int(k) for k in at]
-        if self.fast and not path.knots.requires_grad:
-            out = self._solve_fast(path, h0, at)
-        else:
-            out = self._solve_general(path, h0, at)
-        return out.transpose(0, 1)
+        states, self.nfe = integrate_path(self.field, path, h0, at, self.method, step_size=self.step_size,
+                                          gradient=self.gradient, rtol=self.rtol, atol=self.atol,
+                                          max_steps=self.max_steps, error_control=self.error_control)
+        return states.transpose(0, 1)
 
     def path(self, values: torch.Tensor, times: torch.Tensor | None = None) -> Path:
-        """The input path this model integrates (validates the values)."""
-        _check_values(values)
+        """The input path this model integrates (validates the values; unbatched (T, D) values
+        give a path of one sample; values are cast to the model's dtype)."""
+        values, times, _ = batch_inputs(values, times, self.dtype)
+        return self._path(values, times)
+
+    def _path(self, values: torch.Tensor, times) -> Path:
         _check_channels(values, self.field.input_size)
         return interpolate(values, times, self.interpolation)
+
+    def _empty(self, values: torch.Tensor) -> torch.Tensor:
+        """The (0, N) state of an empty batch (connected to h0's parameters, if any)."""
+        self.nfe = 0
+        return self.field.initial_state(0, values.dtype, values.device)
 
     def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None,
                    h0: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states (B, T, N) at the sample times (complex for complex fields)."""
-        return self.solve_path(self.path(values, times), h0)
+        values, times, unbatched = batch_inputs(values, times, self.dtype)
+        h0 = unbatched_state(h0, unbatched)
+        if values.shape[0] == 0:
+            _check_channels(values, self.field.input_size)
+            return self._empty(values).unsqueeze(1).expand(0, values.shape[1], -1)
+        states = self.solve_path(self._path(values, times), h0)
+        return states[0] if unbatched else states
 
     def forward(self, values: torch.Tensor, times: torch.Tensor | None = None,
                 h0: torch.Tensor | None = None) -> torch.Tensor:
@@ -267,18 +337,24 @@ class ContinuousRNN(nn.Module):
 
         Only the states at the distinct last observed steps are requested from the solver (one,
         usually), so checkpoint and adjoint memory does not hold a (B, T, N) trajectory."""
+        values, times, unbatched = batch_inputs(values, times, self.dtype)
+        h0 = unbatched_state(h0, unbatched)
+        if values.shape[0] == 0:
+            _check_channels(values, self.field.input_size)
+            return self.readout(self.field.features(self._empty(values)))
         last = last_observed_index(values)
         at = sorted(set(last.tolist()))
-        states = self.solve_path(self.path(values, times), h0, at)  # (B, len(at), N)
+        states = self.solve_path(self._path(values, times), h0, at)  # (B, len(at), N)
         pos = torch.searchsorted(torch.tensor(at, device=last.device), last)
-        return self.readout(self.field.features(_gather_time(states, pos)))
+        out = self.readout(self.field.features(gather_time(states, pos)))
+        return out[0] if unbatched else out
 
 
 class DiscreteRNN(nn.Module):
     """A discrete cell stepped once per sample, then a linear readout: h_k = cell(h_{k-1}, x_k).
 
-    A :class:`FieldCell` runs on :func:`solvers.integrate_driven` with one held input per step (the
-    same fast path as :class:`ContinuousRNN`); other cells in a plain loop over ``unbind`` (indexing
+    A :class:`FieldCell` runs on the solver engine with one held input per step (the same kernels as
+    :class:`ContinuousRNN`); other cells in a plain loop over ``unbind`` (indexing
     ``x[:, k]`` in the loop would make backward O(T^2)).  Missing values (NaN) are filled by carrying the last observation forward, as the
     "hold" path does.  ``times`` is accepted for a common signature and must be None or evenly
     spaced: a discrete cell has one fixed step.
@@ -292,6 +368,17 @@ class DiscreteRNN(nn.Module):
         feat = field.feature_size if field is not None else cell.hidden_size
         self.readout = nn.Linear(feat, output_size)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The real dtype the values enter in (the cell's input map's); inputs are cast to it."""
+        field = getattr(self.cell, "field", None)
+        if field is not None:
+            return field.input_map.weight.dtype
+        return next((p.dtype for p in self.cell.parameters() if p.is_floating_point()), self.readout.weight.dtype)
+
+    def _apply(self, fn, recurse: bool = True):
+        return super()._apply(keep_complex(fn), recurse)  # a complex W stays complex, see keep_complex
+
     def _h0(self, h0, B: int, dtype, device) -> torch.Tensor:
         field = getattr(self.cell, "field", None)
         if field is None:
@@ -303,8 +390,15 @@ class DiscreteRNN(nn.Module):
 
     def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None,
                    h0: torch.Tensor | None = None) -> torch.Tensor:
-        _check_values(values)
+        """Hidden states (B, T, N) after each sample (complex for complex fields)."""
+        values, times, unbatched = batch_inputs(values, times, self.dtype)
+        states = self._trajectory(values, times, unbatched_state(h0, unbatched))
+        return states[0] if unbatched else states
+
+    def _trajectory(self, values: torch.Tensor, times: torch.Tensor | None, h0: torch.Tensor | None) -> torch.Tensor:
         _check_channels(values, self.cell.input_size)
+        if values.shape[0] == 0:
+            return self._h0(None, 0, values.dtype, values.device).unsqueeze(1).expand(0, values.shape[1], -1)
         if times is not None:
             t = torch.as_tensor(times, dtype=values.dtype)
             d = t[..., 1:] - t[..., :-1]
@@ -312,36 +406,33 @@ class DiscreteRNN(nn.Module):
             if d.numel() and not torch.allclose(d, d.reshape(-1)[:1].expand_as(d), rtol=1e-3, atol=0.0):
                 raise ValueError("a DiscreteRNN steps once per sample and needs evenly spaced times; got uneven "
                                  "times: use ContinuousRNN for irregular samples")
-        times_for_fill = torch.arange(values.shape[1], dtype=values.dtype, device=values.device)
-        x = _fill(values, times_for_fill, "hold")
-        B = x.shape[0]
+        B, T = values.shape[0], values.shape[1]
+        if isinstance(self.cell, FieldCell):
+            # One held step of the cell's tableau per sample, on the engine: exactly the cell's
+            # recurrence (tests write it out), at the speed of the continuous models.
+            cell = self.cell
+            eps = cell.step_size
+            # the clock in float64 whatever the values' dtype: every step is eps to 1e-16
+            knots = eps * torch.arange(1, T + 1, dtype=torch.float64, device=values.device)
+            path = interpolate(values, None, "hold")  # a hold path's pieces do not depend on the knots
+            h = self._h0(h0, B, values.dtype, values.device)
+            states, _ = integrate_path(cell.field, path, h, list(range(T)), cell.tableau, knots=knots, first_gap=eps)
+            return states.transpose(0, 1)
+        x = fill_missing(values, torch.arange(T, dtype=values.dtype, device=values.device), "hold")
         h = self._h0(h0, B, x.dtype, x.device)
         states = []
-        if isinstance(self.cell, FieldCell):
-            # One held step of the cell's tableau per sample is exactly what the fast driven
-            # integrator does on a "hold" grid: run the cell there (the identity is tested).
-            field, cell = self.cell.field, self.cell
-            steps = x.transpose(0, 1).unsqueeze(1)  # (T, 1, B, D): one input node per step
-            dt = torch.full((x.shape[1],), cell.step_size, dtype=x.dtype, device=x.device)
-            nodes = (0,) * cell.tableau.stages
-            structure = field.structure()
-            if structure is not None:
-                out = solvers.integrate_driven(structure, h, steps, dt, cell.tableau, nodes)
-            else:
-                out = solvers.integrate_driven(field.rhs, h, steps, dt, cell.tableau, nodes,
-                                               project=field.input_map)
-            return out[1:].transpose(0, 1)
-        else:
-            for x_k in x.unbind(1):
-                h = self.cell(h, x_k)
-                states.append(h)
+        for x_k in x.unbind(1):
+            h = self.cell(h, x_k)
+            states.append(h)
         return torch.stack(states, 1)
 
     def forward(self, values: torch.Tensor, times: torch.Tensor | None = None,
                 h0: torch.Tensor | None = None) -> torch.Tensor:
-        states = self.trajectory(values, times, h0)
-        last = _gather_time(states, last_observed_index(values))
-        return self.readout(self._features(last))
+        """Readout (B, output_size) of the state at each sample's last observed step."""
+        values, times, unbatched = batch_inputs(values, times, self.dtype)
+        states = self._trajectory(values, times, unbatched_state(h0, unbatched))
+        out = self.readout(self._features(gather_time(states, last_observed_index(values))))
+        return out[0] if unbatched else out
 
 
 class TorchRNN(nn.Module):
@@ -361,43 +452,33 @@ class TorchRNN(nn.Module):
         self.rnn = layers[kind](input_size, hidden_size, num_layers=num_layers, batch_first=True)
         self.readout = nn.Linear(hidden_size, output_size)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The real dtype the values enter in (the LSTM/GRU's input weights'); inputs are cast to it."""
+        return self.rnn.weight_ih_l0.dtype
+
     def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None, h0=None) -> torch.Tensor:
-        _check_values(values)
+        """Outputs (B, T, hidden_size) of the LSTM/GRU at every step; ``h0`` as torch.nn.LSTM/GRU take it."""
+        values, times, unbatched = batch_inputs(values, times, self.dtype)
+        states = self._trajectory(values, self._h0(h0, unbatched))
+        return states[0] if unbatched else states
+
+    def _h0(self, h0, unbatched: bool):
+        # torch.nn.LSTM/GRU's unbatched state is (num_layers, H): the batch axis is 1
+        if h0 is None or not unbatched:
+            return h0
+        return tuple(h.unsqueeze(1) for h in h0) if isinstance(h0, tuple) else h0.unsqueeze(1)
+
+    def _trajectory(self, values: torch.Tensor, h0) -> torch.Tensor:
         _check_channels(values, self.input_size)
-        x = _fill(values, torch.arange(values.shape[1], dtype=values.dtype, device=values.device), "hold")
+        x = fill_missing(values, torch.arange(values.shape[1], dtype=values.dtype, device=values.device), "hold")
         out, _ = self.rnn(x) if h0 is None else self.rnn(x, h0)
         return out
 
     def forward(self, values: torch.Tensor, times: torch.Tensor | None = None, h0=None) -> torch.Tensor:
-        states = self.trajectory(values, times, h0)
-        return self.readout(_gather_time(states, last_observed_index(values)))
+        """Readout (B, output_size) of each sample's last observed step."""
+        values, times, unbatched = batch_inputs(values, times, self.dtype)
+        states = self._trajectory(values, self._h0(h0, unbatched))
+        out = self.readout(gather_time(states, last_observed_index(values)))
+        return out[0] if unbatched else out
 
-
-def _index_rates(path: Path) -> torch.Tensor:
-    """(B, T) dt/ds of each sample on the index clock: rates[:, j + 1] is the length of piece j and
-    rates[:, 0] that of the piece before the first knot (as long as the first one)."""
-    gaps = path.gaps().to(path.dtype)
-    if gaps.dim() == 1:
-        gaps = gaps.unsqueeze(0).expand(path.batch_size, -1)
-    first = gaps[:, :1] if gaps.shape[1] else torch.ones(path.batch_size, 1, dtype=path.dtype, device=path.device)
-    return torch.cat([first, gaps], 1)
-
-
-class _Counter(nn.Module):
-    """Counts function evaluations of a driven field (NFE), passing everything through."""
-
-    def __init__(self, func: nn.Module):
-        super().__init__()
-        self.func = func
-        self.nfe = 0
-
-    @property
-    def project(self) -> bool:
-        return self.func.project
-
-    def extra_tensors(self):
-        return self.func.extra_tensors()
-
-    def forward(self, t, h):
-        self.nfe += 1
-        return self.func(t, h)

@@ -23,7 +23,7 @@ from torch import nn
 import solvers.sde as _sde
 
 from .fields.base import Field
-from .models import ContinuousRNN, _gather_time, last_observed_index
+from .models import ContinuousRNN, batch_inputs, gather_time, last_observed_index, unbatched_state
 from .paths import Path
 
 __all__ = ["NOISES", "NoisyField", "StochasticRNN"]
@@ -144,7 +144,10 @@ class StochasticRNN(nn.Module):
             raise ValueError("StochasticRNN supports shared sample times (T,) only; got per-sample (B, T) times "
                              "(evaluate such data with the deterministic model, model.eval())")
         B, T = path.batch_size, path.length
-        h0 = self.base._h0(h0, B, path.dtype, path.device)
+        if h0 is None:
+            h0 = self.field.initial_state(B, path.dtype, path.device)
+        else:
+            self.field.check_state(h0, B, name="h0")
         knots = path.knots
         t0 = 2 * knots[:1] - knots[1:2] if T > 1 else knots[:1] - 1
         t = torch.cat([t0, knots])
@@ -160,10 +163,24 @@ class StochasticRNN(nn.Module):
 
     def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None,
                    h0: torch.Tensor | None = None, bm=None) -> torch.Tensor:
-        return self.solve_path(self.path(values, times), h0, bm)
+        """Hidden states (B, T, N) at the sample times; inputs as for ContinuousRNN (unbatched,
+        cast to the model's dtype, empty batches)."""
+        if not self.noisy:
+            return self.base.trajectory(values, times, h0)
+        values, times, unbatched = batch_inputs(values, times, self.base.dtype)
+        if values.shape[0] == 0:
+            return self.base.trajectory(values, times, h0)
+        states = self.solve_path(self.base.path(values, times), unbatched_state(h0, unbatched), bm)
+        return states[0] if unbatched else states
 
     def forward(self, values: torch.Tensor, times: torch.Tensor | None = None,
                 h0: torch.Tensor | None = None, bm=None) -> torch.Tensor:
-        states = self.trajectory(values, times, h0, bm)
-        last = _gather_time(states, last_observed_index(values))
-        return self.readout(self.field.features(last))
+        """Readout (B, output_size) of each sample's last observed state."""
+        if not self.noisy:
+            return self.base(values, times, h0)
+        values, times, unbatched = batch_inputs(values, times, self.base.dtype)
+        if values.shape[0] == 0:
+            return self.base(values, times, h0)
+        states = self.solve_path(self.base.path(values, times), unbatched_state(h0, unbatched), bm)
+        out = self.readout(self.field.features(gather_time(states, last_observed_index(values))))
+        return out[0] if unbatched else out

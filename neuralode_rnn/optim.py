@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .parametrizations import is_unitary_parameter
+from .parametrizations import is_unitary_parameter, unmark_unitary
 
 __all__ = [
     "UNITARY_MAPS",
@@ -225,8 +225,7 @@ def parametrize_unitary(module: nn.Module, name: str = "U", orthogonal_map: str 
     value = p.detach().clone()
     torch.nn.utils.parametrizations.orthogonal(module, name, orthogonal_map=orthogonal_map)
     original = getattr(module.parametrizations, name).original
-    if hasattr(original, "_unitary"):
-        del original._unitary  # it is now an unconstrained matrix: not for the Cayley step
+    unmark_unitary(original)  # it is now an unconstrained matrix: not for the Cayley step
     with torch.no_grad():
         # torch re-orthonormalises by QR a matrix it finds "not orthogonal" at a tight tolerance;
         # keep the exact current value as the base B instead.

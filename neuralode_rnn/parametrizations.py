@@ -12,16 +12,23 @@
   :func:`contraction_shift` (the shift that makes the Lipschitz RNN's contraction condition true).
 * Unitary helpers for the full-capacity uRNN (Wisdom et al., NeurIPS 2016): :func:`random_unitary`,
   :func:`mark_unitary`, :func:`is_unitary_parameter`, :func:`unitarity_error`.
+* :func:`keep_complex`: dtype conversions (``module.to(torch.float64)``, ``.double()``) that move a
+  complex parameter to the complex twin of the requested real dtype instead of dropping its
+  imaginary part (what ``nn.Module.to`` does, with only a warning).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 __all__ = [
+    "COMPLEX_OF",
     "contraction_shift",
     "gaussian_matrix",
     "is_unitary_parameter",
+    "keep_complex",
     "mark_unitary",
     "norm_bounded",
     "random_unitary",
@@ -29,6 +36,7 @@ __all__ = [
     "spectral_norm",
     "symmetric_skew",
     "unitarity_error",
+    "unmark_unitary",
 ]
 
 
@@ -114,7 +122,44 @@ def is_unitary_parameter(p: torch.Tensor) -> bool:
     return bool(getattr(p, "_unitary", False))
 
 
+def unmark_unitary(p: torch.Tensor) -> torch.Tensor:
+    """Undo :func:`mark_unitary` (a parameter that became unconstrained, e.g. under a parametrization)."""
+    if hasattr(p, "_unitary"):
+        del p._unitary
+    return p
+
+
 def unitarity_error(W: torch.Tensor) -> float:
     """max |W^H W - I| entry-wise."""
     eye = torch.eye(W.shape[-1], dtype=W.dtype, device=W.device)
     return float((W.conj().transpose(-1, -2) @ W - eye).abs().max())
+
+
+COMPLEX_OF = {torch.float16: torch.complex32, torch.float32: torch.complex64, torch.float64: torch.complex128}
+"""The complex dtype whose real and imaginary parts have the given real dtype."""
+
+
+def keep_complex(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Wrap a tensor conversion of ``nn.Module._apply`` so complex tensors keep their imaginary part.
+
+    ``fn`` is what ``Module.to`` / ``.double()`` / ``.float()`` apply to every parameter and
+    buffer.  For a complex tensor the wrapper asks ``fn`` what it would make of a real scalar of
+    the tensor's part dtype (a probe: device and dtype only, no data) and, when that is a real
+    floating dtype, converts the tensor to its complex twin on that device: ``to(torch.float64)``
+    gives complex128, ``.float()`` complex64.  Requests for a complex dtype, and real tensors, go
+    to ``fn`` unchanged.  Models with complex parameters (the unitary RNN) override ``_apply``
+    with it, the extension point ``nn.Module`` offers for this (as ``nn.RNNBase`` does).
+    """
+
+    def convert(t: torch.Tensor) -> torch.Tensor:
+        if t.is_complex():
+            probe = fn(torch.zeros((), dtype=t.real.dtype, device=t.device))
+            if probe.is_floating_point():
+                if probe.dtype not in COMPLEX_OF:
+                    raise TypeError(f"a complex parameter cannot be cast to {probe.dtype}: there is no complex "
+                                    f"dtype with {probe.dtype} parts; use one of "
+                                    f"{', '.join(str(d) for d in COMPLEX_OF)}")
+                return t.to(device=probe.device, dtype=COMPLEX_OF[probe.dtype])
+        return fn(t)
+
+    return convert

@@ -42,7 +42,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["INTERPOLATIONS", "Path", "interpolate"]
+__all__ = ["INTERPOLATIONS", "Path", "check_times", "check_values", "fill_missing", "interpolate"]
 
 INTERPOLATIONS = ("hold", "linear", "cubic", "natural")
 
@@ -131,6 +131,10 @@ class Path:
         scalar = t.dim() == 0
         if scalar:
             t = t.reshape(1)
+        if bool(torch.isnan(t).any()):
+            # a NaN falls through every comparison of the knot search and would read the last sample
+            where = "" if scalar else f" at index {tuple(torch.nonzero(torch.isnan(t))[0].tolist())}"
+            raise ValueError(f"t must be a time, not NaN; got NaN{where}")
         if t.dim() > 2 or (t.dim() == 2 and t.shape[0] != self.batch_size):
             raise ValueError(
                 f"t must be a scalar, (S,) shared times or (B, S) per-sample times with B = "
@@ -138,7 +142,10 @@ class Path:
         return t, scalar
 
     def _locate(self, t: torch.Tensor):
-        """Piece index j (B, S) in [0, T-2], local time tau, and before/after masks."""
+        """Piece index j (B, S) in [0, T-2], local time tau, and before/after masks.
+
+        A time equal to a knot t_k (k > 1) lies on the piece that ends there, (t_{k-1}, t_k]; the
+        first knot t_1 is flagged ``before`` (the path's value there is x_1, the held value)."""
         B, T = self.batch_size, self.length
         knots = self.knots
         if knots.dim() == 1:
@@ -174,12 +181,19 @@ class Path:
         return out[:, 0] if scalar else out
 
     def derivative(self, t) -> torch.Tensor:
-        """dx/dt(t), same shapes as :meth:`evaluate`; zero outside the knots and for "hold"."""
+        """dx/dt(t), same shapes as :meth:`evaluate`; zero outside [t_1, t_T] and for "hold".
+
+        At a knot the derivative is taken on the piece of that knot: at t_k (k > 1) the piece
+        ending there, (t_{k-1}, t_k], and at the first knot t_1 the first piece (the one-sided
+        derivative from inside the interval, as torchcde gives it), not the constant before it.
+        """
         t, scalar = self._as_times(t)
         if self.length == 1 or len(self.coeffs) == 1:
             out = torch.zeros_like(self.first).unsqueeze(1).expand(-1, t.shape[-1], -1)
         else:
             j, tau, before, after = self._locate(t)
+            t_b = t if t.dim() == 2 else t.expand(self.batch_size, -1)
+            before = before & (t_b < self.knots[..., :1].to(t.dtype))  # t_1 itself: the first piece
             tau = tau.unsqueeze(-1).to(self.dtype)
             n = len(self.coeffs) - 1
             out = n * self._gather(self.coeffs[n], j)
@@ -250,7 +264,9 @@ class Path:
 
 
 # ---------------------------------------------------------------------- validation
-def _check_values(values) -> torch.Tensor:
+def check_values(values) -> torch.Tensor:
+    """``values`` unchanged if it is a (B, T, D) floating tensor with T >= 1 and no inf (NaN marks a
+    missing observation); a TypeError/ValueError naming what is wrong otherwise.  B may be 0."""
     if not isinstance(values, torch.Tensor):
         raise TypeError(f"values must be a torch.Tensor of shape (batch, time, channels); got "
                         f"{type(values).__name__}")
@@ -268,14 +284,16 @@ def _check_values(values) -> torch.Tensor:
     return values
 
 
-def _check_times(times, values: torch.Tensor) -> torch.Tensor:
+def check_times(times, values: torch.Tensor) -> torch.Tensor:
+    """The sample times of ``values`` (B, T, D) in its dtype: t_k = k when ``times`` is None, else
+    ``times`` (T,) or (B, T) checked to be finite and strictly increasing along the last axis."""
     B, T, _ = values.shape
     if times is None:
         return torch.arange(1, T + 1, dtype=values.dtype, device=values.device)
     times = torch.as_tensor(times, device=values.device)
     if times.is_complex() or times.dtype == torch.bool:
         raise TypeError(f"times must be real; got dtype {times.dtype}")
-    times = times.to(values.dtype)
+    times = times.to(values.dtype).contiguous()  # the knot search wants contiguous rows (an expand is not)
     if times.dim() not in (1, 2):
         raise ValueError(f"times must have shape (T,) or (B, T) = ({B}, {T}); got shape {tuple(times.shape)}")
     if times.shape[-1] != T:
@@ -284,7 +302,8 @@ def _check_times(times, values: torch.Tensor) -> torch.Tensor:
     if times.dim() == 2 and times.shape[0] != B:
         raise ValueError(f"per-sample times must have shape (B, T) = ({B}, {T}); got {tuple(times.shape)}")
     if not torch.isfinite(times).all():
-        raise ValueError("times must be finite; got NaN or inf")
+        pos = tuple(torch.nonzero(~torch.isfinite(times))[0].tolist())
+        raise ValueError(f"times must be finite; got times[{', '.join(map(str, pos))}] = {times[pos].item()}")
     diffs = times[..., 1:] - times[..., :-1]
     bad = diffs <= 0
     if bad.any():
@@ -309,7 +328,13 @@ def _neighbours(observed: torch.Tensor):
     return prev, nxt
 
 
-def _fill(values: torch.Tensor, times: torch.Tensor, method: str) -> torch.Tensor:
+def fill_missing(values: torch.Tensor, times: torch.Tensor, method: str) -> torch.Tensor:
+    """``values`` (B, T, D) with every NaN replaced by the rule of ``method`` (module docstring):
+    carried forward for "hold", linear in ``times`` (T,) or (B, T) otherwise; 0 where a channel
+    is never observed in a sample."""
+    if method not in INTERPOLATIONS:
+        raise ValueError(f"unknown interpolation method {method!r}; expected one of "
+                         f"{', '.join(repr(m) for m in INTERPOLATIONS)}")
     observed = ~torch.isnan(values)
     if bool(observed.all()):
         return values
@@ -425,11 +450,11 @@ def interpolate(values: torch.Tensor, times: torch.Tensor | None = None, method:
     Returns:
         A :class:`Path` with ``evaluate(t)``, ``derivative(t)`` and ``knots``.
     """
-    values = _check_values(values)
+    values = check_values(values)
     if method not in INTERPOLATIONS:
         raise ValueError(f"unknown interpolation method {method!r}; expected one of "
                          f"{', '.join(repr(m) for m in INTERPOLATIONS)}")
-    times = _check_times(times, values)
-    x = _fill(values, times, method)
+    times = check_times(times, values)
+    x = fill_missing(values, times, method)
     coeffs = _coefficients(x, times, method) if x.shape[1] > 1 else (x[:, :0],)
     return Path(method, times, coeffs, x[:, 0], x[:, -1])

@@ -24,13 +24,13 @@ def _floats(rows: Sequence[dict], key: str) -> list[float]:
 def plot_curves(rows: Sequence[dict], path: str | os.PathLike, title: str = "") -> None:
     """Loss (train/test) and accuracy (train/test, if any) against epoch, saved as PNG at ``path``.
 
-    ``rows`` are metrics rows (dicts with the keys of ``neuralode_rnn.runs.METRIC_FIELDS``; values
+    ``rows`` are metrics rows (dicts with the keys of ``neuralode_rnn.training.rundir.METRIC_FIELDS``; values
     may be strings as read back from metrics.csv).  Written atomically.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .runs import atomic_write
+    from .training.rundir import atomic_write
 
     epochs = _floats(rows, "epoch")
     has_acc = any(row.get("test_accuracy") not in (None, "") for row in rows)

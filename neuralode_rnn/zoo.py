@@ -6,7 +6,9 @@ Names (``MODELS``):
   ``lipschitz``, ``antisymmetric``, ``antisymmetric-gated``, ``unitary``, ``ctrnn``;
 * their discrete cells (``DiscreteRNN(field.discretize(method, eps))``, one step of ``method`` per
   sample): the same names with ``-discrete`` appended;
-* torch.nn baselines: ``lstm``, ``gru``.
+* torch.nn baselines: ``lstm``, ``gru`` (time-blind: they step once per observation);
+* irregular-series baselines (``neuralode_rnn.baselines``, kind "baseline", they read the times):
+  ``gru-dt``, ``gru-d``, ``ode-rnn``, ``ncde``; their eps (1) scales the times they are fed.
 
 Every family has a *time scale* ``eps``: sample k sits at time eps * k, so a fixed-step solver
 with one step per gap takes steps of eps and computes exactly the discrete cell of its paper.
@@ -38,19 +40,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import torch
 from torch import nn
 
 import solvers
 
+from .baselines import BASELINES, build_baseline
 from .fields import AntisymmetricField, CTRNNField, LipschitzField, UnitaryField
 from .fields.base import Field
-from .models import GRADIENTS, ContinuousRNN, DiscreteRNN, TorchRNN
+from .models import ContinuousRNN, DiscreteRNN, TorchRNN
 from .paths import INTERPOLATIONS
 
 __all__ = [
     "MODELS",
     "ModelSpec",
+    "build_from_config",
     "build_model",
     "count_parameters",
     "evaluations_per_sequence",
@@ -65,9 +71,12 @@ class ModelSpec:
     """What a model name means.
 
     Attributes:
-        kind: "continuous" (ContinuousRNN), "discrete" (DiscreteRNN of the field's cell) or "torch".
-        family: the field family ("lipschitz", ...) or the torch.nn class ("lstm", "gru").
-        eps: default time scale (step per sample); None for torch baselines.
+        kind: "continuous" (ContinuousRNN), "discrete" (DiscreteRNN of the field's cell), "torch"
+            or "baseline" (``neuralode_rnn.baselines``).
+        family: the field family ("lipschitz", ...), the torch.nn class ("lstm", "gru") or the
+            baseline's name.
+        eps: default time scale (step per sample; for baselines the factor on the times they
+            read, 1: the data's own times); None for torch baselines.
         lr: default Adam learning rate (0.003 for all: the Lipschitz RNN reference value, used for
             every model so that the comparison changes one thing at a time).
         description: one line for ``neuralode-rnn list``.
@@ -113,6 +122,8 @@ for _family, (_eps, _text) in _FAMILIES.items():
                                               "discrete cell: one --method step of size eps per sample")
 MODELS["lstm"] = ModelSpec("torch", "lstm", None, 0.003, "torch.nn.LSTM baseline")
 MODELS["gru"] = ModelSpec("torch", "gru", None, 0.003, "torch.nn.GRU baseline")
+for _name, (_cls, _text) in BASELINES.items():
+    MODELS[_name] = ModelSpec("baseline", _name, 1.0, 0.003, _text)
 
 
 def model_spec(name: str) -> ModelSpec:
@@ -125,7 +136,7 @@ def model_spec(name: str) -> ModelSpec:
 
 def build_model(name: str, input_size: int, output_size: int, hidden_size: int = 64, *,
                 method: str = "euler", eps: float | None = None, step_size: float | None = None,
-                interpolation: str = "hold", gradient: str = "backprop", rtol: float = 1e-3,
+                interpolation: str | None = None, gradient: str = "backprop", rtol: float = 1e-3,
                 atol: float = 1e-5, beta: float | None = None, gamma: float | None = None,
                 noise_sigma: float = 0.0, noise: str = "additive") -> nn.Module:
     """Build model ``name`` (see ``MODELS``).
@@ -137,7 +148,9 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
             discrete cells take steps of eps.
         step_size: continuous fixed-step models only: split each gap into steps no longer than this
             (in scaled time); None for one step per gap.
-        interpolation, gradient, rtol, atol: passed to :class:`ContinuousRNN`.
+        interpolation, gradient, rtol, atol: passed to :class:`ContinuousRNN` (interpolation None:
+            "hold", the discrete cell's input) or to a baseline that takes them (None: its default,
+            "cubic" for ncde).
         beta, gamma: field hyper-parameters; None for the paper defaults.
         noise_sigma, noise: continuous models only: sigma > 0 gives a StochasticRNN trained with
             ``noise`` diffusion of level sigma (Euler-Maruyama on the solver's grid); 0 (default)
@@ -153,20 +166,24 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
             raise ValueError(f"{arg} must be a positive int; got {v!r}")
     if spec.kind == "torch":
         return TorchRNN(spec.family, input_size, hidden_size, output_size)
+    if spec.kind == "baseline":
+        return build_baseline(spec.family, input_size, output_size, hidden_size, method=method,
+                              step_size=step_size, interpolation=interpolation, gradient=gradient, rtol=rtol,
+                              atol=atol)
+    interpolation = "hold" if interpolation is None else interpolation
     if method not in solvers.METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(sorted(solvers.METHODS))}")
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"unknown interpolation {interpolation!r}; expected one of {', '.join(INTERPOLATIONS)}")
-    if gradient not in GRADIENTS:
-        raise ValueError(f"unknown gradient mode {gradient!r}; expected one of {', '.join(GRADIENTS)}")
+    solvers.resolve_gradient(gradient)  # the one registry of gradient modes: unknown names are refused there
     eps = spec.eps if eps is None else eps
     if not (isinstance(eps, (int, float)) and eps > 0):
         raise ValueError(f"eps must be a positive number (the time between samples); got {eps!r}")
     field = _field(spec.family, input_size, hidden_size, beta, gamma)
     if spec.kind == "discrete":
-        if method not in solvers.TABLEAUX:
-            raise ValueError(f"a discrete cell needs an explicit tableau method; got {method!r}, expected one "
-                             f"of {', '.join(sorted(solvers.TABLEAUX))}")
+        if method not in solvers.TABLEAUX or solvers.TABLEAUX[method].adaptive:
+            raise ValueError(f"a discrete cell needs an explicit tableau method of fixed step; got {method!r}, expected "
+                             f"one of {', '.join(solvers.FIXED_TABLEAUX)}")
         return DiscreteRNN(field.discretize(method, eps), output_size)
     if noise_sigma > 0:
         from .noise import StochasticRNN
@@ -175,6 +192,21 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
                              interpolation=interpolation, rtol=rtol, atol=atol, gradient=gradient)
     return ContinuousRNN(field, output_size, method=method, step_size=step_size, interpolation=interpolation,
                          rtol=rtol, atol=atol, gradient=gradient)
+
+
+def build_from_config(config: Any, input_size: int, output_size: int) -> nn.Module:
+    """The model a training config describes, in its dtype: the one place a run's settings become a model.
+
+    ``config`` is anything with the attributes of ``neuralode_rnn.training.TrainConfig`` (model,
+    hidden_size, method, eps, step_size, interpolation, gradient, rtol, atol, beta, gamma,
+    noise_sigma, noise, dtype), resolved; a new model setting is a new config field read here.
+    Complex parameters take the complex twin of ``dtype`` (see ``parametrizations.keep_complex``).
+    """
+    model = build_model(config.model, input_size, output_size, config.hidden_size, method=config.method,
+                        eps=config.eps, step_size=config.step_size, interpolation=config.interpolation,
+                        gradient=config.gradient, rtol=config.rtol, atol=config.atol, beta=config.beta,
+                        gamma=config.gamma, noise_sigma=config.noise_sigma, noise=config.noise)
+    return model.to(getattr(torch, config.dtype))
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -190,8 +222,9 @@ def is_continuous(model: nn.Module) -> bool:
 
 
 def uses_times(model: nn.Module) -> bool:
-    """Whether the model reads sample times (continuous models); discrete ones step once per sample."""
-    return is_continuous(model)
+    """Whether the model reads sample times: continuous models and the baselines that declare
+    ``reads_times`` (gru-dt, gru-d, ode-rnn, ncde); discrete cells and LSTM/GRU step once per sample."""
+    return is_continuous(model) or bool(getattr(model, "reads_times", False))
 
 
 def evaluations_per_sequence(model: nn.Module, length: int) -> int:

@@ -15,8 +15,9 @@ chosen for that sequence length, and a grid there would cost more than the budge
 Unitary and CTRNN keep eps = 1 (a discrete RNN step), LSTM and GRU have no such knob.
 
 ``run`` skips cells already in the CSVs, so a killed sweep continues where it stopped (a cell
-killed mid-way resumes from its last checkpoint).  Each cell is one ``neuralode_rnn.train.train``
-call (what ``neuralode-rnn train`` runs) with one torch thread; run directories go to
+killed mid-way resumes from its last checkpoint).  Each cell is one ``neuralode_rnn.training.train``
+call (what ``neuralode-rnn train`` runs, without the per-epoch curves.png) with one torch thread;
+run directories go to
 docs/results/runs/ (not committed).  Selection cells and the cells that need no selection run
 first; the selected cells after them, permuted MNIST-5k (the longest) last.
 
@@ -151,7 +152,7 @@ def needs_selection(task_key: str, model_key: str) -> bool:
 def config_for(task_key: str, model_key: str, seed: int, eps: float | None = None, select: bool = False):
     """The TrainConfig of one cell: a main run (test split), or with ``select`` a selection run
     (seed 0, 80% of the training set, scored on the held-out 20%)."""
-    from neuralode_rnn.train import TrainConfig
+    from neuralode_rnn.training import TrainConfig
 
     _, task, options, drop, epochs, batch = TASKS[task_key]
     name = f"{task_key}__{model_key}__eps{eps:g}" if select else f"{task_key}__{model_key}__s{seed}"
@@ -189,14 +190,9 @@ def run_cell(cell: tuple) -> tuple[str, dict]:
     """cell = ("select", task, model, eps) or ("main", task, model, seed, eps)."""
     import torch
 
-    from neuralode_rnn import plots
-    from neuralode_rnn.runs import RunDir
-    from neuralode_rnn.train import NonFiniteLossError, train
+    from neuralode_rnn.training import NonFiniteLossError, RunDir, default_callbacks, train
 
     torch.set_num_threads(1)
-    # no curves.png per epoch: drawing it costs about as much as a training epoch of these small
-    # models (metrics.csv and the checkpoints are still written; `neuralode_rnn.plots` can draw later)
-    plots.plot_curves = lambda *args, **kwargs: None
     kind, task_key, model_key = cell[:3]
     if kind == "select":
         eps, seed = cell[3], 0
@@ -205,14 +201,16 @@ def run_cell(cell: tuple) -> tuple[str, dict]:
         seed, eps = cell[3], cell[4]
         config = config_for(task_key, model_key, seed, eps)
     rd = RunDir(config.run_dir)
-    if rd.last.exists():  # a cell killed mid-way: continue it
+    if rd.config_path.exists():  # a cell killed mid-way: continue it
         config.resume = True
     resolved = config.resolved()
     row = {"task": task_key, "model": model_key, "seed": seed, "model_name": config.model, "method": config.method,
            "optimizer": config.optimizer, "eps": "" if resolved.eps is None else resolved.eps, "epochs": config.epochs}
     acc, loss = ("val_accuracy", "val_loss") if kind == "select" else ("test_accuracy", "test_loss")
     try:
-        result = train(config)
+        # no curves.png per epoch: drawing it costs about as much as a training epoch of these small
+        # models (metrics.csv and the checkpoints are still written; `neuralode_rnn.plots` can draw later)
+        result = train(config, callbacks=default_callbacks(config, curves=False))
         last = result.rows[-1]
         assert last["evaluated_on"] == ("validation" if kind == "select" else "test")
         row.update({"parameters": result.parameters, acc: last["test_accuracy"], loss: last["test_loss"],
@@ -226,10 +224,10 @@ def run_cell(cell: tuple) -> tuple[str, dict]:
 
 
 def _params(config) -> int:
-    from neuralode_rnn.train import _build, _load_data
+    from neuralode_rnn.training import build_run
     from neuralode_rnn.zoo import count_parameters
 
-    return count_parameters(_build(config.resolved(), _load_data(config.resolved())))
+    return count_parameters(build_run(config)[1])
 
 
 def _read(path: Path) -> list[dict]:
@@ -491,7 +489,8 @@ def report(sweep_note: str | None = None) -> str:
               "continuous path and two known problems. Since then:",
               "",
               "- **Fast path.** `ContinuousRNN` (fixed-step tableau methods) and `DiscreteRNN` of the field",
-              "  cells run on the driven integrator `solvers.integrate_driven` (about 5 ms per forward and",
+              "  cells run on the driven fast path (then `solvers.integrate_driven`; since replaced by the solver",
+              "  engine's structured term, `solvers/linear_activation.py`) (about 5 ms per forward and",
               "  backward for B = 64, T = 64, N = 64), so the budget above is 3-8 times the first one",
               "  in epochs.",
               "- **Cayley optimiser** for the unitary model (W stays unitary; RMSprop for the rest), instead",

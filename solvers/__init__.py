@@ -1,35 +1,67 @@
-"""Model-agnostic ODE integration: explicit Runge-Kutta tableaux as data, one fixed-step loop
-on knot-aligned grids, torchdiffeq for everything else, and stability / accuracy tools.
+"""Model-agnostic ODE integration: one Runge-Kutta engine for every explicit tableau (fixed and
+embedded), one registry of gradient modes, ``odeint`` as a drop-in superset of torchdiffeq's, and
+stability / accuracy tools.
 
 This package knows nothing of RNNs and imports nothing from ``neuralode_rnn``.
 """
 
 from .accuracy import CountingFunc, WorkPrecisionRecord, observed_order, work_precision
-from .driven import integrate_driven, stage_nodes
-from .linear_activation import LinearActivation
+from .controller import Controller
+from .driven import DrivenTerm
+from .engine import DEFAULT_MAX_STEPS, Tape
+from .errors import NonFiniteStateError, SolverError, StepLimitError, StepSizeUnderflowError
+from .gradients import GRADIENT_MODES, register_gradient_mode, resolve_gradient
+from .grids import knot_grid
+from .inputs import PiecewiseInput
+from .linear_activation import LinearActivation, LinearActivationTerm, tanh_kernel
 from .methods import METHODS, MethodInfo
-from .odeint import GRADIENT_MODES, Problem, odeint, register_gradient_mode
+from .odeint import odeint, odeint_adjoint, odeint_event
+from .problem import Problem
+from .solve import make_problem, solve
 from .stability import max_stable_step, stability_function
-from .tableaux import TABLEAUX, Tableau, tableau
+from .stepper import Plan, rk_step
+from .tableaux import ADAPTIVE_TABLEAUX, FIXED_TABLEAUX, TABLEAUX, Tableau, tableau
+from .terms import FuncTerm, Term
 
 __all__ = [
+    "ADAPTIVE_TABLEAUX",
+    "DEFAULT_MAX_STEPS",
+    "FIXED_TABLEAUX",
     "GRADIENT_MODES",
     "METHODS",
     "TABLEAUX",
+    "Controller",
     "CountingFunc",
+    "DrivenTerm",
+    "FuncTerm",
     "LinearActivation",
+    "LinearActivationTerm",
     "MethodInfo",
+    "NonFiniteStateError",
+    "PiecewiseInput",
+    "Plan",
     "Problem",
+    "SolverError",
+    "StepLimitError",
+    "StepSizeUnderflowError",
     "Tableau",
+    "Tape",
+    "Term",
     "WorkPrecisionRecord",
-    "integrate_driven",
+    "knot_grid",
+    "make_problem",
     "max_stable_step",
     "observed_order",
     "odeint",
+    "odeint_adjoint",
+    "odeint_event",
     "register_gradient_mode",
+    "resolve_gradient",
+    "rk_step",
+    "solve",
     "stability_function",
-    "stage_nodes",
     "tableau",
+    "tanh_kernel",
     "work_precision",
 ]
 

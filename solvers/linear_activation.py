@@ -1,47 +1,65 @@
-"""The structured hot path: explicit Runge-Kutta on y' = y A^T + sigma(y W^T + x(t) U^T + b).
+"""The structured hot path: y' = y A^T + sigma(y W^T + x(t) U^T + b), on the engine, any tableau.
 
 Many recurrent vector fields are "linear plus activation" (Lipschitz RNN: A, W, tanh; CTRNN:
-A = -I; AntisymmetricRNN: A = 0, and its gated form sigma(z) = sigmoid(z_g) * tanh(z_h)).  For
-that form the whole integration is one ``torch.autograd.Function`` whose
+A = -I; AntisymmetricRNN: A = 0, and its gated form sigma(z) = sigmoid(z_g) * tanh(z_h)).  For that
+form this module gives the engine a term (:class:`LinearActivationTerm`) whose
 
-* forward runs without autograd, a few fused ops per stage (``addmm`` with ``beta`` folds the
-  step into the matmul: one Euler step is ``addmm(u, y, W^T)``, ``tanh``, ``addmm(s, y,
-  I + dt A^T, beta=dt)``), projects the raw inputs x through (U, b) chunk by chunk (one matmul
-  over chunk x B rows, never a (T, B, P) tensor at once), and stores only what the backward
-  needs: the stage states Y and the activations;
-* backward runs the *discrete adjoint* of exactly those steps (so its gradients are the
-  gradients of the computed forward, to rounding), three ops per stage, and forms the weight
-  gradients of W, A, U and b in one large matmul per chunk of steps (chunk x stages x B rows)
-  instead of one small matmul per step.
+* stages are a few fused kernels: ``addmm`` for the pre-activation with the projected input read
+  through :class:`~solvers.inputs.PiecewiseInput` (a cursor, chunk-projected coefficients), the
+  activation, ``addmm`` for the linear part; a one-stage step folds the step into the matmul
+  (``y (I + dt A^T) + dt s``: three kernels per Euler step);
+* backward pass is hand-written: the solve runs without autograd, recording the stage states and
+  activations of the accepted steps (:class:`~solvers.engine.Tape`), and the backward pass runs
+  the *discrete adjoint* of exactly those steps, whatever the tableau, fixed or adaptive step
+  sizes, with one matmul per stage and the weight gradients of W, A, U and b formed in one large
+  matmul per chunk of steps (``gradient="backprop"``); ``"checkpoint"`` keeps only states at
+  segment starts (thinned geometrically, so O(sqrt(steps)) of them even when the number of steps
+  is not known in advance) and replays each segment in the backward pass, with the same gradients;
+* continuous adjoint (``"adjoint"``): a closed-form vector-Jacobian product for the state, and the
+  parameters' gradients as a quadrature of the backward solve's stage values, accumulated in
+  chunks of steps by the same large matmuls (the parameters stay out of the error norm: the
+  seminorm of Kidger et al. 2021), memory flat in the number of steps.
 
-Gradient modes: ``"backprop"`` keeps every step's Y and activation (memory O(T));
-``"checkpoint"`` keeps only the state at the start of segments of ~sqrt(T) steps and recomputes
-each segment in the backward pass (memory O(sqrt(T)), same gradients bit for bit, one extra
-forward pass of work).
+Kernels chosen per machine (:func:`tanh_kernel`): tanh(z) is computed either by ``torch.tanh`` or
+as 2 sigmoid(2 z) - 1 (the factor 2 folded into W, U and b), whichever is faster on this CPU,
+measured once per process (``torch.tanh`` is ten times slower than ``sigmoid`` on some CPU builds
+and four times faster on others).  ``SOLVERS_TANH_KERNEL=tanh|sigmoid`` forces one.
 
-This module knows nothing of RNNs: it integrates a driven ODE of this form on a given step grid.
+Why by hand: a generic autograd solve of this field spends a dozen autograd nodes per stage and a
+small weight-gradient matmul per stage; this is the library's reason to exist (an RNN integrated
+as an ODE at the speed of a hand-written loop).  Tests compare every path against plain autograd
+through the field's own equations (:meth:`LinearActivation.rhs`) in float64.
 """
 
 from __future__ import annotations
 
-import math
+import os
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .tableaux import Tableau
+from .controller import Controller
+from .driven import DrivenTerm
+from .engine import Tape, adaptive_steps, solve_adaptive, solve_fixed
+from .gradients import checkpoint_segment
+from .inputs import PiecewiseInput
+from .problem import Problem, forward
+from .stepper import Plan
+from .terms import Term
 
-__all__ = ["ACTIVATIONS", "LinearActivation", "solve_linear_activation"]
+__all__ = ["ACTIVATIONS", "LinearActivation", "LinearActivationTerm", "tanh_kernel"]
 
 ACTIVATIONS = ("tanh", "gated")
-"""``"tanh"``: sigma(z) = tanh(z), P = N.  ``"gated"``: the input has P = 2N channels
-[u_h, u_g] and sigma = sigmoid(y W^T + u_g) * tanh(y W^T + u_h) (AntisymmetricRNN eq. 7)."""
+"""``"tanh"``: sigma(z) = tanh(z), P = N.  ``"gated"``: the input has P = 2N channels [u_h, u_g] and
+sigma = sigmoid(y W^T + u_g) * tanh(y W^T + u_h) (AntisymmetricRNN eq. 7)."""
 
-# Steps per chunk: the inputs of a chunk are projected in one matmul and the weight gradients of
-# a chunk are formed in one matmul over CHUNK x stages x B rows; large enough for an efficient
-# matmul, small enough that the chunk buffers are a small share of memory.
+# Steps per chunk of the backward pass: the weight gradients of a chunk are formed in one matmul
+# over CHUNK x stages x B rows; large enough for an efficient matmul, small enough that the chunk
+# buffers are a small share of memory.
 CHUNK = 64
 
 
@@ -52,8 +70,8 @@ class LinearActivation:
     Attributes:
         W: (N, N) matrix inside the activation.
         A: (N, N) linear part, or None for none (A = 0, e.g. the AntisymmetricRNN).
-        U: (P, D) input weight applied to the raw inputs x (B, D), or None when the inputs given
-            to the solver are already projected (D = P).
+        U: (P, D) input weight applied to the raw inputs x (B, D), or None when the inputs are
+            already projected (D = P).
         b: (P,) input bias or None.
         activation: one of ``ACTIVATIONS``.
     """
@@ -89,8 +107,16 @@ class LinearActivation:
         """P, the width of the projected input u = x U^T + b."""
         return self.hidden_size * (2 if self.activation == "gated" else 1)
 
+    def project(self, x: Tensor) -> Tensor:
+        """u = x U^T + b (x itself when U is None)."""
+        if self.U is None:
+            return x if self.b is None else x + self.b
+        u = x @ self.U.transpose(0, 1)
+        return u if self.b is None else u + self.b
+
     def rhs(self, y: Tensor, u: Tensor) -> Tensor:
-        """The field at state y (B, N) and projected input u (B, P), with plain autograd ops."""
+        """The field at state y (B, N) and projected input u (B, P), with plain autograd ops: the
+        equations every fast path is tested against (and that a field's ``rhs`` can call)."""
         z = y @ self.W.transpose(0, 1)
         if self.activation == "tanh":
             s = torch.tanh(z + u)
@@ -100,96 +126,178 @@ class LinearActivation:
         return s if self.A is None else s + y @ self.A.transpose(0, 1)
 
 
-# ------------------------------------------------------------------------------------ the plan
-class _Plan:
-    """Everything static about one solve: tableau rows, step sizes, stage -> input node map."""
-
-    def __init__(self, tab: Tableau, dt: Tensor, node_of_stage: tuple[int, ...], n_nodes: int,
-                 outputs: list[int], segment: int, gated: bool, has_a: bool) -> None:
-        self.s = tab.stages
-        self.a_rows = [[(j, w) for j, w in enumerate(row) if w != 0.0] for row in tab.a]
-        self.b_w = [(j, w) for j, w in enumerate(tab.b) if w != 0.0]
-        # a_cols[i]: the later stages j > i whose state uses K_i, with weight a_ji (for the adjoint)
-        self.a_cols = [[(j, tab.a[j][i]) for j in range(i + 1, self.s) if tab.a[j][i] != 0.0]
-                       for i in range(self.s)]
-        self.b = tab.b
-        self.n = dt.shape[0]
-        self.per_sample = dt.dim() > 1
-        # Shared steps are Python floats (no tensor per step); per-sample steps are (B, 1) rows.
-        self.dts = dt.unsqueeze(-1).unbind(0) if self.per_sample else [float(h) for h in dt.tolist()]
-        self.node_of_stage = node_of_stage
-        self.n_nodes = n_nodes
-        self.outputs = outputs
-        self.segment = segment
-        self.gated = gated
-        self.has_a = has_a
-        # One-stage methods with shared steps fold the step into the matmul (y (I + dt A^T) + dt s).
-        self.fold = self.s == 1 and not self.per_sample
+# ------------------------------------------------------------------------------------ kernel choice
+_KERNELS: dict[tuple[str, torch.dtype], str] = {}
 
 
-def _axpy_into(out: Tensor | None, y: Tensor, terms: list[tuple[float, Tensor]], dt) -> Tensor:
-    """y + dt * sum(w * k for w, k in terms), in as few ops as possible (dt float or (B, 1))."""
-    first = True
-    for w, k in terms:
-        if first:
-            if isinstance(dt, float):
-                r = torch.add(y, k, alpha=dt * w) if out is None else torch.add(y, k, alpha=dt * w, out=out)
-            else:
-                r = torch.addcmul(y, k, dt, value=w) if out is None else torch.addcmul(y, k, dt, value=w, out=out)
-            first = False
-        elif isinstance(dt, float):
-            r.add_(k, alpha=dt * w)
-        else:
-            r.addcmul_(k, dt, value=w)
-    if first:
-        return y
-    return r
+def tanh_kernel(dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> str:
+    """"tanh" or "sigmoid": how tanh is computed on this machine, measured once per (device, dtype).
+
+    Times ``torch.tanh`` against ``sigmoid`` + ``add`` (2 sigmoid(2 z) - 1 with the 2 folded into the
+    weights) on a (64, 128) block, interleaved, median of several rounds.  ``SOLVERS_TANH_KERNEL``
+    overrides the measurement.
+    """
+    forced = os.environ.get("SOLVERS_TANH_KERNEL")
+    if forced:
+        if forced not in ("tanh", "sigmoid"):
+            raise ValueError(f"SOLVERS_TANH_KERNEL must be 'tanh' or 'sigmoid'; got {forced!r}")
+        return forced
+    device = torch.device(device)
+    key = (device.type, dtype)
+    choice = _KERNELS.get(key)
+    if choice is not None:
+        return choice
+    if device.type != "cpu":
+        _KERNELS[key] = "tanh"  # GPUs: both are memory-bound single kernels; tanh is one fewer
+        return "tanh"
+    z = torch.randn(64, 128, dtype=dtype, device=device)
+    out = torch.empty_like(z)
+    minus_one = torch.full((), -1.0, dtype=dtype, device=device)
+
+    def with_tanh():
+        torch.tanh(z, out=out)
+
+    def with_sigmoid():
+        torch.sigmoid(z, out=out)
+        torch.add(minus_one, out, alpha=2.0, out=out)
+
+    rounds: dict[str, list[float]] = {"tanh": [], "sigmoid": []}
+    for fn in (with_tanh, with_sigmoid):
+        for _ in range(20):
+            fn()
+    for _ in range(7):
+        for name, fn in (("tanh", with_tanh), ("sigmoid", with_sigmoid)):
+            t0 = time.perf_counter()
+            for _ in range(40):
+                fn()
+            rounds[name].append(time.perf_counter() - t0)
+    med = {k: sorted(v)[len(v) // 2] for k, v in rounds.items()}
+    choice = "tanh" if med["tanh"] <= med["sigmoid"] else "sigmoid"
+    _KERNELS[key] = choice
+    return choice
 
 
-class _Ops:
-    """The solve's tensors and the forward / backward sweeps over a range of steps.
+# ------------------------------------------------------------------------------------ the term
+class LinearActivationTerm(Term):
+    """The engine's term for ``structure`` driven by a raw input x(t).
 
-    Two choices made for speed, both exact up to rounding:
-
-    * tanh(z) is computed as 2 sigmoid(2 z) - 1: on this CPU build ``torch.tanh`` takes about ten
-      times as long as ``torch.sigmoid`` (87 vs 9 us for a 128 x 128 float32 block), as long as
-      the step's matmul.  The factor 2 is folded into the matrices (2 W^T, 2 U, 2 b; exact in
-      binary), so it costs one ``add`` a stage.  The absolute error is that of sigmoid, ~1 ulp of 1.
-    * backward: a stage's state adjoint kb A + zb W is one matmul [kb | zb] @ [A; W] on a
-      (B, N + P) row block that is also kept for the chunk's weight gradient
-      [A_bar; W_bar] = [kb | zb]^T Y, one matmul over all of the chunk's rows.
+    Args:
+        structure: the field's matrices (U, b project the raw input; with U None, x is already u).
+        inputs: the raw input x(t) on the solve's clock.
+        time_dtype: the precision stage times are nudged in (the knots' dtype).
+        kernel: "tanh" or "sigmoid" (default: :func:`tanh_kernel` for the state's dtype).
     """
 
-    def __init__(self, plan: _Plan, x: Tensor, W: Tensor, A: Tensor | None, U: Tensor | None,
-                 b: Tensor | None) -> None:
-        self.p = plan
-        self.x = x  # (n, m, B, D)
-        self.W, self.A, self.U, self.b = W, A, U, b
-        N = self.N = W.shape[0]
-        self.P = N * (2 if plan.gated else 1)
+    def __init__(self, structure: LinearActivation, inputs: PiecewiseInput, time_dtype: torch.dtype = torch.float64,
+                 kernel: str | None = None) -> None:
+        self.structure = structure
+        self.time_dtype = time_dtype
+        W, A, U, b = structure.W, structure.A, structure.U, structure.b
+        self.gated = structure.activation == "gated"
+        self.N = N = W.shape[0]
+        self.P = structure.input_width
         self.NA = N if A is not None else 0
         dtype, device = W.dtype, W.device
-        # pre-activation scale: 2 on tanh channels (tanh z = 2 sigmoid(2 z) - 1), 1 on gate channels
-        scale = torch.ones(self.P, dtype=dtype, device=device)
-        scale[:N] = 2.0
-        self.scale = scale
-        self.WTs = (W.t() * 2.0) if not plan.gated else torch.cat([W.t() * 2.0, W.t()], 1)  # (N, P)
-        self.Us = None if U is None else U * scale.unsqueeze(1)
-        self.bs = None if b is None else b * scale
-        self.AT = None if A is None else A.t()
-        self.minus_one = torch.full((), -1.0, dtype=dtype, device=device)
-        # backward block matrix [A; W (; W)] (N_A + P, N): one matmul per stage
-        self.Wcat = W if not plan.gated else torch.cat([W, W], 0)
-        self.back = self.Wcat if A is None else torch.cat([A, self.Wcat], 0)
+        self.kernel = kernel or tanh_kernel(dtype, device)
+        if self.kernel not in ("tanh", "sigmoid"):
+            raise ValueError(f"kernel must be 'tanh' or 'sigmoid'; got {kernel!r}")
+        two = 2.0 if self.kernel == "sigmoid" else 1.0
+        with torch.no_grad():
+            scale = torch.ones(self.P, dtype=dtype, device=device)
+            scale[:N] = two
+            self.WTs = (W.detach().t() * two) if not self.gated else torch.cat([W.detach().t() * two, W.detach().t()], 1)
+            self.AT = None if A is None else A.detach().t()
+            self.minus_one = torch.full((), -1.0, dtype=dtype, device=device)
+            self.Wcat = W.detach() if not self.gated else torch.cat([W.detach(), W.detach()], 0)
+            self.back = self.Wcat if A is None else torch.cat([A.detach(), self.Wcat], 0)
+        self.inputs = inputs
+        self.projected = PiecewiseInput(inputs.knots, inputs.coeffs, inputs.first, inputs.last, inputs.scale,
+                                        weight=None if U is None else U.detach(),
+                                        bias=None if b is None else b.detach(), scale_output=scale)
+        if U is None:  # already-projected inputs: only the scale (and a bias) apply
+            self.projected = _ScaledInput(self.projected, scale, None if b is None else b.detach())
+        self._aux: Any = None
         self._fold_fwd: dict[float, Tensor] = {}
         self._fold_bwd: dict[float, Tensor] = {}
+        self.nfe = 0
 
-    # -------------------------------------------------------------- helpers
+    # -------------------------------------------------------------- evaluation
+    def rate(self, j: Any) -> Tensor | None:
+        if isinstance(j, Tensor):
+            return None  # per-sample clocks are real time
+        r = self.inputs.rate(j)
+        return None if r is None else r.to(self.WTs.dtype)
+
+    def _sigma(self, y: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
+        """(sigma, stored): sigma(y W^T + u) from the scaled input u, and what sigma' needs (tanh, or
+        [tanh | gate] for the gated activation)."""
+        z = torch.addmm(u, y, self.WTs)
+        if not self.gated:
+            if self.kernel == "tanh":
+                s = z.tanh_()
+            else:
+                s = torch.add(self.minus_one, z.sigmoid_(), alpha=2.0)
+            return s, s
+        n = self.N
+        g = z.sigmoid_() if self.kernel == "sigmoid" else z
+        if self.kernel == "sigmoid":
+            g[:, :n].mul_(2.0).add_(-1.0)
+        else:
+            g[:, :n].tanh_()
+            g[:, n:].sigmoid_()
+        return g[:, :n] * g[:, n:], g
+
+    def _input(self, t: Any) -> tuple[Any, Tensor]:
+        """(piece, scaled projected input) at clock time t; (B,) tensors on per-sample clocks."""
+        if isinstance(t, Tensor):  # each sample on its own clock: gather its piece, project per stage
+            j = self.inputs.pieces(t)
+            return j, self.project(self.inputs.raw_at(j, t))
+        j = self.inputs.piece(t)
+        return j, self.projected.projected(j, t)
+
+    def project(self, x: Tensor) -> Tensor:
+        """u = x U^T + b with the kernel's scale (the chunk projection's, for one stage)."""
+        p = self.projected
+        if isinstance(p, _ScaledInput):
+            return x * p.scale if p.shift is None else x * p.scale + p.shift
+        if p.weight is None:
+            return x
+        return torch.mm(x, p.weight.t()) if p.bias is None else torch.addmm(p.bias, x, p.weight.t())
+
+    def f(self, t: Any, y: Tensor) -> Tensor:
+        self.nfe += 1
+        j, u = self._input(t)
+        s, stored = self._sigma(y, u)
+        k = s if self.AT is None else torch.addmm(s, y, self.AT)
+        r = self.rate(j)
+        if r is not None:
+            k = k * r
+        self._aux = (stored, j, t)
+        return k
+
+    def aux(self) -> Any:
+        return self._aux
+
+    def euler_step(self, t: Any, y: Tensor, dt: float) -> tuple[Tensor, Any]:
+        """One Euler step folded into the matmul: y (I + dt A^T) + dt sigma (three kernels)."""
+        self.nfe += 1
+        j, u = self._input(t)
+        s, stored = self._sigma(y, u)
+        r = self.rate(j)
+        if r is not None:
+            dtr = r * dt
+            y1 = torch.addcmul(y, s if self.AT is None else torch.addmm(s, y, self.AT), dtr)
+        elif self.AT is None:
+            y1 = torch.add(y, s, alpha=dt)
+        else:
+            y1 = torch.addmm(s, y, self.folded_fwd(dt), beta=dt)
+        return y1, (stored, j, t)
+
     def folded_fwd(self, dt: float) -> Tensor:
         """I + dt A^T, cached per distinct step size."""
         m = self._fold_fwd.get(dt)
         if m is None:
-            m = torch.add(torch.eye(self.N, dtype=self.W.dtype, device=self.W.device), self.AT, alpha=dt)
+            m = torch.add(torch.eye(self.N, dtype=self.WTs.dtype, device=self.WTs.device), self.AT, alpha=dt)
             if len(self._fold_fwd) < 16:
                 self._fold_fwd[dt] = m
         return m
@@ -198,225 +306,595 @@ class _Ops:
         """[I + dt A; W (; W)]: the adjoint of one folded Euler step is [ybar | zb] @ this."""
         m = self._fold_bwd.get(dt)
         if m is None:
-            top = torch.add(torch.eye(self.N, dtype=self.W.dtype, device=self.W.device), self.A, alpha=dt)
+            top = torch.add(torch.eye(self.N, dtype=self.WTs.dtype, device=self.WTs.device), self.back[:self.N],
+                            alpha=dt)
             m = torch.cat([top, self.Wcat], 0)
             if len(self._fold_bwd) < 16:
                 self._fold_bwd[dt] = m
         return m
 
-    def project(self, n0: int, n1: int) -> Tensor:
-        """Scaled projected inputs of steps n0..n1-1: (n1 - n0, m, B, P), one matmul."""
-        x = self.x[n0:n1]
-        if self.U is None:
-            return x * self.scale
-        rows = x.reshape(-1, x.shape[-1])
-        u = torch.mm(rows, self.Us.t()) if self.bs is None else torch.addmm(self.bs, rows, self.Us.t())
-        return u.view(*x.shape[:-1], -1)
+    # -------------------------------------------------------------- gradient modes
+    def tensors(self) -> tuple:
+        s = self.structure
+        return (s.W, s.A, s.U, s.b, *self.inputs.coeffs, self.inputs.first, self.inputs.last)
 
-    def sigma(self, Y: Tensor, u: Tensor, s_out: Tensor | None) -> Tensor:
-        """sigma(Y W^T + u) from the scaled input u; s_out keeps what sigma' needs: tanh, or
-        [tanh | gate] for the gated activation."""
-        z = torch.addmm(u, Y, self.WTs).sigmoid_()
-        if not self.p.gated:
-            return torch.add(self.minus_one, z, alpha=2.0, out=s_out) if s_out is not None else \
-                torch.add(self.minus_one, z, alpha=2.0)
-        n = self.N
-        if s_out is None:
-            s_out = z
+    def _needs_graph(self, p: Problem) -> bool:
+        return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (p.y0, *self.tensors()))
+
+    def _check(self, p: Problem) -> Problem:
+        if p.grid is None and not p.exact_outputs:
+            p = p.with_(exact_outputs=True)
+        if p.grid is not None and not set(p.t_out) <= set(p.grid):
+            raise ValueError("the structured kernel reads its outputs at step ends: the fixed grid must hold every "
+                             "output time (a knot-aligned grid does; torchdiffeq's arange grid does not)")
+        return p
+
+    def solve_backprop(self, p: Problem) -> list[Tensor]:
+        p = self._check(p)
+        if not self._needs_graph(p):
+            with torch.no_grad():
+                return forward(p)
+        return list(_StructuredSolve.apply(p, "backprop", p.y0, *self.tensors()).unbind(0))
+
+    def solve_checkpoint(self, p: Problem) -> list[Tensor]:
+        p = self._check(p)
+        if not self._needs_graph(p):
+            with torch.no_grad():
+                return forward(p)
+        return list(_StructuredSolve.apply(p, "checkpoint", p.y0, *self.tensors()).unbind(0))
+
+    def solve_adjoint(self, p: Problem) -> list[Tensor]:
+        p = self._check(p)
+        if not self._needs_graph(p):
+            with torch.no_grad():
+                return forward(p)
+        return list(_StructuredAdjoint.apply(p, p.y0, *self.tensors()).unbind(0))
+
+
+class _ScaledInput:
+    """An already-projected input u(t), scaled per channel (and shifted by a bias)."""
+
+    def __init__(self, inner: PiecewiseInput, scale: Tensor, bias: Tensor | None) -> None:
+        self.inner = inner
+        self.scale = scale
+        self.shift = None if bias is None else bias * scale
+
+    def projected(self, j: int, t: Any) -> Tensor:
+        u = self.inner.projected(j, t) * self.scale
+        return u if self.shift is None else u + self.shift
+
+
+# ------------------------------------------------------------------------------------ checkpoint tape
+class _ThinTape(Tape):
+    """Step times of every step, and (state, first-stage derivative, its aux) at every L-th step,
+    L doubling whenever more than 2 (L + 1) states are kept: O(sqrt(steps)) states for any count."""
+
+    def __init__(self) -> None:
+        super().__init__(states=False)
+        self.every = 8
+        self.kept: dict[int, tuple[Tensor, Tensor | None, Any]] = {}
+
+    @property
+    def collect_aux(self) -> bool:
+        return True  # the first stage's aux of a kept step starts its replay
+
+    def record(self, t0: Any, t1: Any, step: Any, plan: Plan, on_jump: bool = False) -> None:
+        n = len(self.t0)
+        if n % self.every == 0:
+            k0 = step.ks[0] if step.ks else None
+            aux0 = step.aux[0] if step.aux else None
+            self.kept[n] = (step.ys[0], k0, aux0)
+            if len(self.kept) > 2 * (self.every + 1):
+                self.every *= 2
+                self.kept = {m: v for m, v in self.kept.items() if m % self.every == 0}
+        super().record(t0, t1, step, plan, on_jump)
+
+
+# ------------------------------------------------------------------------------------ the Function
+class _StructuredSolve(torch.autograd.Function):
+    """Forward: the engine without autograd, recording a tape.  Backward: the discrete adjoint of
+    the recorded steps (or, under create_graph, the same steps replayed with autograd ops)."""
+
+    @staticmethod
+    def forward(ctx, p: Problem, mode: str, y0: Tensor, *tensors: Tensor | None) -> Tensor:
+        ctx.set_materialize_grads(False)
+        ctx.problem, ctx.mode = p, mode
+        tape = Tape() if mode == "backprop" else _ThinTape()
+        if mode == "checkpoint":
+            tape.every = checkpoint_segment(len(p.grid) - 1) if p.grid is not None else 8
+        with torch.no_grad():
+            outs = forward(p, tape)
+        ctx.tape = tape
+        ctx.save_for_backward(y0, *tensors)
+        return torch.stack(outs)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor | None):
+        if grad_out is None:
+            return (None,) * (len(ctx.saved_tensors) + 2)
+        if torch.is_grad_enabled():
+            return _StructuredSolve._replayed_backward(ctx, grad_out)
+        return _StructuredSolve._adjoint_backward(ctx, grad_out)
+
+    @staticmethod
+    def _replayed_backward(ctx, grad_out: Tensor):
+        """create_graph=True (a Hessian-vector product, a gradient penalty): the hand-written
+        adjoint is not differentiable, so the same steps run again as autograd ops through the
+        structure's own equations, and those are differentiated, keeping the graph."""
+        p: Problem = ctx.problem
+        y0, *tensors = ctx.saved_tensors
+        term: LinearActivationTerm = p.term
+        W, A, U, b = tensors[:4]
+        n_coef = len(term.inputs.coeffs)
+        coeffs = tensors[4:4 + n_coef]
+        first, last = tensors[4 + n_coef:6 + n_coef]
+        structure = LinearActivation(W, A, U, b, term.structure.activation)
+        inputs = PiecewiseInput(term.inputs.knots, coeffs, first, last, term.inputs.scale, rates=term.inputs.rates)
+        plain = DrivenTerm(structure.rhs, inputs, project=structure.project, time_dtype=term.time_dtype)
+        tape: Tape = ctx.tape
+        if p.grid is not None:
+            outs = solve_fixed(plain, p.plan, y0, p.grid, p.t_out, perturb=p.perturb, max_steps=p.max_steps)
         else:
-            s_out.copy_(z)
-        th = torch.add(self.minus_one, z[:, :n], alpha=2.0, out=s_out[:, :n])
-        return th * s_out[:, n:]
+            outs = [y0]
+            ends = tape.ends
+            j = 0
+            for n, acc in enumerate(adaptive_steps(plain, p.plan, y0, p.t_out[0], p.t_out[-1], None,
+                                                   schedule=tape.schedule, jump_t=p.jump_t), start=1):
+                while j < len(ends) and ends[j] == n:
+                    outs.append(acc.y1)
+                    j += 1
+        out = torch.stack(outs)
+        inputs = (y0, *tensors)
+        wrt = [i for i, x in enumerate(inputs) if x is not None and ctx.needs_input_grad[i + 2]]
+        grads = torch.autograd.grad(out, [inputs[i] for i in wrt], grad_out, create_graph=True, allow_unused=True)
+        result: list[Tensor | None] = [None] * (len(inputs) + 2)
+        for i, g in zip(wrt, grads):
+            result[i + 2] = g
+        return tuple(result)
 
-    # -------------------------------------------------------------- forward
-    def forward(self, y: Tensor, n0: int, n1: int, Ybuf: Tensor | None, Sbuf: Tensor | None,
-                keep: dict[int, Tensor] | None) -> Tensor:
-        """Steps n0..n1-1 from y.  With buffers (indexed from n0): Ybuf[k, i] = stage state i of
-        step n0 + k (Ybuf[k, 0] the state itself, Ybuf[n1 - n0, 0] the end state), Sbuf[k, i] the
-        stored activation.  ``keep`` collects output states by grid index."""
-        p = self.p
-        store = Ybuf is not None
-        if store:
-            Ybuf[0, 0].copy_(y)
-            y = Ybuf[0, 0]
-        for c0 in range(n0, n1, CHUNK):
-            c1 = min(n1, c0 + CHUNK)
-            us = self.project(c0, c1).unbind(0)
-            for n in range(c0, c1):
-                k = n - n0
-                un = us[n - c0]
-                dt = p.dts[n]
-                y_out = Ybuf[k + 1, 0] if store else None
-                if p.fold:
-                    s = self.sigma(y, un[p.node_of_stage[0]], Sbuf[k, 0] if store else None)
-                    if self.A is None:
-                        y = torch.add(y, s, alpha=dt, out=y_out) if store else torch.add(y, s, alpha=dt)
-                    elif store:
-                        y = torch.addmm(s, y, self.folded_fwd(dt), beta=dt, out=y_out)
-                    else:
-                        y = torch.addmm(s, y, self.folded_fwd(dt), beta=dt)
-                else:
-                    ks: list[Tensor] = []
-                    for i in range(p.s):
-                        if i == 0:
-                            Yi = y
-                        else:
-                            Yi = _axpy_into(Ybuf[k, i] if store else None, y,
-                                            [(w, ks[j]) for j, w in p.a_rows[i]], dt)
-                        s = self.sigma(Yi, un[p.node_of_stage[i]], Sbuf[k, i] if store else None)
-                        ks.append(s if self.A is None else torch.addmm(s, Yi, self.AT))
-                    y = _axpy_into(y_out, y, [(w, ks[j]) for j, w in p.b_w], dt)
-                if keep is not None and (n + 1) in keep:
-                    keep[n + 1] = y  # never modified in place afterwards
-        return y
-
-    # -------------------------------------------------------------- backward
-    def _derivative(self, Sc: Tensor, c0: int, c1: int) -> Tensor:
-        """sigma'(z) of steps c0..c1-1 from the stored activations Sc (L, s, B, P), one batched op
-        per chunk; for the folded one-stage step it already includes the step size."""
-        p = self.p
-        if not p.gated:
-            d = torch.addcmul(-self.minus_one, Sc, Sc, value=-1.0)  # 1 - tanh^2
+    @staticmethod
+    @once_differentiable
+    def _adjoint_backward(ctx, grad_out: Tensor):
+        p: Problem = ctx.problem
+        term: LinearActivationTerm = p.term
+        y0, *tensors = ctx.saved_tensors
+        need = ctx.needs_input_grad[2:]
+        sweep = _Sweep(term, p.plan, need, tensors)
+        tape: Tape = ctx.tape
+        n = len(tape)
+        grads_at = _output_grads(grad_out, tape)
+        ybar = grads_at.pop(n, None)
+        g0 = grads_at.pop(0, None)
+        if ctx.mode == "backprop":
+            ybar = sweep.run(ybar, 0, n, tape, grads_at)
         else:
-            n = self.N
-            th, g = Sc[..., :n], Sc[..., n:]
-            d = torch.empty_like(Sc)
-            # d(g th)/dz_h = g (1 - th^2);  d(g th)/dz_g = th g (1 - g)
-            torch.mul(g, 1.0 - th * th, out=d[..., :n])
-            torch.mul(th * g, 1.0 - g, out=d[..., n:])
-        if p.fold:
-            dts = torch.tensor(p.dts[c0:c1], dtype=d.dtype, device=d.device)
-            d.mul_(dts.view(-1, 1, 1, 1))
+            starts = sorted(tape.kept)
+            bounds = starts + [n]
+            for i in range(len(starts) - 1, -1, -1):
+                n0, n1 = bounds[i], bounds[i + 1]
+                seg = _replay_segment(p, tape, n0, n1)
+                ybar = sweep.run(ybar, n0, n1, seg, grads_at, offset=n0)
+        if ybar is None:
+            ybar = torch.zeros_like(y0)
+        if g0 is not None:
+            ybar = ybar + g0
+        return (None, None, ybar if need[0] else None, *sweep.results())
+
+
+def _output_grads(grad_out: Tensor, tape: Tape) -> dict[int, Tensor]:
+    """The gradient of the state after each number of recorded steps, from the outputs' gradients
+    (output k + 1 was reached after ``tape.ends[k]`` steps: an int, or (B,) per sample)."""
+    grads_at: dict[int, Tensor] = {}
+
+    def add(pos: int, g: Tensor) -> None:
+        grads_at[pos] = grads_at[pos] + g if pos in grads_at else g
+
+    for k, g in enumerate(grad_out.unbind(0)):
+        pos = 0 if k == 0 else tape.ends[k - 1]
+        if not isinstance(pos, Tensor):
+            add(pos, g)
+            continue
+        for q in torch.unique(pos).tolist():
+            rows = (pos == q).view(-1, *([1] * (g.dim() - 1)))
+            add(int(q), torch.where(rows, g, torch.zeros_like(g)))
+    return grads_at
+
+
+def _replay_segment(p: Problem, tape: _ThinTape, n0: int, n1: int) -> Tape:
+    """Steps n0..n1-1 computed again from the kept state, recorded in full."""
+    y, k0, aux0 = tape.kept[n0]
+    seg = Tape()
+    with torch.no_grad():
+        if p.grid is not None:
+            solve_fixed(p.term, p.plan, y, p.grid[n0:n1 + 1], [p.grid[n0], p.grid[n1]], perturb=p.perturb, tape=seg,
+                        max_steps=p.max_steps)
+        else:
+            for _ in adaptive_steps(p.term, p.plan, y, tape.t0[n0], tape.t1[n1 - 1], None,
+                                    schedule=tape.schedule[n0:n1], k0=k0, tape=seg, aux0=aux0, jump_t=p.jump_t):
+                pass
+    return seg
+
+
+# ------------------------------------------------------------------------------------ the continuous adjoint
+class _AdjointTerm(Term):
+    """The backward system of the continuous adjoint in reversed time s = -t, state z = [y; a] (2, B, N):
+
+        dy/ds = -f(y),   da/ds = r (a A + (a sigma'(z)) W)
+
+    with r the clock rate.  Each stage keeps, as its aux, the row [r a | r a sigma'] (the adjoints
+    of the linear part and the pre-activation: the parameters' gradient densities) and its state y.
+    """
+
+    def __init__(self, term: LinearActivationTerm) -> None:
+        self.term = term
+        self.time_dtype = term.time_dtype
+        self._aux: Any = None
+        self.nfe = 0
+
+    def nudge(self, s: Any, toward: Any) -> Any:
+        return -self.term.nudge(-s, -toward)
+
+    def aux(self) -> Any:
+        return self._aux
+
+    def f(self, s: Any, z: Tensor) -> Tensor:
+        term = self.term
+        self.nfe += 1
+        t = -s
+        y, a = z[0], z[1]
+        j, u = term._input(t)
+        sig, stored = term._sigma(y, u)
+        k = sig if term.AT is None else torch.addmm(sig, y, term.AT)
+        NA = term.NA
+        row = torch.empty(y.shape[0], NA + term.P, dtype=y.dtype, device=y.device)
+        if NA:
+            row[:, :NA].copy_(a)
+        if not term.gated:
+            torch.mul(a, torch.addcmul(-term.minus_one, stored, stored, value=-1.0), out=row[:, NA:])
+        else:
+            n = term.N
+            th, g = stored[:, :n], stored[:, n:]
+            torch.mul(a, g * (1.0 - th * th), out=row[:, NA:NA + n])
+            torch.mul(a, th * g * (1.0 - g), out=row[:, NA + n:])
+        out = torch.empty_like(z)
+        r = term.rate(j)
+        if r is None:
+            torch.neg(k, out=out[0])
+            torch.mm(row, term.back, out=out[1])
+        else:
+            torch.mul(k, -r, out=out[0])
+            torch.mm(row, term.back, out=out[1])
+            out[1].mul_(r)
+            row.mul_(r)
+        self._aux = (row, j, t)
+        return out
+
+
+class _QuadratureTape(Tape):
+    """Accepted backward steps turned into the parameters' gradients as they come: the stage rows,
+    weighted by ds b_i, are gathered and added to the accumulators by one matmul every CHUNK steps
+    (memory flat in the number of steps)."""
+
+    def __init__(self, sweep: _Sweep, plan: Plan) -> None:
+        super().__init__(states=False)
+        self.sweep = sweep
+        b = plan.tab.b
+        self.weights = [(i, w) for i, w in enumerate(b[:plan.solution_stages]) if w != 0.0]
+        self.rows: list[Tensor] = []
+        self.scales: list[float] = []
+        self.ys: list[Tensor] = []
+        self.stages: list[tuple[int, Any]] = []
+        self.count = 0
+
+    @property
+    def collect_aux(self) -> bool:
+        return True
+
+    def record(self, t0: Any, t1: Any, step: Any, plan: Plan, on_jump: bool = False) -> None:
+        ds = t1 - t0
+        for i, w in self.weights:
+            row, j, t = step.aux[i]
+            self.rows.append(row)
+            self.scales.append(ds * w)
+            self.ys.append(step.ys[i][0])
+            self.stages.append((j, t))
+        self.count += 1
+        if self.count % CHUNK == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            rows = torch.stack(self.rows)
+            rows.mul_(torch.tensor(self.scales, dtype=rows.dtype, device=rows.device).view(-1, 1, 1))
+            self.sweep.accumulate(rows, torch.stack(self.ys), self.stages)
+            self.rows, self.scales, self.ys, self.stages = [], [], [], []
+
+
+def _adjoint_norm(x: Tensor) -> Tensor:
+    """max(rms(y), rms(a)): torchdiffeq's adjoint seminorm (the parameters are not in the state)."""
+    return torch.maximum(x[0].abs().pow(2).mean().sqrt(), x[1].abs().pow(2).mean().sqrt())
+
+
+class _StructuredAdjoint(torch.autograd.Function):
+    """Forward: the solve without a graph.  Backward: the continuous adjoint, interval by interval
+    between outputs, on the engine with the forward's method and tolerances."""
+
+    @staticmethod
+    def forward(ctx, p: Problem, y0: Tensor, *tensors: Tensor | None) -> Tensor:
+        ctx.set_materialize_grads(False)
+        ctx.problem = p
+        with torch.no_grad():
+            ys = torch.stack(forward(p))
+        ctx.save_for_backward(ys, *tensors)
+        return ys
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_ys: Tensor | None):
+        p: Problem = ctx.problem
+        ys, *tensors = ctx.saved_tensors
+        if grad_ys is None:
+            return (None,) * (len(tensors) + 2)
+        term: LinearActivationTerm = p.term
+        spec = p.adjoint
+        plan = spec.plan if spec is not None else p.plan
+        sweep = _Sweep(term, plan, ctx.needs_input_grad[1:], tensors)
+        aug = _AdjointTerm(term)
+        controller = None
+        if p.controller is not None:
+            c = spec.controller if spec is not None and spec.controller is not None else p.controller
+            controller = Controller(rtol=c.rtol, atol=c.atol, order=plan.tab.order, norm=_adjoint_norm,
+                                    safety=c.safety, ifactor=c.ifactor, dfactor=c.dfactor, min_step=c.min_step,
+                                    max_step=c.max_step)
+        a = grad_ys[-1]
+        jumps = sorted(-x for x in p.jump_t)
+        for i in range(len(p.t_out) - 1, 0, -1):
+            z = torch.stack([ys[i], a])
+            s0, s1 = -p.t_out[i], -p.t_out[i - 1]
+            tape = _QuadratureTape(sweep, plan)
+            if p.grid is not None:
+                inner = [x for x in p.grid if p.t_out[i - 1] < x < p.t_out[i]]
+                grid = [s0] + [-x for x in reversed(inner)] + [s1]
+                out = solve_fixed(aug, plan, z, grid, [s0, s1], perturb=True, tape=tape, max_steps=p.max_steps)
+            else:
+                out = solve_adaptive(aug, plan, z, [s0, s1], controller, jump_t=jumps, exact_outputs=True,
+                                     tape=tape, max_steps=p.max_steps)
+            tape.flush()
+            a = out[-1][1] + grad_ys[i - 1]
+        term.nfe += aug.nfe
+        return (None, a if ctx.needs_input_grad[1] else None, *sweep.results())
+
+
+# ------------------------------------------------------------------------------------ the discrete adjoint
+class _Sweep:
+    """The discrete adjoint of recorded steps, chunk by chunk, accumulating the weight gradients.
+
+    For step n with stage states Y_i, activations S_i and step h (times the clock rate):
+    kb_i = h (b_i ybar + sum_{j > i} a_ji Ybar_j) is the adjoint of k_i, zb_i = kb_i sigma'(z_i) the
+    adjoint of the pre-activation, Ybar_i = kb_i A + zb_i W the adjoint of the stage state, and
+    ybar_n = ybar_{n+1} + sum_i Ybar_i.  The weight gradients are sums over all stages of
+    [kb_i; zb_i]^T Y_i (A, W) and zb_i^T x_i (U, b): one matmul per chunk of steps.
+    """
+
+    def __init__(self, term: LinearActivationTerm, plan: Plan, need: tuple, tensors: list) -> None:
+        self.term = term
+        self.need = need  # (y0, W, A, U, b, *coeffs, first, last)
+        self.plan = plan
+        tab = plan.tab
+        s = plan.solution_stages
+        self.s = s
+        self.b = tab.b[:s]
+        self.a_cols = [[(j, tab.a[j][i]) for j in range(i + 1, s) if tab.a[j][i] != 0.0] for i in range(s)]
+        self.fold = s == 1 and term.NA > 0 and term.inputs.rates is None
+        W, A, U, b = tensors[:4]
+        self.U = U
+        self.acc = {
+            "W": torch.zeros_like(W) if need[1] else None,
+            "A": torch.zeros_like(A) if A is not None and need[2] else None,
+            "U": torch.zeros_like(U) if U is not None and need[3] else None,
+            "b": torch.zeros_like(b) if b is not None and need[4] else None,
+        }
+        n_coef = len(term.inputs.coeffs)
+        self.coef_need = [need[5 + i] for i in range(n_coef)] + [need[5 + n_coef], need[6 + n_coef]]
+        self.coef_grads = [torch.zeros_like(c) if nd else None
+                           for c, nd in zip([*term.inputs.coeffs, term.inputs.first, term.inputs.last], self.coef_need)]
+
+    def results(self) -> list[Tensor | None]:
+        return [self.acc["W"], self.acc["A"], self.acc["U"], self.acc["b"], *self.coef_grads]
+
+    def _dt(self, tape: Tape, n: int) -> Any:
+        """The step of recorded step n, times the clock rate of its piece."""
+        t0, t1 = tape.t0[n], tape.t1[n]
+        h = t1 - t0
+        if isinstance(h, Tensor):  # per-sample steps: (B, 1), size 0 for a sample that did not move
+            return h.to(self.term.WTs.dtype).unsqueeze(1)
+        if self.term.inputs.rates is None:
+            return h
+        # the piece of the step's middle: steps never straddle a knot of the index clock
+        return self.term.rate(self.term.inputs.piece(0.5 * (t0 + t1))) * h
+
+    def _derivative(self, S: Tensor) -> Tensor:
+        """sigma'(z) from the stored activations (L, s, B, P)."""
+        if not self.term.gated:
+            return torch.addcmul(-self.term.minus_one, S, S, value=-1.0)  # 1 - tanh^2
+        n = self.term.N
+        th, g = S[..., :n], S[..., n:]
+        d = torch.empty_like(S)
+        torch.mul(g, 1.0 - th * th, out=d[..., :n])
+        torch.mul(th * g, 1.0 - g, out=d[..., n:])
         return d
 
     def _zbar(self, kb: Tensor, D: Tensor, out: Tensor) -> None:
-        """Adjoint of the pre-activation(s) kb sigma'(z) into out, one op (both gates at once)."""
-        if not self.p.gated:
+        if not self.term.gated:
             torch.mul(kb, D, out=out)
         else:
             B, n = kb.shape
             torch.mul(kb.unsqueeze(1), D.view(B, 2, n), out=out.view(B, 2, n))
 
-    def backward(self, ybar: Tensor | None, n0: int, n1: int, Ybuf: Tensor, Sbuf: Tensor,
-                 grads_out: dict[int, Tensor], acc: dict[str, Tensor | None], xbar: Tensor | None) -> Tensor | None:
-        """Discrete adjoint of steps n1-1 .. n0 (buffers as filled by ``forward``).
+    def _folded_chunk(self, ybar: Tensor, c0: int, c1: int, hs: list[float], D: Tensor, KZ: Tensor,
+                      grads_at: dict[int, Tensor]) -> Tensor:
+        """Euler steps folded as in the forward: the adjoint of y (I + h A^T) + h s is
+        [ybar | zb] @ [I + h A; W] with zb = ybar h sigma'; two kernels a step, the state adjoint
+        written by the matmul straight into the previous step's row."""
+        term = self.term
+        N, NA = term.N, term.NA
+        L = c1 - c0
+        same = len(set(hs)) == 1
+        hv = hs[0] if same else torch.tensor(hs, dtype=D.dtype, device=D.device).view(-1, 1, 1, 1)
+        D.mul_(hv)  # sigma' times the step
+        KZ[L - 1, 0, :, :N].copy_(ybar)
+        for n in range(c1 - 1, c0 - 1, -1):
+            kc = n - c0
+            row = KZ[kc, 0]
+            self._zbar(row[:, :N], D[kc, 0], row[:, NA:])
+            if kc > 0:
+                nxt = torch.mm(row, term.folded_bwd(hs[kc]), out=KZ[kc - 1, 0, :, :N])
+            else:
+                nxt = torch.mm(row, term.folded_bwd(hs[kc]))
+            g = grads_at.get(n)
+            if g is not None:
+                nxt.add_(g)
+            ybar = nxt
+        KZ[..., :NA].mul_(hv)  # the A rows of the weight gradient need h * ybar
+        return ybar
 
-        ybar: adjoint of the state at grid index n1 (None: zero).  Returns that of index n0.
-        Weight gradients are added into ``acc``; input gradients written into ``xbar``.
-        """
-        p = self.p
-        N, s, P, NA = self.N, p.s, self.P, self.NA
-        B = Ybuf.shape[2]
-        dtype, device = Ybuf.dtype, Ybuf.device
+    def run(self, ybar: Tensor | None, n0: int, n1: int, tape: Tape, grads_at: dict[int, Tensor],
+            offset: int = 0) -> Tensor | None:
+        """Steps n1-1 .. n0 (global indices; ``tape`` holds them from ``offset`` on).  ``ybar``: the
+        adjoint of the state after step n1 - 1 (None: zero).  Returns that of the state at step n0."""
+        term = self.term
+        N, P, NA, s = term.N, term.P, term.NA, self.s
+        if n1 <= n0:
+            return ybar
+        first = tape.ys[0][0]
+        B = first.shape[0]
+        dtype, device = first.dtype, first.device
         if ybar is None:
             ybar = torch.zeros(B, N, dtype=dtype, device=device)
         for c1 in range(n1, n0, -CHUNK):
             c0 = max(n0, c1 - CHUNK)
             L = c1 - c0
-            Dc = self._derivative(Sbuf[c0 - n0:c1 - n0], c0, c1)
-            if p.fold:
-                # Row block of step n: [ybar_{n+1} | zb_n] (or zb_n alone when A = 0); the next
-                # state adjoint is written by the matmul straight into the previous row block.
-                width = NA + P
-                KZ = torch.empty(L, 1, B, width, dtype=dtype, device=device)
-                if NA:
-                    KZ[L - 1, 0, :, :N].copy_(ybar)
-                for n in range(c1 - 1, c0 - 1, -1):
-                    kc = n - c0
-                    row = KZ[kc, 0]
-                    yb = row[:, :N] if NA else ybar
-                    self._zbar(yb, Dc[kc, 0], row[:, NA:])
-                    out = KZ[kc - 1, 0, :, :N] if (NA and kc > 0) else None
-                    if NA:
-                        nxt = torch.mm(row, self.folded_bwd(p.dts[n]), out=out) if out is not None \
-                            else torch.mm(row, self.folded_bwd(p.dts[n]))
-                    else:
-                        nxt = torch.addmm(ybar, row, self.Wcat)
-                    g = grads_out.get(n)
-                    if g is not None:
-                        nxt.add_(g)
-                    ybar = nxt
-                if NA:  # the A rows of the block hold ybar; A_bar needs dt * ybar
-                    dts = p.dts[c0:c1]
-                    if len(set(dts)) == 1:
-                        KZ[..., :NA].mul_(dts[0])
-                    else:
-                        KZ[..., :NA].mul_(torch.tensor(dts, dtype=dtype, device=device).view(-1, 1, 1, 1))
+            Y = torch.stack([y for n in range(c0, c1) for y in tape.ys[n - offset]]).view(L, s, B, N)
+            S = torch.stack([a[0] for n in range(c0, c1) for a in tape.aux[n - offset]]).view(L, s, B, -1)
+            D = self._derivative(S)
+            KZ = torch.empty(L, s, B, NA + P, dtype=dtype, device=device)
+            hs = [self._dt(tape, n - offset) for n in range(c0, c1)]
+            if self.fold:
+                ybar = self._folded_chunk(ybar, c0, c1, hs, D, KZ, grads_at)
             else:
-                KZ = torch.empty(L, s, B, NA + P, dtype=dtype, device=device)
+                back, b, a_cols = term.back, self.b, self.a_cols
                 for n in range(c1 - 1, c0 - 1, -1):
                     kc = n - c0
-                    dt = p.dts[n]
+                    h = hs[kc]
+                    rows, Ds = KZ[kc].unbind(0), D[kc].unbind(0)
                     Ybars: list[Tensor | None] = [None] * s
-                    total = ybar
+                    total = ybar.clone()  # ybar_n = ybar_{n+1} + sum_i Ybar_i, accumulated in place
                     for i in range(s - 1, -1, -1):
-                        terms = ([(p.b[i], ybar)] if p.b[i] != 0.0 else []) + \
-                                [(w, Ybars[j]) for j, w in p.a_cols[i]]
-                        row = KZ[kc, i]
+                        terms = ([(b[i], ybar)] if b[i] != 0.0 else []) + \
+                                [(w, Ybars[j]) for j, w in a_cols[i] if Ybars[j] is not None]
+                        row = rows[i]
                         if not terms:
                             row.zero_()
                             continue
-                        kb = _scaled_sum(terms, dt, row[:, :NA] if NA else None)
-                        self._zbar(kb, Dc[kc, i], row[:, NA:])
-                        yb = torch.mm(row, self.back)
+                        kb = _scaled_sum(terms, h, row[:, :NA] if NA else None)
+                        self._zbar(kb, Ds[i], row[:, NA:])
+                        yb = torch.mm(row, back)
                         Ybars[i] = yb
-                        total = total + yb
-                    g = grads_out.get(n)
-                    if g is not None:
-                        total = total + g
-                    ybar = total
-            self._accumulate(c0, c1, n0, Ybuf, KZ, acc, xbar)
+                        total.add_(yb)
+                    g = grads_at.get(n)
+                    ybar = total if g is None else total.add_(g)
+            self._accumulate(c0, c1, tape, offset, Y, KZ)
         return ybar
 
-    def _accumulate(self, c0: int, c1: int, n0: int, Ybuf: Tensor, KZ: Tensor,
-                    acc: dict[str, Tensor | None], xbar: Tensor | None) -> None:
-        """Weight and input gradients of steps c0..c1-1, each one matmul over all their rows."""
-        p = self.p
-        L, s = c1 - c0, p.s
-        N, NA, P = self.N, self.NA, self.P
-        Y = Ybuf[c0 - n0:c1 - n0].reshape(L * s * Ybuf.shape[2], N)
-        rows = KZ.view(-1, KZ.shape[-1])
-        need_w = acc.get("W") is not None
-        need_a = acc.get("A") is not None
+    def _accumulate(self, c0: int, c1: int, tape: Tape, offset: int, Y: Tensor, KZ: Tensor) -> None:
+        stages = [(a[1], a[2]) for n in range(c0, c1) for a in tape.aux[n - offset]]
+        self.accumulate(KZ.view(-1, *KZ.shape[2:]), Y.view(-1, *Y.shape[2:]), stages)
+
+    def accumulate(self, KZ: Tensor, Y: Tensor, stages: list[tuple[int, Any]]) -> None:
+        """Add the weight and input gradients of M stages: KZ (M, B, N_A + P) rows [kb | zb] (the
+        adjoints of the stage's linear part and pre-activation, already weighted), Y (M, B, N) the
+        stage states, ``stages`` their (piece, time).  Each gradient is one matmul over all rows."""
+        term = self.term
+        N, NA, P = term.N, term.NA, term.P
+        rows = KZ.reshape(-1, KZ.shape[-1])
+        Yr = Y.reshape(-1, N)
+        need_w, need_a = self.acc["W"] is not None, self.acc["A"] is not None
         if need_w or need_a:
             lo = 0 if need_a else NA
             hi = NA + P if need_w else NA
-            G = torch.mm(rows[:, lo:hi].t(), Y)  # [A_bar; W_bar (; W_bar of the gate)]
+            G = torch.mm(rows[:, lo:hi].t(), Yr)
             if need_a:
-                acc["A"].add_(G[:NA])
+                self.acc["A"].add_(G[:NA])
             if need_w:
                 Gw = G[NA - lo:]
-                acc["W"].add_(Gw[:N])
-                if p.gated:
-                    acc["W"].add_(Gw[N:])
-        need_u = acc.get("U") is not None or acc.get("b") is not None or xbar is not None
-        if not need_u:
+                self.acc["W"].add_(Gw[:N])
+                if term.gated:
+                    self.acc["W"].add_(Gw[N:])
+        need_x = any(self.coef_need)
+        if self.acc["U"] is None and self.acc["b"] is None and not need_x:
             return
-        ZB = KZ[..., NA:]  # (L, s, B, P)
-        m = p.n_nodes
-        if m == s and p.node_of_stage == tuple(range(s)):
-            Zn = ZB
-        else:  # stages sharing an input node (held input; rk4's two midpoints) add up
-            Zn = torch.zeros(L, m, *ZB.shape[2:], dtype=ZB.dtype, device=ZB.device)
-            Zn.index_add_(1, torch.tensor(p.node_of_stage, device=ZB.device), ZB)
-        Zr = Zn.reshape(-1, P)
-        if self.U is None:
-            if xbar is not None:
-                xbar[c0:c1].copy_(Zn)
+        Z = KZ[..., NA:].reshape(-1, P)  # (M B, P): adjoints of the projected inputs u
+        if self.acc["b"] is not None:
+            self.acc["b"].add_(Z.sum(0))
+        if self.acc["U"] is None and not need_x:
             return
-        x = self.x[c0:c1].reshape(-1, self.x.shape[-1])
-        if acc.get("U") is not None:
-            acc["U"].addmm_(Zr.t(), x)
-        if acc.get("b") is not None:
-            acc["b"].add_(Zr.sum(0))
-        if xbar is not None:
-            xbar[c0:c1].copy_(torch.mm(Zr, self.U).view(xbar[c0:c1].shape))
+        x = torch.stack([term.inputs.raw(j, t) for j, t in stages])  # (M, B, D)
+        if self.acc["U"] is not None:
+            self.acc["U"].addmm_(Z.t(), x.reshape(-1, x.shape[-1]))
+        if need_x:
+            xbar = (Z @ self.U if self.U is not None else Z).view(len(stages), -1, x.shape[-1])
+            self._input_grads(stages, xbar)
+
+    def _input_grads(self, stages: list[tuple[int, Any]], xbar: Tensor) -> None:
+        inputs = self.term.inputs
+        n_coef = len(inputs.coeffs)
+        for (j, t), xb in zip(stages, xbar.unbind(0)):
+            if isinstance(j, Tensor):
+                self._sample_input_grads(j, t, xb)
+                continue
+            if j < 0 or inputs.T < 2:
+                if self.coef_grads[n_coef] is not None:
+                    self.coef_grads[n_coef].add_(xb)
+                continue
+            if j >= inputs.T - 1:
+                if self.coef_grads[n_coef + 1] is not None:
+                    self.coef_grads[n_coef + 1].add_(xb)
+                continue
+            tau = inputs.local_time(j, t)
+            power: Any = 1.0
+            for i in range(n_coef):
+                if self.coef_grads[i] is not None:
+                    self.coef_grads[i][:, j].add_(xb * power)
+                power = power * tau
+
+    def _sample_input_grads(self, j: Tensor, t: Tensor, xb: Tensor) -> None:
+        """Input gradients of one stage on per-sample clocks: sample b adds to its piece j[b]."""
+        inputs = self.term.inputs
+        n_coef = len(inputs.coeffs)
+        T = inputs.T
+        rows = torch.arange(j.shape[0], device=j.device)
+        before, after = (j < 0).unsqueeze(1), (j >= T - 1).unsqueeze(1)
+        if self.coef_grads[n_coef] is not None:
+            self.coef_grads[n_coef].add_(torch.where(before, xb, torch.zeros_like(xb)))
+        if self.coef_grads[n_coef + 1] is not None:
+            self.coef_grads[n_coef + 1].add_(torch.where(after, xb, torch.zeros_like(xb)))
+        if T < 2:
+            return
+        inside = ~(before | after)
+        jc = j.clamp(0, T - 2)
+        knots = inputs.sample_knots
+        tau = (t.to(knots.dtype) - knots.gather(1, jc.unsqueeze(1)).squeeze(1)).to(xb.dtype).unsqueeze(1)
+        power = torch.where(inside, torch.ones_like(tau), torch.zeros_like(tau))
+        for i in range(n_coef):
+            if self.coef_grads[i] is not None:
+                self.coef_grads[i].index_put_((rows, jc), xb * power, accumulate=True)
+            power = power * tau
 
 
-def _scaled_sum(terms: list[tuple[float, Tensor]], dt, out: Tensor | None) -> Tensor:
+def _scaled_sum(terms: list[tuple[float, Tensor]], dt: Any, out: Tensor | None) -> Tensor:
     """dt * sum(w * t for w, t in terms)."""
     (w0, t0), rest = terms[0], terms[1:]
-    if isinstance(dt, float):
+    if not isinstance(dt, Tensor):
         r = torch.mul(t0, dt * w0, out=out) if out is not None else t0 * (dt * w0)
         for w, t in rest:
             r.add_(t, alpha=dt * w)
@@ -428,168 +906,3 @@ def _scaled_sum(terms: list[tuple[float, Tensor]], dt, out: Tensor | None) -> Te
         r.addcmul_(t, dt, value=w)
     return r
 
-
-# ------------------------------------------------------------------------------------ Function
-class _Solve(torch.autograd.Function):
-    """Forward without autograd; backward = the discrete adjoint (see the module docstring).
-
-    Every tensor the backward reads goes through ``save_for_backward`` (inputs and the step
-    buffers alike), so saved-tensor hooks see them and in-place changes to an output are caught.
-    """
-
-    @staticmethod
-    def forward(ctx, plan: _Plan, y0: Tensor, x: Tensor, W: Tensor, A: Tensor | None, U: Tensor | None,
-                b: Tensor | None) -> Tensor:
-        ops = _Ops(plan, x, W, A, U, b)
-        ctx.set_materialize_grads(False)
-        n, s = plan.n, plan.s
-        B, N = y0.shape
-        outputs = plan.outputs
-        if plan.segment >= n:  # backprop: keep every step's stage states and activations
-            Ybuf = torch.empty(n + 1, s, B, N, dtype=y0.dtype, device=y0.device)
-            Sbuf = torch.empty(n, s, B, ops.P, dtype=y0.dtype, device=y0.device)
-            ops.forward(y0, 0, n, Ybuf, Sbuf, None)
-            out = Ybuf[:, 0] if outputs == list(range(n + 1)) else Ybuf[outputs, 0]
-            saved = (Ybuf, Sbuf)
-        else:  # checkpoint: keep the states at segment starts; outputs are copies
-            keep: dict[int, Tensor | None] = {i: None for i in outputs}
-            keep[0] = y0
-            starts, y = [], y0
-            for n0 in range(0, n, plan.segment):
-                starts.append(y)
-                y = ops.forward(y, n0, min(n, n0 + plan.segment), None, None, keep)
-            out = torch.stack([keep[i] for i in outputs])
-            saved = (torch.stack(starts),)
-        ctx.ops = ops
-        ctx.save_for_backward(y0, x, W, A, U, b, *saved)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor | None):
-        if torch.is_grad_enabled():
-            # create_graph=True (a Hessian-vector product, a gradient penalty): the hand-written
-            # adjoint below is not differentiable, so replay the same steps with autograd ops and
-            # differentiate those, keeping the graph.  Slower, and only taken when asked for.
-            return _Solve._replayed_backward(ctx, grad_out)
-        return _Solve._adjoint_backward(ctx, grad_out)
-
-    @staticmethod
-    def _replayed_backward(ctx, grad_out: Tensor | None):
-        y0, x, W, A, U, b, *_ = ctx.saved_tensors
-        plan: _Plan = ctx.ops.p
-        inputs = (y0, x, W, A, U, b)
-        wrt = [i for i, t in enumerate(inputs) if t is not None and ctx.needs_input_grad[i + 1]]
-        if grad_out is None or not wrt:
-            return (None,) * 7
-        field = LinearActivation(W, A, None, None, "gated" if plan.gated else "tanh")
-        u = x if U is None else (x @ U.transpose(0, 1) if b is None else torch.addmm(b, x.reshape(-1, x.shape[-1]),
-                                                                                     U.transpose(0, 1)).view(
-            *x.shape[:-1], -1))
-        us = [v.unbind(0) for v in u.unbind(0)]
-        states = [y0]
-        y = y0
-        for k in range(plan.n):
-            dt, un = plan.dts[k], us[k]
-            ks: list[Tensor] = []
-            for i in range(plan.s):
-                yi = y
-                for j, w in plan.a_rows[i]:
-                    yi = yi + (dt * w) * ks[j]
-                ks.append(field.rhs(yi, un[plan.node_of_stage[i]]))
-            for j, w in plan.b_w:
-                y = y + (dt * w) * ks[j]
-            states.append(y)
-        out = torch.stack([states[i] for i in plan.outputs])
-        grads = torch.autograd.grad(out, [inputs[i] for i in wrt], grad_out, create_graph=True, allow_unused=True)
-        result: list[Tensor | None] = [None] * 7
-        for i, g in zip(wrt, grads):
-            result[i + 1] = g
-        return tuple(result)
-
-    @staticmethod
-    @once_differentiable
-    def _adjoint_backward(ctx, grad_out: Tensor | None):
-        y0, x, W, A, U, b, *saved = ctx.saved_tensors
-        ops: _Ops = ctx.ops
-        plan = ops.p
-        n, s = plan.n, plan.s
-        B, N = y0.shape
-        need = ctx.needs_input_grad  # (plan, y0, x, W, A, U, b)
-        acc: dict[str, Tensor | None] = {
-            "W": torch.zeros_like(W) if need[3] else None,
-            "A": torch.zeros_like(A) if A is not None and need[4] else None,
-            "U": torch.zeros_like(U) if U is not None and need[5] else None,
-            "b": torch.zeros_like(b) if b is not None and need[6] else None,
-        }
-        xbar = torch.zeros_like(x) if need[2] else None
-        grads_out: dict[int, Tensor] = {}
-        if grad_out is not None:
-            for pos, g in zip(plan.outputs, grad_out.unbind(0)):
-                grads_out[pos] = grads_out[pos] + g if pos in grads_out else g
-        ybar = grads_out.pop(n, None)
-        g0 = grads_out.pop(0, None)
-        if len(saved) == 2:
-            Ybuf, Sbuf = saved
-            ybar = ops.backward(ybar, 0, n, Ybuf, Sbuf, grads_out, acc, xbar)
-        else:
-            starts = saved[0].unbind(0)
-            seg = plan.segment
-            Ybuf = torch.empty(seg + 1, s, B, N, dtype=y0.dtype, device=y0.device)
-            Sbuf = torch.empty(seg, s, B, ops.P, dtype=y0.dtype, device=y0.device)
-            for k in range(len(starts) - 1, -1, -1):
-                n0 = k * seg
-                n1 = min(n, n0 + seg)
-                ops.forward(starts[k], n0, n1, Ybuf, Sbuf, None)  # recompute the segment
-                ybar = ops.backward(ybar, n0, n1, Ybuf, Sbuf, grads_out, acc, xbar)
-        if ybar is None:
-            ybar = torch.zeros_like(y0)
-        if g0 is not None:
-            ybar = ybar + g0
-        return (None, ybar if need[1] else None, xbar, acc["W"], acc["A"], acc["U"], acc["b"])
-
-
-def solve_linear_activation(field: LinearActivation, y0: Tensor, x: Tensor, dt: Tensor, tab: Tableau,
-                            node_of_stage: tuple[int, ...], outputs: list[int] | None = None,
-                            gradient: str = "backprop") -> Tensor:
-    """Integrate ``field`` over a fixed step grid with precomputed stage inputs.
-
-    Args:
-        field: the structure (W, A, U, b, activation).
-        y0: (B, N) initial state (real).
-        x: (n, m, B, D) raw inputs (projected by field.U, b) or projected inputs (D = P when
-            field.U is None) at the m input nodes of each of the n steps.
-        dt: (n,) step sizes shared by the batch, or (n, B) per-sample step sizes.
-        tab: explicit tableau.
-        node_of_stage: for each stage, which of the m nodes it reads (len = tab.stages).
-        outputs: grid indices 0..n of the states to return (default all, 0 = y0).
-        gradient: "backprop" or "checkpoint" (segments of ceil(sqrt(n)) steps recomputed in backward).
-
-    Returns:
-        (len(outputs), B, N) states.
-    """
-    n = dt.shape[0]
-    if gradient not in ("backprop", "checkpoint"):
-        raise ValueError(f"gradient must be 'backprop' or 'checkpoint' for this solver; got {gradient!r}")
-    if dt.requires_grad:
-        raise ValueError("dt must not require gradients here (gradients with respect to times are not "
-                         "formed by this solver); use solvers.odeint for that")
-    if x.dim() != 4 or x.shape[0] != n or x.shape[2] != y0.shape[0]:
-        raise ValueError(f"x must have shape (n, m, B, D) = ({n}, m, {y0.shape[0]}, D); got {tuple(x.shape)}")
-    if len(node_of_stage) != tab.stages or not all(0 <= i < x.shape[1] for i in node_of_stage):
-        raise ValueError(f"node_of_stage must give, for each of the {tab.stages} stages, a node in "
-                         f"0..{x.shape[1] - 1}; got {node_of_stage}")
-    outputs = list(range(n + 1)) if outputs is None else [int(i) for i in outputs]
-    segment = n if gradient == "backprop" else max(1, math.ceil(math.sqrt(n)))
-    plan = _Plan(tab, dt.to(y0.dtype), tuple(node_of_stage), x.shape[1], outputs, max(segment, 1),
-                 field.activation == "gated", field.A is not None)
-    if n == 0:
-        return y0.unsqueeze(0).expand(len(outputs), -1, -1).clone()
-    tensors = (y0, x, field.W, field.A, field.U, field.b)
-    if not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)):
-        # inference: no buffers, three ops a step for Euler
-        with torch.no_grad():
-            keep: dict[int, Tensor | None] = {i: None for i in outputs}
-            keep[0] = y0
-            _Ops(plan, x, field.W, field.A, field.U, field.b).forward(y0, 0, n, None, None, keep)
-        return torch.stack([keep[i] for i in outputs])
-    return _Solve.apply(plan, *tensors)

@@ -1,10 +1,10 @@
 """Every method name ``solvers.odeint`` accepts, with what it is: order, stages, kind, backend.
 
-Our own explicit tableaux (``solvers.tableaux.TABLEAUX``) run in our fixed-step loop; every
-other name is one of torchdiffeq's solvers and is delegated to it.  Where names collide, the
-tableau wins: ``"euler"`` and ``"midpoint"`` are the same method in both, but our ``"rk4"`` is
-the *classical* RK4 whereas torchdiffeq's ``"rk4"`` is Kutta's 3/8 rule, available here as
-``"rk38"``.
+Every explicit Runge-Kutta method (``solvers.tableaux.TABLEAUX``, fixed and embedded pairs) runs
+on this package's engine.  The multistep and wrapped methods of torchdiffeq (Adams-Bashforth(-
+Moulton), scipy's solvers) are not Runge-Kutta methods and are delegated to ``torchdiffeq.odeint``
+through its public API.  Names mean what they mean in torchdiffeq: ``"rk4"`` is Kutta's 3/8 rule
+in both libraries (the classical method is ``"rk4_classic"``).
 """
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from torchdiffeq._impl.odeint import SOLVERS as _TORCHDIFFEQ_SOLVERS
-
 from .tableaux import TABLEAUX
 
-__all__ = ["METHODS", "TORCHDIFFEQ_METHODS", "MethodInfo"]
+__all__ = ["DELEGATED", "METHODS", "MethodInfo", "method_info"]
 
 
 @dataclass(frozen=True)
@@ -26,46 +24,37 @@ class MethodInfo:
     Attributes:
         order: classical order of accuracy (for Adams methods, the highest order they reach;
             None for ``scipy_solver``, whose order depends on the scipy method chosen).
-        stages: function evaluations per step of the method's Butcher tableau (None for
-            multistep / wrapped methods, where it is not a fixed number).
+        stages: function evaluations per step (None for multistep / wrapped methods).
         kind: ``"fixed"`` (grid given by ``t``, ``jump_t`` and ``step_size``) or ``"adaptive"``
-            (error-controlled step, governed by ``rtol``/``atol``).
-        backend: ``"tableau"`` (our loop, ``solvers.fixed``) or ``"torchdiffeq"``.
+            (error-controlled steps, governed by ``rtol``/``atol``).
+        backend: ``"engine"`` (this package's Runge-Kutta engine) or ``"torchdiffeq"``.
     """
 
     order: int | None
     stages: int | None
     kind: Literal["fixed", "adaptive"]
-    backend: Literal["tableau", "torchdiffeq"]
+    backend: Literal["engine", "torchdiffeq"]
 
 
-# torchdiffeq's solvers, read from its own registry (torchdiffeq/_impl/odeint.py: SOLVERS), so a
-# method added upstream (e.g. "tsit5" in a later release) is picked up; its kind is fixed for
-# subclasses of FixedGridODESolver and adaptive otherwise.
-def _torchdiffeq_info(name: str, cls: type) -> MethodInfo:
-    from torchdiffeq._impl.solvers import FixedGridODESolver
-
-    order = getattr(cls, "order", None)
-    tab = getattr(cls, "tableau", None)
-    stages = len(tab.alpha) + 1 if tab is not None else None
-    fixed_stages = {"euler": 1, "midpoint": 2, "heun2": 2, "heun3": 3, "rk4": 4}
-    if stages is None:
-        stages = fixed_stages.get(name)
-    kind = "fixed" if isinstance(cls, type) and issubclass(cls, FixedGridODESolver) else "adaptive"
-    return MethodInfo(order=order if isinstance(order, int) else None, stages=stages, kind=kind,
-                      backend="torchdiffeq")
-
-
-TORCHDIFFEQ_METHODS: dict[str, MethodInfo] = {
-    name: _torchdiffeq_info(name, cls) for name, cls in _TORCHDIFFEQ_SOLVERS.items()
+DELEGATED: dict[str, MethodInfo] = {
+    "explicit_adams": MethodInfo(order=4, stages=None, kind="fixed", backend="torchdiffeq"),
+    "implicit_adams": MethodInfo(order=4, stages=None, kind="fixed", backend="torchdiffeq"),
+    "fixed_adams": MethodInfo(order=4, stages=None, kind="fixed", backend="torchdiffeq"),
+    "scipy_solver": MethodInfo(order=None, stages=None, kind="adaptive", backend="torchdiffeq"),
 }
-"""torchdiffeq's own solvers by their torchdiffeq names (its "rk4" is the 3/8 rule)."""
+"""torchdiffeq methods that are not Runge-Kutta methods, run by torchdiffeq itself."""
 
 METHODS: dict[str, MethodInfo] = {
-    **TORCHDIFFEQ_METHODS,
-    **{
-        name: MethodInfo(order=tab.order, stages=tab.stages, kind="fixed", backend="tableau")
-        for name, tab in TABLEAUX.items()
-    },
+    **{name: MethodInfo(order=tab.order, stages=tab.stages, kind="adaptive" if tab.adaptive else "fixed",
+                        backend="engine") for name, tab in TABLEAUX.items()},
+    **DELEGATED,
 }
 """Every method name ``solvers.odeint`` accepts -> its MethodInfo."""
+
+
+def method_info(method: str) -> MethodInfo:
+    """The MethodInfo of ``method``; an unknown name lists the valid ones."""
+    try:
+        return METHODS[method]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown method {method!r}; expected one of {', '.join(sorted(METHODS))}") from None

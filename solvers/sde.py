@@ -5,18 +5,28 @@ Brownian motion (``torchsde.BrownianInterval``) and the adjoint are torchsde's. 
 what ``solvers.odeint`` does for fixed-step ODE methods, so that an SDE with g = 0 is exactly the
 ODE solved by ``solvers.odeint`` with the same fixed step:
 
-* **knot-aligned grid** (``solvers.fixed.knot_grid``): steps never straddle an output time or a
+* **knot-aligned grid** (``solvers.grids.knot_grid``): steps never straddle an output time or a
   ``jump_t`` point; each gap is split into equal substeps no longer than ``dt``.  torchsde's own
   loop steps ``t0, t0 + dt, ...`` over the whole span and linearly interpolates the outputs,
   which steps straight over the knots of a piecewise (held) input.
 * **stage times one ulp inside the step**: a stage on an end point of step [t0, t1] is evaluated
   at ``nextafter(t0, t1)`` or ``nextafter(t1, t0)``, so a zero-order-hold input is read from the
-  step's own piece (see ``solvers.fixed``).
+  step's own piece (see ``solvers.grids``).
 
-Only the forward loop is ours: each step is one call of the torchsde method's ``step``.  With
+Only the forward loop is ours: each step is one call of the torchsde method's ``step``.  torchsde
+offers no public single-step API, so this loop reads its method registry and contract check from
+``torchsde._core`` (the one place; pyproject bounds torchsde below 0.3 for it).  With
 ``adjoint=True`` the whole solve is ``torchsde.sdeint_adjoint`` on torchsde's own uniform grid of
 step ``dt`` (outputs interpolated, stages at the grid points as they fall), because the adjoint
 pass is torchsde's; use it with continuous inputs, or with gaps that are multiples of ``dt``.
+
+Calling conventions are torchsde's: ``sdeint(sde, y0, ts, bm, method, dt, ...)`` with ``bm`` the
+fourth positional argument, ``ts`` a tensor or a list of floats, ``method=None`` choosing
+torchsde's default for the SDE's types, ``dt=1e-3``, ``names={"drift": ..., "diffusion": ...}``.
+What this fixed-grid solver cannot do (``adaptive=True``, ``logqp``, ``extra``) is refused by name.
+For the adjoint the parameters of a torchsde-style ``nn.Module`` are found as torchsde finds them;
+an SDE with no parameters needs ``adjoint_params`` (``()`` if there are none), so gradients are
+never silently missing.
 
 Shapes follow torchsde: ``y0`` is (batch, state); the output is (len(ts), batch, state), time
 first.  Noise types are torchsde's: "diagonal" (g returns (batch, state), one Brownian channel
@@ -32,7 +42,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .fixed import knot_grid
+from .grids import knot_grid
 
 __all__ = ["NOISE_TYPES", "SDE", "SDE_METHODS", "brownian_interval", "sdeint"]
 
@@ -117,57 +127,96 @@ def brownian_interval(t0: float, t1: float, batch_size: int, channels: int, dtyp
                                      device=device, entropy=entropy, levy_area_approximation=levy)
 
 
-def _as_sde(sde: Any, diffusion: Func | None, noise_type: str | None, sde_type: str | None) -> Any:
+def _as_sde(sde: Any, diffusion: Func | None, noise_type: str | None, sde_type: str | None,
+            names: dict | None = None) -> SDE:
     if diffusion is not None:
+        if names:
+            raise ValueError("names= renames the methods of an sde object; with diffusion=... pass the functions")
         return SDE(sde, diffusion, noise_type or "diagonal", sde_type or "ito")
-    missing = [n for n in ("f", "g", "noise_type", "sde_type") if not hasattr(sde, n)]
+    names = dict(names or {})
+    unknown = sorted(set(names) - {"drift", "diffusion"})
+    if unknown:
+        raise ValueError(f"names takes the keys 'drift' and 'diffusion'; got {unknown}")
+    f_name, g_name = names.get("drift", "f"), names.get("diffusion", "g")
+    missing = [n for n in (f_name, g_name, "noise_type", "sde_type") if not hasattr(sde, n)]
     if missing:
         raise TypeError(
-            f"sde must be a drift callable (with diffusion=... given) or an object with f, g, noise_type "
-            f"and sde_type (a torchsde SDE); got {type(sde).__name__} lacking {', '.join(missing)}"
+            f"sde must be a drift callable (with diffusion=... given) or an object with {f_name}, {g_name}, "
+            f"noise_type and sde_type (a torchsde SDE); got {type(sde).__name__} lacking {', '.join(missing)}"
         )
     if noise_type is not None or sde_type is not None:
         raise ValueError("noise_type / sde_type are read from the sde object; pass them only with diffusion=...")
-    if isinstance(sde, SDE):
+    if isinstance(sde, SDE) and not names:
         return sde
-    return SDE(sde.f, sde.g, sde.noise_type, sde.sde_type)
+    wrapped = SDE(getattr(sde, f_name), getattr(sde, g_name), sde.noise_type, sde.sde_type)
+    if isinstance(sde, nn.Module):
+        # its parameters become the wrapper's: torchsde's adjoint differentiates wrapped.parameters()
+        wrapped.source = sde
+    return wrapped
+
+
+def _default_method(sde: SDE) -> str:
+    """torchsde's default method for the SDE's types (``torchsde.sdeint`` with ``method=None``)."""
+    if sde.sde_type == "stratonovich":
+        return "midpoint"
+    return "euler" if sde.noise_type == "general" else "srk"
 
 
 def sdeint(
     sde: Any,
     y0: Tensor,
-    ts: Tensor,
-    method: str = "euler",
-    dt: float | None = None,
+    ts: Tensor | Sequence[float],
+    bm: Any = None,
+    method: str | None = None,
+    dt: float | None = 1e-3,
     adjoint: bool = False,
     diffusion: Func | None = None,
     noise_type: str | None = None,
     sde_type: str | None = None,
-    bm: Any = None,
     jump_t: Tensor | Sequence[float] | None = None,
     adjoint_params: Sequence[Tensor] | None = None,
     options: dict | None = None,
+    names: dict[str, str] | None = None,
+    adaptive: bool = False,
+    rtol: float | None = None,
+    atol: float | None = None,
+    dt_min: float | None = None,
+    logqp: bool = False,
+    extra: bool = False,
+    extra_solver_state: Any = None,
 ) -> Tensor:
     """Solve dy = f(t, y) dt + g(t, y) dB, y(ts[0]) = y0, with a fixed-step torchsde method.
 
+    The first six arguments are ``torchsde.sdeint``'s, in its order and with its defaults.
+
     Args:
         sde: either the drift f(t, y) (then give ``diffusion``), or an object with ``f``, ``g``,
-            ``noise_type`` and ``sde_type`` (any torchsde SDE).
+            ``noise_type`` and ``sde_type`` (any torchsde SDE; ``names`` renames f and g).
         y0: (batch, state) initial state, real floating (torchsde's shape contract).
-        ts: (T,) strictly increasing output times; ``ts[0]`` is the initial time.
-        method: one of ``SDE_METHODS``; "euler" is Euler-Maruyama (Ito), the Noisy RNN's
-            discretisation, strong order 1/2 (1 for additive noise).
-        dt: largest step; each gap of the grid ts + jump_t is split into equal substeps no longer
-            than dt.  None: one step per gap (required with ``adjoint=True``: not None).
+        ts: (T,) strictly increasing output times, a tensor or a list of floats; ``ts[0]`` is the
+            initial time.
+        bm: a torchsde Brownian object of shape (batch, m) covering [ts[0], ts[-1]]; default a fresh
+            ``BrownianInterval`` (pass one to reuse a path, e.g. ``brownian_interval(...)``).
+        method: one of ``SDE_METHODS``; None (torchsde's default): "srk" for Ito SDEs with
+            diagonal, additive or scalar noise, "euler" for general noise, "midpoint" for
+            Stratonovich.  "euler" is Euler-Maruyama (Ito), the Noisy RNN's discretisation, strong
+            order 1/2 (1 for additive noise).
+        dt: largest step (torchsde's default 1e-3); each gap of the grid ts + jump_t is split into
+            equal substeps no longer than dt.  None: one step per gap (not with ``adjoint=True``).
         adjoint: use ``torchsde.sdeint_adjoint`` (memory flat in the number of steps); see the
             module docstring for its grid.
         diffusion: g(t, y) when ``sde`` is the drift.
         noise_type, sde_type: with ``diffusion``: default "diagonal" and "ito".
-        bm: a torchsde Brownian object of shape (batch, m) covering [ts[0], ts[-1]]; default a fresh
-            ``BrownianInterval`` (pass one to reuse a path, e.g. ``brownian_interval(...)``).
         jump_t: times where f or g may jump (the knots of a held input); the grid steps onto them.
-        adjoint_params: for the adjoint: the tensors to differentiate (default: the module's).
+        adjoint_params: for the adjoint: the tensors to differentiate (default: the parameters of
+            ``sde``, of ``diffusion`` and of the drift, as modules); required (``()`` if there are
+            none) when those hold no parameter.
         options: torchsde method options.
+        names: torchsde's renaming of the drift and diffusion methods, {"drift": ..., "diffusion": ...}.
+        adaptive, logqp, extra, extra_solver_state: torchsde options this fixed-grid solver does not
+            offer: anything but their defaults is refused (use ``torchsde.sdeint`` for them);
+            ``rtol``, ``atol`` and ``dt_min`` are accepted and unused, as torchsde does without
+            ``adaptive``.
 
     Returns:
         (T, batch, state): ``out[k]`` is y at ``ts[k]``.
@@ -175,7 +224,17 @@ def sdeint(
     Raises:
         TypeError / ValueError: for malformed arguments, naming what came and what was expected.
     """
-    model = _as_sde(sde, diffusion, noise_type, sde_type)
+    for name, value, default in (("adaptive", adaptive, False), ("logqp", logqp, False), ("extra", extra, False),
+                                 ("extra_solver_state", extra_solver_state, None)):
+        if value is not default and value != default:
+            raise ValueError(f"{name}={value!r} is a torchsde option that solvers.sdeint (fixed, knot-aligned "
+                             f"steps) does not offer; call torchsde.sdeint for it")
+    if bm is not None and (isinstance(bm, str) or not callable(bm)):
+        raise TypeError(f"bm (the 4th positional argument, as in torchsde.sdeint) must be a Brownian motion object "
+                        f"such as torchsde.BrownianInterval; got {bm!r}: pass the method by keyword, method=...")
+    model = _as_sde(sde, diffusion, noise_type, sde_type, names)
+    if method is None:
+        method = _default_method(model)
     if method not in SDE_METHODS:
         raise ValueError(f"unknown SDE method {method!r}; expected one of {', '.join(sorted(SDE_METHODS))}")
     info = SDE_METHODS[method]
@@ -190,9 +249,15 @@ def sdeint(
                          f"{tuple(y0.shape) if isinstance(y0, Tensor) else type(y0).__name__}")
     if y0.is_complex() or not y0.is_floating_point():
         raise TypeError(f"y0 must be real floating; got {y0.dtype} (complex states are not supported by torchsde)")
+    if isinstance(ts, (list, tuple)):
+        if not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in ts):
+            raise ValueError(f"ts must be a 1-D tensor or a list of floats (torchsde's contract); got {ts!r}")
+        ts = torch.tensor(ts, dtype=y0.dtype, device=y0.device)
     if not isinstance(ts, Tensor) or ts.dim() != 1 or ts.numel() < 2:
         raise ValueError(f"ts must be a 1-D tensor of at least two times; got "
                          f"{tuple(ts.shape) if isinstance(ts, Tensor) else type(ts).__name__}")
+    if not bool(torch.isfinite(ts).all()):
+        raise ValueError(f"ts must be finite; got {ts.tolist()}")
     if not bool((ts[1:] > ts[:-1]).all()):
         k = int(torch.nonzero(~(ts[1:] > ts[:-1]))[0]) + 1
         raise ValueError(f"ts must be strictly increasing; got ts[{k}] = {float(ts[k])} after "
@@ -206,6 +271,11 @@ def sdeint(
     if adjoint:
         if dt is None:
             raise ValueError("adjoint=True runs torchsde's own grid and needs a step: pass dt")
+        if adjoint_params is None and not any(p.requires_grad for p in model.parameters()):
+            raise ValueError(
+                f"adjoint=True differentiates the parameters of the sde, and {type(sde).__name__} has none that "
+                f"require grad (closures' tensors are not found): pass adjoint_params=(tensors...) to "
+                f"differentiate, or adjoint_params=() for gradients with respect to y0 only")
         return torchsde.sdeint_adjoint(model, y0, ts, bm=bm, method=method, dt=dt, adjoint_params=adjoint_params,
                                        options=options)
 

@@ -6,7 +6,7 @@ import sys
 import torch
 
 from neuralode_rnn.distributed import init_from_env, shutdown
-from neuralode_rnn.train import TrainConfig, train
+from neuralode_rnn.training import TrainConfig, train
 
 
 def config(run_dir=None) -> TrainConfig:

@@ -1,14 +1,22 @@
-"""The neuralode-rnn command line, run in-process through main([...])."""
+"""The neuralode-rnn command line, run in-process through main([...]) (and as a process where a
+test needs an exit status from a fresh interpreter)."""
 
 import csv
+import inspect
 import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from conftest import CLI_SMALL
 
+import solvers
 from neuralode_rnn.cli import COMMANDS, build_parser, main
 
-SMALL = ["--task", "digits", "--n-train", "48", "--n-test", "24", "--hidden-size", "6", "--batch-size", "24",
-         "--quiet", "--threads", "1"]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_list_names_tasks_models_and_solvers(capsys):
@@ -27,7 +35,7 @@ def test_list_one_section(capsys):
 
 def test_train_writes_a_run_directory_and_evaluate_reads_it(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", *SMALL, "--model", "lipschitz", "--method", "midpoint", "--epochs", "2",
+    assert main(["train", *CLI_SMALL, "--model", "lipschitz", "--method", "midpoint", "--epochs", "2",
                  "--run-dir", str(run)]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["model"] == "lipschitz" and config["method"] == "midpoint" and config["eps"] == 0.03
@@ -35,40 +43,114 @@ def test_train_writes_a_run_directory_and_evaluate_reads_it(tmp_path, capsys):
     with open(run / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["1", "2"]
-    assert {"train_loss", "test_accuracy", "nfe", "wall_seconds"} <= set(rows[0])
-    assert (run / "last.pt").exists() and (run / "best.pt").exists()
+    assert {"train_loss", "test_accuracy", "nfe", "wall_seconds", "task", "model"} <= set(rows[0])
+    assert rows[0]["model"] == "lipschitz" and rows[0]["task"] == "digits"
+    for name in ("last.pt", "previous.pt", "best.pt", "checkpoints.json"):
+        assert (run / name).exists(), name
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (run / "status.txt").read_text().strip() == "finished"
+    assert (run / "status.txt").read_text().strip() == "finished: lipschitz (midpoint, eps 0.03) on digits"
     capsys.readouterr()
     assert main(["evaluate", str(run)]) == 0
     out = capsys.readouterr().out
     assert f"accuracy {float(rows[-1]['test_accuracy']):.4f}" in out
+    assert out.startswith("lipschitz (midpoint, eps 0.03) on digits, test: loss")
     assert main(["evaluate", str(run), "--method", "rk4"]) == 0  # the trained field under another solver
-    assert "(rk4)" in capsys.readouterr().out
+    assert "(rk4, eps 0.03)" in capsys.readouterr().out
+    assert main(["evaluate", str(run), "--method", "dopri5", "--rtol", "1e-4"]) == 0  # adaptive: no step size
+    assert "(dopri5, eps 0.03)" in capsys.readouterr().out
 
 
 def test_stop_after_and_resume_through_the_command_line(tmp_path):
     run = str(tmp_path / "run")
-    main(["train", *SMALL, "--model", "gru", "--epochs", "2", "--stop-after", "1", "--run-dir", run])
+    main(["train", *CLI_SMALL, "--model", "gru", "--epochs", "2", "--stop-after", "1", "--run-dir", run])
     assert "stopped after epoch 1" in (tmp_path / "run" / "status.txt").read_text()
     assert main(["train", "--resume", run, "--quiet"]) == 0
     with open(tmp_path / "run" / "metrics.csv") as f:
         assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2"]
 
 
+def test_resume_with_epochs_extends_and_every_line_names_the_run(trained_run, tmp_path, capsys):
+    """Edge (issue 12): --resume RUN --epochs 8 ignored --epochs, and the last line named another
+    run ("lipschitz on digits" for a GRU run: the flags' defaults)."""
+    run = trained_run("--model", "gru", copy_to=tmp_path / "gru")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--threads", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("resuming gru on digits after epoch 1 of 2")
+    assert out[1].startswith("epoch 2/2 (gru on digits)")
+    assert out[-1].startswith("finished: gru on digits") and "lipschitz" not in "\n".join(out)
+    with open(run / "metrics.csv") as f:
+        assert [(r["epoch"], r["model"]) for r in csv.DictReader(f)] == [("1", "gru"), ("2", "gru")]
+    assert "gru on digits" in (run / "status.txt").read_text()
+
+
+def test_resume_refuses_a_changed_setting(trained_run, tmp_path, capsys):
+    run = trained_run("--model", "gru", copy_to=tmp_path / "gru")
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--resume", str(run), "--lr", "0.1", "--quiet"])
+    assert exc.value.code == 2
+    assert "cannot change lr=0.1 (stored 0.003)" in capsys.readouterr().err
+
+
+def test_checkpoint_problems_are_one_line_warnings_or_errors(trained_run, tmp_path, capsys):
+    """Edge (issue 12): a truncated last.pt gave an unpickling traceback naming no path; a deleted one
+    restarted the run silently."""
+    run = trained_run("--model", "gru", "--epochs", "2", copy_to=tmp_path / "gru")
+    last = run / "last.pt"
+    last.write_bytes(last.read_bytes()[:100])
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0  # epoch 2 replayed from previous.pt
+    err = capsys.readouterr().err
+    assert err.startswith(f"neuralode-rnn train: warning: {last} is damaged") and "using previous.pt" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    for name in ("last.pt", "previous.pt"):
+        (run / name).unlink()
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--resume", str(run), "--quiet"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and len(err.splitlines()) == 1
+    assert err.startswith(f"neuralode-rnn train: error: no usable last checkpoint in {run}") and "--fresh" in err
+    assert main(["train", "--resume", str(run), "--fresh", "--quiet"]) == 0
+
+
+def test_a_second_writer_is_refused_in_one_line(trained_run, tmp_path, capsys):
+    from neuralode_rnn.training import RunDir
+
+    run = trained_run("--model", "gru", copy_to=tmp_path / "gru")
+    with RunDir(run).lock(command="neuralode-rnn train --run-dir X (test)"):
+        with pytest.raises(SystemExit) as exc:
+            main(["train", "--resume", str(run), "--epochs", "2", "--quiet"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 1
+    assert err.startswith(f"neuralode-rnn train: error: {run} is being written by pid {os.getpid()}")
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--lr", "-1"], "argument --lr: --lr expects a positive float; got '-1'"),
+    (["train", "--batch-size", "0"], "--batch-size expects a positive int; got '0'"),
     (["train", "--drop", "1.5"], "--drop expects a share of observations in [0, 1); got '1.5'"),
     (["train", "--model", "lstn"], "argument --model: invalid choice: 'lstn'"),
     (["train", "--validation", "1"], "--validation expects a share in [0, 1); got '1'"),
     (["train", "--task", "vowels", "--permute", "--epochs", "1", "--quiet"], "task 'vowels' does not take permute"),
     (["evaluate", "/nonexistent/run"], "config.json not found"),
+    # Edge (issue 12): accepted silently, mislabelled, or a bare assert / IndexError
+    (["train", "--optimizer", "cayley", "--quiet"], "optimizer 'cayley' moves a unitary W"),
+    (["train", "--model", "lstm", "--method", "dopri5", "--quiet"], "method='dopri5' would be ignored"),
+    (["compare-solvers", "--random", "--step-sizes", "-0.1"], "--step-sizes expects comma-separated numbers > 0; "
+                                                             "got -0.1"),
+    (["compare-solvers", "--random", "--rtols", "0"], "--rtols expects comma-separated numbers > 0; got 0"),
+    (["compare-solvers", "--random", "--batch", "0"], "--batch expects a positive int; got '0'"),
+    (["compare-solvers"], "give exactly one of RUN_DIR or --random"),
+    (["analyze", "x", "--lanczos", "0"], "--lanczos expects a positive int; got '0'"),
+    (["analyze", "x", "--probes", "1"], "--probes expects an int >= 2; got '1'"),
+    (["analyze", "x", "--input-levels", "0,-1"], "--input-levels expects comma-separated numbers >= 0; got -1"),
 ])
 def test_bad_flags_name_the_flag_the_value_and_what_was_expected(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
 
 
 def test_commands_come_from_the_registry():
@@ -77,9 +159,55 @@ def test_commands_come_from_the_registry():
     assert set(COMMANDS) <= set(sub.choices)
 
 
-def test_validation_flag_reaches_the_config():
-    from neuralode_rnn.cli import _train_config
+def test_validation_and_fresh_flags_reach_the_config(tmp_path):
+    train_config = COMMANDS["train"][1].__globals__["_train_config"]  # the parser -> config step
+    args = build_parser().parse_args(["train", "--validation", "0.2", "--fresh", "--run-dir", str(tmp_path)])
+    config = train_config(args)
+    assert config.validation == 0.2 and config.fresh and config.run_dir == str(tmp_path)
+    assert train_config(build_parser().parse_args(["train"])).validation == 0.0
 
-    args = build_parser().parse_args(["train", "--validation", "0.2"])
-    assert _train_config(args).validation == 0.2
-    assert _train_config(build_parser().parse_args(["train"])).validation == 0.0
+
+def test_heartbeat_prints_while_a_long_step_runs(capsys):
+    import time
+
+    from neuralode_rnn.progress import Heartbeat
+
+    with Heartbeat("job", interval=0.05) as beat:
+        beat.update("solving dopri5")
+        time.sleep(0.3)  # one long computation, no progress report from it
+    err = capsys.readouterr().err
+    assert err.count("job: still solving dopri5") >= 2
+
+
+# ---------------------------------------------------------------------------------- limits
+HAS_LIMITS = "max_steps" in inspect.signature(solvers.odeint).parameters
+
+
+def _limited(argv, timeout=120):
+    """Run the CLI in a child process with a 3 GB address-space cap (an unbounded grid or solve
+    must not take the machine down with it)."""
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "neuralode_rnn.cli", *argv], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout, preexec_fn=cap)
+
+
+@pytest.mark.xfail(not HAS_LIMITS, reason="needs the solver engine's limits", strict=False, run=False)
+def test_evaluate_with_a_grid_too_large_is_refused_in_one_line(trained_run):
+    """Edge (issue 12): `evaluate RUN --step-size 1e-9` grew to 24 GB and was killed by the kernel."""
+    run = trained_run("--model", "lipschitz")
+    proc = _limited(["evaluate", str(run), "--step-size", "1e-9"])
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("neuralode-rnn evaluate: error: ")
+
+
+@pytest.mark.xfail(not HAS_LIMITS, reason="needs the solver engine's limits", strict=False, run=False)
+def test_compare_solvers_with_an_impossible_tolerance_stops_with_one_line(trained_run):
+    """Edge (issue 12): `compare-solvers --rtols 1e-30` ran for minutes with no output (no step limit)."""
+    run = trained_run("--model", "lipschitz")
+    proc = _limited(["compare-solvers", str(run), "--batch", "2", "--step-sizes", "0.03", "--rtols", "1e-30",
+                     "--out", str(run / "cs-limits")])
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("neuralode-rnn compare-solvers: error: ")

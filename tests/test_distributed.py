@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import ddp_worker
 
 from neuralode_rnn.distributed import DistEnv, shard
-from neuralode_rnn.train import train
+from neuralode_rnn.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import neuralode_rnn as nr
+import solvers
 
 EPS = 0.1
 B, T, D, N = 3, 7, 2, 5
@@ -66,7 +67,7 @@ def heun(f, h, x, e):
     return h + 0.5 * e * (k1 + k2)
 
 
-def rk4(f, h, x, e):
+def rk4_classic(f, h, x, e):
     k1 = f(h, x)
     k2 = f(h + 0.5 * e * k1, x)
     k3 = f(h + 0.5 * e * k2, x)
@@ -74,7 +75,16 @@ def rk4(f, h, x, e):
     return h + e / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
-SCHEMES = {"euler": euler, "midpoint": midpoint, "heun": heun, "rk4": rk4}
+def rk4_38(f, h, x, e):
+    """Kutta's 3/8 rule: what "rk4" means here, as in torchdiffeq."""
+    k1 = f(h, x)
+    k2 = f(h + e * k1 / 3, x)
+    k3 = f(h + e * (k2 - k1 / 3), x)
+    k4 = f(h + e * (k1 - k2 + k3), x)
+    return h + e / 8 * (k1 + 3 * k2 + 3 * k3 + k4)
+
+
+SCHEMES = {"euler": euler, "midpoint": midpoint, "heun": heun, "rk4": rk4_38, "rk4_classic": rk4_classic}
 
 FAMILIES = {
     "lipschitz": (lambda: nr.LipschitzField(D, N, beta=0.7, gamma_A=0.05, gamma_W=0.02, init_std=3.0), lipschitz_f),
@@ -218,7 +228,7 @@ def test_per_sample_times_with_step_size_converge_to_each_sample_alone():
     x = torch.randn(2, 5, D, dtype=torch.float64)
     times = torch.tensor([[0.1, 0.2, 0.5, 0.6, 0.9], [0.2, 0.25, 0.3, 0.7, 0.8]], dtype=torch.float64)
     with torch.no_grad():
-        both = nr.ContinuousRNN(field, 2, method="rk4", step_size=0.01, interpolation="linear").double()
+        both = nr.ContinuousRNN(field, 2, method="rk4_classic", step_size=0.01, interpolation="linear").double()
         exact = nr.ContinuousRNN(field, 2, method="dopri5", rtol=1e-11, atol=1e-12, interpolation="linear").double()
         got = both.trajectory(x, times)
         for b in range(2):
@@ -265,10 +275,10 @@ def test_lipschitz_matrices_have_the_symmetric_skew_structure():
 def test_nfe_is_counted():
     model = nr.ContinuousRNN(nr.CTRNNField(D, N), 2, method="rk4")
     model(torch.randn(2, 5, D))
-    assert model.fast and model.nfe == 4 * 5  # four stages a step, five steps (fast path: no shape check)
-    model = nr.ContinuousRNN(nr.CTRNNField(D, N), 2, method="heun3")  # torchdiffeq's, via solvers.odeint
+    assert model.nfe == 4 * 5  # four stages a step, five steps, nothing else
+    model = nr.ContinuousRNN(nr.UnitaryField(D, N), 2, method="heun3")  # the generic driven term
     model(torch.randn(2, 5, D))
-    assert not model.fast and model.nfe == 3 * 5 + 1  # and the solver's one shape check
+    assert model.nfe == 3 * 5
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -288,16 +298,18 @@ def test_error_hidden_state_shape():
 
 
 def test_error_unknown_method_and_interpolation():
-    with pytest.raises(ValueError, match="unknown method 'rk5'; expected one of .*dopri5.*euler"):
+    with pytest.raises(ValueError, match="unknown method 'rk5' for a ContinuousRNN; expected one of .*dopri5.*euler"):
         nr.ContinuousRNN(nr.LipschitzField(D, N), 2, method="rk5")
+    with pytest.raises(ValueError, match="unknown method 'scipy_solver' for a ContinuousRNN"):
+        nr.ContinuousRNN(nr.LipschitzField(D, N), 2, method="scipy_solver")  # not a Runge-Kutta method
     with pytest.raises(ValueError, match="unknown interpolation 'spline'"):
         nr.ContinuousRNN(nr.LipschitzField(D, N), 2, interpolation="spline")
 
 
 def test_error_gradient_modes():
-    with pytest.raises(ValueError, match="unknown gradient mode 'exact'"):
+    with pytest.raises(ValueError, match="unknown gradient 'exact'; expected one of adjoint, backprop, checkpoint"):
         nr.ContinuousRNN(nr.LipschitzField(D, N), 2, gradient="exact")
-    with pytest.raises(ValueError, match="adjoint=True contradicts gradient='backprop'"):
+    with pytest.raises(ValueError, match="adjoint=True is shorthand for gradient='adjoint' but gradient='backprop'"):
         nr.ContinuousRNN(nr.LipschitzField(D, N), 2, adjoint=True, gradient="backprop")
 
 
@@ -313,3 +325,126 @@ def test_error_field_arguments():
 def test_error_integer_values_through_the_model():
     with pytest.raises(TypeError, match="values must have a floating dtype"):
         nr.ContinuousRNN(nr.LipschitzField(1, N), 2)(torch.ones(2, 3, 1, dtype=torch.int32))
+
+
+def test_a_registered_gradient_mode_reaches_the_model():
+    """One registry: a mode added with solvers.register_gradient_mode is a ContinuousRNN option too."""
+    seen = []
+
+    def counting(problem):
+        seen.append(problem.plan.tab.name)
+        return solvers.GRADIENT_MODES["backprop"](problem)
+
+    solvers.register_gradient_mode("counting", counting)
+    try:
+        model = nr.ContinuousRNN(nr.LipschitzField(D, N), 2, method="midpoint", gradient="counting")
+        model(torch.randn(2, 5, D)).sum().backward()
+        assert seen == ["midpoint"] and model.field.M_W.grad is not None
+    finally:
+        del solvers.GRADIENT_MODES["counting"]
+
+
+# ------------------------------------------------------------------ inputs at the models' entry points
+def _models():
+    torch.manual_seed(0)
+    lip = nr.LipschitzField(D, N)
+    return {
+        "continuous": nr.ContinuousRNN(lip, 3, method="midpoint"),
+        "adaptive": nr.ContinuousRNN(nr.CTRNNField(D, N), 3, method="dopri5"),
+        "unitary": nr.ContinuousRNN(nr.UnitaryField(D, N), 3),
+        "discrete": nr.DiscreteRNN(lip.discretize("euler", 0.5), 3),
+        "torch": nr.TorchRNN("gru", D, N, 3),
+        "noisy": nr.StochasticRNN(nr.CTRNNField(D, N), 3, sigma=0.1).eval(),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_models()))
+def test_an_empty_batch_gives_empty_results(kind):
+    """Edge (issue 12): an empty batch failed with "max() arg is an empty sequence"."""
+    model = _models()[kind]
+    values = torch.zeros(0, T, D)
+    assert model(values).shape == (0, 3)
+    states = model.trajectory(values)
+    assert states.shape[:2] == (0, T)
+
+
+@pytest.mark.parametrize("kind", list(_models()))
+def test_unbatched_values_are_read_as_torch_nn_rnn_reads_them(kind):
+    """Edge (issue 12): values (T, D) without a batch axis failed with "expanded size must match"."""
+    model = _models()[kind]
+    values = torch.randn(T, D)
+    times = None if kind in ("discrete", "torch") else 0.3 * torch.arange(1, T + 1, dtype=torch.float32)
+    batched = model(values.unsqueeze(0), times)
+    assert model(values, times).shape == (3,)
+    torch.testing.assert_close(model(values, times), batched[0], rtol=0, atol=0)
+    torch.testing.assert_close(model.trajectory(values, times), model.trajectory(values.unsqueeze(0), times)[0],
+                               rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"unbatched values \(T, D\)|shape \(batch, time, channels\)"):
+        model(values, torch.ones(2, T)) if kind not in ("discrete", "torch") else model(values.reshape(-1))
+
+
+def test_unbatched_h0_and_wrong_shapes():
+    model = _models()["continuous"]
+    values, h0 = torch.randn(T, D), torch.randn(N)
+    torch.testing.assert_close(model(values, h0=h0), model(values.unsqueeze(0), h0=h0.unsqueeze(0))[0])
+    with pytest.raises(ValueError, match=r"h0 must be unbatched too, shape \(hidden_size,\)"):
+        model(values, h0=h0.unsqueeze(0))
+    with pytest.raises(ValueError, match=r"\(batch, time, channels\) or unbatched \(time, channels\); got shape \(7,\)"):
+        model(values[:, 0])
+
+
+@pytest.mark.parametrize("kind", list(_models()))
+def test_values_of_another_dtype_are_cast_to_the_models(kind):
+    """Edge (issue 12): float64 values into a float32 model failed with "mat1 and mat2 must have the same dtype"."""
+    model = _models()[kind]
+    values = torch.randn(2, T, D, dtype=torch.float64)
+    out = model(values)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, model(values.float()), rtol=0, atol=0)
+    with pytest.raises(TypeError, match="floating dtype"):
+        model(values.long())
+
+
+def test_nan_times_are_refused_by_the_models():
+    model = _models()["continuous"]
+    times = torch.arange(1.0, T + 1)
+    times[2] = float("nan")
+    with pytest.raises(ValueError, match=r"times must be finite; got times\[2\] = nan"):
+        model(torch.randn(2, T, D), times)
+
+
+@pytest.mark.parametrize("cast", ["to", "double"])
+def test_a_unitary_model_stays_complex_under_a_dtype_cast(cast):
+    """Edge (issue 12): model.to(torch.float64) on a unitary model dropped W's imaginary part."""
+    torch.manual_seed(0)
+    model = nr.ContinuousRNN(nr.UnitaryField(D, N, learn_initial_state=True), 3)
+    U, h0 = model.field.U.detach().clone(), model.field.h0.detach().clone()
+    values = torch.randn(2, T, D, dtype=torch.float64)
+    before = model(values)
+    model = model.to(torch.float64) if cast == "to" else model.double()
+    assert model.field.U.dtype == model.field.h0.dtype == torch.complex128
+    assert model.field.b.dtype == model.readout.weight.dtype == torch.float64
+    torch.testing.assert_close(model.field.U.detach(), U.to(torch.complex128), rtol=0, atol=0)
+    torch.testing.assert_close(model.field.h0.detach(), h0.to(torch.complex128), rtol=0, atol=0)
+    after = model(values)
+    assert after.dtype == torch.float64
+    torch.testing.assert_close(after, before.double(), rtol=1e-4, atol=1e-5)  # float32 -> float64 rounding only
+    back = model.float()
+    assert back.field.U.dtype == torch.complex64 and float(back.field.U.detach().imag.abs().max()) > 0.01
+    with pytest.raises(TypeError, match="no complex dtype with torch.bfloat16 parts"):
+        model.to(torch.bfloat16)
+
+
+def test_impossible_tolerances_are_refused_at_once():
+    """Edge (issue 12): dopri5 at rtol 1e-14, atol 1e-16 on a float32 batch ran for minutes."""
+    model = nr.ContinuousRNN(nr.LipschitzField(D, N), 2, method="dopri5", rtol=1e-14, atol=1e-16)
+    with pytest.raises(ValueError, match="rtol = 1e-14 and atol = 1e-16 ask for errors a float32 state cannot resolve"):
+        model(torch.randn(2, 5, D))
+    # the same tolerances in float64 are within reach
+    model.double()(torch.randn(2, 5, D, dtype=torch.float64))
+
+
+def test_step_limit_stops_a_runaway_solve():
+    model = nr.ContinuousRNN(nr.LipschitzField(D, N), 2, method="euler", step_size=1e-6, max_steps=1000)
+    with pytest.raises(solvers.StepLimitError, match="needs .* steps, more than max_steps = 1000"):
+        model(torch.randn(2, 5, D))

@@ -257,3 +257,37 @@ def test_error_unknown_method():
 def test_error_values_not_tensor():
     with pytest.raises(TypeError, match="values must be a torch.Tensor"):
         nr.interpolate([[[1.0]]])
+
+
+def test_evaluating_at_nan_is_refused():
+    """Edge (issue 12): Path.evaluate(nan) returned the last sample."""
+    x, t = _data()
+    path = nr.interpolate(x, t, "linear")
+    with pytest.raises(ValueError, match="t must be a time, not NaN"):
+        path.evaluate(float("nan"))
+    with pytest.raises(ValueError, match=r"not NaN; got NaN at index \(1,\)"):
+        path.derivative(torch.tensor([t[0], float("nan")]))
+
+
+@pytest.mark.parametrize("method", ["linear", "cubic", "natural"])
+def test_derivative_at_the_first_knot_is_the_first_pieces(method):
+    """Edge (issue 12): Path.derivative(t_1) was 0 (the constant before the path), while every other
+    knot reads its piece; at t_1 it is now the one-sided derivative from inside, as torchcde's."""
+    x, t = _data()
+    path = nr.interpolate(x, t, method)
+    inside = path.derivative(t[0] + 1e-7)
+    torch.testing.assert_close(path.derivative(t[0]), inside, rtol=1e-5, atol=1e-5)
+    assert float(path.derivative(t[0]).abs().max()) > 1e-2
+    assert float(path.derivative(t[0] - 1e-7).abs().max()) == 0.0  # before the first knot: constant
+    if method == "linear":
+        torch.testing.assert_close(path.derivative(t[0]), (x[:, 1] - x[:, 0]) / (t[1] - t[0]))
+    per_sample = nr.interpolate(x, t.expand(3, -1), method)
+    torch.testing.assert_close(per_sample.derivative(t[0].expand(3, 1))[:, 0], path.derivative(t[0]))
+
+
+def test_nan_times_are_refused_with_their_index():
+    x, t = _data()
+    t = t.clone()
+    t[4] = float("nan")
+    with pytest.raises(ValueError, match=r"times must be finite; got times\[4\] = nan"):
+        nr.interpolate(x, t)

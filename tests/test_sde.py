@@ -74,7 +74,7 @@ def test_gbm_euler_maruyama_strong_order_one_half():
     steps = [2.0 ** -k for k in range(3, 9)]
     errors = []
     for h in steps:
-        out = sdeint(lambda t, y: mu * y, y0, ts, dt=h, diffusion=lambda t, y: s * y, bm=bm)
+        out = sdeint(lambda t, y: mu * y, y0, ts, bm, "euler", dt=h, diffusion=lambda t, y: s * y)
         errors.append(float((out[-1] - exact).abs().mean()))
     assert all(e1 < e0 for e0, e1 in zip(errors, errors[1:]))
     assert abs(solvers.observed_order(errors, steps) - 0.5) < 0.15
@@ -88,9 +88,9 @@ def test_ornstein_uhlenbeck_additive_noise_euler_maruyama_order_one():
     ts = torch.tensor([0.0, 1.0], dtype=D64)
     bm = brownian_interval(0.0, 1.0, n, 1, entropy=3)
     f, g = (lambda t, y: -th * y), (lambda t, y: torch.full_like(y, s))
-    fine = sdeint(f, y0, ts, dt=2.0 ** -10, diffusion=g, bm=bm)[-1]
+    fine = sdeint(f, y0, ts, bm, "euler", dt=2.0 ** -10, diffusion=g)[-1]
     steps = [2.0 ** -k for k in range(3, 7)]
-    errors = [float((sdeint(f, y0, ts, dt=h, diffusion=g, bm=bm)[-1] - fine).abs().mean()) for h in steps]
+    errors = [float((sdeint(f, y0, ts, bm, "euler", dt=h, diffusion=g)[-1] - fine).abs().mean()) for h in steps]
     assert abs(solvers.observed_order(errors, steps) - 1.0) < 0.15
 
 
@@ -111,7 +111,7 @@ def test_adjoint_gradient_close_to_backprop():
         sde = solvers.sde.SDE(drift, diff)
         sde.lin = lin  # register the parameters for the adjoint
         lin.zero_grad()
-        out = sdeint(sde, y0, ts, dt=2.0 ** -7, bm=bm, adjoint=adjoint)
+        out = sdeint(sde, y0, ts, bm, "euler", dt=2.0 ** -7, adjoint=adjoint)
         out[-1].pow(2).sum().backward()
         grads.append(lin.weight.grad.clone())
     torch.testing.assert_close(grads[1], grads[0], rtol=0.05, atol=1e-3)
@@ -145,3 +145,103 @@ def test_bad_noise_and_per_sample_times():
     with pytest.raises(ValueError, match="shared sample times"):
         model(torch.randn(2, 4, 1), torch.cumsum(torch.rand(2, 4) + 0.1, 1))
     assert math.isfinite(float(model(torch.randn(2, 4, 1)).sum().detach()))
+
+
+class _TorchsdeStyle(nn.Module):
+    """A torchsde-style SDE module: parameters of its own, f and g methods, the type attributes."""
+
+    noise_type = "diagonal"
+    sde_type = "ito"
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 2).double()
+        self.scale = nn.Parameter(torch.tensor([0.3, 0.2], dtype=D64))
+
+    def f(self, t, y):
+        return -y + torch.tanh(self.lin(y))
+
+    def g(self, t, y):
+        return self.scale * torch.cos(y)
+
+
+def _grads(sde, y0, ts, bm, adjoint):
+    sde.zero_grad()
+    out = sdeint(sde, y0, ts, bm, "euler", dt=2.0 ** -7, adjoint=adjoint)
+    out[-1].pow(2).sum().backward()
+    return [None if p.grad is None else p.grad.clone() for p in sde.parameters()]
+
+
+def test_adjoint_gives_a_torchsde_style_module_the_gradients_of_backprop():
+    """Edge (issue 12): adjoint=True left the parameters of a torchsde-style module without gradient."""
+    torch.manual_seed(0)
+    sde = _TorchsdeStyle()
+    y0 = torch.randn(5, 2, dtype=D64)
+    ts = torch.tensor([0.0, 1.0], dtype=D64)
+    bm = brownian_interval(0.0, 1.0, 5, 2, entropy=11)
+    backprop = _grads(sde, y0, ts, bm, adjoint=False)
+    adjoint = _grads(sde, y0, ts, bm, adjoint=True)
+    assert all(g is not None for g in adjoint), "a parameter got no gradient"
+    for a, b in zip(adjoint, backprop):
+        assert float(b.abs().max()) > 1e-3  # the gradient is not trivially zero
+        torch.testing.assert_close(a, b, rtol=0.05, atol=1e-3)
+
+
+def test_adjoint_without_parameters_needs_adjoint_params():
+    y0, ts = torch.zeros(2, 1, dtype=D64), torch.tensor([0.0, 1.0], dtype=D64)
+    with pytest.raises(ValueError, match=r"adjoint_params=\(\)"):
+        sdeint(lambda t, y: -y, y0, ts, dt=0.1, diffusion=lambda t, y: 0.1 * torch.ones_like(y), adjoint=True)
+    out = sdeint(lambda t, y: -y, y0.requires_grad_(), ts, dt=0.1, diffusion=lambda t, y: 0.1 * torch.ones_like(y),
+                 adjoint=True, adjoint_params=(), method="euler")
+    out[-1].sum().backward()
+    assert y0.grad is not None
+
+
+def test_torchsde_calling_conventions():
+    """Edge (issue 12): positional bm, ts as a list and torchsde's defaults (method, dt) work as in torchsde."""
+    import torchsde
+
+    torch.manual_seed(0)
+    sde = _TorchsdeStyle()
+    y0 = torch.randn(4, 2, dtype=D64)
+    bm = brownian_interval(0.0, 0.1, 4, 2, entropy=5, method="srk")
+    ours = sdeint(sde, y0, [0.0, 0.05, 0.1], bm)          # bm positional, ts a list, method and dt defaulted
+    theirs = torchsde.sdeint(sde, y0, torch.tensor([0.0, 0.05, 0.1], dtype=D64), bm)
+    assert ours.shape == theirs.shape == (3, 4, 2)
+    # the same method (srk) and step (1e-3); only the grids' rounding differs (ours is knot-aligned,
+    # torchsde's accumulates t0 + k dt and interpolates at 0.05): 2e-9 here, Euler-Maruyama 6e-4 away
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-7)
+    euler = sdeint(sde, y0, [0.0, 0.05, 0.1], bm, "euler")
+    assert float((euler - theirs).detach().abs().max()) > 1e-5
+    by_keyword = sdeint(sde, y0, torch.tensor([0.0, 0.05, 0.1], dtype=D64), bm=bm, method="srk", dt=1e-3)
+    torch.testing.assert_close(ours, by_keyword, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(bm="euler"), TypeError, "pass the method by keyword"),
+    (dict(adaptive=True), ValueError, "adaptive=True is a torchsde option"),
+    (dict(logqp=True), ValueError, "logqp=True"),
+    (dict(ts=[0.0, "1"]), ValueError, "list of floats"),
+    (dict(ts=torch.tensor([0.0, float("nan")])), ValueError, "ts must be finite"),
+    (dict(names={"drift": "f", "noise": "g"}), ValueError, "names takes the keys"),
+])
+def test_torchsde_options_we_do_not_offer_are_refused_by_name(kwargs, error, match):
+    args = dict(y0=torch.zeros(2, 2, dtype=D64), ts=torch.tensor([0.0, 1.0], dtype=D64), dt=0.1)
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        sdeint(_TorchsdeStyle(), **args)
+
+
+def test_names_renames_the_drift_and_diffusion():
+    class Renamed(nn.Module):
+        noise_type, sde_type = "diagonal", "ito"
+
+        def drift(self, t, y):
+            return -y
+
+        def noise(self, t, y):
+            return torch.zeros_like(y)
+
+    y0, ts = torch.ones(1, 1, dtype=D64), torch.tensor([0.0, 1.0], dtype=D64)
+    out = sdeint(Renamed(), y0, ts, method="euler", dt=0.01, names={"drift": "drift", "diffusion": "noise"})
+    torch.testing.assert_close(out[-1], torch.full((1, 1), 0.99 ** 100, dtype=D64), rtol=1e-12, atol=0)

@@ -11,7 +11,14 @@ works matrix-free on H v = d/dtheta (grad L . v), double backpropagation through
   reorthogonalisation; k << n).
 * :func:`hutchinson_trace`: tr H = E[z^T H z] with Rademacher z, with its standard error.
 * :func:`dense_hessian`: the full matrix by n products (small models, for tests).
-* :func:`hessian_summary`: the paper's numbers for a model on a batch.
+* :func:`hessian_summary`: the paper's numbers for a model on a batch, with the loss the model
+  was trained on (``neuralode_rnn.training.objective``: cross-entropy, per step for sequence
+  tasks, squared error for regression).
+
+Complex parameters (the unitary RNN's W) count as their real and imaginary parts: the Hessian is
+that of the loss as a function of the 2n real numbers (a real loss of complex W has no complex
+Hessian in the holomorphic sense).  It is the Hessian in the ambient space; the unitary
+constraint the Cayley optimiser keeps is not applied to it.
 """
 
 from __future__ import annotations
@@ -25,11 +32,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..training import network, objective
+
 __all__ = [
     "HessianOperator",
     "HessianSummary",
     "MatrixOperator",
     "classification_loss",
+    "task_loss",
     "dense_hessian",
     "hessian_summary",
     "hutchinson_trace",
@@ -45,41 +55,55 @@ class HessianOperator:
     grad . v through it again, so one product costs about one backward pass.
 
     Args:
-        loss_fn: closure returning the scalar loss from the current parameter values.
-        params: the tensors to differentiate (real, requires_grad); default order kept.
+        loss_fn: closure returning the real scalar loss from the current parameter values.
+        params: the tensors to differentiate (requires_grad); default order kept.  A complex
+            tensor of n entries takes 2n places of the flat vector: its real parts, then its
+            imaginary parts (see the module docstring).
     """
 
     def __init__(self, loss_fn: Callable[[], Tensor], params: Sequence[Tensor]):
         self.params = [p for p in params if p.requires_grad]
         if not self.params:
             raise ValueError("params must contain at least one tensor with requires_grad=True")
-        bad = [tuple(p.shape) for p in self.params if p.is_complex()]
-        if bad:
-            raise TypeError(f"complex parameters are not supported (shapes {bad}); the Hessian here is real")
         loss = loss_fn()
-        if loss.dim() != 0:
-            raise ValueError(f"loss_fn must return a scalar; got shape {tuple(loss.shape)}")
+        if loss.dim() != 0 or loss.is_complex():
+            raise ValueError(f"loss_fn must return a real scalar; got shape {tuple(loss.shape)}, {loss.dtype}")
         self.loss = float(loss.detach())
         self.grads = torch.autograd.grad(loss, self.params, create_graph=True)
-        self.size = sum(p.numel() for p in self.params)
-        self.dtype = self.params[0].dtype
+        self.size = sum(p.numel() * (2 if p.is_complex() else 1) for p in self.params)
+        self.dtype = self.params[0].real.dtype if self.params[0].is_complex() else self.params[0].dtype
         self.device = self.params[0].device
         self.products = 0
 
+    @staticmethod
+    def _flat(tensors: Sequence[Tensor | None], params: Sequence[Tensor]) -> Tensor:
+        """Per-parameter tensors (complex ones as real then imaginary parts) as one real vector."""
+        out = []
+        for t, p in zip(tensors, params):
+            t = torch.zeros_like(p) if t is None else t
+            out += [t.real.reshape(-1), t.imag.reshape(-1)] if p.is_complex() else [t.reshape(-1)]
+        return torch.cat(out)
+
     def gradient(self) -> Tensor:
-        return torch.cat([g.detach().reshape(-1) for g in self.grads])
+        return self._flat([g.detach() for g in self.grads], self.params)
 
     def __call__(self, v: Tensor) -> Tensor:
         if v.shape != (self.size,):
             raise ValueError(f"v must be a flat vector of {self.size} entries; got shape {tuple(v.shape)}")
-        pieces, start = [], 0
-        for p in self.params:
-            pieces.append(v[start:start + p.numel()].view_as(p).to(p.dtype))
-            start += p.numel()
-        dot = sum((g * x).sum() for g, x in zip(self.grads, pieces))
+        dot, start = 0, 0
+        for g, p in zip(self.grads, self.params):
+            n = p.numel()
+            if p.is_complex():
+                x = torch.complex(v[start:start + n], v[start + n:start + 2 * n]).view_as(p).to(p.dtype)
+                # <grad, v> over the real coordinates (Re, Im): Re(sum(conj(g) x)), g = dL/dRe + i dL/dIm
+                dot = dot + (g.conj() * x).real.sum()
+                start += 2 * n
+            else:
+                dot = dot + (g * v[start:start + n].view_as(p).to(p.dtype)).sum()
+                start += n
         hv = torch.autograd.grad(dot, self.params, retain_graph=True, allow_unused=True)
         self.products += 1
-        return torch.cat([(torch.zeros_like(p) if h is None else h).reshape(-1) for h, p in zip(hv, self.params)])
+        return self._flat(hv, self.params)
 
 
 class MatrixOperator:
@@ -135,6 +159,8 @@ def lanczos(op: HessianOperator, steps: int = 30, seed: int = 0) -> np.ndarray:
 
     Full reorthogonalisation keeps the basis orthogonal in floating point (cheap for steps << n).
     """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int (Lanczos steps); got {steps!r}")
     k = min(steps, op.size)
     q = torch.randn(op.size, generator=_generator(seed), dtype=torch.float64)
     q = q / q.norm()
@@ -184,6 +210,18 @@ def classification_loss(model: nn.Module, values: Tensor, times: Tensor | None, 
     return loss
 
 
+def task_loss(model: nn.Module, values: Tensor, times: Tensor | None, targets: Tensor,
+              kind: str = "classification") -> Callable[[], Tensor]:
+    """Closure: the mean training loss of ``model`` on the batch for a task of ``kind``
+    (``neuralode_rnn.training.objective``: what the model was trained on)."""
+    net = network(model, kind)
+
+    def loss() -> Tensor:
+        total, _, count = objective(net(values, times), targets, kind)
+        return total / count
+    return loss
+
+
 @dataclass(frozen=True)
 class HessianSummary:
     """The paper's curvature numbers at one point: loss, lambda_max, lambda_min, trace (+- se)."""
@@ -201,16 +239,21 @@ class HessianSummary:
 
 
 def hessian_summary(model: nn.Module, values: Tensor, times: Tensor | None, targets: Tensor,
-                    lanczos_steps: int = 30, probes: int = 100, seed: int = 0) -> HessianSummary:
-    """Hessian of the cross-entropy on one batch w.r.t. all of ``model``'s real parameters.
+                    lanczos_steps: int = 30, probes: int = 100, seed: int = 0,
+                    kind: str = "classification") -> HessianSummary:
+    """Hessian of the training loss of a task of ``kind`` (:func:`task_loss`) on one batch w.r.t.
+    all of ``model``'s parameters (complex ones as real and imaginary parts).
 
     The model is put in eval mode (a StochasticRNN is then deterministic) for the computation
-    and restored after.  Eigenvalues from Lanczos, trace from Hutchinson.
+    and restored after.  Eigenvalues from Lanczos (``lanczos_steps`` >= 1), trace from Hutchinson
+    (``probes`` >= 2).
     """
+    if isinstance(lanczos_steps, bool) or not isinstance(lanczos_steps, int) or lanczos_steps < 1:
+        raise ValueError(f"lanczos_steps must be a positive int; got {lanczos_steps!r}")
     was = model.training
     model.eval()
     try:
-        op = HessianOperator(classification_loss(model, values, times, targets),
+        op = HessianOperator(task_loss(model, values, times, targets, kind),
                              [p for p in model.parameters() if p.requires_grad])
         ritz = lanczos(op, lanczos_steps, seed)
         trace, se = hutchinson_trace(op, probes, seed)

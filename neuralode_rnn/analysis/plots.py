@@ -119,8 +119,10 @@ def stability_region_plot(eigenvalues: Mapping[str, np.ndarray], step_size: floa
 
 
 def robustness_plot(curves: Mapping[str, Sequence[RobustnessCurve]], path, title: str = "") -> Path:
-    """Accuracy against noise level, one panel per kind ("input", "parameter"), one line per model."""
+    """The task's measure (accuracy, or mean squared error for regression) against noise level, one
+    panel per kind ("input", "parameter"), one line per model."""
     kinds = ["input", "parameter"]
+    metrics = sorted({c.metric for cs in curves.values() for c in cs}) or ["accuracy"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for label, cs in curves.items():
         for c in cs:
@@ -129,7 +131,7 @@ def robustness_plot(curves: Mapping[str, Sequence[RobustnessCurve]], path, title
     axes[0].set_xlabel("input noise std / data std")
     axes[1].set_xlabel("parameter noise std / rms(parameter)")
     for ax in axes:
-        ax.set_ylabel("test accuracy")
+        ax.set_ylabel("test " + " / ".join("mean squared error" if m == "mse" else m for m in metrics))
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     if title:

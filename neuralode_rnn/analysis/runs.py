@@ -1,19 +1,22 @@
 """Runs for the analysis: a thin adapter over the training stack's run directories.
 
-A run directory is what ``neuralode-rnn train --run-dir DIR`` writes (``neuralode_rnn.runs``):
-config.json (a :class:`~neuralode_rnn.train.TrainConfig`), best.pt and last.pt.  :func:`load_run`
-rebuilds the model with :func:`neuralode_rnn.train.load_run` (so through ``zoo.build_model``;
+A run directory is what ``neuralode-rnn train --run-dir DIR`` writes (``neuralode_rnn.training``):
+config.json (a :class:`~neuralode_rnn.training.TrainConfig`) and its checkpoints.  :func:`load_run`
+rebuilds the model with :func:`neuralode_rnn.training.load_run` (so through ``zoo``;
 ``noise_sigma > 0`` gives the noise-trained :class:`~neuralode_rnn.noise.StochasticRNN`) and
 :meth:`Run.batch` feeds it the task's samples at the times training used
-(:func:`neuralode_rnn.train.model_times`: eps * t).  :func:`random_run` builds an untrained model
-the same way, for ``compare-solvers --random``.
+(:func:`neuralode_rnn.training.model_times`: eps * t).  :func:`random_run` builds an untrained
+model the same way, for ``compare-solvers --random``.
 
-The analysis integrates the trained field with other solvers, so it takes continuous models
-only (a ContinuousRNN or StochasticRNN; not discrete cells or LSTM/GRU).
+Every run type ``train`` writes loads: any task kind (classification, per-step sequence such as
+copy memory, regression such as adding), irregular samples (``drop``), complex (unitary) and
+noise-trained models, discrete cells and LSTM/GRU.  What an analysis needs is checked where it is
+needed: :meth:`Run.require_continuous` for the parts that integrate the field with other solvers.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,9 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data import SequenceDataset
-from ..runs import RunDir
-from ..train import TrainConfig, build_run, model_times
-from ..train import load_run as _train_load_run
+from ..training import RunDir, TrainConfig, build_run, model_times, open_run
 from ..zoo import is_continuous, model_spec
 
 __all__ = ["Run", "load_run", "random_run"]
@@ -45,43 +46,56 @@ class Run:
     def name(self) -> str:
         return self.path.name if self.path is not None else f"random-{self.config.model}"
 
+    @property
+    def kind(self) -> str:
+        """The task kind: "classification", "sequence" (per-step targets) or "regression"."""
+        return self.data.kind
+
+    @property
+    def continuous(self) -> bool:
+        """A field integrated by a solver (ContinuousRNN, or StochasticRNN evaluated as its ODE)."""
+        return is_continuous(self.model)
+
+    def require_continuous(self, what: str) -> None:
+        """Raise ValueError saying why ``what`` needs a continuous model, for any other run."""
+        if not self.continuous:
+            raise ValueError(f"{what} integrates the trained field with other solvers, so it needs a continuous "
+                             f"model; {self.name} is {self.config.model!r} ({model_spec(self.config.model).kind})")
+
     def batch(self, split: str = "test", n: int | None = None) -> tuple[Tensor, Tensor | None, Tensor]:
         """(values, times, targets): the first ``n`` samples of ``split`` ("train" or "test"), with
-        the times the model was trained on."""
+        the times the model was trained on (per-sample times (n, T) for an irregular task)."""
         part = getattr(self.data, split)
         n = len(part) if n is None else min(n, len(part))
+        if n < 1:
+            raise ValueError(f"{self.name}: the {split} split has no samples to analyse")
         values = part.values[:n].to(getattr(torch, self.config.dtype))
         times = None if part.times is None else part.times[:n]
         return values, model_times(self.model, values, times, self.config.eps), part.targets[:n]
 
 
-def _check_continuous(config: TrainConfig, where: str) -> None:
-    kind = model_spec(config.model).kind
-    if kind != "continuous":
-        raise ValueError(f"{where}: the analysis integrates a continuous model with other solvers; "
-                         f"model {config.model!r} is {kind}")
-
-
 def load_run(run_dir: str | Path, which: str = "best") -> Run:
     """The run in ``run_dir`` (written by ``neuralode-rnn train``) with the weights of ``which``
-    checkpoint ("best", falling back to "last" when there is no best.pt; or "last")."""
+    checkpoint ("best", falling back to "last" with a warning when there is no best.pt; "last",
+    falling back to previous.pt when last.pt is damaged; or "previous")."""
     rd = RunDir(run_dir)
+    rd.read_config()  # a clear error when run_dir is not a run directory
     if which == "best" and not rd.best.exists():
+        warnings.warn(f"{rd.best} is missing; analysing last.pt instead", RuntimeWarning, stacklevel=2)
         which = "last"
-    config, model, data = _train_load_run(str(run_dir), which)
-    _check_continuous(config, str(run_dir))
-    state = rd.load_checkpoint(which)
+    config, model, data, state, checkpoint = open_run(str(run_dir), which)
     rows = state.get("rows") or [{}]
-    return Run(model=model.eval(), config=config, data=data, path=Path(run_dir),
-               checkpoint=(rd.best if which == "best" else rd.last).name, metrics=dict(rows[-1]))
+    return Run(model=model.eval(), config=config, data=data, path=Path(run_dir), checkpoint=checkpoint,
+               metrics=dict(rows[-1]))
 
 
 def random_run(model: str = "lipschitz", task: str = "digits", hidden_size: int = 32, seed: int = 0,
                eps: float | None = 0.1) -> Run:
-    """An untrained ``model`` for ``task`` (initialised from ``seed``), for ``compare-solvers --random``."""
+    """An untrained continuous ``model`` for ``task`` (initialised from ``seed``), for ``compare-solvers --random``."""
+    if model_spec(model).kind != "continuous":
+        raise ValueError(f"--random: the solver comparison integrates a continuous model; model {model!r} is "
+                         f"{model_spec(model).kind}")
     config = TrainConfig(task=task, model=model, hidden_size=hidden_size, eps=eps, seed=seed)
-    _check_continuous(config, "--random")
     torch.manual_seed(seed)
     config, net, data = build_run(config)
-    assert is_continuous(net)
     return Run(model=net.eval(), config=config, data=data)

@@ -69,7 +69,10 @@ def jacobian_eigenvalues(model: ContinuousRNN, values: torch.Tensor, times: torc
     """Eigenvalues of J = d rhs(h, u) / dh at the states and inputs of a trajectory.
 
     At each sample time t_k of each sample the Jacobian is taken at (h(t_k), u(t_k)), the
-    state the model reaches and the projected input it reads there.
+    state the model reaches and the projected input it reads there.  For a complex state (the
+    unitary RNN) rhs is not complex-differentiable (modReLU reads |z|): the Jacobian is that of
+    the real system in (Re h, Im h), 2N x 2N, the map a solver's step actually linearises.
+    Per-sample times (B, T) are read on the model's index clock, sample k of each at its own t_k.
 
     Args:
         model: a ContinuousRNN (or anything with ``field``, ``path`` and ``solve_path``).
@@ -77,7 +80,7 @@ def jacobian_eigenvalues(model: ContinuousRNN, values: torch.Tensor, times: torc
         max_points: at most this many (sample, time) points, evenly spread.
 
     Returns:
-        (P, N) complex numpy array, one row of eigenvalues per point.
+        (P, N) complex numpy array (P, 2N for a complex state), one row of eigenvalues per point.
     """
     field = model.field
     with torch.no_grad():
@@ -91,10 +94,18 @@ def jacobian_eigenvalues(model: ContinuousRNN, values: torch.Tensor, times: torc
     keep = torch.linspace(0, B * T - 1, min(max_points, B * T)).round().long()
     hs, us = hs[keep], us[keep]
 
-    def rhs_one(h, u):
-        return field.rhs(h.unsqueeze(0), u.unsqueeze(0)).squeeze(0)
+    if field.is_complex:
+        def rhs_one(x, u):
+            h = torch.complex(x[:N], x[N:])
+            f = field.rhs(h.unsqueeze(0), u.unsqueeze(0)).squeeze(0)
+            return torch.cat([f.real, f.imag])
 
-    jac = torch.func.vmap(torch.func.jacrev(rhs_one))(hs.detach(), us.detach())  # (P, N, N)
+        hs = torch.cat([hs.real, hs.imag], -1)
+    else:
+        def rhs_one(h, u):
+            return field.rhs(h.unsqueeze(0), u.unsqueeze(0)).squeeze(0)
+
+    jac = torch.func.vmap(torch.func.jacrev(rhs_one))(hs.detach(), us.detach())  # (P, N, N) or (P, 2N, 2N)
     return np.linalg.eigvals(jac.detach().cpu().to(torch.complex128).numpy())
 
 
@@ -102,7 +113,7 @@ def max_stable_steps(eigenvalues: np.ndarray | Sequence[complex], methods: Seque
                      ) -> dict[str, float]:
     """``solvers.max_stable_step`` for each explicit tableau (default: all of ``solvers.TABLEAUX``)."""
     lam = np.asarray(eigenvalues, dtype=complex).reshape(-1)
-    return {m: solvers.max_stable_step(m, lam) for m in (methods or sorted(solvers.TABLEAUX))}
+    return {m: solvers.max_stable_step(m, lam) for m in (methods or solvers.FIXED_TABLEAUX + solvers.ADAPTIVE_TABLEAUX)}
 
 
 def _check_form(field: Field) -> None:

@@ -8,12 +8,15 @@
 from .base import KINDS, MNIST_PERMUTATION_SEED, SequenceDataset, Split, mnist_permutation
 from .digits import load_digits
 from .fashion import load_fashion
-from .irregular import drop_observations
+from .features import add_time_features
+from .irregular import drop_channels, drop_observations
 from .mnist1d import load_mnist1d
 from .mnist5k import load_mnist5k
-from .registry import TASKS, load_task
+from .registry import PREFIXES, TASKS, load_task
 from .synthetic import copy_baseline, load_adding, load_copy
 from .sysid import load_sysid
+from .timing import load_timing
+from .uea import load_uea, uea_datasets
 from .vowels import load_vowels
 
 TaskData = SequenceDataset  # alias: the name used in some design notes
@@ -21,11 +24,14 @@ TaskData = SequenceDataset  # alias: the name used in some design notes
 __all__ = [
     "KINDS",
     "MNIST_PERMUTATION_SEED",
+    "PREFIXES",
     "TASKS",
     "SequenceDataset",
     "Split",
     "TaskData",
+    "add_time_features",
     "copy_baseline",
+    "drop_channels",
     "drop_observations",
     "load_adding",
     "load_copy",
@@ -35,6 +41,9 @@ __all__ = [
     "load_mnist5k",
     "load_sysid",
     "load_task",
+    "load_timing",
+    "load_uea",
     "load_vowels",
     "mnist_permutation",
+    "uea_datasets",
 ]

@@ -49,7 +49,8 @@ def seeded_permutation(length: int, seed: int) -> Tensor:
     return mnist_permutation(length, seed)
 
 
-def _check_seed(seed: Any, name: str = "seed") -> int:
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """``seed`` as an int; a TypeError naming ``name`` for anything else (bools included)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"{name} must be an int; got {seed!r} of type {type(seed).__name__}")
     return int(seed)

@@ -8,11 +8,11 @@ import torch
 from .base import (
     SequenceDataset,
     Split,
-    _check_seed,
     as_values,
     cap_indices,
     check_cap,
     check_permute_flag,
+    check_seed,
     seeded_permutation,
     stratified_split,
 )
@@ -42,7 +42,7 @@ def load_digits(
     """
     from sklearn.datasets import load_digits as _sk_load_digits
 
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     permute = check_permute_flag(permute)
     bunch = _sk_load_digits()
     images = bunch.data.astype(np.float32) / 16.0  # (1797, 64) row-major pixels
@@ -54,7 +54,7 @@ def load_digits(
     values = as_values(images, 1)
     permutation = None
     if permute:
-        permutation = seeded_permutation(64, _check_seed(permutation_seed, "permutation_seed"))
+        permutation = seeded_permutation(64, check_seed(permutation_seed, "permutation_seed"))
         values = values[:, permutation]
     targets = torch.from_numpy(labels)
     order = "permuted" if permute else "row-major"

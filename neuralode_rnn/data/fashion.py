@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import SequenceDataset, Split, _check_seed, cap_indices, check_cap, check_permute_flag
+from .base import SequenceDataset, Split, cap_indices, check_cap, check_permute_flag, check_seed
 from .mnist5k import check_rows_permute, pixel_sequences
 
 #: Where ``apt-get install dataset-fashion-mnist`` puts the files (``dpkg -L dataset-fashion-mnist``).
@@ -105,7 +105,7 @@ def load_fashion(
 
     Returns values (N, 784, 1) or (N, 28, 28) float32, times None, targets (N,) int64.
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     permute = check_permute_flag(permute)
     check_rows_permute(rows, permute)
     files = find_fashion_files(path)

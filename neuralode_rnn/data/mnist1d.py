@@ -10,10 +10,10 @@ import torch
 from .base import (
     SequenceDataset,
     Split,
-    _check_seed,
     as_values,
     check_cap,
     check_permute_flag,
+    check_seed,
     seeded_permutation,
 )
 
@@ -44,7 +44,7 @@ def load_mnist1d(
     """
     from mnist1d.data import get_dataset_args, make_dataset
 
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     permute = check_permute_flag(permute)
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 20:
         raise ValueError(f"num_samples must be an int >= 20; got {num_samples!r}")
@@ -69,7 +69,7 @@ def load_mnist1d(
     permutation = None
     if permute:
         permutation = seeded_permutation(
-            train_values.shape[1], _check_seed(permutation_seed, "permutation_seed")
+            train_values.shape[1], check_seed(permutation_seed, "permutation_seed")
         )
         train_values, test_values = train_values[:, permutation], test_values[:, permutation]
     return SequenceDataset(

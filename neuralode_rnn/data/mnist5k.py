@@ -11,11 +11,11 @@ from .base import (
     MNIST_PERMUTATION_SEED,
     SequenceDataset,
     Split,
-    _check_seed,
     as_values,
     cap_indices,
     check_cap,
     check_permute_flag,
+    check_seed,
     mnist_permutation,
     stratified_split,
 )
@@ -80,7 +80,7 @@ def load_mnist5k(
     Returns values (N, 784, 1) or (N, 28, 28) float32, times None, targets (N,) int64.
     """
 
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     permute = check_permute_flag(permute)
     check_rows_permute(rows, permute)
     images, labels = _mnist_5k()

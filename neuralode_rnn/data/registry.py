@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import irregular
 from .base import SequenceDataset
 from .digits import load_digits
 from .fashion import load_fashion
+from .features import add_time_features
 from .irregular import check_rate, drop_observations
 from .mnist1d import load_mnist1d
 from .mnist5k import load_mnist5k
 from .synthetic import load_adding, load_copy
+from .timing import load_timing
+from .uea import load_uea
 from .vowels import load_vowels
 
 TASKS: dict[str, Callable[..., SequenceDataset]] = {
@@ -23,28 +28,54 @@ TASKS: dict[str, Callable[..., SequenceDataset]] = {
     "vowels": load_vowels,
     "adding": load_adding,
     "copy": load_copy,
+    "timing": load_timing,
 }
 
+PREFIXES: dict[str, Callable[..., SequenceDataset]] = {"uea": load_uea}
+"""``PREFIX:NAME`` tasks: ``load_task("uea:BasicMotions")`` calls ``load_uea("BasicMotions", ...)``.
+The names ``uea:`` reads offline are ``neuralode_rnn.data.uea.uea_datasets()``."""
 
-def load_task(name: str, *, drop: float = 0.0, drop_seed: int = 0, **kwargs: Any) -> SequenceDataset:
+
+def load_task(name: str, *, drop: float = 0.0, drop_seed: int = 0, drop_channels: float = 0.0,
+              inputs: str | Sequence[str] | None = None, **kwargs: Any) -> SequenceDataset:
     """Load task ``name`` with its loader's keyword arguments (``seed``, ``permute``, ``n_train``...).
 
-    ``drop`` in [0, 1) makes an irregularly sampled variant (``drop_observations``, seeded
-    ``drop_seed``) of a classification or regression task; 0 leaves the task as loaded.
+    ``name`` is a key of ``TASKS`` or ``PREFIX:NAME`` with a prefix of ``PREFIXES`` (``"uea:BasicMotions"``:
+    a UEA/UCR classification archive by name).  Then, in this order:
+
+    * ``drop`` in [0, 1): remove that share of each sample's time points (``drop_observations``,
+      seeded ``drop_seed``), the Neural CDE protocol;
+    * ``drop_channels`` in [0, 1): remove that share of each channel's observations independently
+      (``drop_channels``, seeded ``drop_seed + 1``, a random stream of its own);
+    * ``inputs`` ("time,intensity,mask" or a subset; None: none): append time-aware channels with
+      scales from the training split (``add_time_features``).
+
+    0 / None leave the task as loaded.
     """
-    try:
-        loader = TASKS[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown task {name!r}; expected one of {', '.join(sorted(TASKS))}") from None
+    prefix, sep, rest = name.partition(":") if isinstance(name, str) else ("", "", "")
+    if sep and prefix in PREFIXES and rest:
+        loader: Callable[..., SequenceDataset] = functools.partial(PREFIXES[prefix], rest)
+        accepted = [p for p in inspect.signature(PREFIXES[prefix]).parameters if p not in ("name", "task_name")]
+    else:
+        try:
+            loader = TASKS[name]
+        except (KeyError, TypeError):
+            raise ValueError(f"unknown task {name!r}; expected one of {', '.join(sorted(TASKS))}, or "
+                             f"{', '.join(p + ':NAME' for p in PREFIXES)}") from None
+        accepted = list(inspect.signature(loader).parameters)
     rate = check_rate(drop)
-    accepted = inspect.signature(loader).parameters
+    channel_rate = check_rate(drop_channels, "drop_channels")
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
         raise TypeError(
             f"task {name!r} does not take {', '.join(unknown)}; its options are "
-            f"{', '.join(accepted)}, plus drop and drop_seed"
+            f"{', '.join(accepted)}, plus drop, drop_seed, drop_channels and inputs"
         )
     data = loader(**kwargs)
     if rate > 0.0:
         data = drop_observations(data, rate, drop_seed)
+    if channel_rate > 0.0:
+        data = irregular.drop_channels(data, channel_rate, drop_seed + 1)  # the argument shadows the name
+    if inputs:
+        data = add_time_features(data, inputs)
     return data

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .base import SequenceDataset, Split, _check_seed
+from .base import SequenceDataset, Split, check_seed
 
 N_SYMBOLS = 8  # data symbols 1..8
 N_COPY = 10  # symbols to remember
@@ -59,7 +59,7 @@ def load_adding(T: int = 100, n_train: int = 10000, n_test: int = 1000, seed: in
     """
     T = _check_positive(T, "T", 2)
     n_train, n_test = _check_positive(n_train, "n_train"), _check_positive(n_test, "n_test")
-    generator = torch.Generator().manual_seed(_check_seed(seed))
+    generator = torch.Generator().manual_seed(check_seed(seed))
     return SequenceDataset(
         name="adding",
         kind="regression",
@@ -99,7 +99,7 @@ def load_copy(T: int = 100, n_train: int = 10000, n_test: int = 1000, seed: int 
     """
     T = _check_positive(T, "T")
     n_train, n_test = _check_positive(n_train, "n_train"), _check_positive(n_test, "n_test")
-    generator = torch.Generator().manual_seed(_check_seed(seed))
+    generator = torch.Generator().manual_seed(check_seed(seed))
     splits = []
     for n in (n_train, n_test):
         inputs, targets = make_copy(n, T, generator)

@@ -26,7 +26,7 @@ import torch
 from ..fields.restricted_unitary import restricted_unitary_matrix
 from ..fields.unitary import modrelu
 from ..parametrizations import random_unitary
-from .base import SequenceDataset, Split, _check_seed
+from .base import SequenceDataset, Split, check_seed
 
 __all__ = ["SYSID_TEACHERS", "load_sysid", "teacher_recurrence"]
 
@@ -84,7 +84,7 @@ def load_sysid(N: int = 8, T: int = 150, n_train: int = 2000, n_test: int = 200,
     n_train, n_test = _check_int(n_train, "n_train"), _check_int(n_test, "n_test")
     if teacher not in SYSID_TEACHERS:
         raise ValueError(f"unknown teacher {teacher!r}; expected one of {', '.join(map(repr, SYSID_TEACHERS))}")
-    generator = torch.Generator().manual_seed(_check_seed(seed))
+    generator = torch.Generator().manual_seed(check_seed(seed))
     W = _teacher_matrix(N, teacher, generator)
     b = BIAS_RANGE[0] + (BIAS_RANGE[1] - BIAS_RANGE[0]) * torch.rand(N, generator=generator, dtype=torch.float64)
     splits = []

@@ -72,6 +72,12 @@ class Field(nn.Module, abc.ABC):
         """
         return None
 
+    def euler_step(self, h: torch.Tensor, u: torch.Tensor, dt: float) -> torch.Tensor:
+        """One Euler step h + dt rhs(h, u) with the projected input u held.  A field may fuse it
+        (e.g. a decaying field h' = g - h as ``lerp(h, g, dt)``, exact at dt = 1); the default is the
+        plain step."""
+        return h + dt * self.rhs(h, u)
+
     # -------------------------------------------------------------- helpers
     def forward(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """dh/dt for hidden state h (B, N) and raw input x (B, input_size)."""

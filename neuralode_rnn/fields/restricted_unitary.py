@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .base import Field
-from .unitary import modrelu
+from .unitary import complex_input, modrelu
 
 __all__ = ["RestrictedUnitaryField", "restricted_unitary_apply", "restricted_unitary_matrix"]
 
@@ -125,6 +125,5 @@ class RestrictedUnitaryField(Field):
         return restricted_unitary_apply(h, self.theta, self.reflections, self.permutation)
 
     def rhs(self, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        n = self.hidden_size
-        z = self.apply_W(h) + torch.complex(u[..., :n], u[..., n:]).to(h.dtype)
+        z = self.apply_W(h) + complex_input(u).to(h.dtype)
         return modrelu(z, self.b.to(h.real.dtype)) - h

@@ -18,7 +18,7 @@ from torch import nn
 from ..parametrizations import mark_unitary, random_unitary
 from .base import Field
 
-__all__ = ["UnitaryField", "modrelu"]
+__all__ = ["UnitaryField", "complex_input", "modrelu"]
 
 MODRELU_FLOOR = 1e-5
 
@@ -37,6 +37,15 @@ def modrelu(z: torch.Tensor, b: torch.Tensor, floor: float = MODRELU_FLOOR) -> t
     mag = torch.sqrt(torch.clamp(sq, min=floor * floor))
     scale = torch.relu(mag + b) / mag
     return z * scale
+
+
+def complex_input(u: torch.Tensor) -> torch.Tensor:
+    """V x as complex (..., N) from an input map's [Re V x; Im V x] (..., 2N); a complex u is it
+    already (a solver may deliver it so: ``solvers.PiecewiseInput(complex_halves=True)``)."""
+    if u.is_complex():
+        return u
+    n = u.shape[-1] // 2
+    return torch.complex(u[..., :n], u[..., n:])
 
 
 class UnitaryField(Field):
@@ -83,9 +92,20 @@ class UnitaryField(Field):
         return self.U
 
     def complex_input(self, u: torch.Tensor) -> torch.Tensor:
-        n = self.hidden_size
-        return torch.complex(u[..., :n], u[..., n:])
+        return complex_input(u)
+
+    def target(self, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """modReLU(W h + V x, b): the point the state decays toward (h' = target - h)."""
+        z = torch.addmm(self.complex_input(u).to(h.dtype), h, self.U.to(h.dtype).transpose(0, 1))
+        return modrelu(z, self.b.to(h.real.dtype))
 
     def rhs(self, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        z = h @ self.U.to(h.dtype).transpose(0, 1) + self.complex_input(u).to(h.dtype)
-        return modrelu(z, self.b.to(h.real.dtype)) - h
+        return self.target(h, u) - h
+
+    def euler_step(self, h: torch.Tensor, u: torch.Tensor, dt: float) -> torch.Tensor:
+        """h + dt (target - h) as one ``lerp``; at dt = 1 the target itself, modReLU(W h + V x, b): the
+        uRNN cell, exactly."""
+        target = self.target(h, u)
+        if not isinstance(dt, torch.Tensor) and dt == 1.0:
+            return target
+        return torch.lerp(h, target, dt)

@@ -1,0 +1,112 @@
+"""ODE-RNN (Rubanova, Chen and Duvenaud 2019, "Latent ODEs for irregularly-sampled time series", Alg. 1).
+
+Between observations the hidden state follows a neural ODE, at an observation a GRU cell reads it:
+
+    h'_k = ODESolve(f, h_{k-1}, (t_{k-1}, t_k)),   h_k = GRUCell(x_k, h'_k),   h_0 = 0,
+
+with f(h) = W_2 tanh(W_1 h + b_1) + b_2 autonomous (as in the paper).  No time passes before the
+first observation (t_0 = t_1).  Per-sample times (B, T) are handled on a normalised clock: the
+gap (t_{k-1}, t_k) of every sample is the interval s in [0, 1] with dh/ds = (t_k - t_{k-1}) f(h),
+an exact change of variable, so one ``solvers.odeint`` call per step serves the whole batch.
+Missing channels are carried forward causally (0 before the first observation).
+
+Solver: any ``solvers.METHODS`` name through the public ``solvers.odeint``; fixed-step methods take
+``step_size`` in time units (each gap split into ceil(longest gap in the batch / step_size) equal
+steps; None: one step per gap), adaptive ones ``rtol``/``atol``.  The default "euler", one step per
+gap, is h'_k = h_{k-1} + (t_k - t_{k-1}) f(h_{k-1}).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+import solvers
+
+from ..inputs import check_inputs, forward_fill, step_gaps
+from ..models import last_observed_index
+
+__all__ = ["ODERNN"]
+
+
+class GapScaled(nn.Module):
+    """dh/ds = gaps * f(h) on s in [0, 1]: the ODE of one observation gap per sample; counts calls."""
+
+    def __init__(self, dynamics: nn.Module, gaps: torch.Tensor):
+        super().__init__()
+        self.dynamics = dynamics
+        self.gaps = gaps.unsqueeze(-1)  # (B, 1)
+        self.nfe = 0
+
+    def forward(self, s: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        self.nfe += 1
+        return self.gaps * self.dynamics(h)
+
+
+class ODERNN(nn.Module):
+    """ODE-RNN with a linear readout of the state at each sample's last observation.
+
+    Args:
+        input_size, hidden_size, output_size: D, H and the readout width.
+        hidden_hidden_size: width of f's hidden layer (default H).
+        method, step_size, rtol, atol, gradient: the ODE solve (module docstring); ``gradient`` is
+            one of ``solvers.GRADIENT_MODES``.
+
+    ``nfe`` holds the function evaluations of the last forward pass.
+    """
+
+    reads_times = True
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int, hidden_hidden_size: int | None = None,
+                 method: str = "euler", step_size: float | None = None, rtol: float = 1e-3, atol: float = 1e-5,
+                 gradient: str = "backprop"):
+        super().__init__()
+        if method not in solvers.METHODS:
+            raise ValueError(f"unknown method {method!r}; expected one of {', '.join(sorted(solvers.METHODS))}")
+        solvers.resolve_gradient(gradient)  # unknown modes are refused by the one registry
+        if step_size is not None and not (isinstance(step_size, (int, float)) and step_size > 0):
+            raise ValueError(f"step_size must be None or a positive number of time units; got {step_size!r}")
+        hh = hidden_size if hidden_hidden_size is None else hidden_hidden_size
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.method, self.step_size, self.rtol, self.atol, self.gradient = method, step_size, rtol, atol, gradient
+        self.cell = nn.GRUCell(input_size, hidden_size)
+        self.dynamics = nn.Sequential(nn.Linear(hidden_size, hh), nn.Tanh(), nn.Linear(hh, hidden_size))
+        self.readout = nn.Linear(hidden_size, output_size)
+        self.nfe = 0
+
+    def evolve(self, h: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
+        """The ODE part: h (B, H) carried over per-sample time ``gaps`` (B,) by dh/dt = f(h)."""
+        func = GapScaled(self.dynamics, gaps.to(h.dtype))
+        s = torch.tensor([0.0, 1.0], dtype=h.dtype, device=h.device)
+        step = None
+        if self.step_size is not None and solvers.METHODS[self.method].kind == "fixed":
+            longest = float(gaps.detach().abs().max())
+            step = 1.0 / max(1, math.ceil(longest / self.step_size - 1e-9))
+        out = solvers.odeint(func, h, s, method=self.method, step_size=step, rtol=self.rtol, atol=self.atol,
+                             gradient=self.gradient)
+        self.nfe += func.nfe
+        return out[-1]
+
+    def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None,
+                   h0: torch.Tensor | None = None, steps: int | None = None) -> torch.Tensor:
+        """Hidden states (B, steps, hidden) after each of the first ``steps`` (default all T) observations."""
+        check_inputs(values, times, self.input_size)
+        x = forward_fill(values)
+        gaps = step_gaps(values, times)
+        B, T, _ = values.shape
+        h = values.new_zeros(B, self.hidden_size) if h0 is None else h0
+        self.nfe = 0
+        states = []
+        for k in range(T if steps is None else steps):
+            if k > 0:
+                h = self.evolve(h, gaps[:, k])
+            h = self.cell(x[:, k], h)
+            states.append(h)
+        return torch.stack(states, dim=1)
+
+    def forward(self, values: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
+        last = last_observed_index(values)
+        states = self.trajectory(values, times, steps=int(last.max()) + 1)
+        return self.readout(states[torch.arange(states.shape[0], device=states.device), last])

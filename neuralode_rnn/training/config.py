@@ -1,0 +1,306 @@
+"""What a training run is: :class:`TrainConfig`, its defaults and its checks.
+
+A config is plain data (a dataclass of numbers and strings, stored as config.json in the run
+directory).  :meth:`TrainConfig.resolved` fills every default from the model and the task and
+checks every setting, so a run never starts with a setting it would ignore or mislabel: options
+that do not apply to the chosen model (``--method`` for an LSTM, ``--step-size`` for a discrete
+cell, ``rtol`` for a fixed-step solver, ``--optimizer cayley`` without a unitary W) are refused
+with the reason.  New options are new fields with a default: old config.json files still load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import solvers
+
+from ..zoo import model_spec
+from .optimizers import OPTIMIZERS, SCHEDULES
+
+__all__ = ["RUN_CONTROLS", "TASK_DEFAULTS", "TrainConfig"]
+
+TASK_DEFAULTS: dict[str, dict[str, int]] = {
+    # The papers train MNIST for 100 epochs at batch 128 (Lipschitz RNN reference code).  These
+    # tasks are 10-50x smaller, so fewer epochs reach a plateau; small sets get smaller batches so
+    # an epoch still has a few dozen steps.
+    "digits": {"epochs": 30, "batch_size": 64},     # 1437 training sequences of 64 steps
+    "mnist1d": {"epochs": 30, "batch_size": 128},   # 4000 x 40 steps
+    "mnist5k": {"epochs": 20, "batch_size": 128},   # 4000 x 784 steps: expensive on CPU
+    "fashion": {"epochs": 20, "batch_size": 128},
+    "vowels": {"epochs": 50, "batch_size": 32},     # 270 training series
+    "adding": {"epochs": 20, "batch_size": 128},
+    "copy": {"epochs": 20, "batch_size": 128},
+}
+FALLBACK_DEFAULTS = {"epochs": 20, "batch_size": 128}
+
+RUN_CONTROLS = ("run_dir", "resume", "fresh", "stop_after", "quiet", "threads")
+"""Settings of one invocation, not of the run: they may differ when a run is resumed (and
+``epochs``, which extends or shortens the run; see :meth:`TrainConfig.continued`)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; what is None is filled from the model and task defaults.
+
+    Task: ``task`` (a name in ``neuralode_rnn.data.TASKS``), ``task_options`` (keyword arguments of
+    its loader: permute, n_train, n_test, T, seed, ...), ``drop`` (share of observations removed
+    per sample, making an irregular task).
+
+    Model: ``model`` (a name in ``neuralode_rnn.zoo.MODELS``), ``hidden_size`` (64: the results'
+    size; the papers use 128), ``method`` ("euler": the papers' cells; continuous models and
+    discrete cells only), ``eps`` (time between samples; None for the family's paper value, see
+    ``zoo``), ``step_size`` (fixed-step continuous models; None: one solver step per sample gap),
+    ``rtol``/``atol`` (1e-3/1e-5: loose, adaptive solvers only), ``gradient``, ``interpolation``
+    (None: "hold" for the fields, what a discrete RNN reads; a baseline's own default, e.g.
+    "cubic" for ncde), ``beta``/``gamma`` (None: paper values), ``noise_sigma``/``noise`` (0:
+    none; > 0: a continuous model trained as an SDE with that diffusion, a ``noise.StochasticRNN``,
+    evaluated without noise).
+
+    Optimisation: ``optimizer`` ("adam"; "cayley": the unitary W on the unitary group, unitary
+    models only), ``lr`` (None: 0.003, the Lipschitz RNN value), ``weight_decay``, ``schedule``
+    ("step": lr x 0.1 after 90% of the schedule's epochs, as the Lipschitz RNN reference;
+    "cosine"; "none"), ``schedule_epochs`` (None: ``epochs``; a run extended with ``--resume
+    --epochs`` keeps the schedule it was planned with), ``clip`` (max gradient norm or None),
+    ``epochs``/``batch_size`` (None: ``TASK_DEFAULTS``), ``seed``.
+
+    Model selection: ``validation`` (0: off) holds out this share of the training samples (a fixed
+    seeded choice, the same for every run seed and model: ``runs.validation_split``); the run trains
+    on the rest and its per-epoch ``test_*`` metrics are measured on the held-out samples, never on
+    the test split (the metrics rows say which: ``evaluated_on``).
+
+    Run (``RUN_CONTROLS``): ``run_dir`` (None: nothing written), ``resume`` (continue the run in
+    ``run_dir`` with its stored config), ``fresh`` (start again from epoch 1 in a run directory
+    that holds a run, replacing it), ``stop_after`` (run at most this many epochs in this
+    invocation, then exit cleanly; continue with resume), ``quiet``, ``threads`` (torch intra-op
+    threads; None leaves torch's choice, i.e. OMP_NUM_THREADS), and ``dtype`` ("float32" or
+    "float64").
+    """
+
+    task: str = "digits"
+    model: str = "lipschitz"
+    task_options: dict[str, Any] = field(default_factory=dict)
+    drop: float = 0.0
+    hidden_size: int = 64
+    method: str = "euler"
+    eps: float | None = None
+    step_size: float | None = None
+    rtol: float = 1e-3
+    atol: float = 1e-5
+    gradient: str = "backprop"
+    interpolation: str | None = None
+    beta: float | None = None
+    gamma: float | None = None
+    noise_sigma: float = 0.0
+    noise: str = "additive"
+    optimizer: str = "adam"
+    lr: float | None = None
+    weight_decay: float = 0.0
+    schedule: str = "step"
+    schedule_epochs: int | None = None
+    clip: float | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    eval_batch_size: int = 512
+    seed: int = 0
+    validation: float = 0.0
+    run_dir: str | None = None
+    resume: bool = False
+    fresh: bool = False
+    stop_after: int | None = None
+    quiet: bool = False
+    threads: int | None = None
+    dtype: str = "float32"
+
+    # ------------------------------------------------------------------ describing
+    @property
+    def label(self) -> str:
+        """The run in words, e.g. "lipschitz (midpoint, eps 0.03) on digits, 50% dropped"."""
+        spec = model_spec(self.model)
+        parts = []
+        if spec.kind != "torch":
+            parts.append(self.method)
+            if self.eps is not None:
+                parts.append(f"eps {self.eps:g}")
+            if self.noise_sigma:
+                parts.append(f"{self.noise} noise {self.noise_sigma:g}")
+        model = f"{self.model} ({', '.join(parts)})" if parts else self.model
+        task = self.task + (" permuted" if self.task_options.get("permute") else "")
+        drop = f", {100 * self.drop:g}% dropped" if self.drop else ""
+        return f"{model} on {task}{drop}"
+
+    # ------------------------------------------------------------------ checking
+    def resolved(self) -> TrainConfig:
+        """A copy with every default filled in and every setting checked."""
+        spec = model_spec(self.model)
+        task_def = TASK_DEFAULTS.get(self.task, FALLBACK_DEFAULTS)
+        c = dataclasses.replace(self, task_options=dict(self.task_options))
+        c._check_applies(spec)
+        c.interpolation = c.interpolation or _kind_default("interpolation", spec)
+        if c.eps is None and spec.eps is not None:
+            c.eps = spec.eps
+        if c.lr is None:
+            c.lr = spec.lr
+        if c.epochs is None:
+            c.epochs = task_def["epochs"]
+        if c.batch_size is None:
+            c.batch_size = task_def["batch_size"]
+        for name in ("epochs", "batch_size", "eval_batch_size", "hidden_size"):
+            v = getattr(c, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int; got {v!r}")
+        for name in ("lr", "rtol", "atol"):
+            v = getattr(c, name)
+            if isinstance(v, bool) or not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
+                raise ValueError(f"{name} must be a positive number; got {v!r}")
+        for name in ("eps", "step_size"):
+            v = getattr(c, name)
+            if v is not None and (isinstance(v, bool) or not (isinstance(v, (int, float)) and v > 0
+                                                              and math.isfinite(v))):
+                raise ValueError(f"{name} must be None or a positive number; got {v!r}")
+        if c.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {c.schedule!r}; expected one of {', '.join(SCHEDULES)}")
+        if c.schedule_epochs is not None and (isinstance(c.schedule_epochs, bool) or
+                                              not isinstance(c.schedule_epochs, int) or c.schedule_epochs < 1):
+            raise ValueError(f"schedule_epochs must be None or a positive int; got {c.schedule_epochs!r}")
+        if c.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {c.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
+        if c.optimizer == "cayley" and spec.family != "unitary":
+            raise ValueError(f"optimizer 'cayley' moves a unitary W on the unitary group (Wisdom et al. 2016); model "
+                             f"{c.model!r} has none: use it with unitary or unitary-discrete, or choose "
+                             f"{', '.join(o for o in OPTIMIZERS if o != 'cayley')}")
+        if c.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64'; got {c.dtype!r}")
+        if isinstance(c.noise_sigma, bool) or not (isinstance(c.noise_sigma, (int, float)) and c.noise_sigma >= 0):
+            raise ValueError(f"noise_sigma must be a number >= 0; got {c.noise_sigma!r}")
+        if c.noise_sigma > 0 and spec.kind != "continuous":
+            raise ValueError(f"noise_sigma > 0 needs a continuous model; {c.model!r} is {spec.kind}")
+        if c.noise not in ("additive", "multiplicative"):
+            raise ValueError(f"noise must be 'additive' or 'multiplicative'; got {c.noise!r}")
+        if c.noise != "additive" and not c.noise_sigma:
+            raise ValueError(f"noise={c.noise!r} would be ignored: noise_sigma is 0 (no noise); set noise_sigma > 0")
+        if isinstance(c.validation, bool) or not (isinstance(c.validation, (int, float)) and
+                                                  0.0 <= c.validation < 1.0):
+            raise ValueError(f"validation must be a share in [0, 1) of the training samples; got {c.validation!r}")
+        if c.clip is not None and not c.clip > 0:
+            raise ValueError(f"clip must be None or a positive max gradient norm; got {c.clip!r}")
+        if c.stop_after is not None and (not isinstance(c.stop_after, int) or c.stop_after < 1):
+            raise ValueError(f"stop_after must be None or a positive int; got {c.stop_after!r}")
+        if c.threads is not None and (isinstance(c.threads, bool) or not isinstance(c.threads, int) or c.threads < 1):
+            raise ValueError(f"threads must be None or a positive int; got {c.threads!r}")
+        if (c.resume or c.fresh) and c.run_dir is None:
+            raise ValueError(f"{'resume' if c.resume else 'fresh'}=True needs run_dir (the run directory)")
+        return c
+
+    def _check_applies(self, spec) -> None:
+        """Refuse settings the model would ignore (the run would be labelled with them)."""
+        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                 if f.name in _MODEL_OPTIONS and getattr(self, f.name) not in (f.default, _kind_default(f.name, spec))}
+        if spec.kind == "torch":
+            ignored = sorted(given)
+            why = f"{self.model!r} is a torch.nn baseline: it steps once per sample and has no solver"
+        elif spec.kind == "baseline":
+            takes = _baseline_options(spec.family)
+            ignored = sorted(k for k in given if k != "eps" and k not in takes)
+            why = f"the baseline {self.model!r} takes {', '.join(sorted(takes)) or 'no solver settings'} (and eps)"
+        elif spec.kind == "discrete":
+            ignored = sorted(k for k in given if k in ("step_size", "rtol", "atol", "gradient", "interpolation"))
+            why = f"{self.model!r} is a discrete cell: one step of eps per sample, no solver"
+            if self.method not in solvers.TABLEAUX or solvers.TABLEAUX[self.method].adaptive:
+                raise ValueError(f"a discrete cell needs an explicit tableau method of fixed step; got {self.method!r}, "
+                                 f"expected one of {', '.join(solvers.FIXED_TABLEAUX)}")
+        else:
+            fixed = solvers.METHODS.get(self.method) is not None and solvers.METHODS[self.method].kind == "fixed"
+            ignored = sorted(k for k in given if (k in ("rtol", "atol") and fixed)
+                             or (k == "step_size" and not fixed))
+            why = (f"method {self.method!r} is {'a fixed-step' if fixed else 'an adaptive'} solver "
+                   f"({'rtol/atol apply to adaptive ones' if fixed else 'step_size applies to fixed-step ones'})")
+            if self.method not in solvers.METHODS:
+                raise ValueError(f"unknown method {self.method!r}; expected one of "
+                                 f"{', '.join(sorted(solvers.METHODS))}")
+        family_options = {"beta": ("lipschitz",), "gamma": ("lipschitz", "antisymmetric", "antisymmetric-gated")}
+        if spec.kind != "torch":
+            ignored += sorted(k for k in given if k in family_options and spec.family not in family_options[k])
+            if any(k in family_options for k in ignored):
+                why += f"; beta is a Lipschitz setting, gamma a Lipschitz/Antisymmetric one ({spec.family!r} has " \
+                       f"neither or not this one)"
+        if ignored:
+            shown = ", ".join(f"{k}={given[k]!r}" for k in ignored)
+            raise ValueError(f"{shown} would be ignored: {why}; leave {'it' if len(ignored) == 1 else 'them'} "
+                             f"at the default")
+
+    # ------------------------------------------------------------------ resume
+    def continued(self, stored: TrainConfig) -> TrainConfig:
+        """The config of a resumed run: ``stored`` (the run's config.json) with this invocation's
+        run controls and, if set, its ``epochs`` (extending or shortening the run).
+
+        Any other setting that differs from both its default and the stored value is an error:
+        a resumed run keeps its configuration (change it by starting a new run).
+        """
+        defaults = {f.name: (f.default_factory() if f.default is dataclasses.MISSING else f.default)
+                    for f in dataclasses.fields(self)}
+        changed = [f"{k}={getattr(self, k)!r} (stored {getattr(stored, k)!r})" for k in defaults
+                   if k not in RUN_CONTROLS and k != "epochs"
+                   and getattr(self, k) != defaults[k] and getattr(self, k) != getattr(stored, k)]
+        if changed:
+            raise ValueError(f"a resumed run keeps its stored configuration; cannot change {', '.join(changed)}; "
+                             f"only epochs and the run controls ({', '.join(RUN_CONTROLS)}) may change: start a "
+                             f"new run for other settings")
+        c = dataclasses.replace(stored, **{k: getattr(self, k) for k in RUN_CONTROLS})
+        if self.epochs is not None and self.epochs != stored.epochs:
+            # the learning-rate schedule stays the one the run was planned with
+            c.schedule_epochs = stored.schedule_epochs or stored.epochs
+            c.epochs = self.epochs
+        return c
+
+    # ------------------------------------------------------------------ storage
+    def stored(self) -> dict:
+        """The dict written as config.json: the run's settings, with the run controls of this
+        invocation reset (a stored config describes the run, not how it was last started)."""
+        d = self.to_dict()
+        d.update(resume=False, fresh=False, stop_after=None)
+        return d
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; expected some of {sorted(known)}")
+        return cls(**d)
+
+
+_MODEL_OPTIONS = ("method", "eps", "step_size", "rtol", "atol", "gradient", "interpolation", "beta", "gamma")
+"""Settings of the integration and the field, which only some models read (see ``_check_applies``)."""
+
+
+def _baseline_options(name: str) -> set[str]:
+    """The settings of ``_MODEL_OPTIONS`` that the irregular-series baseline ``name`` takes (its
+    class's keyword arguments; ``zoo.build_model`` passes it only those)."""
+    import inspect
+
+    from ..baselines import BASELINES
+
+    return set(inspect.signature(BASELINES[name][0]).parameters) & set(_MODEL_OPTIONS)
+
+
+def _kind_default(name: str, spec) -> Any:
+    """What a model of ``spec`` uses when the setting ``name`` is left at None/its default: the
+    interpolation is "hold" for the fields (a discrete RNN's input) and the class default of a
+    baseline that takes one; None where it does not apply."""
+    if name != "interpolation":
+        return None
+    if spec.kind in ("continuous", "discrete"):
+        return "hold"
+    if spec.kind == "baseline" and "interpolation" in _baseline_options(spec.family):
+        import inspect
+
+        from ..baselines import BASELINES
+
+        return inspect.signature(BASELINES[spec.family][0]).parameters["interpolation"].default
+    return None

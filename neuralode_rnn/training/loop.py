@@ -1,0 +1,162 @@
+"""The training loop: epochs of batches, the NaN guard, and the callbacks around them.
+
+>>> from neuralode_rnn.training import TrainConfig, train
+>>> result = train(TrainConfig(task="digits", model="lipschitz", method="midpoint", epochs=2,
+...                            task_options={"n_train": 64, "n_test": 32}, hidden_size=8,
+...                            run_dir="runs/demo"))                       # doctest: +SKIP
+
+Setting up (config, resume, lock, model, optimiser) is :func:`~.runs.start_run`; what a batch's
+loss is, :func:`~.objective.batch_loss`; writing files and printing, :mod:`.callbacks`.
+
+Determinism and resume.  Everything random is drawn from the seed: model initialisation from the
+global torch RNG seeded at the start, and the shuffling order of epoch e from a local generator
+seeded ``(seed, e)``.  The checkpoint written after every epoch holds the model, optimiser,
+schedule, epoch, metrics so far and the python/numpy/torch RNG states, so a run killed at any
+point and restarted with ``resume=True`` replays the unfinished epoch from its start and ends
+with the same metrics and parameters as a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..distributed import DistEnv, all_reduce_sum, init_from_env
+from .callbacks import Callback, as_callbacks
+from .config import TrainConfig
+from .evaluation import evaluate
+from .objective import batch_loss
+from .runs import start_run
+from .state import RunState
+
+__all__ = ["NonFiniteLossError", "TrainResult", "epoch_seed", "train"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss (or gradient) became NaN or infinite; the run stopped, the last good
+    checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    config: TrainConfig
+    model: nn.Module
+    rows: list[dict]
+    parameters: int
+    status: str
+    run_dir: str | None
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of epoch ``epoch``'s shuffling order."""
+    return (seed * 1_000_003 + epoch) % (2 ** 63)
+
+
+def train(config: TrainConfig, callbacks: Iterable[Callback | Callable[[int, dict], None]] | None = None,
+          env: DistEnv | None = None) -> TrainResult:
+    """Train ``config.model`` on ``config.task``; see the module docstring.
+
+    ``callbacks``: None for :func:`~.callbacks.default_callbacks` (checkpoints, metrics, curves,
+    status, progress, per-epoch lines), else exactly the given ones (Callback objects or functions
+    ``f(epoch, row)``).  Raises :class:`NonFiniteLossError` when the loss or the gradient norm
+    becomes NaN/inf: nothing of that step is applied or saved, and ``last.pt`` still holds the last
+    good epoch.
+    """
+    env = env if env is not None else init_from_env()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    run = start_run(config, env)
+    hooks = as_callbacks(callbacks, run.config)
+    error = None
+    try:
+        for cb in hooks:
+            cb.on_start(run)
+        _epochs(run, hooks)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        try:
+            for cb in hooks:
+                try:
+                    cb.on_end(run, error)
+                except Exception:  # noqa: BLE001 - never hide the error that ended the run
+                    if error is None:
+                        raise
+        finally:
+            if run.lock is not None:
+                run.lock.release()
+    return TrainResult(run.config, run.model, run.rows, run.parameters, run.status, run.config.run_dir)
+
+
+def _epochs(run: RunState, hooks) -> None:
+    c, env, data = run.config, run.env, run.data
+    dtype = getattr(torch, c.dtype)
+    ran = 0
+    run.status = "finished"
+    for epoch in range(run.epoch + 1, c.epochs + 1):
+        if c.stop_after is not None and ran >= c.stop_after:
+            run.status = f"stopped after epoch {epoch - 1} (stop_after={c.stop_after}); continue with resume"
+            break
+        t0 = time.perf_counter()
+        run.model.train()
+        sums = torch.zeros(3, dtype=torch.float64)
+        nfe, n_batches = 0, 0
+        n_total = math.ceil(data.train.n_samples / c.batch_size)
+        for i, batch in enumerate(data.train.batches(c.batch_size, shuffle=True, seed=epoch_seed(c.seed, epoch))):
+            b = batch_loss(run.net, run.model, batch, data.kind, c.eps, env, dtype)
+            # sum / global count * world: DDP's gradient average then equals one process's mean
+            loss = b.loss_sum * (env.world_size / b.total)
+            run.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), c.clip if c.clip else math.inf)
+            batch_sums = torch.tensor([b.loss_sum.item(), float(b.correct), float(b.count)], dtype=torch.float64)
+            all_reduce_sum(batch_sums, env)
+            if not (math.isfinite(batch_sums[0].item()) and math.isfinite(float(grad_norm))):
+                raise NonFiniteLossError(_nan_message(run, epoch, i + 1, batch_sums[0].item(), float(grad_norm)))
+            run.optimizer.step()
+            sums += batch_sums
+            nfe += b.nfe
+            n_batches += 1
+            info = {"epoch": epoch, "batch": i + 1, "batches": n_total, "nfe": b.nfe,
+                    "loss": batch_sums[0].item() / batch_sums[2].item(),
+                    "accuracy": None if data.kind == "regression" else batch_sums[1].item() / batch_sums[2].item()}
+            for cb in hooks:
+                cb.on_batch(run, info)
+        lr = run.optimizer.param_groups[0]["lr"]
+        run.schedule.step()
+        test = evaluate(run.model, data.test, data.kind, c.eps, c.eval_batch_size, env, env.device, dtype)
+        seconds = time.perf_counter() - t0
+        row = {
+            "epoch": epoch, "task": c.task, "model": c.model, "lr": lr,
+            "train_loss": sums[0].item() / sums[2].item(),
+            "train_accuracy": None if data.kind == "regression" else sums[1].item() / sums[2].item(),
+            "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+            "nfe": nfe / max(n_batches, 1),
+            "epoch_seconds": seconds,
+            "wall_seconds": (run.rows[-1]["wall_seconds"] if run.rows else 0.0) + seconds,
+            "evaluated_on": "validation" if c.validation else "test",
+        }
+        run.rows.append(row)
+        run.epoch = epoch
+        ran += 1
+        metric = -test["loss"] if test["accuracy"] is None else test["accuracy"]
+        run.improved = metric > run.best
+        run.best = max(run.best, metric)
+        for cb in hooks:
+            cb.on_epoch(run, row)
+
+
+def _nan_message(run: RunState, epoch: int, batch: int, loss: float, grad_norm: float) -> str:
+    c, rd = run.config, run.run_dir
+    what, value = ("loss", loss) if not math.isfinite(loss) else ("gradient norm", grad_norm)
+    kept = (f"The last good checkpoint ({rd.last}, epoch {run.epoch}) is kept. " if rd is not None and rd.last.exists()
+            else "No checkpoint was written yet. ")
+    return (f"the training {what} became {value} at epoch {epoch}, batch {batch} of {c.label}; the run stopped "
+            f"without applying that step. {kept}Try a smaller --lr (now {c.lr}), --clip, or a smaller "
+            f"--eps/--step-size.")

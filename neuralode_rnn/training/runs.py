@@ -1,0 +1,209 @@
+"""From a config to a run: data, model, and the life of a run directory.
+
+* :func:`load_data` (the task of a config, with its validation split), :func:`build_run` (an
+  untrained model), :func:`load_run` (a trained one from its run directory);
+* :func:`start_run`: everything before the first epoch of :func:`~neuralode_rnn.training.train`:
+  the stored config of a resumed run, the writer lock, the checks that keep runs from being mixed
+  up or lost, the model, optimiser and schedule, and the checkpoint to continue from.
+
+Rules of a run directory (module docstring of :mod:`.rundir` for its files):
+
+* a new run refuses a directory that already holds a run, unless ``fresh`` (start again there);
+* ``resume`` continues from last.pt, else from previous.pt with a warning naming the damaged or
+  missing file; when neither is usable but epochs had finished (metrics.csv has rows, best.pt
+  exists) it is an error, since starting again would overwrite them (``fresh`` does that on
+  purpose); a run killed before its first epoch ended starts at epoch 1;
+* ``resume`` with ``epochs`` extends (or shortens) the run; its lr schedule stays the one it was
+  planned with (``TrainConfig.schedule_epochs``);
+* only the main process writes, under the directory's exclusive lock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import sys
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import SequenceDataset, load_task
+from ..distributed import DistEnv, all_reduce_sum, wrap
+from ..zoo import build_from_config, count_parameters
+from .config import TrainConfig
+from .objective import network
+from .optimizers import make_optimizer, make_schedule
+from .rundir import CheckpointError, RunDir, RunDirBusyError
+from .state import RunState
+
+__all__ = ["VALIDATION_SEED", "build_run", "load_data", "load_run", "open_run", "seed_everything", "start_run",
+           "validation_split"]
+
+VALIDATION_SEED = 0
+"""Seeds the choice of held-out samples: one validation set per task, whatever the run's seed."""
+
+
+def validation_split(data: SequenceDataset, fraction: float, seed: int = VALIDATION_SEED) -> SequenceDataset:
+    """``data`` with ``train`` = the training samples minus a held-out share ``fraction`` and
+    ``test`` = those held-out samples (the last ``fraction`` of a permutation drawn from ``seed``).
+
+    The test split of ``data`` is not used, so hyper-parameters chosen on the result never saw it.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1); got {fraction!r}")
+    n = data.train.n_samples
+    n_val = round(fraction * n)
+    if not 0 < n_val < n:
+        raise ValueError(f"a validation share of {fraction} of {n} training samples leaves an empty split")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    keep, held = order[: n - n_val].sort().values, order[n - n_val:].sort().values
+    info = dict(data.info, validation=fraction, validation_seed=seed)
+    return data.replace(train=data.train.subset(keep), test=data.train.subset(held), info=info)
+
+
+def load_data(config: TrainConfig) -> SequenceDataset:
+    """The task of a resolved config (its ``test`` split is the validation split when ``validation``)."""
+    data = load_task(config.task, drop=config.drop, **config.task_options)
+    if config.validation:
+        data = validation_split(data, config.validation)
+    return data
+
+
+def build_run(config: TrainConfig) -> tuple[TrainConfig, nn.Module, SequenceDataset]:
+    """The resolved config, an untrained model (initialised from torch's global RNG) and the data
+    of ``config``: what :func:`load_run` fills with a checkpoint's weights."""
+    c = config.resolved()
+    data = load_data(c)
+    return c, build_from_config(c, data.input_size, data.output_size), data
+
+
+def load_run(run_dir: str, which: str = "last", **overrides: Any) -> tuple[TrainConfig, nn.Module, SequenceDataset]:
+    """The config, the trained model (weights of ``which`` checkpoint) and the data of a run.
+
+    ``which`` is "last" (falling back to previous.pt with a warning when last.pt is damaged or
+    missing), "previous" or "best".  ``overrides`` replace config entries before the model is built
+    (e.g. ``method="rk4"`` to evaluate a trained continuous model with another solver).
+    """
+    config, model, data, _, _ = open_run(run_dir, which, **overrides)
+    return config, model, data
+
+
+def open_run(run_dir: str, which: str = "last", **overrides: Any
+             ) -> tuple[TrainConfig, nn.Module, SequenceDataset, dict, str]:
+    """:func:`load_run`, and the checkpoint's state dict and file name (e.g. "previous.pt" after a
+    fallback)."""
+    rd = RunDir(run_dir)
+    config = TrainConfig.from_dict(rd.read_config())
+    state, path = rd.open_checkpoint(which)
+    config, model, data = build_run(dataclasses.replace(config, **overrides))
+    model.load_state_dict(state["model"])
+    return config, model, data, state, path.name
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's, numpy's and torch's global RNGs (model initialisation draws from torch's)."""
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def _agree(failure: BaseException | None, env: DistEnv) -> None:
+    """Raise ``failure`` on every rank if any rank has one (a DDP job must not half start)."""
+    if env.active:
+        flag = torch.tensor([0.0 if failure is None else 1.0], dtype=torch.float64)
+        all_reduce_sum(flag, env)
+        if flag.item() > 0 and failure is None:
+            failure = RuntimeError("another rank of this job could not start the run (see its message)")
+    if failure is not None:
+        raise failure
+
+
+def _resolve(config: TrainConfig) -> TrainConfig:
+    if not config.resume:
+        return config.resolved()
+    if config.run_dir is None:
+        raise ValueError("resume=True needs run_dir (the directory of the run to continue)")
+    stored = TrainConfig.from_dict(RunDir(config.run_dir).read_config())
+    return config.continued(stored).resolved()
+
+
+def _check_directory(c: TrainConfig, rd: RunDir) -> None:
+    """Refuse to start a new run over an existing one."""
+    if c.resume or c.fresh or not rd.holds_run():
+        return
+    what = "a run"
+    try:
+        what = f"a run of {TrainConfig.from_dict(rd.read_config()).resolved().label}"
+    except Exception:  # noqa: BLE001 - only for the message
+        pass
+    done = rd.finished_epochs()
+    raise FileExistsError(f"{rd.path} already holds {what} ({done} epoch{'s' * (done != 1)} finished); continue it "
+                          f"with --resume {rd.path} (resume=True), start it again with --fresh (fresh=True, "
+                          f"replaces it), or choose another run directory")
+
+
+def _continue_from(c: TrainConfig, rd: RunDir, run: RunState, env: DistEnv) -> None:
+    """Restore ``run`` from the run directory's checkpoint (see the module docstring's rules)."""
+    with warnings.catch_warnings():
+        if not env.is_main:
+            warnings.simplefilter("ignore")
+        try:
+            state = rd.load_checkpoint("last", map_location=env.device)
+        except CheckpointError as exc:
+            done = rd.finished_epochs()
+            if done or rd.best.exists():
+                raise CheckpointError(
+                    f"{exc}. The run has finished epochs ({done} in {rd.metrics_path.name}"
+                    f"{', and a best.pt' if rd.best.exists() else ''}): resuming from epoch 1 would overwrite "
+                    f"them. Restore a checkpoint, or pass --fresh (fresh=True) to start the run again") from None
+            if env.is_main and not c.quiet:
+                print(f"{rd.path}: no epoch had finished yet; starting {c.label} at epoch 1", file=sys.stderr)
+            return
+    run.restore(state)
+    if c.epochs < run.epoch:
+        raise ValueError(f"{rd.path} has finished {run.epoch} epochs; epochs={c.epochs} cannot shorten it below "
+                         f"that (pass epochs > {run.epoch} to extend it)")
+
+
+def start_run(config: TrainConfig, env: DistEnv) -> RunState:
+    """Everything before the first epoch (see the module docstring); the caller must release
+    ``run.lock`` when the run ends (``train`` does, however it ends)."""
+    c = _resolve(config)
+    rd = RunDir(c.run_dir) if c.run_dir is not None else None
+    failure, lock = None, None
+    try:
+        if rd is not None and env.is_main:
+            lock = rd.lock()
+        if rd is not None:
+            _check_directory(c, rd)
+    except (RunDirBusyError, FileExistsError, ValueError) as exc:
+        failure = exc
+    try:
+        _agree(failure, env)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    try:
+        if rd is not None and env.is_main and c.fresh:
+            rd.clear()
+        seed_everything(c.seed)
+        data = load_data(c)
+        model = build_from_config(c, data.input_size, data.output_size).to(env.device)
+        optimizer = make_optimizer(c.optimizer, model, c.lr, c.weight_decay)
+        schedule = make_schedule(c.schedule, optimizer, c.schedule_epochs or c.epochs)
+        run = RunState(config=c, model=model, net=wrap(network(model, data.kind), env), optimizer=optimizer,
+                       schedule=schedule, data=data, env=env, run_dir=rd, parameters=count_parameters(model),
+                       lock=lock)
+        if rd is not None and c.resume and not c.fresh:
+            _continue_from(c, rd, run, env)
+        if run.writes:
+            rd.write_config(c.stored())
+        return run
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise

@@ -1,0 +1,160 @@
+"""Error norms, the first step, and the PI step-size controller of the adaptive solves.
+
+The defaults reproduce torchdiffeq's controller step for step (so a user who swaps
+``torchdiffeq.odeint`` for ``solvers.odeint`` gets the same steps): the error ratio is the RMS
+norm of ``err / (atol + rtol * max(|y0|, |y1|))``, a step is accepted when it is <= 1, and the
+next step is
+
+    dt_next = dt * min(ifactor, max(dfactor', safety * ratio^(-icoeff / order) * (prev / ratio)^(pcoeff / order)))
+
+with dfactor' = 1 after an accepted step (an accepted step never shrinks the next one) and
+dfactor after a rejected one.  ``pcoeff = 0`` (the default) is torchdiffeq's integral controller;
+``pcoeff > 0`` adds the proportional term of a PI controller (Gustafsson's; e.g. pcoeff = 0.4,
+icoeff = 0.3 in diffrax's recommendation for stiff-ish problems), which damps oscillating step
+sizes.  The first step is chosen by Hairer, Norsett and Wanner's rule (Sec. II.4), as torchdiffeq
+does, at the cost of one extra evaluation.
+
+Per-sample control (a (B, ...) state whose samples each get their own steps) works on tensors:
+the ratio is one number per sample and every rule applies elementwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["Controller", "check_resolution", "initial_step", "rms_norm", "sample_rms_norm"]
+
+Norm = Callable[[Tensor], Any]
+
+
+def rms_norm(x: Tensor) -> Tensor:
+    """Root mean square of |x| (torchdiffeq's default norm)."""
+    return x.abs().pow(2).mean().sqrt()
+
+
+def sample_rms_norm(x: Tensor) -> Tensor:
+    """RMS of |x| over every axis but the first: one norm per sample, (B,)."""
+    return x.abs().pow(2).reshape(x.shape[0], -1).mean(1).sqrt()
+
+
+@dataclass
+class Controller:
+    """Accepts or rejects a step from its error estimate and proposes the next step size.
+
+    Attributes:
+        rtol, atol: tolerances (numbers or tensors broadcasting against the state).
+        order: the pair's order p; the exponents are 1/p (torchdiffeq's convention).
+        norm: callable on ``err / scale`` -> 0-d tensor (shared control) or (B,) tensor (per sample).
+        safety, ifactor, dfactor: torchdiffeq's 0.9, 10, 0.2.
+        pcoeff, icoeff: PI coefficients (0, 1: torchdiffeq's integral controller).
+        min_step, max_step: bounds on |dt| (torchdiffeq's options of the same names).
+    """
+
+    rtol: Any
+    atol: Any
+    order: int
+    norm: Norm = rms_norm
+    safety: float = 0.9
+    ifactor: float = 10.0
+    dfactor: float = 0.2
+    pcoeff: float = 0.0
+    icoeff: float = 1.0
+    min_step: float = 0.0
+    max_step: float = math.inf
+
+    def ratio(self, err: Tensor, y0: Tensor, y1: Tensor) -> Tensor:
+        """The error ratio (<= 1 accepts): a 0-d tensor, or (B,) for a per-sample norm."""
+        with torch.no_grad():  # step sizes are constants of the solve: no graph through the controller
+            scale = self.atol + self.rtol * torch.maximum(y0.abs(), y1.abs())
+            return torch.as_tensor(self.norm(err / scale)).abs()
+
+    def propose(self, dt: Any, ratio: Any, prev_ratio: Any, accepted: Any) -> Any:
+        """The next step size from this step's size and ratio (floats, or per-sample tensors)."""
+        if isinstance(ratio, Tensor) and ratio.dim() > 0:
+            return self._propose_tensor(dt, ratio, prev_ratio, accepted)
+        ratio = float(ratio)
+        if ratio == 0.0:
+            return dt * self.ifactor
+        dfactor = 1.0 if ratio < 1.0 else self.dfactor
+        factor = self.safety * ratio ** (-self.icoeff / self.order)
+        if self.pcoeff and prev_ratio is not None and prev_ratio > 0:
+            factor *= (float(prev_ratio) / ratio) ** (self.pcoeff / self.order)
+        return dt * min(self.ifactor, max(factor, dfactor))
+
+    def _propose_tensor(self, dt: Tensor, ratio: Tensor, prev_ratio: Tensor | None, accepted: Tensor) -> Tensor:
+        r = ratio.to(dt.dtype)
+        safe = torch.where(r > 0, r, torch.ones_like(r))
+        factor = self.safety * safe.pow(-self.icoeff / self.order)
+        if self.pcoeff and prev_ratio is not None:
+            p = prev_ratio.to(dt.dtype)
+            factor = factor * torch.where(p > 0, p / safe, torch.ones_like(p)).pow(self.pcoeff / self.order)
+        dfactor = torch.where(r < 1, torch.ones_like(r), torch.full_like(r, self.dfactor))
+        factor = torch.minimum(torch.full_like(r, self.ifactor), torch.maximum(factor, dfactor))
+        factor = torch.where(r == 0, torch.full_like(r, self.ifactor), factor)
+        return dt * factor
+
+    def clamp(self, dt: Any) -> Any:
+        if isinstance(dt, Tensor):
+            return dt.clamp(self.min_step, self.max_step)
+        return min(max(dt, self.min_step), self.max_step)
+
+
+@torch.no_grad()
+def initial_step(f0: Tensor, y0: Tensor, f_at: Callable[[float, Tensor], Tensor], order: int, rtol: Any,
+                 atol: Any, norm: Norm) -> Any:
+    """Hairer-Norsett-Wanner's first step (torchdiffeq's ``_select_initial_step``, with ``order``
+    the pair's order p, i.e. torchdiffeq's ``order - 1`` plus one).
+
+    ``f_at(h, y)`` evaluates f at t0 + h (t0 + h_b per sample).  Returns a float, or a (B,)
+    tensor when ``norm`` is per sample.
+    """
+    scale = atol + torch.abs(y0) * rtol
+    d0 = torch.as_tensor(norm(y0 / scale)).abs()
+    d1 = torch.as_tensor(norm(f0 / scale)).abs()
+    per_sample = d0.dim() > 0
+    if not per_sample:
+        d0f, d1f = float(d0), float(d1)
+        h0 = 1e-6 if (d0f < 1e-5 or d1f < 1e-5) else 0.01 * d0f / d1f
+        f1 = f_at(h0, y0 + h0 * f0)
+        d2 = float(torch.as_tensor(norm((f1 - f0) / scale)).abs()) / h0
+        if d1f <= 1e-15 and d2 <= 1e-15:
+            h1 = max(1e-6, h0 * 1e-3)
+        else:
+            h1 = (0.01 / max(d1f, d2)) ** (1.0 / order)
+        return min(100 * h0, h1)
+    d0, d1 = d0.double(), d1.double()
+    h0 = torch.where((d0 < 1e-5) | (d1 < 1e-5), torch.full_like(d0, 1e-6), 0.01 * d0 / d1.clamp_min(1e-300))
+    shape = (-1,) + (1,) * (y0.dim() - 1)
+    hy = h0.to(y0.real.dtype).view(shape)
+    f1 = f_at(h0, y0 + hy * f0)
+    d2 = torch.as_tensor(norm((f1 - f0) / scale)).abs().double() / h0
+    small = (d1 <= 1e-15) & (d2 <= 1e-15)
+    h1 = torch.where(small, torch.maximum(torch.full_like(h0, 1e-6), h0 * 1e-3),
+                     (0.01 / torch.maximum(d1, d2).clamp_min(1e-300)) ** (1.0 / order))
+    return torch.minimum(100 * h0, h1)
+
+
+def check_resolution(rtol: Any, atol: Any, y0: Tensor, scale: float = 0.0) -> None:
+    """Refuse tolerances the state's precision cannot measure: the error estimate carries rounding of
+    about eps relative to the state, so a solve asked for much less shrinks its steps until they no
+    longer move the state, and crawls (float32 with rtol = 1e-14: 1e5 steps to advance by 0.02).
+    ``scale``: the size the state is known to reach (a caller's knowledge, e.g. an RNN's hidden state
+    of order one starting at 0); the larger of it and |y0| is used."""
+    real = y0.real.dtype if y0.is_complex() else y0.dtype
+    eps = torch.finfo(real).eps
+    floor = 1e-3 * eps
+    r = float(torch.as_tensor(rtol).max())
+    a = float(torch.as_tensor(atol).max())
+    scale = max(float(y0.detach().abs().max()) if y0.numel() else 0.0, scale)
+    if r < floor and a < floor * scale:
+        raise ValueError(
+            f"rtol = {float(r):.3g} and atol = {float(a):.3g} ask for errors a {str(real).replace('torch.', '')} state "
+            f"cannot resolve (eps = {eps:.3g}, |y0| up to {scale:.3g}): the error estimate's own rounding is about eps "
+            f"times the state, so the steps would shrink until they no longer move it; use rtol >= {10 * floor:.1g} "
+            f"(rtol = 1e-6 is typical for float32) or a larger atol, or a float64 state")
