@@ -1,0 +1,394 @@
+"""The study behind docs/CONTINUOUS.md (issue 11): which training recipe keeps a continuous RNN the
+ODE, so that the same weights give the same accuracy under any solver?
+
+    python scripts/continuous.py plan                # the grid and its order, nothing run
+    python scripts/continuous.py run --workers 1     # every missing run: docs/continuous/runs.csv
+    python scripts/continuous.py report              # docs/CONTINUOUS.md from runs.csv
+
+For each task (digits, permuted digits, MNIST-1D), family (Lipschitz, Antisymmetric), recipe and
+seed, one run is trained with ``neuralode_rnn.training.train`` (what ``neuralode-rnn train`` runs;
+the equivalent command is stored with every row) and then scored on the whole test split in
+float64:
+
+* as-trained accuracy: the model's own solver (RK4, one step per sample gap, for ``cycle`` and
+  ``random``; the recipe's solver for the others);
+* the robustness score (``neuralode_rnn.analysis.solver_robustness``): accuracy under Euler at h/4,
+  midpoint and RK4 at h, dopri5 at rtol 1e-6, and the largest drop from as trained;
+* the discretisation error: mean over the first 64 test samples of |h_T - h_T*| / |h_T*|, the
+  final state under the training solver against dopri5 at rtol 1e-8 (atol 1e-10);
+* training time: the run's wall time (its epochs, each with its test evaluation), one torch thread.
+
+The discrete cell (``<family>-discrete``, Euler, one step of eps per sample) is the reference of
+the accuracy and time goals.  It is also the ``fixed`` recipe: a continuous model trained with
+Euler at one step per sample gap computes exactly the discrete cell (DESIGN.md), so its robustness
+is scored by integrating the cell's own field and readout as a ContinuousRNN.
+
+The grid is data (``TASKS``, ``FAMILY_EPS``, ``RECIPES``, ``SEEDS``), reduced from the research
+scale to fit one core for about 90 minutes (``REDUCTION``, written into the doc).  ``run`` goes
+through ``jobs()`` in priority order and skips rows already in runs.csv, so a killed study
+continues where it stopped (a run killed mid-way resumes from its last checkpoint); run
+directories go to docs/continuous/runs/ (not committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+OUT = ROOT / "docs" / "continuous"
+RUNS_CSV = OUT / "runs.csv"
+RUN_DIRS = OUT / "runs"
+DOC = ROOT / "docs" / "CONTINUOUS.md"
+
+# task key -> (label, task, loader options, epochs, batch size)
+TASKS: dict[str, tuple[str, str, dict, int, int]] = {
+    "digits": ("digits (64 steps)", "digits", {}, 15, 64),
+    "pdigits": ("permuted digits (64 steps)", "digits", {"permute": True}, 15, 64),
+    "mnist1d": ("MNIST-1D (40 steps)", "mnist1d", {}, 10, 128),
+}
+FAMILIES = ("lipschitz", "antisymmetric")
+# eps (time between samples): the values of the research runs, where a fixed-step model is far from
+# its ODE (Lipschitz eps 1: the eps selection of docs/RESULTS.md; Antisymmetric 0.3, and 0.1 on
+# MNIST-1D where 0.3 and 1 trained badly as discrete cells)
+FAMILY_EPS = {("lipschitz", "digits"): 1.0, ("lipschitz", "pdigits"): 1.0, ("lipschitz", "mnist1d"): 1.0,
+              ("antisymmetric", "digits"): 0.3, ("antisymmetric", "pdigits"): 0.3,
+              ("antisymmetric", "mnist1d"): 0.1}
+HIDDEN = 64
+LR = 3e-3
+PENALTY = 0.1
+STABLE_MARGIN = 0.01
+
+# recipe key -> (label, TrainConfig settings; "discrete" switches to the family's discrete cell)
+RECIPES: dict[str, tuple[str, dict]] = {
+    "discrete": ("discrete cell = fixed (Euler, 1 step/sample)", {"discrete": True, "method": "euler",
+                                                                  "recipe": "fixed"}),
+    "cycle": ("cycle (default set), RK4 as trained", {"recipe": "cycle", "method": "rk4"}),
+    "random": ("random (default set), RK4 as trained", {"recipe": "random", "method": "rk4"}),
+    "penalty": (f"penalty {PENALTY:g}, RK4", {"recipe": "penalty", "method": "rk4", "penalty": PENALTY}),
+    "stable": (f"stable_margin {STABLE_MARGIN:g}, cycle", {"recipe": "cycle", "method": "rk4",
+                                                            "stable_margin": STABLE_MARGIN}),
+}
+SEEDS = (0, 1, 2)
+# (recipe, seeds) tiers in the order they run: the reference and the recommended recipe at seed 0
+# everywhere first, then their other seeds, then the other recipes at one seed
+TIERS: list[tuple[tuple[str, ...], tuple[int, ...]]] = [
+    (("discrete", "cycle"), (0,)),
+    (("discrete", "cycle"), (1, 2)),
+    (("random", "penalty"), (0,)),
+    (("stable",), (0,)),
+]
+REDUCTION = (
+    "Reduced from the research scale (50 epochs on digits / permuted digits, 40 on MNIST-1D) to fit one "
+    "core for about 90 minutes: 15 epochs on digits and permuted digits, 10 on MNIST-1D (full training "
+    "and test splits, hidden size 64, Adam lr 3e-3, lr x 0.1 after 90% of the epochs); the discrete cell "
+    "and `cycle` at 3 seeds, `random` and `penalty` at seed 0 only, `stable` (the stable_margin "
+    "parametrisation, Lipschitz only) at seed 0 only; runs go in that order and the report uses what "
+    "finished by the deadline.")
+
+FIELDS = ["key", "task", "family", "recipe", "seed", "model", "method", "eps", "epochs", "batch_size",
+          "recipe_solvers", "penalty", "stable_margin", "parameters", "as_trained", "euler_h4", "midpoint_h",
+          "rk4_h", "dopri5", "max_drop", "worst", "disc_error", "train_seconds", "eval_seconds", "command",
+          "finished"]
+SCORE_COLUMNS = (("euler h/4", "euler_h4"), ("midpoint h", "midpoint_h"), ("rk4 h", "rk4_h"),
+                 ("dopri5 rtol 1e-06", "dopri5"))
+
+
+def make_config(task_key: str, family: str, recipe: str, seed: int):
+    from neuralode_rnn.training import TrainConfig
+
+    _, task, options, epochs, batch = TASKS[task_key]
+    settings = dict(RECIPES[recipe][1])
+    model = family + ("-discrete" if settings.pop("discrete", False) else "")
+    return TrainConfig(task=task, task_options=dict(options), model=model, hidden_size=HIDDEN,
+                       eps=FAMILY_EPS[(family, task_key)], lr=LR, epochs=epochs, batch_size=batch, seed=seed,
+                       run_dir=str(RUN_DIRS / f"{task_key}__{family}__{recipe}__s{seed}"), quiet=True, threads=1,
+                       **settings)
+
+
+def command_for(config) -> str:
+    """The ``neuralode-rnn train`` command of a run."""
+    parts = ["neuralode-rnn train", f"--task {config.task}"]
+    if config.task_options.get("permute"):
+        parts.append("--permute")
+    parts += [f"--model {config.model}", f"--method {config.method}", f"--eps {config.eps:g}",
+              f"--hidden-size {config.hidden_size}", f"--lr {config.lr:g}", f"--epochs {config.epochs}",
+              f"--batch-size {config.batch_size}", f"--seed {config.seed}"]
+    if not config.model.endswith("-discrete"):
+        parts.append(f"--recipe {config.recipe}")
+    if config.recipe in ("cycle", "random") and config.recipe_solvers:
+        parts.append(f"--recipe-solvers {config.recipe_solvers}")
+    if config.penalty:
+        parts.append(f"--penalty {config.penalty:g}")
+    if config.stable_margin is not None:
+        parts.append(f"--stable-margin {config.stable_margin:g}")
+    parts += ["--threads 1", f"--run-dir docs/continuous/runs/{Path(config.run_dir).name}"]
+    return " ".join(parts)
+
+
+def jobs() -> list[tuple[str, str, str, int]]:
+    out = []
+    for recipes, seeds in TIERS:
+        for seed in seeds:
+            for task in TASKS:
+                for family in FAMILIES:
+                    for recipe in recipes:
+                        if recipe == "stable" and family != "lipschitz":
+                            continue
+                        out.append((task, family, recipe, seed))
+    return out
+
+
+def key_of(job) -> str:
+    return "__".join(map(str, job))
+
+
+def read_rows() -> list[dict]:
+    if not RUNS_CSV.exists():
+        return []
+    with open(RUNS_CSV, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def append_row(row: dict) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    new = not RUNS_CSV.exists()
+    with open(RUNS_CSV, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS, lineterminator="\n")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _as_continuous(model):
+    """A ContinuousRNN sharing a discrete cell's field and readout, stepping like the cell
+    (Euler, one step per sample gap): the same function of the inputs (DESIGN.md)."""
+    import neuralode_rnn as nr
+
+    cell = model.cell
+    cont = nr.ContinuousRNN(cell.field, model.readout.out_features, method="euler")
+    cont.readout = model.readout
+    return cont
+
+
+def score(config, model, data) -> dict:
+    """As-trained accuracy, robustness score and discretisation error (float64, test split)."""
+    import torch
+
+    from neuralode_rnn.analysis.solver_robustness import solver_robustness
+    from neuralode_rnn.training import model_times
+
+    m = copy.deepcopy(model).double().eval()
+    if config.model.endswith("-discrete"):
+        m = _as_continuous(m)
+    test = data.test
+    values = test.values.double()
+    times = model_times(m, values, None, config.eps)
+    with torch.no_grad():
+        r = solver_robustness(m, values, times, test.targets)
+        v = values[:64]
+        t = model_times(m, v, None, config.eps)
+        path = m.path(v, t)
+        last = [v.shape[1] - 1]
+        h = m.solve_path(path, at=last)[:, -1]
+        saved = (m.method, m.step_size, m.rtol, m.atol)
+        m.method, m.step_size, m.rtol, m.atol = "dopri5", None, 1e-8, 1e-10
+        href = m.solve_path(path, at=last)[:, -1]
+        m.method, m.step_size, m.rtol, m.atol = saved
+    disc = float(((h - href).norm(dim=-1) / href.norm(dim=-1).clamp_min(1e-12)).mean())
+    out = {"as_trained": r.as_trained, "max_drop": r.max_drop, "worst": r.worst, "disc_error": disc}
+    for label, col in SCORE_COLUMNS:
+        out[col] = r.accuracies[label]
+    return out
+
+
+def run_one(job) -> dict:
+    import torch
+
+    from neuralode_rnn.training import RunDir, default_callbacks, load_data, train
+
+    task, family, recipe, seed = job
+    config = make_config(task, family, recipe, seed)
+    rd = RunDir(config.run_dir)
+    if rd.holds_run():
+        config.resume = True
+    torch.set_num_threads(1)
+    result = train(config, callbacks=default_callbacks(config, curves=False, progress=False, log=False))
+    c = result.config
+    data = load_data(c)
+    t0 = time.perf_counter()
+    s = score(c, result.model, data)
+    row = {"key": key_of(job), "task": task, "family": family, "recipe": recipe, "seed": seed, "model": c.model,
+           "method": c.method, "eps": c.eps, "epochs": c.epochs, "batch_size": c.batch_size,
+           "recipe_solvers": c.recipe_solvers or "", "penalty": c.penalty,
+           "stable_margin": "" if c.stable_margin is None else c.stable_margin, "parameters": result.parameters,
+           "train_seconds": result.rows[-1]["wall_seconds"], "eval_seconds": time.perf_counter() - t0,
+           "command": command_for(c), "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **s}
+    return row
+
+
+def run(workers: int) -> None:
+    if workers != 1:
+        raise ValueError(f"--workers must be 1 (the study's timings assume one run at a time); got {workers}")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    done = {r["key"] for r in read_rows()}
+    todo = [j for j in jobs() if key_of(j) not in done]
+    print(f"{len(todo)} of {len(jobs())} runs to do", flush=True)
+    for job in todo:
+        t0 = time.perf_counter()
+        row = run_one(job)
+        append_row(row)
+        print(f"{row['key']}: as trained {row['as_trained']:.3f}, max drop {row['max_drop']:.3f} ({row['worst']}), "
+              f"disc error {row['disc_error']:.2g}, train {row['train_seconds']:.0f} s, "
+              f"total {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def plan() -> None:
+    for i, job in enumerate(jobs()):
+        print(i, key_of(job), command_for(make_config(*job)))
+    print(REDUCTION)
+
+
+# ---------------------------------------------------------------------------------- report
+def _f(row, k):
+    return float(row[k])
+
+
+def _mean_sd(xs: list[float]) -> tuple[float, float]:
+    m = sum(xs) / len(xs)
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else float("nan")
+    return m, sd
+
+
+def _pct(m: float, sd: float) -> str:
+    return f"{100 * m:.1f}" + ("" if math.isnan(sd) else f" ± {100 * sd:.1f}")
+
+
+def summary(rows: list[dict]) -> dict:
+    """(task, family, recipe) -> means over seeds."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["task"], r["family"], r["recipe"]), []).append(r)
+    out = {}
+    for k, rs in groups.items():
+        s = {"n": len(rs)}
+        for col in ("as_trained", "euler_h4", "midpoint_h", "rk4_h", "dopri5", "max_drop", "disc_error",
+                    "train_seconds"):
+            s[col] = _mean_sd([_f(r, col) for r in rs])
+        s["max_drop_worst_seed"] = max(_f(r, "max_drop") for r in rs)
+        out[k] = s
+    return out
+
+
+def report() -> str:
+    rows = read_rows()
+    summ = summary(rows)
+    lines = [
+        "# Continuous models that are the ODE: training recipes (issue 11)", "",
+        "Generated by `python scripts/continuous.py report` from `docs/continuous/runs.csv` (every run: its "
+        "settings, scores and the `neuralode-rnn train` command that trains it); the runs come from "
+        "`python scripts/continuous.py run --workers 1`. The protocol is in the script's docstring.", "",
+        "**Question.** A continuous RNN trained with one Euler step per sample is its discrete cell: the same "
+        "weights lose most of their accuracy under another solver. Which training recipe gives weights whose "
+        "accuracy does not depend on the solver, at what cost in accuracy and training time?", "",
+        "**Recipes** (`--recipe`, `neuralode_rnn.training.recipes`): `discrete` is the discrete cell, i.e. the "
+        "`fixed` recipe with Euler at one step per sample; `cycle`/`random` train each batch with the next / a "
+        "random solver of `euler:3,euler:5,heun,midpoint,ralston,rk4,rk38` and are evaluated with RK4 at one "
+        "step per sample gap; `penalty` trains with RK4 and adds "
+        f"{PENALTY:g} x the Heun-Euler local-error estimate; `stable` is `cycle` on a Lipschitz field with "
+        f"`stable_margin {STABLE_MARGIN:g}` (contracting for every parameter value).", "",
+        f"**Reduction.** {REDUCTION}", "",
+        "**Columns.** Test accuracy in % (mean ± sd over the seeds run; n = seeds): as trained, then the same "
+        "weights under Euler at h/4, midpoint h, RK4 h and dopri5 (rtol 1e-6); max drop = the largest loss "
+        "from as trained (the robustness score, mean over seeds; worst seed in brackets); disc. error = "
+        "|h_T - h_T*| / |h_T*| of the final state under the training solver against dopri5 at rtol 1e-8; "
+        "time = training wall time in seconds (one thread, epochs with their test evaluation) on a shared "
+        "2-core machine.", "",
+    ]
+    for task, (label, *_rest) in TASKS.items():
+        lines += [f"## {label}", "",
+                  "| family | recipe | n | as trained | euler h/4 | midpoint h | rk4 h | dopri5 | max drop (worst) "
+                  "| disc. error | time (s) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for family in FAMILIES:
+            for recipe in RECIPES:
+                s = summ.get((task, family, recipe))
+                if s is None:
+                    continue
+                cells = [_pct(*s[c]) for c in ("as_trained", "euler_h4", "midpoint_h", "rk4_h", "dopri5")]
+                lines.append(f"| {family} | {recipe} | {s['n']} | " + " | ".join(cells)
+                             + f" | {100 * s['max_drop'][0]:.1f} ({100 * s['max_drop_worst_seed']:.1f}) "
+                             f"| {s['disc_error'][0]:.2g} | {s['train_seconds'][0]:.0f} |")
+        lines.append("")
+    lines += goals(summ)
+    missing = [key_of(j) for j in jobs() if key_of(j) not in {r["key"] for r in rows}]
+    if missing:
+        lines += ["", f"**Not run** (the deadline stopped the study first): {len(missing)} of {len(jobs())} runs: "
+                  + ", ".join(f"`{k}`" for k in missing) + ".", ""]
+    text = "\n".join(lines) + "\n"
+    DOC.write_text(text)
+    return text
+
+
+def goals(summ: dict) -> list[str]:
+    """The issue's goals, checked against the summary of the best recipe per (task, family)."""
+    out = ["## The goals", "",
+           "Best recipe = the continuous recipe with the smallest mean max drop on that task and family (ties: "
+           "higher as-trained accuracy). Goal 1: max drop <= 1 point under every solver of the score. Goal 2: "
+           "as-trained accuracy within 1 point of the discrete cell's (the best discrete cell of this grid: "
+           "Euler, one step per sample, at the eps of the row) at <= 2x its training time.", "",
+           "| task | family | best recipe | n | max drop (worst seed) | goal 1 | as trained vs discrete | "
+           "time ratio | goal 2 |", "|---|---|---|---|---|---|---|---|---|"]
+    for task in TASKS:
+        for family in FAMILIES:
+            cands = [(r, summ[(task, family, r)]) for r in RECIPES
+                     if r != "discrete" and (task, family, r) in summ]
+            ref = summ.get((task, family, "discrete"))
+            if not cands:
+                out.append(f"| {task} | {family} | (no continuous run finished) | | | | | | |")
+                continue
+            recipe, s = min(cands, key=lambda x: (round(x[1]["max_drop"][0], 4), -x[1]["as_trained"][0]))
+            drop = s["max_drop"][0]
+            g1 = "reached" if drop <= 0.01 else f"missed by {100 * (drop - 0.01):.1f} points"
+            if ref is None:
+                out.append(f"| {task} | {family} | {recipe} | {s['n']} | {100 * drop:.1f} "
+                           f"({100 * s['max_drop_worst_seed']:.1f}) | {g1} | (no discrete run) | | |")
+                continue
+            gap = s["as_trained"][0] - ref["as_trained"][0]
+            ratio = s["train_seconds"][0] / ref["train_seconds"][0]
+            acc_ok, time_ok = gap >= -0.01, ratio <= 2.0
+            g2 = "reached" if acc_ok and time_ok else "missed: " + ", ".join(
+                ([f"accuracy {100 * (-gap - 0.01):.1f} points short"] if not acc_ok else [])
+                + ([f"time {ratio:.1f}x > 2x"] if not time_ok else []))
+            out.append(f"| {task} | {family} | {recipe} | {s['n']} | {100 * drop:.1f} "
+                       f"({100 * s['max_drop_worst_seed']:.1f}) | {g1} | {100 * s['as_trained'][0]:.1f} vs "
+                       f"{100 * ref['as_trained'][0]:.1f} ({100 * gap:+.1f}) | {ratio:.1f}x | {g2} |")
+    return out + [""]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="train and score every missing run (docs/continuous/runs.csv)")
+    p.add_argument("--workers", type=int, default=1, help="must be 1 (timings are of one run at a time)")
+    sub.add_parser("report", help="write docs/CONTINUOUS.md from runs.csv")
+    sub.add_parser("plan", help="print the runs in order and the reduction")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        run(args.workers)
+    elif args.command == "report":
+        print(report())
+    else:
+        plan()
+
+
+if __name__ == "__main__":
+    main()
