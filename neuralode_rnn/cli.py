@@ -209,6 +209,10 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--atol", type=positive(float, "--atol"))
     p.add_argument("--batch-size", type=positive(int, "--batch-size"), help="default: the run's eval batch size")
     p.add_argument("--split", choices=("test", "train"), default="test")
+    p.add_argument("--robustness", action=argparse.BooleanOptionalAction, default=True,
+                   help="continuous classifiers: also the solver-robustness score (accuracy of the same weights "
+                        "under euler h/4, midpoint h, rk4 h, dopri5 rtol 1e-6, and the largest drop; default on)")
+    p.add_argument("--out", metavar="FILE", help="also write the results as JSON to FILE")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -240,11 +244,42 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
         out = evaluate(model, split, data.kind, config.eps, batch_size, dtype=getattr(__import__("torch"), config.dtype),
                        progress=progress)
-    seconds = time.perf_counter() - t0
-    acc = "" if out["accuracy"] is None else f" accuracy {out['accuracy']:.4f}"
-    print(f"{config.label}, {args.split}: loss {out['loss']:.4f}{acc} nfe/batch {out['nfe']:.0f} "
-          f"parameters {count_parameters(model)} {seconds:.1f}s")
+        seconds = time.perf_counter() - t0
+        acc = "" if out["accuracy"] is None else f" accuracy {out['accuracy']:.4f}"
+        print(f"{config.label}, {args.split}: loss {out['loss']:.4f}{acc} nfe/batch {out['nfe']:.0f} "
+              f"parameters {count_parameters(model)} {seconds:.1f}s")
+        result = {"run_dir": args.run_dir, "checkpoint": args.checkpoint, "split": args.split,
+                  "config": config.to_dict(), "seconds": seconds, **out}
+        if args.robustness:
+            result["robustness"] = _robustness(model, config, data, split, beat)
+    if args.out:
+        import json
+
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
     return 0
+
+
+def _robustness(model, config, data, split, beat) -> dict:
+    """The solver-robustness score of a continuous classifier on ``split`` (printed), or why not."""
+    from .analysis.solver_robustness import format_robustness, solver_robustness
+    from .training import model_times
+    from .zoo import is_continuous
+
+    if not is_continuous(model) or data.kind != "classification":
+        why = ("a discrete model has no solver to change" if not is_continuous(model)
+               else f"the score is an accuracy; a {data.kind} task has none")
+        print(f"solver robustness: not applicable ({why})")
+        return {"not_applicable": why}
+    import torch
+
+    beat.update("solver robustness: the same weights under euler h/4, midpoint, rk4, dopri5")
+    values = split.values.to(getattr(torch, config.dtype))
+    times = None if split.times is None else split.times.to(values.dtype)
+    with torch.no_grad():
+        r = solver_robustness(model.eval(), values, model_times(model, values, times, config.eps), split.targets)
+    print(format_robustness(r))
+    return r.as_dict()
 
 
 # ------------------------------------------------------------------------------- list

@@ -37,7 +37,8 @@ import solvers
 
 from .solver_comparison import cross_solver_accuracy, typical_gap
 
-__all__ = ["ROBUSTNESS_SETTINGS", "RobustnessSetting", "SolverRobustness", "solver_robustness", "training_step"]
+__all__ = ["ROBUSTNESS_SETTINGS", "RobustnessSetting", "SolverRobustness", "format_robustness", "solver_robustness",
+           "training_step"]
 
 
 @dataclass(frozen=True)
@@ -167,3 +168,13 @@ def solver_robustness(model: nn.Module, values: Tensor, times: Tensor | None, ta
     worst = max(drops, key=drops.get)
     return SolverRobustness(method=base.method, step=step, as_trained=as_trained, accuracies=accuracies, drops=drops,
                             max_drop=drops[worst], worst=worst, samples=int(values.shape[0]))
+
+
+def format_robustness(r: SolverRobustness) -> str:
+    """The score as printed by ``evaluate`` and ``compare-solvers``: one line per solver, then the
+    largest drop, e.g. ``  rk4 h        0.9417  -0.0028``."""
+    lines = [f"solver robustness ({r.samples} samples, h = {r.step:g}; accuracy, change from as trained):",
+             f"  {'as trained (' + r.method + ')':<22}{r.as_trained:>8.4f}"]
+    lines += [f"  {label:<22}{acc:>8.4f}{acc - r.as_trained:>+9.4f}" for label, acc in r.accuracies.items()]
+    lines.append(f"  max drop {r.max_drop:.4f} ({100 * r.max_drop:.1f} points, {r.worst})")
+    return "\n".join(lines)
