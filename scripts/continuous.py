@@ -353,10 +353,9 @@ def report() -> str:
         "(the `discrete` rows), not the best discrete cell over eps and schemes of docs/RESULTS.md, which this "
         "grid does not run. Since the solver engine (issue 9) `rk38` is an alias of `rk4` (Kutta's 3/8 rule), "
         "so the solver set takes the 3/8 rule twice per round and the classical RK4 (`rk4_classic`) not at "
-        "all; the research runs before the engine took each once. With the reduced epochs every model is "
-        "further from convergence than at the research scale (there, `cycle` reached 90-95% on digits with "
-        "max drops of 0-2 points), and the continuous recipes more so than the discrete cell (their loss "
-        "mixes seven solvers).", "",
+        "all; the research runs before the engine took each once. With the reduced epochs the models are "
+        "not converged; the `-2x` rows (twice the epochs, seed 0, where they finished) show how much the "
+        "comparison moves with training.", "",
         "**Columns.** Test accuracy in % (mean ± sd over the seeds run; n = seeds): as trained, then the same "
         "weights under Euler at h/4, midpoint h, RK4 h and dopri5 (rtol 1e-6); max drop = the largest loss "
         "from as trained (the robustness score, mean over seeds; worst seed in brackets); disc. error = "
