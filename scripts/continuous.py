@@ -70,6 +70,7 @@ HIDDEN = 64
 LR = 3e-3
 PENALTY = 0.1
 STABLE_MARGIN = 0.01
+CHEAP_SOLVERS = "euler:2,euler:3,heun,midpoint,ralston"
 
 # recipe key -> (label, TrainConfig settings; "discrete" switches to the family's discrete cell)
 RECIPES: dict[str, tuple[str, dict]] = {
@@ -84,6 +85,10 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "discrete-2x": ("discrete cell, 2x epochs", {"discrete": True, "method": "euler", "recipe": "fixed",
                                                  "epochs_factor": 2}),
     "cycle-2x": ("cycle, 2x epochs", {"recipe": "cycle", "method": "rk4", "epochs_factor": 2}),
+    # a cheaper set (2.2 evaluations per step on average against 3.1) aimed at the time goal, as trained
+    # with midpoint (2 evaluations)
+    "cheap-2x": ("cycle of euler:2,euler:3,heun,midpoint,ralston; midpoint as trained; 2x epochs",
+                 {"recipe": "cycle", "method": "midpoint", "recipe_solvers": CHEAP_SOLVERS, "epochs_factor": 2}),
 }
 SEEDS = (0, 1, 2)
 # (recipe, seeds) tiers in the order they run: the reference and the recommended recipe at seed 0
@@ -95,6 +100,7 @@ TIERS: list[tuple[tuple[str, ...], tuple[int, ...]]] = [
     (("stable",), (0,)),
     (("discrete-2x", "cycle-2x"), (0,)),
     (("discrete-2x", "cycle-2x"), (1, 2)),
+    (("cheap-2x",), (0,)),
 ]
 REDUCTION = (
     "Reduced from the research scale (50 epochs on digits / permuted digits, 40 on MNIST-1D) to fit one "
@@ -102,8 +108,8 @@ REDUCTION = (
     "and test splits, hidden size 64, Adam lr 3e-3, lr x 0.1 after 90% of the epochs); the discrete cell "
     "and `cycle` at 3 seeds, `random` and `penalty` at seed 0 only, `stable` (the stable_margin "
     "parametrisation, Lipschitz only) at seed 0 only; then, time permitting, the discrete cell and "
-    "`cycle` at twice the epochs (50 / 50 / 30; `discrete-2x`, `cycle-2x`), seed 0, then seeds 1 and 2. "
-    "Runs go in that order and the report uses what finished by the deadline.")
+    "`cycle` at twice the epochs (50 / 50 / 30; `discrete-2x`, `cycle-2x`), seed 0, then seeds 1 and 2, then "
+    "a cheaper solver set (`cheap-2x`, seed 0). Runs go in that order and the report uses what finished by the deadline.")
 
 FIELDS = ["key", "task", "family", "recipe", "seed", "model", "method", "eps", "epochs", "batch_size",
           "recipe_solvers", "penalty", "stable_margin", "parameters", "as_trained", "euler_h4", "midpoint_h",
@@ -298,6 +304,9 @@ def summary(rows: list[dict]) -> dict:
                     "train_seconds", "train_cpu_seconds"):
             s[col] = _mean_sd([_f(r, col) for r in rs])
         s["max_drop_worst_seed"] = max(_f(r, "max_drop") for r in rs)
+        # the accuracy one can count on whatever the solver: the lowest of the five, mean over seeds
+        s["worst_solver"] = _mean_sd([min(_f(r, c) for c in ("as_trained", "euler_h4", "midpoint_h", "rk4_h",
+                                                             "dopri5")) for r in rs])
         out[k] = s
     return out
 
@@ -390,41 +399,63 @@ def report() -> str:
     return text
 
 
+SCALES = (("", "the reduced epochs (25 / 25 / 15)"), ("-2x", "twice the epochs (50 / 50 / 30)"))
+
+
 def goals(summ: dict) -> list[str]:
-    """The issue's goals, checked against the summary of the best recipe per (task, family)."""
+    """The issue's goals, checked per epoch scale: the best recipe per (task, family), and each
+    recipe's worst cell (the goal asks for one recipe on all tasks and both families)."""
     out = ["## The goals", "",
-           "Best recipe = the continuous recipe with the smallest mean max drop on that task and family (ties: "
-           "higher as-trained accuracy). Goal 1: max drop <= 1 point under every solver of the score. Goal 2: "
-           "as-trained accuracy within 1 point of the discrete cell's (the best discrete cell of this grid: "
-           "Euler, one step per sample, at the eps of the row) at <= 2x its training time.", "",
-           "| task | family | best recipe | n | max drop (worst seed) | goal 1 | as trained vs discrete | "
-           "time ratio | goal 2 |", "|---|---|---|---|---|---|---|---|---|"]
-    for task in TASKS:
-        for family in FAMILIES:
-            cands = [(r, summ[(task, family, r)]) for r in RECIPES
-                     if not r.startswith("discrete") and (task, family, r) in summ]
-            if not cands:
-                out.append(f"| {task} | {family} | (no continuous run finished) | | | | | | |")
-                continue
-            recipe, s = min(cands, key=lambda x: (round(x[1]["max_drop"][0], 4), -x[1]["as_trained"][0]))
-            # the reference: the discrete cell trained for as many epochs
-            ref = summ.get((task, family, "discrete-2x" if recipe.endswith("-2x") else "discrete"))
-            drop = s["max_drop"][0]
-            g1 = "reached" if drop <= 0.01 else f"missed by {100 * (drop - 0.01):.1f} points"
-            if ref is None:
-                out.append(f"| {task} | {family} | {recipe} | {s['n']} | {100 * drop:.1f} "
-                           f"({100 * s['max_drop_worst_seed']:.1f}) | {g1} | (no discrete run) | | |")
-                continue
-            gap = s["as_trained"][0] - ref["as_trained"][0]
-            ratio = s["train_cpu_seconds"][0] / ref["train_cpu_seconds"][0]
-            acc_ok, time_ok = gap >= -0.01, ratio <= 2.0
-            g2 = "reached" if acc_ok and time_ok else "missed: " + ", ".join(
-                ([f"accuracy {100 * (-gap - 0.01):.1f} points short"] if not acc_ok else [])
-                + ([f"time {ratio:.1f}x > 2x"] if not time_ok else []))
-            out.append(f"| {task} | {family} | {recipe} | {s['n']} | {100 * drop:.1f} "
-                       f"({100 * s['max_drop_worst_seed']:.1f}) | {g1} | {100 * s['as_trained'][0]:.1f} vs "
-                       f"{100 * ref['as_trained'][0]:.1f} ({100 * gap:+.1f}) | {ratio:.1f}x | {g2} |")
-    return out + [""]
+           "Per epoch scale, the best recipe of a task and family = the continuous recipe with the highest "
+           "worst-solver accuracy there (the lowest of its five accuracies, as trained and under the four "
+           "solvers of the score, mean over seeds): a recipe whose model predicts one class has no drop, so the "
+           "drop alone cannot rank recipes. Goal 1: max drop <= 1 point under every solver of "
+           "the score. Goal 2: as-trained accuracy within 1 point of the discrete cell's (here the Euler cell "
+           "trained for as many epochs at the eps of the row, see the caveats) at <= 2x its training time "
+           "(CPU seconds, means over seeds).", ""]
+    for suffix, label in SCALES:
+        recipes = [r for r in RECIPES if not r.startswith("discrete") and r.endswith(suffix)
+                   and (suffix or not r.endswith("-2x"))]
+        if not any((t, f, r) in summ for t in TASKS for f in FAMILIES for r in recipes):
+            continue
+        out += [f"### At {label}", "",
+                "| task | family | best recipe | n | worst-solver accuracy | max drop (worst seed) | goal 1 | "
+                "as trained vs discrete | time ratio | goal 2 |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for task in TASKS:
+            for family in FAMILIES:
+                cands = [(r, summ[(task, family, r)]) for r in recipes if (task, family, r) in summ]
+                if not cands:
+                    out.append(f"| {task} | {family} | (no continuous run finished) | | | | | | | |")
+                    continue
+                recipe, s = max(cands, key=lambda x: x[1]["worst_solver"][0])
+                out.append(_goal_row(task, family, recipe, s, summ.get((task, family, "discrete" + suffix))))
+        out.append("")
+        for r in recipes:
+            cells = [summ.get((t, f, r)) for t in TASKS for f in FAMILIES]
+            if all(c is not None for c in cells):
+                worst = max(c["max_drop"][0] for c in cells)
+                ok = sum(c["max_drop"][0] <= 0.01 for c in cells)
+                out.append(f"- `{r}` on all six task/family cells: mean max drop <= 1 point in {ok} of 6, worst "
+                           f"{100 * worst:.1f} points (goal 1 {'reached' if worst <= 0.01 else 'missed'}).")
+        out.append("")
+    return out
+
+
+def _goal_row(task: str, family: str, recipe: str, s: dict, ref: dict | None) -> str:
+    drop = s["max_drop"][0]
+    g1 = "reached" if drop <= 0.01 else f"missed by {100 * (drop - 0.01):.1f} points"
+    head = (f"| {task} | {family} | {recipe} | {s['n']} | {100 * s['worst_solver'][0]:.1f} | {100 * drop:.1f} "
+            f"({100 * s['max_drop_worst_seed']:.1f}) | {g1} ")
+    if ref is None:
+        return head + "| (no discrete run) | | |"
+    gap = s["as_trained"][0] - ref["as_trained"][0]
+    ratio = s["train_cpu_seconds"][0] / ref["train_cpu_seconds"][0]
+    acc_ok, time_ok = gap >= -0.01, ratio <= 2.0
+    g2 = "reached" if acc_ok and time_ok else "missed: " + ", ".join(
+        ([f"accuracy {100 * (-gap - 0.01):.1f} points short"] if not acc_ok else [])
+        + ([f"time {ratio:.1f}x > 2x"] if not time_ok else []))
+    return head + (f"| {100 * s['as_trained'][0]:.1f} vs {100 * ref['as_trained'][0]:.1f} ({100 * gap:+.1f}) "
+                   f"| {ratio:.1f}x | {g2} |")
 
 
 def main(argv: list[str] | None = None) -> None:
