@@ -268,7 +268,7 @@ def _robustness(model, config, data, split, beat) -> dict:
 
     if not is_continuous(model) or data.kind != "classification":
         why = ("a discrete model has no solver to change" if not is_continuous(model)
-               else f"the score is an accuracy; a {data.kind} task has none")
+               else f"the score is defined for classification (one label per sequence); this is a {data.kind} task")
         print(f"solver robustness: not applicable ({why})")
         return {"not_applicable": why}
     import torch

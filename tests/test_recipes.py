@@ -248,3 +248,13 @@ def test_compare_solvers_reports_the_robustness_score(tiny_run, tmp_path, capsys
                  "--out", str(tmp_path)]) == 0
     assert "solver robustness (16 samples" in capsys.readouterr().out
     _check_score(json.loads((tmp_path / "solver_comparison.json").read_text())["robustness"])
+
+
+def test_evaluate_says_why_the_score_does_not_apply(tmp_path, capsys):
+    run = tmp_path / "disc"
+    main(["train", "--task", "digits", "--n-train", "16", "--n-test", "8", "--hidden-size", "4", "--epochs", "1",
+          "--model", "lipschitz-discrete", "--threads", "1", "--quiet", "--run-dir", str(run)])
+    assert main(["evaluate", str(run), "--out", str(tmp_path / "e.json")]) == 0
+    assert "solver robustness: not applicable (a discrete model has no solver to change)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "e.json").read_text())["robustness"] == {
+        "not_applicable": "a discrete model has no solver to change"}

@@ -198,7 +198,7 @@ def _solver_robustness(run, n: int, beat) -> dict:
     from .solver_robustness import format_robustness, solver_robustness
 
     if run.kind != "classification":
-        why = f"the score is an accuracy; a {run.kind} task has none"
+        why = f"the score is defined for classification (one label per sequence); this is a {run.kind} task"
         print(f"\nsolver robustness: not applicable ({why})")
         return {"not_applicable": why}
     beat.update("solver robustness: the same weights under euler h/4, midpoint, rk4, dopri5")
