@@ -103,6 +103,7 @@ TIERS: list[tuple[tuple[str, ...], tuple[int, ...]]] = [
     (("discrete-2x", "cycle-2x"), (1, 2)),
     (("cheap-2x",), (0,)),
     (("random-2x",), (0,)),
+    (("random-2x",), (1, 2)),
 ]
 REDUCTION = (
     "Reduced from the research scale (50 epochs on digits / permuted digits, 40 on MNIST-1D) to fit one "
@@ -111,7 +112,7 @@ REDUCTION = (
     "and `cycle` at 3 seeds, `random` and `penalty` at seed 0 only, `stable` (the stable_margin "
     "parametrisation, Lipschitz only) at seed 0 only; then, time permitting, the discrete cell and "
     "`cycle` at twice the epochs (50 / 50 / 30; `discrete-2x`, `cycle-2x`), seed 0, then seeds 1 and 2, then "
-    "a cheaper solver set (`cheap-2x`, seed 0), then `random-2x` (seed 0). Runs go in that order and the report uses what finished by the deadline.")
+    "a cheaper solver set (`cheap-2x`, seed 0), then `random-2x` (seed 0, then 1 and 2). Runs go in that order and the report uses what finished by the deadline.")
 
 FIELDS = ["key", "task", "family", "recipe", "seed", "model", "method", "eps", "epochs", "batch_size",
           "recipe_solvers", "penalty", "stable_margin", "parameters", "as_trained", "euler_h4", "midpoint_h",
