@@ -322,7 +322,7 @@ def plot(rows: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    markers = dict(zip(RECIPES, "osD^vPX"))
+    markers = dict(zip(RECIPES, "osD^vPX*h<>p"))
     colours = dict(zip(TASKS, ("C0", "C1", "C2")))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in rows:
@@ -456,9 +456,9 @@ def _goal_row(task: str, family: str, recipe: str, s: dict, ref: dict | None) ->
     acc_ok, time_ok = gap >= -0.01, ratio <= 2.0
     g2 = "reached" if acc_ok and time_ok else "missed: " + ", ".join(
         ([f"accuracy {100 * (-gap - 0.01):.1f} points short"] if not acc_ok else [])
-        + ([f"time {ratio:.1f}x > 2x"] if not time_ok else []))
+        + ([f"time {ratio:.2f}x > 2x"] if not time_ok else []))
     return head + (f"| {100 * s['as_trained'][0]:.1f} vs {100 * ref['as_trained'][0]:.1f} ({100 * gap:+.1f}) "
-                   f"| {ratio:.1f}x | {g2} |")
+                   f"| {ratio:.2f}x | {g2} |")
 
 
 def main(argv: list[str] | None = None) -> None:
