@@ -2,7 +2,10 @@
 
 Each image is read as a 64-step sequence of pixels (D = 1), one pixel per time step at
 t_k = eps * k, held over each step ("hold" input): with one step of eps per pixel this is exactly
-the Lipschitz RNN paper's RK2 cell.  The data ships with scikit-learn, so this runs offline.
+the Lipschitz RNN paper's RK2 cell.  It trains with the zoo's default recipe for continuous models
+(``cycle``: each batch with the next solver of a set, docs/CONTINUOUS.md) and is evaluated with
+RK2, so the weights are those of the ODE, not of one discretisation.  The data ships with
+scikit-learn, so this runs offline.
 
 It trains with the library's training stack (``neuralode_rnn.training``), so the run has its own
 directory (a fresh ``runs/digits-lipschitz-<date>-<time>`` per run, never shared) with

@@ -46,6 +46,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     from .data import TASKS
     from .paths import INTERPOLATIONS
     from .training import OPTIMIZERS, SCHEDULES, TASK_DEFAULTS
+    from .training.recipes import DEFAULT_RECIPE_SOLVERS, RECIPES
     from .zoo import MODELS
 
     g = p.add_argument_group("task")
@@ -63,9 +64,10 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="model (default lipschitz); X-discrete is the discrete cell of X; see `list models`")
     g.add_argument("--hidden-size", type=positive(int, "--hidden-size"), default=64,
                    help="hidden units N (default 64; the papers use 128 on MNIST)")
-    g.add_argument("--method", choices=sorted(solvers.METHODS), default="euler",
-                   help="solver of a continuous model, one-step scheme of a discrete cell (default euler: the "
-                        "papers' cells; midpoint is the Lipschitz RNN's RK2)")
+    g.add_argument("--method", choices=sorted(solvers.METHODS), default=None,
+                   help="solver of a continuous model, one-step scheme of a discrete cell (default rk4 for a "
+                        "continuous model under --recipe cycle/random, the solver it is evaluated with; else euler: "
+                        "the papers' cells; midpoint is the Lipschitz RNN's RK2)")
     g.add_argument("--eps", type=positive(float, "--eps"),
                    help="time between samples (default: the paper value of the family: Lipschitz 0.03, "
                         "Antisymmetric 0.1, unitary and CTRNN 1)")
@@ -88,6 +90,18 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                         "evaluated without noise); default 0, no noise")
     g.add_argument("--noise", choices=("additive", "multiplicative"), default="additive",
                    help="diffusion of --noise-sigma: sigma dB or sigma diag(h) dB (default additive)")
+
+    g.add_argument("--stable-margin", type=positive(float, "--stable-margin"),
+                   help="Lipschitz: a field contracting at rate >= this for every parameter value (default off)")
+    g.add_argument("--recipe", choices=RECIPES, default=None,
+                   help="training recipe of a continuous model (default: the zoo's, cycle for continuous models, "
+                        "fixed for the others): fixed = the model's own solver; cycle/random = each batch with "
+                        "the next/a random solver of --recipe-solvers, evaluated with --method; penalty = own "
+                        "solver plus --penalty x a local-error estimate")
+    g.add_argument("--recipe-solvers", metavar="LIST", type=_recipe_solvers_type,
+                   help=f"cycle/random: method[:substeps] entries (default {DEFAULT_RECIPE_SOLVERS})")
+    g.add_argument("--penalty", type=positive(float, "--penalty"),
+                   help="recipe penalty: weight of the Heun-Euler local-error term (required with --recipe penalty)")
 
     g = p.add_argument_group("optimisation")
     g.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adam",
@@ -123,6 +137,17 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
 
 
+def _recipe_solvers_type(text: str) -> str:
+    """--recipe-solvers: checked when parsed, so a bad entry names the flag."""
+    from .training.recipes import parse_recipe_solvers
+
+    try:
+        parse_recipe_solvers(text, "--recipe-solvers")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _train_config(args: argparse.Namespace):
     from .training import TrainConfig
 
@@ -136,7 +161,8 @@ def _train_config(args: argparse.Namespace):
         task=args.task, model=args.model, task_options=options, drop=args.drop, hidden_size=args.hidden_size,
         method=args.method, eps=args.eps, step_size=args.step_size, rtol=args.rtol, atol=args.atol,
         gradient=args.gradient, interpolation=args.interpolation, beta=args.beta, gamma=args.gamma,
-        noise_sigma=args.noise_sigma, noise=args.noise,
+        noise_sigma=args.noise_sigma, noise=args.noise, stable_margin=args.stable_margin, recipe=args.recipe,
+        recipe_solvers=args.recipe_solvers, penalty=args.penalty or 0.0,
         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,
         clip=args.clip, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         validation=args.validation,
@@ -183,6 +209,10 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--atol", type=positive(float, "--atol"))
     p.add_argument("--batch-size", type=positive(int, "--batch-size"), help="default: the run's eval batch size")
     p.add_argument("--split", choices=("test", "train"), default="test")
+    p.add_argument("--robustness", action=argparse.BooleanOptionalAction, default=True,
+                   help="continuous classifiers: also the solver-robustness score (accuracy of the same weights "
+                        "under euler h/4, midpoint h, rk4 h, dopri5 rtol 1e-6, and the largest drop; default on)")
+    p.add_argument("--out", metavar="FILE", help="also write the results as JSON to FILE")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -214,11 +244,42 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
         out = evaluate(model, split, data.kind, config.eps, batch_size, dtype=getattr(__import__("torch"), config.dtype),
                        progress=progress)
-    seconds = time.perf_counter() - t0
-    acc = "" if out["accuracy"] is None else f" accuracy {out['accuracy']:.4f}"
-    print(f"{config.label}, {args.split}: loss {out['loss']:.4f}{acc} nfe/batch {out['nfe']:.0f} "
-          f"parameters {count_parameters(model)} {seconds:.1f}s")
+        seconds = time.perf_counter() - t0
+        acc = "" if out["accuracy"] is None else f" accuracy {out['accuracy']:.4f}"
+        print(f"{config.label}, {args.split}: loss {out['loss']:.4f}{acc} nfe/batch {out['nfe']:.0f} "
+              f"parameters {count_parameters(model)} {seconds:.1f}s")
+        result = {"run_dir": args.run_dir, "checkpoint": args.checkpoint, "split": args.split,
+                  "config": config.to_dict(), "seconds": seconds, **out}
+        if args.robustness:
+            result["robustness"] = _robustness(model, config, data, split, beat)
+    if args.out:
+        import json
+
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
     return 0
+
+
+def _robustness(model, config, data, split, beat) -> dict:
+    """The solver-robustness score of a continuous classifier on ``split`` (printed), or why not."""
+    from .analysis.solver_robustness import format_robustness, solver_robustness
+    from .training import model_times
+    from .zoo import is_continuous
+
+    if not is_continuous(model) or data.kind != "classification":
+        why = ("a discrete model has no solver to change" if not is_continuous(model)
+               else f"the score is defined for classification (one label per sequence); this is a {data.kind} task")
+        print(f"solver robustness: not applicable ({why})")
+        return {"not_applicable": why}
+    import torch
+
+    beat.update("solver robustness: the same weights under euler h/4, midpoint, rk4, dopri5")
+    values = split.values.to(getattr(torch, config.dtype))
+    times = None if split.times is None else split.times.to(values.dtype)
+    with torch.no_grad():
+        r = solver_robustness(model.eval(), values, model_times(model, values, times, config.eps), split.targets)
+    print(format_robustness(r))
+    return r.as_dict()
 
 
 # ------------------------------------------------------------------------------- list

@@ -6,6 +6,10 @@
   shifts every eigenvalue left.
 * :func:`skew_diffusion`: the AntisymmetricRNN's W - W^T - gamma I (Chang et al., ICLR 2019, eq. 6):
   eigenvalues -gamma + i omega, so forward Euler is stable for small gamma > 0.
+* Bounds that hold for every parameter value, for fields that must stay well-behaved ODEs under any
+  solver (see the fields' ``stable_margin`` / ``max_norm`` options): :func:`spectral_norm`,
+  :func:`norm_bounded` (a matrix scaled down to a spectral norm bound) and
+  :func:`contraction_shift` (the shift that makes the Lipschitz RNN's contraction condition true).
 * Unitary helpers for the full-capacity uRNN (Wisdom et al., NeurIPS 2016): :func:`random_unitary`,
   :func:`mark_unitary`, :func:`is_unitary_parameter`, :func:`unitarity_error`.
 * :func:`keep_complex`: dtype conversions (``module.to(torch.float64)``, ``.double()``) that move a
@@ -21,12 +25,15 @@ import torch
 
 __all__ = [
     "COMPLEX_OF",
+    "contraction_shift",
     "gaussian_matrix",
     "is_unitary_parameter",
     "keep_complex",
     "mark_unitary",
+    "norm_bounded",
     "random_unitary",
     "skew_diffusion",
+    "spectral_norm",
     "symmetric_skew",
     "unitarity_error",
     "unmark_unitary",
@@ -48,6 +55,40 @@ def symmetric_skew(M: torch.Tensor, beta: float, gamma: float) -> torch.Tensor:
 def skew_diffusion(W: torch.Tensor, gamma: float) -> torch.Tensor:
     """W - W^T - gamma I for square W (N, N)."""
     return W - W.transpose(-1, -2) - gamma * _eye_like(W)
+
+
+def spectral_norm(M: torch.Tensor) -> torch.Tensor:
+    """||M||_2, the largest singular value of a square or rectangular M (.., m, n), exactly (an SVD,
+    not power iteration: an estimate from below would let the bounds built on it fail), with
+    gradients u_1 v_1^T (well defined while the largest singular value is simple)."""
+    return torch.linalg.matrix_norm(M, ord=2)
+
+
+def norm_bounded(M: torch.Tensor, max_norm: float) -> torch.Tensor:
+    """M scaled down, if needed, to spectral norm at most ``max_norm``: M * min(1, max_norm / ||M||_2).
+
+    Unchanged (and its gradient the identity) while ||M||_2 <= max_norm; beyond, a radial
+    projection onto the ball, so the direction of M stays learnable.
+    """
+    if not max_norm > 0:
+        raise ValueError(f"max_norm must be a positive number; got {max_norm!r}")
+    norm = spectral_norm(M)
+    return M * torch.clamp(max_norm / norm.clamp_min(torch.finfo(M.dtype).tiny), max=1.0)
+
+
+def contraction_shift(A: torch.Tensor, W: torch.Tensor, margin: float) -> torch.Tensor:
+    """s = max(0, lambda_max((A + A^T) / 2) + ||W||_2 + margin), a 0-d tensor.
+
+    A - s I satisfies lambda_max(((A - s I) + (A - s I)^T) / 2) + ||W||_2 = lambda_max(A_sym) - s +
+    ||W||_2 <= -margin: the Lipschitz RNN's contraction condition
+    (:func:`neuralode_rnn.analysis.stability.lipschitz_stability_condition`) with rate at least
+    ``margin``, for every A and W.  s = 0 when the condition already holds with that margin.
+    lambda_max and ||W||_2 are exact (eigvalsh, SVD) and differentiable.
+    """
+    if not margin > 0:
+        raise ValueError(f"margin must be a positive number (the guaranteed contraction rate); got {margin!r}")
+    lam = torch.linalg.eigvalsh((A + A.transpose(-1, -2)) / 2)[..., -1]
+    return torch.relu(lam + spectral_norm(W) + margin)
 
 
 def gaussian_matrix(n: int, std: float, generator: torch.Generator | None = None,

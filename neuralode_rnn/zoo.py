@@ -80,6 +80,10 @@ class ModelSpec:
         lr: default Adam learning rate (0.003 for all: the Lipschitz RNN reference value, used for
             every model so that the comparison changes one thing at a time).
         description: one line for ``neuralode-rnn list``.
+        recipe: the default training recipe (``neuralode_rnn.training.recipes``): "cycle" for the
+            continuous models (trained under a cycle of solvers and evaluated with RK4, they stay
+            the ODE: the same weights lose 0-4 points under other solvers instead of 75-90,
+            docs/CONTINUOUS.md), "fixed" for the others (they have no solver to switch).
     """
 
     kind: str
@@ -87,11 +91,18 @@ class ModelSpec:
     eps: float | None
     lr: float
     description: str
+    recipe: str = "fixed"
 
 
-def _field(family: str, input_size: int, hidden_size: int, beta: float | None, gamma: float | None) -> Field:
+def _field(family: str, input_size: int, hidden_size: int, beta: float | None, gamma: float | None,
+           stable_margin: float | None = None) -> Field:
+    if stable_margin is not None and family != "lipschitz":
+        raise ValueError(f"stable_margin is a Lipschitz field option (its contraction condition); family {family!r} "
+                         f"has none: leave it None")
     if family == "lipschitz":
         kw = {} if beta is None else {"beta": beta}
+        if stable_margin is not None:
+            kw["stable_margin"] = stable_margin
         if gamma is not None:
             kw.update(gamma_A=gamma, gamma_W=gamma)  # one gamma for both, as in the reference code
         return LipschitzField(input_size, hidden_size, **kw)
@@ -117,7 +128,7 @@ _FAMILIES: dict[str, tuple[float, str]] = {
 
 MODELS: dict[str, ModelSpec] = {}
 for _family, (_eps, _text) in _FAMILIES.items():
-    MODELS[_family] = ModelSpec("continuous", _family, _eps, 0.003, _text + "; integrated by --method")
+    MODELS[_family] = ModelSpec("continuous", _family, _eps, 0.003, _text + "; integrated by --method", "cycle")
     MODELS[_family + "-discrete"] = ModelSpec("discrete", _family, _eps, 0.003,
                                               "discrete cell: one --method step of size eps per sample")
 MODELS["lstm"] = ModelSpec("torch", "lstm", None, 0.003, "torch.nn.LSTM baseline")
@@ -138,7 +149,7 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
                 method: str = "euler", eps: float | None = None, step_size: float | None = None,
                 interpolation: str | None = None, gradient: str = "backprop", rtol: float = 1e-3,
                 atol: float = 1e-5, beta: float | None = None, gamma: float | None = None,
-                noise_sigma: float = 0.0, noise: str = "additive") -> nn.Module:
+                noise_sigma: float = 0.0, noise: str = "additive", stable_margin: float | None = None) -> nn.Module:
     """Build model ``name`` (see ``MODELS``).
 
     Args:
@@ -155,6 +166,8 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
         noise_sigma, noise: continuous models only: sigma > 0 gives a StochasticRNN trained with
             ``noise`` diffusion of level sigma (Euler-Maruyama on the solver's grid); 0 (default)
             the plain ContinuousRNN.
+        stable_margin: Lipschitz fields only: None (default, the paper's field) or m > 0, a field
+            contracting at rate >= m for every parameter value (``LipschitzField``).
     """
     spec = model_spec(name)
     if not (isinstance(noise_sigma, (int, float)) and noise_sigma >= 0):
@@ -164,6 +177,8 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
     for arg, v in (("input_size", input_size), ("output_size", output_size), ("hidden_size", hidden_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{arg} must be a positive int; got {v!r}")
+    if stable_margin is not None and spec.kind not in ("continuous", "discrete"):
+        raise ValueError(f"stable_margin is a Lipschitz field option; {name!r} is {spec.kind}: leave it None")
     if spec.kind == "torch":
         return TorchRNN(spec.family, input_size, hidden_size, output_size)
     if spec.kind == "baseline":
@@ -179,7 +194,7 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
     eps = spec.eps if eps is None else eps
     if not (isinstance(eps, (int, float)) and eps > 0):
         raise ValueError(f"eps must be a positive number (the time between samples); got {eps!r}")
-    field = _field(spec.family, input_size, hidden_size, beta, gamma)
+    field = _field(spec.family, input_size, hidden_size, beta, gamma, stable_margin)
     if spec.kind == "discrete":
         if method not in solvers.TABLEAUX or solvers.TABLEAUX[method].adaptive:
             raise ValueError(f"a discrete cell needs an explicit tableau method of fixed step; got {method!r}, expected "
@@ -199,13 +214,14 @@ def build_from_config(config: Any, input_size: int, output_size: int) -> nn.Modu
 
     ``config`` is anything with the attributes of ``neuralode_rnn.training.TrainConfig`` (model,
     hidden_size, method, eps, step_size, interpolation, gradient, rtol, atol, beta, gamma,
-    noise_sigma, noise, dtype), resolved; a new model setting is a new config field read here.
+    noise_sigma, noise, stable_margin, dtype), resolved; a new model setting is a new config field read here.
     Complex parameters take the complex twin of ``dtype`` (see ``parametrizations.keep_complex``).
     """
     model = build_model(config.model, input_size, output_size, config.hidden_size, method=config.method,
                         eps=config.eps, step_size=config.step_size, interpolation=config.interpolation,
                         gradient=config.gradient, rtol=config.rtol, atol=config.atol, beta=config.beta,
-                        gamma=config.gamma, noise_sigma=config.noise_sigma, noise=config.noise)
+                        gamma=config.gamma, noise_sigma=config.noise_sigma, noise=config.noise,
+                        stable_margin=getattr(config, "stable_margin", None))
     return model.to(getattr(torch, config.dtype))
 
 

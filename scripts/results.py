@@ -158,6 +158,7 @@ def config_for(task_key: str, model_key: str, seed: int, eps: float | None = Non
     name = f"{task_key}__{model_key}__eps{eps:g}" if select else f"{task_key}__{model_key}__s{seed}"
     return TrainConfig(task=task, task_options=dict(options), drop=drop, model=model_name(model_key, task_key),
                        method=MODELS[model_key][2], optimizer=MODELS[model_key][3], hidden_size=HIDDEN,
+                       recipe="fixed",  # the results were trained with the model's own solver only
                        epochs=epochs, batch_size=batch, seed=seed, eps=eps, validation=VALIDATION if select else 0.0,
                        run_dir=str(OUT / "runs" / ("select" if select else "main") / name), quiet=True, threads=1)
 
@@ -175,6 +176,10 @@ def command_for(task_key: str, model_key: str, eps: float | None = None, select:
     parts += [f"--model {c.model}"]
     if c.model not in ("lstm", "gru"):
         parts.append(f"--method {c.method}")
+    from neuralode_rnn.zoo import model_spec
+
+    if model_spec(c.model).kind == "continuous":
+        parts.append("--recipe fixed")
     if eps is not None:
         parts.append(f"--eps {eps:g}")
     if c.optimizer != "adam":

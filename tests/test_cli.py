@@ -48,16 +48,17 @@ def test_train_writes_a_run_directory_and_evaluate_reads_it(tmp_path, capsys):
     for name in ("last.pt", "previous.pt", "best.pt", "checkpoints.json"):
         assert (run / name).exists(), name
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (run / "status.txt").read_text().strip() == "finished: lipschitz (midpoint, eps 0.03) on digits"
+    # the zoo's default recipe for continuous models (cycle), evaluated with the given --method
+    assert (run / "status.txt").read_text().strip() == "finished: lipschitz (midpoint, eps 0.03, cycle recipe) on digits"
     capsys.readouterr()
     assert main(["evaluate", str(run)]) == 0
     out = capsys.readouterr().out
     assert f"accuracy {float(rows[-1]['test_accuracy']):.4f}" in out
-    assert out.startswith("lipschitz (midpoint, eps 0.03) on digits, test: loss")
+    assert out.startswith("lipschitz (midpoint, eps 0.03, cycle recipe) on digits, test: loss")
     assert main(["evaluate", str(run), "--method", "rk4"]) == 0  # the trained field under another solver
-    assert "(rk4, eps 0.03)" in capsys.readouterr().out
+    assert "(rk4, eps 0.03, cycle recipe)" in capsys.readouterr().out
     assert main(["evaluate", str(run), "--method", "dopri5", "--rtol", "1e-4"]) == 0  # adaptive: no step size
-    assert "(dopri5, eps 0.03)" in capsys.readouterr().out
+    assert "(dopri5, eps 0.03, cycle recipe)" in capsys.readouterr().out
 
 
 def test_stop_after_and_resume_through_the_command_line(tmp_path):

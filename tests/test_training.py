@@ -85,7 +85,7 @@ def test_regression_task_has_no_accuracy(tiny_config):
 
 
 def test_irregular_task_feeds_scaled_sample_times_to_continuous_models(tiny_config):
-    result = train(tiny_config(drop=0.5, model="lipschitz", task_options={"n_train": 32, "n_test": 16}))
+    result = train(tiny_config(drop=0.5, model="lipschitz", recipe="fixed", task_options={"n_train": 32, "n_test": 16}))
     assert result.rows[0]["nfe"] <= 33  # one step per remaining observation (plus the first call)
     values = torch.zeros(2, 20, 1)
     times = torch.arange(1.0, 21.0).expand(2, -1) * torch.tensor([[1.0], [2.0]])
@@ -355,7 +355,7 @@ def test_progress_prints_lines_when_not_on_a_terminal(tiny_config, capsys):
     ({"model": "gru", "eps": 0.1}, "eps=0.1 would be ignored"),
     ({"model": "lipschitz-discrete", "step_size": 0.01}, "step_size=0.01 would be ignored: .* discrete cell"),
     ({"model": "lipschitz-discrete", "method": "dopri5"}, "a discrete cell needs an explicit tableau method"),
-    ({"rtol": 1e-6}, r"rtol=1e-06 would be ignored: method 'euler' is a fixed-step solver"),
+    ({"rtol": 1e-6, "method": "euler"}, r"rtol=1e-06 would be ignored: method 'euler' is a fixed-step solver"),
     ({"method": "dopri5", "step_size": 0.1}, "step_size=0.1 would be ignored: method 'dopri5' is an adaptive"),
     ({"model": "unitary", "gamma": 0.1}, "gamma=0.1 would be ignored"),
     ({"model": "antisymmetric", "beta": 0.5}, "beta=0.5 would be ignored"),

@@ -1,6 +1,6 @@
 """Analysis of continuous-time RNNs: solver comparison, stability, curvature, robustness.
 
-One concept per module: :mod:`.solver_comparison`, :mod:`.stability`, :mod:`.hessian`,
+One concept per module: :mod:`.solver_comparison`, :mod:`.solver_robustness`, :mod:`.stability`, :mod:`.hessian`,
 :mod:`.robustness`, :mod:`.plots` (matplotlib, Agg), :mod:`.runs` (run directories) and
 :mod:`.commands` (the ``compare-solvers`` and ``analyze`` subcommands, also runnable as
 ``python -m neuralode_rnn.analysis``).
@@ -23,6 +23,12 @@ from .solver_comparison import (
                       cross_solver_accuracy,
                       format_table,
 )
+from .solver_robustness import (
+                      ROBUSTNESS_SETTINGS,
+                      RobustnessSetting,
+                      SolverRobustness,
+                      solver_robustness,
+)
 from .stability import (
                       Contraction,
                       GlobalStability,
@@ -34,12 +40,15 @@ from .stability import (
 )
 
 __all__ = [
+                      "ROBUSTNESS_SETTINGS",
                       "Contraction",
                       "GlobalStability",
                       "HessianOperator",
                       "HessianSummary",
                       "RobustnessCurve",
+                      "RobustnessSetting",
                       "SolverComparison",
+                      "SolverRobustness",
                       "SolverRun",
                       "accuracy",
                       "compare_solvers",
@@ -57,4 +66,5 @@ __all__ = [
                       "measure_contraction",
                       "parameter_noise_curve",
                       "power_iteration",
+                      "solver_robustness",
 ]

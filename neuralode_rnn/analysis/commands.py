@@ -62,6 +62,9 @@ def register(subparsers) -> None:
     p.add_argument("--repeats", type=positive(int, "--repeats"), default=1, help="wall time = median of this many solves")
     p.add_argument("--cross", type=at_least(0, "--cross"), default=0,
                    help="also evaluate the test accuracy with other solvers on this many samples")
+    p.add_argument("--robustness", type=at_least(0, "--robustness"), default=360,
+                   help="test samples for the solver-robustness score (accuracy under euler h/4, midpoint h, rk4 h, "
+                        "dopri5 rtol 1e-6 and the largest drop; classification runs; default 360, 0: off)")
     p.add_argument("--threads", type=positive(int, "--threads"),
                    help="torch threads (default: torch's choice, which follows OMP_NUM_THREADS)")
     p.add_argument("--out", default=None, help="output directory (default RUN_DIR/analysis or ./analysis-random)")
@@ -182,10 +185,28 @@ def compare_solvers_command(args) -> int:
             for r in rows:
                 print(f"  {r['method']:<10}{'' if r['setting'] is None else r['setting']!s:>10}"
                       f"{r['accuracy']:>8.3f}{r['change']:>+9.3f}{'  (as trained)' if r['trained'] else ''}")
+        if args.robustness:
+            result["robustness"] = _solver_robustness(run, args.robustness, beat)
     _json(out / "solver_comparison.json", result)
     print(f"\nwrote {out}/solver_comparison.json, work_precision.png, convergence.png "
           f"({time.perf_counter() - start:.1f} s)")
     return 0
+
+
+def _solver_robustness(run, n: int, beat) -> dict:
+    """Issue 11's score on the first ``n`` test samples (printed; the dict for the JSON)."""
+    from .solver_robustness import format_robustness, solver_robustness
+
+    if run.kind != "classification":
+        why = f"the score is defined for classification (one label per sequence); this is a {run.kind} task"
+        print(f"\nsolver robustness: not applicable ({why})")
+        return {"not_applicable": why}
+    beat.update("solver robustness: the same weights under euler h/4, midpoint, rk4, dopri5")
+    values, times, targets = run.batch("test", n)
+    with torch.no_grad():
+        r = solver_robustness(run.model, values, times, targets)
+    print("\n" + format_robustness(r))
+    return r.as_dict()
 
 
 def _not_applicable(exc: Exception) -> dict:

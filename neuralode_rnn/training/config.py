@@ -19,6 +19,7 @@ import solvers
 
 from ..zoo import model_spec
 from .optimizers import OPTIMIZERS, SCHEDULES
+from .recipes import DEFAULT_RECIPE_SOLVERS, RECIPES, parse_recipe_solvers
 
 __all__ = ["RUN_CONTROLS", "TASK_DEFAULTS", "TrainConfig"]
 
@@ -50,14 +51,23 @@ class TrainConfig:
     per sample, making an irregular task).
 
     Model: ``model`` (a name in ``neuralode_rnn.zoo.MODELS``), ``hidden_size`` (64: the results'
-    size; the papers use 128), ``method`` ("euler": the papers' cells; continuous models and
-    discrete cells only), ``eps`` (time between samples; None for the family's paper value, see
+    size; the papers use 128), ``method`` (None: "rk4" for a continuous model trained with the
+    ``cycle`` or ``random`` recipe, the as-trained solver of the issue 11 study; else "euler", the
+    papers' cells; continuous models and discrete cells only), ``eps`` (time between samples; None for the family's paper value, see
     ``zoo``), ``step_size`` (fixed-step continuous models; None: one solver step per sample gap),
     ``rtol``/``atol`` (1e-3/1e-5: loose, adaptive solvers only), ``gradient``, ``interpolation``
     (None: "hold" for the fields, what a discrete RNN reads; a baseline's own default, e.g.
     "cubic" for ncde), ``beta``/``gamma`` (None: paper values), ``noise_sigma``/``noise`` (0:
     none; > 0: a continuous model trained as an SDE with that diffusion, a ``noise.StochasticRNN``,
-    evaluated without noise).
+    evaluated without noise), ``stable_margin`` (None: off; m > 0: a Lipschitz field whose
+    contraction condition lambda_max(A_sym) + ||W||_2 <= -m holds for every parameter value,
+    ``LipschitzField``).
+
+    Training recipe (``recipes``, issue 11: a continuous model that stays an ODE): ``recipe``
+    (None: the model's zoo default, ``ModelSpec.recipe``: "cycle" for continuous models without
+    noise, "fixed" for the others; "fixed", "cycle", "random", "penalty"), ``recipe_solvers`` (the
+    solver set of cycle/random, None: ``recipes.DEFAULT_RECIPE_SOLVERS``), ``penalty`` (the weight of
+    the Heun-Euler local-error term, recipe "penalty" only).
 
     Optimisation: ``optimizer`` ("adam"; "cayley": the unitary W on the unitary group, unitary
     models only), ``lr`` (None: 0.003, the Lipschitz RNN value), ``weight_decay``, ``schedule``
@@ -84,7 +94,7 @@ class TrainConfig:
     task_options: dict[str, Any] = field(default_factory=dict)
     drop: float = 0.0
     hidden_size: int = 64
-    method: str = "euler"
+    method: str | None = None
     eps: float | None = None
     step_size: float | None = None
     rtol: float = 1e-3
@@ -95,6 +105,10 @@ class TrainConfig:
     gamma: float | None = None
     noise_sigma: float = 0.0
     noise: str = "additive"
+    stable_margin: float | None = None
+    recipe: str | None = None
+    recipe_solvers: str | None = None
+    penalty: float = 0.0
     optimizer: str = "adam"
     lr: float | None = None
     weight_decay: float = 0.0
@@ -121,11 +135,13 @@ class TrainConfig:
         spec = model_spec(self.model)
         parts = []
         if spec.kind != "torch":
-            parts.append(self.method)
+            parts.append(self.method if self.method is not None else "default solver")
             if self.eps is not None:
                 parts.append(f"eps {self.eps:g}")
             if self.noise_sigma:
                 parts.append(f"{self.noise} noise {self.noise_sigma:g}")
+            if self.recipe not in (None, "fixed"):
+                parts.append(f"{self.recipe} recipe")
         model = f"{self.model} ({', '.join(parts)})" if parts else self.model
         task = self.task + (" permuted" if self.task_options.get("permute") else "")
         drop = f", {100 * self.drop:g}% dropped" if self.drop else ""
@@ -137,6 +153,7 @@ class TrainConfig:
         spec = model_spec(self.model)
         task_def = TASK_DEFAULTS.get(self.task, FALLBACK_DEFAULTS)
         c = dataclasses.replace(self, task_options=dict(self.task_options))
+        c._resolve_recipe(spec)
         c._check_applies(spec)
         c.interpolation = c.interpolation or _kind_default("interpolation", spec)
         if c.eps is None and spec.eps is not None:
@@ -194,6 +211,48 @@ class TrainConfig:
             raise ValueError(f"{'resume' if c.resume else 'fresh'}=True needs run_dir (the run directory)")
         return c
 
+    def _resolve_recipe(self, spec) -> None:
+        """Fill ``recipe`` (the zoo default) and ``method`` (rk4 under cycle/random, else euler),
+        and check the recipe settings."""
+        if self.recipe is None:
+            adaptive = self.method is not None and solvers.METHODS.get(self.method) is not None \
+                and solvers.METHODS[self.method].kind != "fixed"
+            # the zoo default is for ODE models with a fixed-step solver; an SDE or an adaptive solver trains as set
+            self.recipe = spec.recipe if not (self.noise_sigma or adaptive) else "fixed"
+        if self.recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {', '.join(RECIPES)}; got {self.recipe!r}")
+        if self.recipe != "fixed" and spec.kind != "continuous":
+            raise ValueError(f"recipe={self.recipe!r} switches or checks the solver of a continuous model; "
+                             f"{self.model!r} is {spec.kind}: use recipe 'fixed'")
+        if self.recipe != "fixed" and self.noise_sigma:
+            raise ValueError(f"recipe={self.recipe!r} is for ODE models; noise_sigma={self.noise_sigma!r} makes an "
+                             f"SDE: use recipe 'fixed' or noise_sigma 0")
+        if self.method is None:
+            self.method = "rk4" if self.recipe in ("cycle", "random") else "euler"
+        if self.recipe in ("cycle", "random"):
+            if self.recipe_solvers is None:
+                self.recipe_solvers = DEFAULT_RECIPE_SOLVERS
+            parse_recipe_solvers(self.recipe_solvers, "recipe_solvers")
+        elif self.recipe_solvers is not None:
+            raise ValueError(f"recipe_solvers={self.recipe_solvers!r} would be ignored: recipe {self.recipe!r} "
+                             f"trains with the model's own solver (recipe_solvers is for cycle and random)")
+        if isinstance(self.penalty, bool) or not (isinstance(self.penalty, (int, float)) and self.penalty >= 0
+                                                  and math.isfinite(self.penalty)):
+            raise ValueError(f"penalty must be a number >= 0 (weight of the local-error term); got {self.penalty!r}")
+        if self.recipe == "penalty":
+            if not self.penalty > 0:
+                raise ValueError(f"recipe 'penalty' needs penalty > 0 (the weight of the local-error term); got "
+                                 f"{self.penalty!r}")
+            if solvers.METHODS.get(self.method) is None or solvers.METHODS[self.method].kind != "fixed":
+                raise ValueError(f"recipe 'penalty' estimates the local error of the training step: it needs a "
+                                 f"fixed-step method; got {self.method!r}")
+            if self.drop or (self.interpolation not in (None, "hold")):
+                raise ValueError(f"recipe 'penalty' reads held, fully observed inputs; got drop={self.drop!r}, "
+                                 f"interpolation={self.interpolation!r} (use drop 0 and interpolation 'hold')")
+        elif self.penalty:
+            raise ValueError(f"penalty={self.penalty!r} would be ignored: recipe is {self.recipe!r}; set "
+                             f"recipe 'penalty'")
+
     def _check_applies(self, spec) -> None:
         """Refuse settings the model would ignore (the run would be labelled with them)."""
         given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
@@ -220,11 +279,12 @@ class TrainConfig:
             if self.method not in solvers.METHODS:
                 raise ValueError(f"unknown method {self.method!r}; expected one of "
                                  f"{', '.join(sorted(solvers.METHODS))}")
-        family_options = {"beta": ("lipschitz",), "gamma": ("lipschitz", "antisymmetric", "antisymmetric-gated")}
+        family_options = {"beta": ("lipschitz",), "gamma": ("lipschitz", "antisymmetric", "antisymmetric-gated"),
+                          "stable_margin": ("lipschitz",)}
         if spec.kind != "torch":
             ignored += sorted(k for k in given if k in family_options and spec.family not in family_options[k])
             if any(k in family_options for k in ignored):
-                why += f"; beta is a Lipschitz setting, gamma a Lipschitz/Antisymmetric one ({spec.family!r} has " \
+                why += f"; beta and stable_margin are Lipschitz settings, gamma a Lipschitz/Antisymmetric one ({spec.family!r} has " \
                        f"neither or not this one)"
         if ignored:
             shown = ", ".join(f"{k}={given[k]!r}" for k in ignored)
@@ -272,10 +332,14 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown config keys {unknown}; expected some of {sorted(known)}")
+        if "recipe" not in d:
+            # written before recipes existed: those runs trained with their own solver only
+            d = dict(d, recipe="fixed")
         return cls(**d)
 
 
-_MODEL_OPTIONS = ("method", "eps", "step_size", "rtol", "atol", "gradient", "interpolation", "beta", "gamma")
+_MODEL_OPTIONS = ("method", "eps", "step_size", "rtol", "atol", "gradient", "interpolation", "beta", "gamma",
+                  "stable_margin")
 """Settings of the integration and the field, which only some models read (see ``_check_applies``)."""
 
 
@@ -292,7 +356,10 @@ def _baseline_options(name: str) -> set[str]:
 def _kind_default(name: str, spec) -> Any:
     """What a model of ``spec`` uses when the setting ``name`` is left at None/its default: the
     interpolation is "hold" for the fields (a discrete RNN's input) and the class default of a
-    baseline that takes one; None where it does not apply."""
+    baseline that takes one; the method "euler" (what models without a solver are labelled with);
+    None where it does not apply."""
+    if name == "method":
+        return "euler"
     if name != "interpolation":
         return None
     if spec.kind in ("continuous", "discrete"):

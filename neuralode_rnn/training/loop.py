@@ -31,6 +31,7 @@ from .callbacks import Callback, as_callbacks
 from .config import TrainConfig
 from .evaluation import evaluate
 from .objective import batch_loss
+from .recipes import apply_solver, parse_recipe_solvers, recipe_solver, substep_size
 from .runs import start_run
 from .state import RunState
 
@@ -95,10 +96,23 @@ def train(config: TrainConfig, callbacks: Iterable[Callback | Callable[[int, dic
 
 
 def _epochs(run: RunState, hooks) -> None:
+    try:
+        _run_epochs(run, hooks)
+    finally:
+        if run.config.recipe in ("cycle", "random"):
+            # the model leaves training with its own (as-trained) solver, whatever batch it stopped in
+            apply_solver(run.model, run.config.method, run.config.step_size)
+
+
+def _run_epochs(run: RunState, hooks) -> None:
     c, env, data = run.config, run.env, run.data
     dtype = getattr(torch, c.dtype)
     ran = 0
     run.status = "finished"
+    # recipes (``recipes``): the solver of batch k depends only on (seed, k), so a resumed run
+    # continues the schedule of an uninterrupted one
+    choices = parse_recipe_solvers(c.recipe_solvers) if c.recipe in ("cycle", "random") else ()
+    penalty_step = (c.step_size or c.eps) if c.recipe == "penalty" else None
     for epoch in range(run.epoch + 1, c.epochs + 1):
         if c.stop_after is not None and ran >= c.stop_after:
             run.status = f"stopped after epoch {epoch - 1} (stop_after={c.stop_after}); continue with resume"
@@ -109,7 +123,11 @@ def _epochs(run: RunState, hooks) -> None:
         nfe, n_batches = 0, 0
         n_total = math.ceil(data.train.n_samples / c.batch_size)
         for i, batch in enumerate(data.train.batches(c.batch_size, shuffle=True, seed=epoch_seed(c.seed, epoch))):
-            b = batch_loss(run.net, run.model, batch, data.kind, c.eps, env, dtype)
+            if choices:
+                method, substeps = recipe_solver(c.recipe, choices, c.seed, (epoch - 1) * n_total + i)
+                apply_solver(run.model, method, substep_size(c.step_size, c.eps, substeps))
+            b = batch_loss(run.net, run.model, batch, data.kind, c.eps, env, dtype,
+                           penalty=c.penalty if c.recipe == "penalty" else 0.0, penalty_step=penalty_step)
             # sum / global count * world: DDP's gradient average then equals one process's mean
             loss = b.loss_sum * (env.world_size / b.total)
             run.optimizer.zero_grad(set_to_none=True)
@@ -128,6 +146,8 @@ def _epochs(run: RunState, hooks) -> None:
                     "accuracy": None if data.kind == "regression" else batch_sums[1].item() / batch_sums[2].item()}
             for cb in hooks:
                 cb.on_batch(run, info)
+        if choices:
+            apply_solver(run.model, c.method, c.step_size)  # evaluate with the as-trained solver
         lr = run.optimizer.param_groups[0]["lr"]
         run.schedule.step()
         test = evaluate(run.model, data.test, data.kind, c.eps, c.eval_batch_size, env, env.device, dtype)

@@ -11,6 +11,10 @@ of the readout of the last observed state; "sequence" (B, T) classes, the readou
 every state of the trajectory (:class:`PerStepReadout`) and the cross-entropy averaged over all
 steps; "regression" (B, ...) numbers, squared error of the readout (no accuracy).
 
+Recipe "penalty" (``recipes``): the loss adds ``penalty`` x the Heun-Euler local-error estimate of
+the training step along the solve (:func:`~.recipes.local_error_penalty`), computed from the
+states at the sample times (``trajectory``), so the forward is solved once.
+
 Losses are returned as sums with their number of terms, so a loop can average over a whole
 epoch, or over a global batch split across DDP ranks, exactly.
 """
@@ -25,6 +29,7 @@ from torch.nn import functional as F
 
 from ..distributed import DistEnv, shard
 from ..zoo import evaluations_per_sequence, is_continuous, step_features, uses_times
+from .recipes import local_error_penalty
 
 __all__ = ["BatchLoss", "PerStepReadout", "batch_loss", "evaluations", "loss_terms", "model_times", "network",
            "objective"]
@@ -108,14 +113,29 @@ class BatchLoss:
 
 
 def batch_loss(net: nn.Module, model: nn.Module, batch: tuple, kind: str, eps: float | None,
-               env: DistEnv | None = None, dtype: torch.dtype = torch.float32) -> BatchLoss:
+               env: DistEnv | None = None, dtype: torch.dtype = torch.float32, penalty: float = 0.0,
+               penalty_step: float | None = None) -> BatchLoss:
     """The loss of ``net`` (``network(model, kind)``, possibly DDP-wrapped) on this rank's slice of
-    ``batch`` = (values, times or None, targets), moved to the rank's device and ``dtype``."""
+    ``batch`` = (values, times or None, targets), moved to the rank's device and ``dtype``.
+
+    ``penalty`` > 0 (recipe "penalty"; classification, one process, fully observed samples): add
+    ``penalty`` x the per-sample local-error estimate of a step of ``penalty_step`` to the loss sum
+    (so the batch mean gets ``penalty`` x its mean); the forward then runs through ``model.trajectory``.
+    """
     env = env or DistEnv()
     values, times, targets = shard(batch, env)
     total = loss_terms(batch[2])
     values = values.to(device=env.device, dtype=dtype)
     times = None if times is None else times.to(device=env.device, dtype=dtype)
+    if penalty:
+        if kind != "classification" or env.active:
+            raise ValueError(f"recipe 'penalty' supports classification tasks in one process; got a {kind!r} task"
+                             f"{' in a DDP job' if env.active else ''}")
+        states = model.trajectory(values, model_times(model, values, times, eps))
+        out = model.readout(model.field.features(states[:, -1]))
+        loss_sum, correct, count = objective(out, targets.to(env.device), kind)
+        loss_sum = loss_sum + penalty * local_error_penalty(model, values, states, penalty_step).sum()
+        return BatchLoss(loss_sum, correct, count, total, evaluations(model, values.shape[1]))
     out = net(values, model_times(model, values, times, eps))
     loss_sum, correct, count = objective(out, targets.to(env.device), kind)
     return BatchLoss(loss_sum, correct, count, total, evaluations(model, values.shape[1]))
