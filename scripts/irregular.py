@@ -150,6 +150,16 @@ def config_id(model: str, options: dict) -> str:
     return "-".join(parts)
 
 
+def job_config_id(stage: str, model: str, options: dict) -> str:
+    """The configuration id of a job (timing-task jobs use the default lr 0.003)."""
+    return config_id(model, {"lr": 0.003, **options} if stage == "timing" else options)
+
+
+def job_key(job: tuple) -> tuple:
+    stage, set_key, model, options, drop, seed = job
+    return _key(stage, set_key, model, job_config_id(stage, model, options), drop, seed)
+
+
 def hidden_for(model: str, set_key: str, options: dict) -> int:
     """N of ``model`` on ``set_key``: 64 for the GRU-like baselines, 32 for the Neural CDE, and for
     this library's continuous models the largest N with no more parameters than the GRU (N = 64)."""
@@ -199,7 +209,7 @@ def make_config(stage: str, set_key: str, model: str, options: dict, drop: float
         hidden = options.pop("hidden_size", BASE_HIDDEN)
     else:
         hidden = hidden_for(model, set_key, options)
-    cid = config_id(model, {"lr": 0.003, **options}) if stage == "timing" else config_id(model, options)
+    cid = job_config_id(stage, model, options)
     run_name = f"{set_key}__{model}__{cid}__drop{drop:g}__s{seed}"
     return TrainConfig(task=task, task_options=dict(task_options), drop=drop, model=name, hidden_size=hidden,
                        epochs=epochs, batch_size=batch, seed=seed, clip=CLIP,
@@ -244,7 +254,7 @@ def run_one(job: tuple) -> dict:
     if rd.config_path.exists():  # killed mid-way: continue it
         config.resume = True
     row = {"stage": stage, "set": set_key, "model": model,
-           "config": config_id(model, {"lr": 0.003, **options}) if stage == "timing" else config_id(model, options),
+           "config": job_config_id(stage, model, options),
            "drop": drop, "seed": seed, "options": json.dumps(options, sort_keys=True),
            "hidden_size": config.hidden_size, "epochs": config.epochs, "command": command_for(config)}
     try:
@@ -350,7 +360,7 @@ def jobs(rows: list[dict], sets: list[str], models: list[str], timing: bool) -> 
     if timing:
         for m, o in TIMING_MODELS.items():
             for seed in SEEDS:
-                if _key("timing", "timing", m, config_id(m, {"lr": 0.003, **o}), 0.0, seed) not in done:
+                if _key("timing", "timing", m, job_config_id("timing", m, o), 0.0, seed) not in done:
                     test.append(("timing", "timing", m, o, 0.0, seed))
     return select, test
 
@@ -367,7 +377,7 @@ def run(workers: int, sets: list[str], models: list[str], timing: bool) -> None:
     print(f"{len(select)} selection runs and {len(test)} test/timing runs ready ({len(rows)} rows already in "
           f"{RUNS_CSV}), {workers} workers", flush=True)
     t0 = time.time()
-    queued = {(j[0], j[1], j[2], config_id(j[2], j[3]), j[4], j[5]) for j in select + test}
+    queued = {job_key(j) for j in select + test}
     pending = list(test) + list(select)
     n_done = 0
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
@@ -389,8 +399,8 @@ def run(workers: int, sets: list[str], models: list[str], timing: bool) -> None:
                       f"{row['status']}", flush=True)
                 if job[0] == "select":
                     _, new = jobs(rows, [job[1]], [job[2]], False)
-                    new = [j for j in new if (j[0], j[1], j[2], config_id(j[2], j[3]), j[4], j[5]) not in queued]
-                    queued.update((j[0], j[1], j[2], config_id(j[2], j[3]), j[4], j[5]) for j in new)
+                    new = [j for j in new if job_key(j) not in queued]
+                    queued.update(job_key(j) for j in new)
                     pending = new + pending  # ahead of the remaining selection runs
     print(f"done in {time.time() - t0:.0f}s", flush=True)
 
