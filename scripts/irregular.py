@@ -63,7 +63,7 @@ SETS: dict[str, tuple[str, str, dict, int, int]] = {
     "BasicMotions": ("BasicMotions", "uea:BasicMotions", {}, 30, 8),
     "ItalyPowerDemand": ("ItalyPowerDemand", "uea:ItalyPowerDemand", {}, 40, 8),
     "GunPoint": ("GunPoint", "uea:GunPoint", {}, 30, 8),
-    "mnist1d": ("MNIST-1D (1000 training samples)", "mnist1d", {"n_train": 1000}, 20, 32),
+    "mnist1d": ("MNIST-1D (1000 training samples)", "mnist1d", {"n_train": 1000}, 15, 32),
 }
 
 CONTINUOUS = ("lipschitz", "antisymmetric", "antisymmetric-gated", "ctrnn")
