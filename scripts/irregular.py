@@ -62,8 +62,8 @@ SETS: dict[str, tuple[str, str, dict, int, int]] = {
     "JapaneseVowels": ("JapaneseVowels", "uea:JapaneseVowels", {}, 30, 32),
     "BasicMotions": ("BasicMotions", "uea:BasicMotions", {}, 30, 8),
     "ItalyPowerDemand": ("ItalyPowerDemand", "uea:ItalyPowerDemand", {}, 40, 8),
-    "GunPoint": ("GunPoint", "uea:GunPoint", {}, 30, 8),
-    "mnist1d": ("MNIST-1D (1000 training samples)", "mnist1d", {"n_train": 1000}, 15, 32),
+    "GunPoint": ("GunPoint", "uea:GunPoint", {}, 25, 10),
+    "mnist1d": ("MNIST-1D (1000 training samples)", "mnist1d", {"n_train": 1000}, 12, 32),
 }
 
 CONTINUOUS = ("lipschitz", "antisymmetric", "antisymmetric-gated", "ctrnn")
@@ -532,29 +532,40 @@ def plan() -> None:
 NOTES: list[str] = []
 
 
+def _goal_check(summary: dict, set_key: str, model: str) -> str:
+    """"beats every baseline at every rate; loses <= 3 points to 70%" for one model, in words."""
+    s = set_key
+    lose = []
+    for d in DROPS:
+        top = max(BASELINES, key=lambda b: summary[(s, b, d)]["mean"])
+        gap = summary[(s, model, d)]["mean"] - summary[(s, top, d)]["mean"]
+        if gap < 0:
+            lose.append(f"{100 * d:g}%: {LABELS[top]} {summary[(s, top, d)]['mean']:.1f} vs "
+                        f"{summary[(s, model, d)]['mean']:.1f} ({gap:+.2f})")
+    drop_loss = summary[(s, model, 0.0)]["mean"] - summary[(s, model, 0.7)]["mean"]
+    return (("at least as accurate as every baseline at every drop rate: **yes**" if not lose else
+             "at least as accurate as every baseline: **no** (" + "; ".join(lose) + ")")
+            + f"; loss from 0% to 70% dropped {drop_loss:.1f} points: "
+            + ("**yes** (<= 3)" if drop_loss <= 3 else "**no** (> 3)"))
+
+
 def _goal_lines(rows: list[dict], summary: dict) -> list[str]:
     out = []
     for s in SETS:
         m = best_continuous(rows, s)
-        if m is None or not all((s, b, d) in summary for b in BASELINES for d in DROPS) or \
-                not all((s, m, d) in summary for d in DROPS):
+        if m is None or not all((s, x, d) in summary for x in MODELS for d in DROPS):
             out.append(f"- {SETS[s][0]}: incomplete.")
             continue
-        lose = []
-        for d in DROPS:
-            top = max(BASELINES, key=lambda b: summary[(s, b, d)]["mean"])
-            gap = summary[(s, m, d)]["mean"] - summary[(s, top, d)]["mean"]
-            if gap < 0:
-                lose.append(f"{100 * d:g}%: {LABELS[top]} {summary[(s, top, d)]['mean']:.1f} vs "
-                            f"{summary[(s, m, d)]['mean']:.1f} ({gap:+.1f})")
         params = summary[(s, m, 0.0)]["parameters"]
         gru = summary[(s, "gru", 0.0)]["parameters"]
-        drop_loss = summary[(s, m, 0.0)]["mean"] - summary[(s, m, 0.7)]["mean"]
         out.append(f"- {SETS[s][0]}: chosen continuous model **{LABELS[m]}** ({params} parameters, GRU {gru}): "
-                   + ("at least as accurate as every baseline at every drop rate: **yes**" if not lose else
-                      "at least as accurate as every baseline: **no** (" + "; ".join(lose) + ")")
-                   + f"; loss from 0% to 70% dropped {drop_loss:.1f} points: "
-                   + ("**yes** (<= 3)" if drop_loss <= 3 else "**no** (> 3)") + ".")
+                   + _goal_check(summary, s, m) + ".")
+        oracle = max(CONTINUOUS, key=lambda c: sum(summary[(s, c, d)]["mean"] for d in DROPS))
+        if oracle != m:
+            out.append(f"  Read off the test numbers instead (optimistic: a choice the protocol cannot make), the "
+                       f"continuous family with the best mean over the four rates is {LABELS[oracle]} "
+                       f"({summary[(s, oracle, 0.0)]['parameters']} parameters): " + _goal_check(summary, s, oracle)
+                       + ".")
     return out
 
 
