@@ -499,12 +499,17 @@ def plot(rows: list[dict], path: Path | None = None) -> None:
         ax.set_ylabel("test accuracy (%)")
         ax.set_xticks([100 * d for d in DROPS])
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(sets):]:
+    spare = list(axes.flat)[len(sets):]
+    for ax in spare:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), frameon=False)
     fig.suptitle("Accuracy against drop rate (mean ± std over 3 seeds; solid: this library's continuous models)")
-    fig.tight_layout(rect=(0, 0.08, 1, 0.96))
+    if spare:  # the legend in the empty panel
+        spare[0].legend(handles, labels, loc="center", frameon=False, fontsize=11)
+        fig.tight_layout(rect=(0, 0, 1, 0.96))
+    else:
+        fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), frameon=False)
+        fig.tight_layout(rect=(0, 0.12, 1, 0.96))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
