@@ -23,8 +23,12 @@ from .fields.base import Field
 from .parametrizations import keep_complex
 from .paths import INTERPOLATIONS, Path, check_values, fill_missing, interpolate
 
-__all__ = ["ContinuousRNN", "DiscreteRNN", "TorchRNN", "batch_inputs", "gather_time", "integrate_path",
+__all__ = ["ERROR_CONTROLS", "ContinuousRNN", "DiscreteRNN", "TorchRNN", "batch_inputs", "gather_time", "integrate_path",
            "last_observed_index", "unbatched_state"]
+
+ERROR_CONTROLS = ("batch", "sample")
+"""Adaptive solves of a batch: one error norm over the whole batch (one step sequence), or each
+sample its own steps (``solvers.per_sample``)."""
 
 
 def last_observed_index(values: torch.Tensor) -> torch.Tensor:
@@ -94,7 +98,7 @@ def index_rates(path: Path) -> torch.Tensor:
 def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], method: str, *,
                    step_size: float | None = None, gradient: str = "backprop", rtol: float = 1e-3, atol: float = 1e-5,
                    max_steps: int = solvers.DEFAULT_MAX_STEPS, knots: torch.Tensor | None = None,
-                   first_gap: float | None = None) -> tuple[torch.Tensor, int]:
+                   first_gap: float | None = None, error_control: str = "batch") -> tuple[torch.Tensor, int]:
     """``field`` driven by ``path``, integrated from one first gap before the first knot.
 
     Returns the states (len(at), B, N) at the knots ``at`` and the number of field evaluations.
@@ -104,13 +108,19 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], me
     sample).  Per-sample times (B, T) run on an *index clock*: knot
     k at s = k, the start at s = -1, and on piece j each sample's field is multiplied by its own
     dt/ds (the piece's real length), so every sample steps through its own gaps and gets what it
-    would get alone; with ``step_size`` a gap gets the steps that its longest sample needs.  The
+    would get alone; with ``step_size`` a gap gets the steps that its longest sample needs.
+    ``error_control="sample"`` (adaptive methods): every sample its own steps on its own real-time
+    clock (``solvers.per_sample``), so its result does not depend on the rest of the batch.  The
     term: the structured kernel when the field declares the linear-plus-activation form, else the
     field's ``rhs`` driven through the engine's cursor (the input map applied per evaluation under
     the adjoint, so its memory stays flat and its gradients reach the map).
     """
     T = path.length
     dt = path.dtype
+    if error_control not in ERROR_CONTROLS:
+        raise ValueError(f"unknown error_control {error_control!r}; expected one of {', '.join(map(repr, ERROR_CONTROLS))}")
+    if error_control == "sample":
+        return _integrate_per_sample(field, path, h0, at, method, gradient, rtol, atol, max_steps)
     if not path.per_sample:
         knots = path.knots if knots is None else knots
         if first_gap is not None:
@@ -154,6 +164,33 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], me
     return torch.stack(outs[1:]), term.nfe
 
 
+def _integrate_per_sample(field: Field, path: Path, h0: torch.Tensor, at: list[int], method: str, gradient: str,
+                          rtol: float, atol: float, max_steps: int) -> tuple[torch.Tensor, int]:
+    """:func:`integrate_path` with per-sample error control: each sample on its own knots in real time."""
+    if gradient != "backprop":
+        raise ValueError(f"error_control='sample' differentiates by backprop through each sample's own steps; "
+                         f"got gradient={gradient!r} (use 'backprop', or error_control='batch')")
+    T, B = path.length, path.batch_size
+    knots = path.knots.detach().to(torch.float64)
+    if knots.dim() == 1:
+        knots = knots.unsqueeze(0).expand(B, -1)
+    t0 = 2 * knots[:, :1] - knots[:, 1:2] if T > 1 else knots[:, :1] - 1
+    t_out = torch.cat([t0, knots[:, at]], 1)
+    structure = field.structure()
+    if structure is not None:
+        inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last)
+        term = solvers.LinearActivationTerm(structure, inputs, time_dtype=path.dtype)
+    else:
+        lin = field.input_map
+        inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, weight=lin.weight, bias=lin.bias,
+                                        complex_halves=field.is_complex)
+        term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=path.dtype)
+    problem = solvers.make_problem(term, h0, t_out, method, jump_t=knots, rtol=rtol, atol=atol, max_steps=max_steps,
+                                   per_sample=True)
+    outs = solvers.GRADIENT_MODES["backprop"](problem)
+    return torch.stack(outs[1:]), term.nfe
+
+
 class ContinuousRNN(nn.Module):
     """A recurrent field integrated through an interpolated input, then a linear readout.
 
@@ -182,11 +219,15 @@ class ContinuousRNN(nn.Module):
             same gradients, memory ~sqrt(steps)) or "adjoint" (memory flat in T, gradients exact up
             to the backward solve's error).
         max_steps: the solve's step limit (``solvers.StepLimitError`` beyond it).
+        error_control: adaptive methods: "batch" (one step sequence for the batch, the error norm
+            over all of it) or "sample" (each sample its own steps, taken in lockstep: a sample's
+            result does not depend on the rest of the batch; backprop only).
     """
 
     def __init__(self, field: Field, output_size: int, method: str = "euler", step_size: float | None = None,
                  interpolation: str = "hold", adjoint: bool = False, rtol: float = 1e-3, atol: float = 1e-5,
-                 gradient: str | None = None, max_steps: int = solvers.DEFAULT_MAX_STEPS):
+                 gradient: str | None = None, max_steps: int = solvers.DEFAULT_MAX_STEPS,
+                 error_control: str = "batch"):
         super().__init__()
         if not isinstance(field, Field):
             raise TypeError(f"field must be a neuralode_rnn Field (e.g. nr.LipschitzField); got {type(field).__name__}")
@@ -210,6 +251,15 @@ class ContinuousRNN(nn.Module):
         self.atol = atol
         self.gradient = solvers.resolve_gradient(gradient, adjoint)
         self.max_steps = max_steps
+        if error_control not in ERROR_CONTROLS:
+            raise ValueError(f"unknown error_control {error_control!r}; expected one of "
+                             f"{', '.join(map(repr, ERROR_CONTROLS))}")
+        if error_control == "sample" and not solvers.TABLEAUX[method].adaptive:
+            raise ValueError(f"error_control='sample' needs an adaptive method (e.g. dopri5); {method!r} takes fixed "
+                             f"steps")
+        if error_control == "sample" and self.gradient != "backprop":
+            raise ValueError(f"error_control='sample' supports gradient='backprop' only; got {self.gradient!r}")
+        self.error_control = error_control
         self.readout = nn.Linear(field.feature_size, output_size)
         self.nfe = 0  # function evaluations of the last solve
 
@@ -252,7 +302,7 @@ class ContinuousRNN(nn.Module):
         at = list(range(T)) if at is None else [int(k) for k in at]
         states, self.nfe = integrate_path(self.field, path, h0, at, self.method, step_size=self.step_size,
                                           gradient=self.gradient, rtol=self.rtol, atol=self.atol,
-                                          max_steps=self.max_steps)
+                                          max_steps=self.max_steps, error_control=self.error_control)
         return states.transpose(0, 1)
 
     def path(self, values: torch.Tensor, times: torch.Tensor | None = None) -> Path:

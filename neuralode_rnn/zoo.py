@@ -181,9 +181,9 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
         raise ValueError(f"eps must be a positive number (the time between samples); got {eps!r}")
     field = _field(spec.family, input_size, hidden_size, beta, gamma)
     if spec.kind == "discrete":
-        if method not in solvers.TABLEAUX:
-            raise ValueError(f"a discrete cell needs an explicit tableau method; got {method!r}, expected one "
-                             f"of {', '.join(sorted(solvers.TABLEAUX))}")
+        if method not in solvers.TABLEAUX or solvers.TABLEAUX[method].adaptive:
+            raise ValueError(f"a discrete cell needs an explicit tableau method of fixed step; got {method!r}, expected "
+                             f"one of {', '.join(solvers.FIXED_TABLEAUX)}")
         return DiscreteRNN(field.discretize(method, eps), output_size)
     if noise_sigma > 0:
         from .noise import StochasticRNN

@@ -15,7 +15,7 @@ from .grids import knot_grid
 from .inputs import PiecewiseInput
 from .linear_activation import LinearActivation, LinearActivationTerm, tanh_kernel
 from .methods import METHODS, MethodInfo
-from .odeint import odeint, odeint_adjoint
+from .odeint import odeint, odeint_adjoint, odeint_event
 from .problem import Problem
 from .solve import make_problem, solve
 from .stability import max_stable_step, stability_function
@@ -54,6 +54,7 @@ __all__ = [
     "observed_order",
     "odeint",
     "odeint_adjoint",
+    "odeint_event",
     "register_gradient_mode",
     "resolve_gradient",
     "rk_step",

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .methods import METHODS
+from .methods import method_info
 from .tableaux import Tableau
 
 __all__ = ["CountingFunc", "WorkPrecisionRecord", "observed_order", "work_precision"]
@@ -71,7 +71,7 @@ class CountingFunc(torch.nn.Module):
 class WorkPrecisionRecord:
     """One run: ``step_size`` is set for fixed methods, ``rtol`` for adaptive ones.
 
-    ``nfe`` includes the one shape-check evaluation ``odeint`` makes before solving.
+    ``nfe`` counts every evaluation of the field (``odeint`` makes none beyond the method's own).
     ``error`` is the largest absolute error over all output times and components.
     """
 
@@ -99,8 +99,9 @@ def work_precision(
     Args:
         func, y0, t: the problem, as for ``solvers.odeint``.
         reference: (len(t), *y0.shape) accurate solution (exact, or a very tight solve).
-        methods: method names or Tableaux; a Tableau or fixed method runs once per step size,
-            an adaptive method once per rtol.
+        methods: any names of ``solvers.METHODS`` (the engine's tableaux and torchdiffeq's multistep /
+            scipy methods) or Tableaux; a fixed method runs once per step size (torchdiffeq's methods
+            through ``options={"step_size": h}``), an adaptive one (an embedded pair) once per rtol.
         step_sizes: step sizes for fixed methods.
         rtols: relative tolerances for adaptive methods; ``atol = atol_ratio * rtol`` (the
             default 1e-3 keeps atol from dominating for states of order one).
@@ -113,13 +114,18 @@ def work_precision(
 
     records = []
     for method in methods:
-        name = method.name if isinstance(method, Tableau) else method
-        fixed = isinstance(method, Tableau) or METHODS[name].kind == "fixed"
+        if isinstance(method, Tableau):
+            name, fixed, delegated = method.name, not method.adaptive, False
+        else:
+            info = method_info(method)
+            name, fixed, delegated = method, info.kind == "fixed", info.backend == "torchdiffeq"
         settings = [(h, None) for h in step_sizes] if fixed else [(None, r) for r in rtols]
         for h, r in settings:
             counted = CountingFunc(func)
             kwargs = dict(odeint_kwargs)
-            if fixed:
+            if fixed and delegated:
+                kwargs["options"] = {**kwargs.get("options", {}), "step_size": h}
+            elif fixed:
                 kwargs["step_size"] = h
             else:
                 kwargs.update(rtol=r, atol=atol_ratio * r)

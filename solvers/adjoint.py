@@ -9,7 +9,11 @@ is solved backward in time from t_k to t_{k-1} (a starts at dL/dy(t_k); g, the p
 gradient, at 0), and the output gradients are added at every output time, as torchdiffeq's
 ``odeint_adjoint`` does.  Memory is flat in the number of steps; the gradients are exact up to the
 backward solve's error (its method and tolerances are the forward's unless the ``adjoint_*``
-arguments say otherwise).  Fixed grids are run backward over the same grid points.
+arguments say otherwise).  Fixed grids are run backward over the same grid points, or, with a
+``step_size`` / ``grid_constructor`` in the adjoint options, over torchdiffeq's grids laid per output
+interval (``AdjointSpec.backward_grid``).  The backward error norm is a function of
+torchdiffeq's tuple ``(t, y, adj_y, *adj_params)`` (``t`` a zero here), exposed on the autograd
+node as ``grad_fn.adjoint_options["norm"]`` as torchdiffeq's is.
 
 The vector-Jacobian products come from the term: ``term.vjp(t, y, a, params) -> (f, a^T df/dy,
 (a^T df/dtheta_i)_i)`` when it has one (a closed form: the structured kernel), else from autograd.
@@ -23,18 +27,18 @@ form for every gradient mode.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from .controller import Controller, rms_norm
-from .engine import solve_adaptive, solve_fixed
-from .problem import Problem, forward
+from .engine import Callbacks, solve_adaptive, solve_fixed
+from .problem import AdjointSpec, Problem, forward
 from .terms import Term
 
-__all__ = ["AugmentedTerm", "solve_adjoint"]
+__all__ = ["AugmentedTerm", "adjoint_outputs", "default_adjoint_norm", "solve_adjoint"]
 
 
 def autograd_vjp(term: Term, t: Any, y: Tensor, a: Tensor, params: Sequence[Tensor]
@@ -75,6 +79,11 @@ class AugmentedTerm(Term):
     def join(self, parts: Sequence[Tensor]) -> Tensor:
         return torch.cat([p.reshape(-1) for p in parts])
 
+    def parts(self, z: Tensor) -> tuple[Tensor, ...]:
+        """(t, y, adj_y, *adj_params) as torchdiffeq lays out its augmented state (t: a 0-d zero, the
+        time gradient being closed form here)."""
+        return (z.new_zeros(()).real, *self.split(z))
+
     def f(self, s: Any, z: Tensor) -> Tensor:
         self.nfe += 1
         y, a = self.split(z)[:2]
@@ -87,23 +96,59 @@ class AugmentedTerm(Term):
         return -self.term.nudge(-s, -toward)
 
 
-def _adjoint_norm(aug: AugmentedTerm, state_norm: Any, seminorm: bool):
-    def norm(x: Tensor) -> Tensor:
-        parts = aug.split(x)
-        values = [torch.as_tensor(state_norm(parts[0])), torch.as_tensor(state_norm(parts[1]))]
+def default_adjoint_norm(state_norm: Callable[[Tensor], Any], seminorm: bool = False) -> Callable[[tuple], Tensor]:
+    """torchdiffeq's default norm of the backward solve on ``(t, y, adj_y, *adj_params)``:
+    max(|t|, state_norm(y), state_norm(adj_y), rms of each parameter gradient), the parameters left
+    out with ``seminorm``."""
+    def norm(parts: tuple) -> Tensor:
+        t, y, a, *ps = parts
+        values = [t.abs(), torch.as_tensor(state_norm(y)), torch.as_tensor(state_norm(a))]
         if not seminorm:
-            values += [rms_norm(g) for g in parts[2:] if g.numel()]
+            values += [rms_norm(g) for g in ps if g.numel()]
         return torch.stack([v.to(torch.float64).reshape(()) for v in values]).max()
 
     return norm
 
 
+def _aug_tol(tol: Any, aug: AugmentedTerm, largest: bool) -> Any:
+    """A tolerance for the flat augmented state: elementwise ones repeat over y and a; the parameter
+    gradients get the loosest (rtol) / tightest (atol) value."""
+    if not isinstance(tol, Tensor) or tol.numel() == 1:
+        return tol
+    y_shape = aug.shapes[0]
+    per_y = tol.expand(y_shape).reshape(-1)
+    one = tol.max() if largest else tol.min()
+    rest = [one.expand(n) for n in aug.sizes[2:]]
+    return torch.cat([per_y, per_y, *rest])
+
+
+def _backward_callbacks(spec: AdjointSpec, aug: AugmentedTerm) -> Callbacks | None:
+    cbs = spec.callbacks
+    if cbs is None:
+        return None
+
+    def wrap(cb):
+        if cb is None:
+            return None
+        return lambda s, z, dt: cb(-s, aug.parts(z), dt)
+
+    return Callbacks(step=wrap(cbs.step), accept=wrap(cbs.accept), reject=wrap(cbs.reject))
+
+
 class _Adjoint(torch.autograd.Function):
+    """Outputs (T, ...) of the problem; backward: the continuous adjoint.  ``ctx.adjoint_options["norm"]``
+    (on ``(t, y, adj_y, *adj_params)``) is the backward solve's error norm, read when the backward pass
+    runs, as torchdiffeq's adjoint node exposes it."""
+
     @staticmethod
     def forward(ctx, p: Problem, y0: Tensor, *params: Tensor) -> Tensor:
         with torch.no_grad():
             ys = torch.stack(forward(p))
         ctx.problem = p
+        spec = p.adjoint
+        state_norm = spec.controller.norm if spec.controller is not None else rms_norm
+        ctx.adjoint_options = {"norm": spec.norm if spec.norm is not None else
+                               default_adjoint_norm(state_norm, spec.seminorm)}
         ctx.save_for_backward(ys, *params)
         return ys
 
@@ -116,30 +161,52 @@ class _Adjoint(torch.autograd.Function):
         aug = AugmentedTerm(p.term, params, ys[0])
         a = grad_ys[-1]
         gs = [torch.zeros_like(q) for q in params]
+        max_steps = spec.max_steps if spec.max_steps is not None else p.max_steps
+        callbacks = _backward_callbacks(spec, aug)
         controller = None
-        if spec.controller is not None:
+        if spec.plan.err is not None:
             c = spec.controller
-            controller = Controller(rtol=c.rtol, atol=c.atol, order=c.order, safety=c.safety, ifactor=c.ifactor,
-                                    dfactor=c.dfactor, pcoeff=c.pcoeff, icoeff=c.icoeff, min_step=c.min_step,
-                                    max_step=c.max_step,
-                                    norm=spec.norm if spec.norm is not None else _adjoint_norm(aug, c.norm,
-                                                                                               spec.seminorm))
+            if c is None:
+                raise ValueError(f"an adaptive adjoint method ({spec.plan.tab.name!r}) needs AdjointSpec.controller")
+            norm_fn = ctx.adjoint_options["norm"]
+            controller = Controller(rtol=_aug_tol(c.rtol, aug, True), atol=_aug_tol(c.atol, aug, False),
+                                    order=c.order, safety=c.safety, ifactor=c.ifactor, dfactor=c.dfactor,
+                                    pcoeff=c.pcoeff, icoeff=c.icoeff, min_step=c.min_step, max_step=c.max_step,
+                                    norm=lambda x: norm_fn(aug.parts(x)))
+            jumps = sorted(-x for x in (spec.jump_t if spec.jump_t is not None else p.jump_t))
+            steps = sorted(-x for x in spec.step_t)
         with torch.no_grad():
             for i in range(len(p.t_out) - 1, 0, -1):
                 z = aug.join([ys[i], a, *gs])
-                s0, s1 = -p.t_out[i], -p.t_out[i - 1]
-                if p.grid is not None:
-                    inner = [x for x in p.grid if p.t_out[i - 1] < x < p.t_out[i]]
-                    grid = [s0] + [-x for x in reversed(inner)] + [s1]
-                    out = solve_fixed(aug, spec.plan, z, grid, [s0, s1], perturb=spec.perturb,
-                                      callbacks=spec.callbacks, max_steps=p.max_steps)
+                t_hi, t_lo = p.t_out[i], p.t_out[i - 1]
+                s0, s1 = -t_hi, -t_lo
+                if controller is None:
+                    if spec.backward_grid is not None:
+                        grid = spec.backward_grid(t_hi, t_lo)
+                    else:
+                        inner = [] if p.grid is None else [x for x in p.grid if t_lo < x < t_hi]
+                        grid = [s0] + [-x for x in reversed(inner)] + [s1]
+                    out = solve_fixed(aug, spec.plan, z, grid, [s0, s1], perturb=spec.perturb, callbacks=callbacks,
+                                      max_steps=max_steps)
                 else:
-                    jumps = sorted(-x for x in p.jump_t)
-                    out = solve_adaptive(aug, spec.plan, z, [s0, s1], controller, jump_t=jumps,
-                                         callbacks=spec.callbacks, max_steps=p.max_steps)
+                    out = solve_adaptive(aug, spec.plan, z, [s0, s1], controller, first_step=spec.first_step,
+                                         jump_t=jumps, step_t=steps, callbacks=callbacks, max_steps=max_steps)
                 _, a, *gs = aug.split(out[-1])
                 a = a + grad_ys[i - 1]
         return (None, a, *gs)
+
+
+def adjoint_outputs(p: Problem) -> Tensor:
+    """Outputs (T, ...) of ``p`` whose backward pass is the continuous adjoint (see the module docstring);
+    the returned tensor's ``grad_fn`` is the adjoint's node when a gradient is needed."""
+    if p.adjoint is None:
+        raise ValueError("gradient='adjoint' needs the problem's adjoint settings (Problem.adjoint)")
+    sources = p.param_sources if p.param_sources is not None else p.params
+    keep = [i for i, q in enumerate(sources) if q.requires_grad]
+    if not torch.is_grad_enabled() or not (p.y0.requires_grad or keep):
+        return torch.stack(forward(p))
+    p = p.with_(params=tuple(p.params[i] for i in keep))
+    return _Adjoint.apply(p, p.y0, *(sources[i] for i in keep))
 
 
 def solve_adjoint(p: Problem) -> list[Tensor]:
@@ -147,11 +214,4 @@ def solve_adjoint(p: Problem) -> list[Tensor]:
     hook = getattr(p.term, "solve_adjoint", None)
     if hook is not None:
         return hook(p)
-    if p.adjoint is None:
-        raise ValueError("gradient='adjoint' needs the problem's adjoint settings (Problem.adjoint)")
-    sources = p.param_sources if p.param_sources is not None else p.params
-    keep = [i for i, q in enumerate(sources) if q.requires_grad]
-    if not torch.is_grad_enabled() or not (p.y0.requires_grad or keep):
-        return forward(p)
-    p = p.with_(params=tuple(p.params[i] for i in keep))
-    return list(_Adjoint.apply(p, p.y0, *(sources[i] for i in keep)).unbind(0))
+    return list(adjoint_outputs(p).unbind(0))

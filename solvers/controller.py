@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["Controller", "initial_step", "rms_norm", "sample_rms_norm"]
+__all__ = ["Controller", "check_resolution", "initial_step", "rms_norm", "sample_rms_norm"]
 
 Norm = Callable[[Tensor], Any]
 
@@ -138,3 +138,23 @@ def initial_step(f0: Tensor, y0: Tensor, f_at: Callable[[float, Tensor], Tensor]
     h1 = torch.where(small, torch.maximum(torch.full_like(h0, 1e-6), h0 * 1e-3),
                      (0.01 / torch.maximum(d1, d2).clamp_min(1e-300)) ** (1.0 / order))
     return torch.minimum(100 * h0, h1)
+
+
+def check_resolution(rtol: Any, atol: Any, y0: Tensor, scale: float = 0.0) -> None:
+    """Refuse tolerances the state's precision cannot measure: the error estimate carries rounding of
+    about eps relative to the state, so a solve asked for much less shrinks its steps until they no
+    longer move the state, and crawls (float32 with rtol = 1e-14: 1e5 steps to advance by 0.02).
+    ``scale``: the size the state is known to reach (a caller's knowledge, e.g. an RNN's hidden state
+    of order one starting at 0); the larger of it and |y0| is used."""
+    real = y0.real.dtype if y0.is_complex() else y0.dtype
+    eps = torch.finfo(real).eps
+    floor = 1e-3 * eps
+    r = float(torch.as_tensor(rtol).max())
+    a = float(torch.as_tensor(atol).max())
+    scale = max(float(y0.detach().abs().max()) if y0.numel() else 0.0, scale)
+    if r < floor and a < floor * scale:
+        raise ValueError(
+            f"rtol = {float(r):.3g} and atol = {float(a):.3g} ask for errors a {str(real).replace('torch.', '')} state "
+            f"cannot resolve (eps = {eps:.3g}, |y0| up to {scale:.3g}): the error estimate's own rounding is about eps "
+            f"times the state, so the steps would shrink until they no longer move it; use rtol >= {10 * floor:.1g} "
+            f"(rtol = 1e-6 is typical for float32) or a larger atol, or a float64 state")

@@ -52,7 +52,10 @@ class DrivenTerm(Term):
         if euler is None:
             self.euler_step = None  # the engine takes plain Euler steps through f
 
-    def _input(self, t: Any) -> tuple[int, Tensor]:
+    def _input(self, t: Any) -> tuple[Any, Tensor]:
+        if isinstance(t, Tensor):  # per-sample clocks: each sample on its own piece
+            j = self.inputs.pieces(t)
+            return j, self.inputs.project_raw(self.inputs.raw_at(j, t), self.project)
         j = self.inputs.piece(t)
         u = self.project(self.inputs.raw(j, t)) if self.project is not None else self.inputs.projected(j, t)
         return j, u

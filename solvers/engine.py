@@ -38,12 +38,18 @@ from .stepper import Plan, Step, combine, rk_step
 from .terms import Term
 
 __all__ = ["DEFAULT_MAX_STEPS", "Accepted", "Callbacks", "Tape", "adaptive_steps", "check_step_count", "next_k0",
-           "hermite", "quartic", "solve_adaptive", "solve_fixed", "solve_until_event"]
+           "hermite", "quartic", "solve_adaptive", "solve_fixed", "solve_until_event", "start_time"]
 
 DEFAULT_MAX_STEPS = 100_000
 """Steps (rejected ones included) after which a solve stops with StepLimitError.  A sequence model
 takes about (samples x steps per sample) steps: 784 x 20 = 15,680 for a long, finely stepped
 one; 100,000 is never reached by a normal run, and a runaway solve stops within a minute or two."""
+
+
+def start_time(term: Term, t0: float, jump_t: Sequence[float]) -> Any:
+    """Where the first stage of a solve from t0 is evaluated: t0, or one ulp after it when f jumps at t0
+    (t0 in ``jump_t``), so the first step reads its own piece as every later stage does."""
+    return term.nudge(t0, math.inf) if t0 in jump_t else t0
 
 
 def check_step_count(n: int, max_steps: int, what: str) -> None:
@@ -237,7 +243,8 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
 
     The generator stops once a step reaches ``t_end`` (steps may overshoot it, as torchdiffeq's do,
     unless ``t_end`` is also in ``step_t``).  ``jump_t``: sorted times where f may jump: a step that
-    would straddle one is shortened to end on it, and f is then evaluated afresh one ulp after it.
+    would straddle one is shortened to end on it, and f is then evaluated afresh one ulp after it (at
+    the start too, when t0 is one of them: :func:`start_time`).
     ``step_t``: sorted times that steps must land on (f is continuous there).
 
     ``schedule``: replay a recorded solve instead of choosing steps: the (t1, landed_on_jump) of
@@ -249,7 +256,7 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
         raise ValueError(f"method {plan.tab.name!r} has no error estimate; adaptive steps need an embedded "
                          f"pair such as dopri5")
     if schedule is not None:
-        yield from _replay(term, plan, y0, t0, schedule, k0, tape, aux0)
+        yield from _replay(term, plan, y0, t0, schedule, k0, tape, aux0, jump_t)
         return
     keep = tape is not None and tape.collect_aux
     cb = callbacks or Callbacks()
@@ -258,7 +265,7 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
     ij = is_ = 0
     t, y = t0, y0
     if k0 is None:
-        k0 = term.f(t, y)
+        k0 = term.f(start_time(term, t0, jump_t), y)
         aux0 = term.aux() if keep else None
     if first_step is None:
         dt = initial_step(k0, y, lambda h, yy: term.f(t + h, yy), plan.tab.order, controller.rtol,
@@ -268,6 +275,7 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
     prev_ratio = None
     attempts = 0
     after_jump = False
+    nonfinite = False  # the last attempt produced NaN/inf
     while t < t_end:
         attempts += 1
         if attempts > max_steps:
@@ -278,6 +286,10 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
         if cb.step is not None:
             cb.step(t, y, dt)
         t1 = t + dt
+        if not t1 > t and nonfinite:
+            raise NonFiniteStateError(
+                f"the vector field gave NaN or inf at every step tried from t = {t}, down to dt = {dt}: it is not "
+                f"finite just after t (a NaN it returns, an overflow, a singularity); check func near t = {t}")
         if not t1 > t:
             raise StepSizeUnderflowError(
                 f"the step size underflowed to dt = {dt} at t = {t}: t + dt == t. The tolerances "
@@ -294,7 +306,8 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
         # it: f is evaluated afresh after it
         if ij < len(jumps) and jumps[ij] <= t1:
             t1, on_jump, on_step = jumps[ij], True, False
-        dt = t1 - t
+        if on_step or on_jump:
+            dt = t1 - t  # else keep the controller's dt, not t + dt - t (rounded): torchdiffeq's step sizes exactly
         step = rk_step(term, plan, t, t1, y, k0, perturb_start=after_jump, perturb_end=True, keep_aux=keep,
                        aux0=aux0)
         ratio_t = controller.ratio(step.err, y, step.y1)
@@ -305,8 +318,10 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
             accept = False
         if dt <= controller.min_step:
             accept = True
+        nonfinite = not finite
         if accept and not _finite(step.y1):
             accept = False
+            nonfinite = True
         if not finite:
             if not _finite(y) or not _finite(k0):
                 raise NonFiniteStateError(
@@ -351,14 +366,14 @@ def next_k0(acc: Accepted, keep: bool) -> tuple[Tensor, Any]:
 
 
 def _replay(term: Term, plan: Plan, y0: Tensor, t0: float, schedule: Sequence[tuple[float, bool]],
-            k0: Tensor | None, tape: Tape | None, aux0: Any = None) -> Iterator[Accepted]:
+            k0: Tensor | None, tape: Tape | None, aux0: Any = None, jump_t: Sequence[float] = ()) -> Iterator[Accepted]:
     """The steps of ``schedule`` from (t0, y0), exactly as :func:`adaptive_steps` took them (``k0``
     and its ``aux0``: the first stage, as recorded, when the replay starts mid-solve)."""
     keep = tape is not None and tape.collect_aux
     t, y = t0, y0
     after_jump = False
-    if k0 is None:
-        k0 = term.f(t, y)
+    if k0 is None:  # as the recorded solve started (pass its jump_t for a start on a jump)
+        k0 = term.f(start_time(term, t0, jump_t), y)
         aux0 = term.aux() if keep else None
     for t1, on_jump in schedule:
         step = rk_step(term, plan, t, t1, y, k0, perturb_start=after_jump, perturb_end=True, keep_aux=keep,

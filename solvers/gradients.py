@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from .adjoint import solve_adjoint
-from .engine import Tape, adaptive_steps, next_k0, solve_fixed
+from .engine import Tape, adaptive_steps, next_k0, solve_fixed, start_time
 from .problem import Problem, forward
 
 __all__ = ["GRADIENT_MODES", "checkpoint_segment", "register_gradient_mode", "resolve_gradient"]
@@ -63,7 +63,7 @@ def solve_checkpoint(p: Problem) -> list[Tensor]:
     ends = tape.ends  # ends[k]: steps taken when output k + 1 was reached
     outputs = [p.y0]
     y = p.y0
-    k0 = None if p.grid is not None else p.term.f(p.t_out[0], p.y0)
+    k0 = None if p.grid is not None else p.term.f(start_time(p.term, p.t_out[0], p.jump_t), p.y0)
     j = 0
     for n0 in range(0, n, seg):
         n1 = min(n, n0 + seg)

@@ -202,6 +202,12 @@ class PiecewiseInput:
             self._chunks[c] = rows
         return rows
 
+    def project_raw(self, x: Tensor, project: Any = None) -> Tensor:
+        """u of raw rows x (B, D): by ``project`` when given, else by this input's own projection."""
+        if project is not None:
+            return project(x)
+        return self._project(x, True)
+
     def projected(self, j: int, t: float) -> Tensor:
         """u(t) = x(t) U^T + b (B, P) on piece j, from the chunk-projected coefficients."""
         if j < 0 or self.T < 2:

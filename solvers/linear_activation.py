@@ -439,7 +439,7 @@ class _StructuredSolve(torch.autograd.Function):
             ends = tape.ends
             j = 0
             for n, acc in enumerate(adaptive_steps(plain, p.plan, y0, p.t_out[0], p.t_out[-1], None,
-                                                   schedule=tape.schedule), start=1):
+                                                   schedule=tape.schedule, jump_t=p.jump_t), start=1):
                 while j < len(ends) and ends[j] == n:
                     outs.append(acc.y1)
                     j += 1
@@ -510,7 +510,7 @@ def _replay_segment(p: Problem, tape: _ThinTape, n0: int, n1: int) -> Tape:
                         max_steps=p.max_steps)
         else:
             for _ in adaptive_steps(p.term, p.plan, y, tape.t0[n0], tape.t1[n1 - 1], None,
-                                    schedule=tape.schedule[n0:n1], k0=k0, tape=seg, aux0=aux0):
+                                    schedule=tape.schedule[n0:n1], k0=k0, tape=seg, aux0=aux0, jump_t=p.jump_t):
                 pass
     return seg
 
@@ -782,25 +782,27 @@ class _Sweep:
             if self.fold:
                 ybar = self._folded_chunk(ybar, c0, c1, hs, D, KZ, grads_at)
             else:
+                back, b, a_cols = term.back, self.b, self.a_cols
                 for n in range(c1 - 1, c0 - 1, -1):
                     kc = n - c0
                     h = hs[kc]
+                    rows, Ds = KZ[kc].unbind(0), D[kc].unbind(0)
                     Ybars: list[Tensor | None] = [None] * s
-                    total = ybar
+                    total = ybar.clone()  # ybar_n = ybar_{n+1} + sum_i Ybar_i, accumulated in place
                     for i in range(s - 1, -1, -1):
-                        terms = ([(self.b[i], ybar)] if self.b[i] != 0.0 else []) + \
-                                [(w, Ybars[j]) for j, w in self.a_cols[i] if Ybars[j] is not None]
-                        row = KZ[kc, i]
+                        terms = ([(b[i], ybar)] if b[i] != 0.0 else []) + \
+                                [(w, Ybars[j]) for j, w in a_cols[i] if Ybars[j] is not None]
+                        row = rows[i]
                         if not terms:
                             row.zero_()
                             continue
                         kb = _scaled_sum(terms, h, row[:, :NA] if NA else None)
-                        self._zbar(kb, D[kc, i], row[:, NA:])
-                        yb = torch.mm(row, term.back)
+                        self._zbar(kb, Ds[i], row[:, NA:])
+                        yb = torch.mm(row, back)
                         Ybars[i] = yb
-                        total = total + yb
+                        total.add_(yb)
                     g = grads_at.get(n)
-                    ybar = total if g is None else total + g
+                    ybar = total if g is None else total.add_(g)
             self._accumulate(c0, c1, tape, offset, Y, KZ)
         return ybar
 

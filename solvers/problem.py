@@ -8,7 +8,7 @@ single tensor (tuple states are flattened by the caller).  :func:`forward` runs 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -16,6 +16,7 @@ from torch import Tensor
 
 from .controller import Controller
 from .engine import DEFAULT_MAX_STEPS, Callbacks, Tape, solve_adaptive, solve_fixed
+from .per_sample import solve_adaptive_per_sample
 from .stepper import Plan
 from .terms import Term
 
@@ -26,9 +27,26 @@ __all__ = ["AdjointSpec", "Problem", "forward"]
 class AdjointSpec:
     """How the continuous adjoint solves backward (torchdiffeq's ``adjoint_*`` arguments).
 
-    ``plan``/``controller``/``grid_step``: the backward solve's method, tolerances and norm (the
-    forward's by default); ``seminorm``: leave the parameter gradients out of the error norm
-    (Kidger et al. 2021; torchdiffeq's ``adjoint_options={"norm": "seminorm"}``).
+    Attributes:
+        plan: the backward solve's tableau (the forward's by default).
+        controller: adaptive backward solves: tolerances, factors and step bounds; its ``norm`` is
+            the *state* norm, applied to y and to the adjoint a (torchdiffeq's default adjoint norm
+            is max(|t|, norm(y), norm(a), rms of each parameter gradient)).
+        seminorm: leave the parameter gradients out of that default norm (Kidger, Chen and Lyons
+            2021; torchdiffeq's ``adjoint_options={"norm": "seminorm"}``): usually far fewer steps.
+        norm: a norm on the tuple ``(t, y, adj_y, *adj_params)`` replacing the default one (a user's
+            ``adjoint_options["norm"]``; ``t`` is a 0-d zero here, the time gradient being closed form).
+        first_step: adaptive backward solves' first step (None: chosen).
+        jump_t, step_t: adaptive backward solves' jump and step times as forward (increasing) times;
+            None: the problem's ``jump_t`` and none.
+        backward_grid: fixed backward solves: ``backward_grid(t_hi, t_lo)`` returns the grid of the
+            interval from t_hi down to t_lo in negated time s = -t (increasing floats from -t_hi to
+            -t_lo); None: the forward grid's points inside the interval (a forward adaptive solve:
+            one step per output interval, as torchdiffeq with no grid options).
+        perturb: fixed backward grids: evaluate stages on a step's ends one ulp inside.
+        callbacks: the ``*_adjoint`` step callbacks, each ``callback(t, (t_grad, y, adj_y, *adj_params), dt)``.
+        max_steps: the backward solve's step limit (None: the problem's).
+        step_size: unused (kept for callers that set it).
     """
 
     plan: Plan
@@ -38,6 +56,11 @@ class AdjointSpec:
     step_size: float | None = None
     perturb: bool = False
     callbacks: Callbacks | None = None
+    first_step: float | None = None
+    jump_t: Sequence[float] | None = None
+    step_t: Sequence[float] = ()
+    backward_grid: Callable[[float, float], list[float]] | None = None
+    max_steps: int | None = None
 
 
 @dataclass
@@ -65,12 +88,15 @@ class Problem:
             the differentiated tensors are functions of others (an input's coefficients computed from
             its samples), the backward pass must take partial derivatives with respect to each.
         adjoint: the backward solve of the adjoint mode.
-        jump_grid: the fixed grid's jump points, so the adjoint's backward grid can be rebuilt.
+        per_sample: adaptive methods: every sample (axis 0 of y0) gets its own steps
+            (:mod:`solvers.per_sample`); then ``t_out`` may be a (B, T) tensor and ``jump_t``/``step_t``
+            (B, J) tensors, each row one sample's times.
+        extra: anything a caller wants to carry along.
     """
 
     term: Term
     y0: Tensor
-    t_out: list[float]
+    t_out: Any
     plan: Plan
     grid: list[float] | None = None
     controller: Controller | None = None
@@ -85,6 +111,7 @@ class Problem:
     params: tuple[Tensor, ...] = ()
     param_sources: tuple[Tensor, ...] | None = None
     adjoint: AdjointSpec | None = None
+    per_sample: bool = False
     extra: dict = field(default_factory=dict)
 
     @property
@@ -98,6 +125,13 @@ class Problem:
 def forward(p: Problem, tape: Tape | None = None, y0: Tensor | None = None) -> list[Tensor]:
     """Run the engine on ``p`` (from ``y0`` instead of ``p.y0`` when given); states at ``p.t_out``."""
     y0 = p.y0 if y0 is None else y0
+    if p.per_sample:
+        if p.grid is not None:
+            raise ValueError("per-sample error control applies to adaptive methods; this problem has a fixed grid")
+        return solve_adaptive_per_sample(p.term, p.plan, y0, p.t_out, p.controller, first_step=p.first_step,
+                                         jump_t=p.jump_t if len(p.jump_t) else None,
+                                         step_t=p.step_t if len(p.step_t) else None,
+                                         exact_outputs=p.exact_outputs, tape=tape, max_steps=p.max_steps)
     if p.grid is not None:
         return solve_fixed(p.term, p.plan, y0, p.grid, p.t_out, perturb=p.perturb, interp=p.interp,
                            callbacks=p.callbacks, tape=tape, max_steps=p.max_steps)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .controller import Controller, rms_norm
+from .controller import Controller, check_resolution, rms_norm, sample_rms_norm
 from .engine import DEFAULT_MAX_STEPS, check_step_count
 from .gradients import GRADIENT_MODES, resolve_gradient
 from .grids import knot_grid
@@ -34,7 +34,8 @@ __all__ = ["make_problem", "solve"]
 def make_problem(term: Term, y0: Tensor, t_out: Tensor, method: str | Tableau, *, step_size: float | None = None,
                  gap_scale: Tensor | None = None, jump_t: Tensor | None = None, rtol: float = 1e-7, atol: float = 1e-9,
                  max_steps: int = DEFAULT_MAX_STEPS, params: Sequence[Tensor] = (),
-                 param_sources: Sequence[Tensor] | None = None, adjoint_seminorm: bool = True) -> Problem:
+                 param_sources: Sequence[Tensor] | None = None, adjoint_seminorm: bool = True,
+                 per_sample: bool = False) -> Problem:
     """A :class:`~solvers.problem.Problem` for ``term`` from (T,) increasing clock times ``t_out``.
 
     Args:
@@ -51,9 +52,24 @@ def make_problem(term: Term, y0: Tensor, t_out: Tensor, method: str | Tableau, *
         params: tensors the adjoint mode differentiates (besides y0).
         param_sources: see :class:`~solvers.problem.Problem`.
         adjoint_seminorm: adjoint mode: keep the parameters' gradients out of the backward error norm.
+        per_sample: adaptive methods: every sample (axis 0 of y0) gets its own steps
+            (:mod:`solvers.per_sample`); ``t_out`` and ``jump_t`` may then be (B, T) and (B, J), each
+            row one sample's times, and the term is called with (B,) tensors of times.
     """
     tab = tableau(method)
     plan = Plan.of(tab)
+    if tab.adaptive:
+        # a driven state (an RNN's) is of order one even when it starts at 0
+        check_resolution(rtol, atol, y0, scale=1.0)
+    if per_sample:
+        if not tab.adaptive:
+            raise ValueError(f"per-sample error control needs an adaptive method (an embedded pair such as dopri5); "
+                             f"got {tab.name!r}, whose steps are fixed")
+        p = Problem(term=term, y0=y0, t_out=t_out.detach().to(torch.float64), plan=plan, max_steps=max_steps,
+                    params=tuple(params), per_sample=True, exact_outputs=True,
+                    controller=Controller(rtol=rtol, atol=atol, order=tab.order, norm=sample_rms_norm))
+        p.jump_t = () if jump_t is None else jump_t.detach().to(torch.float64)
+        return p
     outs = [float(x) for x in t_out.detach().tolist()]
     jumps = [] if jump_t is None else sorted({float(x) for x in jump_t.detach().reshape(-1).tolist()})
     p = Problem(term=term, y0=y0, t_out=outs, plan=plan, max_steps=max_steps, params=tuple(params),

@@ -67,7 +67,14 @@ class Term:
 
     def nudge(self, t: Any, toward: Any) -> Any:
         if isinstance(t, Tensor):
-            return torch.nextafter(t, toward if isinstance(toward, Tensor) else torch.full_like(t, toward))
+            to = toward if isinstance(toward, Tensor) else torch.full_like(t, toward)
+            if self.time_dtype == t.dtype or not self.time_dtype.is_floating_point:
+                return torch.nextafter(t, to)
+            # per-sample times are float64 but reach f in time_dtype: move one ulp of time_dtype where
+            # t is a time_dtype value (else one float64 ulp, as nudge_float does)
+            low = t.to(self.time_dtype)
+            moved = torch.nextafter(low, to.to(self.time_dtype)).to(t.dtype)
+            return torch.where(low.to(t.dtype) == t, moved, torch.nextafter(t, to))
         return nudge_float(t, toward, self.time_dtype)
 
     def aux(self) -> Any:

@@ -433,3 +433,18 @@ def test_a_unitary_model_stays_complex_under_a_dtype_cast(cast):
     assert back.field.U.dtype == torch.complex64 and float(back.field.U.detach().imag.abs().max()) > 0.01
     with pytest.raises(TypeError, match="no complex dtype with torch.bfloat16 parts"):
         model.to(torch.bfloat16)
+
+
+def test_impossible_tolerances_are_refused_at_once():
+    """Edge (issue 12): dopri5 at rtol 1e-14, atol 1e-16 on a float32 batch ran for minutes."""
+    model = nr.ContinuousRNN(nr.LipschitzField(D, N), 2, method="dopri5", rtol=1e-14, atol=1e-16)
+    with pytest.raises(ValueError, match="rtol = 1e-14 and atol = 1e-16 ask for errors a float32 state cannot resolve"):
+        model(torch.randn(2, 5, D))
+    # the same tolerances in float64 are within reach
+    model.double()(torch.randn(2, 5, D, dtype=torch.float64))
+
+
+def test_step_limit_stops_a_runaway_solve():
+    model = nr.ContinuousRNN(nr.LipschitzField(D, N), 2, method="euler", step_size=1e-6, max_steps=1000)
+    with pytest.raises(solvers.StepLimitError, match="needs .* steps, more than max_steps = 1000"):
+        model(torch.randn(2, 5, D))

@@ -1,4 +1,8 @@
-"""Tests for solvers.odeint, the fixed-step loop, tableaux, methods and accuracy helpers."""
+"""Tests for solvers.odeint on the engine: tableaux, grids and jumps, gradients, registry and helpers.
+
+Agreement with torchdiffeq in detail: test_odeint_compat.py; orders: test_solvers_order.py; limits:
+test_solvers_limits.py; per-sample control: test_per_sample.py.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,14 @@ import torch
 import torchdiffeq
 
 import solvers
+from solvers.gradients import GRADIENT_MODES
 from solvers.grids import knot_grid
-from solvers.odeint import GRADIENT_MODES
+from solvers.problem import forward
 
 DT = torch.float64
 TABLEAU_NAMES = sorted(solvers.TABLEAUX)
+FIXED_NAMES = sorted(n for n, t in solvers.TABLEAUX.items() if not t.adaptive)
+PAIR_NAMES = sorted(n for n, t in solvers.TABLEAUX.items() if t.adaptive)
 
 
 @pytest.fixture(autouse=True)
@@ -64,10 +71,10 @@ class SmallField(torch.nn.Module):
 
 
 # torchdiffeq's "rk4" is rk_common.rk4_alt_step_func: k2 at 1/3, k3 = f(t0 + 2/3 dt, y0 + dt(k2 - k1/3)),
-# k4 = f(t1, y0 + dt(k1 - k2 + k3)), weights (1, 3, 3, 1)/8 -- Kutta's 3/8 rule, our "rk38".
-# torchdiffeq's "heun2" is fixed_grid.Heun2: c2 = 1, a21 = 1, b = (1/2, 1/2), our "heun".
+# k4 = f(t1, y0 + dt(k1 - k2 + k3)), weights (1, 3, 3, 1)/8 -- Kutta's 3/8 rule, our "rk4" (alias "rk38").
+# torchdiffeq's "heun2" is fixed_grid.Heun2: c2 = 1, a21 = 1, b = (1/2, 1/2), our "heun2" (alias "heun").
 @pytest.mark.parametrize("ours, theirs", [("euler", "euler"), ("midpoint", "midpoint"), ("heun", "heun2"),
-                                           ("rk38", "rk4")])
+                                           ("heun2", "heun2"), ("rk38", "rk4"), ("rk4", "rk4"), ("heun3", "heun3")])
 def test_tableau_matches_torchdiffeq(ours, theirs):
     t = torch.cumsum(torch.rand(40, dtype=DT) * 0.1 + 0.01, 0)
     y0 = torch.randn(2, 3, dtype=DT)
@@ -83,16 +90,22 @@ def _by_hand_step(name, f, t0, t1, y):
         k1 = f(t0, y)
         k2 = f(t0 + 2 * dt / 3, y + 2 * dt / 3 * k1)
         return y + dt * (k1 / 4 + 3 * k2 / 4)
-    if name == "rk4":
+    if name == "rk4_classic":
         k1 = f(t0, y)
         k2 = f(t0 + dt / 2, y + dt / 2 * k1)
         k3 = f(t0 + dt / 2, y + dt / 2 * k2)
         k4 = f(t1, y + dt * k3)
         return y + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    if name == "rk4":  # Kutta's 3/8 rule
+        k1 = f(t0, y)
+        k2 = f(t0 + dt / 3, y + dt / 3 * k1)
+        k3 = f(t0 + 2 * dt / 3, y + dt * (k2 - k1 / 3))
+        k4 = f(t1, y + dt * (k1 - k2 + k3))
+        return y + dt / 8 * (k1 + 3 * k2 + 3 * k3 + k4)
     raise AssertionError(name)
 
 
-@pytest.mark.parametrize("name", ["ralston", "rk4"])
+@pytest.mark.parametrize("name", ["ralston", "rk4_classic", "rk4"])
 def test_tableau_matches_step_written_by_hand(name):
     t = torch.cumsum(torch.rand(30, dtype=DT) * 0.1 + 0.01, 0)
     y0 = torch.randn(4, dtype=DT)
@@ -106,7 +119,7 @@ def test_tableau_matches_step_written_by_hand(name):
 # --------------------------------------------------------------------------- convergence order
 
 
-@pytest.mark.parametrize("name", TABLEAU_NAMES)
+@pytest.mark.parametrize("name", FIXED_NAMES)
 def test_convergence_order(name):
     y0 = torch.tensor([1.0, -0.5], dtype=DT)
     t = torch.tensor([0.0, 1.0, 2.0], dtype=DT)
@@ -142,11 +155,12 @@ def test_knot_aligned_grid_keeps_order_on_held_input():
 
 
 @pytest.mark.parametrize("right", [True, False], ids=["held-on-(a,b]", "held-on-[a,b)"])
-@pytest.mark.parametrize("step_size", [None, 0.07])
-@pytest.mark.parametrize("name", TABLEAU_NAMES)
+@pytest.mark.parametrize("name, step_size", [(n, h) for n in FIXED_NAMES for h in (None, 0.07)]
+                         + [(n, None) for n in PAIR_NAMES])
 def test_stages_read_their_own_piece(name, step_size, right):
     # y' = u(t): every consistent method integrates a constant exactly, so any stage that reads
-    # a neighbouring piece (1e6 past the end, or a different value) shows up as an error.
+    # a neighbouring piece (1e6 past the end, or a different value) shows up as an error.  The knots
+    # are jump times: stages on a step's ends are evaluated one ulp inside it (the first one too).
     knots = _knots()
     values = torch.randn(len(knots) + 1, 2, dtype=DT)
     if right:
@@ -155,7 +169,7 @@ def test_stages_read_their_own_piece(name, step_size, right):
         values[-1] = 1e6  # the piece after the last knot must never be read
     u = Hold(knots, values, right=right)
     sol = solvers.odeint(lambda t, y: u(t), torch.zeros(2, dtype=DT), knots, method=name,
-                         step_size=step_size)
+                         step_size=step_size, jump_t=knots)
     # In both conventions the piece between knots[k-1] and knots[k] holds values[k].
     gaps = knots[1:] - knots[:-1]
     exact = torch.cat([torch.zeros(1, 2, dtype=DT), torch.cumsum(gaps[:, None] * values[1:-1], 0)])
@@ -164,13 +178,15 @@ def test_stages_read_their_own_piece(name, step_size, right):
 
 @pytest.mark.parametrize("name", TABLEAU_NAMES)
 def test_jump_t_puts_grid_points_on_knots(name):
+    # fixed methods: grid points on the knots; adaptive ones: steps end on them (outputs between knots)
     knots = _knots()
     values = torch.randn(len(knots) + 1, dtype=DT)
     values[0] = 1e6
     u = Hold(knots, values)
     t = torch.tensor([0.0, 1.0, float(knots[-1])], dtype=DT)  # outputs between knots
+    step = None if solvers.TABLEAUX[name].adaptive else 0.2
     sol = solvers.odeint(lambda s, y: u(s).expand_as(y), torch.zeros(1, dtype=DT), t, method=name,
-                         step_size=0.2, jump_t=knots)
+                         step_size=step, jump_t=knots)
     def integral(x):
         lo = knots[:-1].clamp(max=x)
         hi = knots[1:].clamp(max=x)
@@ -304,10 +320,19 @@ def test_complex_state_equals_real_and_imaginary_parts(name, dtype):
     def f_real(s, z):
         return big @ z + g * torch.sin(s)
 
-    sol = solvers.odeint(f_complex, y0.to(dtype), t, method=name, step_size=0.1)
-    ref = solvers.odeint(f_real, torch.cat([y0.real, y0.imag]), t, method=name, step_size=0.1)
+    adaptive = solvers.TABLEAUX[name].adaptive
+    low = solvers.TABLEAUX[name].order <= 2
+    kw = dict(step_size=0.1) if not adaptive else \
+        dict(rtol=1e-6 if low else 1e-9, atol=1e-8 if low else 1e-11, options={"step_t": t})
+    sol = solvers.odeint(f_complex, y0.to(dtype), t, method=name, **kw)
+    ref = solvers.odeint(f_real, torch.cat([y0.real, y0.imag]), t, method=name, **kw)
     assert sol.dtype == dtype
-    tol = 1e-12 if dtype == torch.complex128 else 1e-5
+    # fixed steps: the same arithmetic, equal to rounding; adaptive: the error norms differ (|z| per entry against
+    # |re|, |im|), so the steps differ, and the two agree to the tolerance's reach
+    tol = (1e-12 if dtype == torch.complex128 else 1e-5) if not adaptive else (1e-4 if low else 1e-6)
+    if adaptive and dtype == torch.complex64:
+        kw.update(rtol=1e-6, atol=1e-8)
+        tol = 1e-4
     torch.testing.assert_close(sol.to(torch.complex128), torch.complex(ref[:, :n], ref[:, n:]),
                                rtol=0, atol=tol)
 
@@ -315,6 +340,7 @@ def test_complex_state_equals_real_and_imaginary_parts(name, dtype):
 @pytest.mark.parametrize("t_dtype, y_dtype", [(torch.float32, torch.float32), (torch.float64, torch.float32),
                                               (torch.float32, torch.float64)])
 def test_dtypes_follow_inputs(t_dtype, y_dtype):
+    # as torchdiffeq: the output has y0's dtype, and func gets t in y's real dtype whatever t's dtype is
     y0 = torch.ones(2, dtype=y_dtype)
     t = torch.tensor([0.0, 0.5, 1.0], dtype=t_dtype)
     seen = []
@@ -324,7 +350,7 @@ def test_dtypes_follow_inputs(t_dtype, y_dtype):
         return -y
 
     sol = solvers.odeint(f, y0, t, method="rk4", step_size=0.1, jump_t=[0.3])
-    assert sol.dtype == y_dtype and set(seen) == {t_dtype}
+    assert sol.dtype == y_dtype and set(seen) == {y_dtype}
     torch.testing.assert_close(sol[:, 0].double(), torch.exp(-t.double()), rtol=0, atol=1e-5)
 
 
@@ -333,7 +359,7 @@ def test_torchdiffeq_fixed_method_gets_step_size_and_knot_grid():
     t = torch.tensor([0.0, 1.0], dtype=DT)
     ref = torchdiffeq.odeint(forced_decay, y0, t, method="heun3", options={"step_size": 0.1})
     torch.testing.assert_close(solvers.odeint(forced_decay, y0, t, method="heun3", step_size=0.1), ref,
-                               rtol=0, atol=0)
+                               rtol=0, atol=1e-15)
     knots = _knots()
     u = Hold(knots, torch.randn(len(knots) + 1, dtype=DT))
     sol = solvers.odeint(lambda s, y: u(s).expand_as(y), torch.zeros(1, dtype=DT), knots[[0, -1]],
@@ -349,7 +375,9 @@ def test_methods_cover_torchdiffeq_and_tableaux():
 
     assert set(SOLVERS) | set(solvers.TABLEAUX) == set(solvers.METHODS)
     assert solvers.METHODS["dopri5"].order == 5 and solvers.METHODS["dopri5"].kind == "adaptive"
-    assert solvers.METHODS["rk38"] == solvers.MethodInfo(4, 4, "fixed", "tableau")
+    assert solvers.METHODS["rk38"] == solvers.MethodInfo(4, 4, "fixed", "engine")
+    assert solvers.METHODS["tsit5"] == solvers.MethodInfo(5, 7, "adaptive", "engine")
+    assert solvers.METHODS["implicit_adams"].backend == "torchdiffeq"
     assert solvers.METHODS["heun3"].kind == "fixed"
     for name, tab in solvers.TABLEAUX.items():
         assert solvers.METHODS[name].order == tab.order
@@ -359,8 +387,8 @@ def test_register_gradient_mode_is_a_hook():
     calls = []
 
     def fake(problem):
-        calls.append(problem.method)
-        return solvers.odeint(problem.func, problem.y0, problem.t, method=problem.tab, step_size=problem.step_size)
+        calls.append(problem.plan.tab.name)
+        return forward(problem)
 
     solvers.register_gradient_mode("test-mode", fake)
     try:
@@ -376,12 +404,15 @@ def test_register_gradient_mode_is_a_hook():
 def test_work_precision_records_and_nfe():
     y0 = torch.tensor([1.0], dtype=DT)
     t = torch.tensor([0.0, 1.0], dtype=DT)
-    recs = solvers.work_precision(forced_decay, y0, t, forced_decay_exact(t, y0), ["rk4", "dopri5"],
+    methods = ["rk4", "dopri5", "tsit5", "explicit_adams", solvers.TABLEAUX["bosh3"]]
+    recs = solvers.work_precision(forced_decay, y0, t, forced_decay_exact(t, y0), methods,
                                   step_sizes=[0.1, 0.05], rtols=[1e-6])
-    assert [(r.method, r.step_size, r.rtol) for r in recs] == [("rk4", 0.1, None), ("rk4", 0.05, None),
-                                                                ("dopri5", None, 1e-6)]
-    assert recs[0].nfe == 1 + 4 * 10 and recs[1].nfe == 1 + 4 * 20  # shape check + 4 stages per step
-    assert recs[1].error < recs[0].error / 10 and recs[2].error < 1e-5
+    assert [(r.method, r.step_size, r.rtol) for r in recs] == [
+        ("rk4", 0.1, None), ("rk4", 0.05, None), ("dopri5", None, 1e-6), ("tsit5", None, 1e-6),
+        ("explicit_adams", 0.1, None), ("explicit_adams", 0.05, None), ("bosh3", None, 1e-6)]
+    assert recs[0].nfe == 4 * 10 and recs[1].nfe == 4 * 20  # 4 stages per step, nothing else
+    assert recs[1].error < recs[0].error / 10 and recs[2].error < 1e-5 and recs[3].error < 1e-5
+    assert max(recs[4].error, recs[5].error) < 1e-2 and recs[6].error < 1e-4
 
 
 def test_observed_order_fits_slope():
@@ -412,7 +443,7 @@ def test_tableau_checks_itself(kwargs, match):
 
 def test_tableau_lookup_and_custom_tableau():
     assert solvers.tableau("rk4") is solvers.TABLEAUX["rk4"]
-    with pytest.raises(ValueError, match=r"unknown method 'x'; expected one of euler, heun, midpoint"):
+    with pytest.raises(ValueError, match=r"unknown method 'x'; expected one of adaptive_heun, bosh3, dopri5"):
         solvers.tableau("x")
     # a new method is one table: Kutta's third-order method runs in the same loop
     kutta3 = solvers.Tableau("kutta3", a=((), (0.5,), (-1.0, 2.0)), b=(1 / 6, 2 / 3, 1 / 6),
@@ -440,7 +471,7 @@ def _ok():
     ({"t": torch.tensor([0.0, 1.0, 0.5], dtype=DT)}, ValueError, r"got t\[2\] = 0.5 after t\[1\] = 1.0"),
     ({"t": torch.tensor([0, 1])}, TypeError, r"t must have a real floating dtype; got t.dtype = torch.int64"),
     ({"t": [0.0, 1.0]}, TypeError, r"t must be a 1-D torch.Tensor of times; got list"),
-    ({"y0": [1.0, 2.0]}, TypeError, r"y0 must be a torch.Tensor; got list"),
+    ({"y0": [1.0, 2.0]}, TypeError, r"y0 must be a torch.Tensor or a tuple of them; got list"),
     ({"y0": torch.ones(2, dtype=torch.int64)}, TypeError, r"y0 must have a floating or complex dtype"),
     ({"func": lambda t, y: torch.ones(3, dtype=DT)}, ValueError,
      r"func returned shape \(3,\) whilst y0 has shape \(2,\)"),
@@ -448,17 +479,35 @@ def _ok():
     ({"method": "x"}, ValueError, r"unknown method 'x'; expected one of .*dopri5.*rk38"),
     ({"step_size": 0.0}, ValueError, r"step_size must be a positive finite number or None; got step_size = 0.0"),
     ({"step_size": -0.1}, ValueError, r"got step_size = -0.1"),
-    ({"rtol": -1e-3}, ValueError, r"rtol must be non-negative; got rtol = -0.001"),
-    ({"atol": -1.0}, ValueError, r"atol must be non-negative; got atol = -1.0"),
+    ({"rtol": -1e-3}, ValueError, r"rtol must be non-negative and finite; got rtol = -0.001"),
+    ({"atol": -1.0}, ValueError, r"atol must be non-negative and finite; got atol = -1.0"),
     ({"adjoint": True, "gradient": "backprop"}, ValueError, r"adjoint=True is shorthand for gradient='adjoint'"),
     ({"gradient": "magic"}, ValueError, r"unknown gradient 'magic'; expected one of adjoint, backprop"),
-    ({"options": {"perturb": True}}, ValueError, r"method 'rk4' is one of our tableaux and takes none"),
+    ({"options": {"first_step": 0.1}}, ValueError, r"options \['first_step'\] are not options of method 'rk4'; "
+                                                   r"its options are step_size, grid_constructor, perturb, interp"),
+    ({"options": [("step_size", 0.1)]}, TypeError, r"options must be a dict or None; got list"),
+    ({"method": "dopri5", "options": {"safety": -1}}, ValueError, r"options\['safety'\] must be positive; got"),
+    ({"method": "dopri5", "options": {"min_step": 1.0, "max_step": 0.1}}, ValueError, r"must not exceed"),
+    ({"options": {"interp": "quadratic"}}, ValueError, r"options\['interp'\] must be 'linear' or 'cubic'"),
+    ({"options": {"step_size": 0.1, "grid_constructor": lambda f, y, t: t}}, ValueError, r"mutually exclusive"),
+    ({"options": {"grid_constructor": lambda f, y, t: torch.tensor([0.0, 0.5], dtype=DT)}}, ValueError,
+     r"options\['grid_constructor'\] must return a grid from t\[0\] = 0.0 to t\[-1\] = 1.0; got \[0.0, 0.5\]"),
     ({"method": "dopri5", "step_size": 0.1}, ValueError, r"step_size applies to fixed-step methods; method 'dopri5'"),
-    ({"method": "ralston", "gradient": "adjoint", "func": SmallField(2)}, ValueError,
-     r"gradient='adjoint' with method 'ralston' is not available.*euler, heun, midpoint, rk38"),
+    ({"gradient": "adjoint", "func": SmallField(2), "adjoint_method": "explicit_adams"}, ValueError,
+     r"adjoint_method 'explicit_adams' is run by torchdiffeq.*use a Runge-Kutta method"),
+    ({"method": "dopri5", "event_fn": lambda t, y: y.sum(), "t": torch.tensor([0.0, 1.0, 2.0], dtype=DT)}, ValueError,
+     r"event_fn needs t = \[t0, t1\] \(len\(t\) == 2"),
+    ({"event_fn": lambda t, y: y.sum()}, ValueError, r"event_fn with the fixed-step method 'rk4' needs a step size"),
     ({"gradient": "adjoint"}, ValueError, r"needs func to be an nn.Module .* got func of type function"),
     ({"jump_t": torch.zeros(2, 2)}, ValueError, r"jump_t must be a 1-D sequence of times; got shape \(2, 2\)"),
-    ({"method": "scipy_solver", "jump_t": [0.5]}, ValueError, r"jump_t is not supported by method 'scipy_solver'"),
+    ({"method": "scipy_solver", "jump_t": [0.5]}, ValueError,
+     r"method 'scipy_solver' is run by torchdiffeq.*step_size= and jump_t= apply to the Runge-Kutta methods"),
+    ({"y0": (torch.ones(2), torch.ones(1)), "func": lambda t, y: (-y[0],)}, TypeError,
+     r"func must return a tuple of 2 tensors for a tuple y0; got tuple of length 1"),
+    ({"y0": (torch.ones(2), torch.ones(1)), "func": lambda t, y: (-y[0], -y[0])}, ValueError,
+     r"func returned shape \(2,\) at position 1 whilst y0\[1\] has shape \(1,\)"),
+    ({"y0": (torch.ones(2), torch.ones(1)), "rtol": (1e-3,)}, ValueError,
+     r"a tuple rtol needs one entry per state of the tuple y0 \(2\); got 1"),
 ])
 def test_bad_input(change, error, match):
     kwargs = _ok()

@@ -9,6 +9,8 @@ import pytest
 import torch
 
 import solvers
+from solvers.stepper import Plan, rk_step
+from solvers.terms import FuncTerm
 
 ORDER_EQUALS_STAGES = ["euler", "midpoint", "heun", "ralston", "rk4", "rk38"]
 
@@ -45,14 +47,36 @@ def test_stability_function_equals_resolvent_formula(name):
         assert abs(r(z) - direct) < 1e-13
 
 
-def test_stability_function_matches_one_step_on_test_equation():
-    # One step of size h of y' = lambda y multiplies y by R(h lambda).
+@pytest.mark.parametrize("name", sorted(solvers.TABLEAUX))
+def test_stability_function_matches_one_step_on_test_equation(name):
+    # One step of size h of y' = lambda y multiplies y by R(h lambda) (an embedded pair: its propagated solution).
     lam = torch.tensor(-1.3 + 2.0j, dtype=torch.complex128)
     h = 0.4
-    for name in solvers.TABLEAUX:
-        y1 = solvers.odeint(lambda t, y: lam * y, torch.ones(1, dtype=torch.complex128),
-                            torch.tensor([0.0, h], dtype=torch.float64), method=name)[-1, 0]
-        assert abs(complex(y1) - solvers.stability_function(name)(complex(lam) * h)) < 1e-14
+    term = FuncTerm(lambda t, y: lam * y, torch.float64, torch.device("cpu"))
+    y1 = rk_step(term, Plan.of(solvers.TABLEAUX[name]), 0.0, h, torch.ones(1, dtype=torch.complex128)).y1[0]
+    assert abs(complex(y1) - solvers.stability_function(name)(complex(lam) * h)) < 1e-14
+    if not solvers.TABLEAUX[name].adaptive:  # and odeint on the grid [0, h] takes exactly that step
+        y = solvers.odeint(lambda t, y: lam * y, torch.ones(1, dtype=torch.complex128),
+                           torch.tensor([0.0, h], dtype=torch.float64), method=name)[-1, 0]
+        assert complex(y) == complex(y1)
+
+
+def _first_unstable_on_negative_axis(name):
+    """Independent: the first x of a fine grid where |R(-x)| exceeds 1."""
+    x = np.linspace(0, 8, 800_001)
+    v = np.abs(solvers.stability_function(name)(-x))
+    return x[int(np.argmax(v > 1 + 1e-12))]
+
+
+@pytest.mark.parametrize("name, bound", [("dopri5", 3.3066), ("tsit5", 3.5068), ("bosh3", 2.5127), ("dopri8", 5.1666),
+                                         ("adaptive_heun", 2.0), ("fehlberg2", 2.0078)])
+def test_embedded_pairs_real_axis_bound(name, bound):
+    # dopri5's -3.3066 is Hairer-Wanner's figure for DOPRI5; the rest are checked on a fine grid.
+    assert solvers.max_stable_step(name, [-1.0]) == pytest.approx(bound, abs=1e-4)
+    assert abs(_first_unstable_on_negative_axis(name) - solvers.max_stable_step(name, [-1.0])) < 2e-5
+    r = solvers.stability_function(name)
+    p = solvers.TABLEAUX[name].order
+    np.testing.assert_allclose(r.coefficients[:p + 1], [1 / math.factorial(k) for k in range(p + 1)], rtol=1e-12)
 
 
 def _real_axis_bound(p):
@@ -117,8 +141,8 @@ def test_max_stable_step_predicts_growth_of_euler():
 
 
 def test_stability_errors():
-    with pytest.raises(ValueError, match=r"method 'dopri5' is a torchdiffeq method with none held here"):
-        solvers.stability_function("dopri5")
+    with pytest.raises(ValueError, match=r"method 'explicit_adams' is run by torchdiffeq and has none"):
+        solvers.stability_function("explicit_adams")
     with pytest.raises(ValueError, match=r"unknown method 'nope'; expected one of"):
         solvers.stability_function("nope")
     with pytest.raises(ValueError, match=r"eigenvalues must be a scalar or 1-D; got shape \(2, 2\)"):

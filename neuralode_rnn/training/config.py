@@ -246,9 +246,9 @@ class TrainConfig:
         elif spec.kind == "discrete":
             ignored = sorted(k for k in given if k in ("step_size", "rtol", "atol", "gradient", "interpolation"))
             why = f"{self.model!r} is a discrete cell: one step of eps per sample, no solver"
-            if self.method not in solvers.TABLEAUX:
-                raise ValueError(f"a discrete cell needs an explicit tableau method; got {self.method!r}, expected "
-                                 f"one of {', '.join(sorted(solvers.TABLEAUX))}")
+            if self.method not in solvers.TABLEAUX or solvers.TABLEAUX[self.method].adaptive:
+                raise ValueError(f"a discrete cell needs an explicit tableau method of fixed step; got {self.method!r}, "
+                                 f"expected one of {', '.join(solvers.FIXED_TABLEAUX)}")
         else:
             fixed = solvers.METHODS.get(self.method) is not None and solvers.METHODS[self.method].kind == "fixed"
             ignored = sorted(k for k in given if (k in ("rtol", "atol") and fixed)
