@@ -70,13 +70,48 @@ def test_selection_takes_the_best_score_then_the_lower_loss(study):
         study.chosen(failed, "BasicMotions", "gru")
 
 
+def _full_set_rows(study, set_key: str, score) -> list[dict]:
+    """Selection rows of every model on ``set_key``; ``score(model, n)`` its n-th configuration's accuracy."""
+    return [{**_select_row(study, m, o, score(m, n), 1.0), "set": set_key}
+            for m in study.MODELS for n, o in enumerate(study.SPACES[m])]
+
+
+def test_reduced_sets_take_each_models_best_configurations_and_the_best_families(study):
+    family_bonus = {"lipschitz": 0.0, "antisymmetric": 0.02, "antisymmetric-gated": -0.01, "ctrnn": 0.01}
+
+    def score(m, n):  # configurations 1, 3, 5, 7 best on average; antisymmetric and ctrnn the best families
+        return 0.5 + 0.1 * (n % 2) + 0.001 * n + family_bonus.get(m, 0.0)
+
+    first = _full_set_rows(study, "JapaneseVowels", score)
+    second = _full_set_rows(study, "BasicMotions", score)
+    assert study.space(first, "mnist1d", "gru") is None  # the full sets' selections are not all done
+    assert study.models_for(first + second[:-1], "mnist1d") is None
+    assert study.jobs(first, ["mnist1d"], list(study.MODELS), False) == ([], [])
+    rows = first + second
+    assert study.models_for(rows, "JapaneseVowels") == study.MODELS
+    assert study.models_for(rows, "mnist1d") == study.BASELINES + ("antisymmetric", "ctrnn")
+    for m in study.MODELS:
+        assert study.space(rows, "JapaneseVowels", m) == study.SPACES[m]
+        assert study.space(rows, "GunPoint", m) == study.SPACES[m][1::2][:study.REDUCED_K]
+    # a failed run scores 0 on the full sets: that configuration drops out of the reduced space
+    failed = [dict(r, status="error: x") if r["model"] == "gru" and r["config"] == "lr0.05" else r for r in rows]
+    assert "lr0.05" not in [study.config_id("gru", o) for o in study.space(failed, "mnist1d", "gru")]
+    select, test = study.jobs(rows, ["mnist1d"], list(study.MODELS), False)
+    assert test == []
+    assert len(select) == study.REDUCED_K * (len(study.BASELINES) + study.REDUCED_FAMILIES)
+    assert [j[2] for j in select[::study.REDUCED_K]] == ["antisymmetric", "ctrnn", *study.BASELINES]  # families first
+    assert all(j[4] == study.SELECT_DROP and j[5] == 0 for j in select)
+
+
 def test_report_from_a_csv(study, tmp_path, monkeypatch):
     out = tmp_path / "irregular"
     out.mkdir()
     for name, value in {"OUT": out, "RUNS_CSV": out / "runs.csv", "SELECTION_CSV": out / "selection.csv",
                         "PLOT": out / "plot.png", "DOC": tmp_path / "IRREGULAR.md"}.items():
         monkeypatch.setattr(study, name, value)
-    monkeypatch.setattr(study, "SETS", {"BasicMotions": study.SETS["BasicMotions"]})
+    monkeypatch.setattr(study, "SETS", {"BasicMotions": study.SETS["BasicMotions"],
+                                        "ItalyPowerDemand": study.SETS["ItalyPowerDemand"]})
+    monkeypatch.setattr(study, "FULL_SETS", ("BasicMotions",))
     accuracy = {"gru": 0.8, "lipschitz": 0.9}
     for model in study.MODELS:
         for i, options in enumerate(study.SPACES[model]):
@@ -99,3 +134,15 @@ def test_report_from_a_csv(study, tmp_path, monkeypatch):
     assert "loss from 0% to 70% dropped 7.0 points: **no** (> 3)" in text
     selection = (out / "selection.csv").read_text().splitlines()
     assert len(selection) == 1 + study.K * len(study.MODELS) and selection[0].startswith("set,model,config")
+    # the reduced set: not run, then incomplete; judged only when whole
+    assert "- ItalyPowerDemand: not run" in text and "Complete sets: 1 of 2" in text
+    planned = (len(study.BASELINES) + study.REDUCED_FAMILIES) * (study.REDUCED_K + len(study.DROPS) * len(study.SEEDS))
+    assert f"| ItalyPowerDemand | reduced (K = {study.REDUCED_K}, 7 models) | 40 | 16 | 67 / 1029 | 0 / {planned} " \
+           "(incomplete) |" in text
+    for options in study.space(study.read_rows(), "ItalyPowerDemand", "lipschitz"):
+        study.append_row({**_select_row(study, "lipschitz", options, 0.9, 0.5), "set": "ItalyPowerDemand",
+                          "options": json.dumps(options), "train_seconds": 1.0})
+    text = study.report()
+    assert f"- ItalyPowerDemand: incomplete ({study.REDUCED_K} of {planned} runs" in text
+    assert "**ItalyPowerDemand**" in text  # its selection table, K = REDUCED_K columns
+    assert "| model | " + " | ".join(f"config {i + 1}" for i in range(study.REDUCED_K)) + " |\n" in text
