@@ -710,12 +710,14 @@ def reading_notes(rows: list[dict], summary: dict, timing: dict) -> list[str]:
     verdicts = {s: goal_verdicts(rows, summary, s) for s in complete}
     n_beats = sum(v["beats"] for v in verdicts.values())
     n_robust = sum(v["drop_loss"] <= 3 for v in verdicts.values())
+    n_small = sum(v["parameters"] <= v["gru_parameters"] for v in verdicts.values())
     missing = [SETS[s][0] for s in SETS if s not in complete]
     out.append(f"- **The goals.** Complete sets: {len(complete)} of {len(SETS)}"
                + (f" ({', '.join(missing)}: not, so the goals over all five sets are not decided by this study)"
                   if missing else "") + f". On the complete ones, the continuous model chosen on validation is at "
                f"least as accurate as every baseline at every drop rate on {n_beats} of {len(complete)}, and loses "
-               f"at most 3 points from 0% to 70% dropped on {n_robust} of {len(complete)}.")
+               f"at most 3 points from 0% to 70% dropped on {n_robust} of {len(complete)}; it has no more parameters than "
+               f"the GRU on {n_small} of {len(complete)}.")
     for s, v in verdicts.items():
         best_base = {d: max(BASELINES, key=lambda b: summary[(s, b, d)]["mean"]) for d in DROPS}
         winners = sorted({LABELS[b] for b in best_base.values()})
