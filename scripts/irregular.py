@@ -584,7 +584,7 @@ def plot(rows: list[dict], path: Path | None = None) -> None:
             ax.errorbar([100 * d for d, _ in pts], [p["mean"] for _, p in pts], yerr=[p["std"] for _, p in pts],
                         label=LABELS[m], color=colors(i), marker="o" if m in CONTINUOUS else "s", capsize=2,
                         linestyle="-" if m in CONTINUOUS else "--", linewidth=1.6 if m in CONTINUOUS else 1.1)
-        ax.set_title(SETS[s][0])
+        ax.set_title(SETS[s][0] + ("" if is_complete(rows, s) else " (incomplete)"))
         ax.set_xlabel("observations dropped (%)")
         ax.set_ylabel("test accuracy (%)")
         ax.set_xticks([100 * d for d in DROPS])
@@ -746,12 +746,12 @@ def reading_notes(rows: list[dict], summary: dict, timing: dict) -> list[str]:
             f"({losses[steady]:.1f}), the least steady {LABELS[worst]} ({losses[worst]:.1f}). One test sample is "
             f"{100 / data.test.n_samples:.2f} points here ({data.test.n_samples} test samples) and the mean seed std "
             f"of a cell is {std:.1f} points: differences smaller than that are noise.")
-        top0 = max(BASELINES, key=lambda b: summary[(s, b, 0.0)]["mean"])
-        fit = {m: _mean_train_accuracy(rows, s, m, 0.0) for m in (v["model"], top0)}
-        out.append(f"  Fit at 0% dropped (training accuracy in the last epoch, mean of 3 seeds): "
-                   f"{LABELS[v['model']]} {fit[v['model']]:.1f}, {LABELS[top0]} {fit[top0]:.1f}"
-                   + (" (more than 10 points apart: in this budget the chosen continuous model underfits)"
-                      if fit[top0] - fit[v["model"]] > 10 else "") + ".")
+        fit = {m: _mean_train_accuracy(rows, s, m, 0.0) for m in models_for(rows, s)}
+        under = [LABELS[m] for m in fit if max(fit.values()) - fit[m] > 10]
+        out.append("  Fit at 0% dropped (training accuracy in the last epoch, mean of 3 seeds): "
+                   + ", ".join(f"{LABELS[m]} {fit[m]:.1f}" for m in fit)
+                   + (f". More than 10 points below the best fit, so underfitting in this budget: {', '.join(under)}"
+                      if under else "") + ".")
         gru70 = summary[(s, "gru", 0.7)]["mean"]
         aware70 = max(("gru-dt", "gru-d"), key=lambda b: summary[(s, b, 0.7)]["mean"])
         out.append(f"  Reading the times at 70% dropped: {LABELS[aware70]} {_pct(summary[(s, aware70, 0.7)]['mean'])} "
