@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from .argtypes import nonnegative, positive, share, unit_interval
 
-__all__ = ["COMMANDS", "build_parser", "main", "register_command", "run_command"]
+__all__ = ["COMMANDS", "build_parser", "input_features", "main", "register_command", "run_command", "task_name"]
 
 Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
 COMMANDS: dict[str, Command] = {}
@@ -50,7 +50,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     from .zoo import MODELS
 
     g = p.add_argument_group("task")
-    g.add_argument("--task", choices=sorted(TASKS), default="digits", help="task (default digits); see `list tasks`")
+    g.add_argument("--task", type=task_name, default="digits", metavar="TASK",
+                   help=f"task (default digits): {', '.join(sorted(TASKS))}, or uea:NAME, a UEA/UCR archive such as "
+                        "uea:BasicMotions; see `list tasks`")
     g.add_argument("--permute", action="store_true", help="permuted variant (digits, mnist1d, mnist5k, fashion)")
     g.add_argument("--n-train", type=positive(int, "--n-train"), help="cap the training set (default: all)")
     g.add_argument("--n-test", type=positive(int, "--n-test"), help="cap the test set (default: all)")
@@ -58,6 +60,12 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="T of the synthetic tasks (adding, copy; their default 100)")
     g.add_argument("--drop", type=share("--drop", "a share of observations"), default=0.0,
                    help="drop this share of each sample's observations: an irregularly sampled task (default 0)")
+    g.add_argument("--drop-channels", type=share("--drop-channels", "a share of observations"), default=0.0,
+                   metavar="RATE", help="drop this share of each channel's observations independently "
+                                        "(missing values; default 0)")
+    g.add_argument("--inputs", type=input_features, metavar="FEATURES",
+                   help="append time-aware input channels: a comma-separated subset of time, intensity "
+                        "(observations so far per channel), mask (default: the values only)")
 
     g = p.add_argument_group("model")
     g.add_argument("--model", choices=list(MODELS), default="lipschitz",
@@ -112,7 +120,8 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--schedule", choices=SCHEDULES, default="step",
                    help="default step: lr x 0.1 after 90%% of the epochs (Lipschitz RNN reference)")
     g.add_argument("--clip", type=positive(float, "--clip"), help="max gradient norm (default: no clipping)")
-    epochs = ", ".join(f"{k} {v['epochs']}" for k, v in TASK_DEFAULTS.items())
+    epochs = ", ".join(f"{k} {v['epochs']}" for k, v in TASK_DEFAULTS.items() if ":" not in k) + \
+        ", uea:NAME 30-50 (see `list tasks`)"
     g.add_argument("--epochs", type=positive(int, "--epochs"), help=f"default per task: {epochs}")
     g.add_argument("--batch-size", type=positive(int, "--batch-size"),
                    help="global batch (split across DDP ranks); default per task, 128 for the MNIST-like ones")
@@ -148,6 +157,33 @@ def _recipe_solvers_type(text: str) -> str:
     return text
 
 
+def task_name(text: str) -> str:
+    """``--task``: a name in ``data.TASKS`` or ``PREFIX:NAME`` (``uea:BasicMotions``); the loader
+    says which archives exist when the name is not found."""
+    from .data import PREFIXES, TASKS
+
+    prefix, sep, rest = text.partition(":")
+    if text in TASKS or (sep and prefix in PREFIXES and rest):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"--task expects one of {', '.join(sorted(TASKS))} or {', '.join(p + ':NAME' for p in PREFIXES)} (e.g. "
+        f"uea:BasicMotions; `neuralode-rnn list tasks` lists the archives found offline); got {text!r}")
+
+
+def input_features(text: str) -> str:
+    """``--inputs``: a comma-separated subset of ``inputs.FEATURES``, returned in canonical order."""
+    from .inputs import FEATURES, parse_features
+
+    try:
+        names = parse_features(text)
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not names:
+        raise argparse.ArgumentTypeError(f"--inputs expects a comma-separated subset of {', '.join(FEATURES)}; "
+                                         f"got {text!r}")
+    return ",".join(names)
+
+
 def _train_config(args: argparse.Namespace):
     from .training import TrainConfig
 
@@ -158,7 +194,8 @@ def _train_config(args: argparse.Namespace):
         if getattr(args, flag) is not None:
             options[key] = getattr(args, flag)
     return TrainConfig(
-        task=args.task, model=args.model, task_options=options, drop=args.drop, hidden_size=args.hidden_size,
+        task=args.task, model=args.model, task_options=options, drop=args.drop, drop_channels=args.drop_channels,
+        inputs=args.inputs, hidden_size=args.hidden_size,
         method=args.method, eps=args.eps, step_size=args.step_size, rtol=args.rtol, atol=args.atol,
         gradient=args.gradient, interpolation=args.interpolation, beta=args.beta, gamma=args.gamma,
         noise_sigma=args.noise_sigma, noise=args.noise, stable_margin=args.stable_margin, recipe=args.recipe,
@@ -290,16 +327,18 @@ def _add_list(p: argparse.ArgumentParser) -> None:
 def _run_list(args: argparse.Namespace) -> int:
     import solvers
 
-    from .data import TASKS
-    from .training import TASK_DEFAULTS
+    from .data import TASKS, uea_datasets
+    from .training import task_defaults
     from .zoo import MODELS
 
     if args.what in ("tasks", "all"):
         print("tasks:")
-        for name in sorted(TASKS):
-            d = TASK_DEFAULTS.get(name, {})
-            doc = (TASKS[name].__doc__ or "").strip().splitlines()[0]
-            print(f"  {name:<10} epochs {d.get('epochs', '?'):>3}, batch {d.get('batch_size', '?'):>3}  {doc}")
+        rows = [(name, (TASKS[name].__doc__ or "").strip().splitlines()[0]) for name in sorted(TASKS)]
+        rows += [(f"uea:{name}", "UEA/UCR archive (sktime's bundled .ts files)") for name in uea_datasets()]
+        width = max(len(name) for name, _ in rows)
+        for name, doc in rows:
+            d = task_defaults(name)
+            print(f"  {name:<{width}} epochs {d['epochs']:>3}, batch {d['batch_size']:>3}  {doc}")
     if args.what in ("models", "all"):
         print("models:")
         for name, spec in MODELS.items():

@@ -209,19 +209,27 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
                          rtol=rtol, atol=atol, gradient=gradient)
 
 
-def build_from_config(config: Any, input_size: int, output_size: int) -> nn.Module:
+def build_from_config(config: Any, input_size: int, output_size: int,
+                      train_values: torch.Tensor | None = None) -> nn.Module:
     """The model a training config describes, in its dtype: the one place a run's settings become a model.
 
     ``config`` is anything with the attributes of ``neuralode_rnn.training.TrainConfig`` (model,
     hidden_size, method, eps, step_size, interpolation, gradient, rtol, atol, beta, gamma,
     noise_sigma, noise, stable_margin, dtype), resolved; a new model setting is a new config field read here.
     Complex parameters take the complex twin of ``dtype`` (see ``parametrizations.keep_complex``).
+
+    ``train_values`` (N, T, D), the training split's values (NaN = missing): a model that keeps
+    statistics of its training data is fitted on them here (GRU-D's empirical mean, ``fit_mean``:
+    the value a missing input decays to).  None leaves such statistics at their defaults (a
+    checkpoint restores them: they are buffers).
     """
     model = build_model(config.model, input_size, output_size, config.hidden_size, method=config.method,
                         eps=config.eps, step_size=config.step_size, interpolation=config.interpolation,
                         gradient=config.gradient, rtol=config.rtol, atol=config.atol, beta=config.beta,
                         gamma=config.gamma, noise_sigma=config.noise_sigma, noise=config.noise,
                         stable_margin=getattr(config, "stable_margin", None))
+    if train_values is not None and hasattr(model, "fit_mean"):
+        model.fit_mean(train_values)
     return model.to(getattr(torch, config.dtype))
 
 

@@ -13,10 +13,12 @@ from .irregular import drop_channels, drop_observations
 from .mnist1d import load_mnist1d
 from .mnist5k import load_mnist5k
 from .registry import PREFIXES, TASKS, load_task
+from .standardize import channel_statistics, standardize
 from .synthetic import copy_baseline, load_adding, load_copy
 from .sysid import load_sysid
 from .timing import load_timing
 from .uea import load_uea, uea_datasets
+from .validation import VALIDATION_SEED, validation_split
 from .vowels import load_vowels
 
 TaskData = SequenceDataset  # alias: the name used in some design notes
@@ -29,7 +31,9 @@ __all__ = [
     "SequenceDataset",
     "Split",
     "TaskData",
+    "VALIDATION_SEED",
     "add_time_features",
+    "channel_statistics",
     "copy_baseline",
     "drop_channels",
     "drop_observations",
@@ -45,5 +49,7 @@ __all__ = [
     "load_uea",
     "load_vowels",
     "mnist_permutation",
+    "standardize",
     "uea_datasets",
+    "validation_split",
 ]

@@ -11,10 +11,12 @@ any other classification archive in the same layout is read from ``path=`` or
 Variable lengths (JapaneseVowels 7..29, PLAID 100..1344 steps) are NaN-padded at the END to the
 longest sample of both splits, so each sample is read out at its last observed step.
 
-Standardisation (``standardize=True``, default): every channel is shifted and scaled by the mean
-and standard deviation of its observed values in the TRAINING samples that are returned (after
-``n_train``), and the same two numbers are applied to the test split: the test split never
-informs the preprocessing.  A constant training channel is only centred (scale 1).
+Standardisation (``standardize=True``, default; :func:`neuralode_rnn.data.standardize.standardize`):
+every channel is shifted and scaled by the mean and standard deviation of its observed values in
+the TRAINING samples that are returned (after ``n_train``), and the same two numbers are applied
+to the test split: the test split never informs the preprocessing.  A constant training channel
+is only centred (scale 1).  With a validation split (``load_task(..., validation=...)``) the
+statistics come from the samples the run trains on, without the held-out ones.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 
 from .base import SequenceDataset, Split, cap_indices, check_cap, check_seed
+from .standardize import standardize as standardize_splits
 
 ENV_VAR = "NEURALODE_RNN_UEA_DIR"
 
@@ -156,16 +159,6 @@ def pad_end(series: list[np.ndarray], length: int) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-def channel_statistics(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(D,) mean and standard deviation of the observed (non-NaN) entries of ``values`` (N, T, D),
-    computed in float64; a zero deviation becomes 1."""
-    flat = values.reshape(-1, values.shape[-1]).to(torch.float64)
-    mean = torch.nanmean(flat, dim=0)
-    std = torch.sqrt(torch.nanmean((flat - mean) ** 2, dim=0))
-    std = torch.where(std > 0, std, torch.ones_like(std))
-    return mean, std
-
-
 def load_uea(
     name: str,
     seed: int = 0,
@@ -201,13 +194,9 @@ def load_uea(
         values = pad_end([series[i] for i in idx], length)
         targets = torch.tensor([classes.index(labels[i]) for i in idx], dtype=torch.int64)
         splits.append(Split(values, targets))
-    mean = std = None
-    if standardize:
-        mean, std = channel_statistics(splits[0].values)  # the training samples only
-        splits = [Split(((s.values.double() - mean) / std).float(), s.targets) for s in splits]
     lengths = [len(s) for series, _ in parts for s in series]
     span = f"length {length}" if min(lengths) == length else f"lengths {min(lengths)}..{length} NaN-padded at the end"
-    return SequenceDataset(
+    data = SequenceDataset(
         name=task_name or f"uea:{name}",
         kind="classification",
         train=splits[0],
@@ -225,8 +214,9 @@ def load_uea(
             "seed": seed,
             "standardize": standardize,
             "labels": classes,
-            "mean": None if mean is None else mean.tolist(),
-            "std": None if std is None else std.tolist(),
+            "mean": None,
+            "std": None,
             "directory": str(train_file.parent),
         },
     )
+    return standardize_splits(data) if standardize else data

@@ -28,13 +28,13 @@ from .callbacks import (
     Status,
     default_callbacks,
 )
-from .config import RUN_CONTROLS, TASK_DEFAULTS, TrainConfig
+from .config import RUN_CONTROLS, TASK_DEFAULTS, TrainConfig, task_defaults
 from .evaluation import evaluate
 from .loop import NonFiniteLossError, TrainResult, train
 from .objective import PerStepReadout, batch_loss, model_times, network, objective
 from .optimizers import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule, register_optimizer
 from .rundir import CheckpointError, RunDir, RunDirBusyError, fresh_run_dir
-from .runs import build_run, load_data, load_run, open_run, start_run, validation_split
+from .runs import build_model_for, build_run, load_data, load_run, open_run, start_run, validation_split
 from .state import RunState
 
 __all__ = [
@@ -59,6 +59,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "batch_loss",
+    "build_model_for",
     "build_run",
     "default_callbacks",
     "evaluate",
@@ -73,6 +74,7 @@ __all__ = [
     "open_run",
     "register_optimizer",
     "start_run",
+    "task_defaults",
     "train",
     "validation_split",
 ]

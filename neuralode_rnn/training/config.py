@@ -17,11 +17,13 @@ from typing import Any
 
 import solvers
 
+from ..data.irregular import check_rate
+from ..inputs import parse_features
 from ..zoo import model_spec
 from .optimizers import OPTIMIZERS, SCHEDULES
 from .recipes import DEFAULT_RECIPE_SOLVERS, RECIPES, parse_recipe_solvers
 
-__all__ = ["RUN_CONTROLS", "TASK_DEFAULTS", "TrainConfig"]
+__all__ = ["RUN_CONTROLS", "TASK_DEFAULTS", "TrainConfig", "task_defaults"]
 
 TASK_DEFAULTS: dict[str, dict[str, int]] = {
     # The papers train MNIST for 100 epochs at batch 128 (Lipschitz RNN reference code).  These
@@ -34,8 +36,30 @@ TASK_DEFAULTS: dict[str, dict[str, int]] = {
     "vowels": {"epochs": 50, "batch_size": 32},     # 270 training series
     "adding": {"epochs": 20, "batch_size": 128},
     "copy": {"epochs": 20, "batch_size": 128},
+    "timing": {"epochs": 20, "batch_size": 64},     # 2000 x 32 steps; time-aware models reach ~100% in 10
+    # sktime's bundled UEA/UCR sets: batches of about a tenth of the (small) training sets, so an
+    # epoch has 5-17 steps; long series (ACSF1 1460, PLAID <= 1344 steps) get fewer epochs
+    "uea:ACSF1": {"epochs": 30, "batch_size": 16},          # 100 train x 1460 steps, 10 classes
+    "uea:ArrowHead": {"epochs": 50, "batch_size": 8},       # 36 x 251, 3 classes
+    "uea:BasicMotions": {"epochs": 50, "batch_size": 8},    # 40 x 100 x 6 channels, 4 classes
+    "uea:GunPoint": {"epochs": 50, "batch_size": 8},        # 50 x 150, 2 classes
+    "uea:ItalyPowerDemand": {"epochs": 50, "batch_size": 8},  # 67 x 24, 2 classes
+    "uea:JapaneseVowels": {"epochs": 50, "batch_size": 32},   # 270 x 7..29 x 12, 9 classes (= vowels)
+    "uea:OSULeaf": {"epochs": 50, "batch_size": 16},        # 200 x 427, 6 classes
+    "uea:PLAID": {"epochs": 30, "batch_size": 32},          # 537 x 100..1344, 11 classes
+    "uea:UnitTest": {"epochs": 20, "batch_size": 4},        # 20 x 24, sktime's test fixture
 }
 FALLBACK_DEFAULTS = {"epochs": 20, "batch_size": 128}
+UEA_DEFAULTS = {"epochs": 50, "batch_size": 16}
+"""Any other ``uea:NAME`` set (read from ``$NEURALODE_RNN_UEA_DIR``): the archives are small."""
+
+
+def task_defaults(task: str) -> dict[str, int]:
+    """Default epochs and batch size of ``task``: ``TASK_DEFAULTS``, else ``UEA_DEFAULTS`` for a
+    ``uea:NAME`` set, else ``FALLBACK_DEFAULTS``."""
+    if task in TASK_DEFAULTS:
+        return TASK_DEFAULTS[task]
+    return UEA_DEFAULTS if isinstance(task, str) and task.startswith("uea:") else FALLBACK_DEFAULTS
 
 RUN_CONTROLS = ("run_dir", "resume", "fresh", "stop_after", "quiet", "threads")
 """Settings of one invocation, not of the run: they may differ when a run is resumed (and
@@ -46,9 +70,13 @@ RUN_CONTROLS = ("run_dir", "resume", "fresh", "stop_after", "quiet", "threads")
 class TrainConfig:
     """Everything a run needs; what is None is filled from the model and task defaults.
 
-    Task: ``task`` (a name in ``neuralode_rnn.data.TASKS``), ``task_options`` (keyword arguments of
-    its loader: permute, n_train, n_test, T, seed, ...), ``drop`` (share of observations removed
-    per sample, making an irregular task).
+    Task: ``task`` (a name in ``neuralode_rnn.data.TASKS`` or ``uea:NAME``, a UEA/UCR archive),
+    ``task_options`` (keyword arguments of its loader: permute, n_train, n_test, T, seed, ...),
+    ``drop`` (share of observations removed per sample, making an irregular task),
+    ``drop_channels`` (share of each channel's observations removed independently), ``inputs``
+    (time-aware input channels appended to the values: "time", "intensity", "mask" or a
+    comma-separated subset such as "time,intensity"; None: the values only; see
+    ``neuralode_rnn.inputs``).
 
     Model: ``model`` (a name in ``neuralode_rnn.zoo.MODELS``), ``hidden_size`` (64: the results'
     size; the papers use 128), ``method`` (None: "rk4" for a continuous model trained with the
@@ -93,6 +121,8 @@ class TrainConfig:
     model: str = "lipschitz"
     task_options: dict[str, Any] = field(default_factory=dict)
     drop: float = 0.0
+    drop_channels: float = 0.0
+    inputs: str | None = None
     hidden_size: int = 64
     method: str | None = None
     eps: float | None = None
@@ -144,16 +174,24 @@ class TrainConfig:
                 parts.append(f"{self.recipe} recipe")
         model = f"{self.model} ({', '.join(parts)})" if parts else self.model
         task = self.task + (" permuted" if self.task_options.get("permute") else "")
+        if self.inputs:
+            model += f" + {self.inputs}"
         drop = f", {100 * self.drop:g}% dropped" if self.drop else ""
+        if self.drop_channels:
+            drop += f", {100 * self.drop_channels:g}% of each channel dropped"
         return f"{model} on {task}{drop}"
 
     # ------------------------------------------------------------------ checking
     def resolved(self) -> TrainConfig:
         """A copy with every default filled in and every setting checked."""
         spec = model_spec(self.model)
-        task_def = TASK_DEFAULTS.get(self.task, FALLBACK_DEFAULTS)
+        task_def = task_defaults(self.task)
         c = dataclasses.replace(self, task_options=dict(self.task_options))
         c._resolve_recipe(spec)
+        for name in ("drop", "drop_channels"):
+            check_rate(getattr(c, name), name)
+        # canonical order and spelling ("mask,time" -> "time,mask"); None for none
+        c.inputs = ",".join(parse_features(c.inputs)) or None
         c._check_applies(spec)
         c.interpolation = c.interpolation or _kind_default("interpolation", spec)
         if c.eps is None and spec.eps is not None:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import SequenceDataset, load_task
+from ..data import VALIDATION_SEED, SequenceDataset, load_task, validation_split
 from ..distributed import DistEnv, all_reduce_sum, wrap
 from ..zoo import build_from_config, count_parameters
 from .config import TrainConfig
@@ -39,37 +39,22 @@ from .optimizers import make_optimizer, make_schedule
 from .rundir import CheckpointError, RunDir, RunDirBusyError
 from .state import RunState
 
-__all__ = ["VALIDATION_SEED", "build_run", "load_data", "load_run", "open_run", "seed_everything", "start_run",
+__all__ = ["VALIDATION_SEED", "build_model_for", "build_run", "load_data", "load_run", "open_run", "seed_everything", "start_run",
            "validation_split"]
 
-VALIDATION_SEED = 0
-"""Seeds the choice of held-out samples: one validation set per task, whatever the run's seed."""
-
-
-def validation_split(data: SequenceDataset, fraction: float, seed: int = VALIDATION_SEED) -> SequenceDataset:
-    """``data`` with ``train`` = the training samples minus a held-out share ``fraction`` and
-    ``test`` = those held-out samples (the last ``fraction`` of a permutation drawn from ``seed``).
-
-    The test split of ``data`` is not used, so hyper-parameters chosen on the result never saw it.
-    """
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must be in (0, 1); got {fraction!r}")
-    n = data.train.n_samples
-    n_val = round(fraction * n)
-    if not 0 < n_val < n:
-        raise ValueError(f"a validation share of {fraction} of {n} training samples leaves an empty split")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    keep, held = order[: n - n_val].sort().values, order[n - n_val:].sort().values
-    info = dict(data.info, validation=fraction, validation_seed=seed)
-    return data.replace(train=data.train.subset(keep), test=data.train.subset(held), info=info)
-
-
 def load_data(config: TrainConfig) -> SequenceDataset:
-    """The task of a resolved config (its ``test`` split is the validation split when ``validation``)."""
-    data = load_task(config.task, drop=config.drop, **config.task_options)
-    if config.validation:
-        data = validation_split(data, config.validation)
-    return data
+    """The task of a resolved config: its ``test`` split is the validation split when ``validation``
+    (``data.validation_split``, one fixed choice per task: ``VALIDATION_SEED``), and every statistic
+    of the preprocessing (standardisation, time-feature scales) comes from the samples the run
+    trains on (see ``data.load_task``)."""
+    return load_task(config.task, drop=config.drop, drop_channels=config.drop_channels, inputs=config.inputs,
+                     validation=config.validation, validation_seed=VALIDATION_SEED, **config.task_options)
+
+
+def build_model_for(config: TrainConfig, data: SequenceDataset) -> nn.Module:
+    """The untrained model of a resolved ``config`` for ``data`` (``zoo.build_from_config``, fitted
+    to the training values where the model keeps statistics of them: GRU-D's empirical mean)."""
+    return build_from_config(config, data.input_size, data.output_size, train_values=data.train.values)
 
 
 def build_run(config: TrainConfig) -> tuple[TrainConfig, nn.Module, SequenceDataset]:
@@ -77,7 +62,7 @@ def build_run(config: TrainConfig) -> tuple[TrainConfig, nn.Module, SequenceData
     of ``config``: what :func:`load_run` fills with a checkpoint's weights."""
     c = config.resolved()
     data = load_data(c)
-    return c, build_from_config(c, data.input_size, data.output_size), data
+    return c, build_model_for(c, data), data
 
 
 def load_run(run_dir: str, which: str = "last", **overrides: Any) -> tuple[TrainConfig, nn.Module, SequenceDataset]:
@@ -192,7 +177,7 @@ def start_run(config: TrainConfig, env: DistEnv) -> RunState:
             rd.clear()
         seed_everything(c.seed)
         data = load_data(c)
-        model = build_from_config(c, data.input_size, data.output_size).to(env.device)
+        model = build_model_for(c, data).to(env.device)
         optimizer = make_optimizer(c.optimizer, model, c.lr, c.weight_decay)
         schedule = make_schedule(c.schedule, optimizer, c.schedule_epochs or c.epochs)
         run = RunState(config=c, model=model, net=wrap(network(model, data.kind), env), optimizer=optimizer,

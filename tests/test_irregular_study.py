@@ -1,0 +1,148 @@
+"""The protocol of scripts/irregular.py (docs/IRREGULAR.md): the same selection budget for every
+model, continuous models no larger than the GRU, the selection rule, and a report from a CSV."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sktime")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def study():
+    spec = importlib.util.spec_from_file_location("irregular_study", ROOT / "scripts" / "irregular.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_model_gets_the_same_number_of_distinct_configurations(study):
+    assert set(study.SPACES) == set(study.MODELS)
+    for model, configs in study.SPACES.items():
+        ids = [study.config_id(model, o) for o in configs]
+        assert len(configs) == study.K and len(set(ids)) == study.K, model
+        assert all("lr" in o for o in configs), model  # the learning rate is searched for every model
+    for model in study.CONTINUOUS:  # eps, solver and inputs are options of the continuous ones
+        options = study.SPACES[model]
+        assert {o["method"] for o in options} == {"euler", "dopri5"}
+        assert {o["inputs"] for o in options} == {None, study.TIME_AWARE}
+        assert len({o["eps"] for o in options}) == 3
+
+
+@pytest.mark.parametrize("set_key", ["BasicMotions", "JapaneseVowels"])
+def test_continuous_models_are_no_larger_than_the_gru(study, set_key):
+    from neuralode_rnn.training import build_run
+    from neuralode_rnn.zoo import count_parameters
+
+    gru = count_parameters(build_run(study.make_config("test", set_key, "gru", {"lr": 0.003}, 0.0, 0))[1])
+    for model in study.CONTINUOUS:
+        for options in study.SPACES[model][:2]:  # without and with the time-aware input channels
+            config = study.make_config("test", set_key, model, options, 0.0, 0)
+            n = count_parameters(build_run(config)[1])
+            assert n <= gru, (model, options)
+            bigger = build_run(dataclasses.replace(config, hidden_size=config.hidden_size + 1))[1]
+            assert count_parameters(bigger) > gru, (model, options)  # the largest N within the budget
+
+
+def _select_row(study, model: str, options: dict, acc: float, loss: float, status: str = "ok") -> dict:
+    return {"stage": "select", "set": "BasicMotions", "model": model, "config": study.config_id(model, options),
+            "drop": study.SELECT_DROP, "seed": 0, "status": status, "accuracy_last3": acc, "loss_last3": loss}
+
+
+def test_selection_takes_the_best_score_then_the_lower_loss(study):
+    space = study.SPACES["gru"]
+    rows = [_select_row(study, "gru", o, 0.5, 1.0) for o in space]
+    assert study.chosen(rows[:-1], "BasicMotions", "gru") is None  # incomplete
+    assert study.chosen(rows, "BasicMotions", "gru") == space[0]  # all tied: the first
+    rows[3] = _select_row(study, "gru", space[3], 0.9, 0.8)
+    rows[5] = _select_row(study, "gru", space[5], 0.9, 0.4)
+    rows[6] = _select_row(study, "gru", space[6], 0.95, 0.1, status="diverged: x")  # failed runs never win
+    assert study.chosen(rows, "BasicMotions", "gru") == space[5]
+    failed = [_select_row(study, "gru", o, 0.0, 0.0, status="error: x") for o in space]
+    with pytest.raises(LookupError, match="every selection run of gru on BasicMotions failed"):
+        study.chosen(failed, "BasicMotions", "gru")
+
+
+def _full_set_rows(study, set_key: str, score) -> list[dict]:
+    """Selection rows of every model on ``set_key``; ``score(model, n)`` its n-th configuration's accuracy."""
+    return [{**_select_row(study, m, o, score(m, n), 1.0), "set": set_key}
+            for m in study.MODELS for n, o in enumerate(study.SPACES[m])]
+
+
+def test_reduced_sets_take_each_models_best_configurations_and_the_best_families(study):
+    family_bonus = {"lipschitz": 0.0, "antisymmetric": 0.02, "antisymmetric-gated": -0.01, "ctrnn": 0.01}
+
+    def score(m, n):  # configurations 1, 3, 5, 7 best on average; antisymmetric and ctrnn the best families
+        return 0.5 + 0.1 * (n % 2) + 0.001 * n + family_bonus.get(m, 0.0)
+
+    first = _full_set_rows(study, "JapaneseVowels", score)
+    second = _full_set_rows(study, "BasicMotions", score)
+    assert study.space(first, "mnist1d", "gru") is None  # the full sets' selections are not all done
+    assert study.models_for(first + second[:-1], "mnist1d") is None
+    assert study.jobs(first, ["mnist1d"], list(study.MODELS), False) == ([], [])
+    rows = first + second
+    assert study.models_for(rows, "JapaneseVowels") == study.MODELS
+    assert study.models_for(rows, "mnist1d") == study.BASELINES + ("antisymmetric", "ctrnn")
+    for m in study.MODELS:
+        assert study.space(rows, "JapaneseVowels", m) == study.SPACES[m]
+        assert study.space(rows, "GunPoint", m) == study.SPACES[m][1::2][:study.REDUCED_K]
+    # a failed run scores 0 on the full sets: that configuration drops out of the reduced space
+    failed = [dict(r, status="error: x") if r["model"] == "gru" and r["config"] == "lr0.05" else r for r in rows]
+    assert "lr0.05" not in [study.config_id("gru", o) for o in study.space(failed, "mnist1d", "gru")]
+    select, test = study.jobs(rows, ["mnist1d"], list(study.MODELS), False)
+    assert test == []
+    assert len(select) == study.REDUCED_K * (len(study.BASELINES) + study.REDUCED_FAMILIES)
+    assert [j[2] for j in select[::study.REDUCED_K]] == ["antisymmetric", "ctrnn", *study.BASELINES]  # families first
+    assert all(j[4] == study.SELECT_DROP and j[5] == 0 for j in select)
+
+
+def test_report_from_a_csv(study, tmp_path, monkeypatch):
+    out = tmp_path / "irregular"
+    out.mkdir()
+    for name, value in {"OUT": out, "RUNS_CSV": out / "runs.csv", "SELECTION_CSV": out / "selection.csv",
+                        "PLOT": out / "plot.png", "DOC": tmp_path / "IRREGULAR.md"}.items():
+        monkeypatch.setattr(study, name, value)
+    monkeypatch.setattr(study, "SETS", {"BasicMotions": study.SETS["BasicMotions"],
+                                        "ItalyPowerDemand": study.SETS["ItalyPowerDemand"]})
+    monkeypatch.setattr(study, "FULL_SETS", ("BasicMotions",))
+    accuracy = {"gru": 0.8, "lipschitz": 0.9}
+    for model in study.MODELS:
+        for i, options in enumerate(study.SPACES[model]):
+            study.append_row({**_select_row(study, model, options, 0.5 + 0.01 * i, 1.0),
+                              "options": json.dumps(options), "train_seconds": 1.0})
+        best = study.chosen(study.read_rows(), "BasicMotions", model)
+        assert best == study.SPACES[model][-1]
+        for drop in study.DROPS:
+            for seed in study.SEEDS:
+                study.append_row({"stage": "test", "set": "BasicMotions", "model": model, "drop": drop, "seed": seed,
+                                  "config": study.config_id(model, best), "hidden_size": 64, "parameters": 100,
+                                  "status": "ok", "accuracy": accuracy.get(model, 0.7) - 0.1 * drop + 0.01 * seed,
+                                  "train_seconds": 2.0, "command": f"neuralode-rnn train --model {model}"})
+    text = study.report()
+    assert (tmp_path / "IRREGULAR.md").read_text() == text and (out / "plot.png").exists()
+    assert "| GRU (time-blind) | `lr0.05` | 64 | 100 | 81.0 ± 1.0 | 78.0 ± 1.0 | 76.0 ± 1.0 | 74.0 ± 1.0 | 2 |" in text
+    # all four continuous families scored alike; the first (Lipschitz) is the chosen one
+    assert "chosen continuous model **Lipschitz**" in text
+    assert "at least as accurate as every baseline at every drop rate: **yes**" in text
+    assert "loss from 0% to 70% dropped 7.0 points: **no** (> 3)" in text
+    selection = (out / "selection.csv").read_text().splitlines()
+    assert len(selection) == 1 + study.K * len(study.MODELS) and selection[0].startswith("set,model,config")
+    # the reduced set: not run, then incomplete; judged only when whole
+    assert "- ItalyPowerDemand: not run" in text and "Complete sets: 1 of 2" in text
+    planned = (len(study.BASELINES) + study.REDUCED_FAMILIES) * (study.REDUCED_K + len(study.DROPS) * len(study.SEEDS))
+    assert f"| ItalyPowerDemand | reduced (K = {study.REDUCED_K}, 7 models) | 40 | 16 | 67 / 1029 | 0 / {planned} " \
+           "(incomplete) |" in text
+    for options in study.space(study.read_rows(), "ItalyPowerDemand", "lipschitz"):
+        study.append_row({**_select_row(study, "lipschitz", options, 0.9, 0.5), "set": "ItalyPowerDemand",
+                          "options": json.dumps(options), "train_seconds": 1.0})
+    text = study.report()
+    assert f"- ItalyPowerDemand: incomplete ({study.REDUCED_K} of {planned} runs" in text
+    assert "**ItalyPowerDemand**" in text  # its selection table, K = REDUCED_K columns
+    assert "| model | " + " | ".join(f"config {i + 1}" for i in range(study.REDUCED_K)) + " |\n" in text
