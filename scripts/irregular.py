@@ -235,6 +235,12 @@ def make_config(stage: str, set_key: str, model: str, options: dict, drop: float
         hidden = hidden_for(model, set_key, options)
     cid = job_config_id(stage, model, options)
     run_name = f"{set_key}__{model}__{cid}__drop{drop:g}__s{seed}"
+    from neuralode_rnn.zoo import model_spec
+
+    if model_spec(name).kind == "continuous":
+        # the study trains every model with its configuration's own solver (the models' default
+        # training recipe "cycle" of issue 11 came after it): configurations compare solvers
+        options.setdefault("recipe", "fixed")
     return TrainConfig(task=task, task_options=dict(task_options), drop=drop, model=name, hidden_size=hidden,
                        epochs=epochs, batch_size=batch, seed=seed, clip=CLIP,
                        validation=VALIDATION if stage == "select" else 0.0,
@@ -253,7 +259,7 @@ def command_for(config) -> str:
     if config.drop:
         parts.append(f"--drop {config.drop:g}")
     parts.append(f"--model {config.model}")
-    for key in ("inputs", "method", "eps", "interpolation", "step_size", "lr"):
+    for key in ("inputs", "method", "recipe", "eps", "interpolation", "step_size", "lr"):
         value = getattr(config, key)
         if value is not None and value != getattr(default, key):
             parts.append(f"--{key.replace('_', '-')} {value if isinstance(value, str) else format(value, 'g')}")
