@@ -95,7 +95,8 @@ def random_run(model: str = "lipschitz", task: str = "digits", hidden_size: int 
     if model_spec(model).kind != "continuous":
         raise ValueError(f"--random: the solver comparison integrates a continuous model; model {model!r} is "
                          f"{model_spec(model).kind}")
-    config = TrainConfig(task=task, model=model, hidden_size=hidden_size, eps=eps, seed=seed)
+    # untrained: no recipe applies; "fixed" keeps the model's solver the one-step Euler of the docs' comparisons
+    config = TrainConfig(task=task, model=model, hidden_size=hidden_size, eps=eps, seed=seed, recipe="fixed")
     torch.manual_seed(seed)
     config, net, data = build_run(config)
     return Run(model=net.eval(), config=config, data=data)
