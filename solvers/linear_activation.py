@@ -329,26 +329,23 @@ class LinearActivationTerm(Term):
                              "output time (a knot-aligned grid does; torchdiffeq's arange grid does not)")
         return p
 
-    def solve_backprop(self, p: Problem) -> list[Tensor]:
+    def _solve(self, p: Problem, function: Any, *args: Any) -> list[Tensor]:
+        """Without a graph to build, the plain forward; else ``function`` (an autograd Function of
+        this module) applied to (p, *args, y0, *tensors), its stacked outputs split again."""
         p = self._check(p)
         if not self._needs_graph(p):
             with torch.no_grad():
                 return forward(p)
-        return list(_StructuredSolve.apply(p, "backprop", p.y0, *self.tensors()).unbind(0))
+        return list(function.apply(p, *args, p.y0, *self.tensors()).unbind(0))
+
+    def solve_backprop(self, p: Problem) -> list[Tensor]:
+        return self._solve(p, _StructuredSolve, "backprop")
 
     def solve_checkpoint(self, p: Problem) -> list[Tensor]:
-        p = self._check(p)
-        if not self._needs_graph(p):
-            with torch.no_grad():
-                return forward(p)
-        return list(_StructuredSolve.apply(p, "checkpoint", p.y0, *self.tensors()).unbind(0))
+        return self._solve(p, _StructuredSolve, "checkpoint")
 
     def solve_adjoint(self, p: Problem) -> list[Tensor]:
-        p = self._check(p)
-        if not self._needs_graph(p):
-            with torch.no_grad():
-                return forward(p)
-        return list(_StructuredAdjoint.apply(p, p.y0, *self.tensors()).unbind(0))
+        return self._solve(p, _StructuredAdjoint)
 
 
 class _ScaledInput:

@@ -353,7 +353,8 @@ class _TimeGradient(torch.autograd.Function):
             n = grad.shape[0]
             if len(ctx.t_shape) == 2:  # (B, T) per-sample times
                 gt = prod.reshape(n, ctx.t_shape[0], -1).sum(2).transpose(0, 1).contiguous()
-                gt[:, 0] = gt[:, 0] if ctx.cancel_first else 0.0
+                if not ctx.cancel_first:
+                    gt[:, 0] = 0.0
             else:
                 gt = prod.reshape(n, -1).sum(1)
                 if not ctx.cancel_first:
