@@ -16,6 +16,7 @@ OMP_NUM_THREADS says (``--threads`` to set them).
 
     python examples/digits_lipschitz.py                # the README's main job
     python examples/digits_lipschitz.py --epochs 2 --hidden 16
+    python examples/digits_lipschitz.py --epochs 1 --n-train 200 --runs /tmp/runs  # CI's reduced budget
     python examples/digits_lipschitz.py --recipe fixed # the paper's RK2 cell, trained with RK2 only
 """
 
@@ -73,6 +74,7 @@ if __name__ == "__main__":
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--permute", action="store_true")
+    p.add_argument("--n-train", type=int, default=None, help="train on the first N training digits (default: all)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS / torch's)")
     p.add_argument("--run-dir", default=None, help="default: a fresh directory under --runs")
     p.add_argument("--runs", default="runs", help="where fresh run directories go (default runs/)")

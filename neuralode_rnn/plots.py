@@ -29,6 +29,7 @@ def plot_curves(rows: Sequence[dict], path: str | os.PathLike, title: str = "") 
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     from .training.rundir import atomic_write
 
@@ -48,6 +49,8 @@ def plot_curves(rows: Sequence[dict], path: str | os.PathLike, title: str = "") 
         axes[1].set_xlabel("epoch")
         axes[1].set_ylabel("accuracy")
         axes[1].legend()
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no 1.2, 1.4 ticks
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

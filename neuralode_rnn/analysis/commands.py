@@ -262,9 +262,7 @@ def _stability(run, values, times, out: Path, beat, points: int = 256) -> dict:
         beat.update("measuring the contraction of two trajectories")
         contraction = measure_contraction(base.field, values[:n], times)
         stab["contraction"] = {k: v for k, v in contraction.as_dict().items() if k not in ("times", "distance")}
-        plots.contraction_plot(contraction, out / "contraction.png",
-                               title=f"{run.name}: measured rate {contraction.measured_rate:.3g}, "
-                                     f"predicted >= {contraction.predicted_rate:.3g}")
+        plots.contraction_plot(contraction, out / "contraction.png", title=run.name)
     return stab
 
 
@@ -312,7 +310,7 @@ def _analyze_one(run, args, out: Path, beat) -> dict:
 
 def _summary_table(results: list[dict]) -> str:
     lines = [("| run | model on task | test measure | Hessian lambda_max | lambda_min | trace (+- s.e.) | loss | "
-              "lambda_max(A_sym) + ||W||_2 | measured contraction rate |"),
+              "lambda_max(A_sym) + ||W||_2 | measured contraction rate (> 0: contracts, < 0: grows) |"),
              "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         h = r["hessian"]

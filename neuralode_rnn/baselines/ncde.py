@@ -30,8 +30,9 @@ adjoint, "backprop" differentiates through the solver.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-import torchcde
 from torch import nn
 
 import solvers
@@ -39,6 +40,9 @@ import solvers
 from ..inputs import check_inputs, step_observed
 from ..models import last_observed_index
 from ..paths import fill_missing
+
+if TYPE_CHECKING:
+    import torchcde
 
 __all__ = ["CDE_INTERPOLATIONS", "CDEVectorField", "NeuralCDE"]
 
@@ -48,6 +52,18 @@ TORCHDIFFEQ_METHODS = ("adaptive_heun", "bosh3", "dopri5", "dopri8", "euler", "e
                        "heun2", "heun3", "implicit_adams", "midpoint", "rk4", "scipy_solver")
 """torchdiffeq 0.2.5's method names (torchcde solves with torchdiffeq; ``solvers.METHODS`` gives them
 the same meaning and tells fixed from adaptive)."""
+
+
+def load_torchcde():
+    """The torchcde module, imported on first use: a missing optional package must never break
+    ``import neuralode_rnn`` (the CLI lists ``ncde`` beside models that need nothing more than torch)."""
+    try:
+        import torchcde
+    except ImportError as exc:
+        raise ImportError("the Neural CDE baseline (model 'ncde') needs torchcde, a base dependency of "
+                          "neuralode-rnn that is not importable here; install it with "
+                          "`pip install 'torchcde>=0.2.5'`") from exc
+    return torchcde
 
 
 class CDEVectorField(nn.Module):
@@ -85,6 +101,7 @@ class NeuralCDE(nn.Module):
                  step_size: float | None = None, rtol: float = 1e-4, atol: float = 1e-6,
                  gradient: str = "backprop"):
         super().__init__()
+        load_torchcde()  # refuse here, not at the first forward call, when torchcde is missing
         if interpolation not in CDE_INTERPOLATIONS:
             raise ValueError(f"a Neural CDE needs a path with a derivative: interpolation must be one of "
                              f"{', '.join(CDE_INTERPOLATIONS)}; got {interpolation!r}")
@@ -123,6 +140,7 @@ class NeuralCDE(nn.Module):
         x = self.path_values(values, times)
         grid = self.grid(values)
         x = fill_missing(x, grid, "linear")
+        torchcde = load_torchcde()
         if self.interpolation == "cubic":
             return torchcde.hermite_cubic_coefficients_with_backward_differences(x, grid)
         if self.interpolation == "linear":
@@ -131,6 +149,7 @@ class NeuralCDE(nn.Module):
 
     def control(self, coeffs: torch.Tensor, grid: torch.Tensor) -> torchcde.InterpolationBase:
         """The torchcde path of ``coeffs`` on ``grid``."""
+        torchcde = load_torchcde()
         if self.interpolation == "linear":
             return torchcde.LinearInterpolation(coeffs, grid)
         return torchcde.CubicSpline(coeffs, grid)
@@ -150,7 +169,7 @@ class NeuralCDE(nn.Module):
         grid = self.grid(values)
         X = self.control(self.coefficients(values, times), grid)
         z0 = self.initial(X.evaluate(grid[0]))
-        return torchcde.cdeint(X=X, func=self.func, z0=z0, t=grid, **self.solve_options(grid))
+        return load_torchcde().cdeint(X=X, func=self.func, z0=z0, t=grid, **self.solve_options(grid))
 
     def forward(self, values: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
         last = last_observed_index(values)
