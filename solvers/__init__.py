@@ -9,7 +9,7 @@ from .accuracy import CountingFunc, WorkPrecisionRecord, observed_order, work_pr
 from .controller import Controller
 from .driven import DrivenTerm
 from .engine import DEFAULT_MAX_STEPS, Tape
-from .errors import NonFiniteStateError, SolverError, StepLimitError, StepSizeUnderflowError
+from .errors import NonFiniteStateError, SolverError, StepLimitError, StepSizeUnderflowError, TimeLimitError
 from .gradients import GRADIENT_MODES, register_gradient_mode, resolve_gradient
 from .grids import knot_grid
 from .inputs import PiecewiseInput
@@ -49,6 +49,7 @@ __all__ = [
     "Tableau",
     "Tape",
     "Term",
+    "TimeLimitError",
     "WorkPrecisionRecord",
     "knot_grid",
     "make_problem",
