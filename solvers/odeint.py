@@ -25,6 +25,8 @@ short for the last); ``step_size=`` and ``jump_t=`` arguments for fixed methods 
 every output time and jump, each gap split into equal substeps, so outputs are computed states and
 no step straddles a jump: :func:`solvers.grids.knot_grid`); ``max_steps`` (default
 ``solvers.DEFAULT_MAX_STEPS``); PI step-size control (``options={"pcoeff": ..., "icoeff": ...}``);
+``options={"max_time": seconds}`` (``TimeLimitError`` after that much wall-clock time; without it a
+solve still running logs its progress and the likely cause every 20 s on the ``solvers`` logger);
 per-sample error control (``options={"per_sample": True}``: state (B, ...), each sample its own
 steps; ``func`` then receives ``t`` as a (B,) tensor, and ``t`` / ``jump_t`` / ``step_t`` may be
 (B, K), one row per sample; :mod:`solvers.per_sample`); the methods ``tsit5``, ``rk4_classic``,
@@ -35,7 +37,8 @@ gradient; :func:`odeint_event` (torchdiffeq's, run on this ``odeint``); every ba
 
 **Different, on purpose** (docs/ODEINT.md has the list with the reasons):
 
-* unknown options raise ``ValueError`` (torchdiffeq warns and ignores them); the step limit raises
+* unknown options raise ``ValueError`` (torchdiffeq warns and ignores them), and so do values out
+  of range (safety in (0, 1], ifactor >= 1, dfactor in (0, 1), ...); the step limit raises
   ``StepLimitError`` (torchdiffeq: ``AssertionError``), counts the attempted steps of the whole
   solve (torchdiffeq's ``max_num_steps`` counts per output interval) and defaults to 100,000
   (torchdiffeq: 2**31 - 1); a NaN ``y0`` or non-finite ``t`` is refused up front; a fixed-step
