@@ -293,10 +293,10 @@ def run_one(job: tuple) -> dict:
         rows = result.rows
         row.update(parameters=result.parameters, status="ok")
     except NonFiniteLossError as exc:
-        rows = rd.read_metrics() if rd.metrics_path.exists() else []
+        rows = rd.read_rows() if rd.metrics_path.exists() else []
         row.update(parameters=_parameters(config), status="diverged: " + str(exc).split(";")[0])
     except Exception as exc:  # noqa: BLE001 - a solver at its limits: recorded, the study goes on
-        rows = rd.read_metrics() if rd.metrics_path.exists() else []
+        rows = rd.read_rows() if rd.metrics_path.exists() else []
         row.update(parameters=_parameters(config), status=f"error: {type(exc).__name__}: {' '.join(str(exc).split())}"
                    [:300])
     if rows:

@@ -222,7 +222,7 @@ def run_cell(cell: tuple) -> tuple[str, dict]:
                     "train_accuracy": last["train_accuracy"], "nfe": last["nfe"],
                     "train_seconds": last["wall_seconds"], "status": "ok"})
     except NonFiniteLossError as exc:
-        rows = rd.read_metrics() if rd.metrics_path.exists() else []
+        rows = rd.read_rows() if rd.metrics_path.exists() else []
         row.update({"status": "diverged: " + str(exc).split(";")[0], acc: "", loss: "",
                     "train_seconds": rows[-1]["wall_seconds"] if rows else "", "parameters": _params(config)})
     return kind, row

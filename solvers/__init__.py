@@ -9,11 +9,12 @@ from .accuracy import CountingFunc, WorkPrecisionRecord, observed_order, work_pr
 from .controller import Controller
 from .driven import DrivenTerm
 from .engine import DEFAULT_MAX_STEPS, Tape
-from .errors import NonFiniteStateError, SolverError, StepLimitError, StepSizeUnderflowError
+from .errors import NonFiniteStateError, SolverError, StepLimitError, StepSizeUnderflowError, TimeLimitError
 from .gradients import GRADIENT_MODES, register_gradient_mode, resolve_gradient
 from .grids import knot_grid
 from .inputs import PiecewiseInput
-from .linear_activation import LinearActivation, LinearActivationTerm, tanh_kernel
+from .kernels import TANH_KERNELS, pin_tanh_kernel, pinned_tanh_kernel, tanh_kernel
+from .linear_activation import LinearActivation, LinearActivationTerm
 from .methods import METHODS, MethodInfo
 from .odeint import odeint, odeint_adjoint, odeint_event
 from .problem import Problem
@@ -30,6 +31,7 @@ __all__ = [
     "GRADIENT_MODES",
     "METHODS",
     "TABLEAUX",
+    "TANH_KERNELS",
     "Controller",
     "CountingFunc",
     "DrivenTerm",
@@ -47,11 +49,14 @@ __all__ = [
     "Tableau",
     "Tape",
     "Term",
+    "TimeLimitError",
     "WorkPrecisionRecord",
     "knot_grid",
     "make_problem",
     "max_stable_step",
     "observed_order",
+    "pin_tanh_kernel",
+    "pinned_tanh_kernel",
     "odeint",
     "odeint_adjoint",
     "odeint_event",

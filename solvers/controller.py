@@ -28,19 +28,25 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["Controller", "check_resolution", "initial_step", "rms_norm", "sample_rms_norm"]
+__all__ = ["Controller", "check_controller_options", "check_resolution", "initial_step", "rms_norm", "sample_rms_norm"]
 
 Norm = Callable[[Tensor], Any]
 
 
+def _wide(x: Tensor) -> Tensor:
+    """``x`` in float32 if it is float16: error ratios (err / tolerance) and their squares overflow
+    float16 (max 65504), which made every step look infinitely wrong and shrink to 0."""
+    return x.float() if x.dtype == torch.float16 else x
+
+
 def rms_norm(x: Tensor) -> Tensor:
     """Root mean square of |x| (torchdiffeq's default norm)."""
-    return x.abs().pow(2).mean().sqrt()
+    return _wide(x.abs()).pow(2).mean().sqrt()
 
 
 def sample_rms_norm(x: Tensor) -> Tensor:
     """RMS of |x| over every axis but the first: one norm per sample, (B,)."""
-    return x.abs().pow(2).reshape(x.shape[0], -1).mean(1).sqrt()
+    return _wide(x.abs()).pow(2).reshape(x.shape[0], -1).mean(1).sqrt()
 
 
 @dataclass
@@ -54,6 +60,8 @@ class Controller:
         safety, ifactor, dfactor: torchdiffeq's 0.9, 10, 0.2.
         pcoeff, icoeff: PI coefficients (0, 1: torchdiffeq's integral controller).
         min_step, max_step: bounds on |dt| (torchdiffeq's options of the same names).
+        max_time: wall-clock seconds after which the solve stops with ``TimeLimitError`` (None: no
+            limit; a solve still running reports its progress every ``PROGRESS_SECONDS`` anyway).
     """
 
     rtol: Any
@@ -67,12 +75,18 @@ class Controller:
     icoeff: float = 1.0
     min_step: float = 0.0
     max_step: float = math.inf
+    max_time: float | None = None
+
+    def __post_init__(self) -> None:
+        check_controller_options(safety=self.safety, ifactor=self.ifactor, dfactor=self.dfactor, pcoeff=self.pcoeff,
+                                 icoeff=self.icoeff, min_step=self.min_step, max_step=self.max_step,
+                                 max_time=self.max_time)
 
     def ratio(self, err: Tensor, y0: Tensor, y1: Tensor) -> Tensor:
         """The error ratio (<= 1 accepts): a 0-d tensor, or (B,) for a per-sample norm."""
         with torch.no_grad():  # step sizes are constants of the solve: no graph through the controller
-            scale = self.atol + self.rtol * torch.maximum(y0.abs(), y1.abs())
-            return torch.as_tensor(self.norm(err / scale)).abs()
+            scale = self.atol + self.rtol * torch.maximum(_wide(y0.abs()), _wide(y1.abs()))
+            return torch.as_tensor(self.norm(_wide(err) / scale)).abs()
 
     def propose(self, dt: Any, ratio: Any, prev_ratio: Any, accepted: Any) -> Any:
         """The next step size from this step's size and ratio (floats, or per-sample tensors)."""
@@ -105,6 +119,37 @@ class Controller:
         return min(max(dt, self.min_step), self.max_step)
 
 
+_RANGES = {
+    # name: (test, what is expected, why)
+    "safety": (lambda v: 0 < v <= 1, "in (0, 1]", "the share of the predicted step actually taken (0.9 typical)"),
+    "ifactor": (lambda v: v >= 1, ">= 1", "the most a step may grow (10 typical)"),
+    "dfactor": (lambda v: 0 < v < 1, "in (0, 1)", "how far a rejected step shrinks at most (0.2 typical; 1 would "
+                "retry the same step forever)"),
+    "pcoeff": (lambda v: 0 <= v < math.inf, ">= 0 and finite",
+               "the PI controller's proportional coefficient (0, or 0.4 typical)"),
+    "icoeff": (lambda v: 0 < v < math.inf, "> 0 and finite", "the integral coefficient (1, or 0.3 with pcoeff 0.4)"),
+    "min_step": (lambda v: 0 <= v < math.inf, ">= 0 and finite", "the smallest step size"),
+    "max_step": (lambda v: v > 0, "> 0", "the largest step size (inf: none)"),
+    "max_time": (lambda v: v > 0, "> 0 seconds", "the wall-clock time the solve may take (None: no limit)"),
+}
+
+
+def check_controller_options(where: str = "", **values: Any) -> None:
+    """Refuse a step-size controller setting out of its range, naming it (``where``: how the caller
+    spells the options, e.g. "options" gives "options['safety']").  A value of None is not checked."""
+    for name, value in values.items():
+        if value is None:
+            continue
+        label = f"{where}[{name!r}]" if where else name
+        if isinstance(value, Tensor) and value.numel() == 1:
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{label} must be a number; got {type(value).__name__} {value!r}")
+        test, expected, why = _RANGES[name]
+        if math.isnan(value) or not test(value):
+            raise ValueError(f"{label} must be {expected} ({why}); got {label} = {value!r}")
+
+
 @torch.no_grad()
 def initial_step(f0: Tensor, y0: Tensor, f_at: Callable[[float, Tensor], Tensor], order: int, rtol: Any,
                  atol: Any, norm: Norm) -> Any:
@@ -114,15 +159,15 @@ def initial_step(f0: Tensor, y0: Tensor, f_at: Callable[[float, Tensor], Tensor]
     ``f_at(h, y)`` evaluates f at t0 + h (t0 + h_b per sample).  Returns a float, or a (B,)
     tensor when ``norm`` is per sample.
     """
-    scale = atol + torch.abs(y0) * rtol
-    d0 = torch.as_tensor(norm(y0 / scale)).abs()
-    d1 = torch.as_tensor(norm(f0 / scale)).abs()
+    scale = atol + _wide(torch.abs(y0)) * rtol  # float16: ratios over 65504 would be inf
+    d0 = torch.as_tensor(norm(_wide(y0) / scale)).abs()
+    d1 = torch.as_tensor(norm(_wide(f0) / scale)).abs()
     per_sample = d0.dim() > 0
     if not per_sample:
         d0f, d1f = float(d0), float(d1)
         h0 = 1e-6 if (d0f < 1e-5 or d1f < 1e-5) else 0.01 * d0f / d1f
         f1 = f_at(h0, y0 + h0 * f0)
-        d2 = float(torch.as_tensor(norm((f1 - f0) / scale)).abs()) / h0
+        d2 = float(torch.as_tensor(norm(_wide(f1 - f0) / scale)).abs()) / h0
         if d1f <= 1e-15 and d2 <= 1e-15:
             h1 = max(1e-6, h0 * 1e-3)
         else:
@@ -133,7 +178,7 @@ def initial_step(f0: Tensor, y0: Tensor, f_at: Callable[[float, Tensor], Tensor]
     shape = (-1,) + (1,) * (y0.dim() - 1)
     hy = h0.to(y0.real.dtype).view(shape)
     f1 = f_at(h0, y0 + hy * f0)
-    d2 = torch.as_tensor(norm((f1 - f0) / scale)).abs().double() / h0
+    d2 = torch.as_tensor(norm(_wide(f1 - f0) / scale)).abs().double() / h0
     small = (d1 <= 1e-15) & (d2 <= 1e-15)
     h1 = torch.where(small, torch.maximum(torch.full_like(h0, 1e-6), h0 * 1e-3),
                      (0.01 / torch.maximum(d1, d2).clamp_min(1e-300)) ** (1.0 / order))

@@ -20,11 +20,16 @@ torchdiffeq's options into this form, and :mod:`solvers.per_sample` runs the per
 Bounded work: every solve counts its steps against ``max_steps`` and raises
 :class:`~solvers.errors.StepLimitError`; a step that underflows or a state that stays non-finite
 raises :class:`~solvers.errors.StepSizeUnderflowError` / :class:`~solvers.errors.NonFiniteStateError`.
+An adaptive solve never runs silently for long: :class:`SolveClock` logs where it is (time reached,
+steps, step size and the likely cause) every ``PROGRESS_SECONDS`` on the ``solvers`` logger, and
+stops it with :class:`~solvers.errors.TimeLimitError` after ``Controller.max_time`` seconds.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,11 +38,11 @@ import torch
 from torch import Tensor
 
 from .controller import Controller, initial_step
-from .errors import NonFiniteStateError, StepLimitError, StepSizeUnderflowError
+from .errors import NonFiniteStateError, StepLimitError, StepSizeUnderflowError, TimeLimitError
 from .stepper import Plan, Step, combine, rk_step
 from .terms import Term
 
-__all__ = ["DEFAULT_MAX_STEPS", "Accepted", "Callbacks", "Tape", "adaptive_steps", "check_step_count", "next_k0",
+__all__ = ["DEFAULT_MAX_STEPS", "PROGRESS_SECONDS", "Accepted", "Callbacks", "SolveClock", "Tape", "adaptive_steps", "check_step_count", "next_k0",
            "hermite", "quartic", "solve_adaptive", "solve_fixed", "solve_until_event", "start_time"]
 
 DEFAULT_MAX_STEPS = 100_000
@@ -46,17 +51,72 @@ takes about (samples x steps per sample) steps: 784 x 20 = 15,680 for a long, fi
 one; 100,000 is never reached by a normal run, and a runaway solve stops within a minute or two."""
 
 
+PROGRESS_SECONDS = 20.0
+"""Wall-clock seconds between two progress lines of a long adaptive solve (``SolveClock``)."""
+
+logger = logging.getLogger("solvers")
+
+
+class SolveClock:
+    """The wall clock of one adaptive solve: a progress line on the ``solvers`` logger every
+    ``PROGRESS_SECONDS`` (shown on stderr even where logging is not configured), and
+    ``TimeLimitError`` after ``max_time`` seconds (None: no limit).  :meth:`check` costs one
+    ``time.monotonic()`` per attempted step until a deadline passes."""
+
+    def __init__(self, max_time: float | None, t0: float, t_end: float, max_steps: int, what: str = "adaptive solve"):
+        self.start = time.monotonic()
+        self.max_time, self.t0, self.t_end, self.max_steps, self.what = max_time, t0, t_end, max_steps, what
+        self._plan(self.start)
+
+    def _plan(self, now: float) -> None:
+        self.next_report = now + PROGRESS_SECONDS
+        limit = math.inf if self.max_time is None else self.start + self.max_time
+        self.deadline = min(self.next_report, limit)
+
+    def check(self, t: float, dt: float, attempts: int, rejected: int, where: str = "") -> None:
+        now = time.monotonic()
+        if now < self.deadline:
+            return
+        elapsed = now - self.start
+        state = (f"{where}at t = {t:.6g} of [{self.t0:.6g}, {self.t_end:.6g}] after {elapsed:.0f} s, {attempts} steps "
+                 f"tried ({rejected} rejected), step size now {dt:.3g}")
+        if self.max_time is not None and elapsed >= self.max_time:
+            raise TimeLimitError(f"this {self.what} stopped after max_time = {self.max_time:g} s: {state}. "
+                                 f"{self.cause(t, dt, attempts, rejected)}")
+        logger.warning("solvers: %s still running: %s. %s; options={'max_time': seconds} stops it with an error",
+                       self.what, state, self.cause(t, dt, attempts, rejected))
+        self._plan(now)
+
+    def cause(self, t: float, dt: float, attempts: int, rejected: int) -> str:
+        """The likely reasons for a long solve, from the steps so far, and what to do about each."""
+        left = (self.t_end - t) / dt if dt > 0 else math.inf
+        causes = []
+        if attempts >= 500 and rejected >= 0.1 * attempts:  # (the first steps are often rejected: not a sign)
+            causes.append(f"{100 * rejected / attempts:.0f}% of the steps are rejected: the problem is probably stiff "
+                          f"(stability, not accuracy, holds an explicit method to small steps); use an implicit "
+                          f"method: method='scipy_solver', options={{'solver': 'LSODA'}} (or 'Radau')")
+        if left > max(self.max_steps - attempts, 0.1 * self.max_steps):
+            causes.append(f"at this step size the rest of the span needs about {left:.3g} more steps, beyond "
+                          f"max_steps = {self.max_steps}: integrate over a shorter span or loosen rtol/atol (or lower "
+                          f"max_steps to stop sooner)")
+        if not causes:
+            causes.append(f"about {left:.3g} more steps at this step size: loosen rtol/atol to take larger ones")
+        return "; ".join(causes)
+
+
 def start_time(term: Term, t0: float, jump_t: Sequence[float]) -> Any:
     """Where the first stage of a solve from t0 is evaluated: t0, or one ulp after it when f jumps at t0
     (t0 in ``jump_t``), so the first step reads its own piece as every later stage does."""
     return term.nudge(t0, math.inf) if t0 in jump_t else t0
 
 
-def check_step_count(n: int, max_steps: int, what: str) -> None:
+def check_step_count(n: int, max_steps: int, what: str, advice: str | None = None) -> None:
+    """Raise StepLimitError when ``n`` steps exceed ``max_steps``; ``advice`` replaces the default
+    what-to-do (a larger step size, or raising max_steps)."""
     if n > max_steps:
-        raise StepLimitError(
-            f"{what} needs {n} steps, more than max_steps = {max_steps}; use a larger step size or looser "
-            f"tolerances, or raise max_steps if that many steps are really meant")
+        advice = advice or "use a larger step size"
+        raise StepLimitError(f"{what} needs {n} steps, more than max_steps = {max_steps}; {advice}, or raise max_steps "
+                             f"if that many steps are really meant")
 
 
 @dataclass
@@ -273,13 +333,16 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
     else:
         dt = float(first_step)
     prev_ratio = None
-    attempts = 0
+    attempts = accepted = 0
     after_jump = False
     nonfinite = False  # the last attempt produced NaN/inf
+    clock = SolveClock(controller.max_time, t0, t_end, max_steps)
     while t < t_end:
         attempts += 1
         if attempts > max_steps:
-            check_step_count(attempts, max_steps, f"this adaptive solve (at t = {t}, ending at {t_end})")
+            check_step_count(attempts, max_steps, f"this adaptive solve (at t = {t}, ending at {t_end})",
+                             clock.cause(t, dt, attempts - 1, attempts - 1 - accepted))
+        clock.check(t, dt, attempts - 1, attempts - 1 - accepted)
         if not math.isfinite(dt):
             dt = controller.min_step
         dt = controller.clamp(dt)
@@ -289,7 +352,8 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
         if not t1 > t and nonfinite:
             raise NonFiniteStateError(
                 f"the vector field gave NaN or inf at every step tried from t = {t}, down to dt = {dt}: it is not "
-                f"finite just after t (a NaN it returns, an overflow, a singularity); check func near t = {t}")
+                f"finite just after t (a NaN it returns, an overflow, a singularity); check func near t = {t} (this "
+                f"solve runs from t = {t0} to {t_end}, on the solver's clock)")
         if not t1 > t:
             raise StepSizeUnderflowError(
                 f"the step size underflowed to dt = {dt} at t = {t}: t + dt == t. The tolerances "
@@ -329,6 +393,7 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
                     f"vector field (a NaN input, an overflow)")
             ratio = math.inf
         if accept:
+            accepted += 1
             if cb.accept is not None:
                 cb.accept(t, y, dt)
             if tape is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["NonFiniteStateError", "SolverError", "StepLimitError", "StepSizeUnderflowError"]
+__all__ = ["NonFiniteStateError", "SolverError", "StepLimitError", "StepSizeUnderflowError", "TimeLimitError"]
 
 
 class SolverError(RuntimeError):
@@ -11,6 +11,10 @@ class SolverError(RuntimeError):
 
 class StepLimitError(SolverError):
     """The solve needed more than ``max_steps`` steps (attempted steps, rejected ones included)."""
+
+
+class TimeLimitError(SolverError):
+    """The adaptive solve ran longer than its ``max_time`` seconds (``options={"max_time": ...}``)."""
 
 
 class StepSizeUnderflowError(SolverError):

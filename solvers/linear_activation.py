@@ -20,10 +20,12 @@ form this module gives the engine a term (:class:`LinearActivationTerm`) whose
   chunks of steps by the same large matmuls (the parameters stay out of the error norm: the
   seminorm of Kidger et al. 2021), memory flat in the number of steps.
 
-Kernels chosen per machine (:func:`tanh_kernel`): tanh(z) is computed either by ``torch.tanh`` or
-as 2 sigmoid(2 z) - 1 (the factor 2 folded into W, U and b), whichever is faster on this CPU,
-measured once per process (``torch.tanh`` is ten times slower than ``sigmoid`` on some CPU builds
-and four times faster on others).  ``SOLVERS_TANH_KERNEL=tanh|sigmoid`` forces one.
+Kernels chosen per machine (:func:`~solvers.kernels.tanh_kernel`): tanh(z) is computed either by
+``torch.tanh`` or as 2 sigmoid(2 z) - 1 (the factor 2 folded into W, U and b), whichever is faster
+on this CPU (``torch.tanh`` is ten times slower than ``sigmoid`` on some CPU builds and four times
+faster on others), measured once per machine and kept in a cache file so every process computes
+the same bits; :func:`~solvers.kernels.pin_tanh_kernel` or ``SOLVERS_TANH_KERNEL=tanh|sigmoid``
+forces one.
 
 Why by hand: a generic autograd solve of this field spends a dozen autograd nodes per stage and a
 small weight-gradient matmul per stage; this is the library's reason to exist (an RNN integrated
@@ -33,8 +35,6 @@ through the field's own equations (:meth:`LinearActivation.rhs`) in float64.
 
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,7 @@ from .driven import DrivenTerm
 from .engine import Tape, adaptive_steps, solve_adaptive, solve_fixed
 from .gradients import checkpoint_segment
 from .inputs import PiecewiseInput
+from .kernels import TANH_KERNELS, tanh_kernel
 from .problem import Problem, forward
 from .stepper import Plan
 from .terms import Term
@@ -126,57 +127,6 @@ class LinearActivation:
         return s if self.A is None else s + y @ self.A.transpose(0, 1)
 
 
-# ------------------------------------------------------------------------------------ kernel choice
-_KERNELS: dict[tuple[str, torch.dtype], str] = {}
-
-
-def tanh_kernel(dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> str:
-    """"tanh" or "sigmoid": how tanh is computed on this machine, measured once per (device, dtype).
-
-    Times ``torch.tanh`` against ``sigmoid`` + ``add`` (2 sigmoid(2 z) - 1 with the 2 folded into the
-    weights) on a (64, 128) block, interleaved, median of several rounds.  ``SOLVERS_TANH_KERNEL``
-    overrides the measurement.
-    """
-    forced = os.environ.get("SOLVERS_TANH_KERNEL")
-    if forced:
-        if forced not in ("tanh", "sigmoid"):
-            raise ValueError(f"SOLVERS_TANH_KERNEL must be 'tanh' or 'sigmoid'; got {forced!r}")
-        return forced
-    device = torch.device(device)
-    key = (device.type, dtype)
-    choice = _KERNELS.get(key)
-    if choice is not None:
-        return choice
-    if device.type != "cpu":
-        _KERNELS[key] = "tanh"  # GPUs: both are memory-bound single kernels; tanh is one fewer
-        return "tanh"
-    z = torch.randn(64, 128, dtype=dtype, device=device)
-    out = torch.empty_like(z)
-    minus_one = torch.full((), -1.0, dtype=dtype, device=device)
-
-    def with_tanh():
-        torch.tanh(z, out=out)
-
-    def with_sigmoid():
-        torch.sigmoid(z, out=out)
-        torch.add(minus_one, out, alpha=2.0, out=out)
-
-    rounds: dict[str, list[float]] = {"tanh": [], "sigmoid": []}
-    for fn in (with_tanh, with_sigmoid):
-        for _ in range(20):
-            fn()
-    for _ in range(7):
-        for name, fn in (("tanh", with_tanh), ("sigmoid", with_sigmoid)):
-            t0 = time.perf_counter()
-            for _ in range(40):
-                fn()
-            rounds[name].append(time.perf_counter() - t0)
-    med = {k: sorted(v)[len(v) // 2] for k, v in rounds.items()}
-    choice = "tanh" if med["tanh"] <= med["sigmoid"] else "sigmoid"
-    _KERNELS[key] = choice
-    return choice
-
-
 # ------------------------------------------------------------------------------------ the term
 class LinearActivationTerm(Term):
     """The engine's term for ``structure`` driven by a raw input x(t).
@@ -199,7 +149,7 @@ class LinearActivationTerm(Term):
         self.NA = N if A is not None else 0
         dtype, device = W.dtype, W.device
         self.kernel = kernel or tanh_kernel(dtype, device)
-        if self.kernel not in ("tanh", "sigmoid"):
+        if self.kernel not in TANH_KERNELS:
             raise ValueError(f"kernel must be 'tanh' or 'sigmoid'; got {kernel!r}")
         two = 2.0 if self.kernel == "sigmoid" else 1.0
         with torch.no_grad():

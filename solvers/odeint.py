@@ -25,6 +25,8 @@ short for the last); ``step_size=`` and ``jump_t=`` arguments for fixed methods 
 every output time and jump, each gap split into equal substeps, so outputs are computed states and
 no step straddles a jump: :func:`solvers.grids.knot_grid`); ``max_steps`` (default
 ``solvers.DEFAULT_MAX_STEPS``); PI step-size control (``options={"pcoeff": ..., "icoeff": ...}``);
+``options={"max_time": seconds}`` (``TimeLimitError`` after that much wall-clock time; without it a
+solve still running logs its progress and the likely cause every 20 s on the ``solvers`` logger);
 per-sample error control (``options={"per_sample": True}``: state (B, ...), each sample its own
 steps; ``func`` then receives ``t`` as a (B,) tensor, and ``t`` / ``jump_t`` / ``step_t`` may be
 (B, K), one row per sample; :mod:`solvers.per_sample`); the methods ``tsit5``, ``rk4_classic``,
@@ -35,7 +37,8 @@ gradient; :func:`odeint_event` (torchdiffeq's, run on this ``odeint``); every ba
 
 **Different, on purpose** (docs/ODEINT.md has the list with the reasons):
 
-* unknown options raise ``ValueError`` (torchdiffeq warns and ignores them); the step limit raises
+* unknown options raise ``ValueError`` (torchdiffeq warns and ignores them), and so do values out
+  of range (safety in (0, 1], ifactor >= 1, dfactor in (0, 1), ...); the step limit raises
   ``StepLimitError`` (torchdiffeq: ``AssertionError``), counts the attempted steps of the whole
   solve (torchdiffeq's ``max_num_steps`` counts per output interval) and defaults to 100,000
   (torchdiffeq: 2**31 - 1); a NaN ``y0`` or non-finite ``t`` is refused up front; a fixed-step
@@ -71,7 +74,7 @@ import torchdiffeq
 from torch import Tensor, nn
 
 from .adjoint import adjoint_outputs, solve_adjoint
-from .controller import Controller, check_resolution, rms_norm, sample_rms_norm
+from .controller import Controller, check_controller_options, check_resolution, rms_norm, sample_rms_norm
 from .engine import DEFAULT_MAX_STEPS, Callbacks, check_step_count, hermite, solve_until_event
 from .errors import NonFiniteStateError
 from .gradients import GRADIENT_MODES, resolve_gradient
@@ -90,8 +93,11 @@ FIXED_OPTIONS = ("step_size", "grid_constructor", "perturb", "interp", "norm", "
 ``max_num_steps``."""
 
 ADAPTIVE_OPTIONS = ("first_step", "safety", "ifactor", "dfactor", "min_step", "max_step", "max_num_steps", "step_t",
-                    "jump_t", "norm", "dtype", "pcoeff", "icoeff", "per_sample")
-"""torchdiffeq's options of adaptive methods, plus ``pcoeff``/``icoeff`` (PI control) and ``per_sample``."""
+                    "jump_t", "norm", "dtype", "pcoeff", "icoeff", "per_sample", "max_time")
+"""torchdiffeq's options of adaptive methods, plus ``pcoeff``/``icoeff`` (PI control), ``per_sample``
+and ``max_time`` (wall-clock seconds; ``TimeLimitError`` after them).  Each is checked against its
+range here (``solvers.controller.check_controller_options``: safety in (0, 1], ifactor >= 1,
+dfactor in (0, 1], ...), not left to fail later as an unmet tolerance."""
 
 _CALLBACKS = ("callback_step", "callback_accept_step", "callback_reject_step")
 
@@ -593,6 +599,10 @@ def odeint(
                 grid_from_options = ("grid_constructor", constructor)
             else:
                 grid, _ = knot_grid(t.detach(), jumps, step_size, max_steps)
+                if step_size is None:  # one step per gap: the outputs (and jumps) set the count
+                    check_step_count(grid.shape[0] - 1, max_steps, f"method {name!r} without a step size steps once "
+                                     f"per gap of t{' and jump_t' if jumps is not None else ''}: "
+                                     f"{t.shape[-1]} output times", "pass fewer output times")
                 problem.grid = [sign * x for x in grid.tolist()]
         else:
             event_step = opt_step if opt_step is not None else step_size
@@ -725,23 +735,24 @@ def _controller(options: dict, tab: Tableau, rtol: Any, atol: Any, y0: Tensor, f
     """The controller from torchdiffeq's adaptive options (popped from ``options``) and the first step."""
     norm = _state_norm(options.pop("norm", None), flat, per_sample)
     dtype = options.pop("dtype", None)
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"{where}['dtype'] must be a floating torch.dtype such as torch.float64 (the times' "
+                        f"precision); got {dtype!r}")
     if dtype is not None and dtype != torch.float64:
         warnings.warn(f"{where}['dtype'] = {dtype}: times are float64 here whatever this option says", stacklevel=4)
     first = options.pop("first_step", None)
     first = None if first is None else _check_number(f"{where}['first_step']", first)
-    min_step = _check_number(f"{where}['min_step']", options.pop("min_step", 0.0), allow_zero=True)
-    max_step = options.pop("max_step", math.inf)
-    max_step = math.inf if max_step == math.inf else _check_number(f"{where}['max_step']", max_step)
+    if first is not None and not math.isfinite(first):
+        raise ValueError(f"{where}['first_step'] must be a positive finite step size; got {first}")
+    values = {k: options.pop(k) for k in ("safety", "ifactor", "dfactor", "pcoeff", "icoeff", "min_step", "max_step",
+                                          "max_time") if k in options}
+    check_controller_options(where, **values)
+    values = {k: float(v) if isinstance(v, Tensor) else v for k, v in values.items()}
+    min_step, max_step = values.get("min_step", 0.0), values.get("max_step", math.inf)
     if min_step > max_step:
         raise ValueError(f"{where}['min_step'] = {min_step} must not exceed {where}['max_step'] = {max_step}")
-    controller = Controller(
-        rtol=_tol_tensor(rtol, y0), atol=_tol_tensor(atol, y0), order=tab.order, norm=norm,
-        safety=_check_number(f"{where}['safety']", options.pop("safety", 0.9)),
-        ifactor=_check_number(f"{where}['ifactor']", options.pop("ifactor", 10.0)),
-        dfactor=_check_number(f"{where}['dfactor']", options.pop("dfactor", 0.2)),
-        pcoeff=_check_number(f"{where}['pcoeff']", options.pop("pcoeff", 0.0), allow_zero=True),
-        icoeff=_check_number(f"{where}['icoeff']", options.pop("icoeff", 1.0)),
-        min_step=min_step, max_step=max_step)
+    controller = Controller(rtol=_tol_tensor(rtol, y0), atol=_tol_tensor(atol, y0), order=tab.order, norm=norm,
+                            **values)
     return controller, first
 
 

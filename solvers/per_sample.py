@@ -49,6 +49,7 @@ iteration in which at least one sample accepted its step:
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +57,7 @@ import torch
 from torch import Tensor
 
 from .controller import Controller, initial_step
-from .engine import DEFAULT_MAX_STEPS, Tape, evaluate_poly, quartic
+from .engine import DEFAULT_MAX_STEPS, SolveClock, Tape, evaluate_poly, quartic
 from .errors import NonFiniteStateError, StepLimitError, StepSizeUnderflowError
 from .stepper import Plan, Step, combine, rk_step
 from .terms import Term
@@ -208,8 +209,13 @@ def solve_adaptive_per_sample(term: Term, plan: Plan, y0: Tensor, t_out: Any, co
     zero = torch.zeros((), dtype=torch.float64, device=dev)
     iterations = 0
     active = t < t_end
+    clock = SolveClock(controller.max_time, 0.0, 0.0, max_steps, "per-sample adaptive solve")
     while bool(active.any()):
         iterations += 1
+        if time.monotonic() >= clock.deadline:  # the furthest-behind sample says where the solve is
+            b = int(torch.argmax(torch.where(active, (t_end - t) / dt.clamp_min(1e-300), zero)))
+            clock.t0, clock.t_end = float(times[b, 0]), float(t_end[b])
+            clock.check(float(t[b]), float(dt[b]), iterations - 1, int(rejected_n[b]), f"sample {b} ")
         if iterations > max_steps:
             worst = int(torch.argmax(torch.where(active, t_end - t, zero)))
             raise StepLimitError(

@@ -8,6 +8,8 @@ memory of checkpoint; double backward against finite differences; the input curs
 from __future__ import annotations
 
 import contextlib
+import json
+import warnings
 
 import pytest
 import torch
@@ -112,15 +114,96 @@ def test_both_tanh_kernels_compute_the_same_field(kernel, gated, monkeypatch):
     _assert_same(*_both(model, x, None))
 
 
-def test_tanh_kernel_is_measured_once_and_can_be_forced(monkeypatch):
+@pytest.fixture
+def fresh_kernel_cache(tmp_path, monkeypatch):
+    """No pin, no SOLVERS_TANH_KERNEL, an empty cache directory and no answer remembered by this process."""
+    from solvers import kernels
+
     monkeypatch.delenv("SOLVERS_TANH_KERNEL", raising=False)
+    monkeypatch.setenv("SOLVERS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(kernels, "_PIN", None)
+    monkeypatch.setattr(kernels, "_KERNELS", {})
+    monkeypatch.setattr(kernels, "_WARNED", False)
+    return kernels
+
+
+def _faster(kernels, monkeypatch, name, during=None):
+    """Make this process's measurement find ``name`` faster (and run ``during`` while measuring)."""
+    def measure(dtype, device):
+        if during is not None:
+            during()
+        return {"tanh": 1.0, "sigmoid": 2.0} if name == "tanh" else {"tanh": 2.0, "sigmoid": 1.0}
+    monkeypatch.setattr(kernels, "_measure", measure)
+
+
+def test_tanh_kernel_is_measured_once_and_can_be_forced(fresh_kernel_cache, monkeypatch):
     first = solvers.tanh_kernel(torch.float32)
     assert first in ("tanh", "sigmoid") and solvers.tanh_kernel(torch.float32) == first
     monkeypatch.setenv("SOLVERS_TANH_KERNEL", "sigmoid")
     assert solvers.tanh_kernel(torch.float32) == "sigmoid"
+    assert solvers.pin_tanh_kernel("tanh") is None
+    assert solvers.tanh_kernel(torch.float32) == "tanh"  # the pin wins over the environment
+    assert solvers.pin_tanh_kernel(None) == "tanh" and solvers.tanh_kernel(torch.float32) == "sigmoid"
+    with pytest.raises(ValueError, match="pin_tanh_kernel's name must be 'tanh' or 'sigmoid'; got 'relu'"):
+        solvers.pin_tanh_kernel("relu")
     monkeypatch.setenv("SOLVERS_TANH_KERNEL", "relu")
     with pytest.raises(ValueError, match="SOLVERS_TANH_KERNEL must be 'tanh' or 'sigmoid'; got 'relu'"):
         solvers.tanh_kernel(torch.float32)
+
+
+def test_tanh_kernel_is_kept_per_machine_not_measured_again_per_process(fresh_kernel_cache, monkeypatch):
+    """Issue 16 item 2: each process measured afresh, so under load the same seed gave other numbers."""
+    kernels = fresh_kernel_cache
+    _faster(kernels, monkeypatch, "sigmoid")
+    assert solvers.tanh_kernel(torch.float32) == "sigmoid"
+    (path,) = kernels.kernel_cache_dir().glob("tanh_kernel-*.json")
+    record = json.loads(path.read_text())
+    assert record["kernel"] == "sigmoid" and record["dtype"] == "float32" and record["torch"] == torch.__version__
+    # a later process whose own measurement (e.g. under load) finds tanh faster still uses the file's choice
+    monkeypatch.setattr(kernels, "_KERNELS", {})
+    _faster(kernels, monkeypatch, "tanh")
+    assert solvers.tanh_kernel(torch.float32) == "sigmoid"
+    assert solvers.tanh_kernel(torch.float64) == "tanh"  # another dtype is another key: measured, its own file
+    assert len(list(kernels.kernel_cache_dir().glob("tanh_kernel-*.json"))) == 2
+
+
+def test_racing_processes_all_take_the_first_writers_kernel(fresh_kernel_cache, monkeypatch):
+    """Process B measures "tanh" while process A writes "sigmoid": B must use A's "sigmoid"."""
+    kernels = fresh_kernel_cache
+
+    def other_process_writes_first():
+        with monkeypatch.context() as m:
+            m.setattr(kernels, "_KERNELS", {})
+            _faster(kernels, m, "sigmoid")
+            assert kernels.tanh_kernel(torch.float32) == "sigmoid"
+
+    _faster(kernels, monkeypatch, "tanh", during=other_process_writes_first)
+    assert solvers.tanh_kernel(torch.float32) == "sigmoid"
+    assert not list(kernels.kernel_cache_dir().glob(".*tmp"))  # no temporary file left behind
+
+
+def test_unwritable_cache_measures_and_warns_once(fresh_kernel_cache, monkeypatch, tmp_path):
+    kernels = fresh_kernel_cache
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("SOLVERS_CACHE_DIR", str(blocker / "cache"))  # cannot be created under a file
+    _faster(kernels, monkeypatch, "tanh")
+    with pytest.warns(RuntimeWarning, match="could not be cached in .*a-file/cache.*measured 'tanh' for this process"):
+        assert solvers.tanh_kernel(torch.float32) == "tanh"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert solvers.tanh_kernel(torch.float64) == "tanh"  # warned once only
+
+
+def test_a_damaged_cache_file_is_measured_again_and_replaced(fresh_kernel_cache, monkeypatch):
+    kernels = fresh_kernel_cache
+    _faster(kernels, monkeypatch, "tanh")
+    solvers.tanh_kernel(torch.float32)
+    (path,) = kernels.kernel_cache_dir().glob("tanh_kernel-*.json")
+    path.write_text("{not json")
+    monkeypatch.setattr(kernels, "_KERNELS", {})
+    _faster(kernels, monkeypatch, "sigmoid")
+    assert solvers.tanh_kernel(torch.float32) == "sigmoid" and json.loads(path.read_text())["kernel"] == "sigmoid"
 
 
 def test_unitary_runs_the_generic_driven_term():

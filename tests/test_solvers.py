@@ -486,7 +486,7 @@ def _ok():
     ({"options": {"first_step": 0.1}}, ValueError, r"options \['first_step'\] are not options of method 'rk4'; "
                                                    r"its options are step_size, grid_constructor, perturb, interp"),
     ({"options": [("step_size", 0.1)]}, TypeError, r"options must be a dict or None; got list"),
-    ({"method": "dopri5", "options": {"safety": -1}}, ValueError, r"options\['safety'\] must be positive; got"),
+    ({"method": "dopri5", "options": {"safety": -1}}, ValueError, r"options\['safety'\] must be in \(0, 1\] .*got options\['safety'\] = -1"),
     ({"method": "dopri5", "options": {"min_step": 1.0, "max_step": 0.1}}, ValueError, r"must not exceed"),
     ({"options": {"interp": "quadratic"}}, ValueError, r"options\['interp'\] must be 'linear' or 'cubic'"),
     ({"options": {"step_size": 0.1, "grid_constructor": lambda f, y, t: t}}, ValueError, r"mutually exclusive"),

@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 
+import solvers
 from neuralode_rnn.training import (
     Callback,
     CheckpointError,
@@ -229,6 +230,66 @@ def test_stop_after_then_resume(tiny_config, tmp_path):
     assert len(first.rows) == 1 and first.status.startswith("stopped after epoch 1")
     second = train(tiny_config(run_dir=str(tmp_path / "r"), resume=True, **RESUME))
     assert [r["epoch"] for r in second.rows] == [1, 2, 3] and second.status == "finished"
+
+
+# ------------------------------------------------------------------ determinism across processes (issue 16, item 2)
+# the continuous Lipschitz model runs the structured kernel, whose tanh is one of two kernels
+KERNEL_RUN = dict(model="lipschitz", method="midpoint", epochs=2, seed=1)
+
+_TRAIN_IN_A_PROCESS = """
+import sys
+from neuralode_rnn.training import TrainConfig, train
+train(TrainConfig(task="digits", task_options={"n_train": 64, "n_test": 32}, hidden_size=8, batch_size=32,
+                  quiet=True, threads=1, run_dir=sys.argv[1], **%r))
+""" % KERNEL_RUN
+
+
+def test_the_tanh_kernels_differ_so_the_choice_must_be_kept(tiny_config, tmp_path):
+    """The difference is real: the same seed trained with each kernel writes different metrics."""
+    for kernel in ("tanh", "sigmoid"):
+        train(tiny_config(run_dir=str(tmp_path / kernel), tanh_kernel=kernel, **KERNEL_RUN))
+        assert RunDir(tmp_path / kernel).read_config()["tanh_kernel"] == kernel
+    assert RunDir(tmp_path / "tanh").metrics_path.read_bytes() != RunDir(tmp_path / "sigmoid").metrics_path.read_bytes()
+    with pytest.raises(ValueError, match="tanh_kernel must be None, 'tanh' or 'sigmoid'; got 'relu'"):
+        train(tiny_config(tanh_kernel="relu", **KERNEL_RUN))
+
+
+def test_two_processes_with_the_same_seed_write_identical_metrics_under_load(tmp_path):
+    """Issue 16 item 2: under load a process measured another kernel (91.1% against 92.5%).  Two
+    processes start together on a machine with no cached choice, one beside a busy-spinning
+    process; their metrics.csv must be the same bytes (timing.csv holds the wall-clock times)."""
+    env = {k: v for k, v in os.environ.items() if k != "SOLVERS_TANH_KERNEL"}
+    env.update(SOLVERS_CACHE_DIR=str(tmp_path / "cache"), OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")])))
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        runs = [subprocess.Popen([sys.executable, "-c", _TRAIN_IN_A_PROCESS, str(tmp_path / f"run{i}")], env=env,
+                                 stderr=subprocess.PIPE, text=True) for i in range(2)]
+        for p in runs:
+            assert p.wait(timeout=120) == 0, p.stderr.read()
+    finally:
+        spinner.kill()
+        spinner.wait()
+    a, b = RunDir(tmp_path / "run0"), RunDir(tmp_path / "run1")
+    assert a.metrics_path.read_bytes() == b.metrics_path.read_bytes()
+    assert len(a.read_metrics()) == 2 and "wall_seconds" not in a.read_metrics()[0]
+    assert [r["epoch"] for r in a.read_timing()] == ["1", "2"]
+    assert a.read_config()["tanh_kernel"] == b.read_config()["tanh_kernel"]
+    assert len(list((tmp_path / "cache").glob("tanh_kernel-*.json"))) == 1
+
+
+def test_a_resumed_run_computes_with_its_recorded_kernel(tiny_config, tmp_path, monkeypatch):
+    """A resumed process that would choose the other kernel continues exactly as the uninterrupted run."""
+    monkeypatch.setenv("SOLVERS_TANH_KERNEL", "sigmoid")
+    train(tiny_config(run_dir=str(tmp_path / "full"), **KERNEL_RUN))
+    train(tiny_config(run_dir=str(tmp_path / "cut"), stop_after=1, **KERNEL_RUN))
+    assert RunDir(tmp_path / "cut").read_config()["tanh_kernel"] == "sigmoid"
+    monkeypatch.setenv("SOLVERS_TANH_KERNEL", "tanh")
+    with pytest.warns(UserWarning, match="SOLVERS_TANH_KERNEL=tanh is not used: .* recorded in its config .'sigmoid'"):
+        train(tiny_config(run_dir=str(tmp_path / "cut"), resume=True, **KERNEL_RUN))
+    assert RunDir(tmp_path / "cut").metrics_path.read_bytes() == RunDir(tmp_path / "full").metrics_path.read_bytes()
+    assert solvers.pinned_tanh_kernel() is None  # the run's pin ends with the run
+    assert solvers.tanh_kernel() == "tanh"
 
 
 def test_a_used_run_directory_needs_resume_or_fresh(tiny_config, tmp_path):

@@ -115,6 +115,10 @@ class TrainConfig:
     invocation, then exit cleanly; continue with resume), ``quiet``, ``threads`` (torch intra-op
     threads; None leaves torch's choice, i.e. OMP_NUM_THREADS), and ``dtype`` ("float32" or
     "float64").
+
+    ``tanh_kernel``: how the structured kernel computes tanh ("tanh" or "sigmoid", which differ in
+    the last bits; ``solvers.tanh_kernel``).  None: this machine's choice, which the run records
+    in config.json when it starts, so a resumed run computes exactly what it computed before.
     """
 
     task: str = "digits"
@@ -157,6 +161,7 @@ class TrainConfig:
     quiet: bool = False
     threads: int | None = None
     dtype: str = "float32"
+    tanh_kernel: str | None = None
 
     # ------------------------------------------------------------------ describing
     @property
@@ -245,6 +250,8 @@ class TrainConfig:
             raise ValueError(f"stop_after must be None or a positive int; got {c.stop_after!r}")
         if c.threads is not None and (isinstance(c.threads, bool) or not isinstance(c.threads, int) or c.threads < 1):
             raise ValueError(f"threads must be None or a positive int; got {c.threads!r}")
+        if c.tanh_kernel is not None and c.tanh_kernel not in solvers.TANH_KERNELS:
+            raise ValueError(f"tanh_kernel must be None, 'tanh' or 'sigmoid'; got {c.tanh_kernel!r}")
         if (c.resume or c.fresh) and c.run_dir is None:
             raise ValueError(f"{'resume' if c.resume else 'fresh'}=True needs run_dir (the run directory)")
         return c

@@ -19,12 +19,16 @@ with the same metrics and parameters as a run that was never interrupted.
 from __future__ import annotations
 
 import math
+import os
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+import solvers
 
 from ..distributed import DistEnv, all_reduce_sum, init_from_env
 from .callbacks import Callback, as_callbacks
@@ -72,6 +76,12 @@ def train(config: TrainConfig, callbacks: Iterable[Callback | Callable[[int, dic
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     run = start_run(config, env)
+    # every process of this run, and every resumption of it, computes tanh with the recorded kernel
+    previous_pin = solvers.pin_tanh_kernel(run.config.tanh_kernel)
+    forced = os.environ.get("SOLVERS_TANH_KERNEL")
+    if forced and forced != run.config.tanh_kernel and env.is_main:
+        warnings.warn(f"SOLVERS_TANH_KERNEL={forced} is not used: this run computes tanh with the kernel recorded "
+                      f"in its config ({run.config.tanh_kernel!r})", stacklevel=2)
     hooks = as_callbacks(callbacks, run.config)
     error = None
     try:
@@ -90,6 +100,7 @@ def train(config: TrainConfig, callbacks: Iterable[Callback | Callable[[int, dic
                     if error is None:
                         raise
         finally:
+            solvers.pin_tanh_kernel(previous_pin)
             if run.lock is not None:
                 run.lock.release()
     return TrainResult(run.config, run.model, run.rows, run.parameters, run.status, run.config.run_dir)

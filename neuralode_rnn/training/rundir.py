@@ -3,7 +3,8 @@
 A run directory holds
 
     config.json       the full, resolved training configuration
-    metrics.csv       one row per finished epoch (``METRIC_FIELDS``)
+    metrics.csv       one row per finished epoch (``METRIC_FIELDS``): the same bytes for the same seed
+    timing.csv        the wall-clock time of each epoch (``TIMING_FIELDS``), kept out of metrics.csv
     last.pt           checkpoint after the last finished epoch (model, optimiser, schedule, epoch,
                       metrics so far, and every RNG state), what ``--resume`` continues from
     previous.pt       the checkpoint before it: the fallback when last.pt is damaged or missing
@@ -55,6 +56,7 @@ import torch
 __all__ = [
     "CHECKPOINTS",
     "METRIC_FIELDS",
+    "TIMING_FIELDS",
     "CheckpointError",
     "Lock",
     "RunDir",
@@ -67,12 +69,16 @@ __all__ = [
 ]
 
 METRIC_FIELDS = ("epoch", "task", "model", "lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
-                 "nfe", "epoch_seconds", "wall_seconds", "evaluated_on")
+                 "nfe", "evaluated_on")
 """Columns of metrics.csv: ``task`` and ``model`` name the run (every file says whose it is);
 ``nfe`` is the mean function evaluations per training batch (solver calls of the field for
 continuous models, cell stages x steps for discrete ones); accuracies are empty for regression
-tasks; ``wall_seconds`` is cumulative over the run, resumptions included; ``evaluated_on`` is
-"test" or "validation" (``TrainConfig.validation``)."""
+tasks; ``evaluated_on`` is "test" or "validation" (``TrainConfig.validation``).  Only what the
+seed determines: two runs with the same seed write the same bytes."""
+
+TIMING_FIELDS = ("epoch", "epoch_seconds", "wall_seconds")
+"""Columns of timing.csv (the rows' keys of the same names): ``wall_seconds`` is cumulative over
+the run, resumptions included.  Times differ from run to run, so they are not in metrics.csv."""
 
 CHECKPOINTS = ("last", "previous", "best")
 """The checkpoint names :meth:`RunDir.load_checkpoint` takes."""
@@ -206,6 +212,10 @@ class RunDir:
         return self.path / "metrics.csv"
 
     @property
+    def timing_path(self) -> Path:
+        return self.path / "timing.csv"
+
+    @property
     def last(self) -> Path:
         return self.path / "last.pt"
 
@@ -291,26 +301,40 @@ class RunDir:
             raise ValueError(f"{self.config_path} is not valid JSON ({exc})") from None
 
     def write_metrics(self, rows: list[dict]) -> None:
-        """Rewrite metrics.csv from all rows so far (the checkpoint holds the same rows, so a
-        resumed run never duplicates or loses one)."""
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRIC_FIELDS})
-        _atomic_text(self.metrics_path, buf.getvalue())
+        """Rewrite metrics.csv and timing.csv from all rows so far (the checkpoint holds the same
+        rows, so a resumed run never duplicates or loses one)."""
+        for path, fields in ((self.metrics_path, METRIC_FIELDS), (self.timing_path, TIMING_FIELDS)):
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in fields})
+            _atomic_text(path, buf.getvalue())
 
     def read_metrics(self) -> list[dict]:
         with open(self.metrics_path, newline="") as f:
             return list(csv.DictReader(f))
 
+    def read_timing(self) -> list[dict]:
+        """The rows of timing.csv (``TIMING_FIELDS``); none for a run written before it existed."""
+        if not self.timing_path.exists():
+            return []
+        with open(self.timing_path, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def read_rows(self) -> list[dict]:
+        """The rows of metrics.csv with the times of timing.csv (by epoch) added: the rows as the
+        training loop kept them (values as strings)."""
+        times = {r["epoch"]: r for r in self.read_timing()}
+        return [{**times.get(r["epoch"], {}), **r} for r in self.read_metrics()]
+
     def write_status(self, text: str) -> None:
         _atomic_text(self.status_path, text.rstrip("\n") + "\n")
 
     def clear(self) -> None:
-        """Remove this run's checkpoints, digests, metrics, curves and status (for a fresh start)."""
-        for p in (self.last, self.previous, self.best, self.manifest_path, self.metrics_path, self.plot_path,
-                  self.status_path):
+        """Remove this run's checkpoints, digests, metrics, timing, curves and status (for a fresh start)."""
+        for p in (self.last, self.previous, self.best, self.manifest_path, self.metrics_path, self.timing_path,
+                  self.plot_path, self.status_path):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
 

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
+import solvers
+
 from ..data import VALIDATION_SEED, SequenceDataset, load_task, validation_split
 from ..distributed import DistEnv, all_reduce_sum, wrap
 from ..zoo import build_from_config, count_parameters
@@ -157,6 +159,8 @@ def start_run(config: TrainConfig, env: DistEnv) -> RunState:
     """Everything before the first epoch (see the module docstring); the caller must release
     ``run.lock`` when the run ends (``train`` does, however it ends)."""
     c = _resolve(config)
+    if c.tanh_kernel is None:  # recorded in config.json, so a resumed run computes the same bits (train pins it)
+        c = dataclasses.replace(c, tanh_kernel=solvers.tanh_kernel(getattr(torch, c.dtype), env.device))
     rd = RunDir(c.run_dir) if c.run_dir is not None else None
     failure, lock = None, None
     try:
