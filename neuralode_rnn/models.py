@@ -7,8 +7,11 @@ and the torch.nn LSTM/GRU baselines, all with the same call signature.
 ``values`` is (B, T, D), batch-first with time on axis 1; NaN marks a missing observation.  A
 sample whose last rows are all NaN (a shorter sequence padded at the end) is read out at its last
 observed step.  As in ``torch.nn.RNN``, unbatched values (T, D) (with times None or (T,), h0 (N,))
-give unbatched results ((output_size,) and (T, N)).  Values (and times) of another floating dtype
-are cast to the model's dtype (its input map's); an empty batch (B = 0) gives empty results.
+give unbatched results ((output_size,) and (T, N)).  Values of another floating dtype are cast to
+the model's dtype (its input map's); times are not: they are checked and differenced in float64 and
+the solve runs on a clock that starts at the first sample (``paths.solve_clock``), so absolute
+timestamps (epoch seconds) give the logits of the same series shifted to start at 0.  An empty batch
+(B = 0) gives empty results.
 """
 
 from __future__ import annotations
@@ -21,7 +24,16 @@ import solvers
 from .cells import FieldCell
 from .fields.base import Field
 from .parametrizations import keep_complex
-from .paths import INTERPOLATIONS, Path, check_values, fill_missing, interpolate
+from .paths import (
+    INTERPOLATIONS,
+    Path,
+    as_times,
+    check_values,
+    fill_missing,
+    index_rates,
+    interpolate,
+    solve_clock,
+)
 
 __all__ = ["ERROR_CONTROLS", "ContinuousRNN", "DiscreteRNN", "TorchRNN", "batch_inputs", "gather_time", "integrate_path",
            "last_observed_index", "unbatched_state"]
@@ -57,9 +69,9 @@ def batch_inputs(values, times, dtype: torch.dtype):
     unbatched = values.dim() == 2
     if unbatched:
         values = values.unsqueeze(0)
-        if times is not None and torch.as_tensor(times).dim() != 1:
+        if times is not None and as_times(times).dim() != 1:
             raise ValueError(f"unbatched values (T, D) = {tuple(values.shape[1:])} take times of shape (T,); got "
-                             f"{tuple(torch.as_tensor(times).shape)}")
+                             f"{tuple(as_times(times).shape)}")
     elif values.dim() != 3:
         raise ValueError(f"values must have shape (batch, time, channels) or unbatched (time, channels); got shape "
                          f"{tuple(values.shape)}")
@@ -85,16 +97,6 @@ def _check_channels(values: torch.Tensor, input_size: int) -> None:
                          f"got shape {tuple(values.shape)}")
 
 
-def index_rates(path: Path) -> torch.Tensor:
-    """(B, T) dt/ds of each sample on the index clock: rates[:, j + 1] is the length of piece j and
-    rates[:, 0] that of the piece before the first knot (as long as the first one)."""
-    gaps = path.gaps().to(path.dtype)
-    if gaps.dim() == 1:
-        gaps = gaps.unsqueeze(0).expand(path.batch_size, -1)
-    first = gaps[:, :1] if gaps.shape[1] else torch.ones(path.batch_size, 1, dtype=path.dtype, device=path.device)
-    return torch.cat([first, gaps], 1)
-
-
 def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], method: str, *,
                    step_size: float | None = None, gradient: str = "backprop", rtol: float = 1e-3, atol: float = 1e-5,
                    max_steps: int = solvers.DEFAULT_MAX_STEPS, knots: torch.Tensor | None = None,
@@ -103,9 +105,9 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], me
 
     Returns the states (len(at), B, N) at the knots ``at`` and the number of field evaluations.
 
-    The clock: shared times (T,) are real time (``path.knots``, or ``knots`` given in a higher
-    precision), starting at t0 = 2 t_1 - t_2 (t_1 - ``first_gap`` when given, t_1 - 1 for a single
-    sample).  Per-sample times (B, T) run on an *index clock*: knot
+    The clock (``paths.solve_clock``, float64): shared times (T,) are real time relative to the first
+    knot (``path.knots``, or ``knots`` given instead), starting at t0 = 2 t_1 - t_2 (t_1 -
+    ``first_gap`` when given, t_1 - 1 for a single sample).  Per-sample times (B, T) run on an *index clock*: knot
     k at s = k, the start at s = -1, and on piece j each sample's field is multiplied by its own
     dt/ds (the piece's real length), so every sample steps through its own gaps and gets what it
     would get alone; with ``step_size`` a gap gets the steps that its longest sample needs.
@@ -115,32 +117,24 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], me
     field's ``rhs`` driven through the engine's cursor (the input map applied per evaluation under
     the adjoint, so its memory stays flat and its gradients reach the map).
     """
-    T = path.length
     dt = path.dtype
     if error_control not in ERROR_CONTROLS:
         raise ValueError(f"unknown error_control {error_control!r}; expected one of {', '.join(map(repr, ERROR_CONTROLS))}")
     if error_control == "sample":
         return _integrate_per_sample(field, path, h0, at, method, gradient, rtol, atol, max_steps)
     if not path.per_sample:
-        knots = path.knots if knots is None else knots
-        if first_gap is not None:
-            t0 = knots[:1] - first_gap
-        else:
-            t0 = 2 * knots[:1] - knots[1:2] if T > 1 else knots[:1] - 1
-        t_out = torch.cat([t0, knots[at]])
+        knots, t_out = solve_clock(path, at, knots=knots, first_gap=first_gap)
         jumps, gap_scale, scale, rates = knots, None, None, None
     else:
-        clock = torch.arange(-1, T, dtype=torch.float64)
-        t_out = torch.cat([clock[:1], clock[1:][at]])
-        jumps, rates = clock[1:], index_rates(path)
+        knots, t_out = solve_clock(path, at, clock="index")
+        jumps, rates = knots, index_rates(path)
         gap_scale = rates.max(0).values
         scale = path.gaps().to(dt)
-        knots = clock[1:]
     structure = field.structure()
     lin = field.input_map
     if structure is not None:
         inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, scale=scale, rates=rates)
-        term = solvers.LinearActivationTerm(structure, inputs, time_dtype=dt)
+        term = solvers.LinearActivationTerm(structure, inputs, time_dtype=knots.dtype)
     elif gradient == "adjoint":
         # the adjoint differentiates the input's tensors one by one: give it detached leaves of them
         # (the coefficients of a spline are functions of one another), tied back to the originals
@@ -148,11 +142,11 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], me
         leaves = [x.detach().requires_grad_(x.requires_grad) for x in sources]
         n = len(path.coeffs)
         inputs = solvers.PiecewiseInput(knots, leaves[:n], leaves[n], leaves[n + 1], scale=scale, rates=rates)
-        term = solvers.DrivenTerm(field.rhs, inputs, project=lin, time_dtype=dt, euler=field.euler_step)
+        term = solvers.DrivenTerm(field.rhs, inputs, project=lin, time_dtype=knots.dtype, euler=field.euler_step)
     else:
         inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, scale=scale, rates=rates,
                                         weight=lin.weight, bias=lin.bias, complex_halves=field.is_complex)
-        term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=dt, euler=field.euler_step)
+        term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=knots.dtype, euler=field.euler_step)
     params = tuple(p for p in field.parameters() if p.requires_grad)
     sources = None
     if isinstance(term, solvers.DrivenTerm) and gradient == "adjoint":
@@ -170,21 +164,20 @@ def _integrate_per_sample(field: Field, path: Path, h0: torch.Tensor, at: list[i
     if gradient != "backprop":
         raise ValueError(f"error_control='sample' differentiates by backprop through each sample's own steps; "
                          f"got gradient={gradient!r} (use 'backprop', or error_control='batch')")
-    T, B = path.length, path.batch_size
-    knots = path.knots.detach().to(torch.float64)
+    B = path.batch_size
+    knots = path.knots.detach()
     if knots.dim() == 1:
         knots = knots.unsqueeze(0).expand(B, -1)
-    t0 = 2 * knots[:, :1] - knots[:, 1:2] if T > 1 else knots[:, :1] - 1
-    t_out = torch.cat([t0, knots[:, at]], 1)
+    knots, t_out = solve_clock(Path(path.method, knots, path.coeffs, path.first, path.last), at)
     structure = field.structure()
     if structure is not None:
         inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last)
-        term = solvers.LinearActivationTerm(structure, inputs, time_dtype=path.dtype)
+        term = solvers.LinearActivationTerm(structure, inputs, time_dtype=knots.dtype)
     else:
         lin = field.input_map
         inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, weight=lin.weight, bias=lin.bias,
                                         complex_halves=field.is_complex)
-        term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=path.dtype)
+        term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=knots.dtype)
     problem = solvers.make_problem(term, h0, t_out, method, jump_t=knots, rtol=rtol, atol=atol, max_steps=max_steps,
                                    per_sample=True)
     outs = solvers.GRADIENT_MODES["backprop"](problem)
@@ -400,7 +393,7 @@ class DiscreteRNN(nn.Module):
         if values.shape[0] == 0:
             return self._h0(None, 0, values.dtype, values.device).unsqueeze(1).expand(0, values.shape[1], -1)
         if times is not None:
-            t = torch.as_tensor(times, dtype=values.dtype)
+            t = as_times(times).to(torch.float64)  # differenced in float64: epoch timestamps keep their gaps
             d = t[..., 1:] - t[..., :-1]
             # rtol 1e-3: float32 times such as 0.03 * k are evenly spaced only up to rounding
             if d.numel() and not torch.allclose(d, d.reshape(-1)[:1].expand_as(d), rtol=1e-3, atol=0.0):

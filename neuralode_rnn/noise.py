@@ -24,7 +24,7 @@ import solvers.sde as _sde
 
 from .fields.base import Field
 from .models import ContinuousRNN, batch_inputs, gather_time, last_observed_index, unbatched_state
-from .paths import Path
+from .paths import Path, solve_clock
 
 __all__ = ["NOISES", "NoisyField", "StochasticRNN"]
 
@@ -148,9 +148,9 @@ class StochasticRNN(nn.Module):
             h0 = self.field.initial_state(B, path.dtype, path.device)
         else:
             self.field.check_state(h0, B, name="h0")
-        knots = path.knots
-        t0 = 2 * knots[:1] - knots[1:2] if T > 1 else knots[:1] - 1
-        t = torch.cat([t0, knots])
+        # the models' clock (real time from the first sample, in float64), on the path shifted to it
+        path = path.relative()
+        knots, t = solve_clock(path, range(T))
         sde = NoisyField(self.field, path, self.sigma, self.noise)
         if bm is None:
             # seeded from torch's RNG, so torch.manual_seed makes training reproducible

@@ -448,3 +448,73 @@ def test_step_limit_stops_a_runaway_solve():
     model = nr.ContinuousRNN(nr.LipschitzField(D, N), 2, method="euler", step_size=1e-6, max_steps=1000)
     with pytest.raises(solvers.StepLimitError, match="needs .* steps, more than max_steps = 1000"):
         model(torch.randn(2, 5, D))
+
+
+# ------------------------------------------------------------------ issue 16: clocks, non-finite states, errors
+def _epoch_times(base: float, shape, seed: int = 5) -> torch.Tensor:
+    """base + cumulative gaps of 0.1-3 units, float64: epoch seconds (base 1.7e9) or epoch hours."""
+    g = torch.Generator().manual_seed(seed)
+    return base + torch.cumsum(0.1 + 2.9 * torch.rand(*shape, generator=g, dtype=torch.float64), -1)
+
+
+@pytest.mark.parametrize("base", [1.7e9, 1.7e9 / 3600])  # epoch seconds, epoch hours
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "per-sample"])
+@pytest.mark.parametrize("method,interpolation", [("euler", "hold"), ("rk4", "cubic"), ("dopri5", "hold"),
+                                                  ("dopri5", "cubic")])
+def test_absolute_timestamps_give_the_logits_of_the_series_shifted_to_zero(base, shared, method, interpolation):
+    """Issue 16 item 4: float64 epoch timestamps were cast to the float32 model first; 1.7e9 + 0.1
+    merged with 1.7e9 ("times[1] = 1700000000.0 <= times[0]") and epoch-hour gaps shrank (logits moved
+    by 0.28).  Now the clock stays float64 and starts at the first sample: the logits are those of the
+    same series with its times shifted to start at 0, exactly, and those of float32 relative times to
+    float32 rounding (fixed steps)."""
+    torch.manual_seed(0)
+    model = nr.ContinuousRNN(nr.LipschitzField(D, N), 3, method=method, interpolation=interpolation)
+    x = torch.randn(B, 12, D)
+    times = _epoch_times(base, (12,) if shared else (B, 12))
+    shifted = times - times[..., :1]  # exact in float64
+    with torch.no_grad():
+        out = model(x, times)
+        torch.testing.assert_close(out, model(x, shifted), rtol=0, atol=0)
+        if method != "dopri5":  # an adaptive step sequence may jump with float32 rounding of the times
+            torch.testing.assert_close(out, model(x, shifted.float()), rtol=0, atol=1e-4)
+        # batched (B, T) and a (T,) row: the same clock rule
+        torch.testing.assert_close(model.trajectory(x[:1], times[0] if not shared else times),
+                                   model.trajectory(x[:1], shifted[0] if not shared else shifted), rtol=0, atol=0)
+
+
+def test_strictly_increasing_epoch_times_are_not_merged_by_a_float32_cast():
+    """Issue 16 item 4: validated in float64, so 1e8 and 1e8 + 1 stay distinct for a float32 model,
+    and the path keeps the exact float64 gaps (0.1829 h stayed 0.1829, not 0.1562)."""
+    x = torch.randn(2, 3, D)
+    times = torch.tensor([1e8, 1e8 + 1, 1e8 + 2.5], dtype=torch.float64)
+    nr.ContinuousRNN(nr.LipschitzField(D, N), 2)(x, times)  # no "times[1] = 1e8 <= times[0] = 1e8"
+    hours = torch.tensor([472222.0, 472222.1829, 472222.5], dtype=torch.float64)
+    path = nr.interpolate(x, hours, "linear")
+    assert path.knots.dtype == torch.float64
+    torch.testing.assert_close(path.gaps(), hours.diff(), rtol=0, atol=0)
+    torch.testing.assert_close(path.evaluate(hours[1]), x[:, 1], rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match=r"times\[2\] = 100000001.0 <= times\[1\] = 100000001.0"):
+        nr.interpolate(x, torch.tensor([1e8, 1e8 + 1, 1e8 + 1], dtype=torch.float64))
+
+
+def test_noisy_and_training_clocks_keep_absolute_timestamps():
+    """Issue 16 item 4, the other consumers: the SDE model's clock, the training objective's times,
+    a DiscreteRNN's even-spacing check and the time features difference in float64."""
+    from neuralode_rnn.training.objective import model_times
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, D)
+    times = _epoch_times(1.7e9, (6,))
+    sde = nr.StochasticRNN(nr.LipschitzField(D, N), 2, sigma=0.0).train()
+    torch.testing.assert_close(sde(x, times), sde(x, times - times[0]), rtol=0, atol=1e-6)
+    model = nr.ContinuousRNN(nr.LipschitzField(D, N), 2)
+    assert model_times(model, x, times.float(), 1.0).dtype == torch.float64
+    even = 1.7e9 + 0.5 * torch.arange(6, dtype=torch.float64)
+    cell = nr.DiscreteRNN(nr.LipschitzField(D, N).discretize("euler", 0.5), 2)
+    torch.testing.assert_close(cell(x, even), cell(x), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="evenly spaced"):
+        cell(x, times)
+    feats = nr.inputs.time_features(x, times, "time", time_scale=1.0)
+    assert feats.dtype == torch.float32
+    gaps = nr.inputs.step_gaps(x, times)
+    torch.testing.assert_close(gaps[0, 1:], times.diff().float(), rtol=0, atol=0)

@@ -24,7 +24,7 @@ from torch import nn
 
 import solvers
 
-from ..paths import Path
+from ..paths import Path, index_rates
 
 __all__ = ["DrivenField", "Field"]
 
@@ -117,7 +117,8 @@ class Field(nn.Module, abc.ABC):
     def driven_by(self, path: Path, clock: str = "time", project: bool = True) -> DrivenField:
         """This field driven by an input path: a module g(t, h) -> dh/dt for torchdiffeq/solvers.
 
-        clock="time": t is real time (the path's knots are sample times).
+        clock="time": t is real time (the path's knots are sample times; pass t in float64 for
+        absolute timestamps such as epoch seconds, or drive ``path.relative()`` from t - t_1).
         clock="index": t is the knot index s, sample k at s = k (0-based) and the start one piece
         before the first sample at s = -1; g is scaled by dt/ds, the length of the current piece
         for each sample.  This lets one solver drive samples with different (B, T) times: each
@@ -160,13 +161,7 @@ class DrivenField(nn.Module):
         self._projected: Path | None = None
         self.batch_size = path.batch_size
         if clock == "index":
-            gaps = path.gaps().to(path.dtype)
-            if gaps.dim() == 1:
-                gaps = gaps.unsqueeze(0).expand(path.batch_size, -1)
-            first = gaps[:, :1] if gaps.shape[1] else torch.ones(path.batch_size, 1, dtype=path.dtype,
-                                                                  device=path.device)
-            # piece -1 (before the first sample) is as long as the first piece: t0 = 2 t_1 - t_2
-            self.rates = torch.cat([first, gaps], 1)  # (B, T): rates[:, j + 1] is dt/ds on piece j
+            self.rates = index_rates(path)  # (B, T): rates[:, j + 1] is dt/ds on piece j
 
     @property
     def projected(self) -> Path:
