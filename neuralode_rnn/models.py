@@ -16,12 +16,14 @@ timestamps (epoch seconds) give the logits of the same series shifted to start a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 import solvers
 
-from .cells import FieldCell
+from .cells import FieldCell, check_number
 from .fields.base import Field
 from .parametrizations import keep_complex
 from .paths import (
@@ -35,8 +37,8 @@ from .paths import (
     solve_clock,
 )
 
-__all__ = ["ERROR_CONTROLS", "ContinuousRNN", "DiscreteRNN", "TorchRNN", "batch_inputs", "gather_time", "integrate_path",
-           "last_observed_index", "unbatched_state"]
+__all__ = ["ERROR_CONTROLS", "ContinuousRNN", "DiscreteRNN", "TorchRNN", "batch_inputs", "check_finite_states",
+           "gather_time", "integrate_path", "last_observed_index", "unbatched_state"]
 
 ERROR_CONTROLS = ("batch", "sample")
 """Adaptive solves of a batch: one error norm over the whole batch (one step sequence), or each
@@ -89,6 +91,45 @@ def unbatched_state(h0, unbatched: bool):
         raise ValueError(f"with unbatched values (T, D), h0 must be unbatched too, shape (hidden_size,); got "
                          f"{tuple(h0.shape) if isinstance(h0, torch.Tensor) else type(h0).__name__}")
     return h0.unsqueeze(0)
+
+
+def check_finite_states(states: torch.Tensor, model: nn.Module, cause: Callable[[], str],
+                        at: list[int] | None = None) -> None:
+    """Raise ``solvers.NonFiniteStateError`` if ``states`` (B, S, N) holds NaN or inf.
+
+    One host sync, once per forward call after the solve (never inside the step loop).  The message
+    names the first (sample, time step), ``cause()`` (what the model suspects: the step it took and what
+    to try; called only on failure) or, when some of ``model``'s parameters are not finite, those (a
+    diverged optimiser step).
+    ``at``: the time step indices of the S states (all steps when None)."""
+    bad = ~torch.isfinite(states.detach())
+    if not bool(bad.any()):
+        return
+    b, k, _ = torch.nonzero(bad)[0].tolist()
+    k = at[k] if at is not None else k
+    broken = [name for name, p in model.named_parameters() if not bool(torch.isfinite(p.detach()).all())]
+    if broken:
+        why = (f"the parameters {', '.join(broken[:4])}{' ...' if len(broken) > 4 else ''} are not finite (a "
+               f"diverged optimiser step: lower the learning rate or clip the gradients)")
+    else:
+        why = cause()
+    raise solvers.NonFiniteStateError(f"{type(model).__name__}: the hidden state is not finite (NaN or inf) at sample "
+                                      f"{b}, time step {k}: {why}")
+
+
+def check_plain_state(h0, shape: tuple[int, int], dtype: torch.dtype) -> None:
+    """A clear error for an ``h0`` of a cell without a field: not a tensor, wrong shape or dtype, NaN."""
+    if not isinstance(h0, torch.Tensor):
+        raise TypeError(f"h0 must be a torch.Tensor; got {type(h0).__name__}")
+    if tuple(h0.shape) != shape:
+        raise ValueError(f"h0 must have shape (batch, hidden_size) = {shape}; got {tuple(h0.shape)}")
+    if h0.dtype != dtype:
+        raise TypeError(f"h0 must have the model's dtype {dtype}; got {h0.dtype} (cast it with h0.to({dtype}), or "
+                        f"the model with model.to({h0.dtype}))")
+    bad = ~torch.isfinite(h0.detach())
+    if bool(bad.any()):
+        b, n = torch.nonzero(bad)[0].tolist()
+        raise ValueError(f"h0 must be finite; got h0[{b}, {n}] = {h0.detach()[b, n].item()}")
 
 
 def _check_channels(values: torch.Tensor, input_size: int) -> None:
@@ -230,8 +271,12 @@ class ContinuousRNN(nn.Module):
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"unknown interpolation {interpolation!r}; expected one of "
                              f"{', '.join(map(repr, INTERPOLATIONS))}")
-        if step_size is not None and not (isinstance(step_size, (int, float)) and step_size > 0):
-            raise ValueError(f"step_size must be None or a positive number; got {step_size!r}")
+        if step_size is not None:
+            step_size = check_number("step_size", step_size)
+        rtol, atol = check_number("rtol", rtol, allow_zero=True), check_number("atol", atol, allow_zero=True)
+        if rtol == 0 and atol == 0:
+            raise ValueError("rtol and atol cannot both be 0: an adaptive step would have to be exact; got rtol = 0, "
+                             "atol = 0 (e.g. rtol=1e-3, atol=1e-5)")
         if not isinstance(output_size, int) or output_size < 1:
             raise ValueError(f"output_size must be a positive int; got {output_size!r}")
         if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
@@ -277,18 +322,37 @@ class ContinuousRNN(nn.Module):
     def _h0(self, h0, B: int, dtype: torch.dtype, device) -> torch.Tensor:
         if h0 is None:
             return self.field.initial_state(B, dtype, device)
-        self.field.check_state(h0, B, name="h0")
+        self.field.check_state(h0, B, name="h0", dtype=dtype)
         return h0
+
+    def instability(self, path: Path) -> str:
+        """What a non-finite state most likely means for this model on ``path``, and what to try."""
+        if not self.fixed_step:
+            return (f"the adaptive method {self.method!r} (rtol={self.rtol:g}, atol={self.atol:g}) ended with a "
+                    f"non-finite state: the field overflowed on these inputs or times; check the values and h0 for "
+                    f"extreme entries, or tighten rtol/atol")
+        gaps = path.gaps().detach().to(torch.float64).reshape(-1)
+        gap = float(gaps.max()) if gaps.numel() else 1.0
+        step = gap if self.step_size is None else float((gaps / torch.ceil(gaps / self.step_size)).max()) \
+            if gaps.numel() else self.step_size
+        how = "one step per gap (step_size=None)" if self.step_size is None else f"step_size={self.step_size:g}"
+        return (f"the fixed-step method {self.method!r} took steps up to {step:g} ({how}; largest gap between "
+                f"samples {gap:g}), most likely beyond its stability limit (solvers.max_stable_step); try a smaller "
+                f"step_size (e.g. step_size={step / 10:g}), an adaptive method (method='dopri5'), or times in "
+                f"larger units so the gaps are shorter")
 
     @property
     def structured(self) -> bool:
         """True when the field declares the linear-plus-activation form (the structured kernel runs it)."""
         return self.field.structure() is not None
 
-    def solve_path(self, path: Path, h0: torch.Tensor | None = None, at: list[int] | None = None) -> torch.Tensor:
+    def solve_path(self, path: Path, h0: torch.Tensor | None = None, at: list[int] | None = None,
+                   check_finite: bool = True) -> torch.Tensor:
         """Hidden states (B, T, N) at the path's knots, starting one first gap before them.
 
         ``at``: knot indices (increasing) to return, (B, len(at), N); the solve stops at the last.
+        ``check_finite``: raise ``solvers.NonFiniteStateError`` on a NaN or inf state (one check after
+        the solve); False returns them, for a study that measures a divergence (compare_solvers).
         """
         B, T = path.batch_size, path.length
         h0 = self._h0(h0, B, path.dtype, path.device)
@@ -296,7 +360,10 @@ class ContinuousRNN(nn.Module):
         states, self.nfe = integrate_path(self.field, path, h0, at, self.method, step_size=self.step_size,
                                           gradient=self.gradient, rtol=self.rtol, atol=self.atol,
                                           max_steps=self.max_steps, error_control=self.error_control)
-        return states.transpose(0, 1)
+        states = states.transpose(0, 1)
+        if check_finite:
+            check_finite_states(states, self, lambda: self.instability(path), at)
+        return states
 
     def path(self, values: torch.Tensor, times: torch.Tensor | None = None) -> Path:
         """The input path this model integrates (validates the values; unbatched (T, D) values
@@ -374,12 +441,23 @@ class DiscreteRNN(nn.Module):
 
     def _h0(self, h0, B: int, dtype, device) -> torch.Tensor:
         field = getattr(self.cell, "field", None)
-        if field is None:
-            return torch.zeros(B, self.cell.hidden_size, dtype=dtype, device=device) if h0 is None else h0
         if h0 is None:
+            if field is None:
+                return torch.zeros(B, self.cell.hidden_size, dtype=dtype, device=device)
             return field.initial_state(B, dtype, device)
-        field.check_state(h0, B, name="h0")
+        if field is not None:
+            field.check_state(h0, B, name="h0", dtype=dtype)
+        else:
+            check_plain_state(h0, (B, self.cell.hidden_size), dtype)
         return h0
+
+    def instability(self) -> str:
+        """What a non-finite state most likely means for this cell, and what to try."""
+        eps = getattr(self.cell, "step_size", None)
+        if eps is None:
+            return "check the values and h0 for extreme entries"
+        return (f"the cell's step of {self.cell.method!r} with eps = {eps:g} is most likely beyond its stability "
+                f"limit (solvers.max_stable_step); try a smaller step_size in field.discretize(method, step_size)")
 
     def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None,
                    h0: torch.Tensor | None = None) -> torch.Tensor:
@@ -410,14 +488,17 @@ class DiscreteRNN(nn.Module):
             path = interpolate(values, None, "hold")  # a hold path's pieces do not depend on the knots
             h = self._h0(h0, B, values.dtype, values.device)
             states, _ = integrate_path(cell.field, path, h, list(range(T)), cell.tableau, knots=knots, first_gap=eps)
-            return states.transpose(0, 1)
-        x = fill_missing(values, torch.arange(T, dtype=values.dtype, device=values.device), "hold")
-        h = self._h0(h0, B, x.dtype, x.device)
-        states = []
-        for x_k in x.unbind(1):
-            h = self.cell(h, x_k)
-            states.append(h)
-        return torch.stack(states, 1)
+            states = states.transpose(0, 1)
+        else:
+            x = fill_missing(values, torch.arange(T, dtype=values.dtype, device=values.device), "hold")
+            h = self._h0(h0, B, x.dtype, x.device)
+            steps = []
+            for x_k in x.unbind(1):
+                h = self.cell(h, x_k)
+                steps.append(h)
+            states = torch.stack(steps, 1)
+        check_finite_states(states, self, self.instability)
+        return states
 
     def forward(self, values: torch.Tensor, times: torch.Tensor | None = None,
                 h0: torch.Tensor | None = None) -> torch.Tensor:
@@ -458,7 +539,14 @@ class TorchRNN(nn.Module):
 
     def _h0(self, h0, unbatched: bool):
         # torch.nn.LSTM/GRU's unbatched state is (num_layers, H): the batch axis is 1
-        if h0 is None or not unbatched:
+        if h0 is None:
+            return h0
+        parts = h0 if isinstance(h0, tuple) else (h0,)
+        for name, h in zip(("h0", "c0") if len(parts) == 2 else ("h0",), parts):
+            if isinstance(h, torch.Tensor) and h.is_floating_point() and not bool(torch.isfinite(h.detach()).all()):
+                pos = tuple(torch.nonzero(~torch.isfinite(h.detach()))[0].tolist())
+                raise ValueError(f"{name} must be finite; got {name}[{', '.join(map(str, pos))}] = {h.detach()[pos].item()}")
+        if not unbatched:
             return h0
         return tuple(h.unsqueeze(1) for h in h0) if isinstance(h0, tuple) else h0.unsqueeze(1)
 
