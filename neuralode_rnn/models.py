@@ -117,6 +117,12 @@ def check_finite_states(states: torch.Tensor, model: nn.Module, cause: Callable[
                                       f"{b}, time step {k}: {why}")
 
 
+def check_output_size(output_size) -> None:
+    """A clear error unless ``output_size`` (the readout's width) is a positive int."""
+    if isinstance(output_size, bool) or not isinstance(output_size, int) or output_size < 1:
+        raise ValueError(f"output_size must be a positive int (the readout's width); got {output_size!r}")
+
+
 def check_plain_state(h0, shape: tuple[int, int], dtype: torch.dtype) -> None:
     """A clear error for an ``h0`` of a cell without a field: not a tensor, wrong shape or dtype, NaN."""
     if not isinstance(h0, torch.Tensor):
@@ -277,8 +283,7 @@ class ContinuousRNN(nn.Module):
         if rtol == 0 and atol == 0:
             raise ValueError("rtol and atol cannot both be 0: an adaptive step would have to be exact; got rtol = 0, "
                              "atol = 0 (e.g. rtol=1e-3, atol=1e-5)")
-        if not isinstance(output_size, int) or output_size < 1:
-            raise ValueError(f"output_size must be a positive int; got {output_size!r}")
+        check_output_size(output_size)
         if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
             raise ValueError(f"max_steps must be a positive int; got {max_steps!r}")
         self.field = field
@@ -422,6 +427,11 @@ class DiscreteRNN(nn.Module):
 
     def __init__(self, cell: nn.Module, output_size: int):
         super().__init__()
+        if isinstance(cell, Field) or not isinstance(cell, nn.Module) or \
+                not all(hasattr(cell, a) for a in ("input_size", "hidden_size")):
+            raise TypeError(f"cell must be a discrete cell, an nn.Module with input_size and hidden_size (e.g. "
+                            f"field.discretize('euler', 0.1) for a field); got {type(cell).__name__}")
+        check_output_size(output_size)
         self.cell = cell
         field = getattr(cell, "field", None)
         self._features = field.features if field is not None else (lambda h: h)

@@ -22,6 +22,7 @@ from torch import nn
 
 import solvers.sde as _sde
 
+from .cells import check_number
 from .fields.base import Field
 from .models import (
     ContinuousRNN,
@@ -41,8 +42,7 @@ NOISES = ("additive", "multiplicative")
 def _check_noise(noise: str, sigma: float) -> None:
     if noise not in NOISES:
         raise ValueError(f"unknown noise {noise!r}; expected one of {', '.join(map(repr, NOISES))}")
-    if not (isinstance(sigma, (int, float)) and sigma >= 0):
-        raise ValueError(f"sigma must be a non-negative number; got {sigma!r}")
+    check_number("sigma", sigma, allow_zero=True)
 
 
 class NoisyField(nn.Module):

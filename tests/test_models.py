@@ -551,6 +551,9 @@ def test_an_unstable_step_stops_with_the_step_and_what_to_try(method, step_size)
                              rf"step_size .*method='dopri5'"):
         model(x, times)
     model(x, times / 1e12)  # the same model on gaps of 1 is fine
+    # a study that measures the divergence (analysis.compare_solvers) asks for the states as they are
+    states = model.solve_path(model.path(x, times), check_finite=False)
+    assert not bool(torch.isfinite(states).all())
 
 
 def test_a_discrete_model_with_an_unstable_step_or_broken_parameters_stops():
@@ -663,3 +666,17 @@ def test_the_readme_discrete_cell_gives_the_continuous_states(dtype):
         rounded = model.trajectory(values, 0.03 * torch.arange(1, 101, dtype=torch.float32))
     torch.testing.assert_close(exact, ref, rtol=0, atol=1e-12 if dtype == torch.float64 else 1e-6)
     torch.testing.assert_close(rounded, ref, rtol=0, atol=1e-4)
+
+
+def test_other_model_arguments_are_checked_where_made():
+    """Issue 16 item 9, the other models: sigma = inf, output_size = True, a cell that is not one."""
+    f = nr.LipschitzField(D, N)
+    with pytest.raises(ValueError, match=r"sigma must be a non-negative finite number; got sigma = inf"):
+        nr.StochasticRNN(f, 2, sigma=float("inf"))
+    with pytest.raises(ValueError, match=r"output_size must be a positive int \(the readout's width\); got True"):
+        nr.ContinuousRNN(f, True)
+    with pytest.raises(ValueError, match=r"output_size must be a positive int \(the readout's width\); got 0"):
+        nr.DiscreteRNN(f.discretize("euler", 0.1), 0)
+    with pytest.raises(TypeError, match=r"cell must be a discrete cell, an nn.Module with input_size and hidden_size .* got "
+                                        r"LipschitzField"):
+        nr.DiscreteRNN(f, 2)
