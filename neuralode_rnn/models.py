@@ -156,8 +156,10 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], me
     knot (``path.knots``, or ``knots`` given instead), starting at t0 = 2 t_1 - t_2 (t_1 -
     ``first_gap`` when given, t_1 - 1 for a single sample).  Per-sample times (B, T) run on an *index clock*: knot
     k at s = k, the start at s = -1, and on piece j each sample's field is multiplied by its own
-    dt/ds (the piece's real length), so every sample steps through its own gaps and gets what it
-    would get alone; with ``step_size`` a gap gets the steps that its longest sample needs.
+    dt/ds (the piece's real length), so every sample steps through its own gaps; with one fixed step
+    per gap it gets what it would get alone (to rounding); with ``step_size`` a gap gets the steps that
+    its longest sample needs (at least as many as alone, so not the same states), and an adaptive
+    method takes one step sequence for the batch.
     ``error_control="sample"`` (adaptive methods): every sample its own steps on its own real-time
     clock (``solvers.per_sample``), so its result does not depend on the rest of the batch.  The
     term: the structured kernel when the field declares the linear-plus-activation form, else the
@@ -244,8 +246,9 @@ class ContinuousRNN(nn.Module):
 
     Shared times (T,) are integrated in real time.  Per-sample times (B, T) are integrated on an
     index clock (see :func:`integrate_path`), so each sample steps through its own gaps and gets
-    what it would get alone with fixed steps; with ``step_size`` a gap gets the number of steps
-    that the longest gap at that position in the batch needs.
+    what it would get alone with one fixed step per gap (or ``error_control="sample"``); with
+    ``step_size`` a gap gets the number of steps that the longest gap at that position in the batch
+    needs, and adaptive batch error control one step sequence for the batch (not the same states).
 
     Args:
         field: a :class:`Field`.
