@@ -12,12 +12,28 @@ Because the input is held, the stage times c_i do not matter: the cell is autono
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 import solvers
 
-__all__ = ["FieldCell"]
+__all__ = ["FieldCell", "check_number"]
+
+
+def check_number(name: str, value, *, allow_zero: bool = False) -> float:
+    """``value`` as a float if it is a finite real number > 0 (>= 0 with ``allow_zero``), else a
+    ValueError/TypeError naming ``name``, what it got and what was expected.  Models and cells check
+    their step sizes and tolerances with it once, where they are made, not where a solve fails."""
+    expected = "a non-negative finite number" if allow_zero else "a positive finite number"
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.requires_grad:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be {expected}; got {value!r} of type {type(value).__name__}")
+    if not (math.isfinite(value) and (value > 0 or (allow_zero and value == 0))):
+        raise ValueError(f"{name} must be {expected}; got {name} = {value!r}")
+    return float(value)
 
 
 class FieldCell(nn.Module):
@@ -29,13 +45,12 @@ class FieldCell(nn.Module):
 
     def __init__(self, field, method: str = "euler", step_size: float = 1.0):
         super().__init__()
-        if not (isinstance(step_size, (int, float)) and step_size > 0):
-            raise ValueError(f"step_size must be a positive number; got {step_size!r}")
+        step_size = check_number("step_size", step_size)
         self.field = field
         self.tableau = solvers.tableau(method)
         self.plan = solvers.Plan.of(self.tableau)
         self.method = self.tableau.name
-        self.step_size = float(step_size)
+        self.step_size = step_size
 
     @property
     def hidden_size(self) -> int:

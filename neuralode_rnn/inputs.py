@@ -81,14 +81,15 @@ def parse_features(features: str | Sequence[str] | None) -> tuple[str, ...]:
 def resolve_times(values: torch.Tensor, times: torch.Tensor | None) -> torch.Tensor:
     """(B, T) times of ``values`` (B, T, D): t_k = k (k = 1..T) when None, a (T,) row broadcast.
 
-    Checked as ``interpolate`` checks them (shape, strictly increasing), in the values' dtype.
+    Checked as ``interpolate`` checks them (shape, strictly increasing), in float64 (``CLOCK_DTYPE``)
+    whatever the values' dtype: difference them before casting, so epoch timestamps keep their gaps.
     """
     t = check_times(times, check_values(values))
     return t.expand(values.shape[0], -1) if t.dim() == 1 else t
 
 
 def check_inputs(values: torch.Tensor, times: torch.Tensor | None, input_size: int) -> torch.Tensor:
-    """Check a model's ``values`` (B, T, D = ``input_size``) and ``times``; return the (B, T) times."""
+    """Check a model's ``values`` (B, T, D = ``input_size``) and ``times``; return the (B, T) float64 times."""
     t = resolve_times(values, times)
     if values.shape[-1] != input_size:
         raise ValueError(f"values must have {input_size} channels (the model's input_size) on the last axis; "
@@ -130,7 +131,7 @@ def observation_counts(values: torch.Tensor) -> torch.Tensor:
 def step_gaps(values: torch.Tensor, times: torch.Tensor | None) -> torch.Tensor:
     """(B, T) time since the previous step, t_k - t_{k-1}, and 0 at the first step (GRU-dt's input)."""
     t = resolve_times(values, times)
-    return torch.cat([torch.zeros_like(t[:, :1]), t[:, 1:] - t[:, :-1]], dim=1)
+    return torch.cat([torch.zeros_like(t[:, :1]), t[:, 1:] - t[:, :-1]], dim=1).to(values.dtype)
 
 
 def time_since_observation(values: torch.Tensor, times: torch.Tensor | None) -> torch.Tensor:
@@ -147,7 +148,7 @@ def time_since_observation(values: torch.Tensor, times: torch.Tensor | None) -> 
     last = torch.where(observed, steps, torch.full_like(steps, -1)).cummax(dim=1).values  # at or before k
     before = torch.cat([torch.full_like(last[:, :1], -1), last[:, :-1]], dim=1).clamp(min=0)  # strictly before
     t3 = t.unsqueeze(-1).expand(B, T, D)
-    return t3 - torch.gather(t3, 1, before)
+    return (t3 - torch.gather(t3, 1, before)).to(values.dtype)
 
 
 def time_features(values: torch.Tensor, times: torch.Tensor | None, features: str | Sequence[str],
@@ -166,7 +167,7 @@ def time_features(values: torch.Tensor, times: torch.Tensor | None, features: st
     t = resolve_times(values, times)
     parts: list[torch.Tensor] = [values]
     if "time" in names:
-        parts.append((t / time_scale).unsqueeze(-1))
+        parts.append((t / time_scale).unsqueeze(-1).to(values.dtype))
     if "intensity" in names:
         parts.append(observation_counts(values) / count_scale)
     if "mask" in names:

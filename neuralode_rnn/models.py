@@ -7,24 +7,38 @@ and the torch.nn LSTM/GRU baselines, all with the same call signature.
 ``values`` is (B, T, D), batch-first with time on axis 1; NaN marks a missing observation.  A
 sample whose last rows are all NaN (a shorter sequence padded at the end) is read out at its last
 observed step.  As in ``torch.nn.RNN``, unbatched values (T, D) (with times None or (T,), h0 (N,))
-give unbatched results ((output_size,) and (T, N)).  Values (and times) of another floating dtype
-are cast to the model's dtype (its input map's); an empty batch (B = 0) gives empty results.
+give unbatched results ((output_size,) and (T, N)).  Values of another floating dtype are cast to
+the model's dtype (its input map's); times are not: they are checked and differenced in float64 and
+the solve runs on a clock that starts at the first sample (``paths.solve_clock``), so absolute
+timestamps (epoch seconds) give the logits of the same series shifted to start at 0.  An empty batch
+(B = 0) gives empty results.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 import solvers
 
-from .cells import FieldCell
+from .cells import FieldCell, check_number
 from .fields.base import Field
 from .parametrizations import keep_complex
-from .paths import INTERPOLATIONS, Path, check_values, fill_missing, interpolate
+from .paths import (
+    INTERPOLATIONS,
+    Path,
+    as_times,
+    check_values,
+    fill_missing,
+    index_rates,
+    interpolate,
+    solve_clock,
+)
 
-__all__ = ["ERROR_CONTROLS", "ContinuousRNN", "DiscreteRNN", "TorchRNN", "batch_inputs", "gather_time", "integrate_path",
-           "last_observed_index", "unbatched_state"]
+__all__ = ["ERROR_CONTROLS", "ContinuousRNN", "DiscreteRNN", "TorchRNN", "batch_inputs", "check_finite_states",
+           "gather_time", "integrate_path", "last_observed_index", "unbatched_state"]
 
 ERROR_CONTROLS = ("batch", "sample")
 """Adaptive solves of a batch: one error norm over the whole batch (one step sequence), or each
@@ -57,9 +71,9 @@ def batch_inputs(values, times, dtype: torch.dtype):
     unbatched = values.dim() == 2
     if unbatched:
         values = values.unsqueeze(0)
-        if times is not None and torch.as_tensor(times).dim() != 1:
+        if times is not None and as_times(times).dim() != 1:
             raise ValueError(f"unbatched values (T, D) = {tuple(values.shape[1:])} take times of shape (T,); got "
-                             f"{tuple(torch.as_tensor(times).shape)}")
+                             f"{tuple(as_times(times).shape)}")
     elif values.dim() != 3:
         raise ValueError(f"values must have shape (batch, time, channels) or unbatched (time, channels); got shape "
                          f"{tuple(values.shape)}")
@@ -79,20 +93,55 @@ def unbatched_state(h0, unbatched: bool):
     return h0.unsqueeze(0)
 
 
+def check_finite_states(states: torch.Tensor, model: nn.Module, cause: Callable[[], str],
+                        at: list[int] | None = None) -> None:
+    """Raise ``solvers.NonFiniteStateError`` if ``states`` (B, S, N) holds NaN or inf.
+
+    One host sync, once per forward call after the solve (never inside the step loop).  The message
+    names the first (sample, time step), ``cause()`` (what the model suspects: the step it took and what
+    to try; called only on failure) or, when some of ``model``'s parameters are not finite, those (a
+    diverged optimiser step).
+    ``at``: the time step indices of the S states (all steps when None)."""
+    bad = ~torch.isfinite(states.detach())
+    if not bool(bad.any()):
+        return
+    b, k, _ = torch.nonzero(bad)[0].tolist()
+    k = at[k] if at is not None else k
+    broken = [name for name, p in model.named_parameters() if not bool(torch.isfinite(p.detach()).all())]
+    if broken:
+        why = (f"the parameters {', '.join(broken[:4])}{' ...' if len(broken) > 4 else ''} are not finite (a "
+               f"diverged optimiser step: lower the learning rate or clip the gradients)")
+    else:
+        why = cause()
+    raise solvers.NonFiniteStateError(f"{type(model).__name__}: the hidden state is not finite (NaN or inf) at sample "
+                                      f"{b}, time step {k}: {why}")
+
+
+def check_output_size(output_size) -> None:
+    """A clear error unless ``output_size`` (the readout's width) is a positive int."""
+    if isinstance(output_size, bool) or not isinstance(output_size, int) or output_size < 1:
+        raise ValueError(f"output_size must be a positive int (the readout's width); got {output_size!r}")
+
+
+def check_plain_state(h0, shape: tuple[int, int], dtype: torch.dtype) -> None:
+    """A clear error for an ``h0`` of a cell without a field: not a tensor, wrong shape or dtype, NaN."""
+    if not isinstance(h0, torch.Tensor):
+        raise TypeError(f"h0 must be a torch.Tensor; got {type(h0).__name__}")
+    if tuple(h0.shape) != shape:
+        raise ValueError(f"h0 must have shape (batch, hidden_size) = {shape}; got {tuple(h0.shape)}")
+    if h0.dtype != dtype:
+        raise TypeError(f"h0 must have the model's dtype {dtype}; got {h0.dtype} (cast it with h0.to({dtype}), or "
+                        f"the model with model.to({h0.dtype}))")
+    bad = ~torch.isfinite(h0.detach())
+    if bool(bad.any()):
+        b, n = torch.nonzero(bad)[0].tolist()
+        raise ValueError(f"h0 must be finite; got h0[{b}, {n}] = {h0.detach()[b, n].item()}")
+
+
 def _check_channels(values: torch.Tensor, input_size: int) -> None:
     if values.shape[-1] != input_size:
         raise ValueError(f"values must have {input_size} channels (the model's input_size) on the last axis; "
                          f"got shape {tuple(values.shape)}")
-
-
-def index_rates(path: Path) -> torch.Tensor:
-    """(B, T) dt/ds of each sample on the index clock: rates[:, j + 1] is the length of piece j and
-    rates[:, 0] that of the piece before the first knot (as long as the first one)."""
-    gaps = path.gaps().to(path.dtype)
-    if gaps.dim() == 1:
-        gaps = gaps.unsqueeze(0).expand(path.batch_size, -1)
-    first = gaps[:, :1] if gaps.shape[1] else torch.ones(path.batch_size, 1, dtype=path.dtype, device=path.device)
-    return torch.cat([first, gaps], 1)
 
 
 def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], method: str, *,
@@ -103,44 +152,38 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], me
 
     Returns the states (len(at), B, N) at the knots ``at`` and the number of field evaluations.
 
-    The clock: shared times (T,) are real time (``path.knots``, or ``knots`` given in a higher
-    precision), starting at t0 = 2 t_1 - t_2 (t_1 - ``first_gap`` when given, t_1 - 1 for a single
-    sample).  Per-sample times (B, T) run on an *index clock*: knot
+    The clock (``paths.solve_clock``, float64): shared times (T,) are real time relative to the first
+    knot (``path.knots``, or ``knots`` given instead), starting at t0 = 2 t_1 - t_2 (t_1 -
+    ``first_gap`` when given, t_1 - 1 for a single sample).  Per-sample times (B, T) run on an *index clock*: knot
     k at s = k, the start at s = -1, and on piece j each sample's field is multiplied by its own
-    dt/ds (the piece's real length), so every sample steps through its own gaps and gets what it
-    would get alone; with ``step_size`` a gap gets the steps that its longest sample needs.
+    dt/ds (the piece's real length), so every sample steps through its own gaps; with one fixed step
+    per gap it gets what it would get alone (to rounding); with ``step_size`` a gap gets the steps that
+    its longest sample needs (at least as many as alone, so not the same states), and an adaptive
+    method takes one step sequence for the batch.
     ``error_control="sample"`` (adaptive methods): every sample its own steps on its own real-time
     clock (``solvers.per_sample``), so its result does not depend on the rest of the batch.  The
     term: the structured kernel when the field declares the linear-plus-activation form, else the
     field's ``rhs`` driven through the engine's cursor (the input map applied per evaluation under
     the adjoint, so its memory stays flat and its gradients reach the map).
     """
-    T = path.length
     dt = path.dtype
     if error_control not in ERROR_CONTROLS:
         raise ValueError(f"unknown error_control {error_control!r}; expected one of {', '.join(map(repr, ERROR_CONTROLS))}")
     if error_control == "sample":
         return _integrate_per_sample(field, path, h0, at, method, gradient, rtol, atol, max_steps)
     if not path.per_sample:
-        knots = path.knots if knots is None else knots
-        if first_gap is not None:
-            t0 = knots[:1] - first_gap
-        else:
-            t0 = 2 * knots[:1] - knots[1:2] if T > 1 else knots[:1] - 1
-        t_out = torch.cat([t0, knots[at]])
+        knots, t_out = solve_clock(path, at, knots=knots, first_gap=first_gap)
         jumps, gap_scale, scale, rates = knots, None, None, None
     else:
-        clock = torch.arange(-1, T, dtype=torch.float64)
-        t_out = torch.cat([clock[:1], clock[1:][at]])
-        jumps, rates = clock[1:], index_rates(path)
+        knots, t_out = solve_clock(path, at, clock="index")
+        jumps, rates = knots, index_rates(path)
         gap_scale = rates.max(0).values
         scale = path.gaps().to(dt)
-        knots = clock[1:]
     structure = field.structure()
     lin = field.input_map
     if structure is not None:
         inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, scale=scale, rates=rates)
-        term = solvers.LinearActivationTerm(structure, inputs, time_dtype=dt)
+        term = solvers.LinearActivationTerm(structure, inputs, time_dtype=knots.dtype)
     elif gradient == "adjoint":
         # the adjoint differentiates the input's tensors one by one: give it detached leaves of them
         # (the coefficients of a spline are functions of one another), tied back to the originals
@@ -148,11 +191,11 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], me
         leaves = [x.detach().requires_grad_(x.requires_grad) for x in sources]
         n = len(path.coeffs)
         inputs = solvers.PiecewiseInput(knots, leaves[:n], leaves[n], leaves[n + 1], scale=scale, rates=rates)
-        term = solvers.DrivenTerm(field.rhs, inputs, project=lin, time_dtype=dt, euler=field.euler_step)
+        term = solvers.DrivenTerm(field.rhs, inputs, project=lin, time_dtype=knots.dtype, euler=field.euler_step)
     else:
         inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, scale=scale, rates=rates,
                                         weight=lin.weight, bias=lin.bias, complex_halves=field.is_complex)
-        term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=dt, euler=field.euler_step)
+        term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=knots.dtype, euler=field.euler_step)
     params = tuple(p for p in field.parameters() if p.requires_grad)
     sources = None
     if isinstance(term, solvers.DrivenTerm) and gradient == "adjoint":
@@ -170,21 +213,20 @@ def _integrate_per_sample(field: Field, path: Path, h0: torch.Tensor, at: list[i
     if gradient != "backprop":
         raise ValueError(f"error_control='sample' differentiates by backprop through each sample's own steps; "
                          f"got gradient={gradient!r} (use 'backprop', or error_control='batch')")
-    T, B = path.length, path.batch_size
-    knots = path.knots.detach().to(torch.float64)
+    B = path.batch_size
+    knots = path.knots.detach()
     if knots.dim() == 1:
         knots = knots.unsqueeze(0).expand(B, -1)
-    t0 = 2 * knots[:, :1] - knots[:, 1:2] if T > 1 else knots[:, :1] - 1
-    t_out = torch.cat([t0, knots[:, at]], 1)
+    knots, t_out = solve_clock(Path(path.method, knots, path.coeffs, path.first, path.last), at)
     structure = field.structure()
     if structure is not None:
         inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last)
-        term = solvers.LinearActivationTerm(structure, inputs, time_dtype=path.dtype)
+        term = solvers.LinearActivationTerm(structure, inputs, time_dtype=knots.dtype)
     else:
         lin = field.input_map
         inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, weight=lin.weight, bias=lin.bias,
                                         complex_halves=field.is_complex)
-        term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=path.dtype)
+        term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=knots.dtype)
     problem = solvers.make_problem(term, h0, t_out, method, jump_t=knots, rtol=rtol, atol=atol, max_steps=max_steps,
                                    per_sample=True)
     outs = solvers.GRADIENT_MODES["backprop"](problem)
@@ -204,8 +246,9 @@ class ContinuousRNN(nn.Module):
 
     Shared times (T,) are integrated in real time.  Per-sample times (B, T) are integrated on an
     index clock (see :func:`integrate_path`), so each sample steps through its own gaps and gets
-    what it would get alone with fixed steps; with ``step_size`` a gap gets the number of steps
-    that the longest gap at that position in the batch needs.
+    what it would get alone with one fixed step per gap (or ``error_control="sample"``); with
+    ``step_size`` a gap gets the number of steps that the longest gap at that position in the batch
+    needs, and adaptive batch error control one step sequence for the batch (not the same states).
 
     Args:
         field: a :class:`Field`.
@@ -237,10 +280,13 @@ class ContinuousRNN(nn.Module):
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"unknown interpolation {interpolation!r}; expected one of "
                              f"{', '.join(map(repr, INTERPOLATIONS))}")
-        if step_size is not None and not (isinstance(step_size, (int, float)) and step_size > 0):
-            raise ValueError(f"step_size must be None or a positive number; got {step_size!r}")
-        if not isinstance(output_size, int) or output_size < 1:
-            raise ValueError(f"output_size must be a positive int; got {output_size!r}")
+        if step_size is not None:
+            step_size = check_number("step_size", step_size)
+        rtol, atol = check_number("rtol", rtol, allow_zero=True), check_number("atol", atol, allow_zero=True)
+        if rtol == 0 and atol == 0:
+            raise ValueError("rtol and atol cannot both be 0: an adaptive step would have to be exact; got rtol = 0, "
+                             "atol = 0 (e.g. rtol=1e-3, atol=1e-5)")
+        check_output_size(output_size)
         if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
             raise ValueError(f"max_steps must be a positive int; got {max_steps!r}")
         self.field = field
@@ -284,18 +330,37 @@ class ContinuousRNN(nn.Module):
     def _h0(self, h0, B: int, dtype: torch.dtype, device) -> torch.Tensor:
         if h0 is None:
             return self.field.initial_state(B, dtype, device)
-        self.field.check_state(h0, B, name="h0")
+        self.field.check_state(h0, B, name="h0", dtype=dtype)
         return h0
+
+    def instability(self, path: Path) -> str:
+        """What a non-finite state most likely means for this model on ``path``, and what to try."""
+        if not self.fixed_step:
+            return (f"the adaptive method {self.method!r} (rtol={self.rtol:g}, atol={self.atol:g}) ended with a "
+                    f"non-finite state: the field overflowed on these inputs or times; check the values and h0 for "
+                    f"extreme entries, or tighten rtol/atol")
+        gaps = path.gaps().detach().to(torch.float64).reshape(-1)
+        gap = float(gaps.max()) if gaps.numel() else 1.0
+        step = gap if self.step_size is None else float((gaps / torch.ceil(gaps / self.step_size)).max()) \
+            if gaps.numel() else self.step_size
+        how = "one step per gap (step_size=None)" if self.step_size is None else f"step_size={self.step_size:g}"
+        return (f"the fixed-step method {self.method!r} took steps up to {step:g} ({how}; largest gap between "
+                f"samples {gap:g}), most likely beyond its stability limit (solvers.max_stable_step); try a smaller "
+                f"step_size (e.g. step_size={step / 10:g}), an adaptive method (method='dopri5'), or times in "
+                f"larger units so the gaps are shorter")
 
     @property
     def structured(self) -> bool:
         """True when the field declares the linear-plus-activation form (the structured kernel runs it)."""
         return self.field.structure() is not None
 
-    def solve_path(self, path: Path, h0: torch.Tensor | None = None, at: list[int] | None = None) -> torch.Tensor:
+    def solve_path(self, path: Path, h0: torch.Tensor | None = None, at: list[int] | None = None,
+                   check_finite: bool = True) -> torch.Tensor:
         """Hidden states (B, T, N) at the path's knots, starting one first gap before them.
 
         ``at``: knot indices (increasing) to return, (B, len(at), N); the solve stops at the last.
+        ``check_finite``: raise ``solvers.NonFiniteStateError`` on a NaN or inf state (one check after
+        the solve); False returns them, for a study that measures a divergence (compare_solvers).
         """
         B, T = path.batch_size, path.length
         h0 = self._h0(h0, B, path.dtype, path.device)
@@ -303,7 +368,10 @@ class ContinuousRNN(nn.Module):
         states, self.nfe = integrate_path(self.field, path, h0, at, self.method, step_size=self.step_size,
                                           gradient=self.gradient, rtol=self.rtol, atol=self.atol,
                                           max_steps=self.max_steps, error_control=self.error_control)
-        return states.transpose(0, 1)
+        states = states.transpose(0, 1)
+        if check_finite:
+            check_finite_states(states, self, lambda: self.instability(path), at)
+        return states
 
     def path(self, values: torch.Tensor, times: torch.Tensor | None = None) -> Path:
         """The input path this model integrates (validates the values; unbatched (T, D) values
@@ -362,6 +430,11 @@ class DiscreteRNN(nn.Module):
 
     def __init__(self, cell: nn.Module, output_size: int):
         super().__init__()
+        if isinstance(cell, Field) or not isinstance(cell, nn.Module) or \
+                not all(hasattr(cell, a) for a in ("input_size", "hidden_size")):
+            raise TypeError(f"cell must be a discrete cell, an nn.Module with input_size and hidden_size (e.g. "
+                            f"field.discretize('euler', 0.1) for a field); got {type(cell).__name__}")
+        check_output_size(output_size)
         self.cell = cell
         field = getattr(cell, "field", None)
         self._features = field.features if field is not None else (lambda h: h)
@@ -381,12 +454,23 @@ class DiscreteRNN(nn.Module):
 
     def _h0(self, h0, B: int, dtype, device) -> torch.Tensor:
         field = getattr(self.cell, "field", None)
-        if field is None:
-            return torch.zeros(B, self.cell.hidden_size, dtype=dtype, device=device) if h0 is None else h0
         if h0 is None:
+            if field is None:
+                return torch.zeros(B, self.cell.hidden_size, dtype=dtype, device=device)
             return field.initial_state(B, dtype, device)
-        field.check_state(h0, B, name="h0")
+        if field is not None:
+            field.check_state(h0, B, name="h0", dtype=dtype)
+        else:
+            check_plain_state(h0, (B, self.cell.hidden_size), dtype)
         return h0
+
+    def instability(self) -> str:
+        """What a non-finite state most likely means for this cell, and what to try."""
+        eps = getattr(self.cell, "step_size", None)
+        if eps is None:
+            return "check the values and h0 for extreme entries"
+        return (f"the cell's step of {self.cell.method!r} with eps = {eps:g} is most likely beyond its stability "
+                f"limit (solvers.max_stable_step); try a smaller step_size in field.discretize(method, step_size)")
 
     def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None,
                    h0: torch.Tensor | None = None) -> torch.Tensor:
@@ -400,7 +484,7 @@ class DiscreteRNN(nn.Module):
         if values.shape[0] == 0:
             return self._h0(None, 0, values.dtype, values.device).unsqueeze(1).expand(0, values.shape[1], -1)
         if times is not None:
-            t = torch.as_tensor(times, dtype=values.dtype)
+            t = as_times(times).to(torch.float64)  # differenced in float64: epoch timestamps keep their gaps
             d = t[..., 1:] - t[..., :-1]
             # rtol 1e-3: float32 times such as 0.03 * k are evenly spaced only up to rounding
             if d.numel() and not torch.allclose(d, d.reshape(-1)[:1].expand_as(d), rtol=1e-3, atol=0.0):
@@ -417,14 +501,17 @@ class DiscreteRNN(nn.Module):
             path = interpolate(values, None, "hold")  # a hold path's pieces do not depend on the knots
             h = self._h0(h0, B, values.dtype, values.device)
             states, _ = integrate_path(cell.field, path, h, list(range(T)), cell.tableau, knots=knots, first_gap=eps)
-            return states.transpose(0, 1)
-        x = fill_missing(values, torch.arange(T, dtype=values.dtype, device=values.device), "hold")
-        h = self._h0(h0, B, x.dtype, x.device)
-        states = []
-        for x_k in x.unbind(1):
-            h = self.cell(h, x_k)
-            states.append(h)
-        return torch.stack(states, 1)
+            states = states.transpose(0, 1)
+        else:
+            x = fill_missing(values, torch.arange(T, dtype=values.dtype, device=values.device), "hold")
+            h = self._h0(h0, B, x.dtype, x.device)
+            steps = []
+            for x_k in x.unbind(1):
+                h = self.cell(h, x_k)
+                steps.append(h)
+            states = torch.stack(steps, 1)
+        check_finite_states(states, self, self.instability)
+        return states
 
     def forward(self, values: torch.Tensor, times: torch.Tensor | None = None,
                 h0: torch.Tensor | None = None) -> torch.Tensor:
@@ -465,7 +552,14 @@ class TorchRNN(nn.Module):
 
     def _h0(self, h0, unbatched: bool):
         # torch.nn.LSTM/GRU's unbatched state is (num_layers, H): the batch axis is 1
-        if h0 is None or not unbatched:
+        if h0 is None:
+            return h0
+        parts = h0 if isinstance(h0, tuple) else (h0,)
+        for name, h in zip(("h0", "c0") if len(parts) == 2 else ("h0",), parts):
+            if isinstance(h, torch.Tensor) and h.is_floating_point() and not bool(torch.isfinite(h.detach()).all()):
+                pos = tuple(torch.nonzero(~torch.isfinite(h.detach()))[0].tolist())
+                raise ValueError(f"{name} must be finite; got {name}[{', '.join(map(str, pos))}] = {h.detach()[pos].item()}")
+        if not unbatched:
             return h0
         return tuple(h.unsqueeze(1) for h in h0) if isinstance(h0, tuple) else h0.unsqueeze(1)
 

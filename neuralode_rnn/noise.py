@@ -22,9 +22,17 @@ from torch import nn
 
 import solvers.sde as _sde
 
+from .cells import check_number
 from .fields.base import Field
-from .models import ContinuousRNN, batch_inputs, gather_time, last_observed_index, unbatched_state
-from .paths import Path
+from .models import (
+    ContinuousRNN,
+    batch_inputs,
+    check_finite_states,
+    gather_time,
+    last_observed_index,
+    unbatched_state,
+)
+from .paths import Path, solve_clock
 
 __all__ = ["NOISES", "NoisyField", "StochasticRNN"]
 
@@ -34,8 +42,7 @@ NOISES = ("additive", "multiplicative")
 def _check_noise(noise: str, sigma: float) -> None:
     if noise not in NOISES:
         raise ValueError(f"unknown noise {noise!r}; expected one of {', '.join(map(repr, NOISES))}")
-    if not (isinstance(sigma, (int, float)) and sigma >= 0):
-        raise ValueError(f"sigma must be a non-negative number; got {sigma!r}")
+    check_number("sigma", sigma, allow_zero=True)
 
 
 class NoisyField(nn.Module):
@@ -147,10 +154,10 @@ class StochasticRNN(nn.Module):
         if h0 is None:
             h0 = self.field.initial_state(B, path.dtype, path.device)
         else:
-            self.field.check_state(h0, B, name="h0")
-        knots = path.knots
-        t0 = 2 * knots[:1] - knots[1:2] if T > 1 else knots[:1] - 1
-        t = torch.cat([t0, knots])
+            self.field.check_state(h0, B, name="h0", dtype=path.dtype)
+        # the models' clock (real time from the first sample, in float64), on the path shifted to it
+        path = path.relative()
+        knots, t = solve_clock(path, range(T))
         sde = NoisyField(self.field, path, self.sigma, self.noise)
         if bm is None:
             # seeded from torch's RNG, so torch.manual_seed makes training reproducible
@@ -159,7 +166,10 @@ class StochasticRNN(nn.Module):
                                         device=h0.device, entropy=entropy, method=self.sde_method)
         out = _sde.sdeint(sde, h0, t, method=self.sde_method, dt=self.base.step_size, adjoint=self.adjoint_sde,
                           bm=bm, jump_t=knots)
-        return out[1:].transpose(0, 1)
+        states = out[1:].transpose(0, 1)
+        check_finite_states(states, self, lambda: f"the noisy solve ({self.sde_method!r}, sigma={self.sigma:g}) "
+                                                  f"{self.base.instability(path)}")
+        return states
 
     def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None,
                    h0: torch.Tensor | None = None, bm=None) -> torch.Tensor:

@@ -42,9 +42,15 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["INTERPOLATIONS", "Path", "check_times", "check_values", "fill_missing", "interpolate"]
+__all__ = ["CLOCK_DTYPE", "INTERPOLATIONS", "Path", "as_times", "check_times", "check_values", "fill_missing",
+           "index_rates", "interpolate", "solve_clock", "start_time"]
 
 INTERPOLATIONS = ("hold", "linear", "cubic", "natural")
+
+CLOCK_DTYPE = torch.float64
+"""The dtype of every clock: sample times are checked, stored (``Path.knots``) and differenced in it
+whatever the values' dtype, so absolute timestamps (epoch seconds ~1.7e9, epoch hours) keep their
+gaps; only differences of times (gaps, local times on a piece) are cast to the values' dtype."""
 
 
 class Path:
@@ -52,7 +58,8 @@ class Path:
 
     Attributes:
         method: the interpolation scheme that built it.
-        knots: (T,) shared or (B, T) per-sample sample times, strictly increasing.
+        knots: (T,) shared or (B, T) per-sample sample times, strictly increasing, in ``CLOCK_DTYPE``
+            (float64) whatever the values' dtype.
         coeffs: tuple of tensors (B, T-1, D): the polynomial coefficients of each piece in the
             local time tau = t - t_{k-1}; ``coeffs[i]`` multiplies tau^i.
         first, last: (B, D) the values held before the first and after the last knot.
@@ -97,8 +104,16 @@ class Path:
         return torch.stack([self.knots[..., 0], self.knots[..., -1]], dim=-1)
 
     def gaps(self) -> torch.Tensor:
-        """(T-1,) or (B, T-1): lengths of the pieces."""
+        """(T-1,) or (B, T-1): lengths of the pieces, in the knots' dtype (float64)."""
         return self.knots[..., 1:] - self.knots[..., :-1]
+
+    def relative(self) -> Path:
+        """The same path on a clock that starts at its first knot: knots - knots[..., :1] (each sample
+        its own first knot with (B, T) knots), computed in float64, where subtracting a nearby time is
+        exact.  Evaluating it at t - t_1 gives what this path gives at t; solvers step on it so that
+        timestamps such as epoch seconds give the same states as the same series shifted to start
+        near 0."""
+        return Path(self.method, self.knots - self.knots[..., :1], self.coeffs, self.first, self.last)
 
     def tensors(self) -> tuple[torch.Tensor, ...]:
         """Every tensor the path's values depend on (for adjoint gradient bookkeeping)."""
@@ -285,15 +300,17 @@ def check_values(values) -> torch.Tensor:
 
 
 def check_times(times, values: torch.Tensor) -> torch.Tensor:
-    """The sample times of ``values`` (B, T, D) in its dtype: t_k = k when ``times`` is None, else
-    ``times`` (T,) or (B, T) checked to be finite and strictly increasing along the last axis."""
+    """The sample times of ``values`` (B, T, D) in ``CLOCK_DTYPE`` (float64): t_k = k when ``times``
+    is None, else ``times`` (T,) or (B, T) checked to be finite and strictly increasing along the last
+    axis.  They are checked and returned in float64 whatever the values' dtype: casting epoch seconds
+    to float32 first would merge distinct times (1.7e9 + 0.1 rounds to 1.7e9) and shrink gaps."""
     B, T, _ = values.shape
     if times is None:
-        return torch.arange(1, T + 1, dtype=values.dtype, device=values.device)
-    times = torch.as_tensor(times, device=values.device)
+        return torch.arange(1, T + 1, dtype=CLOCK_DTYPE, device=values.device)
+    times = as_times(times, values.device)
     if times.is_complex() or times.dtype == torch.bool:
         raise TypeError(f"times must be real; got dtype {times.dtype}")
-    times = times.to(values.dtype).contiguous()  # the knot search wants contiguous rows (an expand is not)
+    times = times.to(CLOCK_DTYPE).contiguous()  # the knot search wants contiguous rows (an expand is not)
     if times.dim() not in (1, 2):
         raise ValueError(f"times must have shape (T,) or (B, T) = ({B}, {T}); got shape {tuple(times.shape)}")
     if times.shape[-1] != T:
@@ -316,6 +333,65 @@ def check_times(times, values: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"times must be strictly increasing along the last axis; got times[{b}, {k + 1}] = "
                          f"{times[b, k + 1].item()} <= times[{b}, {k}] = {times[b, k].item()}")
     return times
+
+
+def as_times(times, device=None) -> torch.Tensor:
+    """``times`` (a tensor, array, nested list, or a list of equal-length tensors) as one tensor.
+
+    A list of tensors of different lengths (one series per sample) is refused with what it got:
+    a batch shares T, shorter series are padded (NaN values at the end, any increasing times)."""
+    if isinstance(times, (list, tuple)) and any(isinstance(x, torch.Tensor) for x in times):
+        shapes = [tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__ for x in times]
+        if len(set(shapes)) > 1:
+            raise ValueError(f"times must be one tensor of shape (T,) or (B, T); got a list of {len(times)} "
+                             f"tensors of different shapes {shapes[:5]}{' ...' if len(shapes) > 5 else ''} (pad "
+                             f"the shorter series to the longest: NaN values, any increasing times)")
+        return torch.stack([torch.as_tensor(x) for x in times]).to(device)
+    try:
+        return torch.as_tensor(times, device=device)
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise TypeError(f"times must be a tensor of shape (T,) or (B, T) (or a rectangular nested list); got "
+                        f"{type(times).__name__} that torch cannot read as one ({e})") from None
+
+
+def start_time(knots: torch.Tensor, first_gap: float | None = None) -> torch.Tensor:
+    """(1,) or (B, 1): the clock's start, one first gap before the first knot of ``knots`` (T,) or
+    (B, T): t0 = 2 t_1 - t_2, t_1 - ``first_gap`` when given, t_1 - 1 for a single sample."""
+    if first_gap is not None:
+        return knots[..., :1] - first_gap
+    if knots.shape[-1] > 1:
+        return 2 * knots[..., :1] - knots[..., 1:2]
+    return knots[..., :1] - 1
+
+
+def index_rates(path: Path) -> torch.Tensor:
+    """(B, T) dt/ds of each sample on the index clock, in the path's dtype: rates[:, j + 1] is the
+    length of piece j and rates[:, 0] that of the piece before the first knot (as long as the first
+    one, so the start is t0 = 2 t_1 - t_2 as on the real-time clock)."""
+    gaps = path.gaps().to(path.dtype)
+    if gaps.dim() == 1:
+        gaps = gaps.unsqueeze(0).expand(path.batch_size, -1)
+    first = gaps[:, :1] if gaps.shape[1] else torch.ones(path.batch_size, 1, dtype=path.dtype, device=path.device)
+    return torch.cat([first, gaps], 1)
+
+
+def solve_clock(path: Path, at: Sequence[int], clock: str = "time", knots: torch.Tensor | None = None,
+                first_gap: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The clock a model solves ``path`` on: (knots, output times), both float64.
+
+    clock="time": real time relative to the first knot (``Path.relative``; ``knots`` (T,) overrides
+    the path's, e.g. a discrete model's eps * k), knots (T,) or per sample (B, T), output times
+    [t0, knots[at]] with t0 from :func:`start_time`.  clock="index" (per-sample times on one
+    solver clock): knot k at s = k (0-based), the start at s = -1; the field is scaled by
+    :func:`index_rates`.  The one place the models' clock rules live."""
+    if clock == "index":
+        s = torch.arange(-1, path.length, dtype=CLOCK_DTYPE)
+        return s[1:], torch.cat([s[:1], s[1:][list(at)]])
+    if clock != "time":
+        raise ValueError(f"unknown clock {clock!r}; expected 'time' or 'index'")
+    knots = path.knots if knots is None else knots.to(CLOCK_DTYPE)
+    knots = knots - knots[..., :1]
+    return knots, torch.cat([start_time(knots, first_gap), knots[..., list(at)]], -1)
 
 
 # ---------------------------------------------------------------------- missing values
@@ -355,7 +431,7 @@ def fill_missing(values: torch.Tensor, times: torch.Tensor, method: str) -> torc
         t_prev = torch.gather(t, 1, prev_c)
         t_next = torch.gather(t, 1, nxt_c)
         span = torch.where(nxt > prev, t_next - t_prev, torch.ones_like(t))
-        w = ((t - t_prev) / span).clamp(0, 1)
+        w = ((t - t_prev) / span).clamp(0, 1).to(values.dtype)  # differences of times first, in their float64
         filled = x_prev + w * (x_next - x_prev)
         filled = torch.where(none_before, x_next, torch.where(none_after, x_prev, filled))
     never = none_before & none_after  # channel never observed in that sample
@@ -364,9 +440,9 @@ def fill_missing(values: torch.Tensor, times: torch.Tensor, method: str) -> torc
 
 
 # ---------------------------------------------------------------------- coefficients
-def _tdiff(times: torch.Tensor) -> torch.Tensor:
-    """(B or 1, T-1, 1) piece lengths."""
-    d = times[..., 1:] - times[..., :-1]
+def _tdiff(times: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B or 1, T-1, 1) piece lengths, differenced in the times' float64, then in ``dtype``."""
+    d = (times[..., 1:] - times[..., :-1]).to(dtype)
     return d.unsqueeze(-1) if d.dim() == 2 else d.view(1, -1, 1)
 
 
@@ -422,7 +498,7 @@ def _coefficients(x: torch.Tensor, times: torch.Tensor, method: str) -> tuple[to
     B, T, _ = x.shape
     if method == "hold":
         return (x[:, 1:],)
-    h = _tdiff(times)
+    h = _tdiff(times, x.dtype)
     if method == "linear":
         return (x[:, :-1], (x[:, 1:] - x[:, :-1]) / h)
     if method == "cubic":
@@ -444,7 +520,8 @@ def interpolate(values: torch.Tensor, times: torch.Tensor | None = None, method:
         values: (B, T, D) floating tensor, batch-first, time on axis 1.  NaN marks a missing
             observation (filled as documented in this module); inf is an error.
         times: None (t_k = k for k = 1..T), (T,) shared or (B, T) per-sample times, strictly
-            increasing along the last axis.  Cast to the values' dtype.
+            increasing along the last axis.  Checked and kept in float64 (``CLOCK_DTYPE``): only
+            their differences are cast to the values' dtype, so epoch timestamps keep their gaps.
         method: "hold" | "linear" | "cubic" | "natural".
 
     Returns:

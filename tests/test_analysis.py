@@ -320,7 +320,8 @@ def test_train_then_analyze_and_compare_solvers(tmp_path, capsys):
     assert run.checkpoint == "best.pt" and run.metrics["epoch"] == 1
     values, times, targets = run.batch("test", 5)
     assert values.shape == (5, 64, 1) and targets.shape == (5,)
-    torch.testing.assert_close(times, 0.5 * torch.arange(1, 65, dtype=values.dtype))  # training.model_times
+    # training.model_times: the clock stays float64 whatever the model's dtype (issue 16 item 4)
+    torch.testing.assert_close(times, 0.5 * torch.arange(1, 65, dtype=torch.float64))
     assert type(load_run(lip).model) is nr.ContinuousRNN
 
     capsys.readouterr()

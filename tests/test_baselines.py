@@ -287,3 +287,19 @@ def test_gru_dt_is_a_plain_gru_on_regular_times():
     gaps = torch.tensor([0.0, 1, 1, 1, 1]).view(1, 5, 1).expand(2, 5, 1)
     states, _ = model.rnn(torch.cat([values, gaps], -1))
     torch.testing.assert_close(model(values), model.readout(states[:, -1]))
+
+
+@pytest.mark.parametrize("cls", [GRUdt, ODERNN])
+def test_a_non_finite_or_mistyped_h0_is_refused(cls):
+    """Issue 16 items 5, 9: an h0 holding NaN (or float64 for a float32 model) named, not a NaN output
+    or "mat1 and mat2 must have the same dtype"."""
+    model = cls(2, 4, 3)
+    values = torch.randn(2, 5, 2)
+    h0 = torch.zeros(2, 4)
+    h0[1, 2] = float("nan")
+    with pytest.raises(ValueError, match=r"h0 must be finite; got h0\[1, 2\] = nan"):
+        model.trajectory(values, None, h0)
+    with pytest.raises(TypeError, match=r"h0 must have the model's dtype torch.float32; got torch.float64"):
+        model.trajectory(values, None, torch.zeros(2, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"h0 must have shape \(batch, hidden_size\) = \(2, 4\); got \(4,\)"):
+        model.trajectory(values, None, torch.zeros(4))

@@ -448,3 +448,235 @@ def test_step_limit_stops_a_runaway_solve():
     model = nr.ContinuousRNN(nr.LipschitzField(D, N), 2, method="euler", step_size=1e-6, max_steps=1000)
     with pytest.raises(solvers.StepLimitError, match="needs .* steps, more than max_steps = 1000"):
         model(torch.randn(2, 5, D))
+
+
+# ------------------------------------------------------------------ issue 16: clocks, non-finite states, errors
+def _epoch_times(base: float, shape, seed: int = 5) -> torch.Tensor:
+    """base + cumulative gaps of 0.1-3 units, float64: epoch seconds (base 1.7e9) or epoch hours."""
+    g = torch.Generator().manual_seed(seed)
+    return base + torch.cumsum(0.1 + 2.9 * torch.rand(*shape, generator=g, dtype=torch.float64), -1)
+
+
+@pytest.mark.parametrize("base", [1.7e9, 1.7e9 / 3600])  # epoch seconds, epoch hours
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "per-sample"])
+@pytest.mark.parametrize("method,interpolation", [("euler", "hold"), ("rk4", "cubic"), ("dopri5", "hold"),
+                                                  ("dopri5", "cubic")])
+def test_absolute_timestamps_give_the_logits_of_the_series_shifted_to_zero(base, shared, method, interpolation):
+    """Issue 16 item 4: float64 epoch timestamps were cast to the float32 model first; 1.7e9 + 0.1
+    merged with 1.7e9 ("times[1] = 1700000000.0 <= times[0]") and epoch-hour gaps shrank (logits moved
+    by 0.28).  Now the clock stays float64 and starts at the first sample: the logits are those of the
+    same series with its times shifted to start at 0, exactly, and those of float32 relative times to
+    float32 rounding (fixed steps)."""
+    torch.manual_seed(0)
+    model = nr.ContinuousRNN(nr.LipschitzField(D, N), 3, method=method, interpolation=interpolation)
+    x = torch.randn(B, 12, D)
+    times = _epoch_times(base, (12,) if shared else (B, 12))
+    shifted = times - times[..., :1]  # exact in float64
+    with torch.no_grad():
+        out = model(x, times)
+        torch.testing.assert_close(out, model(x, shifted), rtol=0, atol=0)
+        if method != "dopri5":  # an adaptive step sequence may jump with float32 rounding of the times
+            torch.testing.assert_close(out, model(x, shifted.float()), rtol=0, atol=1e-4)
+        # batched (B, T) and a (T,) row: the same clock rule
+        torch.testing.assert_close(model.trajectory(x[:1], times[0] if not shared else times),
+                                   model.trajectory(x[:1], shifted[0] if not shared else shifted), rtol=0, atol=0)
+
+
+def test_strictly_increasing_epoch_times_are_not_merged_by_a_float32_cast():
+    """Issue 16 item 4: validated in float64, so 1e8 and 1e8 + 1 stay distinct for a float32 model,
+    and the path keeps the exact float64 gaps (0.1829 h stayed 0.1829, not 0.1562)."""
+    x = torch.randn(2, 3, D)
+    times = torch.tensor([1e8, 1e8 + 1, 1e8 + 2.5], dtype=torch.float64)
+    nr.ContinuousRNN(nr.LipschitzField(D, N), 2)(x, times)  # no "times[1] = 1e8 <= times[0] = 1e8"
+    hours = torch.tensor([472222.0, 472222.1829, 472222.5], dtype=torch.float64)
+    path = nr.interpolate(x, hours, "linear")
+    assert path.knots.dtype == torch.float64
+    torch.testing.assert_close(path.gaps(), hours.diff(), rtol=0, atol=0)
+    torch.testing.assert_close(path.evaluate(hours[1]), x[:, 1], rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match=r"times\[2\] = 100000001.0 <= times\[1\] = 100000001.0"):
+        nr.interpolate(x, torch.tensor([1e8, 1e8 + 1, 1e8 + 1], dtype=torch.float64))
+
+
+def test_noisy_and_training_clocks_keep_absolute_timestamps():
+    """Issue 16 item 4, the other consumers: the SDE model's clock, the training objective's times,
+    a DiscreteRNN's even-spacing check and the time features difference in float64."""
+    from neuralode_rnn.training.objective import model_times
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, D)
+    times = _epoch_times(1.7e9, (6,))
+    sde = nr.StochasticRNN(nr.LipschitzField(D, N), 2, sigma=0.0).train()
+    torch.testing.assert_close(sde(x, times), sde(x, times - times[0]), rtol=0, atol=1e-6)
+    model = nr.ContinuousRNN(nr.LipschitzField(D, N), 2)
+    assert model_times(model, x, times.float(), 1.0).dtype == torch.float64
+    even = 1.7e9 + 0.5 * torch.arange(6, dtype=torch.float64)
+    cell = nr.DiscreteRNN(nr.LipschitzField(D, N).discretize("euler", 0.5), 2)
+    torch.testing.assert_close(cell(x, even), cell(x), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="evenly spaced"):
+        cell(x, times)
+    feats = nr.inputs.time_features(x, times, "time", time_scale=1.0)
+    assert feats.dtype == torch.float32
+    gaps = nr.inputs.step_gaps(x, times)
+    torch.testing.assert_close(gaps[0, 1:], times.diff().float(), rtol=0, atol=0)
+
+
+def test_a_non_finite_h0_is_refused_by_every_model():
+    """Issue 16 item 5: an h0 holding NaN gave NaN logits with no error (solvers.odeint refuses a NaN y0)."""
+    x = torch.randn(2, T, D)
+    h0 = torch.zeros(2, N)
+    h0[1, 3] = float("nan")
+    field = nr.LipschitzField(D, N)
+    for model in (nr.ContinuousRNN(field, 2), nr.DiscreteRNN(field.discretize("euler", 0.1), 2),
+                  nr.StochasticRNN(field, 2, sigma=0.1).train()):
+        with pytest.raises(ValueError, match=r"h0 must be finite; got h0\[1, 3\] = nan"):
+            model(x, h0=h0)
+    h0[1, 3] = float("inf")
+    with pytest.raises(ValueError, match=r"h0 must be finite; got h0\[1, 3\] = inf"):
+        nr.ContinuousRNN(field, 2).trajectory(x, h0=h0)
+    with pytest.raises(ValueError, match=r"h0 must be finite; got h0\[0, 1, 3\] = inf"):
+        nr.TorchRNN("gru", D, N, 2)(x, h0=h0.unsqueeze(0))
+
+
+@pytest.mark.parametrize("method,step_size", [("euler", None), ("rk4", 1e11)])
+def test_an_unstable_step_stops_with_the_step_and_what_to_try(method, step_size):
+    """Issue 16 item 5: Euler over gaps of 1e12 returned NaN logits silently.  Now the model checks
+    its states once after the solve and names the step it took and what to try."""
+    model = nr.ContinuousRNN(nr.LipschitzField(D, N), 2, method=method, step_size=step_size)
+    x = torch.randn(2, 6, D)
+    times = 1e12 * torch.arange(1, 7, dtype=torch.float64)
+    largest = "1e\\+12" if step_size is None else "1e\\+11"
+    with pytest.raises(solvers.NonFiniteStateError,
+                       match=rf"ContinuousRNN: the hidden state is not finite \(NaN or inf\) at sample \d, time step "
+                             rf"\d: the fixed-step method '{method}' took steps up to {largest} .* try a smaller "
+                             rf"step_size .*method='dopri5'"):
+        model(x, times)
+    model(x, times / 1e12)  # the same model on gaps of 1 is fine
+    # a study that measures the divergence (analysis.compare_solvers) asks for the states as they are
+    states = model.solve_path(model.path(x, times), check_finite=False)
+    assert not bool(torch.isfinite(states).all())
+
+
+def test_a_discrete_model_with_an_unstable_step_or_broken_parameters_stops():
+    """Issue 16 item 5, the discrete twin and a diverged optimiser step (NaN parameters)."""
+    field = nr.LipschitzField(D, N, gamma_A=5.0)
+    x = torch.randn(2, 40, D)
+    with pytest.raises(solvers.NonFiniteStateError, match=r"DiscreteRNN: .* eps = 100 is most likely beyond its "
+                                                           r"stability limit"):
+        nr.DiscreteRNN(field.discretize("euler", 100.0), 2)(x)
+    model = nr.ContinuousRNN(nr.LipschitzField(D, N), 2)
+    with torch.no_grad():
+        model.field.M_A[0, 0] = float("nan")
+    with pytest.raises(solvers.NonFiniteStateError, match=r"the parameters field.M_A are not finite \(a diverged "
+                                                           r"optimiser step"):
+        model(x)
+
+
+def test_model_arguments_are_checked_where_the_model_is_made():
+    """Issue 16 item 9: ContinuousRNN(rtol=-1) was accepted (and step_size=inf, True)."""
+    f = nr.LipschitzField(D, N)
+    for kw, msg in [(dict(rtol=-1), r"rtol must be a non-negative finite number; got rtol = -1"),
+                    (dict(atol=float("nan")), r"atol must be a non-negative finite number; got atol = nan"),
+                    (dict(rtol=0, atol=0), r"rtol and atol cannot both be 0"),
+                    (dict(step_size=0.0), r"step_size must be a positive finite number; got step_size = 0.0"),
+                    (dict(step_size=float("inf")), r"step_size must be a positive finite number; got step_size = inf"),
+                    (dict(step_size=-0.1), r"step_size must be a positive finite number; got step_size = -0.1")]:
+        with pytest.raises(ValueError, match=msg):
+            nr.ContinuousRNN(f, 2, **kw)
+    with pytest.raises(TypeError, match=r"step_size must be a positive finite number; got True of type bool"):
+        nr.ContinuousRNN(f, 2, step_size=True)
+    with pytest.raises(TypeError, match=r"rtol must be a non-negative finite number; got '1e-3' of type str"):
+        nr.ContinuousRNN(f, 2, method="dopri5", rtol="1e-3")
+    with pytest.raises(ValueError, match=r"step_size must be a positive finite number; got step_size = nan"):
+        f.discretize("euler", float("nan"))
+
+
+def test_unclear_input_errors_now_name_the_argument():
+    """Issue 16 item 9: ragged times, a float64 h0 for a float32 model ("mat1 and mat2 must have the
+    same dtype") and a real h0 for a unitary model."""
+    x = torch.randn(2, T, D)
+    model = nr.ContinuousRNN(nr.LipschitzField(D, N), 2)
+    with pytest.raises(ValueError, match=r"times must be one tensor of shape \(T,\) or \(B, T\); got a list of 2 "
+                                         r"tensors of different shapes \[\(7,\), \(5,\)\]"):
+        model(x, [torch.arange(1.0, T + 1), torch.arange(1.0, 6)])
+    torch.testing.assert_close(model(x, [torch.arange(1.0, T + 1)] * 2), model(x))  # equal lengths: stacked
+    with pytest.raises(TypeError, match=r"h0 must have the model's state dtype torch.float32; got torch.float64 "
+                                        r"\(cast it with h0.to\(torch.float32\), or the model with "
+                                        r"model.to\(torch.float64\)\)"):
+        model(x, h0=torch.zeros(2, N, dtype=torch.float64))
+    cell = nr.DiscreteRNN(nr.LipschitzField(D, N).discretize("euler", 0.1), 2)
+    with pytest.raises(TypeError, match=r"h0 must have the model's state dtype torch.float32; got torch.float64"):
+        cell(x, h0=torch.zeros(2, N, dtype=torch.float64))
+    unitary = nr.ContinuousRNN(nr.UnitaryField(D, N), 2)
+    with pytest.raises(TypeError, match=r"h0 must be complex \(torch.complex64\) for UnitaryField, whose hidden "
+                                        r"state is complex; got a real tensor of dtype torch.float32"):
+        unitary(x, h0=torch.zeros(2, N))
+    unitary(x, h0=torch.zeros(2, N, dtype=torch.complex64))
+
+
+def _per_sample_gap(model, x, times):
+    """Largest |state in the batch - the same sample alone| over the samples, and the states' scale."""
+    with torch.no_grad():
+        both = model.trajectory(x, times)
+        gap = max(float((both[b:b + 1] - model.trajectory(x[b:b + 1], times[b])).abs().max())
+                  for b in range(x.shape[0]))
+    return gap, float(both.abs().max())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_what_per_sample_times_give_each_sample_as_the_readme_says(dtype):
+    """Issue 16 item 8: README said every per-sample batch gives "each sample what it would get alone";
+    that fails with step_size and with adaptive batch error control.  Each sentence README keeps:"""
+    torch.manual_seed(0)
+    field = nr.LipschitzField(D, N).to(dtype)
+    x = torch.randn(4, 12, D, dtype=dtype)
+    g = torch.Generator().manual_seed(1)
+    times = torch.cumsum(0.05 + 1.5 * torch.rand(4, 12, generator=g, dtype=torch.float64), 1)
+    rounding = 1e-12 if dtype == torch.float64 else 1e-5
+    # fixed steps, one per gap: the same states to rounding (scale ~7)
+    for method in ("euler", "rk4"):
+        gap, scale = _per_sample_gap(nr.ContinuousRNN(field, 2, method=method), x, times)
+        assert gap < rounding * scale
+    # adaptive, error_control="sample": the same states to rounding
+    gap, scale = _per_sample_gap(nr.ContinuousRNN(field, 2, method="dopri5", error_control="sample"), x, times)
+    assert gap < rounding * scale
+    # adaptive, the default error_control="batch": within the tolerance, not the same states
+    gap, scale = _per_sample_gap(nr.ContinuousRNN(field, 2, method="dopri5"), x, times)
+    assert 1e-5 < gap < 1e-2
+    # fixed steps with step_size: more steps than alone where a longer gap sits at the same position,
+    # so not the same states (test_per_sample_times_with_step_size_converge_to_each_sample_alone: at
+    # least as accurate)
+    gap, scale = _per_sample_gap(nr.ContinuousRNN(field, 2, method="rk4", step_size=0.2), x, times)
+    assert 1e-7 < gap < 1e-4
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_the_readme_discrete_cell_gives_the_continuous_states(dtype):
+    """Issue 16 item 8: README's "identical states" for DiscreteRNN was 3.1e-6 apart in float32: its
+    times 0.03 * k were float32, and the float32 rounding of a time made some gaps one ulp longer
+    than the step, so they took two steps.  With float64 times the claim holds (to 1e-12 in float64,
+    to float32 rounding in float32); with float32 times it holds to ~1e-5."""
+    torch.manual_seed(0)
+    values = torch.randn(4, 100, 3, dtype=dtype)
+    field = nr.LipschitzField(3, 16, beta=0.75, gamma_A=0.001, gamma_W=0.001).to(dtype)
+    model = nr.ContinuousRNN(field, 10, method="midpoint", step_size=0.03, interpolation="hold").to(dtype)
+    disc = nr.DiscreteRNN(field.discretize("midpoint", step_size=0.03), 10).to(dtype)
+    with torch.no_grad():
+        ref = disc.trajectory(values)
+        exact = model.trajectory(values, 0.03 * torch.arange(1, 101, dtype=torch.float64))
+        rounded = model.trajectory(values, 0.03 * torch.arange(1, 101, dtype=torch.float32))
+    torch.testing.assert_close(exact, ref, rtol=0, atol=1e-12 if dtype == torch.float64 else 1e-6)
+    torch.testing.assert_close(rounded, ref, rtol=0, atol=1e-4)
+
+
+def test_other_model_arguments_are_checked_where_made():
+    """Issue 16 item 9, the other models: sigma = inf, output_size = True, a cell that is not one."""
+    f = nr.LipschitzField(D, N)
+    with pytest.raises(ValueError, match=r"sigma must be a non-negative finite number; got sigma = inf"):
+        nr.StochasticRNN(f, 2, sigma=float("inf"))
+    with pytest.raises(ValueError, match=r"output_size must be a positive int \(the readout's width\); got True"):
+        nr.ContinuousRNN(f, True)
+    with pytest.raises(ValueError, match=r"output_size must be a positive int \(the readout's width\); got 0"):
+        nr.DiscreteRNN(f.discretize("euler", 0.1), 0)
+    with pytest.raises(TypeError, match=r"cell must be a discrete cell, an nn.Module with input_size and hidden_size .* got "
+                                        r"LipschitzField"):
+        nr.DiscreteRNN(f, 2)

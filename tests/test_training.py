@@ -91,7 +91,7 @@ def test_irregular_task_feeds_scaled_sample_times_to_continuous_models(tiny_conf
     values = torch.zeros(2, 20, 1)
     times = torch.arange(1.0, 21.0).expand(2, -1) * torch.tensor([[1.0], [2.0]])
     t = model_times(result.model, values, times, 0.03)
-    assert torch.allclose(t, 0.03 * times)
+    assert t.dtype == torch.float64 and torch.allclose(t, 0.03 * times.double())  # float64 clock (issue 16 item 4)
     assert model_times(build_model("gru", 1, 10, 4), values, times, 0.03) is None
 
 

@@ -106,7 +106,7 @@ def _solve(model: nn.Module, path, method: str, step_size, rtol, repeats: int) -
     with torch.no_grad():
         for _ in range(repeats):
             start = time.perf_counter()
-            states = model.solve_path(path)
+            states = model.solve_path(path, check_finite=False)  # a diverging method is a measured error here
             seconds.append(time.perf_counter() - start)
     return states, model.nfe, statistics.median(seconds)
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..inputs import check_inputs, forward_fill, step_gaps
-from ..models import last_observed_index
+from ..models import check_plain_state, last_observed_index
 
 __all__ = ["GRUdt"]
 
@@ -42,6 +42,8 @@ class GRUdt(nn.Module):
                    h0: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states (B, T, hidden) after each step."""
         x = self.step_inputs(values, times)
+        if h0 is not None:
+            check_plain_state(h0, (values.shape[0], self.hidden_size), values.dtype)
         out, _ = self.rnn(x) if h0 is None else self.rnn(x, h0.unsqueeze(0))
         return out
 

@@ -128,7 +128,7 @@ class NeuralCDE(nn.Module):
         t = check_inputs(values, times, self.input_size)
         if values.shape[1] < 2:
             raise ValueError(f"a Neural CDE needs at least two time steps; got values of shape {tuple(values.shape)}")
-        time = t.masked_fill(~step_observed(values), float("nan")).unsqueeze(-1)
+        time = t.to(values.dtype).masked_fill(~step_observed(values), float("nan")).unsqueeze(-1)
         return torch.cat([time, values], dim=-1)
 
     def grid(self, values: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ from torch import nn
 import solvers
 
 from ..inputs import check_inputs, forward_fill, step_gaps
-from ..models import last_observed_index
+from ..models import check_plain_state, last_observed_index
 
 __all__ = ["ODERNN"]
 
@@ -96,6 +96,8 @@ class ODERNN(nn.Module):
         x = forward_fill(values)
         gaps = step_gaps(values, times)
         B, T, _ = values.shape
+        if h0 is not None:
+            check_plain_state(h0, (B, self.hidden_size), values.dtype)
         h = values.new_zeros(B, self.hidden_size) if h0 is None else h0
         self.nfe = 0
         states = []

@@ -24,7 +24,7 @@ from torch import nn
 
 import solvers
 
-from ..paths import Path
+from ..paths import Path, index_rates
 
 __all__ = ["DrivenField", "Field"]
 
@@ -102,22 +102,40 @@ class Field(nn.Module, abc.ABC):
         """h0 = 0 of shape (B, N), complex for complex fields."""
         return torch.zeros(batch_size, self.hidden_size, dtype=self.state_dtype(dtype), device=device)
 
-    def check_state(self, h: torch.Tensor, batch_size: int | None = None, name: str = "h") -> None:
-        """Raise a clear error when a hidden state has the wrong shape or dtype kind."""
+    def check_state(self, h: torch.Tensor, batch_size: int | None = None, name: str = "h",
+                    dtype: torch.dtype | None = None) -> None:
+        """Raise a clear error when a hidden state has the wrong shape, dtype or a non-finite entry.
+
+        ``dtype``: the model's real dtype (its input map's); the state must then be
+        ``state_dtype(dtype)`` (complex64 for a float32 unitary model).  The finiteness check is one
+        host sync, made once per forward call before the solve."""
         if not isinstance(h, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor; got {type(h).__name__}")
         want = (batch_size if batch_size is not None else h.shape[0] if h.dim() else -1, self.hidden_size)
         if h.dim() != 2 or tuple(h.shape) != want:
             raise ValueError(f"{name} must have shape (batch, hidden_size) = {want}; got {tuple(h.shape)}")
+        expected = self.state_dtype(dtype) if dtype is not None else None
         if self.is_complex and not h.is_complex():
-            raise TypeError(f"{name} must be complex for {type(self).__name__}; got {h.dtype}")
+            raise TypeError(f"{name} must be complex ({expected or 'complex64 or complex128'}) for "
+                            f"{type(self).__name__}, whose hidden state is complex; got a real tensor of dtype "
+                            f"{h.dtype} (e.g. pass torch.complex({name}, torch.zeros_like({name})))")
         if not self.is_complex and not h.is_floating_point():
-            raise TypeError(f"{name} must be a real floating tensor; got {h.dtype}")
+            raise TypeError(f"{name} must be a real floating tensor{f' ({expected})' if expected else ''} for "
+                            f"{type(self).__name__}; got dtype {h.dtype}")
+        if expected is not None and h.dtype != expected:
+            raise TypeError(f"{name} must have the model's state dtype {expected}; got {h.dtype} (cast it with "
+                            f"{name}.to({expected}), or the model with model.to({h.real.dtype if h.is_complex() else h.dtype}))")
+        bad = ~torch.isfinite(h.detach())
+        if bool(bad.any()):
+            b, n = torch.nonzero(bad)[0].tolist()
+            raise ValueError(f"{name} must be finite; got {name}[{b}, {n}] = {h.detach()[b, n].item()} (NaN or inf "
+                             f"in an initial state gives NaN states and logits)")
 
     def driven_by(self, path: Path, clock: str = "time", project: bool = True) -> DrivenField:
         """This field driven by an input path: a module g(t, h) -> dh/dt for torchdiffeq/solvers.
 
-        clock="time": t is real time (the path's knots are sample times).
+        clock="time": t is real time (the path's knots are sample times; pass t in float64 for
+        absolute timestamps such as epoch seconds, or drive ``path.relative()`` from t - t_1).
         clock="index": t is the knot index s, sample k at s = k (0-based) and the start one piece
         before the first sample at s = -1; g is scaled by dt/ds, the length of the current piece
         for each sample.  This lets one solver drive samples with different (B, T) times: each
@@ -160,13 +178,7 @@ class DrivenField(nn.Module):
         self._projected: Path | None = None
         self.batch_size = path.batch_size
         if clock == "index":
-            gaps = path.gaps().to(path.dtype)
-            if gaps.dim() == 1:
-                gaps = gaps.unsqueeze(0).expand(path.batch_size, -1)
-            first = gaps[:, :1] if gaps.shape[1] else torch.ones(path.batch_size, 1, dtype=path.dtype,
-                                                                  device=path.device)
-            # piece -1 (before the first sample) is as long as the first piece: t0 = 2 t_1 - t_2
-            self.rates = torch.cat([first, gaps], 1)  # (B, T): rates[:, j + 1] is dt/ds on piece j
+            self.rates = index_rates(path)  # (B, T): rates[:, j + 1] is dt/ds on piece j
 
     @property
     def projected(self) -> Path:

@@ -137,8 +137,11 @@ def _run_epochs(run: RunState, hooks) -> None:
             if choices:
                 method, substeps = recipe_solver(c.recipe, choices, c.seed, (epoch - 1) * n_total + i)
                 apply_solver(run.model, method, substep_size(c.step_size, c.eps, substeps))
-            b = batch_loss(run.net, run.model, batch, data.kind, c.eps, env, dtype,
-                           penalty=c.penalty if c.recipe == "penalty" else 0.0, penalty_step=penalty_step)
+            try:
+                b = batch_loss(run.net, run.model, batch, data.kind, c.eps, env, dtype,
+                               penalty=c.penalty if c.recipe == "penalty" else 0.0, penalty_step=penalty_step)
+            except solvers.NonFiniteStateError as exc:  # the model stopped on a NaN state: a NaN loss
+                raise NonFiniteLossError(f"{_nan_message(run, epoch, i + 1, math.nan, math.nan)} ({exc})") from exc
             # sum / global count * world: DDP's gradient average then equals one process's mean
             loss = b.loss_sum * (env.world_size / b.total)
             run.optimizer.zero_grad(set_to_none=True)

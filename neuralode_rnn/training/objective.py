@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..distributed import DistEnv, shard
+from ..paths import CLOCK_DTYPE
 from ..zoo import evaluations_per_sequence, is_continuous, step_features, uses_times
 from .recipes import local_error_penalty
 
@@ -64,9 +65,11 @@ def model_times(model: nn.Module, values: torch.Tensor, times: torch.Tensor | No
     discrete ones (they step once per sample)."""
     if not uses_times(model):
         return None
+    # the clock stays float64 (CLOCK_DTYPE) whatever the model's dtype: models difference times
+    # before any cast, so timestamps such as epoch hours keep their gaps
     if times is None:
-        return eps * torch.arange(1, values.shape[1] + 1, dtype=values.dtype, device=values.device)
-    return eps * times.to(values.dtype)
+        return eps * torch.arange(1, values.shape[1] + 1, dtype=CLOCK_DTYPE, device=values.device)
+    return eps * times.to(CLOCK_DTYPE)
 
 
 def objective(out: torch.Tensor, targets: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -126,7 +129,7 @@ def batch_loss(net: nn.Module, model: nn.Module, batch: tuple, kind: str, eps: f
     values, times, targets = shard(batch, env)
     total = loss_terms(batch[2])
     values = values.to(device=env.device, dtype=dtype)
-    times = None if times is None else times.to(device=env.device, dtype=dtype)
+    times = None if times is None else times.to(device=env.device, dtype=CLOCK_DTYPE)  # not the model's dtype
     if penalty:
         if kind != "classification" or env.active:
             raise ValueError(f"recipe 'penalty' supports classification tasks in one process; got a {kind!r} task"
