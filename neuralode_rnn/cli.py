@@ -4,7 +4,7 @@
     neuralode-rnn train --task digits --model lipschitz --method midpoint --run-dir runs/lip
     neuralode-rnn train --resume runs/lip                 # continue a stopped or killed run
     neuralode-rnn train --resume runs/lip --epochs 40     # extend a run
-    neuralode-rnn evaluate runs/lip [--checkpoint best] [--method rk4 --step-size 0.01]
+    neuralode-rnn evaluate runs/lip [--checkpoint last|previous|best] [--method rk4 --step-size 0.01]
     torchrun --nproc_per_node=2 -m neuralode_rnn.cli train ...   # data-parallel (DDP)
 
 Errors are one line, ``neuralode-rnn COMMAND: error: ...``: exit status 2 for bad input (flags,
@@ -137,7 +137,8 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="continue the run in RUN_DIR from its last good checkpoint, with its stored config; "
                         "with --epochs N, extend it to N epochs")
     g.add_argument("--fresh", action="store_true",
-                   help="start again from epoch 1 in a run directory that already holds a run (replaces it)")
+                   help="with --run-dir: start again from epoch 1 in a run directory that already holds a run "
+                        "(replaces it; refused with --resume)")
     g.add_argument("--stop-after", type=positive(int, "--stop-after"),
                    help="run at most this many epochs now, then exit (continue later with --resume)")
     g.add_argument("--threads", type=positive(int, "--threads"),
@@ -207,12 +208,25 @@ def _train_config(args: argparse.Namespace):
         stop_after=args.stop_after, quiet=args.quiet, threads=args.threads, dtype=args.dtype)
 
 
+def _refuse_contradictions(args: argparse.Namespace) -> None:
+    """Flags that contradict ``--resume`` (which continues a run with its stored settings), refused
+    before anything is read or written: ``--fresh`` (start again, replacing the run) and a
+    ``--run-dir`` naming another directory.  Changed run settings are refused by
+    ``TrainConfig.continued`` (it knows the stored values)."""
+    if args.resume is None:
+        return
+    if args.fresh:
+        raise ValueError(f"--resume {args.resume} continues the run there, --fresh replaces it: pass one of them "
+                         f"(to start again, `train --run-dir {args.resume} --fresh` with the run's settings)")
+    if args.run_dir is not None and os.path.abspath(args.run_dir) != os.path.abspath(args.resume):
+        raise ValueError(f"--resume {args.resume} and --run-dir {args.run_dir} name different runs; pass only --resume")
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from .distributed import init_from_env, shutdown
     from .training import train
 
-    if args.resume and args.run_dir and args.run_dir != args.resume:
-        raise ValueError(f"--resume {args.resume} and --run-dir {args.run_dir} name different runs; pass only --resume")
+    _refuse_contradictions(args)
     config = _train_config(args)
     env = init_from_env()
     try:
@@ -237,7 +251,8 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("run_dir", help="a run directory written by `train --run-dir`")
     p.add_argument("--checkpoint", choices=("last", "previous", "best"), default="last",
-                   help="which checkpoint (default last: falls back to previous.pt if last.pt is damaged)")
+                   help="which checkpoint (default last: falls back to previous.pt if last.pt is damaged; best "
+                        "only for a run trained with --validation, chosen on its validation split)")
     p.add_argument("--method", choices=sorted(solvers.METHODS),
                    help="evaluate a continuous model with another solver (default: the training one)")
     p.add_argument("--step-size", type=positive(float, "--step-size"),

@@ -45,8 +45,9 @@ def test_train_writes_a_run_directory_and_evaluate_reads_it(tmp_path, capsys):
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert {"train_loss", "test_accuracy", "nfe", "wall_seconds", "task", "model"} <= set(rows[0])
     assert rows[0]["model"] == "lipschitz" and rows[0]["task"] == "digits"
-    for name in ("last.pt", "previous.pt", "best.pt", "checkpoints.json"):
+    for name in ("last.pt", "previous.pt", "checkpoints.json"):
         assert (run / name).exists(), name
+    assert not (run / "best.pt").exists()  # no validation split: no best epoch (issue 16 item 3)
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the zoo's default recipe for continuous models (cycle), evaluated with the given --method
     assert (run / "status.txt").read_text().strip() == "finished: lipschitz (midpoint, eps 0.03, cycle recipe) on digits"
@@ -111,7 +112,20 @@ def test_checkpoint_problems_are_one_line_warnings_or_errors(trained_run, tmp_pa
     err = capsys.readouterr().err
     assert exc.value.code == 1 and len(err.splitlines()) == 1
     assert err.startswith(f"neuralode-rnn train: error: no usable last checkpoint in {run}") and "--fresh" in err
-    assert main(["train", "--resume", str(run), "--fresh", "--quiet"]) == 0
+    assert main(["train", *CLI_SMALL, "--model", "gru", "--epochs", "2", "--run-dir", str(run), "--fresh"]) == 0
+
+
+@pytest.mark.parametrize("extra", [["--fresh"], ["--run-dir", "elsewhere"]])
+def test_resume_with_a_contradicting_flag_is_refused_and_touches_nothing(extra, trained_run, tmp_path, capsys):
+    """Issue 16 item 6: `train --resume DIR --epochs 13 --fresh` wiped a finished run and started again."""
+    run = trained_run("--model", "gru", copy_to=tmp_path / "gru")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--resume", str(run), "--epochs", "3", *extra, "--quiet"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"neuralode-rnn train: error: --resume {run} ")
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 
 def test_a_second_writer_is_refused_in_one_line(trained_run, tmp_path, capsys):

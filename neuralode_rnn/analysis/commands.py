@@ -35,13 +35,18 @@ HEARTBEAT = 30.0
 """Seconds between progress lines of a long computation (a commands' output is never silent for a minute)."""
 
 
+CHECKPOINT_HELP = ("which checkpoint (default: best for a run trained with --validation, chosen on its validation "
+                   "split; else last; best of a run without a validation split is refused: it would be chosen on "
+                   "the test set)")
+
+
 def register(subparsers) -> None:
     """Add ``compare-solvers`` and ``analyze`` to an argparse subparsers object."""
     p = subparsers.add_parser("compare-solvers", help="every solver on one model and one batch: error, NFE, time",
                               description=compare_solvers_command.__doc__)
     p.add_argument("run_dir", nargs="?", help="a run directory written by `neuralode-rnn train --run-dir`")
-    p.add_argument("--checkpoint", choices=("best", "last", "previous"), default="best",
-                   help="which checkpoint of RUN_DIR (default best, else last)")
+    p.add_argument("--checkpoint", choices=("best", "last", "previous"), default=None,
+                   help=CHECKPOINT_HELP)
     p.add_argument("--random", action="store_true", help="an untrained seeded model instead of a run")
     p.add_argument("--model", "--field", dest="model", default="lipschitz",
                    help="with --random: a continuous zoo model (lipschitz, antisymmetric, ctrnn, ...)")
@@ -73,8 +78,8 @@ def register(subparsers) -> None:
     a = subparsers.add_parser("analyze", help="stability, Hessian and robustness of trained runs",
                               description=analyze_command.__doc__)
     a.add_argument("run_dirs", nargs="+", help="one or more run directories written by `neuralode-rnn train`")
-    a.add_argument("--checkpoint", choices=("best", "last", "previous"), default="best",
-                   help="which checkpoint of each run (default best, else last)")
+    a.add_argument("--checkpoint", choices=("best", "last", "previous"), default=None,
+                   help=CHECKPOINT_HELP)
     a.add_argument("--out", default=None, help="output directory: the summary there and each run's results in "
                    "OUT/<run name> (default: RUN_DIR/analysis, the summary in the first run's)")
     a.add_argument("--n-eval", type=positive(int, "--n-eval"), default=360, help="test samples for robustness")

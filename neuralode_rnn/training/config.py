@@ -245,6 +245,8 @@ class TrainConfig:
             raise ValueError(f"stop_after must be None or a positive int; got {c.stop_after!r}")
         if c.threads is not None and (isinstance(c.threads, bool) or not isinstance(c.threads, int) or c.threads < 1):
             raise ValueError(f"threads must be None or a positive int; got {c.threads!r}")
+        if c.resume and c.fresh:
+            raise ValueError("resume=True continues the run in run_dir, fresh=True replaces it: set one of them")
         if (c.resume or c.fresh) and c.run_dir is None:
             raise ValueError(f"{'resume' if c.resume else 'fresh'}=True needs run_dir (the run directory)")
         return c

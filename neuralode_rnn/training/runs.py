@@ -9,10 +9,12 @@
 Rules of a run directory (module docstring of :mod:`.rundir` for its files):
 
 * a new run refuses a directory that already holds a run, unless ``fresh`` (start again there);
+  ``resume`` with ``fresh`` is refused before anything is read or written (continue or replace:
+  not both);
 * ``resume`` continues from last.pt, else from previous.pt with a warning naming the damaged or
   missing file; when neither is usable but epochs had finished (metrics.csv has rows, best.pt
-  exists) it is an error, since starting again would overwrite them (``fresh`` does that on
-  purpose); a run killed before its first epoch ended starts at epoch 1;
+  exists) it is an error, since starting again would overwrite them (a new run with ``fresh`` does that
+  on purpose); a run killed before its first epoch ended starts at epoch 1;
 * ``resume`` with ``epochs`` extends (or shortens) the run; its lr schedule stays the one it was
   planned with (``TrainConfig.schedule_epochs``);
 * only the main process writes, under the directory's exclusive lock.
@@ -39,7 +41,7 @@ from .optimizers import make_optimizer, make_schedule
 from .rundir import CheckpointError, RunDir, RunDirBusyError
 from .state import RunState
 
-__all__ = ["VALIDATION_SEED", "build_model_for", "build_run", "load_data", "load_run", "open_run", "seed_everything", "start_run",
+__all__ = ["VALIDATION_SEED", "build_model_for", "build_run", "checkpoint_choice", "load_data", "load_run", "open_run", "seed_everything", "start_run",
            "validation_split"]
 
 def load_data(config: TrainConfig) -> SequenceDataset:
@@ -65,24 +67,45 @@ def build_run(config: TrainConfig) -> tuple[TrainConfig, nn.Module, SequenceData
     return c, build_model_for(c, data), data
 
 
-def load_run(run_dir: str, which: str = "last", **overrides: Any) -> tuple[TrainConfig, nn.Module, SequenceDataset]:
+def load_run(run_dir: str, which: str | None = "last", **overrides: Any
+             ) -> tuple[TrainConfig, nn.Module, SequenceDataset]:
     """The config, the trained model (weights of ``which`` checkpoint) and the data of a run.
 
     ``which`` is "last" (falling back to previous.pt with a warning when last.pt is damaged or
-    missing), "previous" or "best".  ``overrides`` replace config entries before the model is built
-    (e.g. ``method="rk4"`` to evaluate a trained continuous model with another solver).
+    missing), "previous", "best" (only for a run chosen on a validation split: see
+    :func:`checkpoint_choice`) or None (:func:`checkpoint_choice`'s default).  ``overrides``
+    replace config entries before the model is built (e.g. ``method="rk4"`` to evaluate a trained
+    continuous model with another solver).
     """
     config, model, data, _, _ = open_run(run_dir, which, **overrides)
     return config, model, data
 
 
-def open_run(run_dir: str, which: str = "last", **overrides: Any
+def checkpoint_choice(config: TrainConfig, rd: RunDir, which: str | None) -> str:
+    """The checkpoint to load from ``rd``: ``which``, or for None "best" when the run was chosen on
+    a validation split (``config.validation > 0``) and has a best.pt, else "last".
+
+    "best" of a run without a validation split is refused (ValueError): its per-epoch metric was
+    measured on the test split, so its best epoch (a best.pt written before best.pt required a
+    validation split) is selection on the test set."""
+    validated = isinstance(config.validation, (int, float)) and config.validation > 0
+    if which is None:
+        return "best" if validated and rd.best.exists() else "last"
+    if which == "best" and not validated:
+        raise ValueError(f"--checkpoint best (which='best') needs a run whose epochs were chosen on a validation "
+                         f"split; {rd.path} was trained with validation={config.validation!r}, so its epochs were "
+                         f"measured on the test split (choosing the best one would select on the test set): use "
+                         f"--checkpoint last, or train with --validation SHARE")
+    return which
+
+
+def open_run(run_dir: str, which: str | None = "last", **overrides: Any
              ) -> tuple[TrainConfig, nn.Module, SequenceDataset, dict, str]:
     """:func:`load_run`, and the checkpoint's state dict and file name (e.g. "previous.pt" after a
     fallback)."""
     rd = RunDir(run_dir)
     config = TrainConfig.from_dict(rd.read_config())
-    state, path = rd.open_checkpoint(which)
+    state, path = rd.open_checkpoint(checkpoint_choice(config, rd, which))
     config, model, data = build_run(dataclasses.replace(config, **overrides))
     model.load_state_dict(state["model"])
     return config, model, data, state, path.name
@@ -107,6 +130,9 @@ def _agree(failure: BaseException | None, env: DistEnv) -> None:
 
 
 def _resolve(config: TrainConfig) -> TrainConfig:
+    if config.resume and config.fresh:
+        # checked before the stored config is read or anything is locked or removed
+        raise ValueError("resume=True continues the run in run_dir, fresh=True replaces it: set one of them")
     if not config.resume:
         return config.resolved()
     if config.run_dir is None:
@@ -143,7 +169,8 @@ def _continue_from(c: TrainConfig, rd: RunDir, run: RunState, env: DistEnv) -> N
                 raise CheckpointError(
                     f"{exc}. The run has finished epochs ({done} in {rd.metrics_path.name}"
                     f"{', and a best.pt' if rd.best.exists() else ''}): resuming from epoch 1 would overwrite "
-                    f"them. Restore a checkpoint, or pass --fresh (fresh=True) to start the run again") from None
+                    f"them. Restore a checkpoint, or start the run again with --run-dir {rd.path} --fresh (fresh=True, "
+                    f"without resume) and its settings") from None
             if env.is_main and not c.quiet:
                 print(f"{rd.path}: no epoch had finished yet; starting {c.label} at epoch 1", file=sys.stderr)
             return
@@ -183,7 +210,7 @@ def start_run(config: TrainConfig, env: DistEnv) -> RunState:
         run = RunState(config=c, model=model, net=wrap(network(model, data.kind), env), optimizer=optimizer,
                        schedule=schedule, data=data, env=env, run_dir=rd, parameters=count_parameters(model),
                        lock=lock)
-        if rd is not None and c.resume and not c.fresh:
+        if rd is not None and c.resume:
             _continue_from(c, rd, run, env)
         if run.writes:
             rd.write_config(c.stored())
