@@ -489,3 +489,25 @@ def test_resume_with_fresh_is_refused_before_anything_is_touched(tiny_config, tm
     with pytest.raises(ValueError, match="resume=True continues .* fresh=True replaces it"):
         train(tiny_config(model="gru", epochs=2, run_dir=str(run), resume=True, fresh=True))
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_memory_estimate_scales_with_the_solve_and_refuses_before_the_model_exists(tiny_config, tmp_path,
+                                                                                    monkeypatch):
+    """Issue 16 item 7: the estimate grows with steps x batch x hidden, the checkpoint mode needs
+    less, and a run over its budget stops before the model is built."""
+    from neuralode_rnn.training import budget, runs
+
+    c = tiny_config(model="lipschitz", recipe="fixed", method="rk4", batch_size=32).resolved()
+    one = budget.estimate_memory(c, 1000)
+    assert one.activations == pytest.approx(1000 * 5 * 32 * 8 * 4 + 4 * 32 * 1000 * 4)  # (stages + 1) tensors a gap
+    assert budget.estimate_memory(c, 2000).activations == pytest.approx(2 * one.activations)
+    lighter = budget.estimate_memory(tiny_config(model="lipschitz", recipe="fixed", method="rk4", batch_size=32,
+                                                 gradient="checkpoint").resolved(), 1000)
+    assert lighter.activations < one.activations / 3
+    assert budget.available_memory()[0] > 0
+    monkeypatch.setattr(runs, "build_model_for", lambda *a: pytest.fail("the model was built"))
+    with pytest.raises(budget.MemoryBudgetError, match="needs about .* more than the 1e-06 GB available"):
+        train(tiny_config(memory_limit=1e-6, run_dir=str(tmp_path / "r")))
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ValueError, match="memory_limit must be"):
+        train(tiny_config(memory_limit=-1.0))

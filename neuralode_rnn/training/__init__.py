@@ -34,7 +34,16 @@ from .loop import NonFiniteLossError, TrainResult, train
 from .objective import PerStepReadout, batch_loss, model_times, network, objective
 from .optimizers import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule, register_optimizer
 from .rundir import CheckpointError, RunDir, RunDirBusyError, fresh_run_dir
-from .runs import build_model_for, build_run, checkpoint_choice, load_data, load_run, open_run, start_run, validation_split
+from .runs import (
+    build_model_for,
+    build_run,
+    checkpoint_choice,
+    load_data,
+    load_run,
+    open_run,
+    start_run,
+    validation_split,
+)
 from .state import RunState
 
 __all__ = [

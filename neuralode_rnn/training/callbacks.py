@@ -137,7 +137,7 @@ class EpochLog(Callback):
             what = f"resuming {c.label} after epoch {run.epoch} of {c.epochs}"
         else:
             what = f"training {c.label} for {c.epochs} epochs"
-        self._print(run, f"{what}: {run.parameters} parameters{where}")
+        self._print(run, f"{what}: {run.parameters} parameters on {run.env.device}{where}")
 
     def on_epoch(self, run: RunState, row: dict) -> None:
         acc = "" if row["test_accuracy"] is None else f" {row['evaluated_on']}_acc {row['test_accuracy']:.4f}"

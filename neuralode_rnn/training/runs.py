@@ -22,6 +22,7 @@ Rules of a run directory (module docstring of :mod:`.rundir` for its files):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 import sys
@@ -35,6 +36,7 @@ from torch import nn
 from ..data import VALIDATION_SEED, SequenceDataset, load_task, validation_split
 from ..distributed import DistEnv, all_reduce_sum, wrap
 from ..zoo import build_from_config, count_parameters
+from .budget import MemoryBudgetError, check_memory, check_step_count
 from .config import TrainConfig
 from .objective import network
 from .optimizers import make_optimizer, make_schedule
@@ -180,42 +182,82 @@ def _continue_from(c: TrainConfig, rd: RunDir, run: RunState, env: DistEnv) -> N
                          f"that (pass epochs > {run.epoch} to extend it)")
 
 
+def _build_model(c: TrainConfig, data: SequenceDataset, device: str) -> nn.Module:
+    """:func:`build_model_for` on ``device``; a failed allocation (a hidden size too large for the
+    machine) is a MemoryError saying so, not an allocator traceback."""
+    try:
+        return build_model_for(c, data).to(device)
+    except RuntimeError as exc:  # torch.OutOfMemoryError is one; the CPU allocator raises a plain one
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not (isinstance(exc, torch.OutOfMemoryError) or "alloc" in text.lower()):
+            raise
+        raise MemoryError(f"building {c.label} with hidden_size {c.hidden_size} on {device} ran out of memory "
+                          f"({text}); use a smaller --hidden-size") from None
+
+
+def _release(lock, rd: RunDir | None, created: tuple[bool, bool]) -> None:
+    """Release the writer lock of a run that did not start, and remove what taking it created (the
+    run directory, if it was made here and is still empty; writer.lock, if it was made here), so a
+    refused directory is left as it was."""
+    if lock is None:
+        return
+    lock.release()
+    made_dir, made_lock = created
+    with contextlib.suppress(OSError):
+        if made_lock:
+            rd.lock_path.unlink()
+        if made_dir:
+            rd.path.rmdir()  # only when empty
+
+
 def start_run(config: TrainConfig, env: DistEnv) -> RunState:
     """Everything before the first epoch (see the module docstring); the caller must release
-    ``run.lock`` when the run ends (``train`` does, however it ends)."""
+    ``run.lock`` when the run ends (``train`` does, however it ends).
+
+    What can be refused without writing is refused before the directory is locked or created: a
+    directory that already holds another run, a run whose estimated memory exceeds what is
+    available (``budget.check_memory``, once from the config, again with the data's sizes before the
+    model exists), a fixed-step grid beyond the solver's step limit (``budget.check_step_count``).
+    A run that fails before its first epoch leaves a directory it created or locked as it was."""
     c = _resolve(config)
+    c.device = env.device  # config.json records the device the run used
     rd = RunDir(c.run_dir) if c.run_dir is not None else None
     failure, lock = None, None
+    created = (rd is not None and not rd.path.exists(), rd is not None and not rd.lock_path.exists())
     try:
+        if rd is not None:
+            _check_directory(c, rd)  # before the lock: a refused directory is not touched
+        check_memory(c, c.task_options.get("T"))
         if rd is not None and env.is_main:
             lock = rd.lock()
         if rd is not None:
-            _check_directory(c, rd)
-    except (RunDirBusyError, FileExistsError, ValueError) as exc:
+            _check_directory(c, rd)  # again under the lock: another run may have started meanwhile
+    except (RunDirBusyError, FileExistsError, ValueError, MemoryBudgetError) as exc:
         failure = exc
     try:
         _agree(failure, env)
     except BaseException:
-        if lock is not None:
-            lock.release()
+        _release(lock, rd, created)
         raise
     try:
-        if rd is not None and env.is_main and c.fresh:
-            rd.clear()
         seed_everything(c.seed)
         data = load_data(c)
-        model = build_model_for(c, data).to(env.device)
+        length = data.train.values.shape[1]
+        check_step_count(c, length, data.train.times)
+        check_memory(c, length, data.input_size, data.output_size, data.train.times)
+        model = _build_model(c, data, env.device)
         optimizer = make_optimizer(c.optimizer, model, c.lr, c.weight_decay)
         schedule = make_schedule(c.schedule, optimizer, c.schedule_epochs or c.epochs)
         run = RunState(config=c, model=model, net=wrap(network(model, data.kind), env), optimizer=optimizer,
                        schedule=schedule, data=data, env=env, run_dir=rd, parameters=count_parameters(model),
                        lock=lock)
+        if rd is not None and env.is_main and c.fresh:
+            rd.clear()  # only now: a fresh start that cannot start keeps the old run
         if rd is not None and c.resume:
             _continue_from(c, rd, run, env)
         if run.writes:
             rd.write_config(c.stored())
         return run
     except BaseException:
-        if lock is not None:
-            lock.release()
+        _release(lock, rd, created if rd is not None and not rd.holds_run() else (False, False))
         raise
