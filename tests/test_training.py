@@ -192,7 +192,7 @@ def test_deleted_last_checkpoint_falls_back_and_no_checkpoint_is_an_error(tiny_c
     with pytest.raises(CheckpointError, match=r"no usable last checkpoint.*3 in metrics\.csv.*--fresh"):
         train(tiny_config(run_dir=str(rd.path), resume=True, **RESUME))
     assert rd.metrics_path.read_text() == metrics  # nothing overwritten
-    again = train(tiny_config(run_dir=str(rd.path), resume=True, fresh=True, **RESUME))
+    again = train(tiny_config(run_dir=str(rd.path), fresh=True, **RESUME))  # a new run there (with its settings)
     _same_run(again, full_run)
 
 
