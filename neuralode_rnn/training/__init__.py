@@ -5,8 +5,9 @@
 ``optimizers``     optimiser and schedule registries (``--optimizer``, ``--schedule``), the Cayley step
 ``objective``      where a batch meets a model and becomes a loss (:func:`batch_loss`, :func:`model_times`)
 ``evaluation``     :func:`evaluate`: loss, accuracy and NFE of a model on a split
-``rundir``         :class:`RunDir`: files, writer lock, verified checkpoints (last, previous, best)
+``rundir``         :class:`RunDir`: files, writer lock, verified checkpoints (last, previous, best if validated)
 ``state``          :class:`RunState`: the run as the loop and callbacks see it; the checkpoint format
+``budget``         what a run costs before it allocates: solver steps per solve, peak memory (refusals)
 ``runs``           :func:`build_run`, :func:`load_run`, :func:`start_run` (resume, lock, checks)
 ``callbacks``      :class:`Callback` and the standard ones: checkpoints, metrics, curves, status, progress
 ``loop``           :func:`train`: the epochs, the NaN guard
