@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 
-__all__ = ["at_least", "nonnegative", "numbers", "positive", "share", "unit_interval"]
+__all__ = ["at_least", "nonnegative", "numbers", "output_dir", "output_file", "positive", "share", "unit_interval"]
 
 
 def _number(text: str, kind: type, flag: str, expected: str):
@@ -93,5 +94,49 @@ def numbers(flag: str, minimum: float = 0.0, strict: bool = True) -> Callable[[s
         if bad:
             raise argparse.ArgumentTypeError(f"{flag} expects {expected}; got {bad[0]:g} in {text!r}")
         return out
+
+    return parse
+
+
+def _writable_dir(path: str) -> bool:
+    return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
+
+
+def output_file(flag: str) -> Callable[[str], str]:
+    """A file to write at the end of a command: checked when the flag is parsed (its directory
+    exists and is writable, it is not a directory), so a long computation never ends in a failed
+    write."""
+    def parse(text: str) -> str:
+        parent = os.path.dirname(os.path.abspath(text))
+        if os.path.isdir(text):
+            raise argparse.ArgumentTypeError(f"{flag} expects a file to write; got {text!r}, a directory")
+        if not os.path.isdir(parent):
+            raise argparse.ArgumentTypeError(f"{flag} expects a file in an existing directory; got {text!r} "
+                                             f"({parent} does not exist)")
+        if not _writable_dir(parent) or (os.path.exists(text) and not os.access(text, os.W_OK)):
+            raise argparse.ArgumentTypeError(f"{flag} expects a file this user can write; got {text!r} "
+                                             f"(permission denied)")
+        return text
+
+    return parse
+
+
+def output_dir(flag: str) -> Callable[[str], str]:
+    """A directory to write into (created if missing): checked when the flag is parsed (it is a
+    writable directory, or its nearest existing parent is), so a long computation never ends in a
+    failed write.  Nothing is created here."""
+    def parse(text: str) -> str:
+        path = os.path.abspath(text)
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise argparse.ArgumentTypeError(f"{flag} expects a directory; got {text!r}, a file")
+        existing = path
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            raise argparse.ArgumentTypeError(f"{flag} expects a directory; got {text!r} ({existing} is a file)")
+        if not _writable_dir(existing):
+            raise argparse.ArgumentTypeError(f"{flag} expects a directory this user can write or create; got "
+                                             f"{text!r} ({existing} is not writable)")
+        return text
 
     return parse

@@ -4,7 +4,7 @@
     neuralode-rnn train --task digits --model lipschitz --method midpoint --run-dir runs/lip
     neuralode-rnn train --resume runs/lip                 # continue a stopped or killed run
     neuralode-rnn train --resume runs/lip --epochs 40     # extend a run
-    neuralode-rnn evaluate runs/lip [--checkpoint best] [--method rk4 --step-size 0.01]
+    neuralode-rnn evaluate runs/lip [--checkpoint last|previous|best] [--method rk4 --step-size 0.01]
     torchrun --nproc_per_node=2 -m neuralode_rnn.cli train ...   # data-parallel (DDP)
 
 Errors are one line, ``neuralode-rnn COMMAND: error: ...``: exit status 2 for bad input (flags,
@@ -20,14 +20,15 @@ when that module exists (its sub-parsers set ``_run`` or ``func`` via ``set_defa
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import warnings
 from collections.abc import Callable
 
-from .argtypes import nonnegative, positive, share, unit_interval
+from .argtypes import nonnegative, output_file, positive, share, unit_interval
 
-__all__ = ["COMMANDS", "build_parser", "input_features", "main", "register_command", "run_command", "task_name"]
+__all__ = ["COMMANDS", "build_parser", "device_name", "input_features", "main", "model_methods", "register_command", "run_command", "task_name"]
 
 Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
 COMMANDS: dict[str, Command] = {}
@@ -72,7 +73,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="model (default lipschitz); X-discrete is the discrete cell of X; see `list models`")
     g.add_argument("--hidden-size", type=positive(int, "--hidden-size"), default=64,
                    help="hidden units N (default 64; the papers use 128 on MNIST)")
-    g.add_argument("--method", choices=sorted(solvers.METHODS), default=None,
+    g.add_argument("--method", choices=model_methods(), default=None,
                    help="solver of a continuous model, one-step scheme of a discrete cell (default rk4 for a "
                         "continuous model under --recipe cycle/random, the solver it is evaluated with; else euler: "
                         "the papers' cells; midpoint is the Lipschitz RNN's RK2)")
@@ -137,13 +138,42 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="continue the run in RUN_DIR from its last good checkpoint, with its stored config; "
                         "with --epochs N, extend it to N epochs")
     g.add_argument("--fresh", action="store_true",
-                   help="start again from epoch 1 in a run directory that already holds a run (replaces it)")
+                   help="with --run-dir: start again from epoch 1 in a run directory that already holds a run "
+                        "(replaces it; refused with --resume)")
     g.add_argument("--stop-after", type=positive(int, "--stop-after"),
                    help="run at most this many epochs now, then exit (continue later with --resume)")
     g.add_argument("--threads", type=positive(int, "--threads"),
                    help="torch threads (default: torch's choice, which follows OMP_NUM_THREADS)")
     g.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    g.add_argument("--device", type=device_name, default="auto",
+                   help="cpu, cuda, cuda:N, or auto (default: CUDA when available, else cpu); the device used is "
+                        "printed and recorded in config.json")
+    g.add_argument("--memory-limit", type=positive(float, "--memory-limit"), metavar="GB",
+                   help="refuse the run when its estimated peak memory exceeds GB (default: the memory available "
+                        "now, MemAvailable)")
+    g.add_argument("--no-memory-check", action="store_true",
+                   help="start even when the memory estimate exceeds the limit")
     g.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+
+def model_methods() -> list[str]:
+    """``--method`` choices: the solvers a model of the zoo accepts (``ContinuousRNN`` takes the
+    Runge-Kutta tableaux of ``solvers.TABLEAUX``, fixed and adaptive; a discrete cell the fixed
+    ones), not every name of ``solvers.METHODS`` (the Adams methods and scipy_solver are odeint's)."""
+    import solvers
+
+    return sorted(solvers.TABLEAUX)
+
+
+def device_name(text: str) -> str:
+    """``--device``: auto, cpu, cuda or cuda:N, checked against this machine when the flag is parsed."""
+    from .distributed import resolve_device
+
+    try:
+        resolve_device(text, name="--device")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _recipe_solvers_type(text: str) -> str:
@@ -204,17 +234,33 @@ def _train_config(args: argparse.Namespace):
         clip=args.clip, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         validation=args.validation,
         run_dir=args.resume or args.run_dir, resume=args.resume is not None, fresh=args.fresh,
-        stop_after=args.stop_after, quiet=args.quiet, threads=args.threads, dtype=args.dtype)
+        stop_after=args.stop_after, quiet=args.quiet, threads=args.threads, dtype=args.dtype, device=args.device,
+        memory_limit=math.inf if args.no_memory_check else args.memory_limit)
+
+
+def _refuse_contradictions(args: argparse.Namespace) -> None:
+    """Flags that contradict ``--resume`` (which continues a run with its stored settings), refused
+    before anything is read or written: ``--fresh`` (start again, replacing the run) and a
+    ``--run-dir`` naming another directory.  Changed run settings are refused by
+    ``TrainConfig.continued`` (it knows the stored values)."""
+    if args.resume is None:
+        return
+    if args.fresh:
+        raise ValueError(f"--resume {args.resume} continues the run there, --fresh replaces it: pass one of them "
+                         f"(to start again, `train --run-dir {args.resume} --fresh` with the run's settings)")
+    if args.run_dir is not None and os.path.abspath(args.run_dir) != os.path.abspath(args.resume):
+        raise ValueError(f"--resume {args.resume} and --run-dir {args.run_dir} name different runs; pass only --resume")
 
 
 def _run_train(args: argparse.Namespace) -> int:
     from .distributed import init_from_env, shutdown
     from .training import train
 
-    if args.resume and args.run_dir and args.run_dir != args.resume:
-        raise ValueError(f"--resume {args.resume} and --run-dir {args.run_dir} name different runs; pass only --resume")
+    _refuse_contradictions(args)
     config = _train_config(args)
-    env = init_from_env()
+    if args.no_memory_check and args.memory_limit is not None:
+        raise ValueError(f"--memory-limit {args.memory_limit:g} and --no-memory-check contradict: pass one of them")
+    env = init_from_env(device=args.device)
     try:
         result = train(config, env=env)
     finally:
@@ -227,18 +273,19 @@ def _run_train(args: argparse.Namespace) -> int:
         print(f"{result.status}: {result.config.label}, {result.parameters} parameters"
               + (f", {on} accuracy {acc:.4f}" if acc is not None else
                  f", {on} loss {last['test_loss']:.4g}" if last else "")
+              + f", on {result.config.device}"
               + (f", run directory {result.run_dir}" if result.run_dir else ""))
     return 0
 
 
 # ------------------------------------------------------------------------------- evaluate
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
-    import solvers
 
     p.add_argument("run_dir", help="a run directory written by `train --run-dir`")
     p.add_argument("--checkpoint", choices=("last", "previous", "best"), default="last",
-                   help="which checkpoint (default last: falls back to previous.pt if last.pt is damaged)")
-    p.add_argument("--method", choices=sorted(solvers.METHODS),
+                   help="which checkpoint (default last: falls back to previous.pt if last.pt is damaged; best "
+                        "only for a run trained with --validation, chosen on its validation split)")
+    p.add_argument("--method", choices=model_methods(),
                    help="evaluate a continuous model with another solver (default: the training one)")
     p.add_argument("--step-size", type=positive(float, "--step-size"),
                    help="fixed-step solvers: the step (default: the run's; with an adaptive --method, none)")
@@ -249,7 +296,8 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--robustness", action=argparse.BooleanOptionalAction, default=True,
                    help="continuous classifiers: also the solver-robustness score (accuracy of the same weights "
                         "under euler h/4, midpoint h, rk4 h, dopri5 rtol 1e-6, and the largest drop; default on)")
-    p.add_argument("--out", metavar="FILE", help="also write the results as JSON to FILE")
+    p.add_argument("--out", metavar="FILE", type=output_file("--out"),
+                   help="also write the results as JSON to FILE (its directory must exist)")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -259,6 +307,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     from .progress import Heartbeat
     from .training import TrainConfig, evaluate, load_run
+    from .training.budget import check_step_count
     from .zoo import count_parameters
 
     overrides = {k: getattr(args, k) for k in ("method", "step_size", "rtol", "atol") if getattr(args, k) is not None}
@@ -270,6 +319,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         overrides.setdefault("atol", TrainConfig.atol)
     config, model, data = load_run(args.run_dir, args.checkpoint, **overrides)
     split = getattr(data, args.split)
+    check_step_count(config, split.values.shape[1], split.times)  # before the evaluation, not after its limit
     batch_size = args.batch_size or config.eval_batch_size
     what = f"{config.label}, {args.split} split"
     t0 = time.perf_counter()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["DistEnv", "all_reduce_sum", "barrier", "init_from_env", "shard", "shutdown", "wrap"]
+__all__ = ["DistEnv", "all_reduce_sum", "barrier", "init_from_env", "resolve_device", "shard", "shutdown", "wrap"]
 
 
 @dataclass(frozen=True)
@@ -48,18 +48,40 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name} must be an int (torchrun sets it); got {raw!r}") from None
 
 
+def resolve_device(device: str | None = "auto", local_rank: int = 0, name: str = "device") -> str:
+    """The torch device a run uses: "auto" (or None) is cuda:``local_rank`` when CUDA is available,
+    else "cpu"; "cuda" is cuda:``local_rank``; "cpu" and "cuda:N" are themselves.  A CUDA device
+    that this process cannot use is a ValueError saying why (``name``: the argument it names)."""
+    if device is None or device == "auto":
+        return f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    head, sep, index = device.partition(":")
+    if head != "cuda" or (sep and not index.isdigit()):
+        raise ValueError(f"{name} must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}")
+    if not torch.cuda.is_available():
+        why = ("this torch is built without CUDA" if torch.version.cuda is None
+               else "no CUDA device is visible (driver, CUDA_VISIBLE_DEVICES)")
+        raise ValueError(f"{name} {device!r} is not available: {why}; use {name} 'cpu' (or 'auto')")
+    n = int(index) if sep else local_rank
+    if n >= torch.cuda.device_count():
+        raise ValueError(f"{name} {device!r} is not available: this machine has {torch.cuda.device_count()} CUDA "
+                         f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return f"cuda:{n}"
+
+
 def init_from_env(backend: str | None = None, device: str | None = None) -> DistEnv:
     """Join the process group described by torchrun's environment, or return a 1-process env.
 
     Args:
         backend: "gloo" or "nccl"; None picks nccl when the device is CUDA, else gloo.
-        device: "cpu" or "cuda"; None picks cuda:LOCAL_RANK when CUDA is available, else cpu.
+        device: "auto" (or None), "cpu", "cuda" or "cuda:N" (:func:`resolve_device`): None picks
+            cuda:LOCAL_RANK when CUDA is available, else cpu.
     """
     world = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
     local = _env_int("LOCAL_RANK", 0)
-    if device is None:
-        device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device, local)
     if world <= 1:
         return DistEnv(device=device)
     import torch.distributed as dist

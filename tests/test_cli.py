@@ -50,8 +50,9 @@ def test_train_writes_a_run_directory_and_evaluate_reads_it(tmp_path, capsys):
         timing = list(csv.DictReader(f))
     assert [r["epoch"] for r in timing] == ["1", "2"] and float(timing[1]["wall_seconds"]) > 0
     assert rows[0]["model"] == "lipschitz" and rows[0]["task"] == "digits"
-    for name in ("last.pt", "previous.pt", "best.pt", "checkpoints.json"):
+    for name in ("last.pt", "previous.pt", "checkpoints.json"):
         assert (run / name).exists(), name
+    assert not (run / "best.pt").exists()  # no validation split: no best epoch (issue 16 item 3)
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the zoo's default recipe for continuous models (cycle), evaluated with the given --method
     assert (run / "status.txt").read_text().strip() == "finished: lipschitz (midpoint, eps 0.03, cycle recipe) on digits"
@@ -116,7 +117,20 @@ def test_checkpoint_problems_are_one_line_warnings_or_errors(trained_run, tmp_pa
     err = capsys.readouterr().err
     assert exc.value.code == 1 and len(err.splitlines()) == 1
     assert err.startswith(f"neuralode-rnn train: error: no usable last checkpoint in {run}") and "--fresh" in err
-    assert main(["train", "--resume", str(run), "--fresh", "--quiet"]) == 0
+    assert main(["train", *CLI_SMALL, "--model", "gru", "--epochs", "2", "--run-dir", str(run), "--fresh"]) == 0
+
+
+@pytest.mark.parametrize("extra", [["--fresh"], ["--run-dir", "elsewhere"]])
+def test_resume_with_a_contradicting_flag_is_refused_and_touches_nothing(extra, trained_run, tmp_path, capsys):
+    """Issue 16 item 6: `train --resume DIR --epochs 13 --fresh` wiped a finished run and started again."""
+    run = trained_run("--model", "gru", copy_to=tmp_path / "gru")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--resume", str(run), "--epochs", "3", *extra, "--quiet"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"neuralode-rnn train: error: --resume {run} ")
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 
 def test_a_second_writer_is_refused_in_one_line(trained_run, tmp_path, capsys):
@@ -217,3 +231,131 @@ def test_compare_solvers_with_an_impossible_tolerance_stops_with_one_line(traine
                      "--out", str(run / "cs-limits")])
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("neuralode-rnn compare-solvers: error: ")
+
+
+# ---------------------------------------------------------------------------------- issue 16
+def _refused(argv, capsys, code):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == code, err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.strip().splitlines() if not line.startswith((" ", "usage:"))]
+    assert len(lines) == 1 and lines[0].startswith("neuralode-rnn "), err  # argparse prints the usage first
+    return lines[0] + "\n"
+
+
+@pytest.mark.parametrize("argv, needs", [
+    # grew to 7.5 GB and was killed: refused from the config, before the data or the model exist
+    (["--task", "adding", "--seq-len", "100000", "--n-train", "64", "--memory-limit", "2"], "--gradient checkpoint"),
+    # tried a 40 GB allocation (here 4 TB, beyond any machine's available memory: the default budget)
+    (["--hidden-size", "1000000"], "a smaller --hidden-size"),
+])
+def test_a_run_too_large_for_memory_is_refused_before_it_allocates(argv, needs, tmp_path, capsys):
+    """Issue 16 item 7: no estimate, then the kernel's kill or an allocator traceback."""
+    import time
+
+    run = tmp_path / "run"
+    t0 = time.perf_counter()
+    err = _refused(["train", *argv, "--epochs", "1", "--quiet", "--run-dir", str(run)], capsys, 1)
+    assert time.perf_counter() - t0 < 5
+    assert err.startswith("neuralode-rnn train: error: this run needs about ") and needs in err
+    assert "--memory-limit GB" in err and "--no-memory-check" in err
+    assert not run.exists()  # nothing created or locked
+
+
+def test_memory_check_can_be_overridden(tmp_path, capsys):
+    argv = ["train", *CLI_SMALL, "--model", "gru", "--epochs", "1"]
+    _refused([*argv, "--memory-limit", "1e-6"], capsys, 1)
+    assert main([*argv, "--no-memory-check"]) == 0
+    _refused([*argv, "--no-memory-check", "--memory-limit", "4"], capsys, 2)
+
+
+def test_a_failed_model_allocation_is_one_line():
+    """Issue 16 item 7: `--hidden-size 100000` ended in the allocator's traceback (40 GB)."""
+    proc = _limited(["train", "--hidden-size", "100000", "--no-memory-check", "--epochs", "1", "--quiet"])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("neuralode-rnn train: error: building lipschitz") and "ran out of memory" in line
+    assert "--hidden-size" in line
+
+
+def test_method_choices_are_the_methods_the_models_accept(capsys):
+    """Issue 16 item 8: --method listed scipy_solver and the Adams methods, which a model refuses."""
+    import neuralode_rnn as nr
+
+    parser = build_parser()
+    for command in ("train", "evaluate"):
+        sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+        choices = next(a for a in sub._actions if a.dest == "method").choices
+        assert {"scipy_solver", "explicit_adams", "implicit_adams", "fixed_adams"}.isdisjoint(choices)
+        assert {"euler", "midpoint", "rk4", "dopri5"} <= set(choices)
+        for method in choices:  # every choice builds
+            nr.ContinuousRNN(nr.LipschitzField(1, 3), 2, method=method)
+    _refused(["train", "--method", "scipy_solver"], capsys, 2)
+
+
+def test_device_flag_is_checked_printed_and_recorded(tmp_path, capsys):
+    """Issue 16 item 8: no --device flag, and CUDA was picked silently."""
+    import torch
+
+    run = tmp_path / "run"
+    assert main(["train", *CLI_SMALL, "--model", "gru", "--epochs", "1", "--device", "cpu", "--run-dir", str(run)]) == 0
+    assert json.loads((run / "config.json").read_text())["device"] == "cpu"
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert " parameters on cpu" in out.splitlines()[0] and out.splitlines()[-1].startswith("finished: ")
+    assert ", on cpu," in out.splitlines()[-1]
+    assert _refused(["train", "--device", "tpu"], capsys, 2).endswith(
+        "--device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got 'tpu'\n")
+    if not torch.cuda.is_available():
+        assert "--device 'cuda' is not available" in _refused(["train", "--device", "cuda"], capsys, 2)
+
+
+def test_a_step_size_beyond_the_step_limit_is_bad_input_naming_a_real_flag(trained_run, capsys):
+    """Issue 16 item 9: `--step-size 1e-9` exited 1 advising to raise max_steps, which has no flag."""
+    for argv in (["train", *CLI_SMALL, "--model", "lipschitz", "--recipe", "fixed", "--step-size", "1e-9"],
+                 ["evaluate", str(trained_run("--model", "lipschitz")), "--step-size", "1e-9"]):
+        err = _refused(argv, capsys, 2)
+        assert "--step-size 1e-09 makes 1,920,000,000 " in err and "use --step-size >= 1.92e-05" in err
+        assert "max_steps" not in err
+
+
+def test_an_unknown_archive_names_the_real_ways_to_give_one(capsys):
+    """Issue 16 item 9: `--task uea:NoSuch` suggested `path=...`, which is not a flag."""
+    err = _refused(["train", "--task", "uea:NoSuch", "--quiet"], capsys, 2)
+    assert "NEURALODE_RNN_UEA_DIR" in err and "`neuralode-rnn list tasks`" in err and "pass path=..." not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["evaluate", "RUN", "--out", "/nonexistent/x.json"],
+    ["evaluate", "RUN", "--out", "TMP"],  # a directory, not a file
+    ["analyze", "RUN", "--out", "TMP/file.txt"],  # a file, not a directory
+    ["compare-solvers", "RUN", "--out", "TMP/file.txt/sub"],
+])
+def test_an_unusable_output_path_is_refused_before_the_work(argv, trained_run, tmp_path, capsys, monkeypatch):
+    """Issue 16 item 9: `evaluate --out /nonexistent/x.json` failed only after the whole evaluation."""
+    import neuralode_rnn.training as training
+
+    (tmp_path / "file.txt").write_text("")
+    run = str(trained_run("--model", "lipschitz"))
+    monkeypatch.setattr(training, "load_run", lambda *a, **k: pytest.fail("loaded the run before checking --out"))
+    argv = [a.replace("RUN", run).replace("TMP", str(tmp_path)) for a in argv]
+    assert "argument --out: --out expects" in _refused(argv, capsys, 2)
+
+
+def test_a_refused_directory_is_left_as_it_was(tmp_path, capsys):
+    """Issue 16 item 9: refusing a directory still left a writer.lock in it (and created it)."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"model": "gru"}))  # holds (the start of) another run
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    new = tmp_path / "new"
+    for run_dir, extra in ((other, []), (user, ["--task", "uea:NoSuch"]), (new, ["--task", "uea:NoSuch"]),
+                           (new, ["--hidden-size", "1000000"])):
+        before = sorted(p.name for p in run_dir.iterdir()) if run_dir.exists() else None
+        _refused(["train", *CLI_SMALL, *extra, "--run-dir", str(run_dir)], capsys, 1 if "--hidden-size" in extra
+                 else 2)
+        assert (sorted(p.name for p in run_dir.iterdir()) if run_dir.exists() else None) == before, run_dir

@@ -193,7 +193,7 @@ def test_deleted_last_checkpoint_falls_back_and_no_checkpoint_is_an_error(tiny_c
     with pytest.raises(CheckpointError, match=r"no usable last checkpoint.*3 in metrics\.csv.*--fresh"):
         train(tiny_config(run_dir=str(rd.path), resume=True, **RESUME))
     assert rd.metrics_path.read_text() == metrics  # nothing overwritten
-    again = train(tiny_config(run_dir=str(rd.path), resume=True, fresh=True, **RESUME))
+    again = train(tiny_config(run_dir=str(rd.path), fresh=True, **RESUME))  # a new run there (with its settings)
     _same_run(again, full_run)
 
 
@@ -336,7 +336,7 @@ def test_files_take_the_users_umask(tiny_config, tmp_path):
         train(tiny_config(model="gru", run_dir=str(tmp_path / "r")))
     finally:
         os.umask(old)
-    names = ("config.json", "metrics.csv", "last.pt", "best.pt", "checkpoints.json", "curves.png", "status.txt",
+    names = ("config.json", "metrics.csv", "last.pt", "checkpoints.json", "curves.png", "status.txt",
              "writer.lock")
     modes = {n: (tmp_path / "r" / n).stat().st_mode & 0o777 for n in names}
     assert modes == {n: 0o640 for n in names}
@@ -511,3 +511,64 @@ def test_no_module_imports_a_private_name():
                         found.append(f"{rel}:{node.lineno} import {a.name}")
     assert not found, "\n".join(found)
 
+
+
+def test_best_checkpoint_is_kept_only_when_chosen_on_a_validation_split(tiny_config, tmp_path):
+    """Issue 16 item 3: best.pt was the epoch with the best *test* accuracy and `analyze` defaulted to
+    it.  Now a run without a validation split keeps no best.pt, and an old best.pt in such a run
+    (written before the rule) is refused as "best" and never picked by default."""
+    import shutil
+
+    from neuralode_rnn.analysis.runs import load_run as analysis_run
+    from neuralode_rnn.training import TrainConfig, checkpoint_choice, load_run
+
+    plain, held = tmp_path / "plain", tmp_path / "held"
+    train(tiny_config(model="gru", epochs=2, run_dir=str(plain)))
+    assert (plain / "last.pt").exists() and not (plain / "best.pt").exists()
+    train(tiny_config(model="gru", epochs=2, validation=0.25, run_dir=str(held)))
+    assert (held / "best.pt").exists()
+    stored = TrainConfig.from_dict(RunDir(held).read_config())
+    assert checkpoint_choice(stored, RunDir(held), None) == "best"
+    assert analysis_run(held).checkpoint == "best.pt"
+
+    shutil.copy(plain / "last.pt", plain / "best.pt")  # an old run directory: best.pt chosen on the test split
+    stored = TrainConfig.from_dict(RunDir(plain).read_config())
+    assert checkpoint_choice(stored, RunDir(plain), None) == "last"
+    assert analysis_run(plain).checkpoint == "last.pt"
+    with pytest.raises(ValueError, match="validation split.*validation=0.0.*--checkpoint last"):
+        load_run(str(plain), "best")
+    # resume keeps working on both
+    assert len(train(tiny_config(model="gru", epochs=3, run_dir=str(plain), resume=True)).rows) == 3
+    assert len(train(tiny_config(model="gru", epochs=3, validation=0.25, run_dir=str(held), resume=True)).rows) == 3
+
+
+def test_resume_with_fresh_is_refused_before_anything_is_touched(tiny_config, tmp_path):
+    """Issue 16 item 6: resume=True with fresh=True wiped a finished run and started it again."""
+    run = tmp_path / "r"
+    train(tiny_config(model="gru", run_dir=str(run)))
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(ValueError, match="resume=True continues .* fresh=True replaces it"):
+        train(tiny_config(model="gru", epochs=2, run_dir=str(run), resume=True, fresh=True))
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_memory_estimate_scales_with_the_solve_and_refuses_before_the_model_exists(tiny_config, tmp_path,
+                                                                                    monkeypatch):
+    """Issue 16 item 7: the estimate grows with steps x batch x hidden, the checkpoint mode needs
+    less, and a run over its budget stops before the model is built."""
+    from neuralode_rnn.training import budget, runs
+
+    c = tiny_config(model="lipschitz", recipe="fixed", method="rk4", batch_size=32).resolved()
+    one = budget.estimate_memory(c, 1000)
+    assert one.activations == pytest.approx(1000 * 5 * 32 * 8 * 4 + 4 * 32 * 1000 * 4)  # (stages + 1) tensors a gap
+    assert budget.estimate_memory(c, 2000).activations == pytest.approx(2 * one.activations)
+    lighter = budget.estimate_memory(tiny_config(model="lipschitz", recipe="fixed", method="rk4", batch_size=32,
+                                                 gradient="checkpoint").resolved(), 1000)
+    assert lighter.activations < one.activations / 3
+    assert budget.available_memory()[0] > 0
+    monkeypatch.setattr(runs, "build_model_for", lambda *a: pytest.fail("the model was built"))
+    with pytest.raises(budget.MemoryBudgetError, match="needs about .* more than the 1e-06 GB available"):
+        train(tiny_config(memory_limit=1e-6, run_dir=str(tmp_path / "r")))
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ValueError, match="memory_limit must be"):
+        train(tiny_config(memory_limit=-1.0))

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..argtypes import at_least, numbers, positive
+from ..argtypes import at_least, numbers, output_dir, positive
 
 __all__ = ["analyze_command", "compare_solvers_command", "main", "register"]
 
@@ -35,13 +35,18 @@ HEARTBEAT = 30.0
 """Seconds between progress lines of a long computation (a commands' output is never silent for a minute)."""
 
 
+CHECKPOINT_HELP = ("which checkpoint (default: best for a run trained with --validation, chosen on its validation "
+                   "split; else last; best of a run without a validation split is refused: it would be chosen on "
+                   "the test set)")
+
+
 def register(subparsers) -> None:
     """Add ``compare-solvers`` and ``analyze`` to an argparse subparsers object."""
     p = subparsers.add_parser("compare-solvers", help="every solver on one model and one batch: error, NFE, time",
                               description=compare_solvers_command.__doc__)
     p.add_argument("run_dir", nargs="?", help="a run directory written by `neuralode-rnn train --run-dir`")
-    p.add_argument("--checkpoint", choices=("best", "last", "previous"), default="best",
-                   help="which checkpoint of RUN_DIR (default best, else last)")
+    p.add_argument("--checkpoint", choices=("best", "last", "previous"), default=None,
+                   help=CHECKPOINT_HELP)
     p.add_argument("--random", action="store_true", help="an untrained seeded model instead of a run")
     p.add_argument("--model", "--field", dest="model", default="lipschitz",
                    help="with --random: a continuous zoo model (lipschitz, antisymmetric, ctrnn, ...)")
@@ -67,15 +72,16 @@ def register(subparsers) -> None:
                         "dopri5 rtol 1e-6 and the largest drop; classification runs; default 360, 0: off)")
     p.add_argument("--threads", type=positive(int, "--threads"),
                    help="torch threads (default: torch's choice, which follows OMP_NUM_THREADS)")
-    p.add_argument("--out", default=None, help="output directory (default RUN_DIR/analysis or ./analysis-random)")
+    p.add_argument("--out", default=None, type=output_dir("--out"),
+                   help="output directory (default RUN_DIR/analysis or ./analysis-random)")
     p.set_defaults(func=compare_solvers_command)
 
     a = subparsers.add_parser("analyze", help="stability, Hessian and robustness of trained runs",
                               description=analyze_command.__doc__)
     a.add_argument("run_dirs", nargs="+", help="one or more run directories written by `neuralode-rnn train`")
-    a.add_argument("--checkpoint", choices=("best", "last", "previous"), default="best",
-                   help="which checkpoint of each run (default best, else last)")
-    a.add_argument("--out", default=None, help="output directory: the summary there and each run's results in "
+    a.add_argument("--checkpoint", choices=("best", "last", "previous"), default=None,
+                   help=CHECKPOINT_HELP)
+    a.add_argument("--out", default=None, type=output_dir("--out"), help="output directory: the summary there and each run's results in "
                    "OUT/<run name> (default: RUN_DIR/analysis, the summary in the first run's)")
     a.add_argument("--n-eval", type=positive(int, "--n-eval"), default=360, help="test samples for robustness")
     a.add_argument("--hessian-batch", type=positive(int, "--hessian-batch"), default=256,
@@ -111,6 +117,14 @@ def _methods(text: str) -> list[str]:
     return names
 
 
+def _check_writable(path: Path) -> None:
+    """ValueError unless ``path`` is a directory this user can write, or can create (``output_dir``)."""
+    try:
+        output_dir("the output directory")(str(path))
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _json(path: Path, obj) -> None:
     def default(x):
         if isinstance(x, (np.floating, np.integer)):
@@ -143,9 +157,10 @@ def compare_solvers_command(args) -> int:
         run = random_run(args.model, args.task, args.hidden, args.seed, eps=args.eps)
         out = Path(args.out or "analysis-random")
     else:
+        out = Path(args.out or Path(args.run_dir) / "analysis")
+        _check_writable(out)
         run = load_run(args.run_dir, args.checkpoint)
         run.require_continuous("compare-solvers")
-        out = Path(args.out or Path(args.run_dir) / "analysis")
     out.mkdir(parents=True, exist_ok=True)
     values, times, targets = run.batch("test", args.batch)
     start = time.perf_counter()
@@ -344,13 +359,17 @@ def analyze_command(args) -> int:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    places = {run_dir: Path(args.out) / Path(run_dir).name if args.out else Path(run_dir) / "analysis"
+              for run_dir in args.run_dirs}
+    for where in places.values():  # every output place checked before hours of analysis, not after
+        _check_writable(where)
     results = []
     for run_dir in args.run_dirs:
         start = time.perf_counter()
         print(f"analysing {run_dir} ...", file=sys.stderr, flush=True)
         run = load_run(run_dir, args.checkpoint)
         torch.manual_seed(args.seed)
-        where = Path(args.out) / run.name if args.out else Path(run_dir) / "analysis"
+        where = places[run_dir]
         with Heartbeat(f"analyze {run.name}", HEARTBEAT) as beat:
             results.append(_analyze_one(run, args, where, beat))
         print(f"{run.name}: analysed in {time.perf_counter() - start:.1f} s -> {where}/analysis.json")

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data import SequenceDataset
-from ..training import RunDir, TrainConfig, build_run, model_times, open_run
+from ..training import RunDir, TrainConfig, build_run, checkpoint_choice, model_times, open_run
 from ..zoo import is_continuous, model_spec
 
 __all__ = ["Run", "load_run", "random_run"]
@@ -74,12 +74,15 @@ class Run:
         return values, model_times(self.model, values, times, self.config.eps), part.targets[:n]
 
 
-def load_run(run_dir: str | Path, which: str = "best") -> Run:
+def load_run(run_dir: str | Path, which: str | None = None) -> Run:
     """The run in ``run_dir`` (written by ``neuralode-rnn train``) with the weights of ``which``
-    checkpoint ("best", falling back to "last" with a warning when there is no best.pt; "last",
-    falling back to previous.pt when last.pt is damaged; or "previous")."""
+    checkpoint: None (default) for best.pt when the run chose it on a validation split, else
+    last.pt (``training.checkpoint_choice``: never an epoch chosen on the test split); "best"
+    (only for a run with a validation split; falling back to "last" with a warning when there is
+    no best.pt); "last", falling back to previous.pt when last.pt is damaged; or "previous"."""
     rd = RunDir(run_dir)
-    rd.read_config()  # a clear error when run_dir is not a run directory
+    config = TrainConfig.from_dict(rd.read_config())  # a clear error when run_dir is not a run directory
+    which = checkpoint_choice(config, rd, which)
     if which == "best" and not rd.best.exists():
         warnings.warn(f"{rd.best} is missing; analysing last.pt instead", RuntimeWarning, stacklevel=2)
         which = "last"

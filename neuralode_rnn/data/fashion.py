@@ -65,8 +65,8 @@ def find_fashion_files(path: str | os.PathLike | None = None) -> dict[str, Path]
         + ", ".join(f"{s}[.gz]" for s in FILES.values())
         + ") not found in "
         + ", ".join(str(d) for d in looked)
-        + ". Install them with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or pass "
-        f"path=... or set {ENV_VAR} to a directory holding them."
+        + ". Install them with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or set the environment "
+        f"variable {ENV_VAR} to a directory holding them (in Python also load_fashion(..., path=DIRECTORY))."
     )
 
 

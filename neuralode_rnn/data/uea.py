@@ -110,7 +110,8 @@ def find_uea_files(name: str, path: str | os.PathLike | None = None) -> tuple[Pa
         + (", ".join(str(d) for d in looked) or "any directory (sktime is not installed)")
         + ". Classification sets bundled offline: "
         + (", ".join(offline) if offline else "none (pip install sktime)")
-        + f"; or pass path=... or set {ENV_VAR} to a folder holding the .ts files."
+        + f"; or set the environment variable {ENV_VAR} to a folder holding the .ts files (command line and "
+        f"Python; in Python also load_uea(..., path=FOLDER)); `neuralode-rnn list tasks` lists the sets found."
     )
 
 

@@ -5,8 +5,9 @@
 ``optimizers``     optimiser and schedule registries (``--optimizer``, ``--schedule``), the Cayley step
 ``objective``      where a batch meets a model and becomes a loss (:func:`batch_loss`, :func:`model_times`)
 ``evaluation``     :func:`evaluate`: loss, accuracy and NFE of a model on a split
-``rundir``         :class:`RunDir`: files, writer lock, verified checkpoints (last, previous, best)
+``rundir``         :class:`RunDir`: files, writer lock, verified checkpoints (last, previous, best if validated)
 ``state``          :class:`RunState`: the run as the loop and callbacks see it; the checkpoint format
+``budget``         what a run costs before it allocates: solver steps per solve, peak memory (refusals)
 ``runs``           :func:`build_run`, :func:`load_run`, :func:`start_run` (resume, lock, checks)
 ``callbacks``      :class:`Callback` and the standard ones: checkpoints, metrics, curves, status, progress
 ``loop``           :func:`train`: the epochs, the NaN guard
@@ -34,7 +35,16 @@ from .loop import NonFiniteLossError, TrainResult, train
 from .objective import PerStepReadout, batch_loss, model_times, network, objective
 from .optimizers import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule, register_optimizer
 from .rundir import CheckpointError, RunDir, RunDirBusyError, fresh_run_dir
-from .runs import build_model_for, build_run, load_data, load_run, open_run, start_run, validation_split
+from .runs import (
+    build_model_for,
+    build_run,
+    checkpoint_choice,
+    load_data,
+    load_run,
+    open_run,
+    start_run,
+    validation_split,
+)
 from .state import RunState
 
 __all__ = [
@@ -61,6 +71,7 @@ __all__ = [
     "batch_loss",
     "build_model_for",
     "build_run",
+    "checkpoint_choice",
     "default_callbacks",
     "evaluate",
     "fresh_run_dir",

@@ -58,12 +58,16 @@ class EpochFunction(Callback):
 
 # ------------------------------------------------------------------------------- run directory files
 class Checkpoints(Callback):
-    """last.pt (the previous one kept as previous.pt) after every epoch, best.pt when the test
-    metric improves; each verified after writing (``RunDir.save_checkpoint``)."""
+    """last.pt (the previous one kept as previous.pt) after every epoch, and best.pt when the
+    validation metric improves; each verified after writing (``RunDir.save_checkpoint``).
+
+    best.pt is written only for a run with a validation split (``config.validation > 0``): without
+    one the per-epoch metric is measured on the test split, and keeping its best epoch would be
+    model selection on the test set (see ``rundir``)."""
 
     def on_epoch(self, run: RunState, row: dict) -> None:
         if run.writes:
-            run.run_dir.save_checkpoint(run.checkpoint(), best=run.improved)
+            run.run_dir.save_checkpoint(run.checkpoint(), best=run.improved and run.config.validation > 0)
 
 
 class Metrics(Callback):
@@ -133,7 +137,7 @@ class EpochLog(Callback):
             what = f"resuming {c.label} after epoch {run.epoch} of {c.epochs}"
         else:
             what = f"training {c.label} for {c.epochs} epochs"
-        self._print(run, f"{what}: {run.parameters} parameters{where}")
+        self._print(run, f"{what}: {run.parameters} parameters on {run.env.device}{where}")
 
     def on_epoch(self, run: RunState, row: dict) -> None:
         acc = "" if row["test_accuracy"] is None else f" {row['evaluated_on']}_acc {row['test_accuracy']:.4f}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +62,10 @@ def task_defaults(task: str) -> dict[str, int]:
         return TASK_DEFAULTS[task]
     return UEA_DEFAULTS if isinstance(task, str) and task.startswith("uea:") else FALLBACK_DEFAULTS
 
-RUN_CONTROLS = ("run_dir", "resume", "fresh", "stop_after", "quiet", "threads")
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+"""The forms of ``TrainConfig.device`` (whether the device exists is checked when a run starts)."""
+
+RUN_CONTROLS = ("run_dir", "resume", "fresh", "stop_after", "quiet", "threads", "device", "memory_limit")
 """Settings of one invocation, not of the run: they may differ when a run is resumed (and
 ``epochs``, which extends or shortens the run; see :meth:`TrainConfig.continued`)."""
 
@@ -113,8 +117,11 @@ class TrainConfig:
     ``run_dir`` with its stored config), ``fresh`` (start again from epoch 1 in a run directory
     that holds a run, replacing it), ``stop_after`` (run at most this many epochs in this
     invocation, then exit cleanly; continue with resume), ``quiet``, ``threads`` (torch intra-op
-    threads; None leaves torch's choice, i.e. OMP_NUM_THREADS), and ``dtype`` ("float32" or
-    "float64").
+    threads; None leaves torch's choice, i.e. OMP_NUM_THREADS), ``device`` ("auto": CUDA when
+    available, else the CPU; "cpu", "cuda", "cuda:N"; config.json records the device the run used),
+    ``memory_limit`` (None: refuse a run whose estimated peak memory exceeds the memory available,
+    ``budget.check_memory``; a number: that budget in GB instead; ``math.inf``: no check), and
+    ``dtype`` ("float32" or "float64").
 
     ``tanh_kernel``: how the structured kernel computes tanh ("tanh" or "sigmoid", which differ in
     the last bits; ``solvers.tanh_kernel``).  None: this machine's choice, which the run records
@@ -162,6 +169,8 @@ class TrainConfig:
     threads: int | None = None
     dtype: str = "float32"
     tanh_kernel: str | None = None
+    device: str = "auto"
+    memory_limit: float | None = None
 
     # ------------------------------------------------------------------ describing
     @property
@@ -252,6 +261,14 @@ class TrainConfig:
             raise ValueError(f"threads must be None or a positive int; got {c.threads!r}")
         if c.tanh_kernel is not None and c.tanh_kernel not in solvers.TANH_KERNELS:
             raise ValueError(f"tanh_kernel must be None, 'tanh' or 'sigmoid'; got {c.tanh_kernel!r}")
+        if not (isinstance(c.device, str) and DEVICE_PATTERN.fullmatch(c.device)):
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {c.device!r}")
+        if c.memory_limit is not None and (isinstance(c.memory_limit, bool) or not (
+                isinstance(c.memory_limit, (int, float)) and c.memory_limit > 0)):
+            raise ValueError(f"memory_limit must be None (the memory available), a positive number of GB, or "
+                             f"math.inf (no check); got {c.memory_limit!r}")
+        if c.resume and c.fresh:
+            raise ValueError("resume=True continues the run in run_dir, fresh=True replaces it: set one of them")
         if (c.resume or c.fresh) and c.run_dir is None:
             raise ValueError(f"{'resume' if c.resume else 'fresh'}=True needs run_dir (the run directory)")
         return c
@@ -365,7 +382,7 @@ class TrainConfig:
         """The dict written as config.json: the run's settings, with the run controls of this
         invocation reset (a stored config describes the run, not how it was last started)."""
         d = self.to_dict()
-        d.update(resume=False, fresh=False, stop_after=None)
+        d.update(resume=False, fresh=False, stop_after=None, memory_limit=None)
         return d
 
     def to_dict(self) -> dict:

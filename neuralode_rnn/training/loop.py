@@ -72,7 +72,7 @@ def train(config: TrainConfig, callbacks: Iterable[Callback | Callable[[int, dic
     becomes NaN/inf: nothing of that step is applied or saved, and ``last.pt`` still holds the last
     good epoch.
     """
-    env = env if env is not None else init_from_env()
+    env = env if env is not None else init_from_env(device=config.device)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     run = start_run(config, env)

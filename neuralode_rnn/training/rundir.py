@@ -8,7 +8,12 @@ A run directory holds
     last.pt           checkpoint after the last finished epoch (model, optimiser, schedule, epoch,
                       metrics so far, and every RNG state), what ``--resume`` continues from
     previous.pt       the checkpoint before it: the fallback when last.pt is damaged or missing
-    best.pt           the checkpoint of the epoch with the best test metric so far
+    best.pt           only in a run with a validation split (``TrainConfig.validation > 0``): the
+                      checkpoint of the epoch with the best *validation* metric so far.  A run
+                      without one measures its epochs on the test split and keeps no best.pt
+                      (choosing an epoch there would be selection on the test set); a best.pt in
+                      such a directory (written before this rule) is never loaded as "best"
+                      (``runs.open_run`` refuses it)
     checkpoints.json  the SHA-256 of every checkpoint written, so a damaged file is recognised
     curves.png        loss and accuracy against epoch
     status.txt        "running ...", "finished ...", "stopped ..." or the error that ended the run

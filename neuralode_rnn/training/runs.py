@@ -9,10 +9,12 @@
 Rules of a run directory (module docstring of :mod:`.rundir` for its files):
 
 * a new run refuses a directory that already holds a run, unless ``fresh`` (start again there);
+  ``resume`` with ``fresh`` is refused before anything is read or written (continue or replace:
+  not both);
 * ``resume`` continues from last.pt, else from previous.pt with a warning naming the damaged or
   missing file; when neither is usable but epochs had finished (metrics.csv has rows, best.pt
-  exists) it is an error, since starting again would overwrite them (``fresh`` does that on
-  purpose); a run killed before its first epoch ended starts at epoch 1;
+  exists) it is an error, since starting again would overwrite them (a new run with ``fresh`` does that
+  on purpose); a run killed before its first epoch ended starts at epoch 1;
 * ``resume`` with ``epochs`` extends (or shortens) the run; its lr schedule stays the one it was
   planned with (``TrainConfig.schedule_epochs``);
 * only the main process writes, under the directory's exclusive lock.
@@ -20,6 +22,7 @@ Rules of a run directory (module docstring of :mod:`.rundir` for its files):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 import sys
@@ -35,13 +38,14 @@ import solvers
 from ..data import VALIDATION_SEED, SequenceDataset, load_task, validation_split
 from ..distributed import DistEnv, all_reduce_sum, wrap
 from ..zoo import build_from_config, count_parameters
+from .budget import MemoryBudgetError, check_memory, check_step_count
 from .config import TrainConfig
 from .objective import network
 from .optimizers import make_optimizer, make_schedule
 from .rundir import CheckpointError, RunDir, RunDirBusyError
 from .state import RunState
 
-__all__ = ["VALIDATION_SEED", "build_model_for", "build_run", "load_data", "load_run", "open_run", "seed_everything", "start_run",
+__all__ = ["VALIDATION_SEED", "build_model_for", "build_run", "checkpoint_choice", "load_data", "load_run", "open_run", "seed_everything", "start_run",
            "validation_split"]
 
 def load_data(config: TrainConfig) -> SequenceDataset:
@@ -67,24 +71,45 @@ def build_run(config: TrainConfig) -> tuple[TrainConfig, nn.Module, SequenceData
     return c, build_model_for(c, data), data
 
 
-def load_run(run_dir: str, which: str = "last", **overrides: Any) -> tuple[TrainConfig, nn.Module, SequenceDataset]:
+def load_run(run_dir: str, which: str | None = "last", **overrides: Any
+             ) -> tuple[TrainConfig, nn.Module, SequenceDataset]:
     """The config, the trained model (weights of ``which`` checkpoint) and the data of a run.
 
     ``which`` is "last" (falling back to previous.pt with a warning when last.pt is damaged or
-    missing), "previous" or "best".  ``overrides`` replace config entries before the model is built
-    (e.g. ``method="rk4"`` to evaluate a trained continuous model with another solver).
+    missing), "previous", "best" (only for a run chosen on a validation split: see
+    :func:`checkpoint_choice`) or None (:func:`checkpoint_choice`'s default).  ``overrides``
+    replace config entries before the model is built (e.g. ``method="rk4"`` to evaluate a trained
+    continuous model with another solver).
     """
     config, model, data, _, _ = open_run(run_dir, which, **overrides)
     return config, model, data
 
 
-def open_run(run_dir: str, which: str = "last", **overrides: Any
+def checkpoint_choice(config: TrainConfig, rd: RunDir, which: str | None) -> str:
+    """The checkpoint to load from ``rd``: ``which``, or for None "best" when the run was chosen on
+    a validation split (``config.validation > 0``) and has a best.pt, else "last".
+
+    "best" of a run without a validation split is refused (ValueError): its per-epoch metric was
+    measured on the test split, so its best epoch (a best.pt written before best.pt required a
+    validation split) is selection on the test set."""
+    validated = isinstance(config.validation, (int, float)) and config.validation > 0
+    if which is None:
+        return "best" if validated and rd.best.exists() else "last"
+    if which == "best" and not validated:
+        raise ValueError(f"--checkpoint best (which='best') needs a run whose epochs were chosen on a validation "
+                         f"split; {rd.path} was trained with validation={config.validation!r}, so its epochs were "
+                         f"measured on the test split (choosing the best one would select on the test set): use "
+                         f"--checkpoint last, or train with --validation SHARE")
+    return which
+
+
+def open_run(run_dir: str, which: str | None = "last", **overrides: Any
              ) -> tuple[TrainConfig, nn.Module, SequenceDataset, dict, str]:
     """:func:`load_run`, and the checkpoint's state dict and file name (e.g. "previous.pt" after a
     fallback)."""
     rd = RunDir(run_dir)
     config = TrainConfig.from_dict(rd.read_config())
-    state, path = rd.open_checkpoint(which)
+    state, path = rd.open_checkpoint(checkpoint_choice(config, rd, which))
     config, model, data = build_run(dataclasses.replace(config, **overrides))
     model.load_state_dict(state["model"])
     return config, model, data, state, path.name
@@ -109,6 +134,9 @@ def _agree(failure: BaseException | None, env: DistEnv) -> None:
 
 
 def _resolve(config: TrainConfig) -> TrainConfig:
+    if config.resume and config.fresh:
+        # checked before the stored config is read or anything is locked or removed
+        raise ValueError("resume=True continues the run in run_dir, fresh=True replaces it: set one of them")
     if not config.resume:
         return config.resolved()
     if config.run_dir is None:
@@ -145,7 +173,8 @@ def _continue_from(c: TrainConfig, rd: RunDir, run: RunState, env: DistEnv) -> N
                 raise CheckpointError(
                     f"{exc}. The run has finished epochs ({done} in {rd.metrics_path.name}"
                     f"{', and a best.pt' if rd.best.exists() else ''}): resuming from epoch 1 would overwrite "
-                    f"them. Restore a checkpoint, or pass --fresh (fresh=True) to start the run again") from None
+                    f"them. Restore a checkpoint, or start the run again with --run-dir {rd.path} --fresh (fresh=True, "
+                    f"without resume) and its settings") from None
             if env.is_main and not c.quiet:
                 print(f"{rd.path}: no epoch had finished yet; starting {c.label} at epoch 1", file=sys.stderr)
             return
@@ -155,44 +184,84 @@ def _continue_from(c: TrainConfig, rd: RunDir, run: RunState, env: DistEnv) -> N
                          f"that (pass epochs > {run.epoch} to extend it)")
 
 
+def _build_model(c: TrainConfig, data: SequenceDataset, device: str) -> nn.Module:
+    """:func:`build_model_for` on ``device``; a failed allocation (a hidden size too large for the
+    machine) is a MemoryError saying so, not an allocator traceback."""
+    try:
+        return build_model_for(c, data).to(device)
+    except RuntimeError as exc:  # torch.OutOfMemoryError is one; the CPU allocator raises a plain one
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not (isinstance(exc, torch.OutOfMemoryError) or "alloc" in text.lower()):
+            raise
+        raise MemoryError(f"building {c.label} with hidden_size {c.hidden_size} on {device} ran out of memory "
+                          f"({text}); use a smaller --hidden-size") from None
+
+
+def _release(lock, rd: RunDir | None, created: tuple[bool, bool]) -> None:
+    """Release the writer lock of a run that did not start, and remove what taking it created (the
+    run directory, if it was made here and is still empty; writer.lock, if it was made here), so a
+    refused directory is left as it was."""
+    if lock is None:
+        return
+    lock.release()
+    made_dir, made_lock = created
+    with contextlib.suppress(OSError):
+        if made_lock:
+            rd.lock_path.unlink()
+        if made_dir:
+            rd.path.rmdir()  # only when empty
+
+
 def start_run(config: TrainConfig, env: DistEnv) -> RunState:
     """Everything before the first epoch (see the module docstring); the caller must release
-    ``run.lock`` when the run ends (``train`` does, however it ends)."""
+    ``run.lock`` when the run ends (``train`` does, however it ends).
+
+    What can be refused without writing is refused before the directory is locked or created: a
+    directory that already holds another run, a run whose estimated memory exceeds what is
+    available (``budget.check_memory``, once from the config, again with the data's sizes before the
+    model exists), a fixed-step grid beyond the solver's step limit (``budget.check_step_count``).
+    A run that fails before its first epoch leaves a directory it created or locked as it was."""
     c = _resolve(config)
+    c.device = env.device  # config.json records the device the run used
     if c.tanh_kernel is None:  # recorded in config.json, so a resumed run computes the same bits (train pins it)
         c = dataclasses.replace(c, tanh_kernel=solvers.tanh_kernel(getattr(torch, c.dtype), env.device))
     rd = RunDir(c.run_dir) if c.run_dir is not None else None
     failure, lock = None, None
+    created = (rd is not None and not rd.path.exists(), rd is not None and not rd.lock_path.exists())
     try:
+        if rd is not None:
+            _check_directory(c, rd)  # before the lock: a refused directory is not touched
+        check_memory(c, c.task_options.get("T"))
         if rd is not None and env.is_main:
             lock = rd.lock()
         if rd is not None:
-            _check_directory(c, rd)
-    except (RunDirBusyError, FileExistsError, ValueError) as exc:
+            _check_directory(c, rd)  # again under the lock: another run may have started meanwhile
+    except (RunDirBusyError, FileExistsError, ValueError, MemoryBudgetError) as exc:
         failure = exc
     try:
         _agree(failure, env)
     except BaseException:
-        if lock is not None:
-            lock.release()
+        _release(lock, rd, created)
         raise
     try:
-        if rd is not None and env.is_main and c.fresh:
-            rd.clear()
         seed_everything(c.seed)
         data = load_data(c)
-        model = build_model_for(c, data).to(env.device)
+        length = data.train.values.shape[1]
+        check_step_count(c, length, data.train.times)
+        check_memory(c, length, data.input_size, data.output_size, data.train.times)
+        model = _build_model(c, data, env.device)
         optimizer = make_optimizer(c.optimizer, model, c.lr, c.weight_decay)
         schedule = make_schedule(c.schedule, optimizer, c.schedule_epochs or c.epochs)
         run = RunState(config=c, model=model, net=wrap(network(model, data.kind), env), optimizer=optimizer,
                        schedule=schedule, data=data, env=env, run_dir=rd, parameters=count_parameters(model),
                        lock=lock)
-        if rd is not None and c.resume and not c.fresh:
+        if rd is not None and env.is_main and c.fresh:
+            rd.clear()  # only now: a fresh start that cannot start keeps the old run
+        if rd is not None and c.resume:
             _continue_from(c, rd, run, env)
         if run.writes:
             rd.write_config(c.stored())
         return run
     except BaseException:
-        if lock is not None:
-            lock.release()
+        _release(lock, rd, created if rd is not None and not rd.holds_run() else (False, False))
         raise

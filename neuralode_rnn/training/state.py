@@ -34,8 +34,10 @@ class RunState:
         rows: one metrics dict per finished epoch (``rundir.METRIC_FIELDS``).
         epoch: the last finished epoch (0 before the first).
         start_epoch: the last finished epoch when this invocation started.
-        best: the best test metric so far (accuracy, or -loss for regression).
-        improved: whether the last finished epoch set a new best.
+        best: the best per-epoch metric so far (accuracy, or -loss for regression) of the evaluated
+            split: the validation split when ``config.validation``, else the test split.
+        improved: whether the last finished epoch set a new best (best.pt is written only when
+            that split is the validation split: ``callbacks.Checkpoints``).
         parameters: trainable real parameters (a complex entry counts twice).
         status: "running", then "finished", "stopped after ..." or "failed: ...".
         lock: the writer lock held on ``run_dir`` (main process only).
