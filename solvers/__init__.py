@@ -19,6 +19,7 @@ from .methods import METHODS, MethodInfo
 from .odeint import odeint, odeint_adjoint, odeint_event
 from .problem import Problem
 from .solve import make_problem, solve
+from .spec import ERROR_CONTROLS, SolveSpec
 from .stability import max_stable_step, stability_function
 from .stepper import Plan, rk_step
 from .tableaux import ADAPTIVE_TABLEAUX, FIXED_TABLEAUX, TABLEAUX, Tableau, tableau
@@ -35,6 +36,7 @@ __all__ = [
     "Controller",
     "CountingFunc",
     "DrivenTerm",
+    "ERROR_CONTROLS",
     "FuncTerm",
     "LinearActivation",
     "LinearActivationTerm",
@@ -43,6 +45,7 @@ __all__ = [
     "PiecewiseInput",
     "Plan",
     "Problem",
+    "SolveSpec",
     "SolverError",
     "StepLimitError",
     "StepSizeUnderflowError",

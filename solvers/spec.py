@@ -1,0 +1,215 @@
+"""``SolveSpec``: how to solve, as one frozen value, validated once when it is made.
+
+A solve is a term (what is integrated), a clock (the output and jump times) and a specification
+(how): the method's tableau, the step size or the tolerances, the gradient mode, the step limit,
+the error control and the controller's settings.  The specification is checked here against the
+one method registry (:data:`~solvers.tableaux.TABLEAUX`) and the one gradient registry
+(:data:`~solvers.gradients.GRADIENT_MODES`), and nowhere else; it is the only builder of a
+:class:`~solvers.problem.Problem` and the only place a :class:`~solvers.controller.Controller`
+is made from settings.  A model holds one and never mutates it: ``spec.replace(method="rk4")``
+is a new, re-validated specification.
+
+    spec = SolveSpec(method="dopri5", rtol=1e-6, atol=1e-8)
+    problem = spec.problem(term, y0, t_out, jump_t=knots)
+    outputs = spec.solve(term, y0, t_out, jump_t=knots)      # states at t_out, [0] is y0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .controller import Controller, check_controller_options, check_resolution, rms_norm, sample_rms_norm
+from .engine import DEFAULT_MAX_STEPS, check_step_count
+from .gradients import GRADIENT_MODES
+from .grids import knot_grid
+from .problem import AdjointSpec, Problem
+from .stepper import Plan
+from .tableaux import TABLEAUX, Tableau
+from .terms import Term
+
+__all__ = ["ERROR_CONTROLS", "SolveSpec"]
+
+ERROR_CONTROLS = ("batch", "sample")
+"""Adaptive error control: one step sequence for the batch, or each sample (axis 0) its own."""
+
+
+def _positive_number(name: str, value: Any, *, allow_zero: bool = False, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        expected = "None or a number" if allow_none else "a number"
+        raise TypeError(f"{name} must be {expected}; got {type(value).__name__} {value!r}")
+    ok = value >= 0 if allow_zero else value > 0
+    if math.isnan(value) or math.isinf(value) or not ok:
+        expected = "a non-negative finite number" if allow_zero else "a positive finite number"
+        raise ValueError(f"{name} must be {'None or ' if allow_none else ''}{expected}; got {name} = {value!r}")
+
+
+@dataclass(frozen=True)
+class SolveSpec:
+    """How a solve is done; frozen and validated when made.
+
+    Attributes:
+        method: a Runge-Kutta method of ``solvers.TABLEAUX`` (fixed or embedded pair).
+        step_size: fixed methods: the largest step in real time (each gap between jump/output times
+            split into equal steps no longer than this); None: one step per gap.
+        rtol, atol: adaptive methods' tolerances.
+        gradient: a mode of ``solvers.GRADIENT_MODES`` ("backprop", "checkpoint", "adjoint", ...).
+        max_steps: the step limit (a fixed grid beyond it is refused before it is built; an adaptive
+            solve stops with ``StepLimitError``).
+        error_control: adaptive methods: "batch" (one step sequence, the error norm over the batch)
+            or "sample" (each sample its own steps, in lockstep; backprop only).
+        safety, ifactor, dfactor, pcoeff, icoeff, min_step, max_step, max_time: the controller's
+            settings (None: the controller's defaults, torchdiffeq's).
+        adjoint_seminorm: the adjoint mode leaves the parameters' gradients out of its error norm.
+    """
+
+    method: str = "euler"
+    step_size: float | None = None
+    rtol: float = 1e-3
+    atol: float = 1e-5
+    gradient: str = "backprop"
+    max_steps: int = DEFAULT_MAX_STEPS
+    error_control: str = "batch"
+    safety: float | None = None
+    ifactor: float | None = None
+    dfactor: float | None = None
+    pcoeff: float | None = None
+    icoeff: float | None = None
+    min_step: float | None = None
+    max_step: float | None = None
+    max_time: float | None = None
+    adjoint_seminorm: bool = True
+
+    # ------------------------------------------------------------------ validation (the one place)
+    def __post_init__(self) -> None:
+        if not isinstance(self.method, str) or self.method not in TABLEAUX:
+            raise ValueError(f"unknown method {self.method!r}; expected one of the Runge-Kutta methods "
+                             f"{', '.join(sorted(TABLEAUX))}")
+        _positive_number("step_size", self.step_size, allow_none=True)
+        _positive_number("rtol", self.rtol, allow_zero=True)
+        _positive_number("atol", self.atol, allow_zero=True)
+        if self.rtol == 0 and self.atol == 0:
+            raise ValueError("rtol and atol must not both be 0: no step could meet a zero tolerance; e.g. rtol=1e-3, "
+                             "atol=1e-5")
+        if not isinstance(self.gradient, str) or self.gradient not in GRADIENT_MODES:
+            raise ValueError(f"unknown gradient {self.gradient!r}; expected one of {', '.join(sorted(GRADIENT_MODES))}")
+        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
+            raise ValueError(f"max_steps must be a positive int; got {self.max_steps!r}")
+        if self.error_control not in ERROR_CONTROLS:
+            raise ValueError(f"unknown error_control {self.error_control!r}; expected one of "
+                             f"{', '.join(map(repr, ERROR_CONTROLS))}")
+        if self.error_control == "sample" and not self.adaptive:
+            raise ValueError(f"error_control='sample' needs an adaptive method (e.g. dopri5); {self.method!r} takes "
+                             f"fixed steps")
+        if self.error_control == "sample" and self.gradient != "backprop":
+            raise ValueError(f"error_control='sample' supports gradient='backprop' only; got {self.gradient!r}")
+        if not isinstance(self.adjoint_seminorm, bool):
+            raise TypeError(f"adjoint_seminorm must be a bool; got {self.adjoint_seminorm!r}")
+        check_controller_options(**self.controller_options)
+
+    def replace(self, **changes: Any) -> SolveSpec:
+        """A new specification with ``changes`` (validated again); unknown names are refused."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise TypeError(f"unknown solve setting(s) {', '.join(unknown)}; expected some of "
+                            f"{', '.join(f.name for f in dataclasses.fields(self))}")
+        return dataclasses.replace(self, **changes)
+
+    # ------------------------------------------------------------------ what it is
+    @property
+    def tableau(self) -> Tableau:
+        return TABLEAUX[self.method]
+
+    @property
+    def adaptive(self) -> bool:
+        return self.tableau.adaptive
+
+    @property
+    def controller_options(self) -> dict[str, float]:
+        """The controller settings given (None ones left out: the controller's defaults)."""
+        names = ("safety", "ifactor", "dfactor", "pcoeff", "icoeff", "min_step", "max_step", "max_time")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+    def controller(self, norm=None) -> Controller | None:
+        """The adaptive controller of this specification (None for a fixed method); ``norm``: the
+        error norm (default: RMS over the batch, or per sample with ``error_control="sample"``)."""
+        if not self.adaptive:
+            return None
+        if norm is None:
+            norm = sample_rms_norm if self.error_control == "sample" else rms_norm
+        return Controller(rtol=self.rtol, atol=self.atol, order=self.tableau.order, norm=norm,
+                          **self.controller_options)
+
+    # ------------------------------------------------------------------ building a solve
+    def problem(self, term: Term, y0: Tensor, t_out: Tensor, *, jump_t: Tensor | None = None,
+                gap_scale: Tensor | None = None, params: Sequence[Tensor] = (),
+                param_sources: Sequence[Tensor] | None = None) -> Problem:
+        """The :class:`~solvers.problem.Problem` of ``term`` from ``y0`` through clock times ``t_out``.
+
+        Args:
+            term: the vector field on the clock of ``t_out``.
+            y0: the state at ``t_out[0]``.
+            t_out: (T,) increasing output times (their values are grid points exactly); with
+                ``error_control="sample"`` also (B, T), each row one sample's times.
+            jump_t: times where the term's input jumps (knots); (B, J) per sample likewise.
+            gap_scale: fixed methods with ``step_size``: (G,) the real length of each clock gap of the
+                grid t_out + jump_t (the longest sample's on an index clock); None: the clock is real time.
+            params: tensors the adjoint mode differentiates (besides y0).
+            param_sources: see :class:`~solvers.problem.Problem`.
+        """
+        tab = self.tableau
+        plan = Plan.of(tab)
+        if tab.adaptive:
+            # a driven state (an RNN's) is of order one even when it starts at 0
+            check_resolution(self.rtol, self.atol, y0, scale=1.0)
+        if self.error_control == "sample":
+            return Problem(term=term, y0=y0, t_out=t_out.detach().to(torch.float64), plan=plan,
+                           max_steps=self.max_steps, params=tuple(params), per_sample=True, exact_outputs=True,
+                           controller=self.controller(),
+                           jump_t=() if jump_t is None else jump_t.detach().to(torch.float64))
+        outs = [float(x) for x in t_out.detach().tolist()]
+        jumps = [] if jump_t is None else sorted({float(x) for x in jump_t.detach().reshape(-1).tolist()})
+        p = Problem(term=term, y0=y0, t_out=outs, plan=plan, max_steps=self.max_steps, params=tuple(params),
+                    param_sources=None if param_sources is None else tuple(param_sources))
+        if tab.adaptive:
+            p.controller = self.controller()
+            p.jump_t = jumps
+            p.exact_outputs = True
+        else:
+            scaled = self.step_size is not None and gap_scale is not None
+            grid, _ = knot_grid(t_out.detach(), None if jump_t is None else jump_t.detach(),
+                                None if scaled else self.step_size, self.max_steps)
+            if scaled:
+                grid = _scaled_grid(grid, gap_scale, self.step_size, self.max_steps)
+            p.grid = grid.tolist()
+            p.perturb = True
+        p.adjoint = AdjointSpec(plan=plan, controller=p.controller, seminorm=self.adjoint_seminorm, perturb=True)
+        return p
+
+    def solve(self, term: Term, y0: Tensor, t_out: Tensor, **clock: Any) -> list[Tensor]:
+        """States at ``t_out`` (a list, ``[0]`` is ``y0``) under this specification's gradient mode;
+        ``clock``: the keyword arguments of :meth:`problem`."""
+        return GRADIENT_MODES[self.gradient](self.problem(term, y0, t_out, **clock))
+
+
+def _scaled_grid(grid: Tensor, gap_scale: Tensor, step_size: float, max_steps: int) -> Tensor:
+    """Split gap g of ``grid`` into ceil(gap_scale[g] * gap / step_size) equal clock steps."""
+    gaps = (grid[1:] - grid[:-1]).detach().double()
+    real = gaps * gap_scale[: gaps.shape[0]].detach().double().cpu()
+    counts = torch.clamp(torch.ceil(real / step_size - 1e-9), min=1).long()
+    total = int(counts.sum())
+    check_step_count(total, max_steps, f"a fixed-step grid of step_size = {step_size}")
+    points = [float(grid[0])]
+    for g, n in enumerate(counts.tolist()):
+        a, b = float(grid[g]), float(grid[g + 1])
+        points.extend(a + (b - a) * i / n for i in range(1, n))
+        points.append(b)
+    return torch.tensor(points, dtype=torch.float64)
