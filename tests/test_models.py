@@ -298,9 +298,9 @@ def test_error_hidden_state_shape():
 
 
 def test_error_unknown_method_and_interpolation():
-    with pytest.raises(ValueError, match="unknown method 'rk5' for a ContinuousRNN; expected one of .*dopri5.*euler"):
+    with pytest.raises(ValueError, match="unknown method 'rk5'; expected one of the Runge-Kutta methods .*dopri5.*euler"):
         nr.ContinuousRNN(nr.LipschitzField(D, N), 2, method="rk5")
-    with pytest.raises(ValueError, match="unknown method 'scipy_solver' for a ContinuousRNN"):
+    with pytest.raises(ValueError, match="unknown method 'scipy_solver'; expected one of the Runge-Kutta methods"):
         nr.ContinuousRNN(nr.LipschitzField(D, N), 2, method="scipy_solver")  # not a Runge-Kutta method
     with pytest.raises(ValueError, match="unknown interpolation 'spline'"):
         nr.ContinuousRNN(nr.LipschitzField(D, N), 2, interpolation="spline")
@@ -572,19 +572,21 @@ def test_a_discrete_model_with_an_unstable_step_or_broken_parameters_stops():
 
 
 def test_model_arguments_are_checked_where_the_model_is_made():
-    """Issue 16 item 9: ContinuousRNN(rtol=-1) was accepted (and step_size=inf, True)."""
+    """Issue 16 item 9: ContinuousRNN(rtol=-1) was accepted (and step_size=inf, True); issue 17: the
+    solver settings are checked once, by solvers.SolveSpec, with its messages."""
     f = nr.LipschitzField(D, N)
     for kw, msg in [(dict(rtol=-1), r"rtol must be a non-negative finite number; got rtol = -1"),
                     (dict(atol=float("nan")), r"atol must be a non-negative finite number; got atol = nan"),
-                    (dict(rtol=0, atol=0), r"rtol and atol cannot both be 0"),
-                    (dict(step_size=0.0), r"step_size must be a positive finite number; got step_size = 0.0"),
-                    (dict(step_size=float("inf")), r"step_size must be a positive finite number; got step_size = inf"),
-                    (dict(step_size=-0.1), r"step_size must be a positive finite number; got step_size = -0.1")]:
+                    (dict(rtol=0, atol=0), r"rtol and atol must not both be 0"),
+                    (dict(step_size=0.0), r"step_size must be None or a positive finite number; got step_size = 0.0"),
+                    (dict(step_size=float("inf")), r"step_size must be None or a positive finite number; got "
+                                                   r"step_size = inf"),
+                    (dict(step_size=-0.1), r"step_size must be None or a positive finite number; got step_size = -0.1")]:
         with pytest.raises(ValueError, match=msg):
             nr.ContinuousRNN(f, 2, **kw)
-    with pytest.raises(TypeError, match=r"step_size must be a positive finite number; got True of type bool"):
+    with pytest.raises(TypeError, match=r"step_size must be None or a number; got bool True"):
         nr.ContinuousRNN(f, 2, step_size=True)
-    with pytest.raises(TypeError, match=r"rtol must be a non-negative finite number; got '1e-3' of type str"):
+    with pytest.raises(TypeError, match=r"rtol must be a number; got str '1e-3'"):
         nr.ContinuousRNN(f, 2, method="dopri5", rtol="1e-3")
     with pytest.raises(ValueError, match=r"step_size must be a positive finite number; got step_size = nan"):
         f.discretize("euler", float("nan"))
