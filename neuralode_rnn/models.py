@@ -229,7 +229,7 @@ def _integrate_per_sample(field: Field, path: Path, h0: torch.Tensor, at: list[i
     return torch.stack(outs[1:]), term.nfe
 
 
-def gradient_mode(gradient: str | None, adjoint: bool) -> str | None:
+def gradient_mode(gradient: str | None, adjoint: bool) -> str:
     """The gradient mode of ``gradient`` and the ``adjoint=True`` shorthand (the mode itself is
     checked by ``solvers.SolveSpec`` against the one gradient registry)."""
     if gradient is None:
