@@ -258,7 +258,7 @@ def cross_solver_accuracy(model: nn.Module, values: Tensor, times: Tensor | None
     rows = [{"method": model.method, "setting": model.step_size, "trained": True,
              "accuracy": accuracy(model, values, times, targets)}]
     for method, s in settings:
-        fixed = solvers.METHODS[method].kind == "fixed"
+        fixed = not solvers.SolveSpec(method=method).adaptive  # an unknown method: the specification's error
         other = with_settings(model, method, s if fixed else None, None if fixed else s)
         rows.append({"method": method, "setting": s, "trained": False,
                      "accuracy": accuracy(other, values, times, targets)})

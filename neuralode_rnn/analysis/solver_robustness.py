@@ -47,7 +47,8 @@ class RobustnessSetting:
     """One solver to test a trained model with.
 
     Attributes:
-        method: a name in ``solvers.METHODS``.
+        method: a Runge-Kutta method a model solves with (``solvers.TABLEAUX``; checked by the solve
+            specification, ``solvers.SolveSpec``).
         step_fraction: fixed-step methods: the step as a fraction of the training step h.
         rtol: adaptive methods: the relative tolerance (atol = rtol * 1e-3).
     """
@@ -57,9 +58,7 @@ class RobustnessSetting:
     rtol: float | None = None
 
     def __post_init__(self) -> None:
-        if self.method not in solvers.METHODS:
-            raise ValueError(f"unknown method {self.method!r}; expected one of {', '.join(sorted(solvers.METHODS))}")
-        if solvers.METHODS[self.method].kind == "fixed":
+        if not solvers.SolveSpec(method=self.method).adaptive:
             if self.rtol is not None or not _positive(self.step_fraction):
                 raise ValueError(f"the fixed-step method {self.method!r} needs step_fraction > 0 (a fraction of the "
                                  f"training step) and no rtol; got step_fraction={self.step_fraction!r}, "
