@@ -23,7 +23,7 @@ from torch import nn
 
 import solvers
 
-from .cells import FieldCell, check_number
+from .cells import FieldCell
 from .fields.base import Field
 from .parametrizations import keep_complex
 from .paths import (
@@ -38,7 +38,8 @@ from .paths import (
 )
 
 __all__ = ["ERROR_CONTROLS", "ContinuousRNN", "DiscreteRNN", "TorchRNN", "batch_inputs", "check_finite_states",
-           "gather_time", "integrate_path", "last_observed_index", "unbatched_state"]
+           "check_spec", "gather_time", "gradient_mode", "integrate_path", "last_observed_index", "share_modules",
+           "solver_setting", "unbatched_state"]
 
 ERROR_CONTROLS = ("batch", "sample")
 """Adaptive solves of a batch: one error norm over the whole batch (one step sequence), or each
@@ -144,13 +145,15 @@ def _check_channels(values: torch.Tensor, input_size: int) -> None:
                          f"got shape {tuple(values.shape)}")
 
 
-def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], method: str, *,
-                   step_size: float | None = None, gradient: str = "backprop", rtol: float = 1e-3, atol: float = 1e-5,
-                   max_steps: int = solvers.DEFAULT_MAX_STEPS, knots: torch.Tensor | None = None,
-                   first_gap: float | None = None, error_control: str = "batch") -> tuple[torch.Tensor, int]:
-    """``field`` driven by ``path``, integrated from one first gap before the first knot.
+def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], spec: solvers.SolveSpec, *,
+                   knots: torch.Tensor | None = None, first_gap: float | None = None) -> tuple[torch.Tensor, int]:
+    """``field`` driven by ``path``, integrated from one first gap before the first knot as ``spec`` says.
 
     Returns the states (len(at), B, N) at the knots ``at`` and the number of field evaluations.
+
+    ``spec``: the :class:`solvers.SolveSpec` of the solve (method, step_size or rtol/atol, gradient,
+    max_steps, error_control), validated when it was made; this function only builds the term and
+    the clock and hands them to ``spec.solve``.
 
     The clock (``paths.solve_clock``, float64): shared times (T,) are real time relative to the first
     knot (``path.knots``, or ``knots`` given instead), starting at t0 = 2 t_1 - t_2 (t_1 -
@@ -161,16 +164,14 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], me
     its longest sample needs (at least as many as alone, so not the same states), and an adaptive
     method takes one step sequence for the batch.
     ``error_control="sample"`` (adaptive methods): every sample its own steps on its own real-time
-    clock (``solvers.per_sample``), so its result does not depend on the rest of the batch.  The
+    clock, so its result does not depend on the rest of the batch.  The
     term: the structured kernel when the field declares the linear-plus-activation form, else the
     field's ``rhs`` driven through the engine's cursor (the input map applied per evaluation under
     the adjoint, so its memory stays flat and its gradients reach the map).
     """
     dt = path.dtype
-    if error_control not in ERROR_CONTROLS:
-        raise ValueError(f"unknown error_control {error_control!r}; expected one of {', '.join(map(repr, ERROR_CONTROLS))}")
-    if error_control == "sample":
-        return _integrate_per_sample(field, path, h0, at, method, gradient, rtol, atol, max_steps)
+    if spec.error_control == "sample":
+        return _integrate_per_sample(field, path, h0, at, spec)
     if not path.per_sample:
         knots, t_out = solve_clock(path, at, knots=knots, first_gap=first_gap)
         jumps, gap_scale, scale, rates = knots, None, None, None
@@ -181,10 +182,11 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], me
         scale = path.gaps().to(dt)
     structure = field.structure()
     lin = field.input_map
+    adjoint = spec.gradient == "adjoint"
     if structure is not None:
         inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, scale=scale, rates=rates)
         term = solvers.LinearActivationTerm(structure, inputs, time_dtype=knots.dtype)
-    elif gradient == "adjoint":
+    elif adjoint:
         # the adjoint differentiates the input's tensors one by one: give it detached leaves of them
         # (the coefficients of a spline are functions of one another), tied back to the originals
         sources = (*path.coeffs, path.first, path.last)
@@ -198,21 +200,17 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], me
         term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=knots.dtype, euler=field.euler_step)
     params = tuple(p for p in field.parameters() if p.requires_grad)
     sources = None
-    if isinstance(term, solvers.DrivenTerm) and gradient == "adjoint":
+    if isinstance(term, solvers.DrivenTerm) and adjoint:
         sources = params + tuple(path.coeffs) + (path.first, path.last)
         params = params + tuple(leaves)
-    outs = solvers.solve(term, h0, t_out, method, gradient=gradient, step_size=step_size, gap_scale=gap_scale,
-                         jump_t=jumps, rtol=rtol, atol=atol, max_steps=max_steps, params=params,
-                         param_sources=sources)
+    outs = spec.solve(term, h0, t_out, gap_scale=gap_scale, jump_t=jumps, params=params, param_sources=sources)
     return torch.stack(outs[1:]), term.nfe
 
 
-def _integrate_per_sample(field: Field, path: Path, h0: torch.Tensor, at: list[int], method: str, gradient: str,
-                          rtol: float, atol: float, max_steps: int) -> tuple[torch.Tensor, int]:
-    """:func:`integrate_path` with per-sample error control: each sample on its own knots in real time."""
-    if gradient != "backprop":
-        raise ValueError(f"error_control='sample' differentiates by backprop through each sample's own steps; "
-                         f"got gradient={gradient!r} (use 'backprop', or error_control='batch')")
+def _integrate_per_sample(field: Field, path: Path, h0: torch.Tensor, at: list[int],
+                          spec: solvers.SolveSpec) -> tuple[torch.Tensor, int]:
+    """:func:`integrate_path` with per-sample error control: each sample on its own knots in real time
+    (``spec`` allows it with an adaptive method and backprop only)."""
     B = path.batch_size
     knots = path.knots.detach()
     if knots.dim() == 1:
@@ -227,10 +225,57 @@ def _integrate_per_sample(field: Field, path: Path, h0: torch.Tensor, at: list[i
         inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, weight=lin.weight, bias=lin.bias,
                                         complex_halves=field.is_complex)
         term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=knots.dtype)
-    problem = solvers.make_problem(term, h0, t_out, method, jump_t=knots, rtol=rtol, atol=atol, max_steps=max_steps,
-                                   per_sample=True)
-    outs = solvers.GRADIENT_MODES["backprop"](problem)
+    outs = spec.solve(term, h0, t_out, jump_t=knots)
     return torch.stack(outs[1:]), term.nfe
+
+
+def gradient_mode(gradient: str | None, adjoint: bool) -> str:
+    """The gradient mode of ``gradient`` and the ``adjoint=True`` shorthand (the mode itself is
+    checked by ``solvers.SolveSpec`` against the one gradient registry)."""
+    if gradient is None:
+        return "adjoint" if adjoint else "backprop"
+    if adjoint and gradient != "adjoint":
+        raise ValueError(f"adjoint=True is shorthand for gradient='adjoint' but gradient={gradient!r} was also given; "
+                         f"pass only one")
+    return gradient
+
+
+def check_spec(spec) -> solvers.SolveSpec:
+    """``spec`` if it is a :class:`solvers.SolveSpec`, else a TypeError naming what it got."""
+    if not isinstance(spec, solvers.SolveSpec):
+        raise TypeError(f"spec must be a solvers.SolveSpec (e.g. model.spec.replace(method='rk4')); got "
+                        f"{type(spec).__name__}")
+    return spec
+
+
+def solver_setting(name: str) -> property:
+    """A read-only view of ``model.spec.<name>``: a model's solver settings are its frozen
+    specification, so assigning one is an AttributeError pointing to ``with_solver``."""
+
+    def get(self):
+        return getattr(self.spec, name)
+
+    def refuse(self, value):
+        raise AttributeError(f"{type(self).__name__}.{name} is part of the model's frozen solve specification; use "
+                             f"model.with_solver({name}={value!r}) for a model that shares these parameters")
+
+    return property(get, refuse, doc=f"The solve specification's ``{name}`` (read-only; see ``with_solver``).")
+
+
+def share_modules(model: nn.Module, **attributes) -> nn.Module:
+    """A new module of ``model``'s class holding the same submodules and parameters (not copies),
+    with ``attributes`` set on it: the model of ``with_solver``.
+
+    The instance's own tables (submodules, parameters, buffers, hooks) are new dicts holding the
+    same objects, so replacing a submodule of one does not replace it in the other."""
+    new = type(model).__new__(type(model))
+    new.__dict__.update({k: (v.copy() if isinstance(v, (dict, set)) else v) for k, v in model.__dict__.items()})
+    for name, value in attributes.items():
+        if isinstance(value, nn.Module):
+            setattr(new, name, value)  # registered in the new instance's own table of submodules
+        else:
+            object.__setattr__(new, name, value)
+    return new
 
 
 class ContinuousRNN(nn.Module):
@@ -274,44 +319,49 @@ class ContinuousRNN(nn.Module):
         super().__init__()
         if not isinstance(field, Field):
             raise TypeError(f"field must be a neuralode_rnn Field (e.g. nr.LipschitzField); got {type(field).__name__}")
-        if method not in solvers.TABLEAUX:
-            raise ValueError(f"unknown method {method!r} for a ContinuousRNN; expected one of the Runge-Kutta "
-                             f"methods {', '.join(sorted(solvers.TABLEAUX))}")
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"unknown interpolation {interpolation!r}; expected one of "
                              f"{', '.join(map(repr, INTERPOLATIONS))}")
-        if step_size is not None:
-            step_size = check_number("step_size", step_size)
-        rtol, atol = check_number("rtol", rtol, allow_zero=True), check_number("atol", atol, allow_zero=True)
-        if rtol == 0 and atol == 0:
-            raise ValueError("rtol and atol cannot both be 0: an adaptive step would have to be exact; got rtol = 0, "
-                             "atol = 0 (e.g. rtol=1e-3, atol=1e-5)")
         check_output_size(output_size)
-        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-            raise ValueError(f"max_steps must be a positive int; got {max_steps!r}")
+        # the solver settings are checked once, by the specification (against solvers' registries)
+        self._spec = solvers.SolveSpec(method=method, step_size=step_size, rtol=rtol, atol=atol,
+                                       gradient=gradient_mode(gradient, adjoint), max_steps=max_steps,
+                                       error_control=error_control)
         self.field = field
-        self.method = method
-        self.step_size = step_size
         self.interpolation = interpolation
-        self.rtol = rtol
-        self.atol = atol
-        self.gradient = solvers.resolve_gradient(gradient, adjoint)
-        self.max_steps = max_steps
-        if error_control not in ERROR_CONTROLS:
-            raise ValueError(f"unknown error_control {error_control!r}; expected one of "
-                             f"{', '.join(map(repr, ERROR_CONTROLS))}")
-        if error_control == "sample" and not solvers.TABLEAUX[method].adaptive:
-            raise ValueError(f"error_control='sample' needs an adaptive method (e.g. dopri5); {method!r} takes fixed "
-                             f"steps")
-        if error_control == "sample" and self.gradient != "backprop":
-            raise ValueError(f"error_control='sample' supports gradient='backprop' only; got {self.gradient!r}")
-        self.error_control = error_control
         self.readout = nn.Linear(field.feature_size, output_size)
         self.nfe = 0  # function evaluations of the last solve
+
+    # -------------------------------------------------------------- the solve specification
+    @property
+    def spec(self) -> solvers.SolveSpec:
+        """How this model solves (a frozen :class:`solvers.SolveSpec`); ``with_solver`` changes it."""
+        return self._spec
+
+    def with_solver(self, **changes) -> ContinuousRNN:
+        """This model with ``spec.replace(**changes)`` (e.g. ``method="rk4", step_size=None``).
+
+        The result shares this model's field and readout (the same modules and parameters, not
+        copies): training one trains the other.  The settings are validated by the specification;
+        an unknown name is a TypeError naming the settings there are."""
+        return share_modules(self, _spec=self._spec.replace(**changes))
+
+    method = solver_setting("method")
+    step_size = solver_setting("step_size")
+    rtol = solver_setting("rtol")
+    atol = solver_setting("atol")
+    gradient = solver_setting("gradient")
+    max_steps = solver_setting("max_steps")
+    error_control = solver_setting("error_control")
 
     @property
     def adjoint(self) -> bool:
         return self.gradient == "adjoint"
+
+    @adjoint.setter
+    def adjoint(self, value) -> None:
+        raise AttributeError(f"{type(self).__name__}.adjoint is part of the model's frozen solve specification; use "
+                             f"model.with_solver(gradient='adjoint') for a model that shares these parameters")
 
     @property
     def dtype(self) -> torch.dtype:
@@ -324,7 +374,7 @@ class ContinuousRNN(nn.Module):
 
     @property
     def fixed_step(self) -> bool:
-        return solvers.METHODS[self.method].kind == "fixed"
+        return not self._spec.adaptive
 
     # -------------------------------------------------------------- integration
     def _h0(self, h0, B: int, dtype: torch.dtype, device) -> torch.Tensor:
@@ -333,18 +383,20 @@ class ContinuousRNN(nn.Module):
         self.field.check_state(h0, B, name="h0", dtype=dtype)
         return h0
 
-    def instability(self, path: Path) -> str:
-        """What a non-finite state most likely means for this model on ``path``, and what to try."""
-        if not self.fixed_step:
-            return (f"the adaptive method {self.method!r} (rtol={self.rtol:g}, atol={self.atol:g}) ended with a "
+    def instability(self, path: Path, spec: solvers.SolveSpec | None = None) -> str:
+        """What a non-finite state most likely means for this model on ``path`` solved by ``spec``
+        (default its own), and what to try."""
+        spec = self._spec if spec is None else spec
+        if spec.adaptive:
+            return (f"the adaptive method {spec.method!r} (rtol={spec.rtol:g}, atol={spec.atol:g}) ended with a "
                     f"non-finite state: the field overflowed on these inputs or times; check the values and h0 for "
                     f"extreme entries, or tighten rtol/atol")
         gaps = path.gaps().detach().to(torch.float64).reshape(-1)
         gap = float(gaps.max()) if gaps.numel() else 1.0
-        step = gap if self.step_size is None else float((gaps / torch.ceil(gaps / self.step_size)).max()) \
-            if gaps.numel() else self.step_size
-        how = "one step per gap (step_size=None)" if self.step_size is None else f"step_size={self.step_size:g}"
-        return (f"the fixed-step method {self.method!r} took steps up to {step:g} ({how}; largest gap between "
+        step = gap if spec.step_size is None else float((gaps / torch.ceil(gaps / spec.step_size)).max()) \
+            if gaps.numel() else spec.step_size
+        how = "one step per gap (step_size=None)" if spec.step_size is None else f"step_size={spec.step_size:g}"
+        return (f"the fixed-step method {spec.method!r} took steps up to {step:g} ({how}; largest gap between "
                 f"samples {gap:g}), most likely beyond its stability limit (solvers.max_stable_step); try a smaller "
                 f"step_size (e.g. step_size={step / 10:g}), an adaptive method (method='dopri5'), or times in "
                 f"larger units so the gaps are shorter")
@@ -355,22 +407,22 @@ class ContinuousRNN(nn.Module):
         return self.field.structure() is not None
 
     def solve_path(self, path: Path, h0: torch.Tensor | None = None, at: list[int] | None = None,
-                   check_finite: bool = True) -> torch.Tensor:
+                   check_finite: bool = True, *, spec: solvers.SolveSpec | None = None) -> torch.Tensor:
         """Hidden states (B, T, N) at the path's knots, starting one first gap before them.
 
         ``at``: knot indices (increasing) to return, (B, len(at), N); the solve stops at the last.
         ``check_finite``: raise ``solvers.NonFiniteStateError`` on a NaN or inf state (one check after
         the solve); False returns them, for a study that measures a divergence (compare_solvers).
+        ``spec``: solve this call with another :class:`solvers.SolveSpec` (default ``self.spec``).
         """
+        spec = self._spec if spec is None else check_spec(spec)
         B, T = path.batch_size, path.length
         h0 = self._h0(h0, B, path.dtype, path.device)
         at = list(range(T)) if at is None else [int(k) for k in at]
-        states, self.nfe = integrate_path(self.field, path, h0, at, self.method, step_size=self.step_size,
-                                          gradient=self.gradient, rtol=self.rtol, atol=self.atol,
-                                          max_steps=self.max_steps, error_control=self.error_control)
+        states, self.nfe = integrate_path(self.field, path, h0, at, spec)
         states = states.transpose(0, 1)
         if check_finite:
-            check_finite_states(states, self, lambda: self.instability(path), at)
+            check_finite_states(states, self, lambda: self.instability(path, spec), at)
         return states
 
     def path(self, values: torch.Tensor, times: torch.Tensor | None = None) -> Path:
@@ -389,19 +441,22 @@ class ContinuousRNN(nn.Module):
         return self.field.initial_state(0, values.dtype, values.device)
 
     def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None,
-                   h0: torch.Tensor | None = None) -> torch.Tensor:
-        """Hidden states (B, T, N) at the sample times (complex for complex fields)."""
+                   h0: torch.Tensor | None = None, *, spec: solvers.SolveSpec | None = None) -> torch.Tensor:
+        """Hidden states (B, T, N) at the sample times (complex for complex fields); ``spec``: solve
+        this call with another :class:`solvers.SolveSpec` (default ``self.spec``)."""
         values, times, unbatched = batch_inputs(values, times, self.dtype)
         h0 = unbatched_state(h0, unbatched)
         if values.shape[0] == 0:
             _check_channels(values, self.field.input_size)
             return self._empty(values).unsqueeze(1).expand(0, values.shape[1], -1)
-        states = self.solve_path(self._path(values, times), h0)
+        states = self.solve_path(self._path(values, times), h0, spec=spec)
         return states[0] if unbatched else states
 
     def forward(self, values: torch.Tensor, times: torch.Tensor | None = None,
-                h0: torch.Tensor | None = None) -> torch.Tensor:
-        """Readout (B, output_size) of the state at each sample's last observed time.
+                h0: torch.Tensor | None = None, *, spec: solvers.SolveSpec | None = None) -> torch.Tensor:
+        """Readout (B, output_size) of the state at each sample's last observed time; ``spec``: solve
+        this call with another :class:`solvers.SolveSpec` (default ``self.spec``; a training recipe
+        switches the solver per batch with it).
 
         Only the states at the distinct last observed steps are requested from the solver (one,
         usually), so checkpoint and adjoint memory does not hold a (B, T, N) trajectory."""
@@ -412,7 +467,7 @@ class ContinuousRNN(nn.Module):
             return self.readout(self.field.features(self._empty(values)))
         last = last_observed_index(values)
         at = sorted(set(last.tolist()))
-        states = self.solve_path(self._path(values, times), h0, at)  # (B, len(at), N)
+        states = self.solve_path(self._path(values, times), h0, at, spec=spec)  # (B, len(at), N)
         pos = torch.searchsorted(torch.tensor(at, device=last.device), last)
         out = self.readout(self.field.features(gather_time(states, pos)))
         return out[0] if unbatched else out
@@ -500,7 +555,8 @@ class DiscreteRNN(nn.Module):
             knots = eps * torch.arange(1, T + 1, dtype=torch.float64, device=values.device)
             path = interpolate(values, None, "hold")  # a hold path's pieces do not depend on the knots
             h = self._h0(h0, B, values.dtype, values.device)
-            states, _ = integrate_path(cell.field, path, h, list(range(T)), cell.tableau, knots=knots, first_gap=eps)
+            states, _ = integrate_path(cell.field, path, h, list(range(T)), solvers.SolveSpec(method=cell.method),
+                                       knots=knots, first_gap=eps)
             states = states.transpose(0, 1)
         else:
             x = fill_missing(values, torch.arange(T, dtype=values.dtype, device=values.device), "hold")

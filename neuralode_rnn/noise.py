@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+import solvers
 import solvers.sde as _sde
 
 from .cells import check_number
@@ -28,8 +29,11 @@ from .models import (
     ContinuousRNN,
     batch_inputs,
     check_finite_states,
+    check_spec,
     gather_time,
     last_observed_index,
+    share_modules,
+    solver_setting,
     unbatched_state,
 )
 from .paths import Path, solve_clock
@@ -128,6 +132,24 @@ class StochasticRNN(nn.Module):
         return self.base.field
 
     @property
+    def spec(self) -> solvers.SolveSpec:
+        """The deterministic model's solve specification (``step_size`` is also the SDE step)."""
+        return self.base.spec
+
+    def with_solver(self, **changes) -> StochasticRNN:
+        """This model with ``spec.replace(**changes)``, sharing its field and readout (not copies);
+        see :meth:`ContinuousRNN.with_solver`."""
+        return share_modules(self, base=self.base.with_solver(**changes))
+
+    method = solver_setting("method")
+    step_size = solver_setting("step_size")
+    rtol = solver_setting("rtol")
+    atol = solver_setting("atol")
+    gradient = solver_setting("gradient")
+    max_steps = solver_setting("max_steps")
+    error_control = solver_setting("error_control")
+
+    @property
     def readout(self) -> nn.Linear:
         return self.base.readout
 
@@ -143,10 +165,13 @@ class StochasticRNN(nn.Module):
     def path(self, values: torch.Tensor, times: torch.Tensor | None = None) -> Path:
         return self.base.path(values, times)
 
-    def solve_path(self, path: Path, h0: torch.Tensor | None = None, bm=None) -> torch.Tensor:
-        """Hidden states (B, T, N) at the knots: the SDE's when :attr:`noisy`, else the ODE's."""
+    def solve_path(self, path: Path, h0: torch.Tensor | None = None, bm=None, *,
+                   spec: solvers.SolveSpec | None = None) -> torch.Tensor:
+        """Hidden states (B, T, N) at the knots: the SDE's when :attr:`noisy`, else the ODE's;
+        ``spec``: another solve specification for this call (its ``step_size`` is the SDE step)."""
         if not self.noisy:
-            return self.base.solve_path(path, h0)
+            return self.base.solve_path(path, h0, spec=spec)
+        spec = self.spec if spec is None else check_spec(spec)
         if path.per_sample:
             raise ValueError("StochasticRNN supports shared sample times (T,) only; got per-sample (B, T) times "
                              "(evaluate such data with the deterministic model, model.eval())")
@@ -164,33 +189,33 @@ class StochasticRNN(nn.Module):
             entropy = int(torch.randint(0, 2 ** 31 - 1, ()).item())
             bm = _sde.brownian_interval(float(t[0]), float(t[-1]), B, self.field.hidden_size, dtype=h0.dtype,
                                         device=h0.device, entropy=entropy, method=self.sde_method)
-        out = _sde.sdeint(sde, h0, t, method=self.sde_method, dt=self.base.step_size, adjoint=self.adjoint_sde,
+        out = _sde.sdeint(sde, h0, t, method=self.sde_method, dt=spec.step_size, adjoint=self.adjoint_sde,
                           bm=bm, jump_t=knots)
         states = out[1:].transpose(0, 1)
         check_finite_states(states, self, lambda: f"the noisy solve ({self.sde_method!r}, sigma={self.sigma:g}) "
-                                                  f"{self.base.instability(path)}")
+                                                  f"{self.base.instability(path, spec)}")
         return states
 
     def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None,
-                   h0: torch.Tensor | None = None, bm=None) -> torch.Tensor:
+                   h0: torch.Tensor | None = None, bm=None, *, spec: solvers.SolveSpec | None = None) -> torch.Tensor:
         """Hidden states (B, T, N) at the sample times; inputs as for ContinuousRNN (unbatched,
-        cast to the model's dtype, empty batches)."""
+        cast to the model's dtype, empty batches, ``spec``)."""
         if not self.noisy:
-            return self.base.trajectory(values, times, h0)
+            return self.base.trajectory(values, times, h0, spec=spec)
         values, times, unbatched = batch_inputs(values, times, self.base.dtype)
         if values.shape[0] == 0:
-            return self.base.trajectory(values, times, h0)
-        states = self.solve_path(self.base.path(values, times), unbatched_state(h0, unbatched), bm)
+            return self.base.trajectory(values, times, h0, spec=spec)
+        states = self.solve_path(self.base.path(values, times), unbatched_state(h0, unbatched), bm, spec=spec)
         return states[0] if unbatched else states
 
     def forward(self, values: torch.Tensor, times: torch.Tensor | None = None,
-                h0: torch.Tensor | None = None, bm=None) -> torch.Tensor:
-        """Readout (B, output_size) of each sample's last observed state."""
+                h0: torch.Tensor | None = None, bm=None, *, spec: solvers.SolveSpec | None = None) -> torch.Tensor:
+        """Readout (B, output_size) of each sample's last observed state (``spec``: as ``trajectory``)."""
         if not self.noisy:
-            return self.base(values, times, h0)
+            return self.base(values, times, h0, spec=spec)
         values, times, unbatched = batch_inputs(values, times, self.base.dtype)
         if values.shape[0] == 0:
-            return self.base(values, times, h0)
-        states = self.solve_path(self.base.path(values, times), unbatched_state(h0, unbatched), bm)
+            return self.base(values, times, h0, spec=spec)
+        states = self.solve_path(self.base.path(values, times), unbatched_state(h0, unbatched), bm, spec=spec)
         out = self.readout(self.field.features(gather_time(states, last_observed_index(values))))
         return out[0] if unbatched else out

@@ -2,7 +2,7 @@
 
 Names (``MODELS``):
 
-* continuous (``ContinuousRNN``, any solver in ``solvers.METHODS`` via ``method``):
+* continuous (``ContinuousRNN``, any Runge-Kutta method of ``solvers.TABLEAUX`` via ``method``):
   ``lipschitz``, ``antisymmetric``, ``antisymmetric-gated``, ``unitary``, ``ctrnn``;
 * their discrete cells (``DiscreteRNN(field.discretize(method, eps))``, one step of ``method`` per
   sample): the same names with ``-discrete`` appended;
@@ -58,6 +58,7 @@ __all__ = [
     "ModelSpec",
     "build_from_config",
     "build_model",
+    "check_cell_method",
     "count_parameters",
     "evaluations_per_sequence",
     "is_continuous",
@@ -145,6 +146,15 @@ def model_spec(name: str) -> ModelSpec:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}") from None
 
 
+def check_cell_method(method: str) -> None:
+    """A discrete cell of the zoo takes one step of a fixed-step tableau of ``solvers.TABLEAUX``
+    per sample; anything else is a ValueError listing those methods."""
+    if method not in solvers.TABLEAUX or solvers.TABLEAUX[method].adaptive:
+        fixed = [k for k, t in solvers.TABLEAUX.items() if not t.adaptive]
+        raise ValueError(f"a discrete cell needs an explicit tableau method of fixed step; got {method!r}, expected "
+                         f"one of {', '.join(fixed)}")
+
+
 def build_model(name: str, input_size: int, output_size: int, hidden_size: int = 64, *,
                 method: str = "euler", eps: float | None = None, step_size: float | None = None,
                 interpolation: str | None = None, gradient: str = "backprop", rtol: float = 1e-3,
@@ -186,19 +196,15 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
                               step_size=step_size, interpolation=interpolation, gradient=gradient, rtol=rtol,
                               atol=atol)
     interpolation = "hold" if interpolation is None else interpolation
-    if method not in solvers.METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {', '.join(sorted(solvers.METHODS))}")
+    # method, step_size, rtol, atol, gradient: checked by the solve specification the model makes
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"unknown interpolation {interpolation!r}; expected one of {', '.join(INTERPOLATIONS)}")
-    solvers.resolve_gradient(gradient)  # the one registry of gradient modes: unknown names are refused there
     eps = spec.eps if eps is None else eps
     if not (isinstance(eps, (int, float)) and eps > 0):
         raise ValueError(f"eps must be a positive number (the time between samples); got {eps!r}")
     field = _field(spec.family, input_size, hidden_size, beta, gamma, stable_margin)
     if spec.kind == "discrete":
-        if method not in solvers.TABLEAUX or solvers.TABLEAUX[method].adaptive:
-            raise ValueError(f"a discrete cell needs an explicit tableau method of fixed step; got {method!r}, expected "
-                             f"one of {', '.join(solvers.FIXED_TABLEAUX)}")
+        check_cell_method(method)
         return DiscreteRNN(field.discretize(method, eps), output_size)
     if noise_sigma > 0:
         from .noise import StochasticRNN

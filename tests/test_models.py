@@ -4,6 +4,7 @@ Each paper recurrence is written out here from its equation, with the parameters
 field's raw tensors, and compared with ContinuousRNN.trajectory to 1e-12 (float64).
 """
 
+import copy
 import math
 
 import pytest
@@ -298,9 +299,9 @@ def test_error_hidden_state_shape():
 
 
 def test_error_unknown_method_and_interpolation():
-    with pytest.raises(ValueError, match="unknown method 'rk5' for a ContinuousRNN; expected one of .*dopri5.*euler"):
+    with pytest.raises(ValueError, match="unknown method 'rk5'; expected one of the Runge-Kutta methods .*dopri5.*euler"):
         nr.ContinuousRNN(nr.LipschitzField(D, N), 2, method="rk5")
-    with pytest.raises(ValueError, match="unknown method 'scipy_solver' for a ContinuousRNN"):
+    with pytest.raises(ValueError, match="unknown method 'scipy_solver'; expected one of the Runge-Kutta methods"):
         nr.ContinuousRNN(nr.LipschitzField(D, N), 2, method="scipy_solver")  # not a Runge-Kutta method
     with pytest.raises(ValueError, match="unknown interpolation 'spline'"):
         nr.ContinuousRNN(nr.LipschitzField(D, N), 2, interpolation="spline")
@@ -572,19 +573,21 @@ def test_a_discrete_model_with_an_unstable_step_or_broken_parameters_stops():
 
 
 def test_model_arguments_are_checked_where_the_model_is_made():
-    """Issue 16 item 9: ContinuousRNN(rtol=-1) was accepted (and step_size=inf, True)."""
+    """Issue 16 item 9: ContinuousRNN(rtol=-1) was accepted (and step_size=inf, True); issue 17: the
+    solver settings are checked once, by solvers.SolveSpec, with its messages."""
     f = nr.LipschitzField(D, N)
     for kw, msg in [(dict(rtol=-1), r"rtol must be a non-negative finite number; got rtol = -1"),
                     (dict(atol=float("nan")), r"atol must be a non-negative finite number; got atol = nan"),
-                    (dict(rtol=0, atol=0), r"rtol and atol cannot both be 0"),
-                    (dict(step_size=0.0), r"step_size must be a positive finite number; got step_size = 0.0"),
-                    (dict(step_size=float("inf")), r"step_size must be a positive finite number; got step_size = inf"),
-                    (dict(step_size=-0.1), r"step_size must be a positive finite number; got step_size = -0.1")]:
+                    (dict(rtol=0, atol=0), r"rtol and atol must not both be 0"),
+                    (dict(step_size=0.0), r"step_size must be None or a positive finite number; got step_size = 0.0"),
+                    (dict(step_size=float("inf")), r"step_size must be None or a positive finite number; got "
+                                                   r"step_size = inf"),
+                    (dict(step_size=-0.1), r"step_size must be None or a positive finite number; got step_size = -0.1")]:
         with pytest.raises(ValueError, match=msg):
             nr.ContinuousRNN(f, 2, **kw)
-    with pytest.raises(TypeError, match=r"step_size must be a positive finite number; got True of type bool"):
+    with pytest.raises(TypeError, match=r"step_size must be None or a number; got bool True"):
         nr.ContinuousRNN(f, 2, step_size=True)
-    with pytest.raises(TypeError, match=r"rtol must be a non-negative finite number; got '1e-3' of type str"):
+    with pytest.raises(TypeError, match=r"rtol must be a number; got str '1e-3'"):
         nr.ContinuousRNN(f, 2, method="dopri5", rtol="1e-3")
     with pytest.raises(ValueError, match=r"step_size must be a positive finite number; got step_size = nan"):
         f.discretize("euler", float("nan"))
@@ -680,3 +683,129 @@ def test_other_model_arguments_are_checked_where_made():
     with pytest.raises(TypeError, match=r"cell must be a discrete cell, an nn.Module with input_size and hidden_size .* got "
                                         r"LipschitzField"):
         nr.DiscreteRNN(f, 2)
+
+
+# ------------------------------------------------------------------ issue 17 item 3: a frozen solve specification
+SETTINGS = ("method", "step_size", "rtol", "atol", "gradient", "max_steps", "error_control")
+
+
+def _solver_models():
+    """One model of every class that has solver settings."""
+    from neuralode_rnn.baselines import ODERNN, NeuralCDE
+    from neuralode_rnn.noise import StochasticRNN
+
+    return [nr.ContinuousRNN(nr.LipschitzField(D, N), 3, method="euler"),
+            StochasticRNN(nr.LipschitzField(D, N), 3, sigma=0.1),
+            ODERNN(D, N, 3), NeuralCDE(D, N, 3)]
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_assigning_a_solver_setting_raises_and_names_with_solver(index):
+    """Issue 17 item 3: solver settings were mutable model state (recipes and analysis assigned them)."""
+    model = _solver_models()[index]
+    spec = model.spec
+    for name in SETTINGS:
+        if not hasattr(type(model), name):
+            continue  # the baselines have no max_steps / error_control
+        value = getattr(model, name)
+        with pytest.raises(AttributeError, match=rf"{type(model).__name__}\.{name} is part of the model's frozen "
+                                                 rf"solve specification; use model\.with_solver\({name}="):
+            setattr(model, name, value)
+    assert model.spec is spec
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_with_solver_shares_the_parameters(index):
+    """An optimizer step on the model with_solver gives moves the original's parameters too."""
+    model = _solver_models()[index]
+    other = model.with_solver(method="midpoint")
+    assert other.method == "midpoint" and model.method != "midpoint" and model.spec == other.spec.replace(
+        method=model.method)
+    assert [id(p) for p in other.parameters()] == [id(p) for p in model.parameters()]
+    x = torch.randn(2, 6, D)
+    times = torch.arange(1, 7, dtype=torch.float64) * 0.5
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.SGD(other.parameters(), lr=0.1)
+    other.train()
+    other(x, times).pow(2).sum().backward()
+    opt.step()
+    moved = [not torch.equal(b, p) for b, p in zip(before, model.parameters())]
+    assert sum(moved) >= 2  # the original trained with the other
+
+
+def test_with_solver_gives_what_a_model_made_with_those_settings_gives():
+    torch.manual_seed(3)
+    field = nr.LipschitzField(D, N, gamma_A=0.1).double()
+    model = nr.ContinuousRNN(field, 3, method="euler").double()
+    x = torch.randn(B, T, D, dtype=torch.float64)
+    times = 0.3 * torch.arange(1, T + 1, dtype=torch.float64)
+    for changes in (dict(method="rk4", step_size=0.1), dict(method="dopri5", rtol=1e-8, atol=1e-10),
+                    dict(method="midpoint", gradient="adjoint")):
+        made = nr.ContinuousRNN(copy.deepcopy(field), 3, **changes).double()
+        made.readout.load_state_dict(model.readout.state_dict())
+        want = made(x, times)
+        switched = model.with_solver(**changes)
+        torch.testing.assert_close(switched(x, times), want, rtol=0, atol=1e-12)
+        # the same solve through the spec= argument of the call, the model's own spec unchanged
+        torch.testing.assert_close(model(x, times, spec=switched.spec), want, rtol=0, atol=1e-12)
+        torch.testing.assert_close(model.trajectory(x, times, spec=switched.spec), made.trajectory(x, times),
+                                   rtol=0, atol=1e-12)
+        assert switched.spec == solvers.SolveSpec(**{"method": "euler", **changes})
+    assert (model.method, model.step_size, model.spec.gradient) == ("euler", None, "backprop")
+    # euler at one step per gap differs from rk4 at 0.1: the spec argument is really used
+    assert not torch.allclose(model(x, times), model(x, times, spec=model.spec.replace(method="rk4", step_size=0.1)))
+
+
+def test_with_solver_refuses_what_the_spec_refuses():
+    model = nr.ContinuousRNN(nr.LipschitzField(D, N), 3)
+    with pytest.raises(ValueError, match="unknown method 'rk5'; expected one of the Runge-Kutta methods"):
+        model.with_solver(method="rk5")
+    with pytest.raises(TypeError, match="unknown solve setting"):
+        model.with_solver(interpolation="cubic")
+    with pytest.raises(TypeError, match="spec must be a solvers.SolveSpec"):
+        model(torch.randn(1, 3, D), spec="rk4")
+
+
+def test_the_stochastic_model_steps_its_sde_with_the_spec_it_is_given():
+    from neuralode_rnn.noise import StochasticRNN
+
+    torch.manual_seed(1)
+    model = StochasticRNN(nr.LipschitzField(D, N).double(), 3, sigma=0.0).double()
+    x = torch.randn(2, 6, D, dtype=torch.float64)
+    fine = model.with_solver(step_size=0.25)
+    assert fine.base.field is model.base.field and fine.readout is model.readout
+    want = nr.ContinuousRNN(model.field, 3, step_size=0.25).double().trajectory(x)  # sigma 0: the ODE's euler
+    torch.testing.assert_close(fine.train().trajectory(x), want, rtol=0, atol=1e-12)
+    torch.testing.assert_close(model.train().trajectory(x, spec=fine.spec), want, rtol=0, atol=1e-12)
+
+
+def test_no_solver_setting_is_assigned_outside_solvers():
+    """Issue 17 goal: zero assignments of a model's solver settings outside solvers/ (there were 11:
+    recipes, analysis/solver_comparison.py, scripts/continuous.py).  Every ``X.method = ...`` (and
+    tuple targets, augmented assignments and setattr with such a name) whose object is not ``self``
+    in the library, scripts, examples, benchmarks and tests."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    for folder in ("neuralode_rnn", "scripts", "examples", "benchmarks", "tests"):
+        for path in sorted((root / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(), str(path))
+            for node in ast.walk(tree):
+                targets = []
+                if isinstance(node, ast.Assign):
+                    targets = node.targets
+                elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+                    targets = [node.target]
+                flat = []
+                for t in targets:
+                    flat += t.elts if isinstance(t, ast.Tuple) else [t]
+                for t in flat:
+                    if isinstance(t, ast.Attribute) and t.attr in SETTINGS and not (
+                            isinstance(t.value, ast.Name) and t.value.id == "self"):
+                        found.append(f"{path.relative_to(root)}:{node.lineno}")
+                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setattr" and len(node.args) > 1 \
+                        and isinstance(node.args[1], ast.Constant) and node.args[1].value in SETTINGS:
+                    found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert found == []

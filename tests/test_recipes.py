@@ -21,13 +21,14 @@ CHOICES = (("euler", 3), ("heun", 1), ("rk4", 1), ("rk38", 2))
 
 
 class SolverLog(Callback):
-    """Records (method, step_size) of the model during every batch, and after each epoch."""
+    """Records (method, step_size) each batch trained with, and the model's own after each epoch."""
 
     def __init__(self):
         self.batches, self.epochs = [], []
 
     def on_batch(self, run, info):
-        self.batches.append((run.model.method, run.model.step_size))
+        assert (run.model.method, run.model.step_size) == (run.config.method, run.config.step_size)  # never changed
+        self.batches.append((info["spec"].method, info["spec"].step_size))
 
     def on_epoch(self, run, row):
         self.epochs.append((run.model.method, run.model.step_size))

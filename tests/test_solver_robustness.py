@@ -1,6 +1,5 @@
 """neuralode_rnn.analysis.solver_robustness: the same weights under other solvers, one score."""
 
-import copy
 
 import pytest
 import torch
@@ -59,11 +58,9 @@ def test_a_model_that_relies_on_its_discretisation_shows_a_drop():
     assert score.max_drop > 0.25
     assert all(score.drops[k] > 0.25 for k in ("rk4 h", "dopri5 rtol 1e-06"))
     # the accuracy under each setting is that of the model built with that solver
-    rk4 = copy.deepcopy(model)
-    rk4.method = "rk4"
+    rk4 = model.with_solver(method="rk4")
     assert score.accuracies["rk4 h"] == accuracy(rk4, values, None, targets)
-    quarter = copy.deepcopy(model)
-    quarter.step_size = 0.25  # Euler at a quarter of the unit gap: stable, close to the ODE
+    quarter = model.with_solver(step_size=0.25)  # Euler at a quarter of the unit gap: stable, close to the ODE
     assert score.accuracies["euler h/4"] == accuracy(quarter, values, None, targets)
     assert score.drops == {k: score.as_trained - a for k, a in score.accuracies.items()}
     assert score.max_drop == max(score.drops.values()) and score.drops[score.worst] == score.max_drop
@@ -76,8 +73,7 @@ def test_the_training_step_is_the_models_step_or_the_sample_gap():
     targets = _labelled_by(model, values, times)
     score = solver_robustness(model, values, times, targets)
     assert score.step == 0.5
-    eighth = copy.deepcopy(model)
-    eighth.step_size = 0.125
+    eighth = model.with_solver(step_size=0.125)
     assert score.accuracies["euler h/4"] == accuracy(eighth, values, times, targets)
     # once per gap: h is the gap
     per_gap = _decay_model(0.05)
@@ -85,10 +81,11 @@ def test_the_training_step_is_the_models_step_or_the_sample_gap():
 
 
 def test_the_model_is_left_as_it_was():
-    model = _decay_model(3.0, step_size=0.5)
-    model.rtol, model.atol = 1e-2, 1e-4
+    model = _decay_model(3.0, step_size=0.5).with_solver(rtol=1e-2, atol=1e-4)
+    spec = model.spec
     solver_robustness(model, torch.randn(4, 6, 1, dtype=D64), None, torch.zeros(4, dtype=torch.long))
     assert (model.method, model.step_size, model.rtol, model.atol) == ("euler", 0.5, 1e-2, 1e-4)
+    assert model.spec is spec
 
 
 def test_custom_settings_and_labels():

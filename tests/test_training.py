@@ -428,6 +428,45 @@ def test_bad_settings_name_the_setting(kw, match, tiny_config):
         tiny_config(**kw).resolved()
 
 
+@pytest.mark.parametrize("kw", [{"method": "rk5"}, {"method": "scipy_solver"}, {"gradient": "adjoin"},
+                                {"method": "rk4", "step_size": -0.5}, {"method": "dopri5", "rtol": -1.0}])
+def test_a_bad_solver_setting_is_refused_by_the_solve_specification_alone(kw, tiny_config, monkeypatch):
+    """Issue 17: method was checked in five places (cli, config, zoo, models, solve), gradient in five,
+    step_size in three.  The config, the zoo and the models now ask solvers.SolveSpec: with its check
+    replaced by a marker, every one of them fails with the marker (none checks first), and with the
+    real check the config refuses before any data is loaded, with the registry's message."""
+    import neuralode_rnn as nr
+    from neuralode_rnn.baselines import ODERNN
+    from neuralode_rnn.noise import StochasticRNN
+    from neuralode_rnn.training import runs
+
+    real = solvers.SolveSpec.__post_init__
+    with pytest.raises(ValueError) as exc:
+        solvers.SolveSpec(**kw)
+    message = str(exc.value)  # the registry's own words, e.g. "unknown method 'rk5'; expected one of ..."
+
+    def marker(spec):
+        if (spec.method, spec.gradient, spec.step_size, spec.rtol) != ("euler", "backprop", None, 1e-3):
+            raise ValueError("checked by the specification")
+        real(spec)
+
+    monkeypatch.setattr(solvers.SolveSpec, "__post_init__", marker)
+    field = nr.LipschitzField(2, 3)
+    makers = [lambda: tiny_config(model="lipschitz", recipe="fixed", **kw).resolved(),
+              lambda: build_model("lipschitz", 2, 3, 4, **kw),
+              lambda: nr.ContinuousRNN(field, 3, **kw),
+              lambda: StochasticRNN(field, 3, **kw),
+              lambda: ODERNN(2, 3, 3, **kw)]
+    for make in makers:
+        with pytest.raises(ValueError, match="^checked by the specification$"):
+            make()
+    monkeypatch.setattr(solvers.SolveSpec, "__post_init__", real)
+    monkeypatch.setattr(runs, "load_data", lambda *a, **k: pytest.fail("data loaded before the check"))
+    with pytest.raises(ValueError) as exc:
+        train(tiny_config(model="lipschitz", recipe="fixed", **kw))
+    assert str(exc.value) == message
+
+
 def test_cayley_optimizer_refuses_a_model_without_a_unitary_w():
     from neuralode_rnn.training import make_optimizer
 

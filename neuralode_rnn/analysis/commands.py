@@ -176,8 +176,9 @@ def compare_solvers_command(args) -> int:
         if args.methods:
             import solvers
 
-            chosen = {"fixed_methods": [m for m in args.methods if m in solvers.TABLEAUX],
-                      "adaptive_methods": [m for m in args.methods if m not in solvers.TABLEAUX]}
+            # an embedded pair (dopri5) is adaptive: its runs are by tolerance, not by step size
+            fixed = [m for m in args.methods if not solvers.TABLEAUX[m].adaptive]
+            chosen = {"fixed_methods": fixed, "adaptive_methods": [m for m in args.methods if m not in fixed]}
         comparison = compare_solvers(run.model, values, times, targets, step_sizes=args.step_sizes, rtols=args.rtols,
                                      repeats=args.repeats, callback=progress, kind=run.kind, before=before,
                                      reference_rtol=args.reference_rtol, **chosen)

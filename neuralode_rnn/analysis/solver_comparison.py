@@ -98,10 +98,18 @@ def typical_gap(times: Tensor | None, length: int) -> float:
     return float((times[..., 1:] - times[..., :-1]).max())
 
 
-def _solve(model: nn.Module, path, method: str, step_size, rtol, repeats: int) -> tuple[Tensor, int, float]:
-    model.method, model.step_size = method, step_size
+def with_settings(model: nn.Module, method: str, step_size: float | None = None, rtol: float | None = None):
+    """``model.with_solver`` with ``method`` and ``step_size`` (None for adaptive methods: their
+    tolerances decide), and ``rtol`` (atol = 1e-3 rtol) when given: the model these studies solve
+    with, sharing the parameters of ``model``, whose own solver is never changed."""
+    changes = {"method": method, "step_size": step_size}
     if rtol is not None:
-        model.rtol, model.atol = rtol, rtol * 1e-3
+        changes.update(rtol=rtol, atol=rtol * 1e-3)
+    return model.with_solver(**changes)
+
+
+def _solve(model: nn.Module, path, method: str, step_size, rtol, repeats: int) -> tuple[Tensor, int, float]:
+    model = with_settings(model, method, step_size, rtol)
     seconds = []
     with torch.no_grad():
         for _ in range(repeats):
@@ -247,22 +255,13 @@ def cross_solver_accuracy(model: nn.Module, values: Tensor, times: Tensor | None
     def accuracy(model, values, times, targets):
         return score(model, values, times, targets, kind)
 
-    base = getattr(model, "base", model)
-    saved = (base.method, base.step_size, base.rtol, base.atol)
-    rows = [{"method": base.method, "setting": base.step_size, "trained": True,
+    rows = [{"method": model.method, "setting": model.step_size, "trained": True,
              "accuracy": accuracy(model, values, times, targets)}]
-    try:
-        for method, s in settings:
-            if solvers.METHODS[method].kind == "fixed":
-                base.method, base.step_size = method, s
-            else:
-                base.method, base.step_size = method, None
-                base.rtol, base.atol = s, s * 1e-3
-            rows.append({"method": method, "setting": s, "trained": False,
-                         "accuracy": accuracy(model, values, times, targets)})
-            base.method, base.step_size, base.rtol, base.atol = saved
-    finally:
-        base.method, base.step_size, base.rtol, base.atol = saved
+    for method, s in settings:
+        fixed = not solvers.SolveSpec(method=method).adaptive  # an unknown method: the specification's error
+        other = with_settings(model, method, s if fixed else None, None if fixed else s)
+        rows.append({"method": method, "setting": s, "trained": False,
+                     "accuracy": accuracy(other, values, times, targets)})
     for r in rows:
         r["change"] = r["accuracy"] - rows[0]["accuracy"]
         r["metric"] = METRICS[kind]

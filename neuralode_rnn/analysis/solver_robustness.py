@@ -18,8 +18,9 @@ The training step h is the model's ``step_size`` or, when it takes one step per 
 (``step_size=None``), the largest gap between the given sample times (1 when ``times`` is None):
 on regular samples a fraction 1/4 is then exactly four steps per gap.  A fraction of 1 keeps the
 model's own grid.  The solves reuse :func:`~neuralode_rnn.analysis.solver_comparison.cross_solver_accuracy`
-(the model's method, step and tolerances swapped, then restored; adaptive solvers get atol =
-rtol * 1e-3 and are told where the input's knots are), so the accuracies here are those of
+(``model.with_solver``: a model sharing the weights with another method, step or tolerances, the
+model's own left as it is; adaptive solvers get atol = rtol * 1e-3 and are told where the input's
+knots are), so the accuracies here are those of
 ``compare-solvers --cross``.  Evaluation is in the model's own dtype and eval mode; pass a
 float64 copy (``copy.deepcopy(model).double()`` and float64 values) to take rounding out of the
 comparison.
@@ -46,7 +47,8 @@ class RobustnessSetting:
     """One solver to test a trained model with.
 
     Attributes:
-        method: a name in ``solvers.METHODS``.
+        method: a Runge-Kutta method a model solves with (``solvers.TABLEAUX``; checked by the solve
+            specification, ``solvers.SolveSpec``).
         step_fraction: fixed-step methods: the step as a fraction of the training step h.
         rtol: adaptive methods: the relative tolerance (atol = rtol * 1e-3).
     """
@@ -56,9 +58,7 @@ class RobustnessSetting:
     rtol: float | None = None
 
     def __post_init__(self) -> None:
-        if self.method not in solvers.METHODS:
-            raise ValueError(f"unknown method {self.method!r}; expected one of {', '.join(sorted(solvers.METHODS))}")
-        if solvers.METHODS[self.method].kind == "fixed":
+        if not solvers.SolveSpec(method=self.method).adaptive:
             if self.rtol is not None or not _positive(self.step_fraction):
                 raise ValueError(f"the fixed-step method {self.method!r} needs step_fraction > 0 (a fraction of the "
                                  f"training step) and no rtol; got step_fraction={self.step_fraction!r}, "
@@ -143,7 +143,7 @@ def solver_robustness(model: nn.Module, values: Tensor, times: Tensor | None, ta
         A :class:`SolverRobustness`; the model's settings are left as they were.
     """
     base = getattr(model, "base", model)
-    if not all(hasattr(base, a) for a in ("method", "step_size", "rtol", "atol")):
+    if not hasattr(base, "with_solver"):
         raise TypeError(f"solver_robustness needs a continuous model with a solver (ContinuousRNN or "
                         f"StochasticRNN); got {type(model).__name__}")
     settings = tuple(settings)

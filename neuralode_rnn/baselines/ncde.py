@@ -25,11 +25,16 @@ observation; the readout takes z at each sample's last observed knot.
 Solver: ``method`` is a torchdiffeq name (cdeint calls torchdiffeq; note torchdiffeq's "rk4" is
 the 3/8 rule), ``step_size`` in index units (None: one step per knot), ``rtol``/``atol`` for
 adaptive methods, which are told the knots (``jump_t``).  ``gradient`` "adjoint" uses torchcde's
-adjoint, "backprop" differentiates through the solver.
+adjoint, "backprop" differentiates through the solver.  These settings are one frozen
+:class:`CDESolve` (``model.spec``, validated when made against torchdiffeq's names, the library
+that solves); ``model.with_solver(method="dopri5")`` is the same model (shared parameters) with
+another solver.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -38,13 +43,13 @@ from torch import nn
 import solvers
 
 from ..inputs import check_inputs, step_observed
-from ..models import last_observed_index
+from ..models import last_observed_index, share_modules, solver_setting
 from ..paths import fill_missing
 
 if TYPE_CHECKING:
     import torchcde
 
-__all__ = ["CDE_INTERPOLATIONS", "CDEVectorField", "NeuralCDE"]
+__all__ = ["CDE_INTERPOLATIONS", "CDESolve", "CDEVectorField", "NeuralCDE"]
 
 CDE_INTERPOLATIONS = ("cubic", "linear", "natural")
 
@@ -52,6 +57,37 @@ TORCHDIFFEQ_METHODS = ("adaptive_heun", "bosh3", "dopri5", "dopri8", "euler", "e
                        "heun2", "heun3", "implicit_adams", "midpoint", "rk4", "scipy_solver")
 """torchdiffeq 0.2.5's method names (torchcde solves with torchdiffeq; ``solvers.METHODS`` gives them
 the same meaning and tells fixed from adaptive)."""
+
+
+@dataclass(frozen=True)
+class CDESolve:
+    """How a Neural CDE is solved by ``torchcde.cdeint`` (torchdiffeq underneath): frozen, checked
+    when made.  ``method`` a torchdiffeq name, ``step_size`` in index units (None: one step per
+    knot), ``rtol``/``atol`` for adaptive methods, ``gradient`` "backprop" or "adjoint" (torchcde's)."""
+
+    method: str = "rk4"
+    step_size: float | None = None
+    rtol: float = 1e-4
+    atol: float = 1e-6
+    gradient: str = "backprop"
+
+    def __post_init__(self) -> None:
+        if self.method not in TORCHDIFFEQ_METHODS:
+            raise ValueError(f"method {self.method!r} is not a torchdiffeq method (torchcde solves with torchdiffeq); "
+                             f"expected one of {', '.join(sorted(TORCHDIFFEQ_METHODS))}")
+        if self.gradient not in ("backprop", "adjoint"):
+            raise ValueError(f"gradient must be 'backprop' or 'adjoint' for a Neural CDE; got {self.gradient!r}")
+        if self.step_size is not None and (isinstance(self.step_size, bool) or
+                                           not (isinstance(self.step_size, (int, float)) and self.step_size > 0)):
+            raise ValueError(f"step_size must be None or a positive number of index units; got {self.step_size!r}")
+        for name in ("rtol", "atol"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not (isinstance(v, (int, float)) and v >= 0):
+                raise ValueError(f"{name} must be a number >= 0; got {v!r}")
+
+    def replace(self, **changes) -> CDESolve:
+        """A new, re-checked specification with ``changes``."""
+        return dataclasses.replace(self, **changes)
 
 
 def load_torchcde():
@@ -95,6 +131,8 @@ class NeuralCDE(nn.Module):
     """
 
     reads_times = True
+    SOLVE = CDESolve
+    """The type of ``spec``: what the solver settings are checked as (``TrainConfig`` too, before data loads)."""
 
     def __init__(self, input_size: int, hidden_size: int, output_size: int, hidden_hidden_size: int | None = None,
                  num_layers: int = 1, interpolation: str = "cubic", method: str = "rk4",
@@ -105,23 +143,31 @@ class NeuralCDE(nn.Module):
         if interpolation not in CDE_INTERPOLATIONS:
             raise ValueError(f"a Neural CDE needs a path with a derivative: interpolation must be one of "
                              f"{', '.join(CDE_INTERPOLATIONS)}; got {interpolation!r}")
-        if method not in TORCHDIFFEQ_METHODS:
-            raise ValueError(f"method {method!r} is not a torchdiffeq method (torchcde solves with torchdiffeq); "
-                             f"expected one of {', '.join(sorted(TORCHDIFFEQ_METHODS))}")
-        if gradient not in ("backprop", "adjoint"):
-            raise ValueError(f"gradient must be 'backprop' or 'adjoint' for a Neural CDE; got {gradient!r}")
+        self._spec = CDESolve(method=method, step_size=step_size, rtol=rtol, atol=atol, gradient=gradient)
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"num_layers must be a positive int; got {num_layers!r}")
-        if step_size is not None and not (isinstance(step_size, (int, float)) and step_size > 0):
-            raise ValueError(f"step_size must be None or a positive number of index units; got {step_size!r}")
         hh = hidden_size if hidden_hidden_size is None else hidden_hidden_size
         channels = input_size + 1
         self.input_size, self.hidden_size = input_size, hidden_size
-        self.interpolation, self.method, self.step_size = interpolation, method, step_size
-        self.rtol, self.atol, self.gradient = rtol, atol, gradient
+        self.interpolation = interpolation
         self.initial = nn.Linear(channels, hidden_size)
         self.func = CDEVectorField(channels, hidden_size, hh, num_layers)
         self.readout = nn.Linear(hidden_size, output_size)
+
+    @property
+    def spec(self) -> CDESolve:
+        """The frozen solve settings; ``with_solver`` changes them."""
+        return self._spec
+
+    def with_solver(self, **changes) -> NeuralCDE:
+        """This model with ``spec.replace(**changes)``, sharing its modules and parameters (not copies)."""
+        return share_modules(self, _spec=self._spec.replace(**changes))
+
+    method = solver_setting("method")
+    step_size = solver_setting("step_size")
+    rtol = solver_setting("rtol")
+    atol = solver_setting("atol")
+    gradient = solver_setting("gradient")
 
     def path_values(self, values: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, 1 + D): [time, values] with NaN kept (time NaN on steps with no observation)."""

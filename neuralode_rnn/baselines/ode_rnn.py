@@ -10,10 +10,12 @@ gap (t_{k-1}, t_k) of every sample is the interval s in [0, 1] with dh/ds = (t_k
 an exact change of variable, so one ``solvers.odeint`` call per step serves the whole batch.
 Missing channels are carried forward causally (0 before the first observation).
 
-Solver: any ``solvers.METHODS`` name through the public ``solvers.odeint``; fixed-step methods take
-``step_size`` in time units (each gap split into ceil(longest gap in the batch / step_size) equal
-steps; None: one step per gap), adaptive ones ``rtol``/``atol``.  The default "euler", one step per
-gap, is h'_k = h_{k-1} + (t_k - t_{k-1}) f(h_{k-1}).
+Solver: a frozen ``solvers.SolveSpec`` (``model.spec``; any Runge-Kutta method of ``solvers.TABLEAUX``)
+solved through the public ``solvers.odeint``; fixed-step methods take ``step_size`` in time units
+(each gap split into ceil(longest gap in the batch / step_size) equal steps; None: one step per
+gap), adaptive ones ``rtol``/``atol``.  The default "euler", one step per gap, is
+h'_k = h_{k-1} + (t_k - t_{k-1}) f(h_{k-1}).  ``model.with_solver(method="rk4")`` is the same
+model (shared parameters) with another solver.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from torch import nn
 import solvers
 
 from ..inputs import check_inputs, forward_fill, step_gaps
-from ..models import check_plain_state, last_observed_index
+from ..models import check_plain_state, last_observed_index, share_modules, solver_setting
 
 __all__ = ["ODERNN"]
 
@@ -51,41 +53,54 @@ class ODERNN(nn.Module):
     Args:
         input_size, hidden_size, output_size: D, H and the readout width.
         hidden_hidden_size: width of f's hidden layer (default H).
-        method, step_size, rtol, atol, gradient: the ODE solve (module docstring); ``gradient`` is
-            one of ``solvers.GRADIENT_MODES``.
+        method, step_size, rtol, atol, gradient: the ODE solve (module docstring), checked by the
+            ``solvers.SolveSpec`` they make (``model.spec``; read-only, see ``with_solver``).
 
     ``nfe`` holds the function evaluations of the last forward pass.
     """
 
     reads_times = True
+    SOLVE = solvers.SolveSpec
+    """The type of ``spec``: what the solver settings are checked as (``TrainConfig`` too, before data loads)."""
 
     def __init__(self, input_size: int, hidden_size: int, output_size: int, hidden_hidden_size: int | None = None,
                  method: str = "euler", step_size: float | None = None, rtol: float = 1e-3, atol: float = 1e-5,
                  gradient: str = "backprop"):
         super().__init__()
-        if method not in solvers.METHODS:
-            raise ValueError(f"unknown method {method!r}; expected one of {', '.join(sorted(solvers.METHODS))}")
-        solvers.resolve_gradient(gradient)  # unknown modes are refused by the one registry
-        if step_size is not None and not (isinstance(step_size, (int, float)) and step_size > 0):
-            raise ValueError(f"step_size must be None or a positive number of time units; got {step_size!r}")
+        self._spec = solvers.SolveSpec(method=method, step_size=step_size, rtol=rtol, atol=atol, gradient=gradient)
         hh = hidden_size if hidden_hidden_size is None else hidden_hidden_size
         self.input_size, self.hidden_size = input_size, hidden_size
-        self.method, self.step_size, self.rtol, self.atol, self.gradient = method, step_size, rtol, atol, gradient
         self.cell = nn.GRUCell(input_size, hidden_size)
         self.dynamics = nn.Sequential(nn.Linear(hidden_size, hh), nn.Tanh(), nn.Linear(hh, hidden_size))
         self.readout = nn.Linear(hidden_size, output_size)
         self.nfe = 0
 
+    @property
+    def spec(self) -> solvers.SolveSpec:
+        """The ODE solve's frozen specification; ``with_solver`` changes it."""
+        return self._spec
+
+    def with_solver(self, **changes) -> ODERNN:
+        """This model with ``spec.replace(**changes)``, sharing its modules and parameters (not copies)."""
+        return share_modules(self, _spec=self._spec.replace(**changes))
+
+    method = solver_setting("method")
+    step_size = solver_setting("step_size")
+    rtol = solver_setting("rtol")
+    atol = solver_setting("atol")
+    gradient = solver_setting("gradient")
+
     def evolve(self, h: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
         """The ODE part: h (B, H) carried over per-sample time ``gaps`` (B,) by dh/dt = f(h)."""
+        spec = self._spec
         func = GapScaled(self.dynamics, gaps.to(h.dtype))
         s = torch.tensor([0.0, 1.0], dtype=h.dtype, device=h.device)
         step = None
-        if self.step_size is not None and solvers.METHODS[self.method].kind == "fixed":
+        if spec.step_size is not None and not spec.adaptive:
             longest = float(gaps.detach().abs().max())
-            step = 1.0 / max(1, math.ceil(longest / self.step_size - 1e-9))
-        out = solvers.odeint(func, h, s, method=self.method, step_size=step, rtol=self.rtol, atol=self.atol,
-                             gradient=self.gradient)
+            step = 1.0 / max(1, math.ceil(longest / spec.step_size - 1e-9))
+        out = solvers.odeint(func, h, s, method=spec.method, step_size=step, rtol=spec.rtol, atol=spec.atol,
+                             gradient=spec.gradient)
         self.nfe += func.nfe
         return out[-1]
 

@@ -3,7 +3,8 @@
 A :class:`Callback` has four hooks, each a no-op unless overridden::
 
     on_start(run)             after the run is set up (resumed runs: after the checkpoint is loaded)
-    on_batch(run, info)       after each optimiser step; ``info``: epoch, batch, batches, loss, accuracy, nfe
+    on_batch(run, info)       after each optimiser step; ``info``: epoch, batch, batches, loss, accuracy, nfe,
+                              spec (the solvers.SolveSpec the batch trained with; None without a solver)
     on_epoch(run, row)        after each epoch's evaluation; ``row`` is its metrics row
     on_end(run, error)        when the run ends: ``error`` is None, or the exception that ends it
 

@@ -20,7 +20,7 @@ import solvers
 
 from ..data.irregular import check_rate
 from ..inputs import parse_features
-from ..zoo import model_spec
+from ..zoo import check_cell_method, model_spec
 from .optimizers import OPTIMIZERS, SCHEDULES
 from .recipes import DEFAULT_RECIPE_SOLVERS, RECIPES, parse_recipe_solvers
 
@@ -220,15 +220,14 @@ class TrainConfig:
             v = getattr(c, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int; got {v!r}")
-        for name in ("lr", "rtol", "atol"):
-            v = getattr(c, name)
-            if isinstance(v, bool) or not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
-                raise ValueError(f"{name} must be a positive number; got {v!r}")
-        for name in ("eps", "step_size"):
-            v = getattr(c, name)
-            if v is not None and (isinstance(v, bool) or not (isinstance(v, (int, float)) and v > 0
-                                                              and math.isfinite(v))):
-                raise ValueError(f"{name} must be None or a positive number; got {v!r}")
+        # method, step_size, rtol, atol and gradient: checked once, by the solve specification the model
+        # will hold (_check_applies), or refused as ignored by models without a solver
+        v = c.lr
+        if isinstance(v, bool) or not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
+            raise ValueError(f"lr must be a positive number; got {v!r}")
+        v = c.eps
+        if v is not None and (isinstance(v, bool) or not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v))):
+            raise ValueError(f"eps must be None or a positive number; got {v!r}")
         if c.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {c.schedule!r}; expected one of {', '.join(SCHEDULES)}")
         if c.schedule_epochs is not None and (isinstance(c.schedule_epochs, bool) or
@@ -305,7 +304,8 @@ class TrainConfig:
             if not self.penalty > 0:
                 raise ValueError(f"recipe 'penalty' needs penalty > 0 (the weight of the local-error term); got "
                                  f"{self.penalty!r}")
-            if solvers.METHODS.get(self.method) is None or solvers.METHODS[self.method].kind != "fixed":
+            # an unknown method is left to the solve specification's check (_check_applies)
+            if self.method in solvers.METHODS and solvers.METHODS[self.method].kind != "fixed":
                 raise ValueError(f"recipe 'penalty' estimates the local error of the training step: it needs a "
                                  f"fixed-step method; got {self.method!r}")
             if self.drop or (self.interpolation not in (None, "hold")):
@@ -326,21 +326,21 @@ class TrainConfig:
             takes = _baseline_options(spec.family)
             ignored = sorted(k for k in given if k != "eps" and k not in takes)
             why = f"the baseline {self.model!r} takes {', '.join(sorted(takes)) or 'no solver settings'} (and eps)"
+            _baseline_solve(spec.family, {k: getattr(self, k) for k in takes if getattr(self, k) is not None})
         elif spec.kind == "discrete":
             ignored = sorted(k for k in given if k in ("step_size", "rtol", "atol", "gradient", "interpolation"))
             why = f"{self.model!r} is a discrete cell: one step of eps per sample, no solver"
-            if self.method not in solvers.TABLEAUX or solvers.TABLEAUX[self.method].adaptive:
-                raise ValueError(f"a discrete cell needs an explicit tableau method of fixed step; got {self.method!r}, "
-                                 f"expected one of {', '.join(solvers.FIXED_TABLEAUX)}")
+            check_cell_method(self.method)
         else:
-            fixed = solvers.METHODS.get(self.method) is not None and solvers.METHODS[self.method].kind == "fixed"
+            # the one check of the solver settings (against solvers' method and gradient registries),
+            # before any data is loaded: the specification the model will hold
+            solve = solvers.SolveSpec(method=self.method, step_size=self.step_size, rtol=self.rtol, atol=self.atol,
+                                      gradient=self.gradient)
+            fixed = not solve.adaptive
             ignored = sorted(k for k in given if (k in ("rtol", "atol") and fixed)
                              or (k == "step_size" and not fixed))
             why = (f"method {self.method!r} is {'a fixed-step' if fixed else 'an adaptive'} solver "
                    f"({'rtol/atol apply to adaptive ones' if fixed else 'step_size applies to fixed-step ones'})")
-            if self.method not in solvers.METHODS:
-                raise ValueError(f"unknown method {self.method!r}; expected one of "
-                                 f"{', '.join(sorted(solvers.METHODS))}")
         family_options = {"beta": ("lipschitz",), "gamma": ("lipschitz", "antisymmetric", "antisymmetric-gated"),
                           "stable_margin": ("lipschitz",)}
         if spec.kind != "torch":
@@ -413,6 +413,16 @@ def _baseline_options(name: str) -> set[str]:
     from ..baselines import BASELINES
 
     return set(inspect.signature(BASELINES[name][0]).parameters) & set(_MODEL_OPTIONS)
+
+
+def _baseline_solve(name: str, settings: dict[str, Any]) -> None:
+    """Check the solver ``settings`` of the baseline ``name`` as the model will (its class's
+    ``SOLVE``, the type of its ``spec``), before any data is loaded; nothing for baselines without one."""
+    from ..baselines import BASELINES
+
+    make = getattr(BASELINES[name][0], "SOLVE", None)
+    if make is not None:
+        make(**{k: v for k, v in settings.items() if k in ("method", "step_size", "rtol", "atol", "gradient")})
 
 
 def _kind_default(name: str, spec) -> Any:

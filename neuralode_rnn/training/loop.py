@@ -35,7 +35,7 @@ from .callbacks import Callback, as_callbacks
 from .config import TrainConfig
 from .evaluation import evaluate
 from .objective import batch_loss
-from .recipes import apply_solver, parse_recipe_solvers, recipe_solver, substep_size
+from .recipes import parse_recipe_solvers, recipe_solver, recipe_specs
 from .runs import start_run
 from .state import RunState
 
@@ -87,7 +87,7 @@ def train(config: TrainConfig, callbacks: Iterable[Callback | Callable[[int, dic
     try:
         for cb in hooks:
             cb.on_start(run)
-        _epochs(run, hooks)
+        _run_epochs(run, hooks)
     except BaseException as exc:
         error = exc
         raise
@@ -106,15 +106,6 @@ def train(config: TrainConfig, callbacks: Iterable[Callback | Callable[[int, dic
     return TrainResult(run.config, run.model, run.rows, run.parameters, run.status, run.config.run_dir)
 
 
-def _epochs(run: RunState, hooks) -> None:
-    try:
-        _run_epochs(run, hooks)
-    finally:
-        if run.config.recipe in ("cycle", "random"):
-            # the model leaves training with its own (as-trained) solver, whatever batch it stopped in
-            apply_solver(run.model, run.config.method, run.config.step_size)
-
-
 def _run_epochs(run: RunState, hooks) -> None:
     c, env, data = run.config, run.env, run.data
     dtype = getattr(torch, c.dtype)
@@ -123,6 +114,9 @@ def _run_epochs(run: RunState, hooks) -> None:
     # recipes (``recipes``): the solver of batch k depends only on (seed, k), so a resumed run
     # continues the schedule of an uninterrupted one
     choices = parse_recipe_solvers(c.recipe_solvers) if c.recipe in ("cycle", "random") else ()
+    # one specification per entry, passed to the forward call: the model's own is never changed,
+    # so it is evaluated with its as-trained solver whatever batch a run stops in
+    specs = recipe_specs(run.model, choices, c.step_size, c.eps) if choices else {}
     penalty_step = (c.step_size or c.eps) if c.recipe == "penalty" else None
     for epoch in range(run.epoch + 1, c.epochs + 1):
         if c.stop_after is not None and ran >= c.stop_after:
@@ -134,12 +128,11 @@ def _run_epochs(run: RunState, hooks) -> None:
         nfe, n_batches = 0, 0
         n_total = math.ceil(data.train.n_samples / c.batch_size)
         for i, batch in enumerate(data.train.batches(c.batch_size, shuffle=True, seed=epoch_seed(c.seed, epoch))):
-            if choices:
-                method, substeps = recipe_solver(c.recipe, choices, c.seed, (epoch - 1) * n_total + i)
-                apply_solver(run.model, method, substep_size(c.step_size, c.eps, substeps))
+            spec = specs[recipe_solver(c.recipe, choices, c.seed, (epoch - 1) * n_total + i)] if choices else None
             try:
                 b = batch_loss(run.net, run.model, batch, data.kind, c.eps, env, dtype,
-                               penalty=c.penalty if c.recipe == "penalty" else 0.0, penalty_step=penalty_step)
+                               penalty=c.penalty if c.recipe == "penalty" else 0.0, penalty_step=penalty_step,
+                               spec=spec)
             except solvers.NonFiniteStateError as exc:  # the model stopped on a NaN state: a NaN loss
                 raise NonFiniteLossError(f"{_nan_message(run, epoch, i + 1, math.nan, math.nan)} ({exc})") from exc
             # sum / global count * world: DDP's gradient average then equals one process's mean
@@ -156,12 +149,11 @@ def _run_epochs(run: RunState, hooks) -> None:
             nfe += b.nfe
             n_batches += 1
             info = {"epoch": epoch, "batch": i + 1, "batches": n_total, "nfe": b.nfe,
+                    "spec": spec if spec is not None else getattr(run.model, "spec", None),
                     "loss": batch_sums[0].item() / batch_sums[2].item(),
                     "accuracy": None if data.kind == "regression" else batch_sums[1].item() / batch_sums[2].item()}
             for cb in hooks:
                 cb.on_batch(run, info)
-        if choices:
-            apply_solver(run.model, c.method, c.step_size)  # evaluate with the as-trained solver
         lr = run.optimizer.param_groups[0]["lr"]
         run.schedule.step()
         test = evaluate(run.model, data.test, data.kind, c.eps, c.eval_batch_size, env, env.device, dtype)

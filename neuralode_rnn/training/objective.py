@@ -48,8 +48,9 @@ class PerStepReadout(nn.Module):
         self.model = model
         self.features = step_features(model)
 
-    def forward(self, values: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
-        return self.model.readout(self.features(self.model.trajectory(values, times)))
+    def forward(self, values: torch.Tensor, times: torch.Tensor | None = None, **solve) -> torch.Tensor:
+        """(B, T, output_size); ``solve``: passed to ``trajectory`` (``spec=`` of a continuous model)."""
+        return self.model.readout(self.features(self.model.trajectory(values, times, **solve)))
 
 
 def network(model: nn.Module, kind: str) -> nn.Module:
@@ -117,14 +118,17 @@ class BatchLoss:
 
 def batch_loss(net: nn.Module, model: nn.Module, batch: tuple, kind: str, eps: float | None,
                env: DistEnv | None = None, dtype: torch.dtype = torch.float32, penalty: float = 0.0,
-               penalty_step: float | None = None) -> BatchLoss:
+               penalty_step: float | None = None, spec=None) -> BatchLoss:
     """The loss of ``net`` (``network(model, kind)``, possibly DDP-wrapped) on this rank's slice of
     ``batch`` = (values, times or None, targets), moved to the rank's device and ``dtype``.
 
     ``penalty`` > 0 (recipe "penalty"; classification, one process, fully observed samples): add
     ``penalty`` x the per-sample local-error estimate of a step of ``penalty_step`` to the loss sum
     (so the batch mean gets ``penalty`` x its mean); the forward then runs through ``model.trajectory``.
+    ``spec``: the ``solvers.SolveSpec`` of this batch (a recipe's solver), passed to the forward
+    call; None: the model's own.
     """
+    solve = {} if spec is None else {"spec": spec}
     env = env or DistEnv()
     values, times, targets = shard(batch, env)
     total = loss_terms(batch[2])
@@ -134,11 +138,11 @@ def batch_loss(net: nn.Module, model: nn.Module, batch: tuple, kind: str, eps: f
         if kind != "classification" or env.active:
             raise ValueError(f"recipe 'penalty' supports classification tasks in one process; got a {kind!r} task"
                              f"{' in a DDP job' if env.active else ''}")
-        states = model.trajectory(values, model_times(model, values, times, eps))
+        states = model.trajectory(values, model_times(model, values, times, eps), **solve)
         out = model.readout(model.field.features(states[:, -1]))
         loss_sum, correct, count = objective(out, targets.to(env.device), kind)
         loss_sum = loss_sum + penalty * local_error_penalty(model, values, states, penalty_step).sum()
         return BatchLoss(loss_sum, correct, count, total, evaluations(model, values.shape[1]))
-    out = net(values, model_times(model, values, times, eps))
+    out = net(values, model_times(model, values, times, eps), **solve)
     loss_sum, correct, count = objective(out, targets.to(env.device), kind)
     return BatchLoss(loss_sum, correct, count, total, evaluations(model, values.shape[1]))

@@ -14,8 +14,10 @@ the same weights lose 75-90 points of test accuracy under another solver (docs/A
 
 Why switching solvers works: a loss that is low under Euler at h/3, Heun, RK4 and RK 3/8 at once
 can only be low for a field whose solutions these schemes agree on, i.e. a field that their
-discretisation errors do not change much.  The model is evaluated (every epoch, and after
-training) with its own ``method`` / ``step_size``, which a recipe never changes; for ``cycle`` and
+discretisation errors do not change much.  A batch's solver is a solve specification passed to the
+model's forward call (``model(values, times, spec=...)``, :func:`recipe_specs`); the model's own
+specification is frozen, so it is evaluated (every epoch, and after training) with its own
+``method`` / ``step_size``, which a recipe never changes; for ``cycle`` and
 ``random`` that is the "as-trained" solver, best one of the higher-order entries of the set (RK4
 with one step per sample gap in the issue 11 study, docs/CONTINUOUS.md).
 
@@ -48,8 +50,8 @@ from torch import nn
 
 import solvers
 
-__all__ = ["DEFAULT_RECIPE_SOLVERS", "RECIPES", "apply_solver", "local_error_penalty", "parse_recipe_solvers",
-           "recipe_solver", "substep_size"]
+__all__ = ["DEFAULT_RECIPE_SOLVERS", "RECIPES", "local_error_penalty", "parse_recipe_solvers", "recipe_solver",
+           "recipe_specs", "substep_size"]
 
 RECIPES = ("fixed", "cycle", "random", "penalty")
 """The training recipes (see the module docstring)."""
@@ -115,12 +117,12 @@ def _mix(seed: int, k: int) -> int:
     return (seed * 1_000_003 + k + 7_919) % (2 ** 63)
 
 
-def apply_solver(model: nn.Module, method: str, step_size: float | None) -> None:
-    """Set a continuous model's solver through its public attributes (a StochasticRNN's ``base``
-    too, when it has one)."""
-    for m in (model, getattr(model, "base", model)):
-        m.method = method
-        m.step_size = step_size
+def recipe_specs(model: nn.Module, choices: tuple[tuple[str, int], ...], base_step: float | None,
+                 eps: float) -> dict[tuple[str, int], solvers.SolveSpec]:
+    """The solve specification of each (method, substeps) of ``choices``: the model's own ``spec``
+    with that method and :func:`substep_size`, made (and validated) once per run; a batch passes
+    its entry to the model's forward call, so the model's own specification never changes."""
+    return {(m, s): model.spec.replace(method=m, step_size=substep_size(base_step, eps, s)) for m, s in choices}
 
 
 def substep_size(base_step: float | None, eps: float, substeps: int) -> float | None:
