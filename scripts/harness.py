@@ -66,9 +66,10 @@ _RECIPE = ("recipe", "recipe_solvers", "penalty")
 _FLAGS = ("drop", "drop_channels", "model", "inputs", "method", "recipe", "recipe_solvers", "penalty", "eps",
           "interpolation", "step_size", "rtol", "atol", "gradient", "beta", "gamma", "noise_sigma", "noise",
           "stable_margin", "optimizer", "lr", "weight_decay", "schedule", "validation")
+# the tail: hidden size, epochs, batch size and seed always, clip, threads and dtype when set
 _ALWAYS = ("hidden_size", "epochs", "batch_size", "clip", "seed", "threads", "dtype")
-# fields that say where and how a run is kept or watched, not what it computes
-_RUN_CONTROLS = ("task", "task_options", "run_dir", "resume", "fresh", "stop_after", "quiet", "device",
+# where and how a run is kept or watched; tanh_kernel is this machine's choice, recorded with the run
+_RUN_CONTROLS = ("run_dir", "resume", "fresh", "stop_after", "quiet", "device",
                  "memory_limit", "tanh_kernel")
 
 
@@ -122,7 +123,7 @@ def train_command(config, run_dir: str = "runs/X") -> str:
         value = getattr(config, name)
         if value is not None and (name not in ("clip", "threads", "dtype") or value != getattr(default, name)):
             parts.append(f"{_flag(name)} {_text(value)}")
-    written = set(_FLAGS) | set(_ALWAYS) | set(_RUN_CONTROLS)
+    written = {"task", "task_options", *_FLAGS, *_ALWAYS, *_RUN_CONTROLS}
     for name in sorted(vars(default)):
         if name not in written and getattr(config, name) != getattr(default, name):
             raise ValueError(f"{name}={getattr(config, name)!r} has no train flag; the command would not repeat the run")
@@ -139,7 +140,7 @@ def run_jobs(work: Callable[[Any], Any], pending: list, workers: int,
     ``pending``.  ``finished(job, result)`` runs here as each one ends, in completion order; it may
     add jobs to ``pending`` (the same list: at the front to run next, at the end to run last).  A
     worker is replaced after ``max_tasks_per_child`` jobs (None: never), which bounds what a long
-    study's workers accumulate."""
+    study's workers accumulate (Python 3.11 and later)."""
     if in_process:
         while pending:
             job = pending.pop(0)
@@ -148,8 +149,9 @@ def run_jobs(work: Callable[[Any], Any], pending: list, workers: int,
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                             max_tasks_per_child=max_tasks_per_child) as pool:
+    recycle = {} if max_tasks_per_child is None or sys.version_info < (3, 11) else \
+        {"max_tasks_per_child": max_tasks_per_child}  # Python 3.10's pool keeps its workers
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), **recycle) as pool:
         running: dict = {}
         while pending or running:
             while pending and len(running) < workers:
@@ -192,4 +194,3 @@ def main(argv: Iterable[str] | None, doc: str | None, commands: dict[str, Comman
     text = commands[args.command].handler(args)
     if text is not None:
         print(text)
-        sys.stdout.flush()
