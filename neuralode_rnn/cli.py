@@ -23,10 +23,10 @@ import argparse
 import math
 import os
 import sys
-import warnings
 from collections.abc import Callable
 
 from .argtypes import nonnegative, output_file, positive, share, unit_interval
+from .commandline import run_command
 
 __all__ = ["COMMANDS", "build_parser", "device_name", "input_features", "main", "model_methods", "register_command", "run_command", "task_name"]
 
@@ -429,47 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
-def _is_solver_error(exc: BaseException) -> bool:
-    """An error the integrators raise on purpose (step limit, step underflow, grid too large, ...)."""
-    return isinstance(exc, RuntimeError) and type(exc).__module__.split(".")[0] in ("solvers", "torchdiffeq")
-
-
-def run_command(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                run: Callable[[argparse.Namespace], int]) -> int:
-    """``run(args)`` with errors as one line on stderr and an exit status (see the module docstring):
-    bad input (ValueError, TypeError, missing or existing files) exits with 2; a run that cannot go
-    on (busy run directory, no usable checkpoint, a diverged loss, a solver at its limits, memory)
-    with 1.  Anything else is a bug and keeps its traceback. Set NEURALODE_RNN_TRACEBACK=1 to see
-    the traceback of every error."""
-    from .training import CheckpointError, NonFiniteLossError, RunDirBusyError
-
-    prog = f"{parser.prog} {args.command}"
-    if os.environ.get("NEURALODE_RNN_TRACEBACK"):
-        return int(run(args) or 0)
-    with warnings.catch_warnings():
-        # a warning (e.g. a damaged last.pt, previous.pt used) is one line too
-        warnings.showwarning = lambda message, category, *rest, **kw: print(
-            f"{prog}: warning: {message}", file=sys.stderr)
-        try:
-            return int(run(args) or 0)
-        except (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError) as exc:
-            parser.exit(2, f"{prog}: error: {_one_line(exc)}\n")
-        except (RunDirBusyError, CheckpointError, NonFiniteLossError, MemoryError) as exc:
-            parser.exit(1, f"{prog}: error: {_one_line(exc)}\n")
-        except RuntimeError as exc:
-            if not _is_solver_error(exc):
-                raise
-            parser.exit(1, f"{prog}: error: {_one_line(exc)}\n")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``neuralode-rnn``; returns the exit code (0 on success); errors as in
-    :func:`run_command`."""
+    :func:`neuralode_rnn.commandline.run_command`."""
     parser = build_parser()
     args = parser.parse_args(argv)
     # our commands set _run; registered analysis commands may use argparse's usual `func`

@@ -1,7 +1,9 @@
 """PNG plots of training curves, drawn with matplotlib's Agg canvas.
 
 The figure is built on ``matplotlib.figure.Figure`` with an explicit Agg canvas, so no display is
-needed and the caller's global backend (``matplotlib.use``) is left untouched.
+needed and the caller's global backend (``matplotlib.use``) is left untouched.  This module draws
+from rows it is given and imports nothing of the training layer: a run directory writes the PNG
+bytes of :func:`curves_png` itself (``RunDir.write_plot``, atomically).
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
-__all__ = ["plot_curves"]
+__all__ = ["curves_png", "plot_curves"]
 
 
 def _floats(rows: Sequence[dict], key: str) -> list[float]:
@@ -22,16 +25,21 @@ def _floats(rows: Sequence[dict], key: str) -> list[float]:
 
 
 def plot_curves(rows: Sequence[dict], path: str | os.PathLike, title: str = "") -> None:
-    """Loss (train/test) and accuracy (train/test, if any) against epoch, saved as PNG at ``path``.
+    """Loss (train/test) and accuracy (train/test, if any) against epoch, saved as PNG at ``path``
+    (the bytes of :func:`curves_png`; a run directory's curves.png goes through ``RunDir.write_plot``,
+    which replaces it atomically)."""
+    Path(path).write_bytes(curves_png(rows, title))
+
+
+def curves_png(rows: Sequence[dict], title: str = "") -> bytes:
+    """Loss (train/test) and accuracy (train/test, if any) against epoch, as the bytes of a PNG.
 
     ``rows`` are metrics rows (dicts with the keys of ``neuralode_rnn.training.rundir.METRIC_FIELDS``; values
-    may be strings as read back from metrics.csv).  Written atomically.
+    may be strings as read back from metrics.csv).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
-
-    from .training.rundir import atomic_write
 
     epochs = _floats(rows, "epoch")
     has_acc = any(row.get("test_accuracy") not in (None, "") for row in rows)
@@ -56,4 +64,4 @@ def plot_curves(rows: Sequence[dict], path: str | os.PathLike, title: str = "") 
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    atomic_write(path, lambda f: f.write(buf.getvalue()))
+    return buf.getvalue()

@@ -35,9 +35,7 @@ directories go to docs/continuous/runs/ (not committed).
 
 from __future__ import annotations
 
-import argparse
 import copy
-import csv
 import math
 import os
 import sys
@@ -46,6 +44,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from scripts import harness  # noqa: E402 - after the repo root is on the path
 
 OUT = ROOT / "docs" / "continuous"
 RUNS_CSV = OUT / "runs.csv"
@@ -136,23 +136,8 @@ def make_config(task_key: str, family: str, recipe: str, seed: int):
 
 
 def command_for(config) -> str:
-    """The ``neuralode-rnn train`` command of a run."""
-    parts = ["neuralode-rnn train", f"--task {config.task}"]
-    if config.task_options.get("permute"):
-        parts.append("--permute")
-    parts += [f"--model {config.model}", f"--method {config.method}", f"--eps {config.eps:g}",
-              f"--hidden-size {config.hidden_size}", f"--lr {config.lr:g}", f"--epochs {config.epochs}",
-              f"--batch-size {config.batch_size}", f"--seed {config.seed}"]
-    if not config.model.endswith("-discrete"):
-        parts.append(f"--recipe {config.recipe}")
-    if config.recipe in ("cycle", "random") and config.recipe_solvers:
-        parts.append(f"--recipe-solvers {config.recipe_solvers}")
-    if config.penalty:
-        parts.append(f"--penalty {config.penalty:g}")
-    if config.stable_margin is not None:
-        parts.append(f"--stable-margin {config.stable_margin:g}")
-    parts += ["--threads 1", f"--run-dir docs/continuous/runs/{Path(config.run_dir).name}"]
-    return " ".join(parts)
+    """The ``neuralode-rnn train`` command of a run (its run directory under docs/continuous/runs)."""
+    return harness.train_command(config, f"docs/continuous/runs/{Path(config.run_dir).name}")
 
 
 def jobs() -> list[tuple[str, str, str, int]]:
@@ -173,20 +158,11 @@ def key_of(job) -> str:
 
 
 def read_rows() -> list[dict]:
-    if not RUNS_CSV.exists():
-        return []
-    with open(RUNS_CSV, newline="") as f:
-        return list(csv.DictReader(f))
+    return harness.read_rows(RUNS_CSV)
 
 
 def append_row(row: dict) -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    new = not RUNS_CSV.exists()
-    with open(RUNS_CSV, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS, lineterminator="\n")
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    harness.append_row(RUNS_CSV, FIELDS, row)
 
 
 def _as_continuous(model):
@@ -263,13 +239,18 @@ def run(workers: int) -> None:
     done = {r["key"] for r in read_rows()}
     todo = [j for j in jobs() if key_of(j) not in done]
     print(f"{len(todo)} of {len(jobs())} runs to do", flush=True)
-    for job in todo:
-        t0 = time.perf_counter()
-        row = run_one(job)
+    t0 = time.perf_counter()
+
+    def finished(job, row: dict) -> None:
+        nonlocal t0
         append_row(row)
         print(f"{row['key']}: as trained {row['as_trained']:.3f}, max drop {row['max_drop']:.3f} ({row['worst']}), "
               f"disc error {row['disc_error']:.2g}, train {row['train_seconds']:.0f} s, "
               f"total {time.perf_counter() - t0:.0f} s", flush=True)
+        t0 = time.perf_counter()
+
+    # one run at a time, in this process: the study's timings assume it
+    harness.run_jobs(run_one, todo, 1, finished, in_process=True)
 
 
 def plan() -> None:
@@ -460,19 +441,13 @@ def _goal_row(task: str, family: str, recipe: str, s: dict, ref: dict | None) ->
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="train and score every missing run (docs/continuous/runs.csv)")
-    p.add_argument("--workers", type=int, default=1, help="must be 1 (timings are of one run at a time)")
-    sub.add_parser("report", help="write docs/CONTINUOUS.md from runs.csv")
-    sub.add_parser("plan", help="print the runs in order and the reduction")
-    args = parser.parse_args(argv)
-    if args.command == "run":
-        run(args.workers)
-    elif args.command == "report":
-        print(report())
-    else:
-        plan()
+    harness.main(argv, __doc__, {
+        "run": harness.Command("train and score every missing run (docs/continuous/runs.csv)", lambda a: run(a.workers),
+                               lambda p: harness.workers_argument(
+                                   p, 1, "must be 1 (timings are of one run at a time)")),
+        "report": harness.Command("write docs/CONTINUOUS.md from runs.csv", lambda a: report()),
+        "plan": harness.Command("print the runs in order and the reduction", lambda a: plan()),
+    })
 
 
 if __name__ == "__main__":

@@ -34,17 +34,18 @@ with one torch thread each; run directories go to docs/irregular/runs/ (not comm
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from scripts import harness  # noqa: E402 - after the repo root is on the path
+from scripts.harness import train_command  # noqa: E402
 
 OUT = ROOT / "docs" / "irregular"
 RUNS_CSV = OUT / "runs.csv"
@@ -247,29 +248,6 @@ def make_config(stage: str, set_key: str, model: str, options: dict, drop: float
                        run_dir=str(RUN_DIRS / stage / run_name), quiet=True, threads=1, **options)
 
 
-def command_for(config) -> str:
-    """The ``neuralode-rnn train`` command of a run (its run directory replaced by runs/X)."""
-    from neuralode_rnn.training import TrainConfig
-
-    default = TrainConfig()
-    parts = ["neuralode-rnn train", f"--task {config.task}"]
-    for key, flag in (("n_train", "--n-train"), ("n_test", "--n-test")):
-        if key in config.task_options:
-            parts.append(f"{flag} {config.task_options[key]}")
-    if config.drop:
-        parts.append(f"--drop {config.drop:g}")
-    parts.append(f"--model {config.model}")
-    for key in ("inputs", "method", "recipe", "eps", "interpolation", "step_size", "lr"):
-        value = getattr(config, key)
-        if value is not None and value != getattr(default, key):
-            parts.append(f"--{key.replace('_', '-')} {value if isinstance(value, str) else format(value, 'g')}")
-    if config.validation:
-        parts.append(f"--validation {config.validation:g}")
-    parts += [f"--hidden-size {config.hidden_size}", f"--epochs {config.epochs}", f"--batch-size {config.batch_size}",
-              f"--clip {config.clip:g}", f"--seed {config.seed}", "--threads 1", "--run-dir runs/X"]
-    return " ".join(parts)
-
-
 # ------------------------------------------------------------------------------------- running
 def run_one(job: tuple) -> dict:
     """job = (stage, set, model, options, drop, seed): train it (resuming a killed run) and return its row."""
@@ -286,7 +264,7 @@ def run_one(job: tuple) -> dict:
     row = {"stage": stage, "set": set_key, "model": model,
            "config": job_config_id(stage, model, options),
            "drop": drop, "seed": seed, "options": json.dumps(options, sort_keys=True),
-           "hidden_size": config.hidden_size, "epochs": config.epochs, "command": command_for(config)}
+           "hidden_size": config.hidden_size, "epochs": config.epochs, "command": train_command(config)}
     try:
         # no curves.png per epoch: drawing it costs about as much as an epoch of these small models
         result = train(config, callbacks=default_callbacks(config, curves=False))
@@ -319,23 +297,11 @@ def _parameters(config) -> int:
 
 
 def read_rows(path: Path | None = None) -> list[dict]:
-    path = RUNS_CSV if path is None else path
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    return harness.read_rows(RUNS_CSV if path is None else path)
 
 
 def append_row(row: dict, path: Path | None = None) -> None:
-    path = RUNS_CSV if path is None else path
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS, lineterminator="\n")
-        if new:
-            writer.writeheader()
-        writer.writerow({k: row.get(k, "") for k in FIELDS})
-        f.flush()
-        os.fsync(f.fileno())
+    harness.append_row(RUNS_CSV if path is None else path, FIELDS, row)
 
 
 def _key(stage: str, set_key: str, model: str, cid: str, drop: float, seed: int) -> tuple:
@@ -457,9 +423,6 @@ def run(workers: int, sets: list[str], models: list[str], timing: bool) -> None:
     as its selection on a set is complete, ahead of the remaining selection runs, so a study cut short
     has whole cells and whole sets in that order.  The reduced sets' selection runs are queued once
     the full sets' selections are done."""
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
     OUT.mkdir(parents=True, exist_ok=True)
     rows = read_rows()
     select, test = jobs(rows, sets, models, timing)
@@ -469,31 +432,27 @@ def run(workers: int, sets: list[str], models: list[str], timing: bool) -> None:
     queued = {job_key(j) for j in select + test}
     pending = list(test) + list(select)
     n_done = 0
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        running = {}
-        while pending or running:
-            while pending and len(running) < workers:
-                job = pending.pop(0)
-                running[pool.submit(run_one, job)] = job
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                job = running.pop(future)
-                row = future.result()
-                append_row(row)
-                rows.append(row)
-                n_done += 1
-                print(f"[{n_done} {time.time() - t0:.0f}s] {row['stage']} {row['set']} {row['model']} {row['config']} "
-                      f"drop {row['drop']} seed {row['seed']}: acc {row.get('accuracy')} (last3 "
-                      f"{row.get('accuracy_last3')}) params {row.get('parameters')} {row.get('train_seconds')}s "
-                      f"{row['status']}", flush=True)
-                if job[0] == "select":
-                    # a finished selection may free test runs (ahead of the remaining selection runs)
-                    # and, the last of the full sets, the selection runs of the reduced sets (after them)
-                    new_select, new_test = jobs(rows, sets, models, False)
-                    new_select = [j for j in new_select if job_key(j) not in queued]
-                    new_test = [j for j in new_test if job_key(j) not in queued]
-                    queued.update(job_key(j) for j in new_select + new_test)
-                    pending = new_test + pending + new_select
+
+    def finished(job: tuple, row: dict) -> None:
+        nonlocal n_done
+        append_row(row)
+        rows.append(row)
+        n_done += 1
+        print(f"[{n_done} {time.time() - t0:.0f}s] {row['stage']} {row['set']} {row['model']} {row['config']} "
+              f"drop {row['drop']} seed {row['seed']}: acc {row.get('accuracy')} (last3 "
+              f"{row.get('accuracy_last3')}) params {row.get('parameters')} {row.get('train_seconds')}s "
+              f"{row['status']}", flush=True)
+        if job[0] == "select":
+            # a finished selection may free test runs (ahead of the remaining selection runs)
+            # and, the last of the full sets, the selection runs of the reduced sets (after them)
+            new_select, new_test = jobs(rows, sets, models, False)
+            new_select = [j for j in new_select if job_key(j) not in queued]
+            new_test = [j for j in new_test if job_key(j) not in queued]
+            queued.update(job_key(j) for j in new_select + new_test)
+            pending[:0] = new_test
+            pending.extend(new_select)
+
+    harness.run_jobs(run_one, pending, workers, finished)
     print(f"done in {time.time() - t0:.0f}s", flush=True)
 
 
@@ -989,25 +948,21 @@ def report() -> str:
     return text
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="train every missing run (selection first, then the test runs)")
-    p.add_argument("--workers", type=int, default=2, help="parallel trainings (default 2: the machine's cores)")
+def _run_arguments(p) -> None:
+    harness.workers_argument(p, 2, "parallel trainings (default 2: the machine's cores)")
     p.add_argument("--sets", nargs="*", default=list(SETS), choices=list(SETS))
     p.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--timing", action="store_true", help="also the timing task (its own fixed settings)")
-    sub.add_parser("report", help="write docs/IRREGULAR.md, selection.csv and the plot from runs.csv")
-    sub.add_parser("plan", help="print the configurations, their sizes and the number of runs")
-    args = parser.parse_args(argv)
-    if args.command == "run":
-        if args.workers < 1:
-            parser.error(f"--workers must be >= 1; got {args.workers}")
-        run(args.workers, args.sets, args.models, args.timing)
-    elif args.command == "plan":
-        plan()
-    else:
-        print(report())
+
+
+def main(argv: list[str] | None = None) -> None:
+    harness.main(argv, __doc__, {
+        "run": harness.Command("train every missing run (selection first, then the test runs)",
+                               lambda a: run(a.workers, a.sets, a.models, a.timing), _run_arguments),
+        "report": harness.Command("write docs/IRREGULAR.md, selection.csv and the plot from runs.csv",
+                                  lambda a: report()),
+        "plan": harness.Command("print the configurations, their sizes and the number of runs", lambda a: plan()),
+    })
 
 
 if __name__ == "__main__":

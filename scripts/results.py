@@ -29,16 +29,15 @@ sample's own times; LSTM and GRU step once per observed sample there and do not 
 
 from __future__ import annotations
 
-import argparse
-import csv
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from scripts import harness  # noqa: E402 - after the repo root is on the path
 
 OUT = ROOT / "docs" / "results"
 CSV = OUT / "results.csv"
@@ -165,30 +164,7 @@ def config_for(task_key: str, model_key: str, seed: int, eps: float | None = Non
 
 def command_for(task_key: str, model_key: str, eps: float | None = None, select: bool = False) -> str:
     """The neuralode-rnn command line of one cell (seed 0)."""
-    c = config_for(task_key, model_key, 0, eps, select)
-    parts = ["neuralode-rnn train", f"--task {c.task}"]
-    if c.task_options.get("permute"):
-        parts.append("--permute")
-    if c.task_options.get("n_train"):
-        parts.append(f"--n-train {c.task_options['n_train']}")
-    if c.drop:
-        parts.append(f"--drop {c.drop}")
-    parts += [f"--model {c.model}"]
-    if c.model not in ("lstm", "gru"):
-        parts.append(f"--method {c.method}")
-    from neuralode_rnn.zoo import model_spec
-
-    if model_spec(c.model).kind == "continuous":
-        parts.append("--recipe fixed")
-    if eps is not None:
-        parts.append(f"--eps {eps:g}")
-    if c.optimizer != "adam":
-        parts.append(f"--optimizer {c.optimizer}")
-    if select:
-        parts.append(f"--validation {VALIDATION}")
-    parts += [f"--hidden-size {c.hidden_size}", f"--epochs {c.epochs}", f"--batch-size {c.batch_size}",
-              "--seed 0 --threads 1 --run-dir runs/X"]
-    return " ".join(parts)
+    return harness.train_command(config_for(task_key, model_key, 0, eps, select))
 
 
 def run_cell(cell: tuple) -> tuple[str, dict]:
@@ -235,24 +211,17 @@ def _params(config) -> int:
     return count_parameters(build_run(config)[1])
 
 
-def _read(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def done_cells() -> set[tuple[str, str, int]]:
-    return {(r["task"], r["model"], int(r["seed"])) for r in _read(CSV)}
+    return {(r["task"], r["model"], int(r["seed"])) for r in harness.read_rows(CSV)}
 
 
 def done_selection() -> set[tuple[str, str, float]]:
-    return {(r["task"], r["model"], float(r["eps"])) for r in _read(SELECTION_CSV)}
+    return {(r["task"], r["model"], float(r["eps"])) for r in harness.read_rows(SELECTION_CSV)}
 
 
 def selection_table() -> dict[tuple[str, str], dict[float, dict]]:
     table: dict[tuple[str, str], dict[float, dict]] = {}
-    for r in _read(SELECTION_CSV):
+    for r in harness.read_rows(SELECTION_CSV):
         table.setdefault((r["task"], r["model"]), {})[float(r["eps"])] = r
     return table
 
@@ -272,33 +241,27 @@ def selected_eps(task_key: str, model_key: str, table: dict | None = None) -> fl
     return -max(ok)[2]
 
 
-def append_row(path: Path, fields: tuple[str, ...], row: dict) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
-        if new:
-            writer.writeheader()
-        writer.writerow({k: row.get(k, "") for k in fields})
-        f.flush()
-        os.fsync(f.fileno())
+def _pool_run(cells: list[tuple], workers: int, t0: float, label: str) -> None:
+    n_done = 0
 
-
-def _pool_run(pool, cells: list[tuple], t0: float, label: str) -> None:
-    for i, (kind, row) in enumerate(pool.imap_unordered(run_cell, cells), 1):
+    def finished(cell: tuple, result: tuple[str, dict]) -> None:
+        nonlocal n_done
+        kind, row = result
+        n_done += 1
         if kind == "select":
-            append_row(SELECTION_CSV, SELECTION_FIELDS, row)
+            harness.append_row(SELECTION_CSV, SELECTION_FIELDS, row)
             score = f"val acc {row.get('val_accuracy')}"
         else:
-            append_row(CSV, FIELDS, row)
+            harness.append_row(CSV, FIELDS, row)
             score = f"test acc {row.get('test_accuracy')}"
-        print(f"[{label} {i}/{len(cells)} {time.time() - t0:.0f}s] {kind} {row['task']} {row['model']} "
+        print(f"[{label} {n_done}/{len(cells)} {time.time() - t0:.0f}s] {kind} {row['task']} {row['model']} "
               f"seed {row['seed']} eps {row['eps']}: {score} params {row.get('parameters')} "
               f"{row.get('train_seconds')}s {row['status']}", flush=True)
 
+    harness.run_jobs(run_cell, list(cells), workers, finished, max_tasks_per_child=16)
+
 
 def run(workers: int, tasks: list[str], models: list[str]) -> None:
-    import multiprocessing as mp
-
     OUT.mkdir(parents=True, exist_ok=True)
     done, selected = done_cells(), done_selection()
     select = [("select", t, m, e) for t in tasks for m in models if needs_selection(t, m) for e in EPS_GRID
@@ -312,13 +275,11 @@ def run(workers: int, tasks: list[str], models: list[str]) -> None:
     print(f"{len(select)} selection cells, {len(plain) + len(later)} main cells to run ({len(done)} main and "
           f"{len(selected)} selection cells already done), {workers} workers", flush=True)
     t0 = time.time()
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, maxtasksperchild=16) as pool:
-        # phase A: the selection runs first (the selected cells wait for them), the rest behind them
-        _pool_run(pool, select + plain, t0, "A")
-        table = selection_table()
-        phase_b = [("main", t, m, s, selected_eps(t, m, table)) for t, m, s in later] + last
-        _pool_run(pool, phase_b, t0, "B")
+    # phase A: the selection runs first (the selected cells wait for them), the rest behind them
+    _pool_run(select + plain, workers, t0, "A")
+    table = selection_table()
+    phase_b = [("main", t, m, s, selected_eps(t, m, table)) for t, m, s in later] + last
+    _pool_run(phase_b, workers, t0, "B")
     print(f"sweep done in {time.time() - t0:.0f}s", flush=True)
 
 
@@ -357,9 +318,9 @@ def _accuracy_cell(cells: dict, summary: dict, key: tuple[str, str]) -> str:
 
 
 def report(sweep_note: str | None = None) -> str:
-    rows = _read(CSV)
+    rows = harness.read_rows(CSV)
     cells, summary = _accuracy_summary(rows)
-    v1_cells, v1_summary = _accuracy_summary(_read(V1_CSV))
+    v1_cells, v1_summary = _accuracy_summary(harness.read_rows(V1_CSV))
     table = selection_table()
     import torch
 
@@ -482,7 +443,7 @@ def report(sweep_note: str | None = None) -> str:
               "difference is called a win or loss only when it exceeds the larger of the two seed stds.", ""]
     lines += verdicts(cells, summary)
     diverged = [r for r in rows if r["status"] != "ok"]
-    diverged += [dict(r, seed=f"0, selection eps {_fmt_eps(r['eps'])}") for r in _read(SELECTION_CSV)
+    diverged += [dict(r, seed=f"0, selection eps {_fmt_eps(r['eps'])}") for r in harness.read_rows(SELECTION_CSV)
                  if r["status"] != "ok"]
     if diverged:
         lines += ["", "## Runs stopped by the NaN guard", ""]
@@ -573,20 +534,21 @@ def verdicts(cells: dict, summary: dict) -> list[str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="train every missing cell of the matrix")
-    p.add_argument("--workers", type=int, default=2, help="parallel trainings (default 2: the machine's cores)")
+def _run_arguments(p) -> None:
+    harness.workers_argument(p, 2, "parallel trainings (default 2: the machine's cores)")
     p.add_argument("--tasks", nargs="*", default=list(TASKS), choices=list(TASKS))
     p.add_argument("--models", nargs="*", default=list(MAIN_MODELS), choices=list(MODELS))
-    r = sub.add_parser("report", help="write docs/RESULTS.md from docs/results/results.csv")
-    r.add_argument("--sweep-note", default=None, help="a sentence on the sweep's wall time, quoted at the end")
-    args = parser.parse_args(argv)
-    if args.command == "run":
-        run(args.workers, args.tasks, args.models)
-    else:
-        print(report(args.sweep_note))
+
+
+def main(argv: list[str] | None = None) -> None:
+    harness.main(argv, __doc__, {
+        "run": harness.Command("train every missing cell of the matrix",
+                               lambda a: run(a.workers, a.tasks, a.models), _run_arguments),
+        "report": harness.Command("write docs/RESULTS.md from docs/results/results.csv",
+                                  lambda a: report(a.sweep_note),
+                                  lambda p: p.add_argument("--sweep-note", default=None,
+                                                           help="a sentence on the sweep's wall time, quoted at the end")),
+    })
 
 
 if __name__ == "__main__":

@@ -341,3 +341,23 @@ def test_train_then_analyze_and_compare_solvers(tmp_path, capsys):
     assert saved["run"] == "lip" and set(saved["orders"]) == set(solvers.FIXED_TABLEAUX)
     # trained with the zoo's default recipe for continuous models (cycle), whose as-trained solver is rk4
     assert saved["cross_solver"][0]["trained"] and saved["cross_solver"][0]["method"] == "rk4"
+
+
+def test_the_analysis_entry_point_reports_bad_input_in_one_line_without_the_cli_module(tmp_path, capsys):
+    """``python -m neuralode_rnn.analysis``: the same one-line errors and exit status 2 as the package
+    CLI, through neuralode_rnn.commandline (analysis/commands.py no longer imports cli.py, issue 17 item 6)."""
+    import ast
+    import inspect
+
+    from neuralode_rnn.analysis import commands
+
+    with pytest.raises(SystemExit) as info:
+        commands.main(["analyze", str(tmp_path / "missing")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1:] == [f"python -m neuralode_rnn.analysis analyze: error: {tmp_path / 'missing'}/config.json not found: "
+                   f"is {tmp_path / 'missing'} a run directory?"]
+    imported = {node.module for node in ast.walk(ast.parse(inspect.getsource(commands)))
+                if isinstance(node, ast.ImportFrom)}
+    assert "cli" not in imported and "commandline" in imported
+    assert not any("Traceback" in line for line in err)

@@ -4,23 +4,18 @@ model, continuous models no larger than the GRU, the selection rule, and a repor
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("sktime")
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("irregular_study", ROOT / "scripts" / "irregular.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from scripts import irregular
+
+    return irregular
 
 
 def test_every_model_gets_the_same_number_of_distinct_configurations(study):

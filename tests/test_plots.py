@@ -11,7 +11,7 @@ import solvers
 from neuralode_rnn.analysis import plots
 from neuralode_rnn.analysis.solver_comparison import SolverComparison, SolverRun
 from neuralode_rnn.analysis.stability import Contraction
-from neuralode_rnn.plots import plot_curves
+from neuralode_rnn.plots import curves_png, plot_curves
 
 
 @pytest.fixture
@@ -123,3 +123,17 @@ def test_curves_of_a_short_run_have_whole_epoch_ticks(tmp_path, figures):
         lo, hi = ax.get_xlim()
         ticks = [x for x in ax.get_xticks() if lo <= x <= hi]
         assert ticks == [1.0, 2.0], ticks
+
+
+def test_curves_are_drawn_from_rows_and_written_by_the_run_directory(tmp_path):
+    """Issue 17 item 6: plots.py draws from the rows it is given and imports nothing of training;
+    the run directory replaces curves.png with those bytes itself (atomically)."""
+    from neuralode_rnn.training import RunDir
+
+    rows = [{"epoch": e, "train_loss": 1.0 / e, "test_loss": 1.1 / e} for e in (1, 2, 3)]
+    png = curves_png(rows, title="run")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    rd = RunDir(tmp_path)
+    rd.write_plot(png)
+    assert rd.plot_path.read_bytes() == png
+    assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]  # no temporary file left behind

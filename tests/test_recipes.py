@@ -15,6 +15,7 @@ from neuralode_rnn.training.recipes import (
     parse_recipe_solvers,
     recipe_solver,
 )
+from solvers.stepper import rk_step
 
 D64 = torch.float64
 CHOICES = (("euler", 3), ("heun", 1), ("rk4", 1), ("rk38", 2))
@@ -145,6 +146,40 @@ def test_the_penalty_is_zero_for_an_exact_step_and_the_heun_euler_estimate_other
     want = ((a * dt ** 2 / 2) ** 2 * k1.pow(2).sum(-1)).sum(1)
     got = local_error_penalty(model, values, states, dt)
     assert torch.allclose(got, want, rtol=1e-12, atol=0) and (got > 0).all()
+
+
+def test_the_penalty_through_the_adaptive_heun_stepper_equals_the_hand_written_heun_euler_step(monkeypatch):
+    """Issue 17 item 6: the estimate is one step of the stepper with the adaptive_heun tableau, no
+    longer a Heun-Euler step written out in recipes.py; the numbers and the gradients are those of
+    the written-out step e = dt/2 (f(h + dt f(h, u), u) - f(h, u)) on a nonlinear field."""
+    torch.manual_seed(3)
+    model = nr.ContinuousRNN(nr.LipschitzField(2, 4), 2, method="euler", step_size=0.3).double()
+    values = torch.randn(3, 6, 2, dtype=D64)
+    states = model.trajectory(values).detach()
+    dt = 0.3
+    field = model.field
+    before = torch.cat([torch.zeros(3, 1, 4, dtype=D64), states[:, :-1]], 1).reshape(18, 4)
+    u = field.input_map(values).reshape(18, -1)
+    k1 = field.rhs(before, u)
+    k2 = field.rhs(before + dt * k1, u)
+    want = ((0.5 * dt) * (k2 - k1)).pow(2).sum(-1).reshape(3, 6).sum(1)
+    from neuralode_rnn.training import recipes
+
+    steps = []
+
+    def counted(term, plan, *args, **kwargs):
+        steps.append(plan.tab.name)
+        return rk_step(term, plan, *args, **kwargs)
+
+    monkeypatch.setattr(recipes, "rk_step", counted)
+    got = local_error_penalty(model, values, states, dt)
+    assert steps == ["adaptive_heun"]  # one step of the stepper, with that tableau
+    assert (want > 1e-6).all()
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+    g_got = torch.autograd.grad(got.sum(), field.M_W, retain_graph=True)[0]
+    g_want = torch.autograd.grad(want.sum(), field.M_W)[0]
+    assert g_want.abs().max() > 1e-6
+    torch.testing.assert_close(g_got, g_want, rtol=1e-10, atol=1e-14)
 
 
 def test_the_penalty_recipe_adds_the_term_to_the_loss(tiny_config):

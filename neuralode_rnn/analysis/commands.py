@@ -389,7 +389,7 @@ def analyze_command(args) -> int:
 
 def main(argv=None) -> int:
     """``python -m neuralode_rnn.analysis``: the same commands, with the same one-line errors."""
-    from ..cli import run_command
+    from ..commandline import run_command
 
     parser = argparse.ArgumentParser(prog="python -m neuralode_rnn.analysis",
                                      description="Solver comparison and stability/robustness analysis.")

@@ -86,10 +86,10 @@ class Curves(Callback):
     def on_epoch(self, run: RunState, row: dict) -> None:
         if not run.writes:
             return
-        from ..plots import plot_curves
+        from ..plots import curves_png
 
         try:
-            plot_curves(run.rows, run.run_dir.plot_path, title=run.config.label)
+            run.run_dir.write_plot(curves_png(run.rows, title=run.config.label))
         except Exception as exc:  # noqa: BLE001 - a plot must never kill a training run
             print(f"warning: could not draw {run.run_dir.plot_path}: {exc}", file=sys.stderr)
 

@@ -33,9 +33,10 @@ with exactly the solvers an uninterrupted run would have used.
 
 ``penalty``: the embedded Heun-Euler pair estimates the local error of one Euler step of size dt
 as e = dt/2 (f(h + dt f(h, u), u) - f(h, u)) (Hairer, Norsett and Wanner, *Solving ODEs I*,
-II.4).  :func:`local_error_penalty` evaluates it from every state the training solve passes
-through at a sample time, with the next sample's input held (the "hold" path), and sums |e|^2
-over the sequence; the loss adds ``penalty`` x its batch mean.  It pushes the field towards one
+II.4).  :func:`local_error_penalty` takes that step with the solvers' own stepper and its
+``adaptive_heun`` tableau (the same pair, b_err = (1/2, -1/2): the estimate up to its sign) from
+every state the training solve passes through at a sample time, with the next sample's input held
+(the "hold" path), and sums |e|^2 over the sequence; the loss adds ``penalty`` x its batch mean.  It pushes the field towards one
 that a step of dt resolves.  Written here because no library offers a local-error term as a
 differentiable training loss (torchdiffeq and diffrax expose error estimates only to their
 step-size controllers).
@@ -49,6 +50,7 @@ import torch
 from torch import nn
 
 import solvers
+from solvers.stepper import Plan, rk_step
 
 __all__ = ["DEFAULT_RECIPE_SOLVERS", "RECIPES", "local_error_penalty", "parse_recipe_solvers", "recipe_solver",
            "recipe_specs", "substep_size"]
@@ -154,7 +156,17 @@ def local_error_penalty(model: nn.Module, values: torch.Tensor, states: torch.Te
     h0 = field.initial_state(B, states.dtype, states.device).unsqueeze(1)
     before = torch.cat([h0, states[:, :-1]], 1).reshape(B * T, N)
     u = field.input_map(values.to(states.dtype)).reshape(B * T, -1)
-    k1 = field.rhs(before, u)
-    k2 = field.rhs(before + dt * k1, u)
-    err = (0.5 * dt) * (k2 - k1)
-    return err.abs().pow(2).sum(-1).reshape(B, T).sum(1)
+    step = rk_step(_HeldInput(field, u), Plan.of(solvers.TABLEAUX["adaptive_heun"]), 0.0, float(dt), before)
+    return step.err.abs().pow(2).sum(-1).reshape(B, T).sum(1)
+
+
+class _HeldInput(solvers.Term):
+    """dh/dt = field.rhs(h, u) with the projected input ``u`` (B * T, P) held over the step: the
+    term the penalty's one Heun-Euler step integrates (every (sample, time) pair a row)."""
+
+    def __init__(self, field: nn.Module, u: torch.Tensor) -> None:
+        self.field = field
+        self.u = u
+
+    def f(self, t: float, y: torch.Tensor) -> torch.Tensor:
+        return self.field.rhs(y, self.u)

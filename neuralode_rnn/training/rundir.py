@@ -336,6 +336,10 @@ class RunDir:
     def write_status(self, text: str) -> None:
         _atomic_text(self.status_path, text.rstrip("\n") + "\n")
 
+    def write_plot(self, png: bytes) -> None:
+        """curves.png replaced atomically by ``png`` (the bytes of ``neuralode_rnn.plots.curves_png``)."""
+        atomic_write(self.plot_path, lambda f: f.write(png))
+
     def clear(self) -> None:
         """Remove this run's checkpoints, digests, metrics, timing, curves and status (for a fresh start)."""
         for p in (self.last, self.previous, self.best, self.manifest_path, self.metrics_path, self.timing_path,
