@@ -42,6 +42,8 @@ from collections.abc import Sequence
 
 import torch
 
+import solvers
+
 __all__ = ["CLOCK_DTYPE", "INTERPOLATIONS", "Path", "as_times", "check_times", "check_values", "fill_missing",
            "index_rates", "interpolate", "solve_clock", "start_time"]
 
@@ -114,6 +116,26 @@ class Path:
         timestamps such as epoch seconds give the same states as the same series shifted to start
         near 0."""
         return Path(self.method, self.knots - self.knots[..., :1], self.coeffs, self.first, self.last)
+
+    def input(self, clock: str = "time", knots: torch.Tensor | None = None, **projection) -> solvers.PiecewiseInput:
+        """This path as the solvers' input type, :class:`solvers.PiecewiseInput` (an O(1) cursor over the
+        same coefficient tensors, not a copy): what every solve of a field driven by a path reads.
+
+        clock="time": the pieces end at ``knots`` (T,) or per sample (B, T) (a solve clock from
+        :func:`solve_clock`), or at the path's own knots when None; local time is clock time minus the
+        piece's start.  clock="index": knot k at s = k (0-based), local time (s - j) times each sample's
+        gap on piece j, and the rates (:func:`index_rates`) by which a term multiplies its field, so
+        samples with different (B, T) times share one solver clock.
+        ``projection``: PiecewiseInput's ``weight``, ``bias``, ``scale_output``, ``complex_halves`` (the
+        input map u = x weight^T + b, applied to the coefficients chunk by chunk)."""
+        if clock == "index":
+            knots = torch.arange(self.length, dtype=CLOCK_DTYPE)
+            return solvers.PiecewiseInput(knots, self.coeffs, self.first, self.last, scale=self.gaps().to(self.dtype),
+                                          rates=index_rates(self), **projection)
+        if clock != "time":
+            raise ValueError(f"unknown clock {clock!r}; expected 'time' or 'index'")
+        knots = self.knots if knots is None else knots.to(CLOCK_DTYPE)
+        return solvers.PiecewiseInput(knots, self.coeffs, self.first, self.last, **projection)
 
     def tensors(self) -> tuple[torch.Tensor, ...]:
         """Every tensor the path's values depend on (for adjoint gradient bookkeeping)."""
