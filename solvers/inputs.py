@@ -94,6 +94,11 @@ class PiecewiseInput:
         self.cursor = 0  # index of the first knot >= the last time read
         self._chunks: dict[int, list[list[Tensor]]] = {}
         self._ends: dict[str, Tensor] = {}
+        # projections cached under no_grad hold no graph: rebuilt when read again with grad on (a
+        # torchdiffeq adjoint runs its forward without grad and differentiates f in the backward)
+        self._differentiable = any(x is not None and x.requires_grad
+                                   for x in (self.weight, self.bias, *self.coeffs, first, last))
+        self._graphless = False
         self._scale_rows: list[Tensor] | None = None
         self.rates = rates
         self._rate_rows = None if rates is None else list(rates.detach().unsqueeze(-1).unbind(1))
@@ -217,6 +222,7 @@ class PiecewiseInput:
         rows = self._chunks.get(c)
         if rows is None:
             j0, j1 = c * CHUNK, min(self.T - 1, (c + 1) * CHUNK)
+            self._graphless |= self._differentiable and not torch.is_grad_enabled()
             projected = [self._project(co[:, j0:j1], i == 0) for i, co in enumerate(self.coeffs)]
             rows = [list(p.unbind(1)) for p in projected]  # unbind once: a view per piece, no indexing per read
             if len(self._chunks) >= 2:
@@ -232,14 +238,18 @@ class PiecewiseInput:
 
     def projected(self, j: int, t: float) -> Tensor:
         """u(t) = x(t) U^T + b (B, P) on piece j, from the chunk-projected coefficients."""
+        if self._graphless and torch.is_grad_enabled():
+            self.clear()
         if j < 0 or self.T < 2:
             end = self._ends.get("first")
             if end is None:
+                self._graphless |= self._differentiable and not torch.is_grad_enabled()
                 end = self._ends["first"] = self._project(self.first, True)
             return end
         if j >= self.T - 1:
             end = self._ends.get("last")
             if end is None:
+                self._graphless |= self._differentiable and not torch.is_grad_enabled()
                 end = self._ends["last"] = self._project(self.last, True)
             return end
         rows = self._chunk(j // CHUNK)
@@ -250,4 +260,5 @@ class PiecewiseInput:
         """Forget the projected chunks (after the weights changed, or to release their graph)."""
         self._chunks.clear()
         self._ends.clear()
+        self._graphless = False
         self.cursor = 0

@@ -206,6 +206,24 @@ def test_a_damaged_cache_file_is_measured_again_and_replaced(fresh_kernel_cache,
     assert solvers.tanh_kernel(torch.float32) == "sigmoid" and json.loads(path.read_text())["kernel"] == "sigmoid"
 
 
+@pytest.mark.parametrize("kernel", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("times", ["shared", "per_sample"])
+def test_structured_term_reads_an_already_projected_input_with_its_bias(kernel, times):
+    """U = None (the input is already u): the kernel's scale and the bias b apply to the one input type
+    (no wrapper reader): f equals the structure's own equations on u(t) + b, in both kernels."""
+    torch.manual_seed(2)
+    W, A, b = torch.randn(N, N, dtype=DT) * 0.5, torch.randn(N, N, dtype=DT) * 0.5, torch.randn(N, dtype=DT)
+    structure = LinearActivation(W=W, A=A, U=None, b=b)
+    t = torch.cumsum(torch.rand(B, T, dtype=DT) + 0.1, 1)
+    path = nr.interpolate(torch.randn(B, T, N, dtype=DT), t if times == "per_sample" else t[0], "cubic")
+    term = solvers.LinearActivationTerm(structure, path.input(), kernel=kernel)
+    y = torch.randn(B, N, dtype=DT)
+    for s in (t[0, 0] - 0.5, 0.5 * (t[0, 1] + t[0, 2]), t[0, -1] + 1.0):
+        tt = torch.full((B,), float(s), dtype=DT) if times == "per_sample" else float(s)
+        want = structure.rhs(y, path.evaluate(s) + b)
+        torch.testing.assert_close(term.f(tt, y), want, rtol=0, atol=1e-12)
+
+
 def test_unitary_runs_the_generic_driven_term():
     field = nr.UnitaryField(D, N, bias_init=-0.1).double()
     field.U.data = field.U.data.to(torch.complex128)
