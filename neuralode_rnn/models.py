@@ -190,7 +190,9 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], me
         term = field.driven_term(leaf_path, clock, knots, project=False)
         params = params + tuple(leaves)
     else:
-        term = field.driven_term(path, clock, knots)
+        # checkpoint recomputes segments with grad: a projection cached by its no-grad first pass would
+        # hold no graph, so the input map is applied per evaluation there
+        term = field.driven_term(path, clock, knots, project=gradient != "checkpoint")
     rates = term.inputs.rates
     gap_scale = None if rates is None else rates.max(0).values
     outs = solvers.solve(term, h0, t_out, method, gradient=gradient, step_size=step_size, gap_scale=gap_scale,
