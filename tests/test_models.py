@@ -212,7 +212,7 @@ def test_gradcheck_field_rhs(family):
 def test_per_sample_times_equal_each_sample_alone(method, step_size, tol, interpolation):
     field, _ = _make("lipschitz")
     x = torch.randn(3, 6, D, dtype=torch.float64)
-    g = torch.Generator().manual_seed(3)
+    g = torch.Generator(torch.get_default_device()).manual_seed(3)
     times = torch.cumsum(torch.rand(3, 6, generator=g, dtype=torch.float64) * 0.3 + 0.05, 1)
     model = nr.ContinuousRNN(field, 2, method=method, step_size=step_size, interpolation=interpolation,
                              rtol=1e-10, atol=1e-12).double()
@@ -535,7 +535,7 @@ def test_step_limit_stops_a_runaway_solve():
 # ------------------------------------------------------------------ issue 16: clocks, non-finite states, errors
 def _epoch_times(base: float, shape, seed: int = 5) -> torch.Tensor:
     """base + cumulative gaps of 0.1-3 units, float64: epoch seconds (base 1.7e9) or epoch hours."""
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator(torch.get_default_device()).manual_seed(seed)
     return base + torch.cumsum(0.1 + 2.9 * torch.rand(*shape, generator=g, dtype=torch.float64), -1)
 
 
@@ -711,7 +711,7 @@ def test_what_per_sample_times_give_each_sample_as_the_readme_says(dtype):
     torch.manual_seed(0)
     field = nr.LipschitzField(D, N).to(dtype)
     x = torch.randn(4, 12, D, dtype=dtype)
-    g = torch.Generator().manual_seed(1)
+    g = torch.Generator(torch.get_default_device()).manual_seed(1)
     times = torch.cumsum(0.05 + 1.5 * torch.rand(4, 12, generator=g, dtype=torch.float64), 1)
     rounding = 1e-12 if dtype == torch.float64 else 1e-5
     # fixed steps, one per gap: the same states to rounding (scale ~7)

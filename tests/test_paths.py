@@ -11,7 +11,7 @@ METHODS = ["hold", "linear", "cubic", "natural"]
 
 
 def _data(B=3, T=9, D=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator(torch.get_default_device()).manual_seed(seed)
     x = torch.randn(B, T, D, generator=g, dtype=torch.float64)
     t = torch.cumsum(torch.rand(T, generator=g, dtype=torch.float64) + 0.1, 0)
     return x, t
@@ -165,7 +165,7 @@ def test_linear_fill_interpolates_in_time():
 
 def test_per_sample_times_equal_each_sample_alone():
     x, t = _data(B=3)
-    g = torch.Generator().manual_seed(5)
+    g = torch.Generator(torch.get_default_device()).manual_seed(5)
     tt = torch.stack([t, t * 1.7 + 0.3, torch.cumsum(torch.rand(t.shape[0], generator=g, dtype=torch.float64) + 0.05, 0)])
     ts = torch.linspace(0, 12, 77, dtype=torch.float64)
     for method in METHODS:

@@ -15,7 +15,7 @@ D64 = torch.float64
 
 
 def _times(T, seed=0):
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator(torch.get_default_device()).manual_seed(seed)
     return torch.cumsum(0.2 + torch.rand(T, generator=g, dtype=D64), 0)
 
 
