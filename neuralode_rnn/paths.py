@@ -33,7 +33,10 @@ Every method is linear in the values and reproduces constants, so for an affine 
 input map at every evaluation.
 
 Evaluation at any time is a binary search over the knots (O(log T)), batched over samples,
-differentiable with respect to the values and runs on the values' device.
+differentiable with respect to the values and runs on the values' device.  Solves read a path
+through :meth:`Path.input`: the solvers' :class:`solvers.PiecewiseInput` over the same coefficient
+tensors, with a cursor (O(1) per step) on the clock of :func:`solve_clock`.  It is the one reader the
+models, ``Field.driven_by``, the stochastic model and the analysis share.
 """
 
 from __future__ import annotations
