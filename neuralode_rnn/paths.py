@@ -132,9 +132,9 @@ class Path:
         ``projection``: PiecewiseInput's ``weight``, ``bias``, ``scale_output``, ``complex_halves`` (the
         input map u = x weight^T + b, applied to the coefficients chunk by chunk)."""
         if clock == "index":
-            knots = torch.arange(self.length, dtype=CLOCK_DTYPE)
-            return solvers.PiecewiseInput(knots, self.coeffs, self.first, self.last, scale=self.gaps().to(self.dtype),
-                                          rates=index_rates(self), **projection)
+            rates = index_rates(self)  # (B, T): rates[:, j + 1] is piece j's length, its local-time scale
+            return solvers.PiecewiseInput(torch.arange(self.length, dtype=CLOCK_DTYPE), self.coeffs, self.first,
+                                          self.last, scale=rates[:, 1:], rates=rates, **projection)
         if clock != "time":
             raise ValueError(f"unknown clock {clock!r}; expected 'time' or 'index'")
         knots = self.knots if knots is None else knots.to(CLOCK_DTYPE)
@@ -241,62 +241,6 @@ class Path:
                 out = out * tau + i * self._gather(self.coeffs[i], j)
             out = out.masked_fill((before | after).unsqueeze(-1), 0.0)
         return out[:, 0] if scalar else out
-
-    def evaluate_piece(self, j: int, frac: torch.Tensor | float) -> torch.Tensor:
-        """x on piece j at the fraction ``frac`` in [0, 1] of that piece, for every sample: (B, D).
-
-        Piece j (0-based) spans [t_j, t_{j+1}]; j = -1 is the region before the first knot and
-        j = T-1 the region after the last one (the path is constant there).  Used with
-        per-sample knots, where one "index clock" s = j + frac drives samples whose pieces have
-        different lengths.  The piece is chosen by j, never by rounding a time, so a held
-        input is read on the piece the caller names.
-        """
-        if j < 0:
-            return self.first
-        if j >= self.length - 1:
-            return self.last
-        gap = (self.knots[..., j + 1] - self.knots[..., j]).to(self.dtype)
-        tau = (frac * gap).reshape(1, -1)  # (1, B) per sample or (1, 1) shared
-        if not self.per_sample:
-            tau = tau.reshape(1)
-        return self.evaluate_steps(torch.tensor([j], device=self.device), tau)[0]
-
-    def evaluate_steps(self, j: torch.Tensor, tau: torch.Tensor | None = None) -> torch.Tensor:
-        """x at many (piece, local time) pairs at once, time first: the stage inputs of a solve.
-
-        Args:
-            j: (S,) long piece indices in [-1, T-1]; piece j spans [t_j, t_{j+1}] (0-based), -1 is
-                the region before the first knot and T-1 the one after the last (constant there).
-            tau: (S,) shared or (S, B) per-sample local times t - t_j on each piece; ignored
-                (may be None) for "hold", whose pieces are constant.
-
-        Returns:
-            (S, B, D).  One gather per coefficient and one Horner pass for all S rows, which is
-            what lets a fixed-step solver read its inputs for every stage of every step in one call.
-            The piece is named by j, never found by searching a time, so a held input is read on
-            the piece the caller means.
-        """
-        S = j.shape[0]
-        B, D = self.batch_size, self.channels
-        if self.length == 1:
-            return self.first.unsqueeze(0).expand(S, B, D)
-        jc = j.clamp(0, self.length - 2)
-        cs = [c.transpose(0, 1).index_select(0, jc) for c in self.coeffs]  # (S, B, D) each
-        out = cs[-1]
-        if len(cs) > 1:
-            if tau is None:
-                raise ValueError(f"tau is needed to evaluate a {self.method!r} path inside its pieces")
-            t = tau.to(self.dtype)
-            t = t.view(S, 1, 1) if t.dim() == 1 else t.unsqueeze(-1)
-            for c in reversed(cs[:-1]):
-                out = out * t + c
-        before = (j < 0).view(S, 1, 1)
-        after = (j > self.length - 2).view(S, 1, 1)
-        if bool(before.any()):
-            out = torch.where(before, self.first.unsqueeze(0), out)
-        if bool(after.any()):
-            out = torch.where(after, self.last.unsqueeze(0), out)
-        return out
 
     def __repr__(self) -> str:
         return (f"Path(method={self.method!r}, batch={self.batch_size}, length={self.length}, "

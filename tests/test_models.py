@@ -306,8 +306,11 @@ def test_driven_by_reads_what_the_path_evaluates(field_cls, times, interpolation
         gi = field.driven_by(path, clock="index")
         gaps = path.gaps()
         for s in (-1.0, 0.0, 2.0, 2.25, T - 1.0, T + 1.0):
-            j = math.ceil(s) - 1
-            want = field.input_map(path.evaluate_piece(j, s - j))
+            j = math.ceil(s) - 1  # the piece of index-clock time s, and each sample's time there from its t_1
+            rel = path.relative()
+            real = rel.knots[:, 0] if j < 0 else rel.knots[:, -1] + 1 if j >= T - 1 else \
+                rel.knots[:, j] + (s - j) * gaps[:, j]
+            want = field.input_map(rel.evaluate(real.unsqueeze(1))[:, 0])
             torch.testing.assert_close(gi.input_at(s), want, rtol=0, atol=1e-12)
             rate = gaps[:, min(max(j, 0), T - 2)].to(D64).unsqueeze(1)  # dt/ds: the piece's length
             h = field.initial_state(B, D64) + 0.1
