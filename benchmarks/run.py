@@ -39,6 +39,7 @@ The CPU model, torch version, threads and the kernel the structured path chose o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime
 import json
@@ -410,7 +411,7 @@ def _vmhwm_kb() -> int:
 
 def memory_child(suite: str, name: str, T: int, quick: bool, device: str = "cpu") -> None:
     torch.set_num_threads(THREADS)
-    with torch.device(device):
+    with _on(device):
         build = rows(suite, quick)[name]
         build(SUITES[suite], 8)()  # initialise libraries and allocator pools on a tiny problem
         run = build(SUITES[suite], T)
@@ -679,8 +680,14 @@ def _log(message: str) -> None:
 
 def main(quick: bool = False, repeats: int = 5, memory: bool = True, out_dir: Path = HERE,
          suites: tuple[str, ...] = tuple(SUITES), device: str = "cpu") -> str:
-    with torch.device(device):
+    with _on(device):
         return _main(quick, repeats, memory, out_dir, suites, device)
+
+
+def _on(device: str):
+    """torch's default device set to ``device`` for a block; nothing on the CPU (a default-device mode
+    would add its dispatch cost to every torch call the benchmark times)."""
+    return contextlib.nullcontext() if torch.device(device).type == "cpu" else torch.device(device)
 
 
 def _main(quick: bool, repeats: int, memory: bool, out_dir: Path, suites: tuple[str, ...], device: str) -> str:
