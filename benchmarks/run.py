@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python benchmarks/run.py            # full run (~25 minutes), writes benchmarks/RESULTS.md
     PYTHONPATH=. python benchmarks/run.py --quick    # a few minutes: smaller T, fewer repeats of memory
+    PYTHONPATH=. python benchmarks/run.py --device cuda   # every row on a GPU (peak memory: CUDA allocations)
 
 Three suites, each a set of rows timed against each other (forward, cross-entropy on a linear readout
 of the last state, backward, unless the row says "inference" or "floor"):
@@ -25,7 +26,11 @@ have some, so costs per evaluation can be compared.
 Peak memory: for each row, a fresh subprocess builds the row, runs it once at a small T (library
 initialisation), records its peak resident set size (``VmHWM`` of /proc/self/status), runs the row
 once at the measured T, and reports the growth of the peak (page granularity, allocator slack
-included).
+included); with ``--device cuda`` the growth of ``torch.cuda.max_memory_allocated`` instead.
+
+Device: ``--device`` (default cpu) is torch's default device for the whole run (``with
+torch.device(...)``), so every row builds its data, parameters and states there; each timed call
+ends with ``torch.cuda.synchronize()`` on a GPU, so a row's time includes the kernels it queued.
 
 The CPU model, torch version, threads and the kernel the structured path chose on this machine
 (``solvers.tanh_kernel``) are written beside the results.
@@ -34,6 +39,7 @@ The CPU model, torch version, threads and the kernel the structured path chose o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime
 import json
@@ -73,7 +79,7 @@ Run = Callable[[], "int | None"]  # a row's one repetition; returns its function
 
 # ---------------------------------------------------------------------------- data
 def _data(B: int, T: int, D: int, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator(torch.get_default_device()).manual_seed(seed)
     x = torch.randn(B, T, D, generator=g)
     y = torch.randint(0, CLASSES, (B,), generator=g)
     times = EPS * torch.arange(1, T + 1, dtype=torch.float32)
@@ -110,7 +116,7 @@ def _irregular(s: dict, T: int) -> Run:
     torch.manual_seed(0)
     B, N, D = s["B"], s["N"], s["D"]
     model = nr.ContinuousRNN(nr.LipschitzField(D, N), CLASSES, method="euler")
-    g = torch.Generator().manual_seed(1)
+    g = torch.Generator(torch.get_default_device()).manual_seed(1)
     x_full, y, times_full = _data(B, T, D)
     keep = torch.rand(B, T, generator=g).argsort(1)[:, :T // 2].sort(1).values
     x = x_full.gather(1, keep.unsqueeze(-1))
@@ -373,6 +379,12 @@ def rows(suite: str, quick: bool) -> dict[str, Callable[[dict, int], Run]]:
 
 
 # ---------------------------------------------------------------------------- measuring
+def _sync() -> None:
+    """Wait for the kernels queued on the default device (a GPU runs them asynchronously)."""
+    if torch.get_default_device().type == "cuda":
+        torch.cuda.synchronize()
+
+
 def time_rows(suite: str, builders: dict, T: int, repeats: int, log) -> tuple[dict, dict]:
     s = SUITES[suite]
     runs = {name: build(s, T) for name, build in builders.items()}
@@ -380,8 +392,10 @@ def time_rows(suite: str, builders: dict, T: int, repeats: int, log) -> tuple[di
     times: dict[str, list[float]] = {name: [] for name in runs}
     for r in range(repeats):
         for name, run in runs.items():
+            _sync()
             start = time.perf_counter()
             run()
+            _sync()
             times[name].append(time.perf_counter() - start)
         log(f"  {suite} T={T} repeat {r + 1}/{repeats} done")
     return times, nfe
@@ -395,21 +409,32 @@ def _vmhwm_kb() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def memory_child(suite: str, name: str, T: int, quick: bool) -> None:
+def memory_child(suite: str, name: str, T: int, quick: bool, device: str = "cpu") -> None:
     torch.set_num_threads(THREADS)
-    build = rows(suite, quick)[name]
-    build(SUITES[suite], 8)()  # initialise libraries and allocator pools on a tiny problem
-    run = build(SUITES[suite], T)
-    base = _vmhwm_kb()
-    run()
-    print(json.dumps({"peak_mb": (_vmhwm_kb() - base) / 1024}))
+    with _on(device):
+        build = rows(suite, quick)[name]
+        build(SUITES[suite], 8)()  # initialise libraries and allocator pools on a tiny problem
+        run = build(SUITES[suite], T)
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            run()
+            torch.cuda.synchronize()
+            peak_mb = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+        else:
+            base = _vmhwm_kb()
+            run()
+            peak_mb = (_vmhwm_kb() - base) / 1024
+    print(json.dumps({"peak_mb": peak_mb}))
 
 
-def memory_rows(suite: str, names: list[str], T: int, quick: bool, log) -> dict[str, float]:
+def memory_rows(suite: str, names: list[str], T: int, quick: bool, log, device: str = "cpu") -> dict[str, float]:
     out = {}
     env = dict(os.environ, PYTHONPATH=str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     for name in names:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", name, "--suite", suite, "--T", str(T)]
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", name, "--suite", suite, "--T", str(T),
+               "--device", device]
         if quick:
             cmd.append("--quick")
         res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=False)
@@ -546,7 +571,8 @@ def _suite_table(name: str, r: dict) -> list[str]:
 
 def report(res: dict, meta: dict) -> str:
     lines = ["# Benchmarks", "",
-             f"Generated by `PYTHONPATH=. python benchmarks/run.py{' --quick' if meta['quick'] else ''}` on "
+             f"Generated by `PYTHONPATH=. python benchmarks/run.py{' --quick' if meta['quick'] else ''}"
+             f"{'' if meta.get('device', 'cpu') == 'cpu' else ' --device ' + meta['device']}` on "
              f"{meta['date']} in {meta['seconds']} s: torch {meta['torch']}, torchdiffeq {meta['torchdiffeq']}, "
              f"{meta['threads']} thread(s) (`torch.set_num_threads`), **CPU: {meta['cpu']}** ({meta['cores']} cores, "
              f"shared with other jobs while this ran); tanh kernel chosen by measurement on this machine: "
@@ -653,7 +679,18 @@ def _log(message: str) -> None:
 
 
 def main(quick: bool = False, repeats: int = 5, memory: bool = True, out_dir: Path = HERE,
-         suites: tuple[str, ...] = tuple(SUITES)) -> str:
+         suites: tuple[str, ...] = tuple(SUITES), device: str = "cpu") -> str:
+    with _on(device):
+        return _main(quick, repeats, memory, out_dir, suites, device)
+
+
+def _on(device: str):
+    """torch's default device set to ``device`` for a block; nothing on the CPU (a default-device mode
+    would add its dispatch cost to every torch call the benchmark times)."""
+    return contextlib.nullcontext() if torch.device(device).type == "cpu" else torch.device(device)
+
+
+def _main(quick: bool, repeats: int, memory: bool, out_dir: Path, suites: tuple[str, ...], device: str) -> str:
     torch.set_num_threads(THREADS)
     start = time.time()
     res: dict = {}
@@ -672,12 +709,13 @@ def main(quick: bool = False, repeats: int = 5, memory: bool = True, out_dir: Pa
             r["irregular"] = {k: statistics.median(v) for k, v in times.items()}
         if memory and s["mem_T"]:
             names = [n for n in builders if n != FLOOR]
-            r["mem"] = {T: memory_rows(suite, names, T, quick, _log) for T in (s["mem_T_quick"] if quick else s["mem_T"])}
+            r["mem"] = {T: memory_rows(suite, names, T, quick, _log, device)
+                        for T in (s["mem_T_quick"] if quick else s["mem_T"])}
         res[suite] = r
         _log(f"suite {suite} done ({time.time() - start:.0f} s)")
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "torch": torch.__version__,
             "torchdiffeq": torchdiffeq.__version__, "threads": torch.get_num_threads(), "cpu": _cpu(),
-            "cores": os.cpu_count(), "quick": quick, "repeats": repeats, "kernel": solvers.tanh_kernel(torch.float32),
+            "cores": os.cpu_count(), "device": device, "quick": quick, "repeats": repeats, "kernel": solvers.tanh_kernel(torch.float32),
             "op_costs": op_costs(SUITES["fixed"]["B"], SUITES["fixed"]["N"]), "seconds": round(time.time() - start)}
     text = report(res, meta)
     print(text)
@@ -709,12 +747,19 @@ if __name__ == "__main__":
     ap.add_argument("--no-memory", action="store_true", help="skip the per-row memory subprocesses")
     ap.add_argument("--out", type=Path, default=HERE, help="directory for RESULTS.md, results.json/csv")
     ap.add_argument("--suites", default=",".join(SUITES), help=f"comma-separated subset of {', '.join(SUITES)}")
+    ap.add_argument("--device", default="cpu", help="torch device every row runs on (default cpu), e.g. cuda")
     ap.add_argument("--memory-child", help=argparse.SUPPRESS)
     ap.add_argument("--suite", help=argparse.SUPPRESS)
     ap.add_argument("--T", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    try:
+        dev = torch.device(args.device)
+    except RuntimeError as e:
+        raise SystemExit(f"--device: not a torch device: {args.device!r} ({e})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: torch sees no CUDA device here (torch.cuda.is_available() is False)")
     if args.memory_child:
-        memory_child(args.suite, args.memory_child, args.T, args.quick)
+        memory_child(args.suite, args.memory_child, args.T, args.quick, args.device)
     else:
         if args.repeats < 5:
             raise SystemExit(f"--repeats must be at least 5 (medians of >= 5); got {args.repeats}")
@@ -722,4 +767,5 @@ if __name__ == "__main__":
         unknown = sorted(set(chosen) - set(SUITES))
         if unknown:
             raise SystemExit(f"--suites: unknown {unknown}; expected some of {', '.join(SUITES)}")
-        main(quick=args.quick, repeats=args.repeats, memory=not args.no_memory, out_dir=args.out, suites=chosen)
+        main(quick=args.quick, repeats=args.repeats, memory=not args.no_memory, out_dir=args.out, suites=chosen,
+             device=args.device)

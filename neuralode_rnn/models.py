@@ -32,7 +32,6 @@ from .paths import (
     as_times,
     check_values,
     fill_missing,
-    index_rates,
     interpolate,
     solve_clock,
 )
@@ -169,41 +168,35 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], sp
     field's ``rhs`` driven through the engine's cursor (the input map applied per evaluation under
     the adjoint, so its memory stays flat and its gradients reach the map).
     """
-    dt = path.dtype
     if spec.error_control == "sample":
         return _integrate_per_sample(field, path, h0, at, spec)
     if not path.per_sample:
+        clock = "time"
         knots, t_out = solve_clock(path, at, knots=knots, first_gap=first_gap)
-        jumps, gap_scale, scale, rates = knots, None, None, None
     else:
+        clock = "index"
         knots, t_out = solve_clock(path, at, clock="index")
-        jumps, rates = knots, index_rates(path)
-        gap_scale = rates.max(0).values
-        scale = path.gaps().to(dt)
     structure = field.structure()
-    lin = field.input_map
-    adjoint = spec.gradient == "adjoint"
-    if structure is not None:
-        inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, scale=scale, rates=rates)
-        term = solvers.LinearActivationTerm(structure, inputs, time_dtype=knots.dtype)
-    elif adjoint:
-        # the adjoint differentiates the input's tensors one by one: give it detached leaves of them
-        # (the coefficients of a spline are functions of one another), tied back to the originals
-        sources = (*path.coeffs, path.first, path.last)
-        leaves = [x.detach().requires_grad_(x.requires_grad) for x in sources]
-        n = len(path.coeffs)
-        inputs = solvers.PiecewiseInput(knots, leaves[:n], leaves[n], leaves[n + 1], scale=scale, rates=rates)
-        term = solvers.DrivenTerm(field.rhs, inputs, project=lin, time_dtype=knots.dtype, euler=field.euler_step)
-    else:
-        inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, scale=scale, rates=rates,
-                                        weight=lin.weight, bias=lin.bias, complex_halves=field.is_complex)
-        term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=knots.dtype, euler=field.euler_step)
     params = tuple(p for p in field.parameters() if p.requires_grad)
     sources = None
-    if isinstance(term, solvers.DrivenTerm) and adjoint:
-        sources = params + tuple(path.coeffs) + (path.first, path.last)
+    if structure is not None:
+        term = solvers.LinearActivationTerm(structure, path.input(clock, knots), time_dtype=knots.dtype)
+    elif spec.gradient == "adjoint":
+        # the adjoint differentiates the input's tensors one by one: give it detached leaves of them
+        # (the coefficients of a spline are functions of one another), tied back to the originals
+        sources = params + path.tensors()
+        leaves = [x.detach().requires_grad_(x.requires_grad) for x in path.tensors()]
+        n = len(path.coeffs)
+        leaf_path = Path(path.method, path.knots, leaves[:n], leaves[n], leaves[n + 1])
+        term = field.driven_term(leaf_path, clock, knots, project=False)
         params = params + tuple(leaves)
-    outs = spec.solve(term, h0, t_out, gap_scale=gap_scale, jump_t=jumps, params=params, param_sources=sources)
+    else:
+        # checkpoint recomputes segments with grad: a projection cached by its no-grad first pass would
+        # hold no graph, so the input map is applied per evaluation there
+        term = field.driven_term(path, clock, knots, project=spec.gradient != "checkpoint")
+    rates = term.inputs.rates
+    gap_scale = None if rates is None else rates.max(0).values
+    outs = spec.solve(term, h0, t_out, gap_scale=gap_scale, jump_t=knots, params=params, param_sources=sources)
     return torch.stack(outs[1:]), term.nfe
 
 
@@ -218,13 +211,9 @@ def _integrate_per_sample(field: Field, path: Path, h0: torch.Tensor, at: list[i
     knots, t_out = solve_clock(Path(path.method, knots, path.coeffs, path.first, path.last), at)
     structure = field.structure()
     if structure is not None:
-        inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last)
-        term = solvers.LinearActivationTerm(structure, inputs, time_dtype=knots.dtype)
+        term = solvers.LinearActivationTerm(structure, path.input("time", knots), time_dtype=knots.dtype)
     else:
-        lin = field.input_map
-        inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, weight=lin.weight, bias=lin.bias,
-                                        complex_halves=field.is_complex)
-        term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=knots.dtype)
+        term = field.driven_term(path, "time", knots)
     outs = spec.solve(term, h0, t_out, jump_t=knots)
     return torch.stack(outs[1:]), term.nfe
 

@@ -24,7 +24,7 @@ import solvers
 import solvers.sde as _sde
 
 from .cells import check_number
-from .fields.base import Field
+from .fields.base import DrivenField, Field
 from .models import (
     ContinuousRNN,
     batch_inputs,
@@ -57,8 +57,12 @@ class NoisyField(nn.Module):
         path: the input path (shared knots; see ``Field.driven_by``).
         sigma: noise level.
         noise: "additive" (g = sigma I) or "multiplicative" (g = sigma diag(h)).
-        clock: passed to ``driven_by``; on the "index" clock the diffusion is scaled by
+        clock: as for ``driven_by``; on the "index" clock the diffusion is scaled by
             sqrt(dt/ds), the time change of a Brownian motion.
+        knots: the solve clock's knots (``paths.solve_clock``) the path is read on, when not its own.
+
+    The drift is ``field.driven_term(path, clock, knots)``: the term (and the one input reader,
+    ``Path.input``) the deterministic models integrate.
 
     Attributes ``noise_type = "diagonal"`` and ``sde_type = "ito"`` make it a torchsde SDE.
     """
@@ -66,7 +70,8 @@ class NoisyField(nn.Module):
     noise_type = "diagonal"
     sde_type = "ito"
 
-    def __init__(self, field: Field, path: Path, sigma: float = 0.1, noise: str = "additive", clock: str = "time"):
+    def __init__(self, field: Field, path: Path, sigma: float = 0.1, noise: str = "additive", clock: str = "time",
+                 knots: torch.Tensor | None = None):
         super().__init__()
         if not isinstance(field, Field):
             raise TypeError(f"field must be a neuralode_rnn Field; got {type(field).__name__}")
@@ -74,7 +79,7 @@ class NoisyField(nn.Module):
             raise TypeError(f"{type(field).__name__} has a complex hidden state; SDEs here are real "
                             f"(torchsde integrates real (batch, state) tensors): use a real field")
         _check_noise(noise, sigma)
-        self.driven = field.driven_by(path, clock=clock)
+        self.driven = DrivenField(field, field.driven_term(path, clock, knots))
         self.sigma = float(sigma)
         self.noise = noise
 
@@ -83,10 +88,8 @@ class NoisyField(nn.Module):
 
     def g(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         g = torch.full_like(h, self.sigma) if self.noise == "additive" else self.sigma * h
-        if self.driven.clock == "index":
-            j = min(max(int(torch.ceil(t).item()) - 1, -1), self.driven.rates.shape[1] - 2)
-            g = g * self.driven.rates[:, j + 1: j + 2].sqrt().to(h.dtype)
-        return g
+        rate = self.driven.rate_at(t)  # the drift's own clock rate (index clock), None in real time
+        return g if rate is None else g * rate.sqrt().to(h.dtype)
 
 
 class StochasticRNN(nn.Module):
@@ -180,10 +183,9 @@ class StochasticRNN(nn.Module):
             h0 = self.field.initial_state(B, path.dtype, path.device)
         else:
             self.field.check_state(h0, B, name="h0", dtype=path.dtype)
-        # the models' clock (real time from the first sample, in float64), on the path shifted to it
-        path = path.relative()
+        # the models' clock (real time from the first sample, in float64) and their input term
         knots, t = solve_clock(path, range(T))
-        sde = NoisyField(self.field, path, self.sigma, self.noise)
+        sde = NoisyField(self.field, path, self.sigma, self.noise, knots=knots)
         if bm is None:
             # seeded from torch's RNG, so torch.manual_seed makes training reproducible
             entropy = int(torch.randint(0, 2 ** 31 - 1, ()).item())

@@ -33,7 +33,10 @@ Every method is linear in the values and reproduces constants, so for an affine 
 input map at every evaluation.
 
 Evaluation at any time is a binary search over the knots (O(log T)), batched over samples,
-differentiable with respect to the values and runs on the values' device.
+differentiable with respect to the values and runs on the values' device.  Solves read a path
+through :meth:`Path.input`: the solvers' :class:`solvers.PiecewiseInput` over the same coefficient
+tensors, with a cursor (O(1) per step) on the clock of :func:`solve_clock`.  It is the one reader the
+models, ``Field.driven_by``, the stochastic model and the analysis share.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+
+import solvers
 
 __all__ = ["CLOCK_DTYPE", "INTERPOLATIONS", "Path", "as_times", "check_times", "check_values", "fill_missing",
            "index_rates", "interpolate", "solve_clock", "start_time"]
@@ -114,6 +119,26 @@ class Path:
         timestamps such as epoch seconds give the same states as the same series shifted to start
         near 0."""
         return Path(self.method, self.knots - self.knots[..., :1], self.coeffs, self.first, self.last)
+
+    def input(self, clock: str = "time", knots: torch.Tensor | None = None, **projection) -> solvers.PiecewiseInput:
+        """This path as the solvers' input type, :class:`solvers.PiecewiseInput` (an O(1) cursor over the
+        same coefficient tensors, not a copy): what every solve of a field driven by a path reads.
+
+        clock="time": the pieces end at ``knots`` (T,) or per sample (B, T) (a solve clock from
+        :func:`solve_clock`), or at the path's own knots when None; local time is clock time minus the
+        piece's start.  clock="index": knot k at s = k (0-based), local time (s - j) times each sample's
+        gap on piece j, and the rates (:func:`index_rates`) by which a term multiplies its field, so
+        samples with different (B, T) times share one solver clock.
+        ``projection``: PiecewiseInput's ``weight``, ``bias``, ``scale_output``, ``complex_halves`` (the
+        input map u = x weight^T + b, applied to the coefficients chunk by chunk)."""
+        if clock == "index":
+            rates = index_rates(self)  # (B, T): rates[:, j + 1] is piece j's length, its local-time scale
+            return solvers.PiecewiseInput(torch.arange(self.length, dtype=CLOCK_DTYPE), self.coeffs, self.first,
+                                          self.last, scale=rates[:, 1:], rates=rates, **projection)
+        if clock != "time":
+            raise ValueError(f"unknown clock {clock!r}; expected 'time' or 'index'")
+        knots = self.knots if knots is None else knots.to(CLOCK_DTYPE)
+        return solvers.PiecewiseInput(knots, self.coeffs, self.first, self.last, **projection)
 
     def tensors(self) -> tuple[torch.Tensor, ...]:
         """Every tensor the path's values depend on (for adjoint gradient bookkeeping)."""
@@ -216,62 +241,6 @@ class Path:
                 out = out * tau + i * self._gather(self.coeffs[i], j)
             out = out.masked_fill((before | after).unsqueeze(-1), 0.0)
         return out[:, 0] if scalar else out
-
-    def evaluate_piece(self, j: int, frac: torch.Tensor | float) -> torch.Tensor:
-        """x on piece j at the fraction ``frac`` in [0, 1] of that piece, for every sample: (B, D).
-
-        Piece j (0-based) spans [t_j, t_{j+1}]; j = -1 is the region before the first knot and
-        j = T-1 the region after the last one (the path is constant there).  Used with
-        per-sample knots, where one "index clock" s = j + frac drives samples whose pieces have
-        different lengths.  The piece is chosen by j, never by rounding a time, so a held
-        input is read on the piece the caller names.
-        """
-        if j < 0:
-            return self.first
-        if j >= self.length - 1:
-            return self.last
-        gap = (self.knots[..., j + 1] - self.knots[..., j]).to(self.dtype)
-        tau = (frac * gap).reshape(1, -1)  # (1, B) per sample or (1, 1) shared
-        if not self.per_sample:
-            tau = tau.reshape(1)
-        return self.evaluate_steps(torch.tensor([j], device=self.device), tau)[0]
-
-    def evaluate_steps(self, j: torch.Tensor, tau: torch.Tensor | None = None) -> torch.Tensor:
-        """x at many (piece, local time) pairs at once, time first: the stage inputs of a solve.
-
-        Args:
-            j: (S,) long piece indices in [-1, T-1]; piece j spans [t_j, t_{j+1}] (0-based), -1 is
-                the region before the first knot and T-1 the one after the last (constant there).
-            tau: (S,) shared or (S, B) per-sample local times t - t_j on each piece; ignored
-                (may be None) for "hold", whose pieces are constant.
-
-        Returns:
-            (S, B, D).  One gather per coefficient and one Horner pass for all S rows, which is
-            what lets a fixed-step solver read its inputs for every stage of every step in one call.
-            The piece is named by j, never found by searching a time, so a held input is read on
-            the piece the caller means.
-        """
-        S = j.shape[0]
-        B, D = self.batch_size, self.channels
-        if self.length == 1:
-            return self.first.unsqueeze(0).expand(S, B, D)
-        jc = j.clamp(0, self.length - 2)
-        cs = [c.transpose(0, 1).index_select(0, jc) for c in self.coeffs]  # (S, B, D) each
-        out = cs[-1]
-        if len(cs) > 1:
-            if tau is None:
-                raise ValueError(f"tau is needed to evaluate a {self.method!r} path inside its pieces")
-            t = tau.to(self.dtype)
-            t = t.view(S, 1, 1) if t.dim() == 1 else t.unsqueeze(-1)
-            for c in reversed(cs[:-1]):
-                out = out * t + c
-        before = (j < 0).view(S, 1, 1)
-        after = (j > self.length - 2).view(S, 1, 1)
-        if bool(before.any()):
-            out = torch.where(before, self.first.unsqueeze(0), out)
-        if bool(after.any()):
-            out = torch.where(after, self.last.unsqueeze(0), out)
-        return out
 
     def __repr__(self) -> str:
         return (f"Path(method={self.method!r}, batch={self.batch_size}, length={self.length}, "

@@ -60,6 +60,15 @@ class DrivenTerm(Term):
         u = self.project(self.inputs.raw(j, t)) if self.project is not None else self.inputs.projected(j, t)
         return j, u
 
+    def input_at(self, t: Any) -> Tensor:
+        """u(t) (B, P): the (projected) input the field reads at clock time t (a float; a (B,) tensor
+        of per-sample times on per-sample clocks)."""
+        return self._input(t)[1]
+
+    def rate_at(self, t: float) -> Tensor | None:
+        """(B, 1) dt/ds of the piece holding clock time t on an index clock; None on a real-time clock."""
+        return self.inputs.rate(self.inputs.piece(t))
+
     def euler_step(self, t: Any, y: Tensor, dt: float) -> tuple[Tensor, Any]:
         """One Euler step by the field's own fused update ``euler(y, u, dt)`` (dt times the clock rate)."""
         self.nfe += 1

@@ -46,9 +46,10 @@ class PiecewiseInput:
         coeffs: per power of tau, a (B, T-1, D) tensor.
         first, last: (B, D).
         scale: None, or (B, T-1) per-sample factor from clock time to local time.
-        weight, bias: (P, D) and (P,) or None: the projection u = x weight^T + bias.
-        scale_output: None or (P,): u multiplied by it (folded into the projection; a kernel that
-            computes tanh(z) as 2 sigmoid(2 z) - 1 wants 2 u).
+        weight, bias: (P, D) and (P,) or None: the projection u = x weight^T + bias; with ``weight``
+            None the input is already projected (P = D) and ``bias`` (if any) is added to it.
+        scale_output: None or (P,): u multiplied by it (folded into the projection, or with ``weight``
+            None applied per channel; a kernel that computes tanh(z) as 2 sigmoid(2 z) - 1 wants 2 u).
         rates: None, or (B, T) per-sample dt/ds of an index clock: a term on this clock multiplies
             its field by ``rate(j)`` on piece j (``rates[:, j + 1]``; ``rates[:, 0]`` before the first
             knot), so samples with different real gaps share one clock.
@@ -61,7 +62,8 @@ class PiecewiseInput:
                  scale: Tensor | None = None, weight: Tensor | None = None, bias: Tensor | None = None,
                  scale_output: Tensor | None = None, rates: Tensor | None = None, complex_halves: bool = False) -> None:
         self._sample_knots = None
-        if isinstance(knots, Tensor) and knots.dim() == 2:  # per-sample knots: the clock is each sample's own
+        self.per_sample_knots = isinstance(knots, Tensor) and knots.dim() == 2
+        if self.per_sample_knots:  # per-sample knots: the clock is each sample's own
             self._sample_knots = knots.detach().to(torch.float64).contiguous()
             knots = knots[0]
         self.knots = [float(k) for k in (knots.tolist() if isinstance(knots, Tensor) else knots)]
@@ -72,9 +74,16 @@ class PiecewiseInput:
         if self.coeffs and self.T > 1 and self.coeffs[0].shape[1] != self.T - 1:
             raise ValueError(f"coeffs must have T - 1 = {self.T - 1} pieces on axis 1; got {tuple(self.coeffs[0].shape)}")
         self.weight, self.bias = weight, bias
-        if scale_output is not None and weight is not None:
-            self.weight = weight * scale_output.unsqueeze(1)
+        self.channel_scale = None  # (P,): the per-channel scale of an already-projected input
+        if scale_output is not None:
+            if weight is not None:
+                self.weight = weight * scale_output.unsqueeze(1)
+            else:
+                self.channel_scale = scale_output
             self.bias = None if bias is None else bias * scale_output
+        self._given = dict(knots=self.knots if self._sample_knots is None else self._sample_knots, scale=scale,
+                           weight=weight, bias=bias, scale_output=scale_output, rates=rates,
+                           complex_halves=complex_halves)
         self.complex_halves = complex_halves and self.weight is not None
         if self.complex_halves:
             m = self.weight.shape[0] // 2
@@ -85,9 +94,25 @@ class PiecewiseInput:
         self.cursor = 0  # index of the first knot >= the last time read
         self._chunks: dict[int, list[list[Tensor]]] = {}
         self._ends: dict[str, Tensor] = {}
+        # projections cached under no_grad hold no graph: rebuilt when read again with grad on (a
+        # torchdiffeq adjoint runs its forward without grad and differentiates f in the backward)
+        self._differentiable = any(x is not None and x.requires_grad
+                                   for x in (self.weight, self.bias, *self.coeffs, first, last))
+        self._graphless = False
         self._scale_rows: list[Tensor] | None = None
         self.rates = rates
         self._rate_rows = None if rates is None else list(rates.detach().unsqueeze(-1).unbind(1))
+
+    def replace(self, **changes: Any) -> PiecewiseInput:
+        """A new input from this one's arguments with ``changes`` (any constructor argument: other
+        ``coeffs``/``first``/``last`` tensors, a projection ``weight``/``bias``/``scale_output``, ...); the
+        clock (shared or per-sample knots, ``scale``, ``rates``) is kept unless changed."""
+        args = dict(self._given, coeffs=self.coeffs, first=self.first, last=self.last)
+        unknown = sorted(set(changes) - set(args))
+        if unknown:
+            raise TypeError(f"replace() takes PiecewiseInput's arguments {sorted(args)}; got {unknown}")
+        args.update(changes)
+        return PiecewiseInput(**args)
 
     # -------------------------------------------------------------- pieces
     @property
@@ -181,7 +206,9 @@ class PiecewiseInput:
     # -------------------------------------------------------------- projected u
     def _project(self, x: Tensor, with_bias: bool) -> Tensor:
         if self.weight is None:
-            return x
+            if self.channel_scale is not None:
+                x = x * self.channel_scale
+            return x + self.bias if with_bias and self.bias is not None else x
         rows = x.reshape(-1, x.shape[-1])
         if with_bias and self.bias is not None:
             u = torch.addmm(self.bias, rows, self.weight.t())
@@ -195,6 +222,7 @@ class PiecewiseInput:
         rows = self._chunks.get(c)
         if rows is None:
             j0, j1 = c * CHUNK, min(self.T - 1, (c + 1) * CHUNK)
+            self._graphless |= self._differentiable and not torch.is_grad_enabled()
             projected = [self._project(co[:, j0:j1], i == 0) for i, co in enumerate(self.coeffs)]
             rows = [list(p.unbind(1)) for p in projected]  # unbind once: a view per piece, no indexing per read
             if len(self._chunks) >= 2:
@@ -210,14 +238,18 @@ class PiecewiseInput:
 
     def projected(self, j: int, t: float) -> Tensor:
         """u(t) = x(t) U^T + b (B, P) on piece j, from the chunk-projected coefficients."""
+        if self._graphless and torch.is_grad_enabled():
+            self.clear()
         if j < 0 or self.T < 2:
             end = self._ends.get("first")
             if end is None:
+                self._graphless |= self._differentiable and not torch.is_grad_enabled()
                 end = self._ends["first"] = self._project(self.first, True)
             return end
         if j >= self.T - 1:
             end = self._ends.get("last")
             if end is None:
+                self._graphless |= self._differentiable and not torch.is_grad_enabled()
                 end = self._ends["last"] = self._project(self.last, True)
             return end
         rows = self._chunk(j // CHUNK)
@@ -228,4 +260,5 @@ class PiecewiseInput:
         """Forget the projected chunks (after the weights changed, or to release their graph)."""
         self._chunks.clear()
         self._ends.clear()
+        self._graphless = False
         self.cursor = 0

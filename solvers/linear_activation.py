@@ -161,11 +161,9 @@ class LinearActivationTerm(Term):
             self.Wcat = W.detach() if not self.gated else torch.cat([W.detach(), W.detach()], 0)
             self.back = self.Wcat if A is None else torch.cat([A.detach(), self.Wcat], 0)
         self.inputs = inputs
-        self.projected = PiecewiseInput(inputs.knots, inputs.coeffs, inputs.first, inputs.last, inputs.scale,
-                                        weight=None if U is None else U.detach(),
-                                        bias=None if b is None else b.detach(), scale_output=scale)
-        if U is None:  # already-projected inputs: only the scale (and a bias) apply
-            self.projected = _ScaledInput(self.projected, scale, None if b is None else b.detach())
+        # the same input read through the kernel's scaled projection (U None: already projected, scale and b)
+        self.projected = inputs.replace(weight=None if U is None else U.detach(),
+                                        bias=None if b is None else b.detach(), scale_output=scale, rates=None)
         self._aux: Any = None
         self._fold_fwd: dict[float, Tensor] = {}
         self._fold_bwd: dict[float, Tensor] = {}
@@ -207,12 +205,7 @@ class LinearActivationTerm(Term):
 
     def project(self, x: Tensor) -> Tensor:
         """u = x U^T + b with the kernel's scale (the chunk projection's, for one stage)."""
-        p = self.projected
-        if isinstance(p, _ScaledInput):
-            return x * p.scale if p.shift is None else x * p.scale + p.shift
-        if p.weight is None:
-            return x
-        return torch.mm(x, p.weight.t()) if p.bias is None else torch.addmm(p.bias, x, p.weight.t())
+        return self.projected.project_raw(x)
 
     def f(self, t: Any, y: Tensor) -> Tensor:
         self.nfe += 1
@@ -298,19 +291,6 @@ class LinearActivationTerm(Term):
         return self._solve(p, _StructuredAdjoint)
 
 
-class _ScaledInput:
-    """An already-projected input u(t), scaled per channel (and shifted by a bias)."""
-
-    def __init__(self, inner: PiecewiseInput, scale: Tensor, bias: Tensor | None) -> None:
-        self.inner = inner
-        self.scale = scale
-        self.shift = None if bias is None else bias * scale
-
-    def projected(self, j: int, t: Any) -> Tensor:
-        u = self.inner.projected(j, t) * self.scale
-        return u if self.shift is None else u + self.shift
-
-
 # ------------------------------------------------------------------------------------ checkpoint tape
 class _ThinTape(Tape):
     """Step times of every step, and (state, first-stage derivative, its aux) at every L-th step,
@@ -376,7 +356,7 @@ class _StructuredSolve(torch.autograd.Function):
         coeffs = tensors[4:4 + n_coef]
         first, last = tensors[4 + n_coef:6 + n_coef]
         structure = LinearActivation(W, A, U, b, term.structure.activation)
-        inputs = PiecewiseInput(term.inputs.knots, coeffs, first, last, term.inputs.scale, rates=term.inputs.rates)
+        inputs = term.inputs.replace(coeffs=coeffs, first=first, last=last)
         plain = DrivenTerm(structure.rhs, inputs, project=structure.project, time_dtype=term.time_dtype)
         tape: Tape = ctx.tape
         if p.grid is not None:

@@ -1,5 +1,14 @@
-"""Shared test set-up: seeds, tiny training configurations and trained run directories."""
+"""Shared test set-up: the device, seeds, tiny training configurations and trained run directories.
 
+The device: ``pytest --device cuda`` (or ``NEURALODE_RNN_TEST_DEVICE=cuda pytest``; default cpu) runs
+every test with that device as torch's default (``with torch.device(...)``), so every tensor and
+module a test builds without naming a device is made there; the ``device`` fixture names it for a
+test that needs it explicitly.  The files listed in ``DEVICE_CONVERTED`` are checked
+(tests/test_devices.py) never to pin tensors to the CPU behind the fixture's back; the others may
+still do so (CLI, training, data and study tests: data sets are loaded on the CPU).
+"""
+
+import os
 import random
 import shutil
 
@@ -18,6 +27,55 @@ TINY_TASK = {"n_train": 64, "n_test": 32}
 CLI_SMALL = ["--task", "digits", "--n-train", "48", "--n-test", "24", "--hidden-size", "6", "--batch-size", "24",
              "--quiet", "--threads", "1"]
 """`neuralode-rnn train` flags of a tiny run (add --model, --epochs, --run-dir)."""
+
+
+DEVICE_ENV = "NEURALODE_RNN_TEST_DEVICE"
+"""Environment variable naming the test device when ``--device`` is not given."""
+
+DEVICE_CONVERTED = ("test_models.py", "test_fast.py", "test_paths.py", "test_solvers.py", "test_solvers_gradients.py",
+                    "test_solvers_limits.py", "test_solvers_order.py", "test_solvers_stability.py", "test_sde.py")
+"""Test files that take every tensor's device from the fixture (no CPU-only constructs in them)."""
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device", default=None,
+                     help=f"torch device the tests run on (default: ${DEVICE_ENV}, else cpu), e.g. cuda or cuda:1")
+
+
+def resolve_device(config) -> torch.device:
+    name = config.getoption("--device") or os.environ.get(DEVICE_ENV) or "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise pytest.UsageError(f"--device: not a torch device: {name!r} ({e})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise pytest.UsageError(f"--device {name}: torch sees no CUDA device here (torch.cuda.is_available() is False)")
+    return device
+
+
+def pytest_configure(config):
+    config.test_device = resolve_device(config)
+
+
+def pytest_report_header(config):
+    return f"test device: {config.test_device}"
+
+
+@pytest.fixture(scope="session")
+def device(pytestconfig) -> torch.device:
+    """The torch device of this test session (``--device``, ``$NEURALODE_RNN_TEST_DEVICE``, default cpu)."""
+    return pytestconfig.test_device
+
+
+@pytest.fixture(autouse=True)
+def _default_device(device):
+    """Every test runs with the session's device as torch's default device (on the CPU nothing is
+    installed: a default-device mode costs a little on every torch call)."""
+    if device.type == "cpu":
+        yield
+        return
+    with torch.device(device):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -30,7 +30,7 @@ FAMILIES = {
 
 
 def _times(kind):
-    g = torch.Generator().manual_seed(5)
+    g = torch.Generator(torch.get_default_device()).manual_seed(5)
     if kind == "regular":
         return None
     if kind == "shared":
@@ -204,6 +204,24 @@ def test_a_damaged_cache_file_is_measured_again_and_replaced(fresh_kernel_cache,
     monkeypatch.setattr(kernels, "_KERNELS", {})
     _faster(kernels, monkeypatch, "sigmoid")
     assert solvers.tanh_kernel(torch.float32) == "sigmoid" and json.loads(path.read_text())["kernel"] == "sigmoid"
+
+
+@pytest.mark.parametrize("kernel", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("times", ["shared", "per_sample"])
+def test_structured_term_reads_an_already_projected_input_with_its_bias(kernel, times):
+    """U = None (the input is already u): the kernel's scale and the bias b apply to the one input type
+    (no wrapper reader): f equals the structure's own equations on u(t) + b, in both kernels."""
+    torch.manual_seed(2)
+    W, A, b = torch.randn(N, N, dtype=DT) * 0.5, torch.randn(N, N, dtype=DT) * 0.5, torch.randn(N, dtype=DT)
+    structure = LinearActivation(W=W, A=A, U=None, b=b)
+    t = torch.cumsum(torch.rand(B, T, dtype=DT) + 0.1, 1)
+    path = nr.interpolate(torch.randn(B, T, N, dtype=DT), t if times == "per_sample" else t[0], "cubic")
+    term = solvers.LinearActivationTerm(structure, path.input(), kernel=kernel)
+    y = torch.randn(B, N, dtype=DT)
+    for s in (t[0, 0] - 0.5, 0.5 * (t[0, 1] + t[0, 2]), t[0, -1] + 1.0):
+        tt = torch.full((B,), float(s), dtype=DT) if times == "per_sample" else float(s)
+        want = structure.rhs(y, path.evaluate(s) + b)
+        torch.testing.assert_close(term.f(tt, y), want, rtol=0, atol=1e-12)
 
 
 def test_unitary_runs_the_generic_driven_term():
@@ -398,3 +416,85 @@ def test_per_sample_error_control_errors():
         nr.ContinuousRNN(field, 2, method="dopri5", error_control="sample", gradient="adjoint")
     with pytest.raises(ValueError, match="unknown error_control 'each'"):
         nr.ContinuousRNN(field, 2, method="dopri5", error_control="each")
+
+
+@pytest.mark.parametrize("method", ["rk4", "dopri5"])
+def test_checkpoint_gradients_of_the_generic_term_reach_the_input_map(method):
+    """The generic driven term (unitary field) under gradient="checkpoint": every parameter's gradient,
+    the input map's included (it was None: the projection cached by the no-grad first pass had no
+    graph), equals backprop's."""
+    grads = {}
+    for gradient in ("backprop", "checkpoint"):
+        torch.manual_seed(0)
+        model = nr.ContinuousRNN(nr.UnitaryField(D, N), 2, method=method, gradient=gradient,
+                                 interpolation="cubic").to(DT)
+        model(torch.randn(B, T, D, dtype=DT), _times("shared")).sum().backward()
+        grads[gradient] = {n: p.grad for n, p in model.field.named_parameters()}
+    for name, g in grads["backprop"].items():
+        assert grads["checkpoint"][name] is not None, name
+        torch.testing.assert_close(grads["checkpoint"][name], g, rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------ no host sync in the loop
+HOST_READS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy")
+
+
+@contextlib.contextmanager
+def _host_reads(counts: dict):
+    """Count reads of a tensor's value by the host (what waits for a GPU) made inside the engine's
+    fixed-step loop (``solvers.engine.solve_fixed`` on the stack) in counts["loop"], and all of them in
+    counts["all"]; run the backward pass inside it too and the hand-written adjoints are measured."""
+    import sys
+
+    loop = solvers.engine.solve_fixed.__code__
+    originals = {name: getattr(torch.Tensor, name) for name in HOST_READS}
+
+    def counting(name):
+        def read(self, *args, **kwargs):
+            counts["all"] += 1
+            frame = sys._getframe(1)
+            while frame is not None and frame.f_code is not loop:
+                frame = frame.f_back
+            counts["loop"] += frame is not None
+            return originals[name](self, *args, **kwargs)
+        return read
+
+    for name in HOST_READS:
+        setattr(torch.Tensor, name, counting(name))
+    try:
+        yield counts
+    finally:
+        for name, fn in originals.items():
+            setattr(torch.Tensor, name, fn)
+
+
+@pytest.mark.parametrize("family", ["lipschitz", "antisymmetric-gated", "unitary"])
+@pytest.mark.parametrize("gradient", ["backprop", "checkpoint", "adjoint"])
+@pytest.mark.parametrize("times", ["shared", "per_sample"])
+def test_fixed_step_solve_reads_no_tensor_on_the_host(family, gradient, times):
+    """A fixed-step ContinuousRNN solve (the structured kernel and the generic driven term, forward and
+    backward, substeps and the index clock) never reads a tensor's value on the host inside its step
+    loop, and its backward pass reads none at all: nothing in them waits for a GPU.  The checks made
+    once per forward, after the solve (finite states) or before it (h0, grid), are outside the loop."""
+    if family == "unitary" and gradient == "adjoint":
+        pytest.skip("the adjoint of a complex state's trajectory: not supported by this backward")
+    torch.manual_seed(0)
+    field = nr.UnitaryField(D, N) if family == "unitary" else FAMILIES[family]()
+    model = nr.ContinuousRNN(field, 2, method="rk4", step_size=0.2, gradient=gradient, interpolation="cubic")
+    values = torch.randn(B, T, D)
+    t = _times(times).to(torch.float32)
+    counts = {"all": 0, "loop": 0}
+    with _host_reads(counts):
+        states = model.trajectory(values, t)
+        forward_reads = counts["all"]
+        (states.real if states.is_complex() else states).sum().backward()
+    assert counts["loop"] == 0
+    assert counts["all"] == forward_reads  # the backward pass: no host read
+    assert 0 < forward_reads < 40  # the once-per-forward checks, whatever the number of steps
+
+
+def test_host_read_counter_sees_a_read_in_the_loop():
+    counts = {"all": 0, "loop": 0}
+    with _host_reads(counts):
+        solvers.odeint(lambda t, y: -y * float(y.sum()), torch.ones(2), torch.linspace(0, 1, 5), method="euler")
+    assert counts["loop"] == 4

@@ -213,7 +213,7 @@ def test_gradcheck_field_rhs(family):
 def test_per_sample_times_equal_each_sample_alone(method, step_size, tol, interpolation):
     field, _ = _make("lipschitz")
     x = torch.randn(3, 6, D, dtype=torch.float64)
-    g = torch.Generator().manual_seed(3)
+    g = torch.Generator(torch.get_default_device()).manual_seed(3)
     times = torch.cumsum(torch.rand(3, 6, generator=g, dtype=torch.float64) * 0.3 + 0.05, 1)
     model = nr.ContinuousRNN(field, 2, method=method, step_size=step_size, interpolation=interpolation,
                              rtol=1e-10, atol=1e-12).double()
@@ -280,6 +280,91 @@ def test_nfe_is_counted():
     model = nr.ContinuousRNN(nr.UnitaryField(D, N), 2, method="heun3")  # the generic driven term
     model(torch.randn(2, 5, D))
     assert model.nfe == 3 * 5
+
+
+# ------------------------------------------------------------------------------------ one input reader
+D64 = torch.float64
+
+
+@pytest.mark.parametrize("interpolation", ["hold", "cubic"])
+@pytest.mark.parametrize("times", ["shared", "per_sample"])
+@pytest.mark.parametrize("field_cls", [nr.LipschitzField, nr.CTRNNField, nr.UnitaryField])
+def test_driven_by_reads_what_the_path_evaluates(field_cls, times, interpolation):
+    """driven_by is the solvers' driven term over ``Path.input`` (no reader of its own): at knots and
+    inside pieces, on the real-time clock (shared or per-sample knots) and the index clock, it reads
+    input_map(x.evaluate(t)), with the clock rules of ``paths``."""
+    torch.manual_seed(0)
+    field = field_cls(D, N).to(D64)
+    t = torch.cumsum(torch.rand(B, T, dtype=D64) + 0.2, 1) + 1.7e9
+    path = nr.interpolate(torch.randn(B, T, D, dtype=D64), t if times == "per_sample" else t[0], interpolation)
+    g = field.driven_by(path)
+    assert isinstance(g.term, solvers.DrivenTerm) and isinstance(g.term.inputs, solvers.PiecewiseInput)
+    for s in (t[0, 0] - 1.0, t[0, 0], t[0, 2], 0.5 * (t[0, 3] + t[0, 4]), t[0, -1] + 2.0):
+        want = field.input_map(path.evaluate(s))
+        torch.testing.assert_close(g.input_at(s), want, rtol=0, atol=1e-12)
+        torch.testing.assert_close(field.driven_by(path, project=False).input_at(s), want, rtol=0, atol=1e-12)
+    if times == "per_sample":
+        gi = field.driven_by(path, clock="index")
+        gaps = path.gaps()
+        for s in (-1.0, 0.0, 2.0, 2.25, T - 1.0, T + 1.0):
+            j = math.ceil(s) - 1  # the piece of index-clock time s, and each sample's time there from its t_1
+            rel = path.relative()
+            real = rel.knots[:, 0] if j < 0 else rel.knots[:, -1] + 1 if j >= T - 1 else \
+                rel.knots[:, j] + (s - j) * gaps[:, j]
+            want = field.input_map(rel.evaluate(real.unsqueeze(1))[:, 0])
+            torch.testing.assert_close(gi.input_at(s), want, rtol=0, atol=1e-12)
+            rate = gaps[:, min(max(j, 0), T - 2)].to(D64).unsqueeze(1)  # dt/ds: the piece's length
+            h = field.initial_state(B, D64) + 0.1
+            torch.testing.assert_close(gi(s, h), field.rhs(h, gi.input_at(s).to(h.real.dtype)
+                                                          if not field.is_complex else gi.term.input_at(s)) * rate,
+                                       rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("times", ["shared", "per_sample"])
+def test_driven_by_under_torchdiffeq_is_the_models_solve(times):
+    """The same term under torchdiffeq.odeint (one midpoint step per gap, from one gap before the first
+    sample) gives the ContinuousRNN's states to 1e-12; odeint_adjoint's gradients reach the input map."""
+    torchdiffeq = pytest.importorskip("torchdiffeq")
+    torch.manual_seed(1)
+    field = nr.CTRNNField(D, N).to(D64)
+    t = 0.1 * torch.cumsum(torch.rand(B, T, dtype=D64) + 0.2, 1)  # short gaps: the adjoint's error is small
+    t = t if times == "per_sample" else t[0]
+    values = torch.randn(B, T, D, dtype=D64)
+    model = nr.ContinuousRNN(field, 2, method="midpoint", interpolation="cubic")
+    want = model.trajectory(values, t)
+    path = model.path(values, t)
+    if times == "shared":
+        g = field.driven_by(path.relative())
+        grid = torch.cat([(2 * t[:1] - t[1:2]), t]) - t[0]
+    else:
+        g = field.driven_by(path, clock="index")
+        grid = torch.arange(-1, T, dtype=D64)
+    h0 = field.initial_state(B, D64)
+    # perturb: stages on a step's ends read the step's own piece (the index clock's rate jumps at knots)
+    got = torchdiffeq.odeint(g, h0, grid, method="midpoint", options=dict(perturb=True))[1:].transpose(0, 1)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    model.trajectory(values, t)[:, -1].sum().backward()
+    want = [p.grad.clone() for p in field.parameters()]
+    got = {}
+    for project in (True, False):  # project=True: the projection cached in the no-grad forward is rebuilt
+        field.zero_grad()
+        g = field.driven_by(path.relative() if times == "shared" else path,
+                            clock="time" if times == "shared" else "index", project=project)
+        out = torchdiffeq.odeint_adjoint(g, h0, grid, method="midpoint", options=dict(perturb=True),
+                                         adjoint_params=tuple(field.parameters()))
+        out[-1].sum().backward()
+        got[project] = [p.grad.clone() for p in field.parameters()]
+    for a, b, c in zip(want, got[True], got[False]):
+        assert a.abs().max() > 1e-3  # the input map's gradients too
+        torch.testing.assert_close(b, c, rtol=0, atol=1e-12)
+        # the continuous adjoint of one midpoint step per gap: the discrete gradient up to its error (~5%)
+        torch.testing.assert_close(b, a, rtol=0, atol=0.1 * a.abs().max())
+
+
+def test_driven_by_refuses_a_nan_time():
+    g = nr.LipschitzField(D, N).driven_by(nr.interpolate(torch.randn(2, 5, D)))
+    with pytest.raises(ValueError, match="t must be a time, not NaN"):
+        g(torch.tensor(float("nan")), torch.zeros(2, N))
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -454,7 +539,7 @@ def test_step_limit_stops_a_runaway_solve():
 # ------------------------------------------------------------------ issue 16: clocks, non-finite states, errors
 def _epoch_times(base: float, shape, seed: int = 5) -> torch.Tensor:
     """base + cumulative gaps of 0.1-3 units, float64: epoch seconds (base 1.7e9) or epoch hours."""
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator(torch.get_default_device()).manual_seed(seed)
     return base + torch.cumsum(0.1 + 2.9 * torch.rand(*shape, generator=g, dtype=torch.float64), -1)
 
 
@@ -632,7 +717,7 @@ def test_what_per_sample_times_give_each_sample_as_the_readme_says(dtype):
     torch.manual_seed(0)
     field = nr.LipschitzField(D, N).to(dtype)
     x = torch.randn(4, 12, D, dtype=dtype)
-    g = torch.Generator().manual_seed(1)
+    g = torch.Generator(torch.get_default_device()).manual_seed(1)
     times = torch.cumsum(0.05 + 1.5 * torch.rand(4, 12, generator=g, dtype=torch.float64), 1)
     rounding = 1e-12 if dtype == torch.float64 else 1e-5
     # fixed steps, one per gap: the same states to rounding (scale ~7)

@@ -1,5 +1,7 @@
 """Input paths: torchcde agreement, hold semantics, missing values, projection identity, errors."""
 
+import math
+
 import pytest
 import torch
 
@@ -11,7 +13,7 @@ METHODS = ["hold", "linear", "cubic", "natural"]
 
 
 def _data(B=3, T=9, D=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator(torch.get_default_device()).manual_seed(seed)
     x = torch.randn(B, T, D, generator=g, dtype=torch.float64)
     t = torch.cumsum(torch.rand(T, generator=g, dtype=torch.float64) + 0.1, 0)
     return x, t
@@ -165,7 +167,7 @@ def test_linear_fill_interpolates_in_time():
 
 def test_per_sample_times_equal_each_sample_alone():
     x, t = _data(B=3)
-    g = torch.Generator().manual_seed(5)
+    g = torch.Generator(torch.get_default_device()).manual_seed(5)
     tt = torch.stack([t, t * 1.7 + 0.3, torch.cumsum(torch.rand(t.shape[0], generator=g, dtype=torch.float64) + 0.05, 0)])
     ts = torch.linspace(0, 12, 77, dtype=torch.float64)
     for method in METHODS:
@@ -178,15 +180,32 @@ def test_per_sample_times_equal_each_sample_alone():
         torch.testing.assert_close(per, both, rtol=0, atol=0)
 
 
-def test_evaluate_piece_matches_evaluate():
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_input_reads_what_evaluate_gives(per_sample):
+    """``Path.input``, the solvers' reader of a path (a cursor over the same coefficients), gives
+    ``evaluate`` on the real-time clock (shared or per-sample knots) and on the index clock (knot k at
+    s = k, local time scaled by each sample's gap), before, at, inside and after the knots."""
     x, t = _data()
+    B, T = x.shape[0], t.shape[0]
+    if per_sample:
+        t = t.unsqueeze(0) + torch.rand(B, 1, dtype=torch.float64, generator=torch.Generator(
+            torch.get_default_device()).manual_seed(1))
     for method in METHODS:
         p = nr.interpolate(x, t, method)
-        for j in range(t.shape[0] - 1):
-            frac = torch.tensor(0.3, dtype=torch.float64)
-            torch.testing.assert_close(p.evaluate_piece(j, frac), p.evaluate(t[j] + 0.3 * (t[j + 1] - t[j])),
-                                       rtol=0, atol=1e-12)
-        torch.testing.assert_close(p.evaluate_piece(-1, 0.5), x[:, 0])
+        real = p.input()
+        index = p.input("index")
+        k = p.knots if per_sample else p.knots.expand(B, -1)
+        for s in (-1.5, 0.0, 0.3, 1.0, T / 2 + 0.7, T - 1.0, T + 0.5):
+            j = math.ceil(s) - 1
+            at = k[:, 0] - 1 if j < 0 else k[:, -1] + 1 if j >= T - 1 else k[:, j] + (s - j) * (k[:, j + 1] - k[:, j])
+            want = p.evaluate(at.unsqueeze(1))[:, 0]
+            torch.testing.assert_close(index.raw(index.piece(s), s), want, rtol=0, atol=1e-12)
+            if per_sample:
+                torch.testing.assert_close(real.raw(real.pieces(at), at), want, rtol=0, atol=1e-12)
+            else:
+                torch.testing.assert_close(real.raw(real.piece(float(at[0])), float(at[0])), want, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="unknown clock 'wall'"):
+        p.input("wall")
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -15,7 +15,7 @@ D64 = torch.float64
 
 
 def _times(T, seed=0):
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator(torch.get_default_device()).manual_seed(seed)
     return torch.cumsum(0.2 + torch.rand(T, generator=g, dtype=D64), 0)
 
 
@@ -43,6 +43,27 @@ def test_stochastic_rnn_with_sigma_zero_equals_the_ode(field_cls):
     ode = nr.ContinuousRNN(field, 4, method="euler", step_size=0.15)
     sde = StochasticRNN(field, 4, sigma=0.0, step_size=0.15).train()
     torch.testing.assert_close(sde.trajectory(values, times), ode.trajectory(values, times), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("interpolation", ["hold", "cubic"])
+def test_noisy_training_reads_the_models_input_on_the_models_clock(interpolation):
+    """Training (the SDE) and evaluation (the ODE) read one input type on one clock: the drift is
+    ``field.driven_term`` over ``Path.input`` on ``solve_clock``'s knots, so with sigma = 0 the noisy
+    model on epoch-second timestamps gives the deterministic model's states, and the diffusion on the
+    index clock is scaled by the square root of the piece's length read from that same input."""
+    field = nr.CTRNNField(2, 5).double()
+    values = torch.randn(3, 6, 2, dtype=D64)
+    times = 1.7e9 + _times(6, seed=3)
+    sde = StochasticRNN(field, 4, sigma=0.0, interpolation=interpolation).train()
+    ode = nr.ContinuousRNN(field, 4, interpolation=interpolation)
+    torch.testing.assert_close(sde.trajectory(values, times), ode.trajectory(values, times), rtol=0, atol=1e-12)
+    path = nr.interpolate(values, torch.stack([times, times + 0.5 * _times(6, seed=4)]).repeat(2, 1)[:3])
+    noisy = NoisyField(field, path, sigma=0.3, clock="index")
+    assert isinstance(noisy.driven.term, solvers.DrivenTerm)
+    h = torch.ones(3, 5, dtype=D64)
+    for s, j in ((-0.5, 0), (0.25, 0), (2.5, 2), (9.0, 4)):
+        want = 0.3 * path.gaps()[:, j].sqrt().unsqueeze(1).expand(3, 5)
+        torch.testing.assert_close(noisy.g(torch.tensor(s, dtype=D64), h), want, rtol=0, atol=1e-12)
 
 
 def test_noise_on_in_training_off_in_evaluation():

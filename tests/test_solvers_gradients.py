@@ -15,7 +15,7 @@ MODES = ["backprop", "checkpoint", "adjoint"]
 class Small(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        g = torch.Generator().manual_seed(2)
+        g = torch.Generator(torch.get_default_device()).manual_seed(2)
         self.w = torch.nn.Parameter(torch.randn(2, 2, generator=g, dtype=DT) * 0.7)
 
     def forward(self, t, y):

@@ -124,7 +124,9 @@ def robertson(t, y):
     return torch.stack([-0.04 * y1 + 1e4 * y2 * y3, 0.04 * y1 - 1e4 * y2 * y3 - 3e7 * y2 ** 2, 3e7 * y2 ** 2])
 
 
-ROBERTSON = (torch.tensor([1.0, 0.0, 0.0], dtype=DT), torch.tensor([0.0, 1e5], dtype=DT))
+def _robertson():
+    """(y0, t) of Robertson's problem, made on the test's device."""
+    return torch.tensor([1.0, 0.0, 0.0], dtype=DT), torch.tensor([0.0, 1e5], dtype=DT)
 
 
 def test_a_runaway_solve_stops_at_max_time_naming_stiffness():
@@ -132,7 +134,7 @@ def test_a_runaway_solve_stops_at_max_time_naming_stiffness():
     with pytest.raises(solvers.TimeLimitError, match=r"stopped after max_time = 0.5 s: at t = .* of \[0, 100000\] "
                                                      r"after \d+ s, \d+ steps tried \(\d+ rejected\), step size now .*"
                                                      r"probably stiff.*method='scipy_solver'"):
-        solvers.odeint(robertson, *ROBERTSON, options={"max_time": 0.5})
+        solvers.odeint(robertson, *_robertson(), options={"max_time": 0.5})
     assert time.monotonic() - start < 5
 
 
@@ -143,7 +145,7 @@ def test_a_long_solve_reports_its_progress(monkeypatch, caplog):
     monkeypatch.setattr(engine, "PROGRESS_SECONDS", 0.2)
     with caplog.at_level(logging.WARNING, logger="solvers"):
         with pytest.raises(solvers.StepLimitError, match="stiff|beyond max_steps"):
-            solvers.odeint(robertson, *ROBERTSON, max_steps=4000)
+            solvers.odeint(robertson, *_robertson(), max_steps=4000)
     lines = [r.getMessage() for r in caplog.records if "still running" in r.getMessage()]
     assert lines, "no progress line"
     assert re.search(r"at t = \S+ of \[0, 100000\] after \d+ s, \d+ steps tried \(\d+ rejected\), step size now",
@@ -222,7 +224,7 @@ def test_a_per_sample_solve_stops_at_max_time_naming_the_sample():
     def batched(t, y):  # Robertson for each row of a (B, 3) state
         return robertson(t, y.T).T
 
-    y0 = ROBERTSON[0].repeat(2, 1)
+    y0 = _robertson()[0].repeat(2, 1)
     with pytest.raises(solvers.TimeLimitError, match=r"per-sample adaptive solve stopped after max_time = 0.3 s: "
                                                      r"sample \d at t = "):
-        solvers.odeint(batched, y0, ROBERTSON[1], options={"per_sample": True, "max_time": 0.3})
+        solvers.odeint(batched, y0, _robertson()[1], options={"per_sample": True, "max_time": 0.3})

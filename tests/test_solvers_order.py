@@ -30,7 +30,9 @@ def exact(t: float) -> float:
     return 1.0 / (1.0 + t * t)
 
 
-TERM = FuncTerm(field, DT, torch.device("cpu"))
+def _term() -> FuncTerm:
+    """The test equation's term, its times on the test's device."""
+    return FuncTerm(field, DT, torch.get_default_device())
 
 
 def _steps(order: int) -> list[float]:
@@ -43,7 +45,7 @@ STARTS = (0.2, 0.9, 1.7)
 
 
 def _one_step(plan, t0, h):
-    return rk_step(TERM, plan, t0, t0 + h, torch.tensor([exact(t0)], dtype=DT))
+    return rk_step(_term(), plan, t0, t0 + h, torch.tensor([exact(t0)], dtype=DT))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -56,7 +58,7 @@ def test_global_order_of_every_tableau(name):
     for h in hs:
         n = round(end / h)
         grid = [k * end / n for k in range(n + 1)]
-        out = solve_fixed(TERM, plan, torch.tensor([1.0], dtype=DT), grid, grid, perturb=False)
+        out = solve_fixed(_term(), plan, torch.tensor([1.0], dtype=DT), grid, grid, perturb=False)
         errors.append(max(abs(float(y) - exact(s)) for y, s in zip(out, grid)))
     order = solvers.observed_order(errors, hs)
     # dopri8's errors reach 1e-14: its slope still carries pre-asymptotic 0.5; a wrong weight costs several orders
@@ -105,7 +107,7 @@ def test_dense_output_order(name):
     errors = []
     for h in hs:
         step = _one_step(plan, t0, h)
-        acc = Accepted(t0=t0, t1=t0 + h, y0=y0, y1=step.y1, f0=step.ks[0], step=step, plan=plan, term=TERM,
+        acc = Accepted(t0=t0, t1=t0 + h, y0=y0, y1=step.y1, f0=step.ks[0], step=step, plan=plan, term=_term(),
                        landed_on_jump=False)
         assert torch.equal(acc.at(t0), y0) and torch.equal(acc.at(t0 + h), step.y1)
         errors.append(max(abs(float(acc.at(t0 + th * h)) - exact(t0 + th * h)) for th in (0.25, 0.5, 0.7)))

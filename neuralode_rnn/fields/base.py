@@ -24,7 +24,7 @@ from torch import nn
 
 import solvers
 
-from ..paths import Path, index_rates
+from ..paths import CLOCK_DTYPE, Path
 
 __all__ = ["DrivenField", "Field"]
 
@@ -140,11 +140,29 @@ class Field(nn.Module, abc.ABC):
         before the first sample at s = -1; g is scaled by dt/ds, the length of the current piece
         for each sample.  This lets one solver drive samples with different (B, T) times: each
         sample steps through its own pieces, exactly as it would alone.
-        project=True projects the path's coefficients through the input map once (fast per
-        evaluation, memory O(T N)); False applies the input map at each evaluation (memory O(T D),
-        what the adjoint wants to stay flat in T).
+        project=True projects the path's coefficients through the input map (chunk by chunk, on
+        first use: fast per evaluation); False applies the input map at each evaluation (memory O(T D),
+        what the adjoint wants to stay flat in T, and its gradients reach the map).
+        The module wraps :meth:`driven_term`, the term the models' solves integrate.
         """
-        return DrivenField(self, path, clock, project)
+        return DrivenField(self, self.driven_term(path, clock, project=project))
+
+    def driven_term(self, path: Path, clock: str = "time", knots: torch.Tensor | None = None,
+                    project: bool = True) -> solvers.DrivenTerm:
+        """``rhs(h, u(t))`` on the solvers' engine, the input read through ``path.input(clock, knots)``
+        (the one reader of a path: ``solvers.PiecewiseInput``), u = input_map(x) projected chunk by
+        chunk (``project``) or per evaluation; the field's :meth:`euler_step` is its one-stage step."""
+        if not isinstance(path, Path):
+            raise TypeError(f"path must be a neuralode_rnn Path (from nr.interpolate); got {type(path).__name__}")
+        if path.channels != self.input_size:
+            raise ValueError(f"the path has {path.channels} channels but the field expects input_size = "
+                             f"{self.input_size}")
+        lin = self.input_map
+        if project:
+            inputs = path.input(clock, knots, weight=lin.weight, bias=lin.bias, complex_halves=self.is_complex)
+            return solvers.DrivenTerm(self.rhs, inputs, time_dtype=CLOCK_DTYPE, euler=self.euler_step)
+        return solvers.DrivenTerm(self.rhs, path.input(clock, knots), project=lin, time_dtype=CLOCK_DTYPE,
+                                  euler=self.euler_step)
 
     def discretize(self, method: str = "euler", step_size: float = 1.0):
         """The discrete cell h_k = Phi(h_{k-1}, x_k): one step of ``method`` of size ``step_size``
@@ -155,63 +173,59 @@ class Field(nn.Module, abc.ABC):
 
 
 class DrivenField(nn.Module):
-    """g(t, h) = field.rhs(h, u(t)), with u the path of the projected samples.
+    """g(t, h) = field.rhs(h, u(t)) as an ``nn.Module`` for torchdiffeq: the solvers' driven term
+    (:meth:`Field.driven_by`), with the field as a submodule so that ``odeint_adjoint`` finds its
+    parameters.
 
-    The projection is computed on first use, from the field's current parameters: build a new
-    one after each optimiser step (models do, per forward pass).  With ``project=False`` the input
-    map is applied to x(t) at each evaluation instead.
+    The projection of the input is computed on first use, from the field's current parameters:
+    build a new one after each optimiser step (models do, per forward pass).  t is a clock time (a
+    float or a 0-d tensor, read as a float64 number: the input's piece is found by its cursor);
+    with per-sample knots (B, T) on the "time" clock each sample reads its own piece at t.
     """
 
-    def __init__(self, field: Field, path: Path, clock: str = "time", project: bool = True):
+    def __init__(self, field: Field, term: solvers.DrivenTerm):
         super().__init__()
-        if not isinstance(path, Path):
-            raise TypeError(f"path must be a neuralode_rnn Path (from nr.interpolate); got {type(path).__name__}")
-        if path.channels != field.input_size:
-            raise ValueError(f"the path has {path.channels} channels but the field expects input_size = "
-                             f"{field.input_size}")
-        if clock not in ("time", "index"):
-            raise ValueError(f"unknown clock {clock!r}; expected 'time' or 'index'")
         self.field = field
-        self.path = path
-        self.clock = clock
-        self.project = project
-        self._projected: Path | None = None
-        self.batch_size = path.batch_size
-        if clock == "index":
-            self.rates = index_rates(path)  # (B, T): rates[:, j + 1] is dt/ds on piece j
+        self.term = term
+        self.batch_size = term.inputs.batch_size
+        self.clock = "index" if term.inputs.rates is not None else "time"
+        self._per_sample = term.inputs.rates is None and term.inputs.per_sample_knots
 
     @property
-    def projected(self) -> Path:
-        """The path of the projected samples u = U x + b (built once, on first use)."""
-        if self._projected is None:
-            lin = self.field.input_map
-            self._projected = self.path.affine(lin.weight, lin.bias)
-        return self._projected
+    def nfe(self) -> int:
+        """Field evaluations so far."""
+        return self.term.nfe
 
     def extra_tensors(self) -> tuple[torch.Tensor, ...]:
-        """Tensors besides the field's parameters that the output depends on (adjoint needs them):
-        the projected coefficients, or with ``project=False`` the raw path's (which include the
-        input map's parameters only through the field)."""
-        source = self.projected if self.project else self.path
-        return tuple(x for x in source.tensors() if x.requires_grad)
+        """Tensors besides the field's parameters that g depends on and that require grad (the raw
+        path's: an ``odeint_adjoint`` of a ``project=False`` module wants them in ``adjoint_params``)."""
+        inputs = self.term.inputs
+        return tuple(x for x in (*inputs.coeffs, inputs.first, inputs.last) if x.requires_grad)
 
-    def input_at(self, t: torch.Tensor) -> torch.Tensor:
-        """u(t) (B, P), the projected input the field reads at clock time t."""
-        path = self.projected if self.project else self.path
-        if self.clock == "time":
-            x = path.evaluate(t)
-        else:
-            s = float(t)
-            j = math.ceil(s) - 1
-            x = path.evaluate_piece(j, t - j)
-        return x if self.project else self.field.input_map(x)
+    def _time(self, t):
+        if isinstance(t, torch.Tensor):
+            if t.numel() != 1:
+                raise ValueError(f"t must be one clock time (a float or a 0-d tensor); got shape {tuple(t.shape)}")
+            t = t.item()
+        t = float(t)
+        if math.isnan(t):
+            raise ValueError("t must be a time, not NaN; got NaN")
+        if self._per_sample:  # each sample on its own knots: the term reads (B,) times per sample
+            return torch.full((self.batch_size,), t, dtype=CLOCK_DTYPE, device=self.term.inputs.first.device)
+        return t
 
-    def forward(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    def input_at(self, t) -> torch.Tensor:
+        """u(t) (B, P), the projected input the field reads at clock time t (real: a complex field's
+        input, read as M = P / 2 complex channels, is given back as [real parts, imaginary parts])."""
+        u = self.term.input_at(self._time(t))
+        return torch.cat([u.real, u.imag], -1) if u.is_complex() else u
+
+    def rate_at(self, t) -> torch.Tensor | None:
+        """(B, 1) dt/ds at clock time t on the "index" clock; None on the "time" clock."""
+        return None if self.clock == "time" else self.term.rate_at(self._time(t))
+
+    def forward(self, t, h: torch.Tensor) -> torch.Tensor:
         if h.dim() != 2 or h.shape[0] != self.batch_size or h.shape[1] != self.field.hidden_size:
             raise ValueError(f"hidden state must have shape (batch, hidden_size) = ({self.batch_size}, "
                              f"{self.field.hidden_size}); got {tuple(h.shape)}")
-        dh = self.field.rhs(h, self.input_at(t))
-        if self.clock == "index":
-            j = min(max(math.ceil(float(t)) - 1, -1), self.rates.shape[1] - 2)
-            dh = dh * self.rates[:, j + 1 : j + 2].to(dh.real.dtype)
-        return dh
+        return self.term.f(self._time(t), h)
