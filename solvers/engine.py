@@ -7,13 +7,14 @@ read from the dense output of the step that covers them.  Everything here works 
 clock (Python floats, increasing); :mod:`solvers.odeint` turns decreasing times, tuple states and
 torchdiffeq's options into this form, and :mod:`solvers.per_sample` runs the per-sample variant.
 
-* :func:`solve_fixed`: steps over a given grid; outputs at grid points are the computed states,
+* :func:`fixed_steps` / :func:`solve_fixed`: the steps over a given grid (:mod:`solvers.events` runs
+  an endless one until an event); outputs at grid points are the computed states,
   outputs strictly inside a step are interpolated (torchdiffeq's ``interp`` option: "linear" or
   "cubic" Hermite).
 * :func:`adaptive_steps`: the accepted steps of an embedded pair as a generator, with jump times
   (steps never straddle them and f is re-evaluated just after them), step times (steps land on
   them), ``min_step``/``max_step``, ``max_steps``, torchdiffeq's callbacks; :func:`solve_adaptive`
-  reads outputs from it and :func:`solve_until_event` stops it at an event.
+  reads outputs from it (and :mod:`solvers.events` stops it at an event).
 * a :class:`Tape` records the stage states (and what the term keeps, ``Term.aux``) of accepted
   steps, for a term with a hand-written backward pass (``solvers.linear_activation``).
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +44,7 @@ from .stepper import Plan, Step, combine, rk_step
 from .terms import Term
 
 __all__ = ["DEFAULT_MAX_STEPS", "PROGRESS_SECONDS", "Accepted", "Callbacks", "SolveClock", "Tape", "adaptive_steps", "check_step_count", "next_k0",
-           "hermite", "quartic", "solve_adaptive", "solve_fixed", "solve_until_event", "start_time"]
+           "FixedStep", "fixed_steps", "hermite", "quartic", "solve_adaptive", "solve_fixed", "start_time"]
 
 DEFAULT_MAX_STEPS = 100_000
 """Steps (rejected ones included) after which a solve stops with StepLimitError.  A sequence model
@@ -198,27 +199,48 @@ def hermite(y0: Tensor, f0: Tensor, y1: Tensor, f1: Tensor, dt: float, x: float)
 
 
 # ------------------------------------------------------------------------------------ fixed grids
-def solve_fixed(term: Term, plan: Plan, y0: Tensor, grid: Sequence[float], t_out: Sequence[float],
-                perturb: bool = True, interp: str = "linear", callbacks: Callbacks | None = None,
-                tape: Tape | None = None, max_steps: int = DEFAULT_MAX_STEPS) -> list[Tensor]:
-    """Step over ``grid`` (increasing floats, grid[0] = t_out[0]) and return y at every ``t_out``.
+@dataclass
+class FixedStep:
+    """A step of a fixed grid from (t0, y0) to (t1, y1), read inside by ``interp`` ("linear" or
+    "cubic" Hermite, torchdiffeq's fixed solvers' interpolants)."""
 
-    Outputs on grid points are the computed states (the usual case: the grid holds the output
-    times); outputs inside a step are interpolated ("linear" or "cubic" Hermite), as torchdiffeq's
-    fixed solvers do.  ``perturb``: stages on a step's ends are evaluated one ulp inside it.
-    """
-    n_steps = len(grid) - 1
-    check_step_count(n_steps, max_steps, f"this fixed-step solve over [{grid[0]}, {grid[-1]}]")
-    outputs = [y0]
-    j = 1
-    n_out = len(t_out)
-    y = y0
+    t0: float
+    t1: float
+    y0: Tensor
+    y1: Tensor
+    step: Step
+    term: Term
+    interp: str = "linear"
+    _f1: Tensor | None = None
+
+    def at(self, t: float) -> Tensor:
+        """y(t) for t0 <= t <= t1 (exactly y0 / y1 at the ends)."""
+        if t == self.t1:
+            return self.y1
+        if t == self.t0:
+            return self.y0
+        x = (t - self.t0) / (self.t1 - self.t0)
+        if self.interp == "linear":
+            return self.y0 + x * (self.y1 - self.y0)
+        if self.interp == "cubic":
+            if self._f1 is None:
+                self._f1 = self.term.f(self.t1, self.y1)
+            f0 = self.step.ks[0] if self.step.ks else self.term.f(self.t0, self.y0)
+            return hermite(self.y0, f0, self.y1, self._f1, self.t1 - self.t0, x)
+        raise ValueError(f"unknown interp {self.interp!r}; expected 'linear' or 'cubic'")
+
+
+def fixed_steps(term: Term, plan: Plan, y0: Tensor, grid: Iterable[float], perturb: bool = True,
+                interp: str = "linear", callbacks: Callbacks | None = None,
+                tape: Tape | None = None) -> Iterator[FixedStep]:
+    """The steps over ``grid`` (increasing floats, possibly an endless iterator: the caller stops).
+    ``perturb``: stages on a step's ends are evaluated one ulp inside it."""
     fused = plan.tab.stages == 1 and getattr(term, "euler_step", None) is not None
     keep = tape is not None and tape.collect_aux
-    for n in range(n_steps):
-        if j >= n_out:
-            break
-        t0, t1 = grid[n], grid[n + 1]
+    points = iter(grid)
+    t0 = next(points)
+    y = y0
+    for t1 in points:
         if callbacks is not None and callbacks.step is not None:
             callbacks.step(t0, y, t1 - t0)
         if fused:
@@ -229,27 +251,34 @@ def solve_fixed(term: Term, plan: Plan, y0: Tensor, grid: Sequence[float], t_out
             step = rk_step(term, plan, t0, t1, y, perturb_start=perturb, perturb_end=perturb, keep_aux=keep)
         if tape is not None:
             tape.record(t0, t1, step, plan)
-        y1 = step.y1
-        f1 = None
-        while j < n_out and t1 >= t_out[j]:
-            tj = t_out[j]
-            if tj == t1:
-                outputs.append(y1)
-            elif tj == t0:
-                outputs.append(y)
-            elif interp == "linear":
-                outputs.append(y + ((tj - t0) / (t1 - t0)) * (y1 - y))
-            elif interp == "cubic":
-                if f1 is None:
-                    f1 = term.f(t1, y1)
-                f0 = step.ks[0] if step.ks else term.f(t0, y)
-                outputs.append(hermite(y, f0, y1, f1, t1 - t0, (tj - t0) / (t1 - t0)))
-            else:
-                raise ValueError(f"unknown interp {interp!r}; expected 'linear' or 'cubic'")
+        yield FixedStep(t0=t0, t1=t1, y0=y, y1=step.y1, step=step, term=term, interp=interp)
+        t0, y = t1, step.y1
+
+
+def solve_fixed(term: Term, plan: Plan, y0: Tensor, grid: Sequence[float], t_out: Sequence[float],
+                perturb: bool = True, interp: str = "linear", callbacks: Callbacks | None = None,
+                tape: Tape | None = None, max_steps: int = DEFAULT_MAX_STEPS) -> list[Tensor]:
+    """Step over ``grid`` (increasing floats, grid[0] = t_out[0]) and return y at every ``t_out``.
+
+    Outputs on grid points are the computed states (the usual case: the grid holds the output
+    times); outputs inside a step are interpolated ("linear" or "cubic" Hermite), as torchdiffeq's
+    fixed solvers do.  ``perturb``: stages on a step's ends are evaluated one ulp inside it.
+    """
+    check_step_count(len(grid) - 1, max_steps, f"this fixed-step solve over [{grid[0]}, {grid[-1]}]")
+    if interp not in ("linear", "cubic"):
+        raise ValueError(f"unknown interp {interp!r}; expected 'linear' or 'cubic'")
+    outputs = [y0]
+    j, n_out = 1, len(t_out)
+    if n_out < 2:
+        return outputs
+    for n, s in enumerate(fixed_steps(term, plan, y0, grid, perturb, interp, callbacks, tape)):
+        while j < n_out and s.t1 >= t_out[j]:
+            outputs.append(s.at(t_out[j]))
             if tape is not None:
                 tape.ends.append(n + 1)
             j += 1
-        y = y1
+        if j >= n_out:
+            break
     return outputs
 
 
@@ -476,26 +505,3 @@ def solve_adaptive(term: Term, plan: Plan, y0: Tensor, t_out: Sequence[float], c
                 tape.ends.append(len(tape))
             j += 1
     return outputs
-
-
-def solve_until_event(term: Term, plan: Plan, y0: Tensor, t0: float, controller: Controller,
-                      event_fn: Callable[[float, Tensor], Tensor], tol: float, **kwargs: Any) -> tuple[float, Tensor]:
-    """Step until ``event_fn(t, y)`` changes sign; return the event time (bisection on the dense
-    output to ``tol``, as torchdiffeq's ``find_event``) and the state there."""
-    sign0 = torch.sign(event_fn(t0, y0))
-    if float(event_fn(t0, y0)) == 0.0:
-        return t0, y0
-    for acc in adaptive_steps(term, plan, y0, t0, math.inf, controller, **kwargs):
-        if torch.sign(event_fn(acc.t1, acc.y1)) != sign0:
-            lo, hi = acc.t0, acc.t1
-            n = max(0, math.ceil(math.log((hi - lo) / tol) / math.log(2.0))) if tol > 0 else 64
-            with torch.no_grad():
-                for _ in range(n):
-                    mid = (lo + hi) / 2.0
-                    if torch.sign(event_fn(mid, acc.at(mid))) == sign0:
-                        lo = mid
-                    else:
-                        hi = mid
-            t_event = (lo + hi) / 2.0
-            return t_event, acc.at(t_event)
-    raise AssertionError("unreachable: adaptive_steps to t = inf ends only by an error")  # pragma: no cover

@@ -9,7 +9,7 @@ single tensor (tuple states are flattened by the caller).  :func:`forward` runs 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torch import Tensor
@@ -46,14 +46,12 @@ class AdjointSpec:
         perturb: fixed backward grids: evaluate stages on a step's ends one ulp inside.
         callbacks: the ``*_adjoint`` step callbacks, each ``callback(t, (t_grad, y, adj_y, *adj_params), dt)``.
         max_steps: the backward solve's step limit (None: the problem's).
-        step_size: unused (kept for callers that set it).
     """
 
     plan: Plan
     controller: Controller | None
     seminorm: bool = False
     norm: Any = None
-    step_size: float | None = None
     perturb: bool = False
     callbacks: Callbacks | None = None
     first_step: float | None = None
@@ -91,7 +89,7 @@ class Problem:
         per_sample: adaptive methods: every sample (axis 0 of y0) gets its own steps
             (:mod:`solvers.per_sample`); then ``t_out`` may be a (B, T) tensor and ``jump_t``/``step_t``
             (B, J) tensors, each row one sample's times.
-        extra: anything a caller wants to carry along.
+        event_step: fixed methods with an event: the step size of the search for it.
     """
 
     term: Term
@@ -112,7 +110,7 @@ class Problem:
     param_sources: tuple[Tensor, ...] | None = None
     adjoint: AdjointSpec | None = None
     per_sample: bool = False
-    extra: dict = field(default_factory=dict)
+    event_step: float | None = None
 
     @property
     def adaptive(self) -> bool:
