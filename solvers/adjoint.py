@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .controller import Controller, rms_norm
+from .controller import rms_norm
 from .engine import Callbacks, solve_adaptive, solve_fixed
 from .problem import AdjointSpec, Problem, forward
 from .terms import Term
@@ -169,10 +169,11 @@ class _Adjoint(torch.autograd.Function):
             if c is None:
                 raise ValueError(f"an adaptive adjoint method ({spec.plan.tab.name!r}) needs AdjointSpec.controller")
             norm_fn = ctx.adjoint_options["norm"]
-            controller = Controller(rtol=_aug_tol(c.rtol, aug, True), atol=_aug_tol(c.atol, aug, False),
-                                    order=c.order, safety=c.safety, ifactor=c.ifactor, dfactor=c.dfactor,
-                                    pcoeff=c.pcoeff, icoeff=c.icoeff, min_step=c.min_step, max_step=c.max_step,
-                                    norm=lambda x: norm_fn(aug.parts(x)))
+            if spec.spec is None:
+                raise ValueError("an adaptive adjoint needs AdjointSpec.spec (the backward solve's SolveSpec); "
+                                 "build the problem with SolveSpec.problem")
+            controller = spec.spec.controller(lambda x: norm_fn(aug.parts(x)), rtol=_aug_tol(c.rtol, aug, True),
+                                              atol=_aug_tol(c.atol, aug, False))
             jumps = sorted(-x for x in (spec.jump_t if spec.jump_t is not None else p.jump_t))
             steps = sorted(-x for x in spec.step_t)
         with torch.no_grad():

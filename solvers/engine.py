@@ -257,7 +257,7 @@ def fixed_steps(term: Term, plan: Plan, y0: Tensor, grid: Iterable[float], pertu
 
 def solve_fixed(term: Term, plan: Plan, y0: Tensor, grid: Sequence[float], t_out: Sequence[float],
                 perturb: bool = True, interp: str = "linear", callbacks: Callbacks | None = None,
-                tape: Tape | None = None, max_steps: int = DEFAULT_MAX_STEPS) -> list[Tensor]:
+                tape: Tape | None = None, max_steps: int = DEFAULT_MAX_STEPS, stats: Any = None) -> list[Tensor]:
     """Step over ``grid`` (increasing floats, grid[0] = t_out[0]) and return y at every ``t_out``.
 
     Outputs on grid points are the computed states (the usual case: the grid holds the output
@@ -272,6 +272,8 @@ def solve_fixed(term: Term, plan: Plan, y0: Tensor, grid: Sequence[float], t_out
     if n_out < 2:
         return outputs
     for n, s in enumerate(fixed_steps(term, plan, y0, grid, perturb, interp, callbacks, tape)):
+        if stats is not None:
+            stats.accepted += 1
         while j < n_out and s.t1 >= t_out[j]:
             outputs.append(s.at(t_out[j]))
             if tape is not None:
@@ -327,7 +329,7 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
                    first_step: float | None = None, jump_t: Sequence[float] = (), step_t: Sequence[float] = (),
                    callbacks: Callbacks | None = None, tape: Tape | None = None,
                    max_steps: int = DEFAULT_MAX_STEPS, schedule: Sequence[tuple[float, bool]] | None = None,
-                   k0: Tensor | None = None, aux0: Any = None) -> Iterator[Accepted]:
+                   k0: Tensor | None = None, aux0: Any = None, stats: Any = None) -> Iterator[Accepted]:
     """The accepted steps of an adaptive solve from (t0, y0) on, while t < t_end.
 
     The generator stops once a step reaches ``t_end`` (steps may overshoot it, as torchdiffeq's do,
@@ -340,6 +342,7 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
     each accepted step (``Tape.t1`` and ``Accepted.landed_on_jump``), every step taken as given.
     The replay computes exactly the same steps (a checkpointed backward pass runs it per segment,
     starting from a recorded state and its ``k0``).
+    ``stats``: a :class:`~solvers.problem.Stats` counting the accepted and rejected steps.
     """
     if plan.err is None and schedule is None:
         raise ValueError(f"method {plan.tab.name!r} has no error estimate; adaptive steps need an embedded "
@@ -421,6 +424,9 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
                     f"the state or its derivative is not finite at t = {t} (NaN or inf); check y0 and the "
                     f"vector field (a NaN input, an overflow)")
             ratio = math.inf
+        if stats is not None:
+            stats.accepted += accept
+            stats.rejected += not accept
         if accept:
             accepted += 1
             if cb.accept is not None:
@@ -484,7 +490,7 @@ def _replay(term: Term, plan: Plan, y0: Tensor, t0: float, schedule: Sequence[tu
 def solve_adaptive(term: Term, plan: Plan, y0: Tensor, t_out: Sequence[float], controller: Controller, *,
                    first_step: float | None = None, jump_t: Sequence[float] = (), step_t: Sequence[float] = (),
                    exact_outputs: bool = False, callbacks: Callbacks | None = None, tape: Tape | None = None,
-                   max_steps: int = DEFAULT_MAX_STEPS) -> list[Tensor]:
+                   max_steps: int = DEFAULT_MAX_STEPS, stats: Any = None) -> list[Tensor]:
     """y at every time of ``t_out`` (increasing floats, t_out[0] the start) by adaptive steps.
 
     Outputs inside a step come from its dense output (as torchdiffeq's); ``exact_outputs=True``
@@ -498,7 +504,8 @@ def solve_adaptive(term: Term, plan: Plan, y0: Tensor, t_out: Sequence[float], c
         step_t = sorted(set(step_t) | set(t_out[1:]))
     j = 1
     for acc in adaptive_steps(term, plan, y0, t_out[0], t_out[-1], controller, first_step=first_step,
-                              jump_t=jump_t, step_t=step_t, callbacks=callbacks, tape=tape, max_steps=max_steps):
+                              jump_t=jump_t, step_t=step_t, callbacks=callbacks, tape=tape, max_steps=max_steps,
+                              stats=stats):
         while j < len(t_out) and t_out[j] <= acc.t1:
             outputs.append(acc.at(t_out[j]))
             if tape is not None:

@@ -73,14 +73,13 @@ import torchdiffeq
 from torch import Tensor
 
 from .adjoint import adjoint_outputs, solve_adjoint
-from .adjoint_options import adjoint_spec, options_controller
+from .adjoint_options import backward_settings
 from .callbacks import step_callbacks
-from .controller import check_resolution
 from .delegated import delegate
-from .engine import DEFAULT_MAX_STEPS, check_step_count
+from .engine import DEFAULT_MAX_STEPS
 from .events import solve_event
 from .gradients import GRADIENT_MODES, resolve_gradient
-from .grids import arange_grid, constructed_grid, knot_grid
+from .grids import arange_grid, constructed_grid
 from .methods import DELEGATED
 from .odeint_args import (
     ADAPTIVE_OPTIONS,
@@ -96,10 +95,9 @@ from .odeint_args import (
     check_y0,
     jump_times,
     resolve_method,
-    signed_times,
 )
-from .problem import Problem
-from .stepper import Plan
+from .odeint_options import controller_settings, state_norm, tol_tensor
+from .spec import SolveSpec
 from .tableaux import Tableau
 from .terms import FuncTerm, ReversedTerm, Term
 from .time_gradients import StartTime, TimeGradient, slope_at, slopes_at
@@ -188,10 +186,7 @@ def odeint(
         y0 = flat.flat(y0)
         rtol, atol = flat.tol("rtol", rtol), flat.tol("atol", atol)
     y0 = check_y0(y0)
-    rtol, atol = check_tol("rtol", rtol), check_tol("atol", atol)
-    if bool((torch.as_tensor(rtol) == 0).all()) and bool((torch.as_tensor(atol) == 0).all()):
-        raise ValueError("rtol and atol must not both be 0: no step could meet a zero tolerance; e.g. rtol=1e-7, "
-                         "atol=1e-9 (torchdiffeq's defaults)")
+    rtol, atol = tol_tensor(check_tol("rtol", rtol), y0), tol_tensor(check_tol("atol", atol), y0)
     step_size = check_step_size(step_size)
     max_steps = check_max_steps(max_steps)
     if per_sample and not tab.adaptive:
@@ -212,19 +207,16 @@ def odeint(
     base = FuncTerm(func, time_dtype=real, device=y0.device, per_sample=per_sample)
     install_first_call_check(base, y0, flat, user_func)
     term: Term = ReversedTerm(base) if descending else base
-    plan = Plan.of(tab)
     callbacks = step_callbacks(user_func, flat, sign, torch.float64 if tab.adaptive else t.dtype)
     if per_sample:
         check_per_sample(tab, name, y0, flat, mode, event_fn, callbacks)
         callbacks = None
-        t_out: Any = (t.detach().to(torch.float64) * sign)
-    else:
-        t_out = [sign * float(x) for x in t.detach().tolist()]
-    problem = Problem(term=term, y0=y0, t_out=t_out, plan=plan, max_steps=max_steps, callbacks=callbacks,
-                      per_sample=per_sample)
     jumps = jump_times("jump_t", jump_t, t, per_sample, y0)
-    grid_from_options = None
-
+    fields: dict = dict(method=tab, rtol=rtol, atol=atol, gradient=mode, max_steps=max_steps,
+                        error_control="sample" if per_sample else "batch")
+    clock: dict = dict(callbacks=callbacks, dense_output=True, state_scale=0.0)
+    signed = t.detach() * sign if per_sample else (t.detach() * sign).reshape(-1)
+    user_norm = None
     if tab.adaptive:
         if step_size is not None:
             raise ValueError(f"step_size applies to fixed-step methods; method {name!r} is adaptive, its steps "
@@ -235,14 +227,9 @@ def odeint(
             jumps = jump_times("options['jump_t']", options.pop("jump_t", None), t, per_sample, y0)
         options.pop("jump_t", None)
         steps_t = jump_times("options['step_t']", options.pop("step_t", None), t, per_sample, y0)
-        check_resolution(rtol, atol, y0)
-        controller, first = options_controller(options, tab, rtol, atol, y0, flat, per_sample, "options")
-        problem.controller = controller
-        problem.first_step = first
-        problem.jump_t = signed_times(jumps, sign, per_sample)
-        problem.step_t = signed_times(steps_t, sign, per_sample)
-        if not per_sample and set(problem.jump_t) & set(problem.step_t):
-            raise ValueError("options['step_t'] and jump_t must not share a time (torchdiffeq's rule)")
+        settings, user_norm = controller_settings(options, "options")
+        fields.update(settings)
+        clock.update(step_t=None if steps_t is None else steps_t * sign)
     else:
         if callbacks is not None and (callbacks.accept or callbacks.reject):
             unsupported = sorted(n for n in ("callback_accept_step", "callback_reject_step")
@@ -251,10 +238,9 @@ def odeint(
                           f"callback_step", stacklevel=2)
             callbacks.accept = callbacks.reject = None
         options.pop("norm", None)
-        problem.perturb = bool(options.pop("perturb", jumps is not None))
-        problem.interp = options.pop("interp", "linear")
-        if problem.interp not in ("linear", "cubic"):
-            raise ValueError(f"options['interp'] must be 'linear' or 'cubic'; got {problem.interp!r}")
+        clock.update(perturb=bool(options.pop("perturb", jumps is not None)), interp=options.pop("interp", "linear"))
+        if clock["interp"] not in ("linear", "cubic"):
+            raise ValueError(f"options['interp'] must be 'linear' or 'cubic'; got {clock['interp']!r}")
         opt_step = check_step_size(options.pop("step_size", None), "options['step_size']")
         constructor = options.pop("grid_constructor", None)
         if sum(x is not None for x in (step_size, opt_step, constructor)) > 1:
@@ -265,34 +251,32 @@ def odeint(
         if (opt_step is not None or constructor is not None) and jumps is not None:
             raise ValueError("jump_t builds a knot-aligned grid itself; use step_size= (not "
                              "options['step_size'] or a grid_constructor) with it")
-        if event_fn is None:
-            if opt_step is not None:
-                problem.grid = arange_grid(t.detach() * sign, opt_step, max_steps).tolist()
-                grid_from_options = ("step_size", opt_step)
-            elif constructor is not None:
-                problem.grid = constructed_grid(constructor, user_func, y0 if flat is None else flat.split(y0), t,
-                                                 sign, t_out, max_steps)
-                grid_from_options = ("grid_constructor", constructor)
-            else:
-                grid, _ = knot_grid(t.detach(), jumps, step_size, max_steps)
-                if step_size is None:  # one step per gap: the outputs (and jumps) set the count
-                    check_step_count(grid.shape[0] - 1, max_steps, f"method {name!r} without a step size steps once "
-                                     f"per gap of t{' and jump_t' if jumps is not None else ''}: "
-                                     f"{t.shape[-1]} output times", "pass fewer output times")
-                problem.grid = [sign * x for x in grid.tolist()]
-        else:
+        fields.update(step_size=step_size)
+        if event_fn is not None:
             event_step = opt_step if opt_step is not None else step_size
             if event_step is None:
                 raise ValueError(f"event_fn with the fixed-step method {name!r} needs a step size: "
                                  f"options={{'step_size': h}} (as torchdiffeq) or step_size=h")
-            problem.grid = [t_out[0]]
-            problem.event_step = event_step
-
+            clock.update(grid=[sign * float(t[0])], event_step=event_step)
+        elif opt_step is not None:
+            clock.update(grid=arange_grid(t.detach() * sign, opt_step, max_steps).tolist())
+        elif constructor is not None:
+            clock.update(grid=constructed_grid(constructor, user_func, y0 if flat is None else flat.split(y0), t,
+                                               sign, [sign * float(x) for x in t.detach().tolist()], max_steps))
+    norm = state_norm(user_norm, flat, per_sample)
+    params: tuple = ()
+    spec = SolveSpec(**fields)
     if mode == "adjoint":
-        problem.params = adjoint_parameters(user_func, adjoint_params)
-        problem.adjoint = adjoint_spec(problem, name, tab, user_options, method, adjoint_method, adjoint_rtol,
-                                        adjoint_atol, adjoint_options, rtol, atol, flat, y0, user_func, sign, t,
-                                        grid_from_options, jumps)
+        params = adjoint_parameters(user_func, adjoint_params)
+        back, seminorm, clock["backward"] = backward_settings(
+            spec, clock.get("perturb"), norm, user_options, method, adjoint_method, adjoint_rtol, adjoint_atol,
+            adjoint_options, flat, y0, user_func, sign, t, jumps)
+        spec = spec.replace(adjoint=back, adjoint_seminorm=seminorm)
+    problem = spec.problem(term, y0, signed, jump_t=None if jumps is None else jumps * sign, params=params,
+                           norm=norm, **clock)
+    if not per_sample and set(problem.jump_t) & set(problem.step_t):
+        raise ValueError("options['step_t'] and jump_t must not share a time (torchdiffeq's rule)")
+    t_out = problem.t_out
 
     if event_fn is not None:
         return solve_event(problem, base, event_fn, t, mode, flat, sign, y0, atol)
