@@ -201,9 +201,9 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], me
     if isinstance(term, solvers.DrivenTerm) and gradient == "adjoint":
         sources = params + tuple(path.coeffs) + (path.first, path.last)
         params = params + tuple(leaves)
-    outs = solvers.solve(term, h0, t_out, method, gradient=gradient, step_size=step_size, gap_scale=gap_scale,
-                         jump_t=jumps, rtol=rtol, atol=atol, max_steps=max_steps, params=params,
-                         param_sources=sources)
+    spec = solvers.SolveSpec(method=method, gradient=gradient, step_size=step_size, rtol=rtol, atol=atol,
+                             max_steps=max_steps)
+    outs = spec.solve(term, h0, t_out, gap_scale=gap_scale, jump_t=jumps, params=params, param_sources=sources)
     return torch.stack(outs[1:]), term.nfe
 
 
@@ -227,8 +227,8 @@ def _integrate_per_sample(field: Field, path: Path, h0: torch.Tensor, at: list[i
         inputs = solvers.PiecewiseInput(knots, path.coeffs, path.first, path.last, weight=lin.weight, bias=lin.bias,
                                         complex_halves=field.is_complex)
         term = solvers.DrivenTerm(field.rhs, inputs, time_dtype=knots.dtype)
-    problem = solvers.make_problem(term, h0, t_out, method, jump_t=knots, rtol=rtol, atol=atol, max_steps=max_steps,
-                                   per_sample=True)
+    spec = solvers.SolveSpec(method=method, rtol=rtol, atol=atol, max_steps=max_steps, error_control="sample")
+    problem = spec.problem(term, h0, t_out, jump_t=knots)
     outs = solvers.GRADIENT_MODES["backprop"](problem)
     return torch.stack(outs[1:]), term.nfe
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .methods import method_info
+from .methods import METHODS
 from .tableaux import Tableau
 
 __all__ = ["CountingFunc", "WorkPrecisionRecord", "observed_order", "work_precision"]
@@ -117,7 +117,9 @@ def work_precision(
         if isinstance(method, Tableau):
             name, fixed, delegated = method.name, not method.adaptive, False
         else:
-            info = method_info(method)
+            if method not in METHODS:
+                raise ValueError(f"unknown method {method!r}; expected one of {', '.join(sorted(METHODS))}")
+            info = METHODS[method]
             name, fixed, delegated = method, info.kind == "fixed", info.backend == "torchdiffeq"
         settings = [(h, None) for h in step_sizes] if fixed else [(None, r) for r in rtols]
         for h, r in settings:

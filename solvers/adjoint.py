@@ -15,9 +15,8 @@ interval (``AdjointSpec.backward_grid``).  The backward error norm is a function
 torchdiffeq's tuple ``(t, y, adj_y, *adj_params)`` (``t`` a zero here), exposed on the autograd
 node as ``grad_fn.adjoint_options["norm"]`` as torchdiffeq's is.
 
-The vector-Jacobian products come from the term: ``term.vjp(t, y, a, params) -> (f, a^T df/dy,
-(a^T df/dtheta_i)_i)`` when it has one (a closed form: the structured kernel), else from autograd.
-The error norm of an adaptive backward solve covers (y, a, g) as torchdiffeq's default does, or
+The vector-Jacobian products come from autograd through ``term.f`` (the structured kernel has its
+own adjoint, ``LinearActivationTerm.solve_adjoint``).  The error norm of an adaptive backward solve covers (y, a, g) as torchdiffeq's default does, or
 only (y, a) with ``seminorm`` (Kidger, Chen and Lyons 2021: usually far fewer steps).
 
 The time derivative of the outputs is handled outside (``solvers.odeint``), as the same closed
@@ -88,8 +87,7 @@ class AugmentedTerm(Term):
         self.nfe += 1
         y, a = self.split(z)[:2]
         t = -s
-        vjp = getattr(self.term, "vjp", None)
-        fy, gy, gp = vjp(t, y, a, self.params) if vjp is not None else autograd_vjp(self.term, t, y, a, self.params)
+        fy, gy, gp = autograd_vjp(self.term, t, y, a, self.params)
         return self.join([-fy, gy, *[g.to(z.dtype) for g in gp]])
 
     def nudge(self, s: Any, toward: Any) -> Any:

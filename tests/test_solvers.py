@@ -13,7 +13,9 @@ import torchdiffeq
 import solvers
 from solvers.gradients import GRADIENT_MODES
 from solvers.grids import knot_grid
+from solvers.methods import MethodInfo
 from solvers.problem import forward
+from solvers.terms import FuncTerm
 
 DT = torch.float64
 TABLEAU_NAMES = sorted(solvers.TABLEAUX)
@@ -375,8 +377,8 @@ def test_methods_cover_torchdiffeq_and_tableaux():
 
     assert set(SOLVERS) | set(solvers.TABLEAUX) == set(solvers.METHODS)
     assert solvers.METHODS["dopri5"].order == 5 and solvers.METHODS["dopri5"].kind == "adaptive"
-    assert solvers.METHODS["rk38"] == solvers.MethodInfo(4, 4, "fixed", "engine")
-    assert solvers.METHODS["tsit5"] == solvers.MethodInfo(5, 7, "adaptive", "engine")
+    assert solvers.METHODS["rk38"] == MethodInfo(4, 4, "fixed", "engine")
+    assert solvers.METHODS["tsit5"] == MethodInfo(5, 7, "adaptive", "engine")
     assert solvers.METHODS["implicit_adams"].backend == "torchdiffeq"
     assert solvers.METHODS["heun3"].kind == "fixed"
     for name, tab in solvers.TABLEAUX.items():
@@ -661,7 +663,7 @@ def test_solve_returns_its_statistics_as_a_value():
         return torch.cos(3 * t) * y
 
     sol = SolveSpec(method="dopri5", rtol=1e-8, atol=1e-10).solve_with_stats(
-        solvers.FuncTerm(f, DT, torch.device("cpu")), torch.ones(2, dtype=DT), torch.linspace(0, 4, 3, dtype=DT))
+        FuncTerm(f, DT, torch.device("cpu")), torch.ones(2, dtype=DT), torch.linspace(0, 4, 3, dtype=DT))
     assert sol.stats.nfe == len(calls) > 0
     assert sol.stats.accepted > 5 and sol.stats.rejected >= 0
     # dopri5 is FSAL: 6 new stages per attempted step, plus f(t0) and the first-step probe
@@ -681,3 +683,18 @@ def test_fixed_and_adaptive_events_share_one_search():
         assert abs(float(t_ev) - 0.6931471805599453) < tol, kw
         t_ev, ys = solvers.odeint(lambda t, y: -y, y0, t, event_fn=lambda t, y: y[0] - 1.0, atol=1e-10, **kw)
         assert float(t_ev) == 0.0 and torch.equal(ys[-1], y0), kw
+
+
+def test_public_api_is_the_documented_names():
+    """solvers exported 39 flat names, engine internals among them (Tape, Plan, rk_step, make_problem);
+    now __all__ is the documented API and the internals live in their modules only."""
+    for internal in ("Tape", "Plan", "rk_step", "make_problem", "Problem", "Controller", "FuncTerm", "Term",
+                     "knot_grid", "MethodInfo", "method_info"):
+        assert internal not in solvers.__all__ and not hasattr(solvers, internal), internal
+    for public in ("odeint", "odeint_adjoint", "METHODS", "TABLEAUX", "SolveSpec", "GRADIENT_MODES",
+                   "register_gradient_mode", "stability_function", "max_stable_step", "tanh_kernel",
+                   "pin_tanh_kernel", "sdeint", "SolverError", "StepLimitError"):
+        assert public in solvers.__all__ and hasattr(solvers, public), public
+    assert len(solvers.__all__) == len(set(solvers.__all__)) <= 34
+    from solvers.engine import Tape  # noqa: F401  (still importable from its module)
+    from solvers.stepper import Plan, rk_step  # noqa: F401
