@@ -44,7 +44,8 @@ from .stepper import Plan, Step, combine, rk_step
 from .terms import Term
 
 __all__ = ["DEFAULT_MAX_STEPS", "PROGRESS_SECONDS", "Accepted", "Callbacks", "SolveClock", "Tape", "adaptive_steps", "check_step_count", "next_k0",
-           "FixedStep", "fixed_steps", "hermite", "quartic", "solve_adaptive", "solve_fixed", "start_time"]
+           "FixedStep", "fixed_steps", "hermite", "quartic", "solve_adaptive", "solve_fixed", "start_time", "state_error",
+           "underflow_error"]
 
 DEFAULT_MAX_STEPS = 100_000
 """Steps (rejected ones included) after which a solve stops with StepLimitError.  A sequence model
@@ -103,6 +104,20 @@ class SolveClock:
         if not causes:
             causes.append(f"about {left:.3g} more steps at this step size: loosen rtol/atol to take larger ones")
         return "; ".join(causes)
+
+
+def underflow_error(t: Any, dt: Any, controller: Controller, who: str = "") -> StepSizeUnderflowError:
+    """The error of every adaptive loop when t + dt == t (``who``: "sample b: " in a per-sample solve)."""
+    return StepSizeUnderflowError(
+        f"{who}the step size underflowed to dt = {dt} at t = {t}: t + dt == t. The tolerances (rtol = "
+        f"{controller.rtol}, atol = {controller.atol}) cannot be met in this precision, or the solution blows up "
+        f"there; loosen rtol/atol (float64 reaches about 1e-13, float32 about 1e-6)")
+
+
+def state_error(t: Any, who: str = "") -> NonFiniteStateError:
+    """The error of every adaptive loop when the state or its derivative at a step's start is not finite."""
+    return NonFiniteStateError(f"{who}the state or its derivative is not finite at t = {t} (NaN or inf); check y0 "
+                               f"and the vector field (a NaN input, an overflow)")
 
 
 def start_time(term: Term, t0: float, jump_t: Sequence[float]) -> Any:
@@ -387,10 +402,7 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
                 f"finite just after t (a NaN it returns, an overflow, a singularity); check func near t = {t} (this "
                 f"solve runs from t = {t0} to {t_end}, on the solver's clock)")
         if not t1 > t:
-            raise StepSizeUnderflowError(
-                f"the step size underflowed to dt = {dt} at t = {t}: t + dt == t. The tolerances "
-                f"(rtol = {controller.rtol}, atol = {controller.atol}) cannot be met in this precision, or the "
-                f"solution blows up there; loosen rtol/atol (float64 reaches about 1e-13, float32 about 1e-6)")
+            raise underflow_error(t, dt, controller)
         on_step = on_jump = False
         while is_ < len(steps_at) and steps_at[is_] <= t:
             is_ += 1
@@ -406,23 +418,15 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
             dt = t1 - t  # else keep the controller's dt, not t + dt - t (rounded): torchdiffeq's step sizes exactly
         step = rk_step(term, plan, t, t1, y, k0, perturb_start=after_jump, perturb_end=True, keep_aux=keep,
                        aux0=aux0)
-        ratio_t = controller.ratio(step.err, y, step.y1)
-        ratio = float(ratio_t)
-        finite = math.isfinite(ratio)
-        accept = finite and ratio <= 1.0
-        if dt > controller.max_step:
-            accept = False
-        if dt <= controller.min_step:
-            accept = True
+        ratio = float(controller.ratio(step.err, y, step.y1))
+        accept, finite = controller.accepts(ratio, dt)
         nonfinite = not finite
         if accept and not _finite(step.y1):
             accept = False
             nonfinite = True
         if not finite:
             if not _finite(y) or not _finite(k0):
-                raise NonFiniteStateError(
-                    f"the state or its derivative is not finite at t = {t} (NaN or inf); check y0 and the "
-                    f"vector field (a NaN input, an overflow)")
+                raise state_error(t)
             ratio = math.inf
         if stats is not None:
             stats.accepted += accept
@@ -445,7 +449,7 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
             k0, aux0 = next_k0(acc, keep)
         elif cb.reject is not None:
             cb.reject(t, y, dt)
-        dt_next = dt * controller.dfactor if not finite else controller.propose(dt, ratio, prev_ratio, accept)
+        dt_next = controller.propose(dt, ratio, prev_ratio, accept)  # (an infinite ratio: dt * dfactor)
         if accept:
             prev_ratio = ratio
         dt = controller.clamp(dt_next)
