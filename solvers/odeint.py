@@ -1,65 +1,20 @@
 """``odeint``: a drop-in superset of ``torchdiffeq.odeint`` and ``odeint_adjoint`` (0.2.5) on this package's engine.
 
-**Same as torchdiffeq.**  The signature ``odeint(func, y0, t, *, rtol=1e-7, atol=1e-9, method=None,
-options=None, event_fn=None)`` and ``odeint_adjoint(..., adjoint_rtol=, adjoint_atol=,
-adjoint_method=, adjoint_options=, adjoint_params=)``; tuple states (flattened as torchdiffeq
-does, tolerances one per state or shared, the default norm the max of the parts' RMS norms);
-increasing or decreasing ``t``; ``func(t, y)`` receives ``t`` as a 0-d tensor in y's real dtype;
-the output is ``(len(t), *y0.shape)`` in y0's dtype, with no evaluation of ``func`` beyond
-torchdiffeq's (fixed methods: the stages; adaptive methods: f(t0) plus the first-step probe).
-Every method name means the same method (``"rk4"`` is Kutta's 3/8 rule in both); the explicit
-Runge-Kutta methods run on this package's engine (:mod:`solvers.engine`), the multistep and scipy
-methods (``explicit_adams``, ``implicit_adams``, ``fixed_adams``, ``scipy_solver``) are handed to
-torchdiffeq itself.  The options: fixed methods ``step_size`` (torchdiffeq's arange grid, outputs
-inside a step interpolated), ``grid_constructor``, ``perturb``, ``interp`` ("linear", "cubic");
-adaptive methods ``first_step``, ``safety``, ``ifactor``, ``dfactor``, ``min_step``, ``max_step``,
-``max_num_steps``, ``step_t``, ``jump_t``, ``norm``, ``dtype``.  The step callbacks
-(``func.callback_step``, ``callback_accept_step``, ``callback_reject_step`` and their ``_adjoint``
-twins) are called with the same arguments in the same sequence; ``event_fn`` (with ``len(t) == 2``)
-returns ``(event_t, solution)``, for adaptive methods and for fixed ones with
-``options["step_size"]``.  Step for step the adaptive controller is torchdiffeq's, so dopri5,
-bosh3 and dopri8 give torchdiffeq's numbers to rounding (tests: 1e-13 in float64).
+The same signature, conventions and numbers as torchdiffeq (tuple states, increasing or decreasing
+``t``, ``func(t, y)`` with a 0-d tensor ``t``, the options, the step callbacks, ``event_fn``, the
+adjoint arguments; dopri5, bosh3 and dopri8 step for step as torchdiffeq's, 1e-13 in float64);
+every method name means the same method (``"rk4"`` is the 3/8 rule in both).  Added: ``gradient=``
+("backprop", "checkpoint", "adjoint"), ``step_size=`` and ``jump_t=`` (knot-aligned grids),
+``max_steps``, PI control (``pcoeff``/``icoeff``), ``max_time``, per-sample error control
+(``options={"per_sample": True}``), more tableaux, clear errors.  docs/ODEINT.md lists what is the
+same, what is added, what differs on purpose and why, and what is inherited from torchdiffeq.
 
-**Added.**  ``gradient="backprop" | "checkpoint" | "adjoint"`` on ``odeint`` (``adjoint=True`` is
-short for the last); ``step_size=`` and ``jump_t=`` arguments for fixed methods (a grid through
-every output time and jump, each gap split into equal substeps, so outputs are computed states and
-no step straddles a jump: :func:`solvers.grids.knot_grid`); ``max_steps`` (default
-``solvers.DEFAULT_MAX_STEPS``); PI step-size control (``options={"pcoeff": ..., "icoeff": ...}``);
-``options={"max_time": seconds}`` (``TimeLimitError`` after that much wall-clock time; without it a
-solve still running logs its progress and the likely cause every 20 s on the ``solvers`` logger);
-per-sample error control (``options={"per_sample": True}``: state (B, ...), each sample its own
-steps; ``func`` then receives ``t`` as a (B,) tensor, and ``t`` / ``jump_t`` / ``step_t`` may be
-(B, K), one row per sample; :mod:`solvers.per_sample`); the methods ``tsit5``, ``rk4_classic``,
-``ralston`` and any :class:`~solvers.tableaux.Tableau`; an event time that carries its implicit
-gradient; :func:`odeint_event` (torchdiffeq's, run on this ``odeint``); every bad argument a
-``ValueError``/``TypeError`` naming it, and a solve that cannot finish a
-:class:`~solvers.errors.SolverError` saying what to change.
-
-**Different, on purpose** (docs/ODEINT.md has the list with the reasons):
-
-* unknown options raise ``ValueError`` (torchdiffeq warns and ignores them), and so do values out
-  of range (safety in (0, 1], ifactor >= 1, dfactor in (0, 1), ...); the step limit raises
-  ``StepLimitError`` (torchdiffeq: ``AssertionError``), counts the attempted steps of the whole
-  solve (torchdiffeq's ``max_num_steps`` counts per output interval) and defaults to 100,000
-  (torchdiffeq: 2**31 - 1); a NaN ``y0`` or non-finite ``t`` is refused up front; a fixed-step
-  solve whose outputs are not finite raises ``NonFiniteStateError`` instead of returning NaN;
-* gradients treat the accepted step sizes as constants (torchdiffeq also differentiates the first
-  step's dependence on y0, an O(tolerance) difference); gradients with respect to ``t`` are the
-  closed form dL/dt_k = <dL/dy_k, f(t_k, y_k)> (and -<dL/dy0, f(t0, y0)> for t[0]) in every mode;
-* ``adaptive_heun`` and ``fehlberg2`` evaluate f at the new state to start the next step, where
-  torchdiffeq reuses their last stage, which lies at another state: the same order and about the
-  same error, not the same numbers, and one more evaluation per step;
-* when t[0] is one of the jump times, the first stage is evaluated one ulp after it (torchdiffeq: at
-  t[0]), so the first step reads its own piece of a piecewise f, as every step after a jump does;
-* times are float64 Python floats inside the loop (no tensor per step); for float32 states the stage
-  times are rounded to float32 once, where torchdiffeq computes them in float32 (differences at
-  float32 rounding); ``options["dtype"]`` other than float64 warns;
-* dopri8's error estimate on an easy step is at rounding level, where the two libraries' sums round
-  differently: its step sizes can then differ by a few per cent and its results by the tolerance.
-
-Inherited from torchdiffeq: outputs between steps come from its quartic dense output, whose midpoint
-weights make it second order for bosh3, fehlberg2 and adaptive_heun and which limits dopri8 to a
-fifth-order interpolant; ``options={"step_t": t}`` lands the steps on the outputs instead.
+This module is the adapter only: it turns torchdiffeq's arguments into a
+:class:`~solvers.spec.SolveSpec` and the keyword arguments of ``SolveSpec.problem`` (argument checks in
+:mod:`solvers.odeint_args`, options in :mod:`solvers.odeint_options`, tuple states in
+:mod:`solvers.tuple_state`, callbacks in :mod:`solvers.callbacks`, the adjoint's arguments in
+:mod:`solvers.adjoint_options`, gradients with respect to ``t`` in :mod:`solvers.time_gradients`, events
+in :mod:`solvers.events`); the multistep and scipy methods go to torchdiffeq (:mod:`solvers.delegated`).
 """
 
 from __future__ import annotations
