@@ -16,7 +16,7 @@ from torch import Tensor
 
 from .controller import Controller
 from .engine import DEFAULT_MAX_STEPS, Callbacks, Tape, solve_adaptive, solve_fixed
-from .per_sample import solve_adaptive_per_sample
+from .per_sample import PerSampleStats, solve_adaptive_per_sample
 from .stepper import Plan
 from .terms import Term
 
@@ -27,7 +27,7 @@ __all__ = ["AdjointSpec", "Problem", "Solution", "Stats", "forward"]
 class Stats:
     """What a forward solve cost (diffrax's ``sol.stats``): ``nfe`` evaluations of the term (stages, the
     first-step probe and dense-output reads), ``accepted`` and ``rejected`` steps (a fixed grid's
-    steps are all accepted).  The engine adds to it while it solves; a solve hands it back as a value."""
+    steps are all accepted; with per-sample error control, summed over the samples).  The engine adds to it while it solves; a solve hands it back as a value."""
 
     nfe: int = 0
     accepted: int = 0
@@ -179,10 +179,16 @@ def forward(p: Problem, tape: Tape | None = None, y0: Tensor | None = None) -> l
     if p.per_sample:
         if p.grid is not None:
             raise ValueError("per-sample error control applies to adaptive methods; this problem has a fixed grid")
-        return solve_adaptive_per_sample(p.term, p.plan, y0, p.t_out, p.controller, first_step=p.first_step,
+        counts = None if stats is None else PerSampleStats()
+        outs = solve_adaptive_per_sample(p.term, p.plan, y0, p.t_out, p.controller, first_step=p.first_step,
                                          jump_t=p.jump_t if len(p.jump_t) else None,
                                          step_t=p.step_t if len(p.step_t) else None,
-                                         exact_outputs=p.exact_outputs, tape=tape, max_steps=p.max_steps)
+                                         exact_outputs=p.exact_outputs, tape=tape, max_steps=p.max_steps,
+                                         stats=counts)
+        if counts is not None:  # summed over the samples (once, after the solve)
+            stats.accepted += int(counts.accepted.sum())
+            stats.rejected += int(counts.rejected.sum())
+        return outs
     if p.grid is not None:
         return solve_fixed(p.term, p.plan, y0, p.grid, p.t_out, perturb=p.perturb, interp=p.interp,
                            callbacks=p.callbacks, tape=tape, max_steps=p.max_steps, stats=stats)
