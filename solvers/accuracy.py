@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .methods import METHODS
+from .odeint import odeint
 from .tableaux import Tableau
 
 __all__ = ["CountingFunc", "WorkPrecisionRecord", "observed_order", "work_precision"]
@@ -110,7 +111,6 @@ def work_precision(
     Returns:
         A list of WorkPrecisionRecord, in the order methods x (step sizes | rtols).
     """
-    from .odeint import odeint  # local: odeint imports this package's modules
 
     records = []
     for method in methods:
