@@ -19,7 +19,6 @@ in :mod:`solvers.events`); the multistep and scipy methods go to torchdiffeq (:m
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,7 +33,6 @@ from .delegated import delegate
 from .engine import DEFAULT_MAX_STEPS
 from .events import solve_event
 from .gradients import GRADIENT_MODES, resolve_gradient
-from .grids import arange_grid, constructed_grid
 from .methods import DELEGATED
 from .odeint_args import (
     ADAPTIVE_OPTIONS,
@@ -51,7 +49,7 @@ from .odeint_args import (
     jump_times,
     resolve_method,
 )
-from .odeint_options import controller_settings, state_norm, tol_tensor
+from .odeint_options import controller_settings, fixed_options, state_norm, tol_tensor
 from .spec import SolveSpec
 from .tableaux import Tableau
 from .terms import FuncTerm, ReversedTerm, Term
@@ -186,38 +184,9 @@ def odeint(
         fields.update(settings)
         clock.update(step_t=None if steps_t is None else steps_t * sign)
     else:
-        if callbacks is not None and (callbacks.accept or callbacks.reject):
-            unsupported = sorted(n for n in ("callback_accept_step", "callback_reject_step")
-                                 if getattr(user_func, n, None) is not None)
-            warnings.warn(f"Solver {name!r} does not support callbacks {unsupported}: fixed grids call only "
-                          f"callback_step", stacklevel=2)
-            callbacks.accept = callbacks.reject = None
-        options.pop("norm", None)
-        clock.update(perturb=bool(options.pop("perturb", jumps is not None)), interp=options.pop("interp", "linear"))
-        if clock["interp"] not in ("linear", "cubic"):
-            raise ValueError(f"options['interp'] must be 'linear' or 'cubic'; got {clock['interp']!r}")
-        opt_step = check_step_size(options.pop("step_size", None), "options['step_size']")
-        constructor = options.pop("grid_constructor", None)
-        if sum(x is not None for x in (step_size, opt_step, constructor)) > 1:
-            raise ValueError("pass one of step_size=, options['step_size'] and options['grid_constructor'] "
-                             "(torchdiffeq: step_size and grid_constructor are mutually exclusive)")
-        if constructor is not None and not callable(constructor):
-            raise TypeError(f"options['grid_constructor'] must be callable; got {type(constructor).__name__}")
-        if (opt_step is not None or constructor is not None) and jumps is not None:
-            raise ValueError("jump_t builds a knot-aligned grid itself; use step_size= (not "
-                             "options['step_size'] or a grid_constructor) with it")
         fields.update(step_size=step_size)
-        if event_fn is not None:
-            event_step = opt_step if opt_step is not None else step_size
-            if event_step is None:
-                raise ValueError(f"event_fn with the fixed-step method {name!r} needs a step size: "
-                                 f"options={{'step_size': h}} (as torchdiffeq) or step_size=h")
-            clock.update(grid=[sign * float(t[0])], event_step=event_step)
-        elif opt_step is not None:
-            clock.update(grid=arange_grid(t.detach() * sign, opt_step, max_steps).tolist())
-        elif constructor is not None:
-            clock.update(grid=constructed_grid(constructor, user_func, y0 if flat is None else flat.split(y0), t,
-                                               sign, [sign * float(x) for x in t.detach().tolist()], max_steps))
+        clock.update(fixed_options(options, name, step_size, jumps, event_fn, user_func, callbacks, y0, flat, t, sign,
+                                   max_steps))
     norm = state_norm(user_norm, flat, per_sample)
     params: tuple = ()
     spec = SolveSpec(**fields)
