@@ -18,6 +18,8 @@ import torch
 from torch import nn
 
 import solvers
+from solvers.stepper import Plan, rk_step
+from solvers.terms import Term
 
 __all__ = ["FieldCell", "check_number"]
 
@@ -48,7 +50,7 @@ class FieldCell(nn.Module):
         step_size = check_number("step_size", step_size)
         self.field = field
         self.tableau = solvers.tableau(method)
-        self.plan = solvers.Plan.of(self.tableau)
+        self.plan = Plan.of(self.tableau)
         self.method = self.tableau.name
         self.step_size = step_size
 
@@ -62,13 +64,13 @@ class FieldCell(nn.Module):
 
     def step(self, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """One step of the tableau from h with the projected input u held (the engine's stepper)."""
-        return solvers.rk_step(_Held(self.field.rhs, u), self.plan, 0.0, self.step_size, h).y1
+        return rk_step(_Held(self.field.rhs, u), self.plan, 0.0, self.step_size, h).y1
 
     def forward(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.step(h, self.field.input_map(x))
 
 
-class _Held(solvers.Term):
+class _Held(Term):
     """rhs(y, u) with u held over the step: the cell's term (autonomous within a step)."""
 
     def __init__(self, rhs, u: torch.Tensor) -> None:

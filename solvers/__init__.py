@@ -1,78 +1,67 @@
 """Model-agnostic ODE integration: one Runge-Kutta engine for every explicit tableau (fixed and
-embedded), one registry of gradient modes, ``odeint`` as a drop-in superset of torchdiffeq's, and
-stability / accuracy tools.
+embedded), one solve specification (:class:`SolveSpec`), one registry of gradient modes, ``odeint``
+as a drop-in superset of torchdiffeq's, and stability / accuracy tools.
 
-This package knows nothing of RNNs and imports nothing from ``neuralode_rnn``.
+This package knows nothing of RNNs and imports nothing from ``neuralode_rnn``.  The names below are
+its public API; everything else is importable from its module (``solvers.engine``,
+``solvers.stepper``, ``solvers.problem``, ...) for code that extends the engine.
 """
 
-from .accuracy import CountingFunc, WorkPrecisionRecord, observed_order, work_precision
-from .controller import Controller
+from .accuracy import CountingFunc, observed_order, work_precision
 from .driven import DrivenTerm
-from .engine import DEFAULT_MAX_STEPS, Tape
+from .engine import DEFAULT_MAX_STEPS
 from .errors import NonFiniteStateError, SolverError, StepLimitError, StepSizeUnderflowError, TimeLimitError
 from .gradients import GRADIENT_MODES, register_gradient_mode, resolve_gradient
-from .grids import knot_grid
 from .inputs import PiecewiseInput
 from .kernels import TANH_KERNELS, pin_tanh_kernel, pinned_tanh_kernel, tanh_kernel
 from .linear_activation import LinearActivation, LinearActivationTerm
-from .methods import METHODS, MethodInfo
+from .methods import METHODS
 from .odeint import odeint, odeint_adjoint, odeint_event
-from .problem import Problem
-from .solve import make_problem, solve
-from .spec import ERROR_CONTROLS, SolveSpec
+from .spec import SolveSpec
 from .stability import max_stable_step, stability_function
-from .stepper import Plan, rk_step
 from .tableaux import ADAPTIVE_TABLEAUX, FIXED_TABLEAUX, TABLEAUX, Tableau, tableau
-from .terms import FuncTerm, Term
 
 __all__ = [
-    "ADAPTIVE_TABLEAUX",
-    "DEFAULT_MAX_STEPS",
-    "FIXED_TABLEAUX",
-    "GRADIENT_MODES",
-    "METHODS",
-    "TABLEAUX",
-    "TANH_KERNELS",
-    "Controller",
-    "CountingFunc",
-    "DrivenTerm",
-    "ERROR_CONTROLS",
-    "FuncTerm",
-    "LinearActivation",
-    "LinearActivationTerm",
-    "MethodInfo",
-    "NonFiniteStateError",
-    "PiecewiseInput",
-    "Plan",
-    "Problem",
-    "SolveSpec",
-    "SolverError",
-    "StepLimitError",
-    "StepSizeUnderflowError",
-    "Tableau",
-    "Tape",
-    "Term",
-    "TimeLimitError",
-    "WorkPrecisionRecord",
-    "knot_grid",
-    "make_problem",
-    "max_stable_step",
-    "observed_order",
-    "pin_tanh_kernel",
-    "pinned_tanh_kernel",
+    # integration
     "odeint",
     "odeint_adjoint",
     "odeint_event",
+    "SolveSpec",
+    "DEFAULT_MAX_STEPS",
+    # methods and gradient modes
+    "METHODS",
+    "TABLEAUX",
+    "FIXED_TABLEAUX",
+    "ADAPTIVE_TABLEAUX",
+    "Tableau",
+    "tableau",
+    "GRADIENT_MODES",
     "register_gradient_mode",
     "resolve_gradient",
-    "rk_step",
-    "solve",
+    # errors
+    "SolverError",
+    "NonFiniteStateError",
+    "StepLimitError",
+    "StepSizeUnderflowError",
+    "TimeLimitError",
+    # stability and accuracy
     "stability_function",
-    "tableau",
-    "tanh_kernel",
+    "max_stable_step",
+    "observed_order",
     "work_precision",
+    "CountingFunc",
+    # the terms a model layer builds (a field driven by an input path; the structured kernel)
+    "PiecewiseInput",
+    "DrivenTerm",
+    "LinearActivation",
+    "LinearActivationTerm",
+    # the tanh kernel
+    "TANH_KERNELS",
+    "tanh_kernel",
+    "pin_tanh_kernel",
+    "pinned_tanh_kernel",
 ]
 
-from .sde import SDE_METHODS, sdeint  # noqa: E402
+from .sde import sdeint  # noqa: E402
 
-__all__ += ["sdeint", "SDE_METHODS"]
+__all__ += ["sdeint"]

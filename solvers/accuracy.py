@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .methods import method_info
+from .methods import METHODS
+from .odeint import odeint
 from .tableaux import Tableau
 
 __all__ = ["CountingFunc", "WorkPrecisionRecord", "observed_order", "work_precision"]
@@ -110,14 +111,15 @@ def work_precision(
     Returns:
         A list of WorkPrecisionRecord, in the order methods x (step sizes | rtols).
     """
-    from .odeint import odeint  # local: odeint imports this package's modules
 
     records = []
     for method in methods:
         if isinstance(method, Tableau):
             name, fixed, delegated = method.name, not method.adaptive, False
         else:
-            info = method_info(method)
+            if method not in METHODS:
+                raise ValueError(f"unknown method {method!r}; expected one of {', '.join(sorted(METHODS))}")
+            info = METHODS[method]
             name, fixed, delegated = method, info.kind == "fixed", info.backend == "torchdiffeq"
         settings = [(h, None) for h in step_sizes] if fixed else [(None, r) for r in rtols]
         for h, r in settings:

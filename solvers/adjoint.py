@@ -15,9 +15,8 @@ interval (``AdjointSpec.backward_grid``).  The backward error norm is a function
 torchdiffeq's tuple ``(t, y, adj_y, *adj_params)`` (``t`` a zero here), exposed on the autograd
 node as ``grad_fn.adjoint_options["norm"]`` as torchdiffeq's is.
 
-The vector-Jacobian products come from the term: ``term.vjp(t, y, a, params) -> (f, a^T df/dy,
-(a^T df/dtheta_i)_i)`` when it has one (a closed form: the structured kernel), else from autograd.
-The error norm of an adaptive backward solve covers (y, a, g) as torchdiffeq's default does, or
+The vector-Jacobian products come from autograd through ``term.f`` (the structured kernel has its
+own adjoint, ``LinearActivationTerm.solve_adjoint``).  The error norm of an adaptive backward solve covers (y, a, g) as torchdiffeq's default does, or
 only (y, a) with ``seminorm`` (Kidger, Chen and Lyons 2021: usually far fewer steps).
 
 The time derivative of the outputs is handled outside (``solvers.odeint``), as the same closed
@@ -33,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .controller import Controller, rms_norm
+from .controller import rms_norm
 from .engine import Callbacks, solve_adaptive, solve_fixed
 from .problem import AdjointSpec, Problem, forward
 from .terms import Term
@@ -88,8 +87,7 @@ class AugmentedTerm(Term):
         self.nfe += 1
         y, a = self.split(z)[:2]
         t = -s
-        vjp = getattr(self.term, "vjp", None)
-        fy, gy, gp = vjp(t, y, a, self.params) if vjp is not None else autograd_vjp(self.term, t, y, a, self.params)
+        fy, gy, gp = autograd_vjp(self.term, t, y, a, self.params)
         return self.join([-fy, gy, *[g.to(z.dtype) for g in gp]])
 
     def nudge(self, s: Any, toward: Any) -> Any:
@@ -169,10 +167,11 @@ class _Adjoint(torch.autograd.Function):
             if c is None:
                 raise ValueError(f"an adaptive adjoint method ({spec.plan.tab.name!r}) needs AdjointSpec.controller")
             norm_fn = ctx.adjoint_options["norm"]
-            controller = Controller(rtol=_aug_tol(c.rtol, aug, True), atol=_aug_tol(c.atol, aug, False),
-                                    order=c.order, safety=c.safety, ifactor=c.ifactor, dfactor=c.dfactor,
-                                    pcoeff=c.pcoeff, icoeff=c.icoeff, min_step=c.min_step, max_step=c.max_step,
-                                    norm=lambda x: norm_fn(aug.parts(x)))
+            if spec.spec is None:
+                raise ValueError("an adaptive adjoint needs AdjointSpec.spec (the backward solve's SolveSpec); "
+                                 "build the problem with SolveSpec.problem")
+            controller = spec.spec.controller(lambda x: norm_fn(aug.parts(x)), rtol=_aug_tol(c.rtol, aug, True),
+                                              atol=_aug_tol(c.atol, aug, False))
             jumps = sorted(-x for x in (spec.jump_t if spec.jump_t is not None else p.jump_t))
             steps = sorted(-x for x in spec.step_t)
         with torch.no_grad():

@@ -88,8 +88,20 @@ class Controller:
             scale = self.atol + self.rtol * torch.maximum(_wide(y0.abs()), _wide(y1.abs()))
             return torch.as_tensor(self.norm(_wide(err) / scale)).abs()
 
+    def accepts(self, ratio: Any, dt: Any) -> tuple[Any, Any]:
+        """The acceptance rule of every adaptive loop: ``(accept, finite)`` for a step of size ``dt`` with
+        error ratio ``ratio`` (floats, or (B,) tensors of a per-sample solve): accepted when the ratio is
+        finite and <= 1 and dt <= max_step, and always at dt <= min_step (the caller still refuses a
+        non-finite new state)."""
+        if isinstance(ratio, Tensor) and ratio.dim() > 0:
+            finite = torch.isfinite(ratio)
+            return (finite & (ratio <= 1.0) & ~(dt > self.max_step)) | (dt <= self.min_step), finite
+        finite = math.isfinite(ratio)
+        return (finite and ratio <= 1.0 and not dt > self.max_step) or dt <= self.min_step, finite
+
     def propose(self, dt: Any, ratio: Any, prev_ratio: Any, accepted: Any) -> Any:
-        """The next step size from this step's size and ratio (floats, or per-sample tensors)."""
+        """The next step size from this step's size and ratio (floats, or per-sample tensors); an
+        infinite ratio (a non-finite attempt) shrinks the step by ``dfactor``."""
         if isinstance(ratio, Tensor) and ratio.dim() > 0:
             return self._propose_tensor(dt, ratio, prev_ratio, accepted)
         ratio = float(ratio)

@@ -7,13 +7,14 @@ read from the dense output of the step that covers them.  Everything here works 
 clock (Python floats, increasing); :mod:`solvers.odeint` turns decreasing times, tuple states and
 torchdiffeq's options into this form, and :mod:`solvers.per_sample` runs the per-sample variant.
 
-* :func:`solve_fixed`: steps over a given grid; outputs at grid points are the computed states,
+* :func:`fixed_steps` / :func:`solve_fixed`: the steps over a given grid (:mod:`solvers.events` runs
+  an endless one until an event); outputs at grid points are the computed states,
   outputs strictly inside a step are interpolated (torchdiffeq's ``interp`` option: "linear" or
   "cubic" Hermite).
 * :func:`adaptive_steps`: the accepted steps of an embedded pair as a generator, with jump times
   (steps never straddle them and f is re-evaluated just after them), step times (steps land on
   them), ``min_step``/``max_step``, ``max_steps``, torchdiffeq's callbacks; :func:`solve_adaptive`
-  reads outputs from it and :func:`solve_until_event` stops it at an event.
+  reads outputs from it (and :mod:`solvers.events` stops it at an event).
 * a :class:`Tape` records the stage states (and what the term keeps, ``Term.aux``) of accepted
   steps, for a term with a hand-written backward pass (``solvers.linear_activation``).
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +44,8 @@ from .stepper import Plan, Step, combine, rk_step
 from .terms import Term
 
 __all__ = ["DEFAULT_MAX_STEPS", "PROGRESS_SECONDS", "Accepted", "Callbacks", "SolveClock", "Tape", "adaptive_steps", "check_step_count", "next_k0",
-           "hermite", "quartic", "solve_adaptive", "solve_fixed", "solve_until_event", "start_time"]
+           "FixedStep", "fixed_steps", "hermite", "quartic", "solve_adaptive", "solve_fixed", "start_time", "state_error",
+           "underflow_error"]
 
 DEFAULT_MAX_STEPS = 100_000
 """Steps (rejected ones included) after which a solve stops with StepLimitError.  A sequence model
@@ -102,6 +104,20 @@ class SolveClock:
         if not causes:
             causes.append(f"about {left:.3g} more steps at this step size: loosen rtol/atol to take larger ones")
         return "; ".join(causes)
+
+
+def underflow_error(t: Any, dt: Any, controller: Controller, who: str = "") -> StepSizeUnderflowError:
+    """The error of every adaptive loop when t + dt == t (``who``: "sample b: " in a per-sample solve)."""
+    return StepSizeUnderflowError(
+        f"{who}the step size underflowed to dt = {dt} at t = {t}: t + dt == t. The tolerances (rtol = "
+        f"{controller.rtol}, atol = {controller.atol}) cannot be met in this precision, or the solution blows up "
+        f"there; loosen rtol/atol (float64 reaches about 1e-13, float32 about 1e-6)")
+
+
+def state_error(t: Any, who: str = "") -> NonFiniteStateError:
+    """The error of every adaptive loop when the state or its derivative at a step's start is not finite."""
+    return NonFiniteStateError(f"{who}the state or its derivative is not finite at t = {t} (NaN or inf); check y0 "
+                               f"and the vector field (a NaN input, an overflow)")
 
 
 def start_time(term: Term, t0: float, jump_t: Sequence[float]) -> Any:
@@ -198,27 +214,48 @@ def hermite(y0: Tensor, f0: Tensor, y1: Tensor, f1: Tensor, dt: float, x: float)
 
 
 # ------------------------------------------------------------------------------------ fixed grids
-def solve_fixed(term: Term, plan: Plan, y0: Tensor, grid: Sequence[float], t_out: Sequence[float],
-                perturb: bool = True, interp: str = "linear", callbacks: Callbacks | None = None,
-                tape: Tape | None = None, max_steps: int = DEFAULT_MAX_STEPS) -> list[Tensor]:
-    """Step over ``grid`` (increasing floats, grid[0] = t_out[0]) and return y at every ``t_out``.
+@dataclass
+class FixedStep:
+    """A step of a fixed grid from (t0, y0) to (t1, y1), read inside by ``interp`` ("linear" or
+    "cubic" Hermite, torchdiffeq's fixed solvers' interpolants)."""
 
-    Outputs on grid points are the computed states (the usual case: the grid holds the output
-    times); outputs inside a step are interpolated ("linear" or "cubic" Hermite), as torchdiffeq's
-    fixed solvers do.  ``perturb``: stages on a step's ends are evaluated one ulp inside it.
-    """
-    n_steps = len(grid) - 1
-    check_step_count(n_steps, max_steps, f"this fixed-step solve over [{grid[0]}, {grid[-1]}]")
-    outputs = [y0]
-    j = 1
-    n_out = len(t_out)
-    y = y0
+    t0: float
+    t1: float
+    y0: Tensor
+    y1: Tensor
+    step: Step
+    term: Term
+    interp: str = "linear"
+    _f1: Tensor | None = None
+
+    def at(self, t: float) -> Tensor:
+        """y(t) for t0 <= t <= t1 (exactly y0 / y1 at the ends)."""
+        if t == self.t1:
+            return self.y1
+        if t == self.t0:
+            return self.y0
+        x = (t - self.t0) / (self.t1 - self.t0)
+        if self.interp == "linear":
+            return self.y0 + x * (self.y1 - self.y0)
+        if self.interp == "cubic":
+            if self._f1 is None:
+                self._f1 = self.term.f(self.t1, self.y1)
+            f0 = self.step.ks[0] if self.step.ks else self.term.f(self.t0, self.y0)
+            return hermite(self.y0, f0, self.y1, self._f1, self.t1 - self.t0, x)
+        raise ValueError(f"unknown interp {self.interp!r}; expected 'linear' or 'cubic'")
+
+
+def fixed_steps(term: Term, plan: Plan, y0: Tensor, grid: Iterable[float], perturb: bool = True,
+                interp: str = "linear", callbacks: Callbacks | None = None,
+                tape: Tape | None = None) -> Iterator[FixedStep]:
+    """The steps over ``grid`` (increasing floats, possibly an endless iterator: the caller stops).
+    ``perturb``: stages on a step's ends are evaluated one ulp inside it."""
     fused = plan.tab.stages == 1 and getattr(term, "euler_step", None) is not None
     keep = tape is not None and tape.collect_aux
-    for n in range(n_steps):
-        if j >= n_out:
-            break
-        t0, t1 = grid[n], grid[n + 1]
+    points = iter(grid)
+    t0 = next(points)
+    y = y0
+    for t1 in points:
         if callbacks is not None and callbacks.step is not None:
             callbacks.step(t0, y, t1 - t0)
         if fused:
@@ -229,27 +266,36 @@ def solve_fixed(term: Term, plan: Plan, y0: Tensor, grid: Sequence[float], t_out
             step = rk_step(term, plan, t0, t1, y, perturb_start=perturb, perturb_end=perturb, keep_aux=keep)
         if tape is not None:
             tape.record(t0, t1, step, plan)
-        y1 = step.y1
-        f1 = None
-        while j < n_out and t1 >= t_out[j]:
-            tj = t_out[j]
-            if tj == t1:
-                outputs.append(y1)
-            elif tj == t0:
-                outputs.append(y)
-            elif interp == "linear":
-                outputs.append(y + ((tj - t0) / (t1 - t0)) * (y1 - y))
-            elif interp == "cubic":
-                if f1 is None:
-                    f1 = term.f(t1, y1)
-                f0 = step.ks[0] if step.ks else term.f(t0, y)
-                outputs.append(hermite(y, f0, y1, f1, t1 - t0, (tj - t0) / (t1 - t0)))
-            else:
-                raise ValueError(f"unknown interp {interp!r}; expected 'linear' or 'cubic'")
+        yield FixedStep(t0=t0, t1=t1, y0=y, y1=step.y1, step=step, term=term, interp=interp)
+        t0, y = t1, step.y1
+
+
+def solve_fixed(term: Term, plan: Plan, y0: Tensor, grid: Sequence[float], t_out: Sequence[float],
+                perturb: bool = True, interp: str = "linear", callbacks: Callbacks | None = None,
+                tape: Tape | None = None, max_steps: int = DEFAULT_MAX_STEPS, stats: Any = None) -> list[Tensor]:
+    """Step over ``grid`` (increasing floats, grid[0] = t_out[0]) and return y at every ``t_out``.
+
+    Outputs on grid points are the computed states (the usual case: the grid holds the output
+    times); outputs inside a step are interpolated ("linear" or "cubic" Hermite), as torchdiffeq's
+    fixed solvers do.  ``perturb``: stages on a step's ends are evaluated one ulp inside it.
+    """
+    check_step_count(len(grid) - 1, max_steps, f"this fixed-step solve over [{grid[0]}, {grid[-1]}]")
+    if interp not in ("linear", "cubic"):
+        raise ValueError(f"unknown interp {interp!r}; expected 'linear' or 'cubic'")
+    outputs = [y0]
+    j, n_out = 1, len(t_out)
+    if n_out < 2:
+        return outputs
+    for n, s in enumerate(fixed_steps(term, plan, y0, grid, perturb, interp, callbacks, tape)):
+        if stats is not None:
+            stats.accepted += 1
+        while j < n_out and s.t1 >= t_out[j]:
+            outputs.append(s.at(t_out[j]))
             if tape is not None:
                 tape.ends.append(n + 1)
             j += 1
-        y = y1
+        if j >= n_out:
+            break
     return outputs
 
 
@@ -298,7 +344,7 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
                    first_step: float | None = None, jump_t: Sequence[float] = (), step_t: Sequence[float] = (),
                    callbacks: Callbacks | None = None, tape: Tape | None = None,
                    max_steps: int = DEFAULT_MAX_STEPS, schedule: Sequence[tuple[float, bool]] | None = None,
-                   k0: Tensor | None = None, aux0: Any = None) -> Iterator[Accepted]:
+                   k0: Tensor | None = None, aux0: Any = None, stats: Any = None) -> Iterator[Accepted]:
     """The accepted steps of an adaptive solve from (t0, y0) on, while t < t_end.
 
     The generator stops once a step reaches ``t_end`` (steps may overshoot it, as torchdiffeq's do,
@@ -311,6 +357,7 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
     each accepted step (``Tape.t1`` and ``Accepted.landed_on_jump``), every step taken as given.
     The replay computes exactly the same steps (a checkpointed backward pass runs it per segment,
     starting from a recorded state and its ``k0``).
+    ``stats``: a :class:`~solvers.problem.Stats` counting the accepted and rejected steps.
     """
     if plan.err is None and schedule is None:
         raise ValueError(f"method {plan.tab.name!r} has no error estimate; adaptive steps need an embedded "
@@ -355,10 +402,7 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
                 f"finite just after t (a NaN it returns, an overflow, a singularity); check func near t = {t} (this "
                 f"solve runs from t = {t0} to {t_end}, on the solver's clock)")
         if not t1 > t:
-            raise StepSizeUnderflowError(
-                f"the step size underflowed to dt = {dt} at t = {t}: t + dt == t. The tolerances "
-                f"(rtol = {controller.rtol}, atol = {controller.atol}) cannot be met in this precision, or the "
-                f"solution blows up there; loosen rtol/atol (float64 reaches about 1e-13, float32 about 1e-6)")
+            raise underflow_error(t, dt, controller)
         on_step = on_jump = False
         while is_ < len(steps_at) and steps_at[is_] <= t:
             is_ += 1
@@ -374,24 +418,19 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
             dt = t1 - t  # else keep the controller's dt, not t + dt - t (rounded): torchdiffeq's step sizes exactly
         step = rk_step(term, plan, t, t1, y, k0, perturb_start=after_jump, perturb_end=True, keep_aux=keep,
                        aux0=aux0)
-        ratio_t = controller.ratio(step.err, y, step.y1)
-        ratio = float(ratio_t)
-        finite = math.isfinite(ratio)
-        accept = finite and ratio <= 1.0
-        if dt > controller.max_step:
-            accept = False
-        if dt <= controller.min_step:
-            accept = True
+        ratio = float(controller.ratio(step.err, y, step.y1))
+        accept, finite = controller.accepts(ratio, dt)
         nonfinite = not finite
         if accept and not _finite(step.y1):
             accept = False
             nonfinite = True
         if not finite:
             if not _finite(y) or not _finite(k0):
-                raise NonFiniteStateError(
-                    f"the state or its derivative is not finite at t = {t} (NaN or inf); check y0 and the "
-                    f"vector field (a NaN input, an overflow)")
+                raise state_error(t)
             ratio = math.inf
+        if stats is not None:
+            stats.accepted += accept
+            stats.rejected += not accept
         if accept:
             accepted += 1
             if cb.accept is not None:
@@ -410,7 +449,7 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
             k0, aux0 = next_k0(acc, keep)
         elif cb.reject is not None:
             cb.reject(t, y, dt)
-        dt_next = dt * controller.dfactor if not finite else controller.propose(dt, ratio, prev_ratio, accept)
+        dt_next = controller.propose(dt, ratio, prev_ratio, accept)  # (an infinite ratio: dt * dfactor)
         if accept:
             prev_ratio = ratio
         dt = controller.clamp(dt_next)
@@ -455,7 +494,7 @@ def _replay(term: Term, plan: Plan, y0: Tensor, t0: float, schedule: Sequence[tu
 def solve_adaptive(term: Term, plan: Plan, y0: Tensor, t_out: Sequence[float], controller: Controller, *,
                    first_step: float | None = None, jump_t: Sequence[float] = (), step_t: Sequence[float] = (),
                    exact_outputs: bool = False, callbacks: Callbacks | None = None, tape: Tape | None = None,
-                   max_steps: int = DEFAULT_MAX_STEPS) -> list[Tensor]:
+                   max_steps: int = DEFAULT_MAX_STEPS, stats: Any = None) -> list[Tensor]:
     """y at every time of ``t_out`` (increasing floats, t_out[0] the start) by adaptive steps.
 
     Outputs inside a step come from its dense output (as torchdiffeq's); ``exact_outputs=True``
@@ -469,33 +508,11 @@ def solve_adaptive(term: Term, plan: Plan, y0: Tensor, t_out: Sequence[float], c
         step_t = sorted(set(step_t) | set(t_out[1:]))
     j = 1
     for acc in adaptive_steps(term, plan, y0, t_out[0], t_out[-1], controller, first_step=first_step,
-                              jump_t=jump_t, step_t=step_t, callbacks=callbacks, tape=tape, max_steps=max_steps):
+                              jump_t=jump_t, step_t=step_t, callbacks=callbacks, tape=tape, max_steps=max_steps,
+                              stats=stats):
         while j < len(t_out) and t_out[j] <= acc.t1:
             outputs.append(acc.at(t_out[j]))
             if tape is not None:
                 tape.ends.append(len(tape))
             j += 1
     return outputs
-
-
-def solve_until_event(term: Term, plan: Plan, y0: Tensor, t0: float, controller: Controller,
-                      event_fn: Callable[[float, Tensor], Tensor], tol: float, **kwargs: Any) -> tuple[float, Tensor]:
-    """Step until ``event_fn(t, y)`` changes sign; return the event time (bisection on the dense
-    output to ``tol``, as torchdiffeq's ``find_event``) and the state there."""
-    sign0 = torch.sign(event_fn(t0, y0))
-    if float(event_fn(t0, y0)) == 0.0:
-        return t0, y0
-    for acc in adaptive_steps(term, plan, y0, t0, math.inf, controller, **kwargs):
-        if torch.sign(event_fn(acc.t1, acc.y1)) != sign0:
-            lo, hi = acc.t0, acc.t1
-            n = max(0, math.ceil(math.log((hi - lo) / tol) / math.log(2.0))) if tol > 0 else 64
-            with torch.no_grad():
-                for _ in range(n):
-                    mid = (lo + hi) / 2.0
-                    if torch.sign(event_fn(mid, acc.at(mid))) == sign0:
-                        lo = mid
-                    else:
-                        hi = mid
-            t_event = (lo + hi) / 2.0
-            return t_event, acc.at(t_event)
-    raise AssertionError("unreachable: adaptive_steps to t = inf ends only by an error")  # pragma: no cover

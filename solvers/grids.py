@@ -20,13 +20,15 @@ fit in memory is refused with a message instead of being allocated.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from .engine import DEFAULT_MAX_STEPS, check_step_count
 
-__all__ = ["arange_grid", "knot_grid"]
+__all__ = ["arange_grid", "constructed_grid", "knot_grid"]
 
 def _slack(dtype: torch.dtype) -> float:
     # Relative slack when counting substeps: 1e-9 in float64; in float32 the ratio gap/step_size
@@ -110,3 +112,20 @@ def arange_grid(t: Tensor, step_size: float, max_steps: int = DEFAULT_MAX_STEPS)
     grid = torch.arange(0, count, dtype=t.dtype, device=t.device) * step_size + t[0]
     grid[-1] = t[-1]
     return grid
+
+
+def constructed_grid(constructor: Callable, func: Callable, y0: Any, t: Tensor, sign: float, t_out: list[float],
+                      max_steps: int) -> list[float]:
+    """A user's grid_constructor(func, y0, t), called in t's own direction (as torchdiffeq calls it)."""
+    grid = constructor(func, y0, t)
+    if not isinstance(grid, Tensor) or grid.ndim != 1:
+        raise TypeError(f"options['grid_constructor'] must return a 1-D tensor of times; got "
+                        f"{type(grid).__name__}" + (f" of shape {tuple(grid.shape)}" if isinstance(grid, Tensor) else ""))
+    points = [sign * float(x) for x in grid.detach().tolist()]
+    if len(points) < 1 or points[0] != t_out[0] or points[-1] != t_out[-1]:
+        raise ValueError(f"options['grid_constructor'] must return a grid from t[0] = {sign * t_out[0]} to t[-1] = "
+                         f"{sign * t_out[-1]}; got [{sign * points[0]}, {sign * points[-1]}]")
+    if any(b <= a for a, b in zip(points, points[1:])):
+        raise ValueError("options['grid_constructor'] must return strictly monotone times in t's direction")
+    check_step_count(len(points) - 1, max_steps, "the grid from options['grid_constructor']")
+    return points

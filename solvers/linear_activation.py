@@ -42,7 +42,6 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .controller import Controller
 from .driven import DrivenTerm
 from .engine import Tape, adaptive_steps, solve_adaptive, solve_fixed
 from .gradients import checkpoint_segment
@@ -569,10 +568,12 @@ class _StructuredAdjoint(torch.autograd.Function):
         aug = _AdjointTerm(term)
         controller = None
         if p.controller is not None:
-            c = spec.controller if spec is not None and spec.controller is not None else p.controller
-            controller = Controller(rtol=c.rtol, atol=c.atol, order=plan.tab.order, norm=_adjoint_norm,
-                                    safety=c.safety, ifactor=c.ifactor, dfactor=c.dfactor, min_step=c.min_step,
-                                    max_step=c.max_step)
+            # the backward solve's specification builds its controller: every setting kept, the norm the adjoint's
+            back = spec.spec if spec is not None and spec.spec is not None else p.spec
+            if back is None:
+                raise ValueError("the structured adjoint of an adaptive solve needs the problem's SolveSpec; build "
+                                 "the problem with SolveSpec.problem")
+            controller = back.controller(_adjoint_norm)
         a = grad_ys[-1]
         jumps = sorted(-x for x in p.jump_t)
         for i in range(len(p.t_out) - 1, 0, -1):

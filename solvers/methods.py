@@ -14,7 +14,7 @@ from typing import Literal
 
 from .tableaux import TABLEAUX
 
-__all__ = ["DELEGATED", "METHODS", "MethodInfo", "method_info"]
+__all__ = ["DELEGATED", "METHODS", "MethodInfo"]
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,3 @@ METHODS: dict[str, MethodInfo] = {
     **DELEGATED,
 }
 """Every method name ``solvers.odeint`` accepts -> its MethodInfo."""
-
-
-def method_info(method: str) -> MethodInfo:
-    """The MethodInfo of ``method``; an unknown name lists the valid ones."""
-    try:
-        return METHODS[method]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown method {method!r}; expected one of {', '.join(sorted(METHODS))}") from None

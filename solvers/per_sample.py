@@ -57,8 +57,8 @@ import torch
 from torch import Tensor
 
 from .controller import Controller, initial_step
-from .engine import DEFAULT_MAX_STEPS, SolveClock, Tape, evaluate_poly, quartic
-from .errors import NonFiniteStateError, StepLimitError, StepSizeUnderflowError
+from .engine import DEFAULT_MAX_STEPS, SolveClock, Tape, evaluate_poly, quartic, state_error, underflow_error
+from .errors import StepLimitError
 from .stepper import Plan, Step, combine, rk_step
 from .terms import Term
 
@@ -229,10 +229,7 @@ def solve_adaptive_per_sample(term: Term, plan: Plan, y0: Tensor, t_out: Any, co
         stuck = active & ~(t1 > t)
         if bool(stuck.any()):
             b = int(torch.nonzero(stuck)[0])
-            raise StepSizeUnderflowError(
-                f"sample {b}: the step size underflowed to dt = {float(dt[b])} at t = {float(t[b])}: t + dt == t. The "
-                f"tolerances (rtol = {controller.rtol}, atol = {controller.atol}) cannot be met in this precision, "
-                f"or the solution blows up there; loosen rtol/atol (float64 reaches about 1e-13, float32 about 1e-6)")
+            raise underflow_error(float(t[b]), float(dt[b]), controller, f"sample {b}: ")
         next_step = _next_after(steps_pad, t)
         on_step = active & (next_step < t1)
         t1 = torch.where(on_step, next_step, t1)
@@ -246,10 +243,7 @@ def solve_adaptive_per_sample(term: Term, plan: Plan, y0: Tensor, t_out: Any, co
         if ratio.shape != (B,):
             raise ValueError(f"per-sample error control needs controller.norm to return one ratio per sample, shape "
                              f"({B},); got shape {tuple(ratio.shape)}; use solvers.controller.sample_rms_norm")
-        finite = torch.isfinite(ratio)
-        accept = finite & (ratio <= 1.0)
-        accept = accept & ~(dtv > controller.max_step)
-        accept = accept | (dtv <= controller.min_step)
+        accept, finite = controller.accepts(ratio, dtv)
         y1_finite = torch.isfinite(step.y1.detach()).reshape(B, -1).all(1)
         accept = accept & y1_finite & active
         bad = active & ~finite
@@ -258,9 +252,7 @@ def solve_adaptive_per_sample(term: Term, plan: Plan, y0: Tensor, t_out: Any, co
             broken = bad & ~state_ok
             if bool(broken.any()):
                 b = int(torch.nonzero(broken)[0])
-                raise NonFiniteStateError(
-                    f"sample {b}: the state or its derivative is not finite at t = {float(t[b])} (NaN or inf); check "
-                    f"y0 and the vector field (a NaN input, an overflow)")
+                raise state_error(float(t[b]), f"sample {b}: ")
         if bool(accept.any()):
             y, k0, aux0, t_new, f_end = _commit(term, plan, step, t, t1, y, k0, aux0, accept, on_jump, keep, tape, f)
             # outputs reached by this step, read from its dense output (or its end)
@@ -289,10 +281,9 @@ def solve_adaptive_per_sample(term: Term, plan: Plan, y0: Tensor, t_out: Any, co
             t = t_new
         accepted_n += accept.long()
         rejected_n += (active & ~accept).long()
-        # next step sizes: a non-finite attempt shrinks by dfactor, as the shared-clock solve
+        # next step sizes: a non-finite attempt (an infinite ratio) shrinks by dfactor, as the shared-clock solve
         safe_ratio = torch.where(finite, ratio, torch.full_like(ratio, math.inf))
         proposed = controller.propose(dtv, safe_ratio, prev_ratio, accept)
-        proposed = torch.where(finite, proposed, dtv * controller.dfactor)
         prev_ratio = torch.where(accept, safe_ratio, prev_ratio)
         dt = torch.where(active, controller.clamp(proposed), dt)
         active = t < t_end

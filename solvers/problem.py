@@ -9,18 +9,61 @@ single tensor (tuple states are flattened by the caller).  :func:`forward` runs 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torch import Tensor
 
 from .controller import Controller
 from .engine import DEFAULT_MAX_STEPS, Callbacks, Tape, solve_adaptive, solve_fixed
-from .per_sample import solve_adaptive_per_sample
+from .per_sample import PerSampleStats, solve_adaptive_per_sample
 from .stepper import Plan
 from .terms import Term
 
-__all__ = ["AdjointSpec", "Problem", "forward"]
+__all__ = ["AdjointSpec", "Problem", "Solution", "Stats", "forward"]
+
+
+@dataclass
+class Stats:
+    """What a forward solve cost (diffrax's ``sol.stats``): ``nfe`` evaluations of the term (stages, the
+    first-step probe and dense-output reads), ``accepted`` and ``rejected`` steps (a fixed grid's
+    steps are all accepted; with per-sample error control, summed over the samples).  The engine adds to it while it solves; a solve hands it back as a value."""
+
+    nfe: int = 0
+    accepted: int = 0
+    rejected: int = 0
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A solve's states at its output times (``ys[0]`` the initial state) and its :class:`Stats`."""
+
+    ys: list[Tensor]
+    stats: Stats
+
+
+class CountedTerm(Term):
+    """``term`` with its evaluations added to ``stats.nfe`` (everything else is the term's own)."""
+
+    def __init__(self, term: Term, stats: Stats) -> None:
+        self.term, self.stats = term, stats
+        self.per_sample, self.time_dtype = term.per_sample, term.time_dtype
+        if getattr(term, "euler_step", None) is not None:
+            self.euler_step = self._euler_step
+
+    def f(self, t: Any, y: Tensor) -> Tensor:
+        self.stats.nfe += 1
+        return self.term.f(t, y)
+
+    def _euler_step(self, t: Any, y: Tensor, dt: float) -> Any:
+        self.stats.nfe += 1
+        return self.term.euler_step(t, y, dt)
+
+    def nudge(self, t: Any, toward: Any) -> Any:
+        return self.term.nudge(t, toward)
+
+    def aux(self) -> Any:
+        return self.term.aux()
 
 
 @dataclass(frozen=True)
@@ -29,6 +72,8 @@ class AdjointSpec:
 
     Attributes:
         plan: the backward solve's tableau (the forward's by default).
+        spec: the backward solve's :class:`~solvers.spec.SolveSpec` (the one builder of its controllers:
+            an adjoint on an augmented state asks it for one with that state's tolerances and norm).
         controller: adaptive backward solves: tolerances, factors and step bounds; its ``norm`` is
             the *state* norm, applied to y and to the adjoint a (torchdiffeq's default adjoint norm
             is max(|t|, norm(y), norm(a), rms of each parameter gradient)).
@@ -46,14 +91,13 @@ class AdjointSpec:
         perturb: fixed backward grids: evaluate stages on a step's ends one ulp inside.
         callbacks: the ``*_adjoint`` step callbacks, each ``callback(t, (t_grad, y, adj_y, *adj_params), dt)``.
         max_steps: the backward solve's step limit (None: the problem's).
-        step_size: unused (kept for callers that set it).
     """
 
     plan: Plan
     controller: Controller | None
+    spec: Any = None
     seminorm: bool = False
     norm: Any = None
-    step_size: float | None = None
     perturb: bool = False
     callbacks: Callbacks | None = None
     first_step: float | None = None
@@ -91,7 +135,9 @@ class Problem:
         per_sample: adaptive methods: every sample (axis 0 of y0) gets its own steps
             (:mod:`solvers.per_sample`); then ``t_out`` may be a (B, T) tensor and ``jump_t``/``step_t``
             (B, J) tensors, each row one sample's times.
-        extra: anything a caller wants to carry along.
+        event_step: fixed methods with an event: the step size of the search for it.
+        spec: the :class:`~solvers.spec.SolveSpec` that built this problem.
+        stats: when set, the forward solve adds its :class:`Stats` to it.
     """
 
     term: Term
@@ -112,7 +158,9 @@ class Problem:
     param_sources: tuple[Tensor, ...] | None = None
     adjoint: AdjointSpec | None = None
     per_sample: bool = False
-    extra: dict = field(default_factory=dict)
+    event_step: float | None = None
+    spec: Any = None
+    stats: Stats | None = None
 
     @property
     def adaptive(self) -> bool:
@@ -125,16 +173,25 @@ class Problem:
 def forward(p: Problem, tape: Tape | None = None, y0: Tensor | None = None) -> list[Tensor]:
     """Run the engine on ``p`` (from ``y0`` instead of ``p.y0`` when given); states at ``p.t_out``."""
     y0 = p.y0 if y0 is None else y0
+    stats, term = p.stats, p.term
+    if stats is not None:
+        p = p.with_(term=CountedTerm(term, stats))
     if p.per_sample:
         if p.grid is not None:
             raise ValueError("per-sample error control applies to adaptive methods; this problem has a fixed grid")
-        return solve_adaptive_per_sample(p.term, p.plan, y0, p.t_out, p.controller, first_step=p.first_step,
+        counts = None if stats is None else PerSampleStats()
+        outs = solve_adaptive_per_sample(p.term, p.plan, y0, p.t_out, p.controller, first_step=p.first_step,
                                          jump_t=p.jump_t if len(p.jump_t) else None,
                                          step_t=p.step_t if len(p.step_t) else None,
-                                         exact_outputs=p.exact_outputs, tape=tape, max_steps=p.max_steps)
+                                         exact_outputs=p.exact_outputs, tape=tape, max_steps=p.max_steps,
+                                         stats=counts)
+        if counts is not None:  # summed over the samples (once, after the solve)
+            stats.accepted += int(counts.accepted.sum())
+            stats.rejected += int(counts.rejected.sum())
+        return outs
     if p.grid is not None:
         return solve_fixed(p.term, p.plan, y0, p.grid, p.t_out, perturb=p.perturb, interp=p.interp,
-                           callbacks=p.callbacks, tape=tape, max_steps=p.max_steps)
+                           callbacks=p.callbacks, tape=tape, max_steps=p.max_steps, stats=stats)
     return solve_adaptive(p.term, p.plan, y0, p.t_out, p.controller, first_step=p.first_step, jump_t=p.jump_t,
                           step_t=p.step_t, exact_outputs=p.exact_outputs, callbacks=p.callbacks, tape=tape,
-                          max_steps=p.max_steps)
+                          max_steps=p.max_steps, stats=stats)

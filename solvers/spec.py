@@ -12,6 +12,11 @@ is a new, re-validated specification.
     spec = SolveSpec(method="dopri5", rtol=1e-6, atol=1e-8)
     problem = spec.problem(term, y0, t_out, jump_t=knots)
     outputs = spec.solve(term, y0, t_out, jump_t=knots)      # states at t_out, [0] is y0
+    sol = spec.solve_with_stats(term, y0, t_out)              # sol.ys, sol.stats.nfe / .accepted / .rejected
+
+``solvers.odeint`` is an adapter onto this class: it turns torchdiffeq's arguments (tensor
+tolerances, options, callbacks, grid constructors, adjoint options) into a specification and the
+keyword arguments of :meth:`SolveSpec.problem`.
 """
 
 from __future__ import annotations
@@ -26,10 +31,10 @@ import torch
 from torch import Tensor
 
 from .controller import Controller, check_controller_options, check_resolution, rms_norm, sample_rms_norm
-from .engine import DEFAULT_MAX_STEPS, check_step_count
+from .engine import DEFAULT_MAX_STEPS, Callbacks, check_step_count
 from .gradients import GRADIENT_MODES
 from .grids import knot_grid
-from .problem import AdjointSpec, Problem
+from .problem import AdjointSpec, Problem, Solution, Stats
 from .stepper import Plan
 from .tableaux import TABLEAUX, Tableau
 from .terms import Term
@@ -52,6 +57,18 @@ def _positive_number(name: str, value: Any, *, allow_zero: bool = False, allow_n
         raise ValueError(f"{name} must be {'None or ' if allow_none else ''}{expected}; got {name} = {value!r}")
 
 
+def _tolerance(name: str, value: Any) -> None:
+    """A tolerance: a non-negative finite number, or a tensor of them (per element) needing no gradient."""
+    if not isinstance(value, Tensor):
+        _positive_number(name, value, allow_zero=True)
+        return
+    if value.requires_grad:
+        raise ValueError(f"{name} cannot require gradients")
+    v = value.detach()
+    if v.is_complex() or not bool(torch.isfinite(v).all()) or bool((v < 0).any()):
+        raise ValueError(f"{name} must be non-negative and finite; got {name} = {value}")
+
+
 @dataclass(frozen=True)
 class SolveSpec:
     """How a solve is done; frozen and validated when made.
@@ -69,6 +86,12 @@ class SolveSpec:
         safety, ifactor, dfactor, pcoeff, icoeff, min_step, max_step, max_time: the controller's
             settings (None: the controller's defaults, torchdiffeq's).
         adjoint_seminorm: the adjoint mode leaves the parameters' gradients out of its error norm.
+        first_step: adaptive methods' first step (None: chosen from the problem, as torchdiffeq).
+        adjoint: the backward solve's specification in the adjoint mode (its method, tolerances,
+            controller settings, first step and step limit); None: this one.
+
+    ``method`` may also be a :class:`~solvers.tableaux.Tableau` (a user's own); ``rtol``/``atol`` may
+    be tensors broadcasting against the state (per-element tolerances, torchdiffeq's).
     """
 
     method: str = "euler"
@@ -87,16 +110,18 @@ class SolveSpec:
     max_step: float | None = None
     max_time: float | None = None
     adjoint_seminorm: bool = True
+    first_step: float | None = None
+    adjoint: SolveSpec | None = None
 
     # ------------------------------------------------------------------ validation (the one place)
     def __post_init__(self) -> None:
-        if not isinstance(self.method, str) or self.method not in TABLEAUX:
+        if not isinstance(self.method, Tableau) and (not isinstance(self.method, str) or self.method not in TABLEAUX):
             raise ValueError(f"unknown method {self.method!r}; expected one of the Runge-Kutta methods "
                              f"{', '.join(sorted(TABLEAUX))}")
         _positive_number("step_size", self.step_size, allow_none=True)
-        _positive_number("rtol", self.rtol, allow_zero=True)
-        _positive_number("atol", self.atol, allow_zero=True)
-        if self.rtol == 0 and self.atol == 0:
+        _tolerance("rtol", self.rtol)
+        _tolerance("atol", self.atol)
+        if bool((torch.as_tensor(self.rtol) == 0).all()) and bool((torch.as_tensor(self.atol) == 0).all()):
             raise ValueError("rtol and atol must not both be 0: no step could meet a zero tolerance; e.g. rtol=1e-3, "
                              "atol=1e-5")
         if not isinstance(self.gradient, str) or self.gradient not in GRADIENT_MODES:
@@ -114,6 +139,10 @@ class SolveSpec:
         if not isinstance(self.adjoint_seminorm, bool):
             raise TypeError(f"adjoint_seminorm must be a bool; got {self.adjoint_seminorm!r}")
         check_controller_options(**self.controller_options)
+        _positive_number("first_step", self.first_step, allow_none=True)
+        if self.adjoint is not None and not isinstance(self.adjoint, SolveSpec):
+            raise TypeError(f"adjoint must be None or a SolveSpec (the backward solve's); got "
+                            f"{type(self.adjoint).__name__}")
 
     def replace(self, **changes: Any) -> SolveSpec:
         """A new specification with ``changes`` (validated again); unknown names are refused."""
@@ -126,7 +155,7 @@ class SolveSpec:
     # ------------------------------------------------------------------ what it is
     @property
     def tableau(self) -> Tableau:
-        return TABLEAUX[self.method]
+        return self.method if isinstance(self.method, Tableau) else TABLEAUX[self.method]
 
     @property
     def adaptive(self) -> bool:
@@ -138,20 +167,31 @@ class SolveSpec:
         names = ("safety", "ifactor", "dfactor", "pcoeff", "icoeff", "min_step", "max_step", "max_time")
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
-    def controller(self, norm=None) -> Controller | None:
+    def controller(self, norm=None, *, rtol: Any = None, atol: Any = None) -> Controller | None:
         """The adaptive controller of this specification (None for a fixed method); ``norm``: the
-        error norm (default: RMS over the batch, or per sample with ``error_control="sample"``)."""
+        error norm (default: RMS over the batch, or per sample with ``error_control="sample"``);
+        ``rtol``/``atol``: tolerances laid out for another state (an adjoint's augmented state)
+        in place of this specification's, every other setting kept."""
         if not self.adaptive:
             return None
         if norm is None:
             norm = sample_rms_norm if self.error_control == "sample" else rms_norm
-        return Controller(rtol=self.rtol, atol=self.atol, order=self.tableau.order, norm=norm,
-                          **self.controller_options)
+        return Controller(rtol=self.rtol if rtol is None else rtol, atol=self.atol if atol is None else atol,
+                          order=self.tableau.order, norm=norm, **self.controller_options)
+
+    @property
+    def backward(self) -> SolveSpec:
+        """The adjoint mode's backward specification: ``adjoint``, or this one."""
+        return self if self.adjoint is None else self.adjoint
 
     # ------------------------------------------------------------------ building a solve
     def problem(self, term: Term, y0: Tensor, t_out: Tensor, *, jump_t: Tensor | None = None,
                 gap_scale: Tensor | None = None, params: Sequence[Tensor] = (),
-                param_sources: Sequence[Tensor] | None = None) -> Problem:
+                param_sources: Sequence[Tensor] | None = None, step_t: Tensor | None = None,
+                grid: Sequence[float] | None = None, norm: Any = None, callbacks: Callbacks | None = None,
+                interp: str = "linear", perturb: bool | None = None, dense_output: bool = False,
+                state_scale: float = 1.0, event_step: float | None = None,
+                backward: dict | None = None) -> Problem:
         """The :class:`~solvers.problem.Problem` of ``term`` from ``y0`` through clock times ``t_out``.
 
         Args:
@@ -164,40 +204,85 @@ class SolveSpec:
                 grid t_out + jump_t (the longest sample's on an index clock); None: the clock is real time.
             params: tensors the adjoint mode differentiates (besides y0).
             param_sources: see :class:`~solvers.problem.Problem`.
+            step_t: adaptive methods: times steps land on (f continuous there).
+            grid: fixed methods: the step grid itself (increasing floats from t_out[0] to t_out[-1])
+                in place of the knot grid (torchdiffeq's arange grid and grid constructors).
+            norm: adaptive methods' error norm (default: the controller's; see :meth:`controller`).
+            callbacks: torchdiffeq's step callbacks.
+            interp: fixed methods: how outputs strictly inside a step are read ("linear", "cubic").
+            perturb: fixed methods: evaluate stages on a step's ends one ulp inside (default True).
+            dense_output: adaptive methods: read outputs from the dense output of the covering step
+                (torchdiffeq's) instead of landing steps on them.
+            state_scale: the size the state is known to reach, for the tolerance check (an RNN's hidden
+                state is of order one even when it starts at 0; 0: only |y0| is known).
+            event_step: fixed methods searching for an event: the step size of the search.
+            backward: the adjoint mode's runtime pieces of :class:`~solvers.problem.AdjointSpec`
+                (``norm``, ``callbacks``, ``jump_t``, ``step_t``, ``backward_grid``, ``perturb``).
         """
         tab = self.tableau
         plan = Plan.of(tab)
         if tab.adaptive:
-            # a driven state (an RNN's) is of order one even when it starts at 0
-            check_resolution(self.rtol, self.atol, y0, scale=1.0)
+            check_resolution(self.rtol, self.atol, y0, scale=state_scale)
+        common = dict(term=term, y0=y0, plan=plan, max_steps=self.max_steps, params=tuple(params), callbacks=callbacks,
+                      param_sources=None if param_sources is None else tuple(param_sources), spec=self)
         if self.error_control == "sample":
-            return Problem(term=term, y0=y0, t_out=t_out.detach().to(torch.float64), plan=plan,
-                           max_steps=self.max_steps, params=tuple(params), per_sample=True, exact_outputs=True,
-                           controller=self.controller(),
-                           jump_t=() if jump_t is None else jump_t.detach().to(torch.float64))
+            def times(x: Tensor | None) -> Any:
+                return () if x is None else x.detach().to(torch.float64)
+
+            return Problem(t_out=t_out.detach().to(torch.float64), per_sample=True, exact_outputs=not dense_output,
+                           controller=self.controller(norm), first_step=self.first_step, jump_t=times(jump_t),
+                           step_t=times(step_t), **common)
         outs = [float(x) for x in t_out.detach().tolist()]
-        jumps = [] if jump_t is None else sorted({float(x) for x in jump_t.detach().reshape(-1).tolist()})
-        p = Problem(term=term, y0=y0, t_out=outs, plan=plan, max_steps=self.max_steps, params=tuple(params),
-                    param_sources=None if param_sources is None else tuple(param_sources))
+
+        def floats(x: Tensor | None) -> list[float]:
+            return [] if x is None else sorted({float(v) for v in x.detach().reshape(-1).tolist()})
+
+        p = Problem(t_out=outs, **common)
         if tab.adaptive:
-            p.controller = self.controller()
-            p.jump_t = jumps
-            p.exact_outputs = True
+            p.controller = self.controller(norm)
+            p.first_step = self.first_step
+            p.jump_t, p.step_t = floats(jump_t), floats(step_t)
+            p.exact_outputs = not dense_output
         else:
-            scaled = self.step_size is not None and gap_scale is not None
-            grid, _ = knot_grid(t_out.detach(), None if jump_t is None else jump_t.detach(),
-                                None if scaled else self.step_size, self.max_steps)
-            if scaled:
-                grid = _scaled_grid(grid, gap_scale, self.step_size, self.max_steps)
-            p.grid = grid.tolist()
-            p.perturb = True
-        p.adjoint = AdjointSpec(plan=plan, controller=p.controller, seminorm=self.adjoint_seminorm, perturb=True)
+            p.perturb = True if perturb is None else bool(perturb)
+            p.interp = interp
+            p.event_step = event_step
+            if grid is not None:
+                p.grid = list(grid)
+            else:
+                p.grid = self.knot_grid(t_out, jump_t, gap_scale)
+        back = self.backward
+        runtime = {"perturb": True, **(backward or {})}
+        p.adjoint = AdjointSpec(plan=Plan.of(back.tableau), spec=back, seminorm=self.adjoint_seminorm,
+                                controller=back.controller(norm if norm is not None else rms_norm),
+                                max_steps=back.max_steps, first_step=back.first_step, **runtime)
         return p
+
+    def knot_grid(self, t_out: Tensor, jump_t: Tensor | None = None, gap_scale: Tensor | None = None) -> list[float]:
+        """A fixed method's grid through ``t_out`` and ``jump_t`` (increasing), each gap split into equal
+        steps no longer than ``step_size`` in real time (``gap_scale``: each clock gap's real length)."""
+        scaled = self.step_size is not None and gap_scale is not None
+        jumps = None if jump_t is None else jump_t.detach()
+        grid, _ = knot_grid(t_out.detach(), jumps, None if scaled else self.step_size, self.max_steps)
+        if scaled:
+            grid = _scaled_grid(grid, gap_scale, self.step_size, self.max_steps)
+        elif self.step_size is None:  # one step per gap: the outputs (and jumps) set the count
+            check_step_count(grid.shape[0] - 1, self.max_steps, f"method {self.tableau.name!r} without a step size "
+                             f"steps once per gap of t{' and jump_t' if jumps is not None else ''}: "
+                             f"{t_out.shape[-1]} output times", "pass fewer output times")
+        return grid.tolist()
 
     def solve(self, term: Term, y0: Tensor, t_out: Tensor, **clock: Any) -> list[Tensor]:
         """States at ``t_out`` (a list, ``[0]`` is ``y0``) under this specification's gradient mode;
         ``clock``: the keyword arguments of :meth:`problem`."""
         return GRADIENT_MODES[self.gradient](self.problem(term, y0, t_out, **clock))
+
+    def solve_with_stats(self, term: Term, y0: Tensor, t_out: Tensor, **clock: Any) -> Solution:
+        """:meth:`solve` with the forward solve's statistics: ``Solution(ys, stats)``, ``stats`` a
+        :class:`~solvers.problem.Stats` (evaluations of the term, accepted and rejected steps)."""
+        p = self.problem(term, y0, t_out, **clock)
+        p.stats = Stats()
+        return Solution(ys=GRADIENT_MODES[self.gradient](p), stats=p.stats)
 
 
 def _scaled_grid(grid: Tensor, gap_scale: Tensor, step_size: float, max_steps: int) -> Tensor:

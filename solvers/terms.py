@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["FuncTerm", "Term", "nudge_float"]
+__all__ = ["FuncTerm", "ReversedTerm", "Term", "nudge_float"]
 
 _F32 = struct.Struct("<f")
 _I32 = struct.Struct("<i")
@@ -111,3 +111,21 @@ class FuncTerm(Term):
     def f(self, t: Any, y: Tensor) -> Tensor:
         self.nfe += 1
         return self.func(self.time(t), y)
+
+
+class ReversedTerm(Term):
+    """f in negated time s = -t: g(s, y) = -f(-s, y), so a decreasing solve runs on increasing times."""
+
+    def __init__(self, term: Term) -> None:
+        self.term = term
+        self.time_dtype = term.time_dtype
+        self.per_sample = term.per_sample
+
+    def f(self, s: Any, y: Tensor) -> Tensor:
+        return -self.term.f(-s, y)
+
+    def nudge(self, s: Any, toward: Any) -> Any:
+        return -self.term.nudge(-s, -toward)
+
+    def aux(self) -> Any:
+        return self.term.aux()

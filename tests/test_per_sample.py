@@ -196,3 +196,22 @@ def test_per_sample_time_gradients():
                   - solvers.odeint(f, y0, tm, rtol=1e-12, atol=1e-14, options={"per_sample": True})[-1].sum()) \
                 / (2 * eps)
         assert abs(float(fd) - float(g[b, k])) < 1e-5, (b, k, float(fd), float(g[b, k]))
+
+
+def test_per_sample_loop_uses_the_one_acceptance_rule(monkeypatch):
+    """per_sample.py copied the engine's accept/reject rule and its error messages; both loops now ask
+    Controller.accepts (and build their errors with engine.underflow_error / state_error)."""
+    calls = {"shared": 0, "per-sample": 0}
+    real = Controller.accepts
+
+    def spy(self, ratio, dt):
+        calls["per-sample" if isinstance(ratio, torch.Tensor) and ratio.dim() else "shared"] += 1
+        return real(self, ratio, dt)
+
+    monkeypatch.setattr(Controller, "accepts", spy)
+    y0 = torch.ones(3, 2, dtype=torch.float64)
+    t = torch.linspace(0, 1, 3, dtype=torch.float64)
+    shared = solvers.odeint(lambda t, y: -y, y0, t, method="dopri5")
+    alone = solvers.odeint(lambda t, y: -y, y0, t, method="dopri5", options={"per_sample": True})
+    assert calls["shared"] > 0 and calls["per-sample"] > 0
+    assert torch.allclose(shared, alone, rtol=0, atol=1e-12)

@@ -13,7 +13,9 @@ import torchdiffeq
 import solvers
 from solvers.gradients import GRADIENT_MODES
 from solvers.grids import knot_grid
+from solvers.methods import MethodInfo
 from solvers.problem import forward
+from solvers.terms import FuncTerm
 
 DT = torch.float64
 TABLEAU_NAMES = sorted(solvers.TABLEAUX)
@@ -375,8 +377,8 @@ def test_methods_cover_torchdiffeq_and_tableaux():
 
     assert set(SOLVERS) | set(solvers.TABLEAUX) == set(solvers.METHODS)
     assert solvers.METHODS["dopri5"].order == 5 and solvers.METHODS["dopri5"].kind == "adaptive"
-    assert solvers.METHODS["rk38"] == solvers.MethodInfo(4, 4, "fixed", "engine")
-    assert solvers.METHODS["tsit5"] == solvers.MethodInfo(5, 7, "adaptive", "engine")
+    assert solvers.METHODS["rk38"] == MethodInfo(4, 4, "fixed", "engine")
+    assert solvers.METHODS["tsit5"] == MethodInfo(5, 7, "adaptive", "engine")
     assert solvers.METHODS["implicit_adams"].backend == "torchdiffeq"
     assert solvers.METHODS["heun3"].kind == "fixed"
     for name, tab in solvers.TABLEAUX.items():
@@ -575,3 +577,135 @@ def test_driven_backward_cost_is_linear():
 
         small, large = _backward_work_per_step(run, 100), _backward_work_per_step(run, 800)
         assert large < 1.1 * small, (type(family).__name__, small, large)
+
+
+# ------------------------------------------------------------------ issue 17: the specification builds every solve
+def _driven_problem_parts():
+    import neuralode_rnn as nr
+
+    torch.manual_seed(0)
+    times = torch.arange(6, dtype=DT)
+    path = nr.interpolate(torch.randn(2, 6, 3, dtype=DT), times, "hold")
+    inputs = solvers.PiecewiseInput(path.knots, path.coeffs, path.first, path.last)
+    W = (0.3 * torch.randn(4, 4, dtype=DT)).requires_grad_()
+    U = (0.3 * torch.randn(4, 3, dtype=DT)).requires_grad_()
+    structure = solvers.LinearActivation(W=W, U=U, activation="tanh")
+    term = solvers.LinearActivationTerm(structure, inputs, time_dtype=DT)
+    return term, torch.zeros(2, 4, dtype=DT), path.knots, (W, U)
+
+
+def test_structured_adjoint_controller_is_the_specs(monkeypatch):
+    """linear_activation's backward controller was a hand copy that dropped pcoeff/icoeff (and
+    max_time): it now comes from the specification, every setting kept."""
+    from solvers import linear_activation
+    from solvers.spec import SolveSpec
+
+    seen = []
+    real = linear_activation.solve_adaptive
+
+    def spy(term, plan, y0, t_out, controller, **kw):
+        seen.append(controller)
+        return real(term, plan, y0, t_out, controller, **kw)
+
+    monkeypatch.setattr(linear_activation, "solve_adaptive", spy)
+    term, h0, knots, params = _driven_problem_parts()
+    spec = SolveSpec(method="dopri5", rtol=1e-5, atol=1e-7, gradient="adjoint", pcoeff=0.2, icoeff=0.4,
+                     safety=0.8, max_time=50.0)
+    outs = spec.solve(term, h0, knots, jump_t=knots, params=params)
+    torch.stack(outs).square().sum().backward()
+    assert seen, "the structured adjoint did not solve backward"
+    for c in seen:
+        assert (c.pcoeff, c.icoeff, c.safety, c.max_time) == (0.2, 0.4, 0.8, 50.0)
+        assert (float(c.rtol), float(c.atol)) == (1e-5, 1e-7)
+
+
+def test_odeint_builds_its_problem_through_the_spec(monkeypatch):
+    """odeint had a second Problem builder with its own rules; now it makes a SolveSpec and asks it, and the
+    adjoint's backward controller comes from the nested backward specification."""
+    from solvers.spec import SolveSpec
+
+    built = []
+    real = SolveSpec.problem
+
+    def spy(self, *a, **kw):
+        p = real(self, *a, **kw)
+        built.append((self, p))
+        return p
+
+    monkeypatch.setattr(SolveSpec, "problem", spy)
+    k = torch.tensor(1.3, dtype=DT, requires_grad=True)
+    ys = solvers.odeint(lambda t, y: -k * y, torch.ones(3, dtype=DT), torch.linspace(0, 1, 4, dtype=DT),
+                        method="dopri5", rtol=1e-6, atol=1e-8, options={"pcoeff": 0.1, "safety": 0.85},
+                        gradient="adjoint", adjoint_params=(k,), adjoint_options={"icoeff": 0.7})
+    assert len(built) == 1
+    spec, p = built[0]
+    assert p.spec is spec and (spec.pcoeff, spec.safety) == (0.1, 0.85)
+    assert (p.controller.pcoeff, p.controller.safety) == (0.1, 0.85)
+    assert p.adjoint.spec is spec.adjoint and spec.adjoint.icoeff == 0.7 and p.adjoint.controller.icoeff == 0.7
+    ys[-1].sum().backward()
+    assert abs(float(k.grad) - (-3 * torch.exp(-k.detach()).item())) < 1e-5
+
+
+def test_solve_returns_its_statistics_as_a_value():
+    """NFE and the accepted/rejected steps come back with the solution (diffrax's sol.stats), not as
+    counters mutated on the term."""
+    from solvers.spec import SolveSpec
+
+    term, h0, knots, _ = _driven_problem_parts()
+    fixed = SolveSpec(method="rk4", step_size=0.5).solve_with_stats(term, h0, knots, jump_t=knots)
+    assert len(fixed.ys) == 6
+    assert (fixed.stats.accepted, fixed.stats.rejected) == (10, 0)  # 5 gaps of length 1, two steps each
+    assert fixed.stats.nfe == 4 * 10
+    calls = []
+
+    def f(t, y):
+        calls.append(t)
+        return torch.cos(3 * t) * y
+
+    sol = SolveSpec(method="dopri5", rtol=1e-8, atol=1e-10).solve_with_stats(
+        FuncTerm(f, DT, torch.device("cpu")), torch.ones(2, dtype=DT), torch.linspace(0, 4, 3, dtype=DT))
+    assert sol.stats.nfe == len(calls) > 0
+    assert sol.stats.accepted > 5 and sol.stats.rejected >= 0
+    # dopri5 is FSAL: 6 new stages per attempted step, plus f(t0) and the first-step probe
+    assert sol.stats.nfe == 6 * (sol.stats.accepted + sol.stats.rejected) + 2
+    assert abs(float(sol.ys[-1][0]) - torch.exp(torch.sin(torch.tensor(12.0, dtype=DT)) / 3).item()) < 1e-6
+    # per-sample error control: the steps summed over the samples, each sample's those it takes alone
+    y0 = torch.tensor([[1.0], [2.0], [0.5]], dtype=DT)
+    rates = torch.tensor([[1.0], [7.0], [0.2]], dtype=DT)
+    t = torch.linspace(0, 2, 3, dtype=DT)
+    spec = SolveSpec(method="dopri5", rtol=1e-7, atol=1e-9)
+    both = spec.replace(error_control="sample").solve_with_stats(
+        FuncTerm(lambda t, y: -rates * y, DT, torch.device("cpu"), per_sample=True), y0, t)
+    alone = [spec.solve_with_stats(FuncTerm(lambda t, y, r=r: -r * y, DT, torch.device("cpu")), y0[b:b + 1], t)
+             for b, r in enumerate(rates)]
+    assert both.stats.accepted == sum(a.stats.accepted for a in alone)
+    assert both.stats.rejected == sum(a.stats.rejected for a in alone)
+
+
+def test_fixed_and_adaptive_events_share_one_search():
+    """The fixed-step event search had its own step loop and bisection (a copy of the engine's); both now
+    run the engine's step generators through events.until_event: an event at t0 is t0 for both, and both
+    find the crossing of y = exp(-t) through 0.5 to the tolerance."""
+    y0 = torch.ones(1, dtype=DT)
+    t = torch.tensor([0.0, 5.0], dtype=DT)
+    for kw, tol in ((dict(method="dopri5"), 1e-7), (dict(method="rk4", options={"step_size": 0.1}), 1e-3),
+                    (dict(method="rk4", options={"step_size": 0.1, "interp": "cubic"}), 1e-5)):
+        t_ev, ys = solvers.odeint(lambda t, y: -y, y0, t, event_fn=lambda t, y: y[0] - 0.5, atol=1e-10, **kw)
+        assert abs(float(t_ev) - 0.6931471805599453) < tol, kw
+        t_ev, ys = solvers.odeint(lambda t, y: -y, y0, t, event_fn=lambda t, y: y[0] - 1.0, atol=1e-10, **kw)
+        assert float(t_ev) == 0.0 and torch.equal(ys[-1], y0), kw
+
+
+def test_public_api_is_the_documented_names():
+    """solvers exported 39 flat names, engine internals among them (Tape, Plan, rk_step, make_problem);
+    now __all__ is the documented API and the internals live in their modules only."""
+    for internal in ("Tape", "Plan", "rk_step", "make_problem", "Problem", "Controller", "FuncTerm", "Term",
+                     "knot_grid", "MethodInfo", "method_info"):
+        assert internal not in solvers.__all__ and not hasattr(solvers, internal), internal
+    for public in ("odeint", "odeint_adjoint", "METHODS", "TABLEAUX", "SolveSpec", "GRADIENT_MODES",
+                   "register_gradient_mode", "stability_function", "max_stable_step", "tanh_kernel",
+                   "pin_tanh_kernel", "sdeint", "SolverError", "StepLimitError"):
+        assert public in solvers.__all__ and hasattr(solvers, public), public
+    assert len(solvers.__all__) == len(set(solvers.__all__)) <= 34
+    from solvers.engine import Tape  # noqa: F401  (still importable from its module)
+    from solvers.stepper import Plan, rk_step  # noqa: F401

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import solvers
+from solvers.controller import Controller
 
 DT = torch.float64
 
@@ -189,7 +190,7 @@ def test_controller_options_of_the_wrong_type_and_direct_controllers_are_checked
         solvers.odeint(decay, torch.ones(2, dtype=DT), t, gradient="adjoint", adjoint_params=(),
                        adjoint_options={"ifactor": 0.5})
     with pytest.raises(ValueError, match=r"safety must be in \(0, 1\]"):
-        solvers.Controller(rtol=1e-6, atol=1e-8, order=5, safety=2.0)
+        Controller(rtol=1e-6, atol=1e-8, order=5, safety=2.0)
     # the valid extremes still solve
     out = solvers.odeint(decay, torch.ones(2, dtype=DT), t, options={"safety": 1.0, "ifactor": 5.0, "dfactor": 0.5,
                                                                      "max_time": 60})

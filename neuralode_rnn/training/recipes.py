@@ -51,6 +51,7 @@ from torch import nn
 
 import solvers
 from solvers.stepper import Plan, rk_step
+from solvers.terms import Term
 
 __all__ = ["DEFAULT_RECIPE_SOLVERS", "RECIPES", "local_error_penalty", "parse_recipe_solvers", "recipe_solver",
            "recipe_specs", "substep_size"]
@@ -160,7 +161,7 @@ def local_error_penalty(model: nn.Module, values: torch.Tensor, states: torch.Te
     return step.err.abs().pow(2).sum(-1).reshape(B, T).sum(1)
 
 
-class _HeldInput(solvers.Term):
+class _HeldInput(Term):
     """dh/dt = field.rhs(h, u) with the projected input ``u`` (B * T, P) held over the step: the
     term the penalty's one Heun-Euler step integrates (every (sample, time) pair a row)."""
 
