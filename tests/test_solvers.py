@@ -646,7 +646,7 @@ def test_odeint_builds_its_problem_through_the_spec(monkeypatch):
     assert abs(float(k.grad) - (-3 * torch.exp(-k.detach()).item())) < 1e-5
 
 
-def test_solve_returns_its_statistics_as_a_value():
+def test_solve_returns_its_statistics_as_a_value(device):
     """NFE and the accepted/rejected steps come back with the solution (diffrax's sol.stats), not as
     counters mutated on the term."""
     from solvers.spec import SolveSpec
@@ -663,7 +663,7 @@ def test_solve_returns_its_statistics_as_a_value():
         return torch.cos(3 * t) * y
 
     sol = SolveSpec(method="dopri5", rtol=1e-8, atol=1e-10).solve_with_stats(
-        FuncTerm(f, DT, torch.device("cpu")), torch.ones(2, dtype=DT), torch.linspace(0, 4, 3, dtype=DT))
+        FuncTerm(f, DT, device), torch.ones(2, dtype=DT), torch.linspace(0, 4, 3, dtype=DT))
     assert sol.stats.nfe == len(calls) > 0
     assert sol.stats.accepted > 5 and sol.stats.rejected >= 0
     # dopri5 is FSAL: 6 new stages per attempted step, plus f(t0) and the first-step probe
@@ -675,8 +675,8 @@ def test_solve_returns_its_statistics_as_a_value():
     t = torch.linspace(0, 2, 3, dtype=DT)
     spec = SolveSpec(method="dopri5", rtol=1e-7, atol=1e-9)
     both = spec.replace(error_control="sample").solve_with_stats(
-        FuncTerm(lambda t, y: -rates * y, DT, torch.device("cpu"), per_sample=True), y0, t)
-    alone = [spec.solve_with_stats(FuncTerm(lambda t, y, r=r: -r * y, DT, torch.device("cpu")), y0[b:b + 1], t)
+        FuncTerm(lambda t, y: -rates * y, DT, device, per_sample=True), y0, t)
+    alone = [spec.solve_with_stats(FuncTerm(lambda t, y, r=r: -r * y, DT, device), y0[b:b + 1], t)
              for b, r in enumerate(rates)]
     assert both.stats.accepted == sum(a.stats.accepted for a in alone)
     assert both.stats.rejected == sum(a.stats.rejected for a in alone)
