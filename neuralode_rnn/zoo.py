@@ -95,7 +95,7 @@ class ModelSpec:
 
 
 def _field(family: str, input_size: int, hidden_size: int, beta: float | None, gamma: float | None,
-           stable_margin: float | None = None) -> Field:
+           stable_margin: float | None = None, init_std: float | None = None) -> Field:
     if stable_margin is not None and family != "lipschitz":
         raise ValueError(f"stable_margin is a Lipschitz field option (its contraction condition); family {family!r} "
                          f"has none: leave it None")
@@ -103,6 +103,8 @@ def _field(family: str, input_size: int, hidden_size: int, beta: float | None, g
         kw = {} if beta is None else {"beta": beta}
         if stable_margin is not None:
             kw["stable_margin"] = stable_margin
+        if init_std is not None:
+            kw["init_std"] = init_std
         if gamma is not None:
             kw.update(gamma_A=gamma, gamma_W=gamma)  # one gamma for both, as in the reference code
         return LipschitzField(input_size, hidden_size, **kw)
@@ -149,7 +151,8 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
                 method: str = "euler", eps: float | None = None, step_size: float | None = None,
                 interpolation: str | None = None, gradient: str = "backprop", rtol: float = 1e-3,
                 atol: float = 1e-5, beta: float | None = None, gamma: float | None = None,
-                noise_sigma: float = 0.0, noise: str = "additive", stable_margin: float | None = None) -> nn.Module:
+                noise_sigma: float = 0.0, noise: str = "additive", stable_margin: float | None = None,
+                init_std: float | None = None) -> nn.Module:
     """Build model ``name`` (see ``MODELS``).
 
     Args:
@@ -168,6 +171,8 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
             the plain ContinuousRNN.
         stable_margin: Lipschitz fields only: None (default, the paper's field) or m > 0, a field
             contracting at rate >= m for every parameter value (``LipschitzField``).
+        init_std: Lipschitz fields only: M_A, M_W ~ N(0, (init_std / N)^2); None for the field's
+            default (1, the reference code's class default; see ``data.presets``).
     """
     spec = model_spec(name)
     if not (isinstance(noise_sigma, (int, float)) and noise_sigma >= 0):
@@ -194,7 +199,9 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
     eps = spec.eps if eps is None else eps
     if not (isinstance(eps, (int, float)) and eps > 0):
         raise ValueError(f"eps must be a positive number (the time between samples); got {eps!r}")
-    field = _field(spec.family, input_size, hidden_size, beta, gamma, stable_margin)
+    if init_std is not None and spec.family != "lipschitz":
+        raise ValueError(f"init_std is a Lipschitz field option; {name!r} has none: leave it None")
+    field = _field(spec.family, input_size, hidden_size, beta, gamma, stable_margin, init_std)
     if spec.kind == "discrete":
         if method not in solvers.TABLEAUX or solvers.TABLEAUX[method].adaptive:
             raise ValueError(f"a discrete cell needs an explicit tableau method of fixed step; got {method!r}, expected "
@@ -227,7 +234,8 @@ def build_from_config(config: Any, input_size: int, output_size: int,
                         eps=config.eps, step_size=config.step_size, interpolation=config.interpolation,
                         gradient=config.gradient, rtol=config.rtol, atol=config.atol, beta=config.beta,
                         gamma=config.gamma, noise_sigma=config.noise_sigma, noise=config.noise,
-                        stable_margin=getattr(config, "stable_margin", None))
+                        stable_margin=getattr(config, "stable_margin", None),
+                        init_std=getattr(config, "init_std", None))
     if train_values is not None and hasattr(model, "fit_mean"):
         model.fit_mean(train_values)
     return model.to(getattr(torch, config.dtype))

@@ -134,9 +134,10 @@ class TrainConfig:
     drop: float = 0.0
     drop_channels: float = 0.0
     inputs: str | None = None
-    hidden_size: int = 64
+    hidden_size: int | None = None
     method: str | None = None
     eps: float | None = None
+    init_std: float | None = None
     step_size: float | None = None
     rtol: float = 1e-3
     atol: float = 1e-5
@@ -171,6 +172,7 @@ class TrainConfig:
     tanh_kernel: str | None = None
     device: str = "auto"
     memory_limit: float | None = None
+    sources: dict[str, str] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ describing
     @property
@@ -200,7 +202,9 @@ class TrainConfig:
         """A copy with every default filled in and every setting checked."""
         spec = model_spec(self.model)
         task_def = task_defaults(self.task)
-        c = dataclasses.replace(self, task_options=dict(self.task_options))
+        c = dataclasses.replace(self, task_options=dict(self.task_options), sources=dict(self.sources))
+        if not c.sources:  # a stored (resumed) config keeps the sources it was resolved with
+            c.sources = c._fill_presets(spec)
         c._resolve_recipe(spec)
         for name in ("drop", "drop_channels"):
             check_rate(getattr(c, name), name)
@@ -212,6 +216,8 @@ class TrainConfig:
             c.eps = spec.eps
         if c.lr is None:
             c.lr = spec.lr
+        if c.hidden_size is None:
+            c.hidden_size = 64  # the documented runs' size (a family without presets)
         if c.epochs is None:
             c.epochs = task_def["epochs"]
         if c.batch_size is None:
@@ -224,7 +230,7 @@ class TrainConfig:
             v = getattr(c, name)
             if isinstance(v, bool) or not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
                 raise ValueError(f"{name} must be a positive number; got {v!r}")
-        for name in ("eps", "step_size"):
+        for name in ("eps", "step_size", "init_std"):
             v = getattr(c, name)
             if v is not None and (isinstance(v, bool) or not (isinstance(v, (int, float)) and v > 0
                                                               and math.isfinite(v))):
@@ -272,6 +278,24 @@ class TrainConfig:
         if (c.resume or c.fresh) and c.run_dir is None:
             raise ValueError(f"{'resume' if c.resume else 'fresh'}=True needs run_dir (the run directory)")
         return c
+
+    # ------------------------------------------------------------------ presets (issue 17, item 5)
+    def _fill_presets(self, spec) -> dict[str, str]:
+        """Fill the settings left None from the preset of (task, family) (``data.presets``) and
+        return where every setting's value came from: "flag" (set by the caller: a CLI flag or a
+        TrainConfig argument other than the field default), "preset:<source>" or "default"."""
+        from ..data.presets import PRESET_KEYS, fill
+
+        values = {k: getattr(self, k) for k in PRESET_KEYS}
+        sources = fill(values, task=self.task, family=spec.family, kind=spec.kind, task_options=self.task_options,
+                       drop=self.drop)
+        for k in PRESET_KEYS:
+            setattr(self, k, values[k])
+        for f in dataclasses.fields(self):
+            if f.name not in sources and f.name not in RUN_CONTROLS and f.name != "sources":
+                default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+                sources[f.name] = "default" if getattr(self, f.name) == default else "flag"
+        return sources
 
     def _resolve_recipe(self, spec) -> None:
         """Fill ``recipe`` (the zoo default) and ``method`` (rk4 under cycle/random, else euler),
@@ -342,11 +366,11 @@ class TrainConfig:
                 raise ValueError(f"unknown method {self.method!r}; expected one of "
                                  f"{', '.join(sorted(solvers.METHODS))}")
         family_options = {"beta": ("lipschitz",), "gamma": ("lipschitz", "antisymmetric", "antisymmetric-gated"),
-                          "stable_margin": ("lipschitz",)}
+                          "stable_margin": ("lipschitz",), "init_std": ("lipschitz",)}
         if spec.kind != "torch":
             ignored += sorted(k for k in given if k in family_options and spec.family not in family_options[k])
             if any(k in family_options for k in ignored):
-                why += f"; beta and stable_margin are Lipschitz settings, gamma a Lipschitz/Antisymmetric one ({spec.family!r} has " \
+                why += f"; beta, stable_margin and init_std are Lipschitz settings, gamma a Lipschitz/Antisymmetric one ({spec.family!r} has " \
                        f"neither or not this one)"
         if ignored:
             shown = ", ".join(f"{k}={given[k]!r}" for k in ignored)
@@ -401,7 +425,7 @@ class TrainConfig:
 
 
 _MODEL_OPTIONS = ("method", "eps", "step_size", "rtol", "atol", "gradient", "interpolation", "beta", "gamma",
-                  "stable_margin")
+                  "stable_margin", "init_std")
 """Settings of the integration and the field, which only some models read (see ``_check_applies``)."""
 
 

@@ -1,0 +1,220 @@
+"""The presets study behind docs/PRESETS.md: ``neuralode-rnn train`` with nothing but ``--task``
+and ``--model`` (each setting from ``neuralode_rnn.data.presets``), against the best documented
+configuration of the same model on the same task, same seeds.
+
+    python scripts/presets.py run [--seeds 0,1,2] [--cells digits/lipschitz,...]   # docs/presets/runs.csv
+    python scripts/presets.py report                                               # docs/PRESETS.md
+
+``run`` trains each cell not yet in docs/presets/runs.csv with the command line a user would type
+(plus ``--seed``, ``--threads 1``, ``--quiet`` and a run directory under docs/presets/runs/, not
+committed), one at a time, and appends one row per finished run: a killed sweep continues where
+it stopped.  Seeds go outermost (seed 0 of every cell first).  ``report`` reads that file and the
+documented runs (docs/results/results.csv, docs/irregular/runs.csv) and writes the page; every
+number on it comes from those files.
+
+Small functions (cells, command, one run, one row, the documented best, the table) so that a
+shared study harness can take them over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "presets"
+CSV = OUT / "runs.csv"
+PAGE = ROOT / "docs" / "PRESETS.md"
+RESULTS_CSV = ROOT / "docs" / "results" / "results.csv"
+IRREGULAR_CSV = ROOT / "docs" / "irregular" / "runs.csv"
+
+# cell task key -> (label, CLI task arguments, RESULTS.md task key, IRREGULAR.md set or None)
+TASKS = {
+    "digits": ("digits (64 steps)", ["--task", "digits"], "digits", None),
+    "digits-permuted": ("permuted digits", ["--task", "digits", "--permute"], "digits-permuted", None),
+    "mnist1d": ("MNIST-1D (40 steps)", ["--task", "mnist1d"], "mnist1d", None),
+    "japanesevowels": ("JapaneseVowels", ["--task", "uea:JapaneseVowels"], "vowels", "JapaneseVowels"),
+}
+MODELS = ("lipschitz", "antisymmetric", "gru", "lstm")
+# model -> the model keys of docs/results/results.csv that are the same model (its variants)
+RESULTS_MODELS = {"lipschitz": ("lipschitz-euler", "lipschitz-midpoint"), "antisymmetric": ("antisymmetric",),
+                  "gru": ("gru",), "lstm": ("lstm",)}
+FIELDS = ("task", "model", "seed", "method", "eps", "recipe", "lr", "epochs", "batch_size", "hidden_size", "source",
+          "test_accuracy", "train_seconds", "status", "command", "finished")
+MARGIN = 2.0  # points: the goal of issue 17
+
+
+def cells(selected: str | None = None) -> list[tuple[str, str]]:
+    """(task key, model) pairs in table order; ``selected`` "digits/lipschitz,mnist1d/gru" narrows them."""
+    every = [(t, m) for t in TASKS for m in MODELS]
+    if not selected:
+        return every
+    wanted = [tuple(s.split("/")) for s in selected.split(",")]
+    unknown = [w for w in wanted if w not in every]
+    if unknown:
+        raise SystemExit(f"unknown cells {unknown}; expected task/model with task in {list(TASKS)}, model in {MODELS}")
+    return [c for c in every if c in wanted]
+
+
+def command(task: str, model: str, seed: int, run_dir: Path | None = None) -> list[str]:
+    """The ``neuralode-rnn train`` arguments of one run: the task and the model, nothing else that
+    changes what is trained (seed, threads, quiet and the run directory do not)."""
+    args = ["train", *TASKS[task][1], "--model", model, "--seed", str(seed), "--threads", "1", "--quiet"]
+    return args + (["--run-dir", str(run_dir), "--fresh"] if run_dir is not None else [])
+
+
+def read_rows(path: Path = CSV) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def append_row(row: dict, path: Path = CSV) -> None:
+    """Append one finished run to ``path`` (header written when the file is new)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS)
+        if new:
+            w.writeheader()
+        w.writerow({k: row.get(k, "") for k in FIELDS})
+
+
+def run_one(task: str, model: str, seed: int) -> dict:
+    """Train one cell through the command line and return its row (test accuracy of the last
+    epoch, training wall time from the run's timing.csv, the settings and their preset source)."""
+    run_dir = OUT / "runs" / f"{task}__{model}__s{seed}"
+    args = command(task, model, seed, run_dir)
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "neuralode_rnn.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    shown = "neuralode-rnn " + " ".join(a for a in command(task, model, seed) if a not in ("--quiet",))
+    row = {"task": task, "model": model, "seed": seed, "command": shown,
+           "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if proc.returncode != 0:
+        return dict(row, status=f"failed ({proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
+    config = json.loads((run_dir / "config.json").read_text())
+    with open(run_dir / "metrics.csv", newline="") as f:
+        last = list(csv.DictReader(f))[-1]
+    with open(run_dir / "timing.csv", newline="") as f:
+        seconds = float(list(csv.DictReader(f))[-1]["wall_seconds"])
+    sources = config.get("sources", {})
+    source = sorted({s.removeprefix("preset:") for s in sources.values() if s.startswith("preset:")})
+    return dict(row, **{k: config.get(k) for k in ("method", "eps", "recipe", "lr", "epochs", "batch_size",
+                                                      "hidden_size")},
+                source="; ".join(source), test_accuracy=float(last["test_accuracy"]), train_seconds=seconds,
+                status="ok")
+
+
+def run(seeds: list[int], selected: str | None) -> None:
+    done = {(r["task"], r["model"], int(r["seed"])) for r in read_rows() if r["status"] == "ok"}
+    for seed in seeds:
+        for task, model in cells(selected):
+            if (task, model, seed) in done:
+                continue
+            row = run_one(task, model, seed)
+            append_row(row)
+            print(f"{task}/{model} seed {seed}: {row.get('test_accuracy', '')} {row.get('train_seconds', '')}s "
+                  f"{row['status']}", flush=True)
+
+
+# ------------------------------------------------------------------------------ the documented best
+def documented(task: str, model: str) -> dict[str, dict[int, tuple[float, float]]]:
+    """Documented configurations of ``model`` on ``task``: name -> {seed: (test accuracy %, train
+    seconds)}, from docs/results/results.csv and (JapaneseVowels) docs/irregular/runs.csv."""
+    _, _, results_task, irregular_set = TASKS[task]
+    configs: dict[str, dict[int, tuple[float, float]]] = {}
+    for r in read_rows(RESULTS_CSV):
+        if r["task"] == results_task and r["model"] in RESULTS_MODELS[model] and r["status"] == "ok":
+            name = f"RESULTS.md {r['model']}" + (f" eps {float(r['eps']):g}" if r["eps"] else "")
+            configs.setdefault(name, {})[int(r["seed"])] = (100 * float(r["test_accuracy"]), float(r["train_seconds"]))
+    if irregular_set:
+        for r in read_rows(IRREGULAR_CSV):
+            if (r["set"] == irregular_set and r["model"] == model and r["stage"] == "test"
+                    and float(r["drop"]) == 0 and r["status"] == "ok"):
+                name = f"IRREGULAR.md {r['model']} {r['config']} (N {r['hidden_size']})"
+                configs.setdefault(name, {})[int(r["seed"])] = (100 * float(r["accuracy"]), float(r["train_seconds"]))
+    return configs
+
+
+def best_documented(task: str, model: str) -> tuple[str, dict[int, tuple[float, float]]]:
+    """The documented configuration with the highest mean test accuracy over its seeds."""
+    configs = documented(task, model)
+    name = max(configs, key=lambda k: statistics.mean(a for a, _ in configs[k].values()))
+    return name, configs[name]
+
+
+# ------------------------------------------------------------------------------ report
+def _mean(xs: list[float]) -> str:
+    if not xs:
+        return "-"
+    return f"{statistics.mean(xs):.1f}" + (f" ± {statistics.stdev(xs):.1f}" if len(xs) > 1 else "")
+
+
+def table_rows() -> list[list[str]]:
+    rows = [r for r in read_rows() if r["status"] == "ok"]
+    out = []
+    for task, model in cells():
+        mine = {int(r["seed"]): r for r in rows if r["task"] == task and r["model"] == model}
+        name, best = best_documented(task, model)
+        seeds = sorted(set(mine) & set(best))
+        preset_acc = [100 * float(mine[s]["test_accuracy"]) for s in seeds]
+        best_acc = [best[s][0] for s in seeds]
+        preset_sec = [float(mine[s]["train_seconds"]) for s in seeds]
+        best_sec = [best[s][1] for s in seeds]
+        if seeds:
+            gap = statistics.mean(best_acc) - statistics.mean(preset_acc)
+            slower = statistics.mean(preset_sec) > statistics.mean(best_sec)
+            verdict = ("yes" if gap <= MARGIN else "no") + (", slower" if slower else "")
+        else:
+            gap, verdict = None, "not run"
+        r0 = next(iter(mine.values()), {})
+        setting = (f"{r0.get('method') or ''} eps {r0['eps']}" if r0.get("eps") else "") if r0 else ""
+        setting = (setting + f", lr {r0['lr']}, {r0['epochs']} ep, batch {r0['batch_size']}").lstrip(", ") if r0 else ""
+        out.append([TASKS[task][0], model, setting, ", ".join(map(str, seeds)) or "-", _mean(preset_acc),
+                    name, _mean(best_acc), "-" if gap is None else f"{gap:+.1f}",
+                    _mean(preset_sec), _mean(best_sec), verdict])
+    return out
+
+
+def report() -> None:
+    head = ["task", "model", "preset (from `list presets`)", "seeds", "preset test %", "best documented",
+            "documented test %, same seeds", "gap (points)", "preset s", "documented s", f"within {MARGIN:g}?"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in table_rows()]
+    text = PAGE.read_text() if PAGE.exists() else ""
+    start, end = "<!-- table: scripts/presets.py report -->", "<!-- end table -->"
+    table = start + "\n" + "\n".join(lines) + "\n" + end
+    if start in text and end in text:
+        text = text[:text.index(start)] + table + text[text.index(end) + len(end):]
+    else:
+        text = text + "\n" + table + "\n"
+    PAGE.write_text(text)
+    print("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    r.add_argument("--cells", help="task/model,... (default all 16)")
+    sub.add_parser("report")
+    args = p.parse_args(argv)
+    if args.cmd == "run":
+        run([int(s) for s in args.seeds.split(",")], args.cells)
+    else:
+        report()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
