@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "presets"
 CSV = OUT / "runs.csv"
+DOCUMENTED_CSV = OUT / "documented.csv"
 PAGE = ROOT / "docs" / "PRESETS.md"
 RESULTS_CSV = ROOT / "docs" / "results" / "results.csv"
 IRREGULAR_CSV = ROOT / "docs" / "irregular" / "runs.csv"
@@ -88,15 +89,22 @@ def append_row(row: dict, path: Path = CSV) -> None:
         w.writerow({k: row.get(k, "") for k in FIELDS})
 
 
-def run_one(task: str, model: str, seed: int) -> dict:
+def run_one(task: str, model: str, seed: int, documented_args: list[str] | None = None) -> dict:
     """Train one cell through the command line and return its row (test accuracy of the last
-    epoch, training wall time from the run's timing.csv, the settings and their preset source)."""
-    run_dir = OUT / "runs" / f"{task}__{model}__s{seed}"
-    args = command(task, model, seed, run_dir)
+    epoch, training wall time from the run's timing.csv, the settings and their preset source).
+    With ``documented_args``: the best documented configuration's command instead (a rerun on
+    this machine, for the time comparison)."""
+    run_dir = OUT / "runs" / f"{task}__{model}__s{seed}" if documented_args is None else \
+        OUT / "runs" / f"documented__{task}__{model}__s{seed}"
+    if documented_args is None:
+        args = command(task, model, seed, run_dir)
+    else:
+        args = ["train", *documented_args, "--seed", str(seed), "--threads", "1", "--quiet", "--run-dir", str(run_dir),
+                "--fresh"]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "neuralode_rnn.cli", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True)
-    shown = "neuralode-rnn " + " ".join(a for a in command(task, model, seed) if a not in ("--quiet",))
+    shown = "neuralode-rnn " + " ".join(a for a in args if a not in ("--quiet", "--fresh"))
     row = {"task": task, "model": model, "seed": seed, "command": shown,
            "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     if proc.returncode != 0:
@@ -114,41 +122,55 @@ def run_one(task: str, model: str, seed: int) -> dict:
                 status="ok")
 
 
-def run(seeds: list[int], selected: str | None) -> None:
-    done = {(r["task"], r["model"], int(r["seed"])) for r in read_rows() if r["status"] == "ok"}
+def run(seeds: list[int], selected: str | None, rerun_documented: bool = False) -> None:
+    """Train the missing (cell, seed) runs; with ``rerun_documented`` the best documented
+    configuration of each cell instead, into docs/presets/documented.csv."""
+    path = DOCUMENTED_CSV if rerun_documented else CSV
+    done = {(r["task"], r["model"], int(r["seed"])) for r in read_rows(path) if r["status"] == "ok"}
     for seed in seeds:
         for task, model in cells(selected):
             if (task, model, seed) in done:
                 continue
-            row = run_one(task, model, seed)
-            append_row(row)
+            row = run_one(task, model, seed, best_documented(task, model)[1]["args"] if rerun_documented else None)
+            append_row(row, path)
             print(f"{task}/{model} seed {seed}: {row.get('test_accuracy', '')} {row.get('train_seconds', '')}s "
                   f"{row['status']}", flush=True)
 
 
 # ------------------------------------------------------------------------------ the documented best
-def documented(task: str, model: str) -> dict[str, dict[int, tuple[float, float]]]:
-    """Documented configurations of ``model`` on ``task``: name -> {seed: (test accuracy %, train
-    seconds)}, from docs/results/results.csv and (JapaneseVowels) docs/irregular/runs.csv."""
-    _, _, results_task, irregular_set = TASKS[task]
-    configs: dict[str, dict[int, tuple[float, float]]] = {}
+def documented(task: str, model: str) -> dict[str, dict]:
+    """Documented configurations of ``model`` on ``task``: name -> {"seeds": {seed: (test accuracy
+    %, train seconds)}, "args": the ``train`` arguments of seed 0 without seed and run directory},
+    from docs/results/results.csv and (JapaneseVowels) docs/irregular/runs.csv."""
+    _, task_args, results_task, irregular_set = TASKS[task]
+    configs: dict[str, dict] = {}
     for r in read_rows(RESULTS_CSV):
         if r["task"] == results_task and r["model"] in RESULTS_MODELS[model] and r["status"] == "ok":
             name = f"RESULTS.md {r['model']}" + (f" eps {float(r['eps']):g}" if r["eps"] else "")
-            configs.setdefault(name, {})[int(r["seed"])] = (100 * float(r["test_accuracy"]), float(r["train_seconds"]))
+            epochs, batch = r["epochs"], {"digits": 64, "digits-permuted": 64, "mnist1d": 128, "vowels": 32}[results_task]
+            args = [*task_args, "--model", r["model_name"], "--hidden-size", "64", "--lr", "0.003", "--epochs", epochs,
+                    "--batch-size", str(batch)]
+            if r["eps"]:
+                args += ["--method", r["method"], "--eps", f"{float(r['eps']):g}"]
+            c = configs.setdefault(name, {"seeds": {}, "args": args})
+            c["seeds"][int(r["seed"])] = (100 * float(r["test_accuracy"]), float(r["train_seconds"]))
     if irregular_set:
         for r in read_rows(IRREGULAR_CSV):
             if (r["set"] == irregular_set and r["model"] == model and r["stage"] == "test"
                     and float(r["drop"]) == 0 and r["status"] == "ok"):
                 name = f"IRREGULAR.md {r['model']} {r['config']} (N {r['hidden_size']})"
-                configs.setdefault(name, {})[int(r["seed"])] = (100 * float(r["accuracy"]), float(r["train_seconds"]))
+                words = r["command"].split()[2:]  # after "neuralode-rnn train"
+                args = [w for i, w in enumerate(words) if w not in ("--seed", "--threads", "--run-dir")
+                        and (i == 0 or words[i - 1] not in ("--seed", "--threads", "--run-dir"))]
+                c = configs.setdefault(name, {"seeds": {}, "args": args})
+                c["seeds"][int(r["seed"])] = (100 * float(r["accuracy"]), float(r["train_seconds"]))
     return configs
 
 
-def best_documented(task: str, model: str) -> tuple[str, dict[int, tuple[float, float]]]:
+def best_documented(task: str, model: str) -> tuple[str, dict]:
     """The documented configuration with the highest mean test accuracy over its seeds."""
     configs = documented(task, model)
-    name = max(configs, key=lambda k: statistics.mean(a for a, _ in configs[k].values()))
+    name = max(configs, key=lambda k: statistics.mean(a for a, _ in configs[k]["seeds"].values()))
     return name, configs[name]
 
 
@@ -160,34 +182,48 @@ def _mean(xs: list[float]) -> str:
 
 
 def table_rows() -> list[list[str]]:
+    """One row per cell: the preset's runs against the best documented configuration on the same
+    seeds; times from the reruns of that configuration on this machine (documented.csv) where
+    they exist, else the documented times (marked *, measured under another load)."""
     rows = [r for r in read_rows() if r["status"] == "ok"]
+    reruns = [r for r in read_rows(DOCUMENTED_CSV) if r["status"] == "ok"]
     out = []
     for task, model in cells():
         mine = {int(r["seed"]): r for r in rows if r["task"] == task and r["model"] == model}
+        again = {int(r["seed"]): r for r in reruns if r["task"] == task and r["model"] == model}
         name, best = best_documented(task, model)
-        seeds = sorted(set(mine) & set(best))
+        seeds = sorted(set(mine) & set(best["seeds"]))
         preset_acc = [100 * float(mine[s]["test_accuracy"]) for s in seeds]
-        best_acc = [best[s][0] for s in seeds]
+        best_acc = [best["seeds"][s][0] for s in seeds]
         preset_sec = [float(mine[s]["train_seconds"]) for s in seeds]
-        best_sec = [best[s][1] for s in seeds]
+        timed = [s for s in seeds if s in again]
+        if timed:
+            best_sec, star = [float(again[s]["train_seconds"]) for s in timed], ""
+            preset_timed = [float(mine[s]["train_seconds"]) for s in timed]
+        else:
+            best_sec, star, preset_timed = [best["seeds"][s][1] for s in seeds], "*", preset_sec
+        rerun_acc = [100 * float(again[s]["test_accuracy"]) for s in timed]
         if seeds:
             gap = statistics.mean(best_acc) - statistics.mean(preset_acc)
-            slower = statistics.mean(preset_sec) > statistics.mean(best_sec)
-            verdict = ("yes" if gap <= MARGIN else "no") + (", slower" if slower else "")
+            slower = statistics.mean(preset_timed) > statistics.mean(best_sec)
+            verdict = ("yes" if gap <= MARGIN else "no") + ("" if not slower else ", slower" + star)
         else:
             gap, verdict = None, "not run"
-        r0 = next(iter(mine.values()), {})
-        setting = (f"{r0.get('method') or ''} eps {r0['eps']}" if r0.get("eps") else "") if r0 else ""
-        setting = (setting + f", lr {r0['lr']}, {r0['epochs']} ep, batch {r0['batch_size']}").lstrip(", ") if r0 else ""
+        r0 = mine[seeds[0]] if seeds else {}
+        setting = ""
+        if r0:
+            setting = (f"{r0['method']} eps {float(r0['eps']):g}, " if r0.get("eps") else "") + \
+                f"lr {float(r0['lr']):g}, {r0['epochs']} ep, batch {r0['batch_size']}"
         out.append([TASKS[task][0], model, setting, ", ".join(map(str, seeds)) or "-", _mean(preset_acc),
-                    name, _mean(best_acc), "-" if gap is None else f"{gap:+.1f}",
-                    _mean(preset_sec), _mean(best_sec), verdict])
+                    name, _mean(best_acc), "-" if gap is None else f"{gap:+.1f}", _mean(rerun_acc),
+                    _mean(preset_sec), _mean(best_sec) + star, verdict])
     return out
 
 
 def report() -> None:
     head = ["task", "model", "preset (from `list presets`)", "seeds", "preset test %", "best documented",
-            "documented test %, same seeds", "gap (points)", "preset s", "documented s", f"within {MARGIN:g}?"]
+            "documented test %, same seeds", "gap (points)", "rerun of it here, test %", "preset s", "documented s",
+            f"within {MARGIN:g}?"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in table_rows()]
     text = PAGE.read_text() if PAGE.exists() else ""
@@ -207,10 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run")
     r.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     r.add_argument("--cells", help="task/model,... (default all 16)")
+    r.add_argument("--documented", action="store_true",
+                   help="rerun the best documented configuration of each cell (docs/presets/documented.csv)")
     sub.add_parser("report")
     args = p.parse_args(argv)
     if args.cmd == "run":
-        run([int(s) for s in args.seeds.split(",")], args.cells)
+        run([int(s) for s in args.seeds.split(",")], args.cells, args.documented)
     else:
         report()
     return 0
