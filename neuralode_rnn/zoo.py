@@ -12,7 +12,10 @@ Names (``MODELS``):
 
 Every family has a *time scale* ``eps``: sample k sits at time eps * k, so a fixed-step solver
 with one step per gap takes steps of eps and computes exactly the discrete cell of its paper.
-The defaults, and why:
+The defaults below are the papers' values; ``neuralode-rnn train`` and ``TrainConfig`` take the
+preset of the task first (``neuralode_rnn.data.presets``: the eps chosen on validation in the
+documented runs), so these apply to ``build_model`` and to a run without a preset.  The
+defaults, and why:
 
 =======================  =====  ======================================================================
 family                   eps    reason
@@ -83,7 +86,9 @@ class ModelSpec:
         recipe: the default training recipe (``neuralode_rnn.training.recipes``): "cycle" for the
             continuous models (trained under a cycle of solvers and evaluated with RK4, they stay
             the ODE: the same weights lose 0-4 points under other solvers instead of 75-90,
-            docs/CONTINUOUS.md), "fixed" for the others (they have no solver to switch).
+            docs/CONTINUOUS.md), "fixed" for the others (they have no solver to switch).  A run
+            takes its preset's recipe first (``data.presets``: "fixed", the documented cells,
+            which score higher at the same epochs), so this applies only where no preset names one.
     """
 
     kind: str

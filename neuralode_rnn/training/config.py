@@ -72,7 +72,12 @@ RUN_CONTROLS = ("run_dir", "resume", "fresh", "stop_after", "quiet", "threads", 
 
 @dataclass
 class TrainConfig:
-    """Everything a run needs; what is None is filled from the model and task defaults.
+    """Everything a run needs; what is None is filled from the preset of the task and the model's
+    family (``neuralode_rnn.data.presets``: hidden_size, method, eps, init_std, recipe, lr, epochs,
+    batch_size, the settings of the library's documented runs), then from the model and task
+    defaults described below.  ``sources`` (filled by :meth:`resolved`, stored in config.json)
+    says where each setting's value came from: "flag" (given: a CLI flag, or an argument other
+    than the field default), "preset:<source>" or "default".
 
     Task: ``task`` (a name in ``neuralode_rnn.data.TASKS`` or ``uea:NAME``, a UEA/UCR archive),
     ``task_options`` (keyword arguments of its loader: permute, n_train, n_test, T, seed, ...),
@@ -82,8 +87,9 @@ class TrainConfig:
     comma-separated subset such as "time,intensity"; None: the values only; see
     ``neuralode_rnn.inputs``).
 
-    Model: ``model`` (a name in ``neuralode_rnn.zoo.MODELS``), ``hidden_size`` (64: the results'
-    size; the papers use 128), ``method`` (None: "rk4" for a continuous model trained with the
+    Model: ``model`` (a name in ``neuralode_rnn.zoo.MODELS``), ``hidden_size`` (None: the preset's,
+    else 64, the results' size; the papers use 128), ``init_std`` (Lipschitz: M_A, M_W ~
+    N(0, (init_std / N)^2); None: the preset's, 1, the field default), ``method`` (None: "rk4" for a continuous model trained with the
     ``cycle`` or ``random`` recipe, the as-trained solver of the issue 11 study; else "euler", the
     papers' cells; continuous models and discrete cells only), ``eps`` (time between samples; None for the family's paper value, see
     ``zoo``), ``step_size`` (fixed-step continuous models; None: one solver step per sample gap),
