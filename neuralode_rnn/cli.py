@@ -387,7 +387,7 @@ def _run_list(args: argparse.Namespace) -> int:
     from .zoo import MODELS
 
     if args.what in ("tasks", "all"):
-        print("tasks:")
+        print("tasks (epochs and batch where no preset sets them, see `list presets`):")
         rows = [(name, (TASKS[name].__doc__ or "").strip().splitlines()[0]) for name in sorted(TASKS)]
         rows += [(f"uea:{name}", "UEA/UCR archive (sktime's bundled .ts files)") for name in uea_datasets()]
         width = max(len(name) for name, _ in rows)
