@@ -120,7 +120,7 @@ def run_one(task: str, model: str, seed: int, documented_args: list[str] | None 
     # CPU time of the whole process (imports and data loading included, the same for every run):
     # unlike wall time, it does not grow when other jobs share the cores
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    shown = "neuralode-rnn " + " ".join(a for a in args if a not in ("--quiet", "--fresh"))
+    shown = "neuralode-rnn " + " ".join(a for a in args if a not in ("--quiet", "--fresh")).replace(str(ROOT) + os.sep, "")
     row = {"task": task, "model": model, "seed": seed, "command": shown,
            "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     if proc.returncode != 0:
