@@ -234,15 +234,19 @@ def table_rows() -> list[list[str]]:
         if r0:
             setting = (f"{r0['method']} eps {float(r0['eps']):g}, " if r0.get("eps") else "") + \
                 f"lr {float(r0['lr']):g}, {r0['epochs']} ep, batch {r0['batch_size']}"
+        rerun_gap = "-"
+        if timed:
+            rerun_gap = f"{statistics.mean(rerun_acc) - statistics.mean(100 * float(mine[s]['test_accuracy']) for s in timed):+.1f}"
         out.append([TASKS[task][0], model, setting, ", ".join(map(str, seeds)) or "-", _mean(preset_acc),
-                    name, _mean(best_acc), "-" if gap is None else f"{gap:+.1f}", _mean(rerun_acc),
+                    name, _mean(best_acc), "-" if gap is None else f"{gap:+.1f}",
+                    f"{_mean(rerun_acc)} ({', '.join(map(str, timed))}; gap {rerun_gap})" if timed else "-",
                     _mean(preset_timed) + star, _mean(best_sec) + star, verdict])
     return out
 
 
 def report() -> None:
     head = ["task", "model", "preset (from `list presets`)", "seeds", "preset test %", "best documented",
-            "documented test %, same seeds", "gap (points)", "rerun of it here, test %", "preset s", "documented s",
+            "documented test %, same seeds", "gap (points)", "rerun of it here, test % (seeds; gap to the preset on them)", "preset s", "documented s",
             f"within {MARGIN:g}?"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in table_rows()]
