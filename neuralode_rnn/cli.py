@@ -71,15 +71,15 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", choices=list(MODELS), default="lipschitz",
                    help="model (default lipschitz); X-discrete is the discrete cell of X; see `list models`")
-    g.add_argument("--hidden-size", type=positive(int, "--hidden-size"), default=64,
-                   help="hidden units N (default 64; the papers use 128 on MNIST)")
+    g.add_argument("--hidden-size", type=positive(int, "--hidden-size"),
+                   help="hidden units N (default: the preset, 64; the papers use 128 on MNIST)")
     g.add_argument("--method", choices=model_methods(), default=None,
-                   help="solver of a continuous model, one-step scheme of a discrete cell (default rk4 for a "
-                        "continuous model under --recipe cycle/random, the solver it is evaluated with; else euler: "
-                        "the papers' cells; midpoint is the Lipschitz RNN's RK2)")
+                   help="solver of a continuous model, one-step scheme of a discrete cell (default: the preset of "
+                        "the task and family, see `list presets`; without one rk4 for a continuous model under "
+                        "--recipe cycle/random, else euler; midpoint is the Lipschitz RNN's RK2)")
     g.add_argument("--eps", type=positive(float, "--eps"),
-                   help="time between samples (default: the paper value of the family: Lipschitz 0.03, "
-                        "Antisymmetric 0.1, unitary and CTRNN 1)")
+                   help="time between samples (default: the preset of the task and family, see `list presets`; "
+                        "without one the family's paper value: Lipschitz 0.03, Antisymmetric 0.1, unitary and CTRNN 1)")
     g.add_argument("--step-size", type=positive(float, "--step-size"),
                    help="fixed-step solvers: split each sample gap into steps no longer than this (scaled "
                         "time); default one step per gap")
@@ -100,11 +100,13 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--noise", choices=("additive", "multiplicative"), default="additive",
                    help="diffusion of --noise-sigma: sigma dB or sigma diag(h) dB (default additive)")
 
+    g.add_argument("--init-std", type=positive(float, "--init-std"),
+                   help="Lipschitz: M_A, M_W ~ N(0, (init_std/N)^2) at initialisation (default: the preset, 1)")
     g.add_argument("--stable-margin", type=positive(float, "--stable-margin"),
                    help="Lipschitz: a field contracting at rate >= this for every parameter value (default off)")
     g.add_argument("--recipe", choices=RECIPES, default=None,
-                   help="training recipe of a continuous model (default: the zoo's, cycle for continuous models, "
-                        "fixed for the others): fixed = the model's own solver; cycle/random = each batch with "
+                   help="training recipe of a continuous model (default: the preset, fixed; without one the "
+                        "zoo's, cycle for continuous models, fixed for the others): fixed = the model's own solver; cycle/random = each batch with "
                         "the next/a random solver of --recipe-solvers, evaluated with --method; penalty = own "
                         "solver plus --penalty x a local-error estimate")
     g.add_argument("--recipe-solvers", metavar="LIST", type=_recipe_solvers_type,
@@ -116,16 +118,19 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adam",
                    help="default adam (the Lipschitz RNN's); cayley steps the unitary W on the unitary group "
                         "(unitary models; Wisdom et al. 2016)")
-    g.add_argument("--lr", type=positive(float, "--lr"), help="learning rate (default 0.003, the Lipschitz RNN's)")
+    g.add_argument("--lr", type=positive(float, "--lr"),
+                   help="learning rate (default: the preset, 0.003, the Lipschitz RNN's)")
     g.add_argument("--weight-decay", type=nonnegative("--weight-decay"), default=0.0)
     g.add_argument("--schedule", choices=SCHEDULES, default="step",
                    help="default step: lr x 0.1 after 90%% of the epochs (Lipschitz RNN reference)")
     g.add_argument("--clip", type=positive(float, "--clip"), help="max gradient norm (default: no clipping)")
     epochs = ", ".join(f"{k} {v['epochs']}" for k, v in TASK_DEFAULTS.items() if ":" not in k) + \
         ", uea:NAME 30-50 (see `list tasks`)"
-    g.add_argument("--epochs", type=positive(int, "--epochs"), help=f"default per task: {epochs}")
+    g.add_argument("--epochs", type=positive(int, "--epochs"),
+                   help=f"default: the preset of the task and family (`list presets`), else per task: {epochs}")
     g.add_argument("--batch-size", type=positive(int, "--batch-size"),
-                   help="global batch (split across DDP ranks); default per task, 128 for the MNIST-like ones")
+                   help="global batch (split across DDP ranks); default: the preset, else per task, 128 for the "
+                        "MNIST-like ones")
     g.add_argument("--seed", type=int, default=0, help="seeds initialisation and shuffling (default 0)")
     g.add_argument("--validation", type=share("--validation"), default=0.0,
                    help="hold out this share of the training samples (fixed seeded choice) and report metrics "
@@ -228,7 +233,7 @@ def _train_config(args: argparse.Namespace):
         inputs=args.inputs, hidden_size=args.hidden_size,
         method=args.method, eps=args.eps, step_size=args.step_size, rtol=args.rtol, atol=args.atol,
         gradient=args.gradient, interpolation=args.interpolation, beta=args.beta, gamma=args.gamma,
-        noise_sigma=args.noise_sigma, noise=args.noise, stable_margin=args.stable_margin, recipe=args.recipe,
+        noise_sigma=args.noise_sigma, noise=args.noise, stable_margin=args.stable_margin, init_std=args.init_std, recipe=args.recipe,
         recipe_solvers=args.recipe_solvers, penalty=args.penalty or 0.0,
         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,
         clip=args.clip, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
@@ -371,7 +376,7 @@ def _robustness(model, config, data, split, beat) -> dict:
 
 # ------------------------------------------------------------------------------- list
 def _add_list(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", nargs="?", choices=("tasks", "models", "solvers", "all"), default="all")
+    p.add_argument("what", nargs="?", choices=("tasks", "models", "solvers", "presets", "all"), default="all")
 
 
 def _run_list(args: argparse.Namespace) -> int:
@@ -382,7 +387,7 @@ def _run_list(args: argparse.Namespace) -> int:
     from .zoo import MODELS
 
     if args.what in ("tasks", "all"):
-        print("tasks:")
+        print("tasks (epochs and batch where no preset sets them, see `list presets`):")
         rows = [(name, (TASKS[name].__doc__ or "").strip().splitlines()[0]) for name in sorted(TASKS)]
         rows += [(f"uea:{name}", "UEA/UCR archive (sktime's bundled .ts files)") for name in uea_datasets()]
         width = max(len(name) for name, _ in rows)
@@ -394,6 +399,8 @@ def _run_list(args: argparse.Namespace) -> int:
         for name, spec in MODELS.items():
             eps = "" if spec.eps is None else f"eps {spec.eps:g}"
             print(f"  {name:<30} {spec.kind:<10} {eps:<9} {spec.description}")
+    if args.what in ("presets", "all"):
+        _list_presets()
     if args.what in ("solvers", "all"):
         print("solvers (--method):")
         for name in sorted(solvers.METHODS):
@@ -401,6 +408,20 @@ def _run_list(args: argparse.Namespace) -> int:
             print(f"  {name:<18} order {m.order if m.order is not None else '?'}, stages "
                   f"{m.stages if m.stages is not None else '?'}, {m.kind}, {m.backend}")
     return 0
+
+
+def _list_presets() -> None:
+    """``list presets``: the settings ``train`` uses for every flag not given (``data.presets``)."""
+    from .data.presets import FAMILY_DEFAULTS, PRESET_KEYS, PRESETS
+
+    print("presets (train's defaults per task and family; an explicit flag wins; `--task T --permute` is T-permuted):")
+    rows = [(task, family, p) for (task, family), p in PRESETS.items()]
+    rows += [("(other tasks)", family, p) for family, p in FAMILY_DEFAULTS.items()]
+    for task, family, p in rows:
+        settings = " ".join(f"{k.replace('_', '-')} {p.settings[k]:g}" if isinstance(p.settings[k], float)
+                            else f"{k.replace('_', '-')} {p.settings[k]}" for k in PRESET_KEYS if k in p.settings)
+        ref = "" if p.reference is None else f" ({p.reference:.1f}% test)"
+        print(f"  {task:<16} {family:<20} {settings}  [{p.source}{ref}]")
 
 
 register_command("train", _add_train, _run_train, "train a model on a task")

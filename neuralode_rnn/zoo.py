@@ -12,7 +12,10 @@ Names (``MODELS``):
 
 Every family has a *time scale* ``eps``: sample k sits at time eps * k, so a fixed-step solver
 with one step per gap takes steps of eps and computes exactly the discrete cell of its paper.
-The defaults, and why:
+The defaults below are the papers' values; ``neuralode-rnn train`` and ``TrainConfig`` take the
+preset of the task first (``neuralode_rnn.data.presets``: the eps chosen on validation in the
+documented runs), so these apply to ``build_model`` and to a run without a preset.  The
+defaults, and why:
 
 =======================  =====  ======================================================================
 family                   eps    reason
@@ -84,7 +87,9 @@ class ModelSpec:
         recipe: the default training recipe (``neuralode_rnn.training.recipes``): "cycle" for the
             continuous models (trained under a cycle of solvers and evaluated with RK4, they stay
             the ODE: the same weights lose 0-4 points under other solvers instead of 75-90,
-            docs/CONTINUOUS.md), "fixed" for the others (they have no solver to switch).
+            docs/CONTINUOUS.md), "fixed" for the others (they have no solver to switch).  A run
+            takes its preset's recipe first (``data.presets``: "fixed", the documented cells,
+            which score higher at the same epochs), so this applies only where no preset names one.
     """
 
     kind: str
@@ -96,7 +101,7 @@ class ModelSpec:
 
 
 def _field(family: str, input_size: int, hidden_size: int, beta: float | None, gamma: float | None,
-           stable_margin: float | None = None) -> Field:
+           stable_margin: float | None = None, init_std: float | None = None) -> Field:
     if stable_margin is not None and family != "lipschitz":
         raise ValueError(f"stable_margin is a Lipschitz field option (its contraction condition); family {family!r} "
                          f"has none: leave it None")
@@ -104,6 +109,8 @@ def _field(family: str, input_size: int, hidden_size: int, beta: float | None, g
         kw = {} if beta is None else {"beta": beta}
         if stable_margin is not None:
             kw["stable_margin"] = stable_margin
+        if init_std is not None:
+            kw["init_std"] = init_std
         if gamma is not None:
             kw.update(gamma_A=gamma, gamma_W=gamma)  # one gamma for both, as in the reference code
         return LipschitzField(input_size, hidden_size, **kw)
@@ -159,7 +166,8 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
                 method: str = "euler", eps: float | None = None, step_size: float | None = None,
                 interpolation: str | None = None, gradient: str = "backprop", rtol: float = 1e-3,
                 atol: float = 1e-5, beta: float | None = None, gamma: float | None = None,
-                noise_sigma: float = 0.0, noise: str = "additive", stable_margin: float | None = None) -> nn.Module:
+                noise_sigma: float = 0.0, noise: str = "additive", stable_margin: float | None = None,
+                init_std: float | None = None) -> nn.Module:
     """Build model ``name`` (see ``MODELS``).
 
     Args:
@@ -178,6 +186,8 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
             the plain ContinuousRNN.
         stable_margin: Lipschitz fields only: None (default, the paper's field) or m > 0, a field
             contracting at rate >= m for every parameter value (``LipschitzField``).
+        init_std: Lipschitz fields only: M_A, M_W ~ N(0, (init_std / N)^2); None for the field's
+            default (1, the reference code's class default; see ``data.presets``).
     """
     spec = model_spec(name)
     if not (isinstance(noise_sigma, (int, float)) and noise_sigma >= 0):
@@ -202,7 +212,9 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
     eps = spec.eps if eps is None else eps
     if not (isinstance(eps, (int, float)) and eps > 0):
         raise ValueError(f"eps must be a positive number (the time between samples); got {eps!r}")
-    field = _field(spec.family, input_size, hidden_size, beta, gamma, stable_margin)
+    if init_std is not None and spec.family != "lipschitz":
+        raise ValueError(f"init_std is a Lipschitz field option; {name!r} has none: leave it None")
+    field = _field(spec.family, input_size, hidden_size, beta, gamma, stable_margin, init_std)
     if spec.kind == "discrete":
         check_cell_method(method)
         return DiscreteRNN(field.discretize(method, eps), output_size)
@@ -233,7 +245,8 @@ def build_from_config(config: Any, input_size: int, output_size: int,
                         eps=config.eps, step_size=config.step_size, interpolation=config.interpolation,
                         gradient=config.gradient, rtol=config.rtol, atol=config.atol, beta=config.beta,
                         gamma=config.gamma, noise_sigma=config.noise_sigma, noise=config.noise,
-                        stable_margin=getattr(config, "stable_margin", None))
+                        stable_margin=getattr(config, "stable_margin", None),
+                        init_std=getattr(config, "init_std", None))
     if train_values is not None and hasattr(model, "fit_mean"):
         model.fit_mean(train_values)
     return model.to(getattr(torch, config.dtype))

@@ -339,8 +339,8 @@ def test_train_then_analyze_and_compare_solvers(tmp_path, capsys):
                  "--reference-rtol", "1e-9", "--cross", "4"]) == 0
     saved = json.loads((lip / "analysis" / "solver_comparison.json").read_text())
     assert saved["run"] == "lip" and set(saved["orders"]) == set(solvers.FIXED_TABLEAUX)
-    # trained with the zoo's default recipe for continuous models (cycle), whose as-trained solver is rk4
-    assert saved["cross_solver"][0]["trained"] and saved["cross_solver"][0]["method"] == "rk4"
+    # trained with the digits preset (the Euler cell, recipe fixed): the as-trained solver comes first
+    assert saved["cross_solver"][0]["trained"] and saved["cross_solver"][0]["method"] == "euler"
 
 
 def test_the_analysis_entry_point_reports_bad_input_in_one_line_without_the_cli_module(tmp_path, capsys):

@@ -35,8 +35,8 @@ def test_list_one_section(capsys):
 
 def test_train_writes_a_run_directory_and_evaluate_reads_it(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", *CLI_SMALL, "--model", "lipschitz", "--method", "midpoint", "--epochs", "2",
-                 "--run-dir", str(run)]) == 0
+    assert main(["train", *CLI_SMALL, "--model", "lipschitz", "--method", "midpoint", "--eps", "0.03", "--recipe",
+                 "cycle", "--epochs", "2", "--run-dir", str(run)]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["model"] == "lipschitz" and config["method"] == "midpoint" and config["eps"] == 0.03
     assert config["lr"] == 0.003 and config["epochs"] == 2
@@ -54,7 +54,7 @@ def test_train_writes_a_run_directory_and_evaluate_reads_it(tmp_path, capsys):
         assert (run / name).exists(), name
     assert not (run / "best.pt").exists()  # no validation split: no best epoch (issue 16 item 3)
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # the zoo's default recipe for continuous models (cycle), evaluated with the given --method
+    # the cycle recipe, evaluated with the given --method
     assert (run / "status.txt").read_text().strip() == "finished: lipschitz (midpoint, eps 0.03, cycle recipe) on digits"
     capsys.readouterr()
     assert main(["evaluate", str(run)]) == 0
@@ -314,8 +314,9 @@ def test_device_flag_is_checked_printed_and_recorded(tmp_path, capsys):
 
 def test_a_step_size_beyond_the_step_limit_is_bad_input_naming_a_real_flag(trained_run, capsys):
     """Issue 16 item 9: `--step-size 1e-9` exited 1 advising to raise max_steps, which has no flag."""
-    for argv in (["train", *CLI_SMALL, "--model", "lipschitz", "--recipe", "fixed", "--step-size", "1e-9"],
-                 ["evaluate", str(trained_run("--model", "lipschitz")), "--step-size", "1e-9"]):
+    for argv in (["train", *CLI_SMALL, "--model", "lipschitz", "--eps", "0.03", "--recipe", "fixed", "--step-size",
+                  "1e-9"],
+                 ["evaluate", str(trained_run("--model", "lipschitz", "--eps", "0.03")), "--step-size", "1e-9"]):
         err = _refused(argv, capsys, 2)
         assert "--step-size 1e-09 makes 1,920,000,000 " in err and "use --step-size >= 1.92e-05" in err
         assert "max_steps" not in err

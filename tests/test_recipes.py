@@ -210,15 +210,16 @@ def test_recipe_settings_are_checked_by_name(kw, match):
         TrainConfig(**{"model": "lipschitz", **kw}).resolved()
 
 
-def test_zoo_default_recipe_cycle_for_continuous_models_fixed_for_the_rest():
-    c = TrainConfig(model="lipschitz").resolved()
+def test_recipe_fixed_from_the_presets_cycle_when_asked_with_rk4_as_its_solver():
+    # issue 17 item 5: the presets train the documented fixed cells; cycle is chosen by the caller
+    c = TrainConfig(model="lipschitz", recipe="cycle").resolved()
     assert (c.recipe, c.method, c.recipe_solvers) == ("cycle", "rk4", DEFAULT_RECIPE_SOLVERS)
-    assert TrainConfig(model="antisymmetric", method="midpoint").resolved().recipe == "cycle"
-    for kw in (dict(model="lipschitz-discrete"), dict(model="lstm"), dict(model="lipschitz", recipe="fixed"),
-               dict(model="lipschitz", method="dopri5"), dict(model="lipschitz", noise_sigma=0.1)):
+    assert TrainConfig(model="antisymmetric", method="midpoint", recipe="cycle").resolved().method == "midpoint"
+    for kw in (dict(model="lipschitz"), dict(model="antisymmetric", task="adding"), dict(model="lipschitz-discrete"),
+               dict(model="lstm"), dict(model="lipschitz", method="dopri5"), dict(model="lipschitz", noise_sigma=0.1)):
         c = TrainConfig(**kw).resolved()
         assert c.recipe == "fixed", kw
-    assert TrainConfig(model="lipschitz", recipe="fixed").resolved().method == "euler"  # today's behaviour
+    assert TrainConfig(model="lipschitz", recipe="fixed").resolved().method == "euler"  # the digits preset
     assert TrainConfig(model="lstm", method="euler").resolved().method == "euler"  # not refused as ignored
     # a config.json written before recipes existed trained with its own solver: it stays "fixed"
     old = TrainConfig(model="lipschitz", method="midpoint").resolved().to_dict()

@@ -86,7 +86,8 @@ def test_regression_task_has_no_accuracy(tiny_config):
 
 
 def test_irregular_task_feeds_scaled_sample_times_to_continuous_models(tiny_config):
-    result = train(tiny_config(drop=0.5, model="lipschitz", recipe="fixed", task_options={"n_train": 32, "n_test": 16}))
+    result = train(tiny_config(drop=0.5, model="lipschitz", recipe="fixed", method="euler",
+                               task_options={"n_train": 32, "n_test": 16}))
     assert result.rows[0]["nfe"] <= 33  # one step per remaining observation (plus the first call)
     values = torch.zeros(2, 20, 1)
     times = torch.arange(1.0, 21.0).expand(2, -1) * torch.tensor([[1.0], [2.0]])
@@ -348,7 +349,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_config, 
             with torch.no_grad():
                 next(run.model.parameters()).fill_(float("nan"))
 
-    cfg = tiny_config(model="lipschitz-discrete", epochs=3, run_dir=str(tmp_path))
+    cfg = tiny_config(model="lipschitz-discrete", eps=0.03, epochs=3, run_dir=str(tmp_path))
     rd = RunDir(tmp_path)
     with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 2, batch 1.*last good checkpoint"):
         train(cfg, callbacks=[*default_callbacks(cfg), Poison()])

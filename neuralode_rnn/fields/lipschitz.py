@@ -8,9 +8,15 @@ One Euler step of size eps is the paper's discrete unit
 h_k = h_{k-1} + eps (A h_{k-1} + tanh(W h_{k-1} + U x_k + b)); its "RK2" is the explicit midpoint
 method with x_k held over the step.
 
-Defaults follow the reference code (erichson/LipschitzRNN): beta = 0.75 for both matrices,
-gamma = 0.001, M_A and M_W drawn from N(0, (init_std / N)^2) with init_std = 1, U and b the default
-``nn.Linear`` initialisation.
+Defaults: beta = 0.75 for both matrices and gamma = 0.001 (the reference settings for ordered
+MNIST); M_A and M_W drawn from N(0, (init_std / N)^2), the reference code's ``gaussian_init_``
+(erichson/LipschitzRNN, tools.py), with init_std = 1, the default of its model class
+(``rnn_models(init_std=1)``, models.py).  Its drivers pass other scales for 784-step MNIST trained
+with SGD (driver.py 6, driver_MNIST.py 12, its README's commands 32); every documented run of this
+library, and so every preset (``neuralode_rnn.data.presets``), uses 1, and ``--init-std`` sets it.
+One difference from the reference is kept on purpose: U and b have the default ``nn.Linear``
+initialisation (the reference draws its input map's weights Xavier-normal with zero bias), the
+initialisation every documented run trained with.
 
 **Contracting option** (``stable_margin = m > 0``; off by default, and then A and W are exactly the
 above).  Two solutions h_a, h_b of the field driven by the same input differ by d = h_a - h_b with
@@ -64,7 +70,8 @@ class LipschitzField(Field):
         beta: symmetric/skew trade-off for both A and W (the paper's beta_A = beta_W); beta_A or
             beta_W override it for one matrix.
         gamma_A, gamma_W: diagonal shifts (0.001 in the reference code).
-        init_std: M_A, M_W ~ N(0, (init_std / N)^2).
+        init_std: M_A, M_W ~ N(0, (init_std / N)^2); 1 (default) is the reference model class's
+            default and the documented runs' value (module docstring).
         stable_margin: None (default: the paper's field) or m > 0: A is shifted so that
             lambda_max((A + A^T)/2) + ||W||_2 <= -m for every parameter value (module docstring).
     """

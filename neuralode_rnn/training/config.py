@@ -72,7 +72,12 @@ RUN_CONTROLS = ("run_dir", "resume", "fresh", "stop_after", "quiet", "threads", 
 
 @dataclass
 class TrainConfig:
-    """Everything a run needs; what is None is filled from the model and task defaults.
+    """Everything a run needs; what is None is filled from the preset of the task and the model's
+    family (``neuralode_rnn.data.presets``: hidden_size, method, eps, init_std, recipe, lr, epochs,
+    batch_size, the settings of the library's documented runs), then from the model and task
+    defaults described below.  ``sources`` (filled by :meth:`resolved`, stored in config.json)
+    says where each setting's value came from: "flag" (given: a CLI flag, or an argument other
+    than the field default), "preset:<source>" or "default".
 
     Task: ``task`` (a name in ``neuralode_rnn.data.TASKS`` or ``uea:NAME``, a UEA/UCR archive),
     ``task_options`` (keyword arguments of its loader: permute, n_train, n_test, T, seed, ...),
@@ -82,8 +87,9 @@ class TrainConfig:
     comma-separated subset such as "time,intensity"; None: the values only; see
     ``neuralode_rnn.inputs``).
 
-    Model: ``model`` (a name in ``neuralode_rnn.zoo.MODELS``), ``hidden_size`` (64: the results'
-    size; the papers use 128), ``method`` (None: "rk4" for a continuous model trained with the
+    Model: ``model`` (a name in ``neuralode_rnn.zoo.MODELS``), ``hidden_size`` (None: the preset's,
+    else 64, the results' size; the papers use 128), ``init_std`` (Lipschitz: M_A, M_W ~
+    N(0, (init_std / N)^2); None: the preset's, 1, the field default), ``method`` (None: "rk4" for a continuous model trained with the
     ``cycle`` or ``random`` recipe, the as-trained solver of the issue 11 study; else "euler", the
     papers' cells; continuous models and discrete cells only), ``eps`` (time between samples; None for the family's paper value, see
     ``zoo``), ``step_size`` (fixed-step continuous models; None: one solver step per sample gap),
@@ -134,9 +140,10 @@ class TrainConfig:
     drop: float = 0.0
     drop_channels: float = 0.0
     inputs: str | None = None
-    hidden_size: int = 64
+    hidden_size: int | None = None
     method: str | None = None
     eps: float | None = None
+    init_std: float | None = None
     step_size: float | None = None
     rtol: float = 1e-3
     atol: float = 1e-5
@@ -171,6 +178,7 @@ class TrainConfig:
     tanh_kernel: str | None = None
     device: str = "auto"
     memory_limit: float | None = None
+    sources: dict[str, str] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ describing
     @property
@@ -200,7 +208,9 @@ class TrainConfig:
         """A copy with every default filled in and every setting checked."""
         spec = model_spec(self.model)
         task_def = task_defaults(self.task)
-        c = dataclasses.replace(self, task_options=dict(self.task_options))
+        c = dataclasses.replace(self, task_options=dict(self.task_options), sources=dict(self.sources))
+        if not c.sources:  # a stored (resumed) config keeps the sources it was resolved with
+            c.sources = c._fill_presets(spec)
         c._resolve_recipe(spec)
         for name in ("drop", "drop_channels"):
             check_rate(getattr(c, name), name)
@@ -212,6 +222,8 @@ class TrainConfig:
             c.eps = spec.eps
         if c.lr is None:
             c.lr = spec.lr
+        if c.hidden_size is None:
+            c.hidden_size = 64  # the documented runs' size (a family without presets)
         if c.epochs is None:
             c.epochs = task_def["epochs"]
         if c.batch_size is None:
@@ -228,6 +240,9 @@ class TrainConfig:
         v = c.eps
         if v is not None and (isinstance(v, bool) or not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v))):
             raise ValueError(f"eps must be None or a positive number; got {v!r}")
+        v = c.init_std
+        if v is not None and (isinstance(v, bool) or not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v))):
+            raise ValueError(f"init_std must be None or a positive number; got {v!r}")
         if c.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {c.schedule!r}; expected one of {', '.join(SCHEDULES)}")
         if c.schedule_epochs is not None and (isinstance(c.schedule_epochs, bool) or
@@ -271,6 +286,24 @@ class TrainConfig:
         if (c.resume or c.fresh) and c.run_dir is None:
             raise ValueError(f"{'resume' if c.resume else 'fresh'}=True needs run_dir (the run directory)")
         return c
+
+    # ------------------------------------------------------------------ presets (issue 17, item 5)
+    def _fill_presets(self, spec) -> dict[str, str]:
+        """Fill the settings left None from the preset of (task, family) (``data.presets``) and
+        return where every setting's value came from: "flag" (set by the caller: a CLI flag or a
+        TrainConfig argument other than the field default), "preset:<source>" or "default"."""
+        from ..data.presets import PRESET_KEYS, fill
+
+        values = {k: getattr(self, k) for k in PRESET_KEYS}
+        sources = fill(values, task=self.task, family=spec.family, kind=spec.kind, task_options=self.task_options,
+                       drop=self.drop)
+        for k in PRESET_KEYS:
+            setattr(self, k, values[k])
+        for f in dataclasses.fields(self):
+            if f.name not in sources and f.name not in RUN_CONTROLS and f.name != "sources":
+                default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+                sources[f.name] = "default" if getattr(self, f.name) == default else "flag"
+        return sources
 
     def _resolve_recipe(self, spec) -> None:
         """Fill ``recipe`` (the zoo default) and ``method`` (rk4 under cycle/random, else euler),
@@ -342,11 +375,11 @@ class TrainConfig:
             why = (f"method {self.method!r} is {'a fixed-step' if fixed else 'an adaptive'} solver "
                    f"({'rtol/atol apply to adaptive ones' if fixed else 'step_size applies to fixed-step ones'})")
         family_options = {"beta": ("lipschitz",), "gamma": ("lipschitz", "antisymmetric", "antisymmetric-gated"),
-                          "stable_margin": ("lipschitz",)}
+                          "stable_margin": ("lipschitz",), "init_std": ("lipschitz",)}
         if spec.kind != "torch":
             ignored += sorted(k for k in given if k in family_options and spec.family not in family_options[k])
             if any(k in family_options for k in ignored):
-                why += f"; beta and stable_margin are Lipschitz settings, gamma a Lipschitz/Antisymmetric one ({spec.family!r} has " \
+                why += f"; beta, stable_margin and init_std are Lipschitz settings, gamma a Lipschitz/Antisymmetric one ({spec.family!r} has " \
                        f"neither or not this one)"
         if ignored:
             shown = ", ".join(f"{k}={given[k]!r}" for k in ignored)
@@ -401,7 +434,7 @@ class TrainConfig:
 
 
 _MODEL_OPTIONS = ("method", "eps", "step_size", "rtol", "atol", "gradient", "interpolation", "beta", "gamma",
-                  "stable_margin")
+                  "stable_margin", "init_std")
 """Settings of the integration and the field, which only some models read (see ``_check_applies``)."""
 
 
