@@ -352,6 +352,9 @@ class TrainConfig:
                              f"SDE: use recipe 'fixed' or noise_sigma 0")
         if self.method is None:
             self.method = "rk4" if self.recipe in ("cycle", "random") else "euler"
+            if spec.kind == "baseline" and "method" in _baseline_options(spec.family):
+                # a baseline with a solver keeps its class default (ncde: the reference's rk4), not euler
+                self.method = _class_default(spec.family, "method")
         if self.recipe in ("cycle", "random"):
             if self.recipe_solvers is None:
                 self.recipe_solvers = DEFAULT_RECIPE_SOLVERS
@@ -510,3 +513,10 @@ def _kind_default(name: str, spec) -> Any:
 
         return inspect.signature(BASELINES[spec.family][0]).parameters["interpolation"].default
     return None
+
+
+def _class_default(name: str, argument: str) -> Any:
+    """The default of ``argument`` in the class of the irregular-series baseline ``name``."""
+    from ..baselines import BASELINES
+
+    return inspect.signature(BASELINES[name][0]).parameters[argument].default
