@@ -90,7 +90,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gradient", choices=sorted(solvers.GRADIENT_MODES), default="backprop",
                    help="gradient mode of continuous models (default backprop: fastest; adjoint: memory flat in T)")
     g.add_argument("--interpolation", choices=INTERPOLATIONS, default=None,
-                   help="input path of continuous models (default hold: what a discrete RNN reads; ncde: cubic)")
+                   help="input path of continuous models (default hold: what a discrete RNN reads; ncde: natural)")
     g.add_argument("--beta", type=unit_interval("--beta"), help="Lipschitz beta (default 0.75, the paper's)")
     g.add_argument("--gamma", type=nonnegative("--gamma"),
                    help="Lipschitz gamma (default 0.001) / Antisymmetric diffusion (default 0.01)")
@@ -122,7 +122,8 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="learning rate (default: the preset, 0.003, the Lipschitz RNN's)")
     g.add_argument("--weight-decay", type=nonnegative("--weight-decay"), default=0.0)
     g.add_argument("--schedule", choices=SCHEDULES, default="step",
-                   help="default step: lr x 0.1 after 90%% of the epochs (Lipschitz RNN reference)")
+                   help="default step: lr x 0.1 after 90%% of the epochs (Lipschitz RNN reference); plateau: "
+                        "ReduceLROnPlateau on the validation metric (needs --validation)")
     g.add_argument("--clip", type=positive(float, "--clip"), help="max gradient norm (default: no clipping)")
     epochs = ", ".join(f"{k} {v['epochs']}" for k, v in TASK_DEFAULTS.items() if ":" not in k) + \
         ", uea:NAME 30-50 (see `list tasks`)"
@@ -135,6 +136,24 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--validation", type=share("--validation"), default=0.0,
                    help="hold out this share of the training samples (fixed seeded choice) and report metrics "
                         "on them instead of the test split: for choosing settings (default 0: off)")
+
+    # ---- issue 19: the references' protocol (Kidger et al.) and the MLP vector field's size
+    g = p.add_argument_group("protocol (with --validation: early stopping, plateau schedule, best weights on test)")
+    g.add_argument("--patience", type=positive(int, "--patience"),
+                   help="stop after this many epochs without a better validation metric (--epochs is the cap); "
+                        "needs --validation.  A run with --validation ends by restoring its best validation "
+                        "epoch's weights and scoring them on the test split (printed, summary.json)")
+    g.add_argument("--plateau-factor", type=positive(float, "--plateau-factor"), default=0.1,
+                   help="--schedule plateau: lr multiplier (default 0.1, torch's)")
+    g.add_argument("--plateau-patience", type=positive(int, "--plateau-patience"), default=10,
+                   help="--schedule plateau: epochs without improvement before lr is cut (default 10, torch's)")
+    g.add_argument("--weight-penalty", type=nonnegative("--weight-penalty"),
+                   help="add this x the sum of the parameters' L2 norms to the loss (Kidger et al.'s 0.03; "
+                        "ncde: its vector field's); default 0.03 for ncde, else 0")
+    g.add_argument("--field-width", type=positive(int, "--field-width"),
+                   help="width of the MLP vector field of ncde (default 32) and ode-rnn (default its hidden size)")
+    g.add_argument("--field-depth", type=positive(int, "--field-depth"),
+                   help="hidden layers of the ncde vector field (default 3, the reference's)")
 
     g = p.add_argument_group("run")
     g.add_argument("--run-dir", help="where config.json, metrics.csv, checkpoints and curves.png go "
@@ -238,6 +257,8 @@ def _train_config(args: argparse.Namespace):
         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,
         clip=args.clip, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         validation=args.validation,
+        patience=args.patience, plateau_factor=args.plateau_factor, plateau_patience=args.plateau_patience,
+        weight_penalty=args.weight_penalty, field_width=args.field_width, field_depth=args.field_depth,
         run_dir=args.resume or args.run_dir, resume=args.resume is not None, fresh=args.fresh,
         stop_after=args.stop_after, quiet=args.quiet, threads=args.threads, dtype=args.dtype, device=args.device,
         memory_limit=math.inf if args.no_memory_check else args.memory_limit)

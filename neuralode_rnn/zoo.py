@@ -167,7 +167,8 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
                 interpolation: str | None = None, gradient: str = "backprop", rtol: float = 1e-3,
                 atol: float = 1e-5, beta: float | None = None, gamma: float | None = None,
                 noise_sigma: float = 0.0, noise: str = "additive", stable_margin: float | None = None,
-                init_std: float | None = None) -> nn.Module:
+                init_std: float | None = None, field_width: int | None = None,
+                field_depth: int | None = None) -> nn.Module:
     """Build model ``name`` (see ``MODELS``).
 
     Args:
@@ -188,6 +189,8 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
             contracting at rate >= m for every parameter value (``LipschitzField``).
         init_std: Lipschitz fields only: M_A, M_W ~ N(0, (init_std / N)^2); None for the field's
             default (1, the reference code's class default; see ``data.presets``).
+        field_width, field_depth: baselines with an MLP vector field (ncde: both; ode-rnn: the
+            width): its hidden width and number of hidden layers; None for the class default.
     """
     spec = model_spec(name)
     if not (isinstance(noise_sigma, (int, float)) and noise_sigma >= 0):
@@ -204,7 +207,7 @@ def build_model(name: str, input_size: int, output_size: int, hidden_size: int =
     if spec.kind == "baseline":
         return build_baseline(spec.family, input_size, output_size, hidden_size, method=method,
                               step_size=step_size, interpolation=interpolation, gradient=gradient, rtol=rtol,
-                              atol=atol)
+                              atol=atol, hidden_hidden_size=field_width, num_layers=field_depth)
     interpolation = "hold" if interpolation is None else interpolation
     # method, step_size, rtol, atol, gradient: checked by the solve specification the model makes
     if interpolation not in INTERPOLATIONS:
@@ -246,7 +249,8 @@ def build_from_config(config: Any, input_size: int, output_size: int,
                         gradient=config.gradient, rtol=config.rtol, atol=config.atol, beta=config.beta,
                         gamma=config.gamma, noise_sigma=config.noise_sigma, noise=config.noise,
                         stable_margin=getattr(config, "stable_margin", None),
-                        init_std=getattr(config, "init_std", None))
+                        init_std=getattr(config, "init_std", None),
+                        field_width=getattr(config, "field_width", None), field_depth=getattr(config, "field_depth", None))
     if train_values is not None and hasattr(model, "fit_mean"):
         model.fit_mean(train_values)
     return model.to(getattr(torch, config.dtype))

@@ -65,12 +65,21 @@ _SOLVER = ("method", "eps", "step_size", "rtol", "atol", "gradient", "interpolat
 _RECIPE = ("recipe", "recipe_solvers", "penalty")
 _FLAGS = ("drop", "drop_channels", "model", "inputs", "method", "recipe", "recipe_solvers", "penalty", "eps",
           "interpolation", "step_size", "rtol", "atol", "gradient", "beta", "gamma", "noise_sigma", "noise",
-          "stable_margin", "optimizer", "lr", "weight_decay", "schedule", "validation")
+          "stable_margin", "optimizer", "lr", "weight_decay", "schedule", "validation",
+          # issue 19: the references' protocol and the MLP field's size
+          "patience", "plateau_factor", "plateau_patience", "weight_penalty", "field_width", "field_depth")
 # the tail: hidden size, epochs, batch size and seed always, clip, threads and dtype when set
 _ALWAYS = ("hidden_size", "epochs", "batch_size", "clip", "seed", "threads", "dtype")
 # where and how a run is kept or watched; tanh_kernel is this machine's choice, recorded with the run
 _RUN_CONTROLS = ("run_dir", "resume", "fresh", "stop_after", "quiet", "device",
                  "memory_limit", "tanh_kernel")
+
+
+def _model_penalty(model: str) -> float:
+    """The weight penalty ``TrainConfig`` gives ``model`` when it is left at None."""
+    from neuralode_rnn.training import TrainConfig
+
+    return TrainConfig(model=model).resolved().weight_penalty
 
 
 def _flag(name: str) -> str:
@@ -113,6 +122,8 @@ def train_command(config, run_dir: str = "runs/X") -> str:
             parts.append(f"--model {value}")
         elif value is None or value == getattr(default, name):
             continue
+        elif name == "weight_penalty" and value == _model_penalty(config.model):
+            continue  # the model's default, what None resolves to
         elif name in _SOLVER and kind == "torch" or name in _RECIPE and kind != "continuous":
             continue
         elif name == "recipe_solvers" and config.recipe not in ("cycle", "random"):

@@ -42,6 +42,8 @@ def carry_forward(values: torch.Tensor) -> torch.Tensor:
 
 def build(name: str, D: int = 2, H: int = 5, O: int = 3, **kw) -> nn.Module:
     torch.manual_seed(0)
+    if name == "ncde":  # the random times' smallest gap would make the default rk4 step tiny (slow tests)
+        kw.setdefault("step_size", 0.1)
     return build_baseline(name, D, O, H, **kw).double()
 
 
@@ -57,6 +59,9 @@ def test_shapes_for_every_kind_of_times(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_padding_does_not_change_a_samples_output(name):
+    if name == "ncde":
+        pytest.skip("the Neural CDE's natural spline is global over the batch's time grid (the reference keeps "
+                    "every series on one full grid): its output depends on the grid, see test_ncde_*")
     model = build(name)
     values, times = irregular_batch()
     batch = model(values, times)
@@ -210,31 +215,101 @@ def test_ode_rnn_checks():
 
 # ------------------------------------------------------------------------------------- Neural CDE
 def test_ncde_coefficients_fill_missing_values_as_torchcde_does():
+    values, times = irregular_batch()
+    for interpolation, coeffs in (("natural", torchcde.natural_cubic_coeffs), ("linear", torchcde.linear_interpolation_coeffs),
+                                  ("cubic", torchcde.hermite_cubic_coefficients_with_backward_differences)):
+        model = build("ncde", interpolation=interpolation)
+        x, grid, _ = model.on_grid(values, times)  # [time, values] with NaN on the batch's time grid
+        assert torch.isnan(x).any()
+        torch.testing.assert_close(model.coefficients(x, grid), coeffs(x, grid))  # torchcde's own NaN path
+
+
+def test_ncde_grid_is_the_union_of_the_batchs_observation_times():
     model = build("ncde")
     values, times = irregular_batch()
-    x = model.path_values(values, times)  # [time, values] with NaN
-    assert torch.isnan(x).any()
-    grid = model.grid(values)
-    reference = torchcde.hermite_cubic_coefficients_with_backward_differences(x, grid)  # torchcde's own NaN path
-    torch.testing.assert_close(model.coefficients(values, times), reference)
-    linear = build("ncde", interpolation="linear")
-    torch.testing.assert_close(linear.coefficients(values, times), torchcde.linear_interpolation_coeffs(x, grid))
+    x, grid, last = model.on_grid(values, times)
+    seen = ~torch.isnan(values).all(-1)
+    torch.testing.assert_close(grid, torch.unique(times[seen]))
+    for b in range(3):
+        k = torch.searchsorted(grid, times[b][seen[b]])
+        torch.testing.assert_close(x[b, k, 0], times[b][seen[b]])  # the time channel at the sample's own times
+        torch.testing.assert_close(x[b, k, 1:], values[b][seen[b]], equal_nan=True)
+        assert torch.isnan(x[b, :, 0]).sum() == grid.numel() - int(seen[b].sum())  # NaN at the others' times
+        assert grid[last[b]] == times[b][seen[b]][-1]
 
 
-@pytest.mark.parametrize("interpolation", ["cubic", "linear"])
+@pytest.mark.parametrize("interpolation", ["natural", "cubic", "linear"])
 def test_ncde_equals_torchcde_cdeint_on_the_same_coefficients(interpolation):
-    model = build("ncde", interpolation=interpolation, method="rk4")
-    values, times = irregular_batch()
-    grid = model.grid(values)
-    coeffs = model.coefficients(values, times)
-    X = torchcde.CubicSpline(coeffs, grid) if interpolation == "cubic" else torchcde.LinearInterpolation(coeffs, grid)
+    model = build("ncde", interpolation=interpolation, step_size=None)
+    values, times = irregular_batch(T=4)
+    x, grid, last = model.on_grid(values, times)
+    coeffs = model.coefficients(x, grid)
+    X = torchcde.LinearInterpolation(coeffs, grid) if interpolation == "linear" else torchcde.CubicSpline(coeffs, grid)
     z0 = model.initial(X.evaluate(grid[0]))
-    z = torchcde.cdeint(X=X, func=model.func, z0=z0, t=grid, method="rk4", adjoint=False)
-    expected = model.readout(z[torch.arange(3), last_observed_index(values)])
+    step = (grid[1:] - grid[:-1]).min().item()  # the reference's rk4 step: the smallest gap
+    z = torchcde.cdeint(X=X, func=model.func, z0=z0, t=grid, method="rk4", adjoint=False, options={"step_size": step})
+    expected = model.readout(z[torch.arange(3), last])
     torch.testing.assert_close(model(values, times), expected)
     # the time channel is the first path channel: the real times, held after the last observation
-    torch.testing.assert_close(X.evaluate(grid[3])[1, 0], times[1, 3])
-    torch.testing.assert_close(X.evaluate(grid[5])[1, 0], times[1, 3])
+    torch.testing.assert_close(X.evaluate(grid[last[1]])[1, 0], times[1, 3])
+    torch.testing.assert_close(X.evaluate(grid[-1])[1, 0], times[1, 3])
+
+
+class ReferenceFinalTanh(nn.Module):
+    """patrick-kidger/NeuralCDE experiments/models/vector_fields.py FinalTanh, written out."""
+
+    def __init__(self, input_channels, hidden_channels, hidden_hidden_channels, num_hidden_layers):
+        super().__init__()
+        self.input_channels, self.hidden_channels = input_channels, hidden_channels
+        self.linear_in = nn.Linear(hidden_channels, hidden_hidden_channels)
+        self.linears = nn.ModuleList(nn.Linear(hidden_hidden_channels, hidden_hidden_channels)
+                                     for _ in range(num_hidden_layers - 1))
+        self.linear_out = nn.Linear(hidden_hidden_channels, input_channels * hidden_channels)
+
+    def forward(self, z):
+        z = self.linear_in(z)
+        z = z.relu()
+        for linear in self.linears:
+            z = linear(z)
+            z = z.relu()
+        z = self.linear_out(z).view(*z.shape[:-1], self.hidden_channels, self.input_channels)
+        z = z.tanh()
+        return z
+
+
+def test_ncde_defaults_and_equations_are_the_references():
+    """Kidger et al.'s UEA configuration (experiments/uea.py, common.py, models/metamodel.py): FinalTanh
+    with 3 hidden layers of 32, a natural cubic spline of [time, x] over the observation times,
+    torchdiffeq rk4 with step = the smallest gap, penalty 0.03 x sum of the field's parameter norms."""
+    import inspect
+
+    defaults = {k: p.default for k, p in inspect.signature(NeuralCDE).parameters.items()}
+    assert (defaults["hidden_hidden_size"], defaults["num_layers"], defaults["interpolation"], defaults["method"],
+            defaults["step_size"]) == (32, 3, "natural", "rk4", None)
+    assert NeuralCDE.WEIGHT_PENALTY == 0.03
+    torch.manual_seed(1)
+    D, H = 2, 4
+    model = NeuralCDE(D, H, 3).double()
+    assert len(list(model.func.parameters())) == 2 * 4  # linear_in, 2 linears, linear_out
+    reference = ReferenceFinalTanh(D + 1, H, 32, 3).double()
+    reference.load_state_dict(model.func.state_dict())
+    z = torch.randn(5, H, dtype=torch.float64)
+    torch.testing.assert_close(model.func(None, z), reference(z), rtol=0, atol=1e-6)
+    # the whole model on a shared irregular grid, as the reference's NeuralCDE.forward computes it
+    times = torch.tensor([0.0, 1.0, 3.0, 4.0, 6.0, 7.0], dtype=torch.float64)
+    values = torch.randn(3, 6, D, dtype=torch.float64)
+    X = torch.cat([times.view(1, 6, 1).expand(3, 6, 1), values], -1)  # time first, as preprocess_data appends it
+    spline = torchcde.CubicSpline(torchcde.natural_cubic_coeffs(X, times), times)
+    z0 = model.initial(spline.evaluate(times[0]))
+    zT = torchcde.cdeint(X=spline, func=lambda t, z: reference(z), z0=z0, t=times[[0, -1]], method="rk4",
+                         options={"step_size": 1.0})[:, -1]
+    torch.testing.assert_close(model(values, times), model.readout(zT), rtol=0, atol=1e-6)
+    # and a wrong field (no final tanh) is caught at that tolerance
+    h = model.func.linear_in(z).relu()
+    for linear in model.func.linears:
+        h = linear(h).relu()
+    raw = model.func.linear_out(h)
+    assert not torch.allclose(raw.tanh(), raw, atol=1e-6)
 
 
 def test_ncde_gradient_matches_finite_differences():
@@ -256,16 +331,17 @@ def test_ncde_gradient_matches_finite_differences():
 
 def test_ncde_adaptive_and_adjoint_agree_with_fine_backprop():
     values, times = irregular_batch(B=2, T=4)
-    fine = build("ncde", method="rk4", step_size=0.05)
+    times = (times * 10).round() / 10  # knots on the fixed-step grid (gaps >= 0.2 stay increasing)
+    fine = build("ncde", method="rk4", step_size=0.01)
     adaptive = build("ncde", method="dopri5", rtol=1e-8, atol=1e-8)
     with torch.no_grad():
-        # rk4 with 20 steps per knot is accurate to ~1e-5 here (the cubic path's curvature jumps at knots)
+        # rk4 with steps of 0.01 (gaps 0.2-1.2) is accurate to ~1e-5 here (the path's curvature jumps at knots off its grid)
         torch.testing.assert_close(adaptive(values, times), fine(values, times), rtol=1e-4, atol=1e-5)
-    adjoint = build("ncde", method="rk4", step_size=0.05, gradient="adjoint")
+    adjoint = build("ncde", method="rk4", step_size=0.01, gradient="adjoint")
     fine(values, times).sum().backward()
     adjoint(values, times).sum().backward()
     # torchcde's adjoint solves backward on the same grid: gradients agree to the solve's error (~1e-6)
-    for name in ("initial.weight", "func.net.0.weight"):
+    for name in ("initial.weight", "func.linear_in.weight"):
         a, r = dict(adjoint.named_parameters())[name].grad, dict(fine.named_parameters())[name].grad
         assert ((a - r).norm() / r.norm()).item() < 1e-4, name
 

@@ -57,7 +57,8 @@ def test_the_irregular_series_baselines_train_on_their_times(model, tiny_config)
 
 
 def test_a_baseline_resolves_its_own_defaults_and_refuses_what_it_ignores(tiny_config):
-    assert tiny_config(model="ncde").resolved().interpolation == "cubic"  # the class default, stored as such
+    c = tiny_config(model="ncde").resolved()
+    assert (c.interpolation, c.method) == ("natural", "rk4")  # the class defaults (the reference's), stored as such
     assert tiny_config(model="lipschitz").resolved().interpolation == "hold"
     assert tiny_config(model="gru").resolved().interpolation is None
     with pytest.raises(ValueError, match="method='dopri5' would be ignored: the baseline 'gru-dt' takes"):

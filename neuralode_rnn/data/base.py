@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -224,6 +224,11 @@ class SequenceDataset:
     and sequence tasks; None for regression); ``description`` (one paragraph: source,
     normalisation, split); ``permutation`` the ``(T,)`` time permutation applied (None if
     ordered); ``info`` any further loader settings (seeds, drop rate).
+
+    ``final_test``: the task's own test split when ``test`` holds a validation split
+    (``validation_split``), transformed as the others (standardisation, drops, input features);
+    None otherwise.  Training selects on ``test`` and scores ``final_test`` once, at the end, with
+    the weights chosen on validation (``training.loop``).
     """
 
     name: str
@@ -234,6 +239,7 @@ class SequenceDataset:
     description: str
     permutation: Tensor | None = None
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    final_test: Split | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -243,6 +249,14 @@ class SequenceDataset:
                 f"train and test must have the same input size; got {self.train.input_size} "
                 f"and {self.test.input_size}"
             )
+        if self.final_test is not None and self.final_test.input_size != self.train.input_size:
+            raise ValueError(f"train and final_test must have the same input size; got {self.train.input_size} "
+                             f"and {self.final_test.input_size}")
+
+    def map_splits(self, function: Callable[[Split], Split], **changes: Any) -> SequenceDataset:
+        """``data`` with ``function`` applied to train, test and final_test (when there is one), and ``changes``."""
+        final = None if self.final_test is None else function(self.final_test)
+        return self.replace(train=function(self.train), test=function(self.test), final_test=final, **changes)
 
     @property
     def input_size(self) -> int:

@@ -31,9 +31,8 @@ def add_time_features(data: SequenceDataset, features: str | Sequence[str]) -> S
     def apply(split: Split) -> Split:
         return Split(feats(split.values, split.times), split.targets, split.times)
 
-    return data.replace(
-        train=apply(data.train),
-        test=apply(data.test),
+    return data.map_splits(
+        apply,
         description=data.description + f" Inputs: values plus {', '.join(names)} (scales from the training "
         f"split: time / {float(feats.time_scale):g}, counts / {float(feats.count_scale):g}).",
         info={**data.info, "inputs": ",".join(names), "time_scale": float(feats.time_scale),

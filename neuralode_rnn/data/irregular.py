@@ -90,11 +90,14 @@ def _apply(data: Split | SequenceDataset, rate: float, seed: int, per_split, wha
             )
         train = per_split(data.train, rate, generator)
         test = per_split(data.test, rate, generator)
-        width = max(train.length, test.length)  # one padded length for both splits
+        # the task's test split behind a validation split: drawn after the others, so they are unchanged
+        final = None if data.final_test is None else per_split(data.final_test, rate, generator)
+        width = max(s.length for s in (train, test, final) if s is not None)  # one padded length for all splits
         train, test = _pad_to(train, width), _pad_to(test, width)
         return data.replace(
             train=train,
             test=test,
+            final_test=None if final is None else _pad_to(final, width),
             description=data.description + f" Irregular: {rate:.0%} of {what} dropped "
             f"(seed {seed}); times hold the original observation times.",
             info={**data.info, **info},

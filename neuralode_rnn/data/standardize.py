@@ -36,5 +36,4 @@ def standardize(data: SequenceDataset) -> SequenceDataset:
     def apply(split: Split) -> Split:
         return Split(((split.values.double() - mean) / std).to(split.values.dtype), split.targets, split.times)
 
-    return data.replace(train=apply(data.train), test=apply(data.test),
-                        info={**data.info, "standardize": True, "mean": mean.tolist(), "std": std.tolist()})
+    return data.map_splits(apply, info={**data.info, "standardize": True, "mean": mean.tolist(), "std": std.tolist()})

@@ -17,7 +17,8 @@ def validation_split(data: SequenceDataset, fraction: float, seed: int = VALIDAT
     ``test`` = those held-out samples (the last ``fraction`` of a permutation drawn from ``seed``).
 
     The test split of ``data`` is not used, so hyper-parameters chosen on the result never saw it.
-    ``info`` records ``validation`` (the share) and ``validation_seed``.
+    ``info`` records ``validation`` (the share) and ``validation_seed``; the task's test split is
+    kept as ``final_test`` (scored once at the end of training, never for selection).
     """
     if isinstance(fraction, bool) or not (isinstance(fraction, (int, float)) and 0.0 < fraction < 1.0):
         raise ValueError(f"validation must be a share in (0, 1) of the training samples; got {fraction!r}")
@@ -28,4 +29,6 @@ def validation_split(data: SequenceDataset, fraction: float, seed: int = VALIDAT
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     keep, held = order[: n - n_val].sort().values, order[n - n_val:].sort().values
     info = dict(data.info, validation=fraction, validation_seed=seed)
-    return data.replace(train=data.train.subset(keep), test=data.train.subset(held), info=info)
+    if data.final_test is not None:
+        raise ValueError("validation_split got a dataset that already holds a validation split (final_test is set)")
+    return data.replace(train=data.train.subset(keep), test=data.train.subset(held), info=info, final_test=data.test)

@@ -72,11 +72,16 @@ class Checkpoints(Callback):
 
 
 class Metrics(Callback):
-    """metrics.csv rewritten from all rows after every epoch."""
+    """metrics.csv rewritten from all rows after every epoch; summary.json when a run with a
+    validation split ends (``RunState.summary``)."""
 
     def on_epoch(self, run: RunState, row: dict) -> None:
         if run.writes:
             run.run_dir.write_metrics(run.rows)
+
+    def on_end(self, run: RunState, error: BaseException | None) -> None:
+        if run.writes and error is None and run.summary is not None:
+            run.run_dir.write_summary(run.summary)
 
 
 class Curves(Callback):
@@ -139,6 +144,17 @@ class EpochLog(Callback):
         else:
             what = f"training {c.label} for {c.epochs} epochs"
         self._print(run, f"{what}: {run.parameters} parameters on {run.env.device}{where}")
+
+    def on_end(self, run: RunState, error: BaseException | None) -> None:
+        s = run.summary
+        if error is not None or s is None:
+            return
+        metric = (lambda k: f"accuracy {s[k + '_accuracy']:.4f}") if s["validation_accuracy"] is not None else \
+            (lambda k: f"loss {s[k + '_loss']:.4g}")
+        test = metric("test") if s["test_loss"] is not None else "no test split"
+        self._print(run, f"best validation epoch {s['best_epoch']} of {s['epochs_run']} run "
+                         f"({'early stopping fired' if s['early_stopped'] else 'no early stopping'}); its weights "
+                         f"restored: validation {metric('validation')}, test {test}")
 
     def on_epoch(self, run: RunState, row: dict) -> None:
         acc = "" if row["test_accuracy"] is None else f" {row['evaluated_on']}_acc {row['test_accuracy']:.4f}"

@@ -11,6 +11,7 @@ with the reason.  New options are new fields with a default: old config.json fil
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import re
 from dataclasses import dataclass, field
@@ -129,6 +130,18 @@ class TrainConfig:
     ``budget.check_memory``; a number: that budget in GB instead; ``math.inf``: no check), and
     ``dtype`` ("float32" or "float64").
 
+    The references' protocol (issue 19; Kidger et al.'s ``experiments/common.py``), with a validation
+    split only (none of it may read the test split): ``patience`` (None: off; n: stop when the
+    validation metric has not improved for n epochs, ``epochs`` being the cap), ``schedule="plateau"``
+    (lr x ``plateau_factor`` after ``plateau_patience`` epochs without improvement,
+    ReduceLROnPlateau).  With a validation split, the run ends by restoring the weights of its best
+    validation epoch and scoring them on the task's test split (``TrainResult.summary``,
+    summary.json).  ``weight_penalty`` (None: the model's default, 0.03 for ``ncde`` as in the
+    reference, else 0): the loss adds this x the sum of the L2 norms of the model's penalised
+    parameters (``objective.weight_penalty_term``).  ``field_width``/``field_depth`` (None: the
+    model's default): width and number of hidden layers of an MLP vector field (``ncde``: 32 and 3,
+    the reference's; ``ode-rnn`` takes the width).
+
     ``tanh_kernel``: how the structured kernel computes tanh ("tanh" or "sigmoid", which differ in
     the last bits; ``solvers.tanh_kernel``).  None: this machine's choice, which the run records
     in config.json when it starts, so a resumed run computes exactly what it computed before.
@@ -179,6 +192,13 @@ class TrainConfig:
     device: str = "auto"
     memory_limit: float | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    # ---- issue 19: the references' training protocol and model options (``_resolve_protocol``)
+    patience: int | None = None
+    plateau_factor: float = 0.1
+    plateau_patience: int = 10
+    weight_penalty: float | None = None
+    field_width: int | None = None
+    field_depth: int | None = None
 
     # ------------------------------------------------------------------ describing
     @property
@@ -217,6 +237,7 @@ class TrainConfig:
         # canonical order and spelling ("mask,time" -> "time,mask"); None for none
         c.inputs = ",".join(parse_features(c.inputs)) or None
         c._check_applies(spec)
+        c._resolve_protocol(spec)
         c.interpolation = c.interpolation or _kind_default("interpolation", spec)
         if c.eps is None and spec.eps is not None:
             c.eps = spec.eps
@@ -305,6 +326,47 @@ class TrainConfig:
                 sources[f.name] = "default" if getattr(self, f.name) == default else "flag"
         return sources
 
+    def _resolve_protocol(self, spec) -> None:
+        """Fill and check the issue 19 settings (early stopping, plateau schedule, weight penalty, the
+        vector field's size); kept apart from the other defaults."""
+        from ..baselines import BASELINES
+
+        cls = BASELINES[spec.family][0] if spec.kind == "baseline" else None
+        if self.weight_penalty is None:
+            self.weight_penalty = float(getattr(cls, "WEIGHT_PENALTY", 0.0))
+        v = self.weight_penalty
+        if isinstance(v, bool) or not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
+            raise ValueError(f"weight_penalty must be a number >= 0 (weight of the parameters' norms); got {v!r}")
+        for name in ("patience", "plateau_patience"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"{name} must be {'None or ' if name == 'patience' else ''}a positive int of epochs; "
+                                 f"got {v!r}")
+        v = self.plateau_factor
+        if isinstance(v, bool) or not (isinstance(v, (int, float)) and 0 < v < 1):
+            raise ValueError(f"plateau_factor must be a number in (0, 1) (the lr multiplier); got {v!r}")
+        if not self.validation:
+            used = [f"patience={self.patience!r}"] * (self.patience is not None) + \
+                   [f"schedule={self.schedule!r}"] * (self.schedule == "plateau")
+            if used:
+                raise ValueError(f"{' and '.join(used)} choose on the per-epoch metric, which without a validation "
+                                 f"split is measured on the test split (selection on the test set): set validation "
+                                 f"> 0 (--validation SHARE)")
+        if self.schedule != "plateau" and (self.plateau_factor, self.plateau_patience) != (0.1, 10):
+            raise ValueError(f"plateau_factor/plateau_patience would be ignored: schedule is {self.schedule!r} "
+                             f"(use schedule 'plateau')")
+        takes = set(inspect.signature(cls).parameters) if cls is not None else set()
+        for name, arg in (("field_width", "hidden_hidden_size"), ("field_depth", "num_layers")):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be None or a positive int; got {v!r}")
+            if arg not in takes:
+                raise ValueError(f"{name}={v!r} would be ignored: {self.model!r} has no MLP vector field of that "
+                                 f"setting ({name} applies to "
+                                 f"{', '.join(k for k, (c, _) in BASELINES.items() if arg in inspect.signature(c).parameters)})")
+
     def _resolve_recipe(self, spec) -> None:
         """Fill ``recipe`` (the zoo default) and ``method`` (rk4 under cycle/random, else euler),
         and check the recipe settings."""
@@ -323,6 +385,9 @@ class TrainConfig:
                              f"SDE: use recipe 'fixed' or noise_sigma 0")
         if self.method is None:
             self.method = "rk4" if self.recipe in ("cycle", "random") else "euler"
+            if spec.kind == "baseline" and "method" in _baseline_options(spec.family):
+                # a baseline with a solver keeps its class default (ncde: the reference's rk4), not euler
+                self.method = _class_default(spec.family, "method")
         if self.recipe in ("cycle", "random"):
             if self.recipe_solvers is None:
                 self.recipe_solvers = DEFAULT_RECIPE_SOLVERS
@@ -430,6 +495,11 @@ class TrainConfig:
         if "recipe" not in d:
             # written before recipes existed: those runs trained with their own solver only
             d = dict(d, recipe="fixed")
+        if "weight_penalty" not in d:
+            # written before issue 19: no weight penalty; an ncde then had one hidden layer as wide as its state
+            d = dict(d, weight_penalty=0.0)
+            if d.get("model") == "ncde":
+                d.update(field_width=d.get("hidden_size", 64), field_depth=1)
         return cls(**d)
 
 
@@ -476,3 +546,10 @@ def _kind_default(name: str, spec) -> Any:
 
         return inspect.signature(BASELINES[spec.family][0]).parameters["interpolation"].default
     return None
+
+
+def _class_default(name: str, argument: str) -> Any:
+    """The default of ``argument`` in the class of the irregular-series baseline ``name``."""
+    from ..baselines import BASELINES
+
+    return inspect.signature(BASELINES[name][0]).parameters[argument].default

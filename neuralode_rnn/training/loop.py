@@ -34,7 +34,8 @@ from ..distributed import DistEnv, all_reduce_sum, init_from_env
 from .callbacks import Callback, as_callbacks
 from .config import TrainConfig
 from .evaluation import evaluate
-from .objective import batch_loss
+from .objective import batch_loss, weight_penalty_term
+from .optimizers import steps_on_metric
 from .recipes import parse_recipe_solvers, recipe_solver, recipe_specs
 from .runs import start_run
 from .state import RunState
@@ -49,12 +50,17 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass
 class TrainResult:
+    """What ``train`` returns.  ``summary`` (runs with a validation split that ended, else None):
+    ``best_epoch``, ``early_stopped``, ``epochs_run``, and ``validation_*``/``test_*`` loss and
+    accuracy of the best-validation weights, which ``model`` then holds (see ``_finish``)."""
+
     config: TrainConfig
     model: nn.Module
     rows: list[dict]
     parameters: int
     status: str
     run_dir: str | None
+    summary: dict | None = None
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -103,7 +109,7 @@ def train(config: TrainConfig, callbacks: Iterable[Callback | Callable[[int, dic
             solvers.pin_tanh_kernel(previous_pin)
             if run.lock is not None:
                 run.lock.release()
-    return TrainResult(run.config, run.model, run.rows, run.parameters, run.status, run.config.run_dir)
+    return TrainResult(run.config, run.model, run.rows, run.parameters, run.status, run.config.run_dir, run.summary)
 
 
 def _run_epochs(run: RunState, hooks) -> None:
@@ -118,7 +124,14 @@ def _run_epochs(run: RunState, hooks) -> None:
     # so it is evaluated with its as-trained solver whatever batch a run stops in
     specs = recipe_specs(run.model, choices, c.step_size, c.eps) if choices else {}
     penalty_step = (c.step_size or c.eps) if c.recipe == "penalty" else None
+    early = False
     for epoch in range(run.epoch + 1, c.epochs + 1):
+        # checked first, so a run killed after its stopping epoch's checkpoint stops at once when resumed
+        if c.patience is not None and run.epoch - run.best_epoch >= c.patience:
+            early = True
+            run.status = (f"stopped early after epoch {run.epoch}: no validation improvement in {c.patience} epochs "
+                          f"(best epoch {run.best_epoch})")
+            break
         if c.stop_after is not None and ran >= c.stop_after:
             run.status = f"stopped after epoch {epoch - 1} (stop_after={c.stop_after}); continue with resume"
             break
@@ -137,6 +150,8 @@ def _run_epochs(run: RunState, hooks) -> None:
                 raise NonFiniteLossError(f"{_nan_message(run, epoch, i + 1, math.nan, math.nan)} ({exc})") from exc
             # sum / global count * world: DDP's gradient average then equals one process's mean
             loss = b.loss_sum * (env.world_size / b.total)
+            if c.weight_penalty:  # the same on every rank: DDP's average keeps it
+                loss = loss + c.weight_penalty * weight_penalty_term(run.model)
             run.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), c.clip if c.clip else math.inf)
@@ -155,7 +170,8 @@ def _run_epochs(run: RunState, hooks) -> None:
             for cb in hooks:
                 cb.on_batch(run, info)
         lr = run.optimizer.param_groups[0]["lr"]
-        run.schedule.step()
+        if not steps_on_metric(c.schedule):
+            run.schedule.step()
         test = evaluate(run.model, data.test, data.kind, c.eps, c.eval_batch_size, env, env.device, dtype)
         seconds = time.perf_counter() - t0
         row = {
@@ -174,8 +190,34 @@ def _run_epochs(run: RunState, hooks) -> None:
         metric = -test["loss"] if test["accuracy"] is None else test["accuracy"]
         run.improved = metric > run.best
         run.best = max(run.best, metric)
+        if run.improved:
+            run.best_epoch = epoch
+            if c.validation:
+                run.best_model = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+        if steps_on_metric(c.schedule):
+            run.schedule.step(metric)  # the validation metric (plateau needs a validation split: config)
         for cb in hooks:
             cb.on_epoch(run, row)
+    if c.validation and not run.status.startswith("stopped after"):
+        _finish(run, early, dtype)
+
+
+def _finish(run: RunState, early: bool, dtype: torch.dtype) -> None:
+    """The end of a run with a validation split (the references' protocol): the weights of the best
+    validation epoch restored into ``run.model`` and scored on the validation split and, once, on
+    the task's test split (``data.final_test``, never read before); ``run.summary`` says so."""
+    c, env, data = run.config, run.env, run.data
+    if run.best_model is None:  # no epoch finished
+        return
+    run.model.load_state_dict(run.best_model)
+    val = evaluate(run.model, data.test, data.kind, c.eps, c.eval_batch_size, env, env.device, dtype)
+    test = evaluate(run.model, data.final_test, data.kind, c.eps, c.eval_batch_size, env, env.device, dtype) \
+        if data.final_test is not None else {"loss": None, "accuracy": None}
+    run.summary = {"task": c.task, "model": c.model, "best_epoch": run.best_epoch, "early_stopped": early,
+                   "epochs_run": run.epoch, "epochs_cap": c.epochs, "patience": c.patience,
+                   "validation_loss": val["loss"], "validation_accuracy": val["accuracy"],
+                   "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+                   "weights": f"best validation epoch ({run.best_epoch})"}
 
 
 def _nan_message(run: RunState, epoch: int, batch: int, loss: float, grad_norm: float) -> str:

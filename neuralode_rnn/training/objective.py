@@ -32,7 +32,7 @@ from ..paths import CLOCK_DTYPE
 from ..zoo import evaluations_per_sequence, is_continuous, step_features, uses_times
 from .recipes import local_error_penalty
 
-__all__ = ["BatchLoss", "PerStepReadout", "batch_loss", "evaluations", "loss_terms", "model_times", "network",
+__all__ = ["BatchLoss", "PerStepReadout", "batch_loss", "evaluations", "loss_terms", "model_times", "network", "weight_penalty_term",
            "objective"]
 
 
@@ -146,3 +146,16 @@ def batch_loss(net: nn.Module, model: nn.Module, batch: tuple, kind: str, eps: f
     out = net(values, model_times(model, values, times, eps), **solve)
     loss_sum, correct, count = objective(out, targets.to(env.device), kind)
     return BatchLoss(loss_sum, correct, count, total, evaluations(model, values.shape[1]))
+
+
+def weight_penalty_term(model: nn.Module) -> torch.Tensor:
+    """Sum of the L2 (Frobenius) norms of the model's penalised parameters: the term Kidger et al.'s
+    ``experiments/common.py`` (``_add_weight_regularisation``) adds to the loss, times its weight
+    (``TrainConfig.weight_penalty``; 0.03 there).  The parameters are ``model.penalized_parameters()``
+    where the model defines it (the Neural CDE: its vector field's, as the reference), else all of
+    them (as the reference does for its other baselines)."""
+    chosen = model.penalized_parameters() if hasattr(model, "penalized_parameters") else model.parameters()
+    norms = [p.norm() for p in chosen if p.requires_grad]
+    if not norms:
+        return torch.zeros(())
+    return torch.stack([n.real if n.is_complex() else n for n in norms]).sum()

@@ -15,9 +15,11 @@ from torch import nn
 
 from ..parametrizations import is_unitary_parameter
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "Schedules", "make_optimizer", "make_schedule", "register_optimizer"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "Schedules", "make_optimizer", "make_schedule", "register_optimizer",
+           "steps_on_metric"]
 
-SCHEDULES = ("step", "cosine", "none")
+SCHEDULES = ("step", "cosine", "none", "plateau")
+"""Per-epoch schedules; "plateau" is stepped with the validation metric (``steps_on_metric``)."""
 
 Factory = Callable[[nn.Module, float, float], torch.optim.Optimizer]
 
@@ -59,13 +61,24 @@ def make_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float =
     return factory(model, lr, weight_decay)
 
 
-def make_schedule(name: str, optimizer: torch.optim.Optimizer, epochs: int):
+def steps_on_metric(name: str) -> bool:
+    """Whether the schedule ``name`` is stepped with the epoch's validation metric (``step(metric)``)."""
+    return name == "plateau"
+
+
+def make_schedule(name: str, optimizer: torch.optim.Optimizer, epochs: int, factor: float = 0.1,
+                  patience: int = 10):
     """Per-epoch learning-rate schedule planned over ``epochs``: "step" multiplies lr by 0.1 once 90%
     of the epochs are done (the Lipschitz RNN reference: 100 epochs, decay at 90) and keeps it
-    there; "cosine" anneals to 0 at ``epochs``; "none".  Its ``state_dict`` is saved in checkpoints."""
+    there; "cosine" anneals to 0 at ``epochs``; "none"; "plateau" multiplies lr by ``factor`` when the
+    validation metric (accuracy, or -loss; mode "max") has not improved for ``patience`` epochs
+    (``torch.optim.lr_scheduler.ReduceLROnPlateau``, the references' schedule: Kidger et al.'s
+    ``experiments/common.py``), stepped with that metric.  Its ``state_dict`` is saved in checkpoints."""
     parts = getattr(optimizer, "optimizers", None)
     if parts is not None:  # a composite (FullCapacityOptimizer): one schedule per part
-        return Schedules([make_schedule(name, o, epochs) for o in parts])
+        return Schedules([make_schedule(name, o, epochs, factor, patience) for o in parts])
+    if name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=factor, patience=patience)
     if name == "step":
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, [max(1, int(0.9 * epochs))], gamma=0.1)
     if name == "cosine":
@@ -81,9 +94,9 @@ class Schedules:
     def __init__(self, schedules: list) -> None:
         self.schedules = schedules
 
-    def step(self) -> None:
+    def step(self, *metric) -> None:
         for s in self.schedules:
-            s.step()
+            s.step(*metric)
 
     def get_last_lr(self) -> list[float]:
         return [lr for s in self.schedules for lr in s.get_last_lr()]

@@ -14,6 +14,9 @@ A run directory holds
                       (choosing an epoch there would be selection on the test set); a best.pt in
                       such a directory (written before this rule) is never loaded as "best"
                       (``runs.open_run`` refuses it)
+    summary.json      runs with a validation split, when they end: the best validation epoch, whether
+                      early stopping fired, and the validation and test metrics of the weights of
+                      that epoch, restored (``TrainResult.summary``; the test split's only use)
     checkpoints.json  the SHA-256 of every checkpoint written, so a damaged file is recognised
     curves.png        loss and accuracy against epoch
     status.txt        "running ...", "finished ...", "stopped ..." or the error that ended the run
@@ -237,6 +240,10 @@ class RunDir:
         return self.path / "checkpoints.json"
 
     @property
+    def summary_path(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
     def plot_path(self) -> Path:
         return self.path / "curves.png"
 
@@ -333,6 +340,15 @@ class RunDir:
         times = {r["epoch"]: r for r in self.read_timing()}
         return [{**times.get(r["epoch"], {}), **r} for r in self.read_metrics()]
 
+    def write_summary(self, summary: dict) -> None:
+        _atomic_text(self.summary_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+
+    def read_summary(self) -> dict | None:
+        """summary.json, or None when the run has none (no validation split, or not ended)."""
+        if not self.summary_path.exists():
+            return None
+        return json.loads(self.summary_path.read_text())
+
     def write_status(self, text: str) -> None:
         _atomic_text(self.status_path, text.rstrip("\n") + "\n")
 
@@ -343,7 +359,7 @@ class RunDir:
     def clear(self) -> None:
         """Remove this run's checkpoints, digests, metrics, timing, curves and status (for a fresh start)."""
         for p in (self.last, self.previous, self.best, self.manifest_path, self.metrics_path, self.timing_path,
-                  self.plot_path, self.status_path):
+                  self.plot_path, self.status_path, self.summary_path):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
 

@@ -251,7 +251,8 @@ def start_run(config: TrainConfig, env: DistEnv) -> RunState:
         check_memory(c, length, data.input_size, data.output_size, data.train.times)
         model = _build_model(c, data, env.device)
         optimizer = make_optimizer(c.optimizer, model, c.lr, c.weight_decay)
-        schedule = make_schedule(c.schedule, optimizer, c.schedule_epochs or c.epochs)
+        schedule = make_schedule(c.schedule, optimizer, c.schedule_epochs or c.epochs, c.plateau_factor,
+                                 c.plateau_patience)
         run = RunState(config=c, model=model, net=wrap(network(model, data.kind), env), optimizer=optimizer,
                        schedule=schedule, data=data, env=env, run_dir=rd, parameters=count_parameters(model),
                        lock=lock)

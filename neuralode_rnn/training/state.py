@@ -38,6 +38,11 @@ class RunState:
             split: the validation split when ``config.validation``, else the test split.
         improved: whether the last finished epoch set a new best (best.pt is written only when
             that split is the validation split: ``callbacks.Checkpoints``).
+        best_epoch: the epoch that set ``best`` (0 before the first).
+        best_model: with a validation split, a copy of the weights of ``best_epoch`` (restored and
+            scored on the test split when the run ends; kept in the checkpoint).
+        summary: after a run with a validation split ends (not stop_after): the best epoch, whether
+            early stopping fired, and the validation and test metrics of the restored weights.
         parameters: trainable real parameters (a complex entry counts twice).
         status: "running", then "finished", "stopped after ..." or "failed: ...".
         lock: the writer lock held on ``run_dir`` (main process only).
@@ -56,6 +61,9 @@ class RunState:
     start_epoch: int = 0
     best: float = float("-inf")
     improved: bool = False
+    best_epoch: int = 0
+    best_model: dict | None = None
+    summary: dict | None = None
     parameters: int = 0
     status: str = "running"
     lock: Lock | None = None
@@ -70,7 +78,8 @@ class RunState:
         metrics so far, best metric and every RNG state."""
         return {"format": CHECKPOINT_FORMAT, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "schedule": self.schedule.state_dict(), "epoch": self.epoch, "rows": self.rows, "best": self.best,
-                "rng": rng_state(), "config": self.config.to_dict(), "parameters": self.parameters}
+                "rng": rng_state(), "config": self.config.to_dict(), "parameters": self.parameters,
+                "best_epoch": self.best_epoch, "best_model": self.best_model}
 
     def restore(self, state: dict) -> None:
         """Continue from a :meth:`checkpoint` dict (the RNG states included)."""
@@ -78,5 +87,6 @@ class RunState:
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.rows, self.epoch, self.best = list(state["rows"]), int(state["epoch"]), float(state["best"])
+        self.best_epoch, self.best_model = int(state.get("best_epoch", 0)), state.get("best_model")
         self.start_epoch = self.epoch
         set_rng_state(state["rng"])
