@@ -61,18 +61,19 @@ def append_row(path: Path, fields: Sequence[str], row: dict) -> None:
 # read them); the rest whenever they differ from TrainConfig's default.
 _TASK_OPTIONS = (("permute", "--permute"), ("n_train", "--n-train"), ("n_test", "--n-test"), ("T", "--seq-len"))
 _SOLVER = ("method", "eps", "step_size", "rtol", "atol", "gradient", "interpolation", "beta", "gamma",
-           "noise_sigma", "noise", "stable_margin")
+           "noise_sigma", "noise", "stable_margin", "init_std")
 _RECIPE = ("recipe", "recipe_solvers", "penalty")
 _FLAGS = ("drop", "drop_channels", "model", "inputs", "method", "recipe", "recipe_solvers", "penalty", "eps",
           "interpolation", "step_size", "rtol", "atol", "gradient", "beta", "gamma", "noise_sigma", "noise",
-          "stable_margin", "optimizer", "lr", "weight_decay", "schedule", "validation",
+          "stable_margin", "init_std", "optimizer", "lr", "weight_decay", "schedule", "validation",
           # issue 19: the references' protocol and the MLP field's size
           "patience", "plateau_factor", "plateau_patience", "weight_penalty", "field_width", "field_depth")
 # the tail: hidden size, epochs, batch size and seed always, clip, threads and dtype when set
 _ALWAYS = ("hidden_size", "epochs", "batch_size", "clip", "seed", "threads", "dtype")
 # where and how a run is kept or watched; tanh_kernel is this machine's choice, recorded with the run
 _RUN_CONTROLS = ("run_dir", "resume", "fresh", "stop_after", "quiet", "device",
-                 "memory_limit", "tanh_kernel")
+                 "memory_limit", "tanh_kernel",
+                 "sources")  # where each value came from (flag, preset, default): a record, not a setting
 
 
 def _model_penalty(model: str) -> float:

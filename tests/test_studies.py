@@ -39,10 +39,10 @@ def parsed(command: str, monkeypatch) -> TrainConfig:
 
 
 def chosen(config: TrainConfig) -> dict:
-    """The settings a study set (those differing from TrainConfig's defaults), run controls aside."""
+    """The settings a study set (those differing from TrainConfig's defaults), run controls and the record of sources aside."""
     default = TrainConfig()
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(TrainConfig)
-            if f.name not in RUN_CONTROLS and getattr(config, f.name) != getattr(default, f.name)}
+            if f.name not in RUN_CONTROLS and f.name != "sources" and getattr(config, f.name) != getattr(default, f.name)}
 
 
 def study_configs() -> list[TrainConfig]:
