@@ -8,6 +8,7 @@ its public API; everything else is importable from its module (``solvers.engine`
 """
 
 from .accuracy import CountingFunc, observed_order, work_precision
+from .adjoint import AdjointAccuracyWarning
 from .driven import DrivenTerm
 from .engine import DEFAULT_MAX_STEPS
 from .errors import NonFiniteStateError, SolverError, StepLimitError, StepSizeUnderflowError, TimeLimitError
@@ -38,6 +39,7 @@ __all__ = [
     "GRADIENT_MODES",
     "register_gradient_mode",
     "resolve_gradient",
+    "AdjointAccuracyWarning",
     # errors
     "SolverError",
     "NonFiniteStateError",

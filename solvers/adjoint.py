@@ -26,6 +26,7 @@ form for every gradient mode.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,7 +38,75 @@ from .engine import Callbacks, solve_adaptive, solve_fixed
 from .problem import AdjointSpec, Problem, forward
 from .terms import Term
 
-__all__ = ["AugmentedTerm", "adjoint_outputs", "default_adjoint_norm", "solve_adjoint"]
+__all__ = ["RECONSTRUCTION_TOLERANCE", "AdjointAccuracyWarning", "AugmentedTerm", "ReconstructionCheck",
+           "adjoint_outputs", "default_adjoint_norm", "reconstruction_error", "reset_adjoint_warnings",
+           "solve_adjoint"]
+
+RECONSTRUCTION_TOLERANCE = 1e-2
+"""Relative reconstruction error above which the continuous adjoint warns.  Calibrated in
+docs/GRADIENTS.md (``scripts/gradients.py``): the measured reconstruction error tracks the gradient's
+relative error within a factor of about 2 on the issue's cases, so 1e-2 sits a decade from both
+goals (warn when the gradient is more than 10% off, stay silent when it is within 1e-3)."""
+
+
+class AdjointAccuracyWarning(UserWarning):
+    """The continuous adjoint's backward solve did not retrace the forward: its gradient is not the
+    gradient of the computed forward pass."""
+
+
+_warned: set = set()
+
+
+def reconstruction_error(y_back: Tensor, y_fwd: Tensor, scale: float) -> float:
+    """rms(y_back - y_fwd) / scale: how far the state the backward solve reconstructs at an output
+    time is from the forward's state there, relative to ``scale``, the size of the forward's states
+    (the largest RMS over the output times: a state near 0, such as an RNN's initial one, must not
+    inflate the relative error)."""
+    diff = (y_back.detach() - y_fwd.detach()).abs().to(torch.float64)
+    return float(diff.pow(2).mean().sqrt()) / scale
+
+
+class ReconstructionCheck:
+    """Collects the reconstruction error of one backward pass (its maximum over the output intervals),
+    stores it in the problem's :class:`~solvers.problem.Stats` and warns, once per solve
+    specification (a model's, or one ``odeint`` setting), when it exceeds ``RECONSTRUCTION_TOLERANCE``."""
+
+    def __init__(self, p: Problem, ys: Tensor) -> None:
+        self.p = p
+        self.error = 0.0
+        rms = ys.detach().abs().to(torch.float64).pow(2).reshape(ys.shape[0], -1).mean(1).sqrt()
+        self.scale = max(float(rms.max()), torch.finfo(torch.float64).tiny) if ys.numel() else 1.0
+
+    def add(self, y_back: Tensor, y_fwd: Tensor) -> None:
+        e = reconstruction_error(y_back, y_fwd, self.scale)
+        self.error = max(self.error, e) if math.isfinite(e) else math.inf
+
+    def done(self) -> None:
+        p = self.p
+        if p.stats is not None:
+            p.stats.reconstruction_error = self.error
+        if not self.error > RECONSTRUCTION_TOLERANCE:
+            return
+        key = p.spec if p.spec is not None else p.plan.tab.name
+        try:
+            if key in _warned:
+                return
+            _warned.add(key)
+        except TypeError:  # an unhashable specification: warn every time
+            pass
+        name = p.plan.tab.name
+        reversible = "" if name.startswith("reversible_") else f", or gradient='reversible' with method='reversible_{name}'"
+        warnings.warn(
+            f"gradient='adjoint' with method {name!r}: the backward solve reconstructs the forward's states with a "
+            f"relative error of {self.error:.3g} (> {RECONSTRUCTION_TOLERANCE:g}), so its gradient is not that of "
+            f"the computed forward pass (it can be off by more than 10%). For the exact gradient use "
+            f"gradient='checkpoint' (memory ~sqrt(steps)){reversible}; or solve more accurately (smaller "
+            f"step_size, tighter rtol). See docs/GRADIENTS.md.", AdjointAccuracyWarning, stacklevel=2)
+
+
+def reset_adjoint_warnings() -> None:
+    """Forget which specifications already warned (each warns once)."""
+    _warned.clear()
 
 
 def autograd_vjp(term: Term, t: Any, y: Tensor, a: Tensor, params: Sequence[Tensor]
@@ -174,6 +243,7 @@ class _Adjoint(torch.autograd.Function):
                                               atol=_aug_tol(c.atol, aug, False))
             jumps = sorted(-x for x in (spec.jump_t if spec.jump_t is not None else p.jump_t))
             steps = sorted(-x for x in spec.step_t)
+        check = ReconstructionCheck(p, ys)
         with torch.no_grad():
             for i in range(len(p.t_out) - 1, 0, -1):
                 z = aug.join([ys[i], a, *gs])
@@ -190,8 +260,10 @@ class _Adjoint(torch.autograd.Function):
                 else:
                     out = solve_adaptive(aug, spec.plan, z, [s0, s1], controller, first_step=spec.first_step,
                                          jump_t=jumps, step_t=steps, callbacks=callbacks, max_steps=max_steps)
-                _, a, *gs = aug.split(out[-1])
+                y_back, a, *gs = aug.split(out[-1])
+                check.add(y_back, ys[i - 1])
                 a = a + grad_ys[i - 1]
+        check.done()
         return (None, a, *gs)
 
 

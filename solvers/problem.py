@@ -27,11 +27,18 @@ __all__ = ["AdjointSpec", "Problem", "Solution", "Stats", "forward"]
 class Stats:
     """What a forward solve cost (diffrax's ``sol.stats``): ``nfe`` evaluations of the term (stages, the
     first-step probe and dense-output reads), ``accepted`` and ``rejected`` steps (a fixed grid's
-    steps are all accepted; with per-sample error control, summed over the samples).  The engine adds to it while it solves; a solve hands it back as a value."""
+    steps are all accepted; with per-sample error control, summed over the samples).  The engine adds to it while it solves; a solve hands it back as a value.
+
+    ``reconstruction_error``: set by the continuous adjoint's backward pass (None until then, and in
+    other modes): the largest relative RMS difference, over the output intervals, between the state
+    the backward solve reconstructs at an output time and the forward's state there
+    (:func:`solvers.adjoint.reconstruction_error`).  Large values mean the adjoint's gradient is not
+    that of the computed forward (see docs/GRADIENTS.md)."""
 
     nfe: int = 0
     accepted: int = 0
     rejected: int = 0
+    reconstruction_error: float | None = None
 
 
 @dataclass(frozen=True)
