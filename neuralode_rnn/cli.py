@@ -158,11 +158,12 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 
 def model_methods() -> list[str]:
     """``--method`` choices: the solvers a model of the zoo accepts (``ContinuousRNN`` takes the
-    Runge-Kutta tableaux of ``solvers.TABLEAUX``, fixed and adaptive; a discrete cell the fixed
-    ones), not every name of ``solvers.METHODS`` (the Adams methods and scipy_solver are odeint's)."""
+    Runge-Kutta tableaux of ``solvers.TABLEAUX``, fixed and adaptive, and their reversible versions;
+    a discrete cell the fixed ones), not every name of ``solvers.METHODS`` (the Adams methods and
+    scipy_solver are odeint's)."""
     import solvers
 
-    return sorted(solvers.TABLEAUX)
+    return sorted(solvers.TABLEAUX) + sorted(solvers.REVERSIBLE_TABLEAUX)
 
 
 def device_name(text: str) -> str:

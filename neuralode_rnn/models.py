@@ -180,10 +180,11 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], sp
     structure = field.structure()
     params = tuple(p for p in field.parameters() if p.requires_grad)
     sources = None
-    if structure is not None:
+    if structure is not None and not spec.reversible:
         term = solvers.LinearActivationTerm(structure, path.input(clock, knots), time_dtype=knots.dtype)
-    elif spec.gradient == "adjoint":
-        # the adjoint differentiates the input's tensors one by one: give it detached leaves of them
+    elif spec.gradient in ("adjoint", "reversible"):
+        # the adjoint (and the reversible mode) differentiates the input's tensors one by one: give it detached leaves
+        # of them
         # (the coefficients of a spline are functions of one another), tied back to the originals
         sources = params + path.tensors()
         leaves = [x.detach().requires_grad_(x.requires_grad) for x in path.tensors()]

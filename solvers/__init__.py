@@ -20,7 +20,15 @@ from .methods import METHODS
 from .odeint import odeint, odeint_adjoint, odeint_event
 from .spec import SolveSpec
 from .stability import max_stable_step, stability_function
-from .tableaux import ADAPTIVE_TABLEAUX, FIXED_TABLEAUX, TABLEAUX, Tableau, tableau
+from .tableaux import (
+    ADAPTIVE_TABLEAUX,
+    FIXED_TABLEAUX,
+    REVERSIBLE_TABLEAUX,
+    TABLEAUX,
+    ReversibleTableau,
+    Tableau,
+    tableau,
+)
 
 __all__ = [
     # integration
@@ -34,6 +42,8 @@ __all__ = [
     "TABLEAUX",
     "FIXED_TABLEAUX",
     "ADAPTIVE_TABLEAUX",
+    "REVERSIBLE_TABLEAUX",
+    "ReversibleTableau",
     "Tableau",
     "tableau",
     "GRADIENT_MODES",

@@ -49,6 +49,7 @@ from .gradients import checkpoint_segment
 from .inputs import PiecewiseInput
 from .kernels import TANH_KERNELS, tanh_kernel
 from .problem import Problem, forward
+from .reversible import is_reversible
 from .stepper import Plan
 from .terms import Term
 
@@ -265,6 +266,9 @@ class LinearActivationTerm(Term):
         return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (p.y0, *self.tensors()))
 
     def _check(self, p: Problem) -> Problem:
+        if is_reversible(p.plan):
+            raise ValueError(f"the structured kernel takes plain Runge-Kutta steps; the reversible method "
+                             f"{p.plan.tab.name!r} runs on the generic driven term (DrivenTerm), as ContinuousRNN does")
         if p.grid is None and not p.exact_outputs:
             p = p.with_(exact_outputs=True)
         if p.grid is not None and not set(p.t_out) <= set(p.grid):

@@ -17,10 +17,11 @@ from torch import Tensor
 from .controller import Controller
 from .engine import DEFAULT_MAX_STEPS, Callbacks, Tape, solve_adaptive, solve_fixed
 from .per_sample import PerSampleStats, solve_adaptive_per_sample
+from .reversible import ReversibleRun, is_reversible, reversible_solve
 from .stepper import Plan
 from .terms import Term
 
-__all__ = ["AdjointSpec", "Problem", "Solution", "Stats", "forward"]
+__all__ = ["AdjointSpec", "Problem", "Solution", "Stats", "forward", "forward_reversible"]
 
 
 @dataclass
@@ -180,6 +181,11 @@ class Problem:
 def forward(p: Problem, tape: Tape | None = None, y0: Tensor | None = None) -> list[Tensor]:
     """Run the engine on ``p`` (from ``y0`` instead of ``p.y0`` when given); states at ``p.t_out``."""
     y0 = p.y0 if y0 is None else y0
+    if is_reversible(p.plan):
+        if tape is not None:
+            raise ValueError(f"a reversible method ({p.plan.tab.name!r}) records no tape; its gradient modes are "
+                             f"'reversible' and 'backprop'")
+        return forward_reversible(p, y0).outputs
     stats, term = p.stats, p.term
     if stats is not None:
         p = p.with_(term=CountedTerm(term, stats))
@@ -202,3 +208,12 @@ def forward(p: Problem, tape: Tape | None = None, y0: Tensor | None = None) -> l
     return solve_adaptive(p.term, p.plan, y0, p.t_out, p.controller, first_step=p.first_step, jump_t=p.jump_t,
                           step_t=p.step_t, exact_outputs=p.exact_outputs, callbacks=p.callbacks, tape=tape,
                           max_steps=p.max_steps, stats=stats)
+
+
+def forward_reversible(p: Problem, y0: Tensor | None = None) -> ReversibleRun:
+    """Run the reversible method of ``p`` (:mod:`solvers.reversible`): its outputs, steps and final pair."""
+    y0 = p.y0 if y0 is None else y0
+    term = p.term if p.stats is None else CountedTerm(p.term, p.stats)
+    return reversible_solve(term, p.plan, y0, p.t_out, grid=p.grid, controller=p.controller, first_step=p.first_step,
+                            jump_t=p.jump_t, step_t=p.step_t, perturb=p.perturb if p.grid is not None else True,
+                            max_steps=p.max_steps, stats=p.stats)
