@@ -8,7 +8,7 @@ its public API; everything else is importable from its module (``solvers.engine`
 """
 
 from .accuracy import CountingFunc, observed_order, work_precision
-from .adjoint import AdjointAccuracyWarning
+from .adjoint import AdjointAccuracyWarning, GradientAccuracyWarning, ReversibleAccuracyWarning
 from .driven import DrivenTerm
 from .engine import DEFAULT_MAX_STEPS
 from .errors import NonFiniteStateError, SolverError, StepLimitError, StepSizeUnderflowError, TimeLimitError
@@ -50,6 +50,8 @@ __all__ = [
     "register_gradient_mode",
     "resolve_gradient",
     "AdjointAccuracyWarning",
+    "ReversibleAccuracyWarning",
+    "GradientAccuracyWarning",
     # errors
     "SolverError",
     "NonFiniteStateError",

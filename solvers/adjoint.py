@@ -38,7 +38,7 @@ from .engine import Callbacks, solve_adaptive, solve_fixed
 from .problem import AdjointSpec, Problem, forward
 from .terms import Term
 
-__all__ = ["RECONSTRUCTION_TOLERANCE", "AdjointAccuracyWarning", "AugmentedTerm", "ReconstructionCheck",
+__all__ = ["RECONSTRUCTION_TOLERANCE", "AdjointAccuracyWarning", "GradientAccuracyWarning", "ReversibleAccuracyWarning", "AugmentedTerm", "ReconstructionCheck",
            "adjoint_outputs", "default_adjoint_norm", "reconstruction_error", "reset_adjoint_warnings",
            "solve_adjoint"]
 
@@ -49,9 +49,19 @@ relative error within a factor of about 2 on the issue's cases, so 1e-2 sits a d
 goals (warn when the gradient is more than 10% off, stay silent when it is within 1e-3)."""
 
 
-class AdjointAccuracyWarning(UserWarning):
+class GradientAccuracyWarning(UserWarning):
+    """A gradient mode that rebuilds the forward's states backward did not rebuild them: its gradient
+    is not the gradient of the computed forward pass."""
+
+
+class AdjointAccuracyWarning(GradientAccuracyWarning):
     """The continuous adjoint's backward solve did not retrace the forward: its gradient is not the
     gradient of the computed forward pass."""
+
+
+class ReversibleAccuracyWarning(GradientAccuracyWarning):
+    """A reversible method's backward reconstruction drifted from the forward's states (rounding
+    errors grow when the field contracts strongly: running a contraction backward expands them)."""
 
 
 _warned: set = set()
@@ -88,20 +98,25 @@ class ReconstructionCheck:
         if not self.error > RECONSTRUCTION_TOLERANCE:
             return
         key = p.spec if p.spec is not None else p.plan.tab.name
-        try:
-            if key in _warned:
-                return
-            _warned.add(key)
-        except TypeError:  # an unhashable specification: warn every time
-            pass
         name = p.plan.tab.name
         reversible = "" if name.startswith("reversible_") else f", or gradient='reversible' with method='reversible_{name}'"
-        warnings.warn(
+        warn_once(key,
             f"gradient='adjoint' with method {name!r}: the backward solve reconstructs the forward's states with a "
             f"relative error of {self.error:.3g} (> {RECONSTRUCTION_TOLERANCE:g}), so its gradient is not that of "
             f"the computed forward pass (it can be off by more than 10%). For the exact gradient use "
             f"gradient='checkpoint' (memory ~sqrt(steps)){reversible}; or solve more accurately (smaller "
-            f"step_size, tighter rtol). See docs/GRADIENTS.md.", AdjointAccuracyWarning, stacklevel=2)
+            f"step_size, tighter rtol). See docs/GRADIENTS.md.", AdjointAccuracyWarning)
+
+
+def warn_once(key: object, message: str, category: type[Warning]) -> None:
+    """``warnings.warn(message, category)`` the first time ``key`` (a solve specification) is seen."""
+    try:
+        if (key, category) in _warned:
+            return
+        _warned.add((key, category))
+    except TypeError:  # an unhashable key: warn every time
+        pass
+    warnings.warn(message, category, stacklevel=3)
 
 
 def reset_adjoint_warnings() -> None:

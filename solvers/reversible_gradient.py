@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .adjoint import RECONSTRUCTION_TOLERANCE, ReconstructionCheck, ReversibleAccuracyWarning, warn_once
 from .problem import Problem, forward, forward_reversible
 from .reversible import is_reversible, step, unstep
 
@@ -65,7 +66,28 @@ class _ReversibleSolve(torch.autograd.Function):
             for k in at.get(n, []):
                 ay = ay + grad_ys[k]
             y, z = y0, z0
+        _check_reconstruction(p, y, z, run.y)
         return (None, ay + az, *gs)  # z_0 = y_0: y0's gradient is the sum of both
+
+
+def _check_reconstruction(p: Problem, y: Tensor, z: Tensor, last: Tensor) -> None:
+    """Both rebuilt states must come back to y0: their RMS distance from it, relative to the size of
+    y0 or of the last state (whichever is larger), goes to the solve's Stats, and above
+    ``RECONSTRUCTION_TOLERANCE`` a ``ReversibleAccuracyWarning`` says so once per specification."""
+    check = ReconstructionCheck(p, torch.stack([p.y0.detach(), last]))
+    check.add(y, p.y0)
+    check.add(z, p.y0)
+    if p.stats is not None:
+        p.stats.reconstruction_error = check.error
+    if check.error > RECONSTRUCTION_TOLERANCE:
+        warn_once(p.spec if p.spec is not None else p.plan.tab.name,
+                  f"gradient='reversible' with method {p.plan.tab.name!r}: rebuilding the steps backward came back to "
+                  f"the initial state with a relative error of {check.error:.3g} (> {RECONSTRUCTION_TOLERANCE:g}): "
+                  f"rounding errors grew through the backward reconstruction (a field that contracts strongly over "
+                  f"the solve, e.g. h' = -h + ... over a long time, expands them backward), so the gradient is not "
+                  f"that of the forward. Use gradient='backprop' or gradient='checkpoint' with the base method "
+                  f"{p.plan.tab.name.removeprefix('reversible_')!r}. See docs/GRADIENTS.md.",
+                  ReversibleAccuracyWarning)
 
 
 def solve_reversible(p: Problem) -> list[Tensor]:
