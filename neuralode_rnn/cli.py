@@ -162,8 +162,9 @@ def model_methods() -> list[str]:
     a discrete cell the fixed ones), not every name of ``solvers.METHODS`` (the Adams methods and
     scipy_solver are odeint's)."""
     import solvers
+    from solvers.tableaux import REVERSIBLE_TABLEAUX
 
-    return sorted(solvers.TABLEAUX) + sorted(solvers.REVERSIBLE_TABLEAUX)
+    return sorted(solvers.TABLEAUX) + sorted(REVERSIBLE_TABLEAUX)
 
 
 def device_name(text: str) -> str:

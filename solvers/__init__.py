@@ -3,12 +3,13 @@ embedded), one solve specification (:class:`SolveSpec`), one registry of gradien
 as a drop-in superset of torchdiffeq's, and stability / accuracy tools.
 
 This package knows nothing of RNNs and imports nothing from ``neuralode_rnn``.  The names below are
-its public API; everything else is importable from its module (``solvers.engine``,
+its public API (the reversible methods are in ``solvers.METHODS``; their tableaux in
+``solvers.tableaux.REVERSIBLE_TABLEAUX``); everything else is importable from its module (``solvers.engine``,
 ``solvers.stepper``, ``solvers.problem``, ...) for code that extends the engine.
 """
 
 from .accuracy import CountingFunc, observed_order, work_precision
-from .adjoint import AdjointAccuracyWarning, GradientAccuracyWarning, ReversibleAccuracyWarning
+from .adjoint import AdjointAccuracyWarning
 from .driven import DrivenTerm
 from .engine import DEFAULT_MAX_STEPS
 from .errors import NonFiniteStateError, SolverError, StepLimitError, StepSizeUnderflowError, TimeLimitError
@@ -20,15 +21,7 @@ from .methods import METHODS
 from .odeint import odeint, odeint_adjoint, odeint_event
 from .spec import SolveSpec
 from .stability import max_stable_step, stability_function
-from .tableaux import (
-    ADAPTIVE_TABLEAUX,
-    FIXED_TABLEAUX,
-    REVERSIBLE_TABLEAUX,
-    TABLEAUX,
-    ReversibleTableau,
-    Tableau,
-    tableau,
-)
+from .tableaux import ADAPTIVE_TABLEAUX, FIXED_TABLEAUX, TABLEAUX, Tableau, tableau
 
 __all__ = [
     # integration
@@ -42,16 +35,12 @@ __all__ = [
     "TABLEAUX",
     "FIXED_TABLEAUX",
     "ADAPTIVE_TABLEAUX",
-    "REVERSIBLE_TABLEAUX",
-    "ReversibleTableau",
     "Tableau",
     "tableau",
     "GRADIENT_MODES",
     "register_gradient_mode",
     "resolve_gradient",
     "AdjointAccuracyWarning",
-    "ReversibleAccuracyWarning",
-    "GradientAccuracyWarning",
     # errors
     "SolverError",
     "NonFiniteStateError",

@@ -75,7 +75,7 @@ class SolveSpec:
 
     Attributes:
         method: a Runge-Kutta method of ``solvers.TABLEAUX`` (fixed or embedded pair), or one made
-            reversible, ``reversible_<name>`` (``solvers.REVERSIBLE_TABLEAUX``).
+            reversible, ``reversible_<name>`` (``solvers.tableaux.REVERSIBLE_TABLEAUX``).
         step_size: fixed methods: the largest step in real time (each gap between jump/output times
             split into equal steps no longer than this); None: one step per gap.
         rtol, atol: adaptive methods' tolerances.

@@ -17,14 +17,15 @@ import torch
 
 import neuralode_rnn as nr
 import solvers
-from solvers.adjoint import reset_adjoint_warnings
+from solvers.adjoint import ReversibleAccuracyWarning, reset_adjoint_warnings
 from solvers.engine import solve_fixed
 from solvers.reversible import reversible_solve, step, unstep
 from solvers.stepper import Plan
+from solvers.tableaux import REVERSIBLE_TABLEAUX
 from solvers.terms import FuncTerm
 
 DT = torch.float64
-REV = sorted(solvers.REVERSIBLE_TABLEAUX)
+REV = sorted(REVERSIBLE_TABLEAUX)
 MAIN = ["reversible_euler", "reversible_midpoint", "reversible_rk4", "reversible_dopri5"]
 FIELDS = {
     "lipschitz": lambda: nr.LipschitzField(2, 8),
@@ -45,7 +46,7 @@ def _func():
 def test_step_inverts_to_rounding(name):
     w, f = _func()
     term = FuncTerm(f, DT, torch.get_default_device())
-    plan = Plan.of(solvers.REVERSIBLE_TABLEAUX[name])
+    plan = Plan.of(REVERSIBLE_TABLEAUX[name])
     y = torch.randn(4, 3, dtype=DT)
     z = y + 0.1 * torch.randn(4, 3, dtype=DT)
     with torch.no_grad():
@@ -55,12 +56,12 @@ def test_step_inverts_to_rounding(name):
     assert torch.allclose(y0, y, rtol=0, atol=1e-14) and torch.allclose(z0, z, rtol=0, atol=1e-14)
 
 
-@pytest.mark.parametrize("name", [n for n in REV if not solvers.REVERSIBLE_TABLEAUX[n].adaptive or n.endswith("dopri5")])
+@pytest.mark.parametrize("name", [n for n in REV if not REVERSIBLE_TABLEAUX[n].adaptive or n.endswith("dopri5")])
 def test_convergence_order_is_the_base_methods(name):
     """y' = cos(t) y on [0, 3] (exact exp(sin t)), step 0.1 halved three times: the observed order is the
     base method's p (within -0.3; up to +0.8, the coupled pair's error constants making some look faster
     at these steps: midpoint 2.5, rk4 4.7), while one wrong coefficient would make it first order."""
-    tab = solvers.REVERSIBLE_TABLEAUX[name]
+    tab = REVERSIBLE_TABLEAUX[name]
     term = FuncTerm(lambda t, y: torch.cos(t) * y, DT, torch.get_default_device())
     hs = [0.1 / 2 ** k for k in range(4)]
     errors = []
@@ -162,7 +163,7 @@ def test_registry_and_names():
     assert {"reversible_euler", "reversible_midpoint", "reversible_rk4", "reversible_dopri5"} <= set(model_methods())
     model = nr.ContinuousRNN(nr.LipschitzField(1, 4), 2, method="reversible_midpoint", gradient="reversible")
     assert model.spec.reversible and model(torch.randn(2, 5, 1)).shape == (2, 2)
-    assert not set(solvers.REVERSIBLE_TABLEAUX) & set(solvers.TABLEAUX)  # a reversible method is no plain tableau
+    assert not set(REVERSIBLE_TABLEAUX) & set(solvers.TABLEAUX)  # a reversible method is no plain tableau
 
 
 def test_non_reversible_method_refused():
@@ -186,7 +187,7 @@ def test_ruined_reconstruction_warns():
         warnings.simplefilter("always")
         ref, _ = _model_grads(FIELDS["ctrnn"], "reversible_midpoint", "backprop", DT, T=400)
         g, stats = _model_grads(FIELDS["ctrnn"], "reversible_midpoint", "reversible", DT, T=400)
-    warned = [w for w in caught if issubclass(w.category, solvers.ReversibleAccuracyWarning)]
+    warned = [w for w in caught if issubclass(w.category, ReversibleAccuracyWarning)]
     assert stats.reconstruction_error > 1e-2 and len(warned) == 1
     assert "gradient='backprop'" in str(warned[0].message)
     assert float((g - ref).norm() / ref.norm()) > 1e-3
