@@ -74,7 +74,7 @@ def test_generic_adjoint_measures_the_reconstruction():
     """The autograd-VJP adjoint (any term): Euler's backward retrace of a rotation is off by O(h),
     measured against the known exact reconstruction error of one backward Euler step."""
     w = torch.tensor([[0.0, 1.0], [-1.0, 0.0]], dtype=torch.float64, requires_grad=True)
-    term = FuncTerm(lambda t, y: y @ w.T, torch.float64, torch.device("cpu"))
+    term = FuncTerm(lambda t, y: y @ w.T, torch.float64, torch.get_default_device())
     y0 = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
     h = 0.1
     spec = solvers.SolveSpec(method="euler", gradient="adjoint")
