@@ -39,7 +39,7 @@ from .problem import AdjointSpec, Problem, forward
 from .terms import Term
 
 __all__ = ["RECONSTRUCTION_TOLERANCE", "AdjointAccuracyWarning", "GradientAccuracyWarning", "ReversibleAccuracyWarning", "AugmentedTerm", "ReconstructionCheck",
-           "adjoint_outputs", "default_adjoint_norm", "reconstruction_error", "reset_adjoint_warnings",
+           "adjoint_outputs", "default_adjoint_norm", "flush_accuracy_checks", "reconstruction_error", "reset_adjoint_warnings",
            "solve_adjoint"]
 
 RECONSTRUCTION_TOLERANCE = 1e-2
@@ -65,47 +65,71 @@ class ReversibleAccuracyWarning(GradientAccuracyWarning):
 
 
 _warned: set = set()
+_pending: list = []
 
 
-def reconstruction_error(y_back: Tensor, y_fwd: Tensor, scale: float) -> float:
-    """rms(y_back - y_fwd) / scale: how far the state the backward solve reconstructs at an output
-    time is from the forward's state there, relative to ``scale``, the size of the forward's states
-    (the largest RMS over the output times: a state near 0, such as an RNN's initial one, must not
-    inflate the relative error)."""
+def reconstruction_error(y_back: Tensor, y_fwd: Tensor, scale: Tensor) -> Tensor:
+    """rms(y_back - y_fwd) / scale, a 0-d float64 tensor on the states' device: how far the state the
+    backward solve reconstructs at an output time is from the forward's state there, relative to
+    ``scale``, the size of the forward's states (the largest RMS over the output times: a state near 0,
+    such as an RNN's initial one, must not inflate the relative error)."""
     diff = (y_back.detach() - y_fwd.detach()).abs().to(torch.float64)
-    return float(diff.pow(2).mean().sqrt()) / scale
+    return diff.pow(2).mean().sqrt() / scale
 
 
 class ReconstructionCheck:
-    """Collects the reconstruction error of one backward pass (its maximum over the output intervals),
-    stores it in the problem's :class:`~solvers.problem.Stats` and warns, once per solve
-    specification (a model's, or one ``odeint`` setting), when it exceeds ``RECONSTRUCTION_TOLERANCE``."""
+    """Collects the reconstruction error of one backward pass (its maximum over the output intervals)
+    on the states' device, without reading it on the host (a backward pass never waits for a GPU);
+    :meth:`done` puts it in the problem's :class:`~solvers.problem.Stats` (read when asked) and queues
+    the warning check, which :func:`flush_accuracy_checks` makes: at the next solve's start, or when
+    called.  Warns once per solve specification (a model's, or one ``odeint`` setting)."""
 
     def __init__(self, p: Problem, ys: Tensor) -> None:
         self.p = p
-        self.error = 0.0
-        rms = ys.detach().abs().to(torch.float64).pow(2).reshape(ys.shape[0], -1).mean(1).sqrt()
-        self.scale = max(float(rms.max()), torch.finfo(torch.float64).tiny) if ys.numel() else 1.0
+        flat = ys.detach().abs().to(torch.float64).pow(2).reshape(ys.shape[0], -1)
+        self.scale = flat.mean(1).sqrt().max().clamp_min(torch.finfo(torch.float64).tiny) if ys.numel() \
+            else torch.ones((), dtype=torch.float64, device=ys.device)
+        self.error: Tensor | None = None
 
     def add(self, y_back: Tensor, y_fwd: Tensor) -> None:
         e = reconstruction_error(y_back, y_fwd, self.scale)
-        self.error = max(self.error, e) if math.isfinite(e) else math.inf
+        self.error = e if self.error is None else torch.maximum(self.error, e)
 
-    def done(self) -> None:
+    def done(self, tolerance: float = RECONSTRUCTION_TOLERANCE, message: Any = None,
+             category: type[Warning] = AdjointAccuracyWarning) -> None:
+        """Record the error and queue the warning check (``message(error, tolerance)`` -> text)."""
+        if self.error is None:
+            return
         p = self.p
         if p.stats is not None:
-            p.stats.reconstruction_error = self.error
-        if not self.error > RECONSTRUCTION_TOLERANCE:
-            return
+            p.stats.set_reconstruction_error(self.error)
         key = p.spec if p.spec is not None else p.plan.tab.name
-        name = p.plan.tab.name
-        reversible = "" if name.startswith("reversible_") else f", or gradient='reversible' with method='reversible_{name}'"
-        warn_once(key,
-            f"gradient='adjoint' with method {name!r}: the backward solve reconstructs the forward's states with a "
-            f"relative error of {self.error:.3g} (> {RECONSTRUCTION_TOLERANCE:g}), so its gradient is not that of "
-            f"the computed forward pass (it can be off by more than 10%). For the exact gradient use "
-            f"gradient='checkpoint' (memory ~sqrt(steps)){reversible}; or solve more accurately (smaller "
-            f"step_size, tighter rtol). See docs/GRADIENTS.md.", AdjointAccuracyWarning)
+        _pending.append((key, self.error, tolerance, message or _adjoint_message(p.plan.tab.name), category))
+
+
+def _adjoint_message(name: str) -> Callable[[float, float], str]:
+    def message(error: float, tolerance: float) -> str:
+        reversible = "" if name.startswith("reversible_") else \
+            f", or gradient='reversible' with method='reversible_{name}'"
+        return (f"gradient='adjoint' with method {name!r}: the backward solve reconstructs the forward's states "
+                f"with a relative error of {error:.3g} (> {tolerance:g}), so its gradient is not that of the "
+                f"computed forward pass (it can be off by more than 10%). For the exact gradient use "
+                f"gradient='checkpoint' (memory ~sqrt(steps)){reversible}; or solve more accurately (smaller "
+                f"step_size, tighter rtol). See docs/GRADIENTS.md.")
+
+    return message
+
+
+def flush_accuracy_checks() -> None:
+    """Read the queued reconstruction errors of finished backward passes and warn (once per solve
+    specification) for those above their tolerance.  Every solve calls it as it starts
+    (``SolveSpec.problem``), so a training loop hears of a bad gradient at its next forward pass."""
+    while _pending:
+        key, error, tolerance, message, category = _pending.pop(0)
+        e = float(error)
+        e = e if math.isfinite(e) else math.inf
+        if e > tolerance:
+            warn_once(key, message(e, tolerance), category)
 
 
 def warn_once(key: object, message: str, category: type[Warning]) -> None:
@@ -120,8 +144,9 @@ def warn_once(key: object, message: str, category: type[Warning]) -> None:
 
 
 def reset_adjoint_warnings() -> None:
-    """Forget which specifications already warned (each warns once)."""
+    """Forget which specifications already warned (each warns once) and drop queued checks."""
     _warned.clear()
+    _pending.clear()
 
 
 def autograd_vjp(term: Term, t: Any, y: Tensor, a: Tensor, params: Sequence[Tensor]

@@ -9,7 +9,7 @@ single tensor (tuple states are flattened by the caller).  :func:`forward` runs 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from torch import Tensor
@@ -39,7 +39,15 @@ class Stats:
     nfe: int = 0
     accepted: int = 0
     rejected: int = 0
-    reconstruction_error: float | None = None
+    reconstruction: Any = field(default=None, repr=False)  # the 0-d tensor a backward pass leaves
+
+    @property
+    def reconstruction_error(self) -> float | None:
+        """The reconstruction error as a float (read on the host when asked), None before a backward pass."""
+        return None if self.reconstruction is None else float(self.reconstruction)
+
+    def set_reconstruction_error(self, error: Any) -> None:
+        self.reconstruction = error
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .adjoint import ReconstructionCheck, ReversibleAccuracyWarning, warn_once
+from .adjoint import ReconstructionCheck, ReversibleAccuracyWarning
 from .problem import Problem, forward, forward_reversible
 from .reversible import is_reversible, step, unstep
 
@@ -75,22 +75,22 @@ def _check_reconstruction(p: Problem, y: Tensor, z: Tensor, last: Tensor) -> Non
     y0 or of the last state (whichever is larger), goes to the solve's Stats, and above sqrt(eps) of
     the state's dtype (1.5e-8 in float64, 3.5e-4 in float32; a sound reconstruction is a few hundred
     eps, and by sqrt(eps) the gradient was measured off by far more: scripts/reversible_drift.py) a
-    ``ReversibleAccuracyWarning`` says so once per specification."""
+    ``ReversibleAccuracyWarning`` says so once per specification (checked without a host read here,
+    at the next solve: :func:`solvers.adjoint.flush_accuracy_checks`)."""
     check = ReconstructionCheck(p, torch.stack([p.y0.detach(), last]))
     check.add(y, p.y0)
     check.add(z, p.y0)
-    if p.stats is not None:
-        p.stats.reconstruction_error = check.error
-    tolerance = torch.finfo(p.y0.real.dtype).eps ** 0.5
-    if check.error > tolerance:
-        warn_once(p.spec if p.spec is not None else p.plan.tab.name,
-                  f"gradient='reversible' with method {p.plan.tab.name!r}: rebuilding the steps backward came back to "
-                  f"the initial state with a relative error of {check.error:.3g} (> {tolerance:.2g}): "
-                  f"rounding errors grew through the backward reconstruction (a field that contracts strongly over "
-                  f"the solve, e.g. h' = -h + ... over a long time, expands them backward), so the gradient is not "
-                  f"that of the forward. Use gradient='backprop' or gradient='checkpoint' with the base method "
-                  f"{p.plan.tab.name.removeprefix('reversible_')!r}. See docs/GRADIENTS.md.",
-                  ReversibleAccuracyWarning)
+    name = p.plan.tab.name
+
+    def message(error: float, tolerance: float) -> str:
+        return (f"gradient='reversible' with method {name!r}: rebuilding the steps backward came back to the initial "
+                f"state with a relative error of {error:.3g} (> {tolerance:.2g}): rounding errors grew through the "
+                f"backward reconstruction (a field that contracts strongly over the solve, e.g. h' = -h + ... over "
+                f"a long time, expands them backward), so the gradient is not that of the forward. Use "
+                f"gradient='backprop' or gradient='checkpoint' with the base method "
+                f"{name.removeprefix('reversible_')!r}. See docs/GRADIENTS.md.")
+
+    check.done(torch.finfo(p.y0.real.dtype).eps ** 0.5, message, ReversibleAccuracyWarning)
 
 
 def solve_reversible(p: Problem) -> list[Tensor]:

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .adjoint import flush_accuracy_checks
 from .controller import Controller, check_controller_options, check_resolution, rms_norm, sample_rms_norm
 from .engine import DEFAULT_MAX_STEPS, Callbacks, check_step_count
 from .gradients import GRADIENT_MODES
@@ -241,6 +242,7 @@ class SolveSpec:
             backward: the adjoint mode's runtime pieces of :class:`~solvers.problem.AdjointSpec`
                 (``norm``, ``callbacks``, ``jump_t``, ``step_t``, ``backward_grid``, ``perturb``).
         """
+        flush_accuracy_checks()  # warnings of finished backward passes (read here, not in the backward)
         tab = self.tableau
         plan = Plan.of(tab)
         if tab.adaptive:

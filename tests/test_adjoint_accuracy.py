@@ -12,7 +12,7 @@ import torch
 
 import neuralode_rnn as nr
 import solvers
-from solvers.adjoint import RECONSTRUCTION_TOLERANCE, reset_adjoint_warnings
+from solvers.adjoint import RECONSTRUCTION_TOLERANCE, flush_accuracy_checks, reset_adjoint_warnings
 from solvers.terms import FuncTerm
 
 
@@ -35,6 +35,7 @@ def _case(field, method, **opts):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         g, stats = _grads(model, x, times, y, "adjoint")
+        flush_accuracy_checks()  # the check reads the error after the backward pass (no host read in it)
     warned = [w for w in caught if issubclass(w.category, solvers.AdjointAccuracyWarning)]
     return float((g - ref).norm() / ref.norm()), stats.reconstruction_error, warned, (model, x, times, y)
 
@@ -64,10 +65,23 @@ def test_warns_once_per_model_and_stats_hold_the_error():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         _, stats = _grads(model, x, times, y, "adjoint")  # the same model: already warned
+        flush_accuracy_checks()
     assert not [w for w in caught if issubclass(w.category, solvers.AdjointAccuracyWarning)]
     assert stats.reconstruction_error == pytest.approx(rec, rel=1e-6)
     _, stats = _grads(model, x, times, y, "backprop")
     assert stats.reconstruction_error is None  # only the adjoint measures it
+
+
+def test_the_next_solve_warns_without_a_flush():
+    """A training loop needs no call: the next solve (its SolveSpec.problem) reads the queued error."""
+    _, _, _, (model, x, times, y) = _case(lambda n: nr.AntisymmetricField(1, n), "euler")
+    reset_adjoint_warnings()
+    m = model.with_solver(gradient="adjoint")
+    torch.nn.functional.cross_entropy(m(x, times), y).backward()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m(x, times)
+    assert len([w for w in caught if issubclass(w.category, solvers.AdjointAccuracyWarning)]) == 1
 
 
 def test_generic_adjoint_measures_the_reconstruction():
@@ -83,6 +97,7 @@ def test_generic_adjoint_measures_the_reconstruction():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         sol.ys[-1].sum().backward()
+        flush_accuracy_checks()
     # y1 = (I + hW) y0; the backward step gives (I - hW) y1 = (I - h^2 W^2) y0 = (1 + h^2) y0: the error
     # h^2 rms(y0) relative to the largest state's rms, rms(y1) = sqrt(1 + h^2) rms(y0)
     expected = h ** 2 / (1 + h ** 2) ** 0.5

@@ -17,7 +17,7 @@ import torch
 
 import neuralode_rnn as nr
 import solvers
-from solvers.adjoint import ReversibleAccuracyWarning, reset_adjoint_warnings
+from solvers.adjoint import ReversibleAccuracyWarning, flush_accuracy_checks, reset_adjoint_warnings
 from solvers.engine import solve_fixed
 from solvers.reversible import reversible_solve, step, unstep
 from solvers.stepper import Plan
@@ -187,6 +187,7 @@ def test_ruined_reconstruction_warns():
         warnings.simplefilter("always")
         ref, _ = _model_grads(FIELDS["ctrnn"], "reversible_midpoint", "backprop", DT, T=400)
         g, stats = _model_grads(FIELDS["ctrnn"], "reversible_midpoint", "reversible", DT, T=400)
+        flush_accuracy_checks()
     warned = [w for w in caught if issubclass(w.category, ReversibleAccuracyWarning)]
     assert stats.reconstruction_error > 1e-2 and len(warned) == 1
     assert "gradient='backprop'" in str(warned[0].message)
