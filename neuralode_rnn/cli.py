@@ -88,7 +88,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--atol", type=positive(float, "--atol"), default=1e-5,
                    help="adaptive solvers' absolute tolerance (default 1e-5)")
     g.add_argument("--gradient", choices=sorted(solvers.GRADIENT_MODES), default="backprop",
-                   help="gradient mode of continuous models (default backprop: fastest; adjoint: memory flat in T)")
+                   help="gradient mode of continuous models (default backprop: fastest; adjoint: memory flat in T, "
+                        "approximate; reversible: exact, memory flat in T, with a reversible_<method>; "
+                        "docs/GRADIENTS.md)")
     g.add_argument("--interpolation", choices=INTERPOLATIONS, default=None,
                    help="input path of continuous models (default hold: what a discrete RNN reads; ncde: natural)")
     g.add_argument("--beta", type=unit_interval("--beta"), help="Lipschitz beta (default 0.75, the paper's)")
@@ -182,11 +184,13 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 
 def model_methods() -> list[str]:
     """``--method`` choices: the solvers a model of the zoo accepts (``ContinuousRNN`` takes the
-    Runge-Kutta tableaux of ``solvers.TABLEAUX``, fixed and adaptive; a discrete cell the fixed
-    ones), not every name of ``solvers.METHODS`` (the Adams methods and scipy_solver are odeint's)."""
+    Runge-Kutta tableaux of ``solvers.TABLEAUX``, fixed and adaptive, and their reversible versions;
+    a discrete cell the fixed ones), not every name of ``solvers.METHODS`` (the Adams methods and
+    scipy_solver are odeint's)."""
     import solvers
+    from solvers.tableaux import REVERSIBLE_TABLEAUX
 
-    return sorted(solvers.TABLEAUX)
+    return sorted(solvers.TABLEAUX) + sorted(REVERSIBLE_TABLEAUX)
 
 
 def device_name(text: str) -> str:

@@ -148,7 +148,8 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], sp
                    knots: torch.Tensor | None = None, first_gap: float | None = None) -> tuple[torch.Tensor, int]:
     """``field`` driven by ``path``, integrated from one first gap before the first knot as ``spec`` says.
 
-    Returns the states (len(at), B, N) at the knots ``at`` and the number of field evaluations.
+    Returns the states (len(at), B, N) at the knots ``at``, the number of field evaluations and the
+    solve's :class:`solvers.problem.Stats` (its ``reconstruction_error`` set by an adjoint's backward pass).
 
     ``spec``: the :class:`solvers.SolveSpec` of the solve (method, step_size or rtol/atol, gradient,
     max_steps, error_control), validated when it was made; this function only builds the term and
@@ -179,10 +180,11 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], sp
     structure = field.structure()
     params = tuple(p for p in field.parameters() if p.requires_grad)
     sources = None
-    if structure is not None:
+    if structure is not None and not spec.reversible:
         term = solvers.LinearActivationTerm(structure, path.input(clock, knots), time_dtype=knots.dtype)
-    elif spec.gradient == "adjoint":
-        # the adjoint differentiates the input's tensors one by one: give it detached leaves of them
+    elif spec.gradient in ("adjoint", "reversible"):
+        # the adjoint (and the reversible mode) differentiates the input's tensors one by one: give it detached leaves
+        # of them
         # (the coefficients of a spline are functions of one another), tied back to the originals
         sources = params + path.tensors()
         leaves = [x.detach().requires_grad_(x.requires_grad) for x in path.tensors()]
@@ -196,8 +198,9 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], sp
         term = field.driven_term(path, clock, knots, project=spec.gradient != "checkpoint")
     rates = term.inputs.rates
     gap_scale = None if rates is None else rates.max(0).values
-    outs = spec.solve(term, h0, t_out, gap_scale=gap_scale, jump_t=knots, params=params, param_sources=sources)
-    return torch.stack(outs[1:]), term.nfe
+    sol = spec.solve_with_stats(term, h0, t_out, gap_scale=gap_scale, jump_t=knots, params=params,
+                                param_sources=sources)
+    return torch.stack(sol.ys[1:]), term.nfe, sol.stats
 
 
 def _integrate_per_sample(field: Field, path: Path, h0: torch.Tensor, at: list[int],
@@ -214,8 +217,8 @@ def _integrate_per_sample(field: Field, path: Path, h0: torch.Tensor, at: list[i
         term = solvers.LinearActivationTerm(structure, path.input("time", knots), time_dtype=knots.dtype)
     else:
         term = field.driven_term(path, "time", knots)
-    outs = spec.solve(term, h0, t_out, jump_t=knots)
-    return torch.stack(outs[1:]), term.nfe
+    sol = spec.solve_with_stats(term, h0, t_out, jump_t=knots)
+    return torch.stack(sol.ys[1:]), term.nfe, sol.stats
 
 
 def gradient_mode(gradient: str | None, adjoint: bool) -> str:
@@ -320,6 +323,7 @@ class ContinuousRNN(nn.Module):
         self.interpolation = interpolation
         self.readout = nn.Linear(field.feature_size, output_size)
         self.nfe = 0  # function evaluations of the last solve
+        self.stats = None  # the last solve's solvers.problem.Stats (an adjoint's reconstruction_error after backward)
 
     # -------------------------------------------------------------- the solve specification
     @property
@@ -408,7 +412,7 @@ class ContinuousRNN(nn.Module):
         B, T = path.batch_size, path.length
         h0 = self._h0(h0, B, path.dtype, path.device)
         at = list(range(T)) if at is None else [int(k) for k in at]
-        states, self.nfe = integrate_path(self.field, path, h0, at, spec)
+        states, self.nfe, self.stats = integrate_path(self.field, path, h0, at, spec)
         states = states.transpose(0, 1)
         if check_finite:
             check_finite_states(states, self, lambda: self.instability(path, spec), at)
@@ -544,7 +548,7 @@ class DiscreteRNN(nn.Module):
             knots = eps * torch.arange(1, T + 1, dtype=torch.float64, device=values.device)
             path = interpolate(values, None, "hold")  # a hold path's pieces do not depend on the knots
             h = self._h0(h0, B, values.dtype, values.device)
-            states, _ = integrate_path(cell.field, path, h, list(range(T)), solvers.SolveSpec(method=cell.method),
+            states, _, _ = integrate_path(cell.field, path, h, list(range(T)), solvers.SolveSpec(method=cell.method),
                                        knots=knots, first_gap=eps)
             states = states.transpose(0, 1)
         else:

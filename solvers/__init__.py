@@ -3,11 +3,13 @@ embedded), one solve specification (:class:`SolveSpec`), one registry of gradien
 as a drop-in superset of torchdiffeq's, and stability / accuracy tools.
 
 This package knows nothing of RNNs and imports nothing from ``neuralode_rnn``.  The names below are
-its public API; everything else is importable from its module (``solvers.engine``,
+its public API (the reversible methods are in ``solvers.METHODS``; their tableaux in
+``solvers.tableaux.REVERSIBLE_TABLEAUX``); everything else is importable from its module (``solvers.engine``,
 ``solvers.stepper``, ``solvers.problem``, ...) for code that extends the engine.
 """
 
 from .accuracy import CountingFunc, observed_order, work_precision
+from .adjoint import AdjointAccuracyWarning
 from .driven import DrivenTerm
 from .engine import DEFAULT_MAX_STEPS
 from .errors import NonFiniteStateError, SolverError, StepLimitError, StepSizeUnderflowError, TimeLimitError
@@ -38,6 +40,7 @@ __all__ = [
     "GRADIENT_MODES",
     "register_gradient_mode",
     "resolve_gradient",
+    "AdjointAccuracyWarning",
     # errors
     "SolverError",
     "NonFiniteStateError",

@@ -9,8 +9,12 @@
   without a graph, recording its steps; then segments of ceil(sqrt(steps)) steps are replayed
   under ``torch.utils.checkpoint`` (adaptive solves replay their accepted steps exactly).
 * ``"adjoint"``: the continuous adjoint (Chen et al. 2018) on the same engine
-  (:mod:`solvers.adjoint`): memory flat in the number of steps, gradients exact up to the backward
-  solve's error.
+  (:mod:`solvers.adjoint`): memory flat in the number of steps, gradients those of the exact ODE
+  solution, not of the computed forward (it measures how far its backward solve strays and warns:
+  ``solvers.AdjointAccuracyWarning``).
+* ``"reversible"``: a reversible method's (``reversible_<tableau>``) exact gradient, memory flat in
+  the number of steps: each step's state is rebuilt backward from the last one and that one step
+  backpropagated (:mod:`solvers.reversible_gradient`).
 
 A mode is a function ``solve(problem) -> list of output states``; :func:`register_gradient_mode`
 adds one, and every caller (``solvers.odeint``, ``ContinuousRNN``, the command line) reads this
@@ -28,6 +32,7 @@ from torch import Tensor
 from .adjoint import solve_adjoint
 from .engine import Tape, adaptive_steps, next_k0, solve_fixed, start_time
 from .problem import Problem, forward
+from .reversible_gradient import solve_reversible
 
 __all__ = ["GRADIENT_MODES", "checkpoint_segment", "register_gradient_mode", "resolve_gradient"]
 
@@ -108,6 +113,7 @@ GRADIENT_MODES: dict[str, Callable[[Problem], list[Tensor]]] = {
     "backprop": solve_backprop,
     "checkpoint": solve_checkpoint,
     "adjoint": solve_adjoint,
+    "reversible": solve_reversible,
 }
 """Gradient mode name -> solver taking a validated :class:`~solvers.problem.Problem`."""
 

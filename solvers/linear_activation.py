@@ -42,12 +42,14 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .adjoint import ReconstructionCheck
 from .driven import DrivenTerm
 from .engine import Tape, adaptive_steps, solve_adaptive, solve_fixed
 from .gradients import checkpoint_segment
 from .inputs import PiecewiseInput
 from .kernels import TANH_KERNELS, tanh_kernel
 from .problem import Problem, forward
+from .reversible import is_reversible
 from .stepper import Plan
 from .terms import Term
 
@@ -264,6 +266,9 @@ class LinearActivationTerm(Term):
         return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (p.y0, *self.tensors()))
 
     def _check(self, p: Problem) -> Problem:
+        if is_reversible(p.plan):
+            raise ValueError(f"the structured kernel takes plain Runge-Kutta steps; the reversible method "
+                             f"{p.plan.tab.name!r} runs on the generic driven term (DrivenTerm), as ContinuousRNN does")
         if p.grid is None and not p.exact_outputs:
             p = p.with_(exact_outputs=True)
         if p.grid is not None and not set(p.t_out) <= set(p.grid):
@@ -576,6 +581,7 @@ class _StructuredAdjoint(torch.autograd.Function):
             controller = back.controller(_adjoint_norm)
         a = grad_ys[-1]
         jumps = sorted(-x for x in p.jump_t)
+        check = ReconstructionCheck(p, ys)
         for i in range(len(p.t_out) - 1, 0, -1):
             z = torch.stack([ys[i], a])
             s0, s1 = -p.t_out[i], -p.t_out[i - 1]
@@ -588,7 +594,9 @@ class _StructuredAdjoint(torch.autograd.Function):
                 out = solve_adaptive(aug, plan, z, [s0, s1], controller, jump_t=jumps, exact_outputs=True,
                                      tape=tape, max_steps=p.max_steps)
             tape.flush()
+            check.add(out[-1][0], ys[i - 1])
             a = out[-1][1] + grad_ys[i - 1]
+        check.done()
         term.nfe += aug.nfe
         return (None, a if ctx.needs_input_grad[1] else None, *sweep.results())
 

@@ -1,7 +1,8 @@
 """Every method name ``solvers.odeint`` accepts, with what it is: order, stages, kind, backend.
 
 Every explicit Runge-Kutta method (``solvers.tableaux.TABLEAUX``, fixed and embedded pairs) runs
-on this package's engine.  The multistep and wrapped methods of torchdiffeq (Adams-Bashforth(-
+on this package's engine, and so does its reversible version ``reversible_<name>``
+(``solvers.tableaux.REVERSIBLE_TABLEAUX``, :mod:`solvers.reversible`; stages per step: twice the base's).  The multistep and wrapped methods of torchdiffeq (Adams-Bashforth(-
 Moulton), scipy's solvers) are not Runge-Kutta methods and are delegated to ``torchdiffeq.odeint``
 through its public API.  Names mean what they mean in torchdiffeq: ``"rk4"`` is Kutta's 3/8 rule
 in both libraries (the classical method is ``"rk4_classic"``).
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .tableaux import TABLEAUX
+from .tableaux import REVERSIBLE_TABLEAUX, TABLEAUX
 
 __all__ = ["DELEGATED", "METHODS", "MethodInfo"]
 
@@ -45,8 +46,9 @@ DELEGATED: dict[str, MethodInfo] = {
 """torchdiffeq methods that are not Runge-Kutta methods, run by torchdiffeq itself."""
 
 METHODS: dict[str, MethodInfo] = {
-    **{name: MethodInfo(order=tab.order, stages=tab.stages, kind="adaptive" if tab.adaptive else "fixed",
-                        backend="engine") for name, tab in TABLEAUX.items()},
+    **{name: MethodInfo(order=tab.order, stages=tab.stages * (2 if name in REVERSIBLE_TABLEAUX else 1),
+                        kind="adaptive" if tab.adaptive else "fixed",
+                        backend="engine") for name, tab in (*TABLEAUX.items(), *REVERSIBLE_TABLEAUX.items())},
     **DELEGATED,
 }
 """Every method name ``solvers.odeint`` accepts -> its MethodInfo."""

@@ -190,6 +190,8 @@ def odeint(
     norm = state_norm(user_norm, flat, per_sample)
     params: tuple = ()
     spec = SolveSpec(**fields)
+    if mode == "reversible":
+        params = adjoint_parameters(user_func, adjoint_params)
     if mode == "adjoint":
         params = adjoint_parameters(user_func, adjoint_params)
         back, seminorm, clock["backward"] = backward_settings(
@@ -203,6 +205,8 @@ def odeint(
     t_out = problem.t_out
 
     if event_fn is not None:
+        if spec.reversible:
+            raise ValueError(f"event_fn is not supported with the reversible method {name!r}; use {tab.base.name!r}")
         return solve_event(problem, base, event_fn, t, mode, flat, sign, y0, atol)
 
     y_start = problem.y0

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from .errors import NonFiniteStateError
 from .methods import METHODS
 from .per_sample import sample_times
-from .tableaux import TABLEAUX, Tableau
+from .tableaux import REVERSIBLE_TABLEAUX, TABLEAUX, Tableau
 
 FIXED_OPTIONS = ("step_size", "grid_constructor", "perturb", "interp", "norm", "max_num_steps")
 """Options of fixed-grid methods: torchdiffeq's (``norm`` accepted and unused, as there), plus
@@ -141,7 +141,7 @@ def resolve_method(method: Any, name: str = "method") -> tuple[str, Tableau | No
         raise TypeError(f"{name} must be a str or a Tableau; got {type(method).__name__}")
     if method not in METHODS:
         raise ValueError(f"unknown {name} {method!r}; expected one of {', '.join(sorted(METHODS))}")
-    return method, TABLEAUX.get(method)
+    return method, TABLEAUX.get(method, REVERSIBLE_TABLEAUX.get(method))
 
 
 def check_options(options: Any, name: str, allowed: Sequence[str], method: str) -> dict:

@@ -9,7 +9,7 @@ single tensor (tuple states are flattened by the caller).  :func:`forward` runs 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from torch import Tensor
@@ -17,21 +17,37 @@ from torch import Tensor
 from .controller import Controller
 from .engine import DEFAULT_MAX_STEPS, Callbacks, Tape, solve_adaptive, solve_fixed
 from .per_sample import PerSampleStats, solve_adaptive_per_sample
+from .reversible import ReversibleRun, is_reversible, reversible_solve
 from .stepper import Plan
 from .terms import Term
 
-__all__ = ["AdjointSpec", "Problem", "Solution", "Stats", "forward"]
+__all__ = ["AdjointSpec", "Problem", "Solution", "Stats", "forward", "forward_reversible"]
 
 
 @dataclass
 class Stats:
     """What a forward solve cost (diffrax's ``sol.stats``): ``nfe`` evaluations of the term (stages, the
     first-step probe and dense-output reads), ``accepted`` and ``rejected`` steps (a fixed grid's
-    steps are all accepted; with per-sample error control, summed over the samples).  The engine adds to it while it solves; a solve hands it back as a value."""
+    steps are all accepted; with per-sample error control, summed over the samples).  The engine adds to it while it solves; a solve hands it back as a value.
+
+    ``reconstruction_error``: set by the continuous adjoint's backward pass (None until then, and in
+    other modes): the largest relative RMS difference, over the output intervals, between the state
+    the backward solve reconstructs at an output time and the forward's state there
+    (:func:`solvers.adjoint.reconstruction_error`).  Large values mean the adjoint's gradient is not
+    that of the computed forward (see docs/GRADIENTS.md)."""
 
     nfe: int = 0
     accepted: int = 0
     rejected: int = 0
+    reconstruction: Any = field(default=None, repr=False)  # the 0-d tensor a backward pass leaves
+
+    @property
+    def reconstruction_error(self) -> float | None:
+        """The reconstruction error as a float (read on the host when asked), None before a backward pass."""
+        return None if self.reconstruction is None else float(self.reconstruction)
+
+    def set_reconstruction_error(self, error: Any) -> None:
+        self.reconstruction = error
 
 
 @dataclass(frozen=True)
@@ -173,6 +189,11 @@ class Problem:
 def forward(p: Problem, tape: Tape | None = None, y0: Tensor | None = None) -> list[Tensor]:
     """Run the engine on ``p`` (from ``y0`` instead of ``p.y0`` when given); states at ``p.t_out``."""
     y0 = p.y0 if y0 is None else y0
+    if is_reversible(p.plan):
+        if tape is not None:
+            raise ValueError(f"a reversible method ({p.plan.tab.name!r}) records no tape; its gradient modes are "
+                             f"'reversible' and 'backprop'")
+        return forward_reversible(p, y0).outputs
     stats, term = p.stats, p.term
     if stats is not None:
         p = p.with_(term=CountedTerm(term, stats))
@@ -195,3 +216,12 @@ def forward(p: Problem, tape: Tape | None = None, y0: Tensor | None = None) -> l
     return solve_adaptive(p.term, p.plan, y0, p.t_out, p.controller, first_step=p.first_step, jump_t=p.jump_t,
                           step_t=p.step_t, exact_outputs=p.exact_outputs, callbacks=p.callbacks, tape=tape,
                           max_steps=p.max_steps, stats=stats)
+
+
+def forward_reversible(p: Problem, y0: Tensor | None = None) -> ReversibleRun:
+    """Run the reversible method of ``p`` (:mod:`solvers.reversible`): its outputs, steps and final pair."""
+    y0 = p.y0 if y0 is None else y0
+    term = p.term if p.stats is None else CountedTerm(p.term, p.stats)
+    return reversible_solve(term, p.plan, y0, p.t_out, grid=p.grid, controller=p.controller, first_step=p.first_step,
+                            jump_t=p.jump_t, step_t=p.step_t, perturb=p.perturb if p.grid is not None else True,
+                            max_steps=p.max_steps, stats=p.stats)

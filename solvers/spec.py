@@ -30,13 +30,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .adjoint import flush_accuracy_checks
 from .controller import Controller, check_controller_options, check_resolution, rms_norm, sample_rms_norm
 from .engine import DEFAULT_MAX_STEPS, Callbacks, check_step_count
 from .gradients import GRADIENT_MODES
 from .grids import knot_grid
 from .problem import AdjointSpec, Problem, Solution, Stats
 from .stepper import Plan
-from .tableaux import TABLEAUX, Tableau
+from .tableaux import REVERSIBLE_TABLEAUX, TABLEAUX, ReversibleTableau, Tableau
 from .terms import Term
 
 __all__ = ["ERROR_CONTROLS", "SolveSpec"]
@@ -74,11 +75,13 @@ class SolveSpec:
     """How a solve is done; frozen and validated when made.
 
     Attributes:
-        method: a Runge-Kutta method of ``solvers.TABLEAUX`` (fixed or embedded pair).
+        method: a Runge-Kutta method of ``solvers.TABLEAUX`` (fixed or embedded pair), or one made
+            reversible, ``reversible_<name>`` (``solvers.tableaux.REVERSIBLE_TABLEAUX``).
         step_size: fixed methods: the largest step in real time (each gap between jump/output times
             split into equal steps no longer than this); None: one step per gap.
         rtol, atol: adaptive methods' tolerances.
-        gradient: a mode of ``solvers.GRADIENT_MODES`` ("backprop", "checkpoint", "adjoint", ...).
+        gradient: a mode of ``solvers.GRADIENT_MODES`` ("backprop", "checkpoint", "adjoint", "reversible"
+            (reversible methods only), ...).
         max_steps: the step limit (a fixed grid beyond it is refused before it is built; an adaptive
             solve stops with ``StepLimitError``).
         error_control: adaptive methods: "batch" (one step sequence, the error norm over the batch)
@@ -115,9 +118,11 @@ class SolveSpec:
 
     # ------------------------------------------------------------------ validation (the one place)
     def __post_init__(self) -> None:
-        if not isinstance(self.method, Tableau) and (not isinstance(self.method, str) or self.method not in TABLEAUX):
+        if not isinstance(self.method, Tableau) and (not isinstance(self.method, str) or
+                                                     (self.method not in TABLEAUX and
+                                                      self.method not in REVERSIBLE_TABLEAUX)):
             raise ValueError(f"unknown method {self.method!r}; expected one of the Runge-Kutta methods "
-                             f"{', '.join(sorted(TABLEAUX))}")
+                             f"{', '.join(sorted(TABLEAUX))}, or one made reversible: reversible_<name>")
         _positive_number("step_size", self.step_size, allow_none=True)
         _tolerance("rtol", self.rtol)
         _tolerance("atol", self.atol)
@@ -134,6 +139,17 @@ class SolveSpec:
         if self.error_control == "sample" and not self.adaptive:
             raise ValueError(f"error_control='sample' needs an adaptive method (e.g. dopri5); {self.method!r} takes "
                              f"fixed steps")
+        if self.gradient == "reversible" and not self.reversible:
+            raise ValueError(f"gradient='reversible' rebuilds each step backward from a reversible method; method "
+                             f"{self.tableau.name!r} is not one: use method='reversible_{self.tableau.name}' (or "
+                             f"gradient='checkpoint' for the exact gradient of {self.tableau.name!r})")
+        if self.reversible and self.gradient == "checkpoint":
+            raise ValueError(f"method {self.tableau.name!r} is reversible: gradient='reversible' gives its exact "
+                             f"gradient in memory flat in the steps (gradient='checkpoint' replays plain "
+                             f"Runge-Kutta steps); got gradient='checkpoint'")
+        if self.reversible and self.error_control == "sample":
+            raise ValueError(f"error_control='sample' is not available for the reversible method "
+                             f"{self.tableau.name!r}; use error_control='batch'")
         if self.error_control == "sample" and self.gradient != "backprop":
             raise ValueError(f"error_control='sample' supports gradient='backprop' only; got {self.gradient!r}")
         if not isinstance(self.adjoint_seminorm, bool):
@@ -155,7 +171,14 @@ class SolveSpec:
     # ------------------------------------------------------------------ what it is
     @property
     def tableau(self) -> Tableau:
-        return self.method if isinstance(self.method, Tableau) else TABLEAUX[self.method]
+        if isinstance(self.method, Tableau):
+            return self.method
+        return TABLEAUX[self.method] if self.method in TABLEAUX else REVERSIBLE_TABLEAUX[self.method]
+
+    @property
+    def reversible(self) -> bool:
+        """True for a reversible method (``reversible_<tableau>``, :mod:`solvers.reversible`)."""
+        return isinstance(self.tableau, ReversibleTableau)
 
     @property
     def adaptive(self) -> bool:
@@ -219,6 +242,7 @@ class SolveSpec:
             backward: the adjoint mode's runtime pieces of :class:`~solvers.problem.AdjointSpec`
                 (``norm``, ``callbacks``, ``jump_t``, ``step_t``, ``backward_grid``, ``perturb``).
         """
+        flush_accuracy_checks()  # warnings of finished backward passes (read here, not in the backward)
         tab = self.tableau
         plan = Plan.of(tab)
         if tab.adaptive:

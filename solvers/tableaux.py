@@ -27,7 +27,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["ADAPTIVE_TABLEAUX", "ALIASES", "FIXED_TABLEAUX", "TABLEAUX", "Tableau", "tableau"]
+__all__ = ["ADAPTIVE_TABLEAUX", "ALIASES", "COUPLING", "FIXED_TABLEAUX", "REVERSIBLE_TABLEAUX", "TABLEAUX",
+           "ReversibleTableau", "Tableau", "reversible", "tableau"]
 
 # Consistency is checked to this absolute tolerance: the tables below are written with
 # float literals such as 2/3, whose row sums are exact only to rounding.
@@ -330,8 +331,59 @@ ADAPTIVE_TABLEAUX: tuple[str, ...] = tuple(sorted(n for n, t in TABLEAUX.items()
 """The embedded pairs (adaptive steps), one name each."""
 
 
+COUPLING = 0.999
+"""The default coupling parameter lambda of the reversible methods (McCallum and Foster 2024 use
+values just below 1: lambda < 1 gives the reversible scheme a stability region, lambda = 1 is the
+naive reversible scheme that has none)."""
+
+
+@dataclass(frozen=True)
+class ReversibleTableau(Tableau):
+    """An explicit tableau made algebraically reversible (McCallum and Foster 2024, "Efficient,
+    accurate and stable gradients for neural ODEs", arXiv 2410.11648).  With Psi_h(t, y) the base
+    method's increment (y_{n+1} - y_n of one step of size h from (t, y)), the state is a pair (y, z),
+    both y0 at the start, and a step is
+
+        y_{n+1} = lambda y_n + (1 - lambda) z_n + Psi_h(t_n, z_n)
+        z_{n+1} = z_n - Psi_{-h}(t_{n+1}, y_{n+1})
+
+    inverted exactly (to rounding) by
+
+        z_n = z_{n+1} + Psi_{-h}(t_{n+1}, y_{n+1})
+        y_n = (y_{n+1} - (1 - lambda) z_n - Psi_h(t_n, z_n)) / lambda.
+
+    The output is y; the order is the base method's.  Adaptive steps use the base pair's error
+    estimate of Psi_h(t_n, z_n).  Run by :mod:`solvers.reversible`; the coefficients here are the base's.
+    """
+
+    coupling: float = COUPLING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        c = self.coupling
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0.0 < c <= 1.0:
+            raise ValueError(f"tableau {self.name!r}: coupling must be a number in (0, 1]; got {c!r}")
+
+    @property
+    def base(self) -> Tableau:
+        """The plain Runge-Kutta method this one makes reversible."""
+        return Tableau(self.name.removeprefix("reversible_"), a=self.a, b=self.b, c=self.c, order=self.order,
+                       b_err=self.b_err, b_mid=self.b_mid)
+
+
+def reversible(method: str | Tableau, coupling: float = COUPLING) -> ReversibleTableau:
+    """The reversible version of ``method`` (a name of ``TABLEAUX`` or a ``Tableau``), named
+    ``reversible_<name>``, with coupling parameter ``coupling`` in (0, 1]."""
+    tab = tableau(method)
+    if isinstance(tab, ReversibleTableau):
+        raise ValueError(f"method {tab.name!r} is already reversible")
+    return ReversibleTableau(f"reversible_{tab.name}", a=tab.a, b=tab.b, c=tab.c, order=tab.order, b_err=tab.b_err,
+                             b_mid=tab.b_mid, coupling=coupling)
+
+
 def tableau(method: str | Tableau) -> Tableau:
-    """Return the tableau for ``method``: a registered name or a ``Tableau`` instance.
+    """Return the tableau for ``method``: a registered name (``TABLEAUX`` or ``REVERSIBLE_TABLEAUX``) or a
+    ``Tableau`` instance.
 
     Raises:
         ValueError: for an unknown name, listing the known ones.
@@ -341,9 +393,17 @@ def tableau(method: str | Tableau) -> Tableau:
         return method
     if not isinstance(method, str):
         raise TypeError(f"method must be a str or a Tableau; got {type(method).__name__}")
-    try:
+    if method in TABLEAUX:
         return TABLEAUX[method]
-    except KeyError:
-        raise ValueError(
-            f"unknown method {method!r}; expected one of {', '.join(sorted(TABLEAUX))}"
-        ) from None
+    if method in REVERSIBLE_TABLEAUX:
+        return REVERSIBLE_TABLEAUX[method]
+    raise ValueError(f"unknown method {method!r}; expected one of {', '.join(sorted(TABLEAUX))} or their "
+                     f"reversible versions reversible_<name>")
+
+
+REVERSIBLE_TABLEAUX: dict[str, ReversibleTableau] = {
+    f"reversible_{name}": reversible(name) for name in FIXED_TABLEAUX + ADAPTIVE_TABLEAUX
+}
+"""Every tableau made reversible (:class:`ReversibleTableau`, coupling ``COUPLING``), as ``reversible_<name>``;
+kept apart from ``TABLEAUX``: a reversible method is not a Runge-Kutta method on y (a discrete cell or a
+stability function of the base tableau does not describe it)."""

@@ -375,7 +375,10 @@ def test_torchdiffeq_fixed_method_gets_step_size_and_knot_grid():
 def test_methods_cover_torchdiffeq_and_tableaux():
     from torchdiffeq._impl.odeint import SOLVERS
 
-    assert set(SOLVERS) | set(solvers.TABLEAUX) == set(solvers.METHODS)
+    from solvers.tableaux import REVERSIBLE_TABLEAUX
+
+    assert set(SOLVERS) | set(solvers.TABLEAUX) | set(REVERSIBLE_TABLEAUX) == set(solvers.METHODS)
+    assert solvers.METHODS["reversible_rk4"] == MethodInfo(4, 8, "fixed", "engine")  # two base steps per step
     assert solvers.METHODS["dopri5"].order == 5 and solvers.METHODS["dopri5"].kind == "adaptive"
     assert solvers.METHODS["rk38"] == MethodInfo(4, 4, "fixed", "engine")
     assert solvers.METHODS["tsit5"] == MethodInfo(5, 7, "adaptive", "engine")

@@ -1,0 +1,194 @@
+"""Reversible methods (McCallum and Foster 2024) and the "reversible" gradient mode.
+
+Claims proved here: a reversible step inverts to rounding; reversible_<p> converges with the base
+method's order p; the "reversible" mode's gradient equals backprop through the same reversible solve
+(1e-10 relative in float64, 1e-5 in float32) for every family of fields, fixed and adaptive steps;
+gradcheck against finite differences; the names reach odeint, ContinuousRNN and the command line;
+a non-reversible method is refused by the mode; a reconstruction that rounding has ruined warns.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+
+import neuralode_rnn as nr
+import solvers
+from solvers.adjoint import ReversibleAccuracyWarning, flush_accuracy_checks, reset_adjoint_warnings
+from solvers.engine import solve_fixed
+from solvers.reversible import reversible_solve, step, unstep
+from solvers.stepper import Plan
+from solvers.tableaux import REVERSIBLE_TABLEAUX
+from solvers.terms import FuncTerm
+
+DT = torch.float64
+REV = sorted(REVERSIBLE_TABLEAUX)
+MAIN = ["reversible_euler", "reversible_midpoint", "reversible_rk4", "reversible_dopri5"]
+FIELDS = {
+    "lipschitz": lambda: nr.LipschitzField(2, 8),
+    "antisymmetric": lambda: nr.AntisymmetricField(2, 8),
+    "gated": lambda: nr.AntisymmetricField(2, 8, gated=True),
+    "ctrnn": lambda: nr.CTRNNField(2, 8),
+    "unitary": lambda: nr.UnitaryField(2, 8),
+}
+
+
+def _func():
+    g = torch.Generator(torch.get_default_device()).manual_seed(3)
+    w = (torch.randn(3, 3, generator=g, dtype=DT) * 0.8).requires_grad_(True)
+    return w, (lambda t, y: torch.tanh(y @ w.T) * torch.cos(t) - 0.3 * y)
+
+
+@pytest.mark.parametrize("name", REV)
+def test_step_inverts_to_rounding(name):
+    w, f = _func()
+    term = FuncTerm(f, DT, torch.get_default_device())
+    plan = Plan.of(REVERSIBLE_TABLEAUX[name])
+    y = torch.randn(4, 3, dtype=DT)
+    z = y + 0.1 * torch.randn(4, 3, dtype=DT)
+    with torch.no_grad():
+        y1, z1, _ = step(term, plan, 0.3, 0.55, y, z)
+        y0, z0 = unstep(term, plan, 0.3, 0.55, y1, z1)
+    assert (y1 - y).abs().max() > 1e-2  # a real step
+    assert torch.allclose(y0, y, rtol=0, atol=1e-14) and torch.allclose(z0, z, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", [n for n in REV if not REVERSIBLE_TABLEAUX[n].adaptive or n.endswith("dopri5")])
+def test_convergence_order_is_the_base_methods(name):
+    """y' = cos(t) y on [0, 3] (exact exp(sin t)), step 0.1 halved three times: the observed order is the
+    base method's p (within -0.3; up to +0.8, the coupled pair's error constants making some look faster
+    at these steps: midpoint 2.5, rk4 4.7), while one wrong coefficient would make it first order."""
+    tab = REVERSIBLE_TABLEAUX[name]
+    term = FuncTerm(lambda t, y: torch.cos(t) * y, DT, torch.get_default_device())
+    hs = [0.1 / 2 ** k for k in range(4)]
+    errors = []
+    for h in hs:
+        n = round(3.0 / h)
+        grid = [k * 3.0 / n for k in range(n + 1)]
+        run = reversible_solve(term, Plan.of(tab), torch.ones(1, dtype=DT), [0.0, 3.0], grid=grid,
+                               perturb=False, max_steps=10 ** 6)
+        errors.append(abs(float(run.outputs[-1]) - math.exp(math.sin(3.0))))
+    p = solvers.observed_order(errors, hs)
+    assert tab.order - 0.3 < p < tab.order + 0.8, (errors, p)
+    # and it is not the base method's solve (the pair (y, z) is coupled)
+    plain = solve_fixed(term, Plan.of(tab.base), torch.ones(1, dtype=DT), grid, [0.0, 3.0], perturb=False)[-1]
+    assert float((plain - run.outputs[-1]).abs()) > 0
+
+
+def _model_grads(field, method, mode, dtype, T=100, seed=0):
+    torch.manual_seed(seed)
+    opts = {"rtol": 1e-6, "atol": 1e-8} if method.endswith("dopri5") else {}
+    model = nr.ContinuousRNN(field(), 3, method=method, **opts).to(dtype)
+    torch.manual_seed(seed + 1)
+    x = torch.randn(3, T, 2, dtype=dtype)
+    times = 0.1 * torch.arange(1, T + 1, dtype=dtype)
+    m = model.with_solver(gradient=mode)
+    model.zero_grad()
+    m(x, times).pow(2).sum().backward()
+    return torch.cat([p.grad.reshape(-1) for p in model.field.parameters()]).clone(), m.stats
+
+
+# h' = -h + ... (CTRNN, unitary) contracts at rate ~1: the reversible pair's parasitic mode grows at that
+# rate (docs/GRADIENTS.md), so these run over 3 time units; Lipschitz and Antisymmetric over 10 (and 78.4 below)
+LENGTH = {"ctrnn": 30, "unitary": 30}
+
+
+@pytest.mark.parametrize("method", MAIN)
+@pytest.mark.parametrize("field", FIELDS)
+def test_reversible_gradient_equals_backprop_float64(field, method):
+    T = LENGTH.get(field, 100)
+    ref, s_ref = _model_grads(FIELDS[field], method, "backprop", DT, T=T)
+    g, stats = _model_grads(FIELDS[field], method, "reversible", DT, T=T)
+    assert float((g - ref).norm() / ref.norm()) < 1e-10
+    assert stats.accepted == s_ref.accepted and stats.reconstruction_error < 1e-10
+
+
+@pytest.mark.parametrize("field", ["lipschitz", "antisymmetric"])
+def test_reversible_gradient_equals_backprop_long_sequence(field):
+    """T = 784 (issue 18's length), one midpoint step per sample."""
+    ref, _ = _model_grads(FIELDS[field], "reversible_midpoint", "backprop", DT, T=784)
+    g, _ = _model_grads(FIELDS[field], "reversible_midpoint", "reversible", DT, T=784)
+    assert float((g - ref).norm() / ref.norm()) < 1e-10
+
+
+@pytest.mark.parametrize("method", ["reversible_rk4", "reversible_dopri5"])
+@pytest.mark.parametrize("field", ["lipschitz", "antisymmetric", "gated"])
+def test_reversible_gradient_equals_backprop_float32(field, method):
+    ref, _ = _model_grads(FIELDS[field], method, "backprop", torch.float32)
+    g, _ = _model_grads(FIELDS[field], method, "reversible", torch.float32)
+    assert float((g - ref).norm() / ref.norm()) < 1e-5
+
+
+@pytest.mark.parametrize("method", ["reversible_midpoint", "reversible_rk4", "reversible_bosh3"])
+def test_gradcheck(method):
+    w, f = _func()
+    t = torch.tensor([0.0, 0.4, 0.9], dtype=DT)
+    kw = {"rtol": 1e-10, "atol": 1e-12, "options": {"step_t": t}} if solvers.METHODS[method].kind == "adaptive" \
+        else {"step_size": 0.05}
+
+    def run(y0, w_):
+        def g(s, y):
+            return torch.tanh(y @ w_.T) * torch.cos(s) - 0.3 * y
+
+        return solvers.odeint(g, y0, t, method=method, gradient="reversible", adjoint_params=(w_,), **kw)
+
+    y0 = torch.randn(2, 3, dtype=DT, requires_grad=True)
+    assert torch.autograd.gradcheck(run, (y0, w), atol=1e-6, rtol=1e-5)
+
+
+def test_odeint_outputs_and_gradients_match_backprop():
+    w, f = _func()
+    y0 = torch.randn(2, 3, dtype=DT, requires_grad=True)
+    t = torch.linspace(0, 2, 6, dtype=DT)
+    ys = solvers.odeint(f, y0, t, method="reversible_rk4", step_size=0.05, adjoint_params=(w,))
+    yr = solvers.odeint(f, y0, t, method="reversible_rk4", step_size=0.05, gradient="reversible", adjoint_params=(w,))
+    assert torch.equal(ys, yr)
+    exact = solvers.odeint(f, y0, t, method="dopri5", rtol=1e-11, atol=1e-13)
+    assert float((ys - exact).abs().max()) < 1e-6  # a fourth-order solve
+    g1 = torch.autograd.grad((ys * exact.detach()).sum(), (y0, w))
+    g2 = torch.autograd.grad((yr * exact.detach()).sum(), (y0, w))
+    for a, b in zip(g1, g2):
+        assert float((a - b).norm() / a.norm()) < 1e-12
+
+
+def test_registry_and_names():
+    assert solvers.METHODS["reversible_rk4"].kind == "fixed" and solvers.METHODS["reversible_rk4"].order == 4
+    assert solvers.METHODS["reversible_dopri5"].kind == "adaptive"
+    assert "reversible" in solvers.GRADIENT_MODES
+    from neuralode_rnn.cli import model_methods
+
+    assert {"reversible_euler", "reversible_midpoint", "reversible_rk4", "reversible_dopri5"} <= set(model_methods())
+    model = nr.ContinuousRNN(nr.LipschitzField(1, 4), 2, method="reversible_midpoint", gradient="reversible")
+    assert model.spec.reversible and model(torch.randn(2, 5, 1)).shape == (2, 2)
+    assert not set(REVERSIBLE_TABLEAUX) & set(solvers.TABLEAUX)  # a reversible method is no plain tableau
+
+
+def test_non_reversible_method_refused():
+    with pytest.raises(ValueError, match="gradient='reversible'.*method 'rk4' is not one.*reversible_rk4"):
+        solvers.SolveSpec(method="rk4", gradient="reversible")
+    with pytest.raises(ValueError, match="reversible_midpoint"):
+        nr.ContinuousRNN(nr.LipschitzField(1, 4), 2, method="midpoint", gradient="reversible")
+    w, f = _func()
+    with pytest.raises(ValueError, match="reversible"):
+        solvers.odeint(f, torch.ones(1, 3, dtype=DT), torch.tensor([0.0, 1.0], dtype=DT), method="euler",
+                       gradient="reversible", adjoint_params=(w,))
+    with pytest.raises(ValueError, match="gradient='checkpoint'"):
+        solvers.SolveSpec(method="reversible_rk4", gradient="checkpoint")
+
+
+def test_ruined_reconstruction_warns():
+    """h' = -h + tanh(...) contracts by e^-1 per unit time: over 40 time units the backward
+    reconstruction expands rounding by e^40, and the mode says so (its gradient is then wrong)."""
+    reset_adjoint_warnings()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ref, _ = _model_grads(FIELDS["ctrnn"], "reversible_midpoint", "backprop", DT, T=400)
+        g, stats = _model_grads(FIELDS["ctrnn"], "reversible_midpoint", "reversible", DT, T=400)
+        flush_accuracy_checks()
+    warned = [w for w in caught if issubclass(w.category, ReversibleAccuracyWarning)]
+    assert stats.reconstruction_error > 1e-2 and len(warned) == 1
+    assert "gradient='backprop'" in str(warned[0].message)
+    assert float((g - ref).norm() / ref.norm()) > 1e-3
