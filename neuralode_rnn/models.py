@@ -37,7 +37,7 @@ from .paths import (
 )
 
 __all__ = ["ERROR_CONTROLS", "ContinuousRNN", "DiscreteRNN", "TorchRNN", "batch_inputs", "check_finite_states",
-           "check_spec", "gather_time", "gradient_mode", "integrate_path", "last_observed_index", "share_modules",
+           "HoldsSolveSpec", "check_spec", "gather_time", "gradient_mode", "integrate_path", "last_observed_index", "share_modules",
            "solver_setting", "unbatched_state"]
 
 ERROR_CONTROLS = ("batch", "sample")
@@ -270,7 +270,32 @@ def share_modules(model: nn.Module, **attributes) -> nn.Module:
     return new
 
 
-class ContinuousRNN(nn.Module):
+class HoldsSolveSpec:
+    """The part of a model that holds its solve settings as one frozen specification in ``_spec``
+    (a :class:`solvers.SolveSpec`, or a baseline's own frozen settings with ``replace``): read-only
+    views of the settings every such specification has, and ``with_solver``."""
+
+    @property
+    def spec(self):
+        """How this model solves (frozen); ``with_solver`` changes it."""
+        return self._spec
+
+    def with_solver(self, **changes):
+        """This model with ``spec.replace(**changes)`` (e.g. ``method="rk4", step_size=None``).
+
+        The result shares this model's modules (the same modules and parameters, not copies):
+        training one trains the other.  The settings are validated by the specification; an unknown
+        name is a TypeError naming the settings there are."""
+        return share_modules(self, _spec=self._spec.replace(**changes))
+
+    method = solver_setting("method")
+    step_size = solver_setting("step_size")
+    rtol = solver_setting("rtol")
+    atol = solver_setting("atol")
+    gradient = solver_setting("gradient")
+
+
+class ContinuousRNN(HoldsSolveSpec, nn.Module):
     """A recurrent field integrated through an interpolated input, then a linear readout.
 
     The hidden state starts at h0 (zeros by default) one first gap before the first sample,
@@ -326,24 +351,6 @@ class ContinuousRNN(nn.Module):
         self.stats = None  # the last solve's solvers.problem.Stats (an adjoint's reconstruction_error after backward)
 
     # -------------------------------------------------------------- the solve specification
-    @property
-    def spec(self) -> solvers.SolveSpec:
-        """How this model solves (a frozen :class:`solvers.SolveSpec`); ``with_solver`` changes it."""
-        return self._spec
-
-    def with_solver(self, **changes) -> ContinuousRNN:
-        """This model with ``spec.replace(**changes)`` (e.g. ``method="rk4", step_size=None``).
-
-        The result shares this model's field and readout (the same modules and parameters, not
-        copies): training one trains the other.  The settings are validated by the specification;
-        an unknown name is a TypeError naming the settings there are."""
-        return share_modules(self, _spec=self._spec.replace(**changes))
-
-    method = solver_setting("method")
-    step_size = solver_setting("step_size")
-    rtol = solver_setting("rtol")
-    atol = solver_setting("atol")
-    gradient = solver_setting("gradient")
     max_steps = solver_setting("max_steps")
     error_control = solver_setting("error_control")
 

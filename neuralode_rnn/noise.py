@@ -27,6 +27,7 @@ from .cells import check_number
 from .fields.base import DrivenField, Field
 from .models import (
     ContinuousRNN,
+    HoldsSolveSpec,
     batch_inputs,
     check_finite_states,
     check_spec,
@@ -92,7 +93,7 @@ class NoisyField(nn.Module):
         return g if rate is None else g * rate.sqrt().to(h.dtype)
 
 
-class StochasticRNN(nn.Module):
+class StochasticRNN(HoldsSolveSpec, nn.Module):
     """A :class:`ContinuousRNN` whose hidden state is an SDE while training, its ODE when evaluating.
 
     In ``train()`` mode (or always with ``noise_at_eval=True``) the states solve
@@ -144,11 +145,6 @@ class StochasticRNN(nn.Module):
         see :meth:`ContinuousRNN.with_solver`."""
         return share_modules(self, base=self.base.with_solver(**changes))
 
-    method = solver_setting("method")
-    step_size = solver_setting("step_size")
-    rtol = solver_setting("rtol")
-    atol = solver_setting("atol")
-    gradient = solver_setting("gradient")
     max_steps = solver_setting("max_steps")
     error_control = solver_setting("error_control")
 

@@ -58,7 +58,7 @@ from torch import nn
 import solvers
 
 from ..inputs import check_inputs, step_observed
-from ..models import last_observed_index, share_modules, solver_setting
+from ..models import HoldsSolveSpec, last_observed_index
 from ..paths import fill_missing
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ class CDEVectorField(nn.Module):
         return self.linear_out(z).view(*z.shape[:-1], self.hidden_size, self.channels).tanh()
 
 
-class NeuralCDE(nn.Module):
+class NeuralCDE(HoldsSolveSpec, nn.Module):
     """Neural CDE classifier/regressor on [time, values] (module docstring).
 
     Args:
@@ -179,20 +179,6 @@ class NeuralCDE(nn.Module):
         self.func = CDEVectorField(channels, hidden_size, hh, num_layers)
         self.readout = nn.Linear(hidden_size, output_size)
 
-    @property
-    def spec(self) -> CDESolve:
-        """The frozen solve settings; ``with_solver`` changes them."""
-        return self._spec
-
-    def with_solver(self, **changes) -> NeuralCDE:
-        """This model with ``spec.replace(**changes)``, sharing its modules and parameters (not copies)."""
-        return share_modules(self, _spec=self._spec.replace(**changes))
-
-    method = solver_setting("method")
-    step_size = solver_setting("step_size")
-    rtol = solver_setting("rtol")
-    atol = solver_setting("atol")
-    gradient = solver_setting("gradient")
 
     def penalized_parameters(self):
         """The parameters the weight penalty reads: the vector field's, as the reference's

@@ -28,7 +28,7 @@ from torch import nn
 import solvers
 
 from ..inputs import check_inputs, forward_fill, step_gaps
-from ..models import check_plain_state, last_observed_index, share_modules, solver_setting
+from ..models import HoldsSolveSpec, check_plain_state, last_observed_index
 
 __all__ = ["ODERNN"]
 
@@ -47,7 +47,7 @@ class GapScaled(nn.Module):
         return self.gaps * self.dynamics(h)
 
 
-class ODERNN(nn.Module):
+class ODERNN(HoldsSolveSpec, nn.Module):
     """ODE-RNN with a linear readout of the state at each sample's last observation.
 
     Args:
@@ -75,20 +75,6 @@ class ODERNN(nn.Module):
         self.readout = nn.Linear(hidden_size, output_size)
         self.nfe = 0
 
-    @property
-    def spec(self) -> solvers.SolveSpec:
-        """The ODE solve's frozen specification; ``with_solver`` changes it."""
-        return self._spec
-
-    def with_solver(self, **changes) -> ODERNN:
-        """This model with ``spec.replace(**changes)``, sharing its modules and parameters (not copies)."""
-        return share_modules(self, _spec=self._spec.replace(**changes))
-
-    method = solver_setting("method")
-    step_size = solver_setting("step_size")
-    rtol = solver_setting("rtol")
-    atol = solver_setting("atol")
-    gradient = solver_setting("gradient")
 
     def evolve(self, h: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
         """The ODE part: h (B, H) carried over per-sample time ``gaps`` (B,) by dh/dt = f(h)."""
