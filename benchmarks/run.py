@@ -45,7 +45,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -60,6 +59,7 @@ import torchdiffeq
 import neuralode_rnn as nr
 import solvers
 from neuralode_rnn.fields.unitary import modrelu
+from solvers.kernels import cpu_model
 
 HERE = Path(__file__).resolve().parent
 THREADS = 1
@@ -448,16 +448,6 @@ def memory_rows(suite: str, names: list[str], T: int, quick: bool, log, device: 
 
 
 # ---------------------------------------------------------------------------- goals and report
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
 
 def _fmt(v, digits: int = 0) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:,.{digits}f}"
@@ -714,7 +704,7 @@ def _main(quick: bool, repeats: int, memory: bool, out_dir: Path, suites: tuple[
         res[suite] = r
         _log(f"suite {suite} done ({time.time() - start:.0f} s)")
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "torch": torch.__version__,
-            "torchdiffeq": torchdiffeq.__version__, "threads": torch.get_num_threads(), "cpu": _cpu(),
+            "torchdiffeq": torchdiffeq.__version__, "threads": torch.get_num_threads(), "cpu": cpu_model(),
             "cores": os.cpu_count(), "device": device, "quick": quick, "repeats": repeats, "kernel": solvers.tanh_kernel(torch.float32),
             "op_costs": op_costs(SUITES["fixed"]["B"], SUITES["fixed"]["N"]), "seconds": round(time.time() - start)}
     text = report(res, meta)

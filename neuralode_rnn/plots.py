@@ -1,8 +1,8 @@
 """PNG plots of training curves, drawn with matplotlib's Agg canvas.
 
 The figure is built on ``matplotlib.figure.Figure`` with an explicit Agg canvas, so no display is
-needed and the caller's global backend (``matplotlib.use``) is left untouched.  This module draws
-from rows it is given and imports nothing of the training layer: a run directory writes the PNG
+needed and the caller's global backend (``matplotlib.use``) is left untouched.  This module draws the
+rows it is given and imports nothing of the training layer: a run directory writes the PNG
 bytes of :func:`curves_png` itself (``RunDir.write_plot``, atomically).
 """
 

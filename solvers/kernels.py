@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["TANH_KERNELS", "kernel_cache_dir", "pin_tanh_kernel", "pinned_tanh_kernel", "tanh_kernel"]
+__all__ = ["TANH_KERNELS", "cpu_model", "kernel_cache_dir", "pin_tanh_kernel", "pinned_tanh_kernel", "tanh_kernel"]
 
 TANH_KERNELS = ("tanh", "sigmoid")
 """``"tanh"``: ``torch.tanh``; ``"sigmoid"``: 2 sigmoid(2 z) - 1 with the 2 folded into the weights."""
@@ -75,7 +75,9 @@ def kernel_cache_dir() -> Path:
     return Path(base) / "neuralode_rnn"
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo, else what ``platform`` says): what a kernel choice or a
+    benchmark is recorded against."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -87,7 +89,7 @@ def _cpu_model() -> str:
 
 
 def _cache_key(device: torch.device, dtype: torch.dtype) -> dict:
-    return {"cpu": _cpu_model(), "torch": torch.__version__, "device": device.type,
+    return {"cpu": cpu_model(), "torch": torch.__version__, "device": device.type,
             "dtype": str(dtype).replace("torch.", "")}
 
 
