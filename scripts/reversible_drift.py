@@ -19,6 +19,21 @@ import neuralode_rnn as nr
 DT = torch.float64
 
 
+def gradient_error(model: nr.ContinuousRNN, loss) -> tuple[float, object]:
+    """The field's parameter gradient of ``loss(m)`` under the "reversible" mode against backprop's
+    (relative error), and the reversible solve's statistics."""
+    gs, stats = [], None
+    for mode in ("backprop", "reversible"):
+        m = model.with_solver(gradient=mode)
+        model.zero_grad()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loss(m).backward()
+        gs.append(torch.cat([p.grad.reshape(-1) for p in model.field.parameters()]))
+        stats = m.stats
+    return float((gs[0] - gs[1]).norm() / gs[0].norm()), stats
+
+
 def full32() -> None:
     """B=16, T=784, N=128, float32, cross-entropy on random labels: Lipschitz and Antisymmetric."""
     print("| field | method | gradient rel. error vs backprop | reconstruction error |")
@@ -31,16 +46,7 @@ def full32() -> None:
             x = torch.randn(16, 784, 1)
             times = 0.1 * torch.arange(1, 785, dtype=torch.float32)
             y = torch.randint(0, 10, (16,))
-            gs, stats = [], None
-            for mode in ("backprop", "reversible"):
-                m = model.with_solver(gradient=mode)
-                model.zero_grad()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    torch.nn.functional.cross_entropy(m(x, times), y).backward()
-                gs.append(torch.cat([p.grad.reshape(-1) for p in model.field.parameters()]))
-                stats = m.stats
-            err = float((gs[0] - gs[1]).norm() / gs[0].norm())
+            err, stats = gradient_error(model, lambda m, x=x, t=times, y=y: torch.nn.functional.cross_entropy(m(x, t), y))
             print(f"| {name} | {method} | {err:.1e} | {stats.reconstruction_error:.1e} |", flush=True)
 
 
@@ -58,16 +64,7 @@ def main() -> None:
             model = nr.ContinuousRNN(make(), 3, method="reversible_midpoint").to(DT)
             x = torch.randn(3, T, 2, dtype=DT)
             times = 0.1 * torch.arange(1, T + 1, dtype=DT)
-            gs, stats = [], None
-            for mode in ("backprop", "reversible"):
-                m = model.with_solver(gradient=mode)
-                model.zero_grad()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    m(x, times).pow(2).sum().backward()
-                gs.append(torch.cat([p.grad.reshape(-1) for p in model.field.parameters()]))
-                stats = m.stats
-            err = float((gs[0] - gs[1]).norm() / gs[0].norm())
+            err, stats = gradient_error(model, lambda m, x=x, t=times: m(x, t).pow(2).sum())
             print(f"| {name} | {T} | {err:.1e} | {stats.reconstruction_error:.1e} |", flush=True)
 
 
