@@ -36,8 +36,12 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path)
                OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo", PYTHONFAULTHANDLER="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
            "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(ROOT / "tests" / "ddp_worker.py"),
-           str(tmp_path)]
-    for _attempt in range(3):
+           None]
+    for attempt in range(3):
+        # each attempt writes its own directory: a worker that aborted in teardown had already
+        # finished its run, and a retry over that run directory would be refused (it holds a run)
+        out = tmp_path / f"attempt{attempt}"
+        cmd[-1] = str(out)
         proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
         # A gloo worker occasionally aborts in C++ ("terminate called without an active exception",
         # about 1 run in 20 here, also with a barrier before destroy_process_group): a teardown race
@@ -47,15 +51,15 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path)
         cmd = [f"--master_port={_free_port()}" if a.startswith("--master_port=") else a for a in cmd]
     if proc.returncode != 0:
         pytest.fail(f"torchrun failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    ranks = [torch.load(out / f"rank{r}.pt") for r in (0, 1)]
     for k in ranks[0]:
         assert torch.equal(ranks[0][k], ranks[1][k]), f"{k} differs across ranks"
     single = train(ddp_worker.config())
     for k, v in single.model.state_dict().items():
         torch.testing.assert_close(ranks[0][k], v, rtol=0, atol=1e-6, msg=f"{k}: 2 processes vs 1")
-    rows = torch.load(tmp_path / "rows0.pt")
+    rows = torch.load(out / "rows0.pt")
     for a, b in zip(rows, single.rows):
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-9 and a["test_accuracy"] == b["test_accuracy"]
     # only rank 0 wrote the run directory, and it holds one consistent run
-    assert (tmp_path / "run" / "metrics.csv").read_text().count("\n") == 3
-    assert not list((tmp_path / "run").glob(".*.tmp"))
+    assert (out / "run" / "metrics.csv").read_text().count("\n") == 3
+    assert not list((out / "run").glob(".*.tmp"))
