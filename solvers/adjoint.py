@@ -304,6 +304,10 @@ class _Adjoint(torch.autograd.Function):
                 check.add(y_back, ys[i - 1])
                 a = a + grad_ys[i - 1]
         check.done()
+        # a real parameter's gradient rode in a complex augmented state (a complex y) with zero
+        # imaginary part: hand autograd the real tensor it expects
+        _, *sources = ctx.saved_tensors
+        gs = [g.real if g.is_complex() and not q.is_complex() else g for g, q in zip(gs, sources)]
         return (None, a, *gs)
 
 
