@@ -323,6 +323,8 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--atol", type=positive(float, "--atol"))
     p.add_argument("--batch-size", type=positive(int, "--batch-size"), help="default: the run's eval batch size")
     p.add_argument("--split", choices=("test", "train"), default="test")
+    p.add_argument("--device", type=device_name, default="auto",
+                   help="cpu, cuda, cuda:N, or auto (default: CUDA when available, else cpu)")
     p.add_argument("--robustness", action=argparse.BooleanOptionalAction, default=True,
                    help="continuous classifiers: also the solver-robustness score (accuracy of the same weights "
                         "under euler h/4, midpoint h, rk4 h, dopri5 rtol 1e-6, and the largest drop; default on)")
@@ -347,7 +349,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         # a fixed-step solver reads no tolerances: the run's (adaptive) ones go back to the defaults
         overrides.setdefault("rtol", TrainConfig.rtol)
         overrides.setdefault("atol", TrainConfig.atol)
+    from .distributed import resolve_device
+
+    device = resolve_device(args.device, name="--device")
     config, model, data = load_run(args.run_dir, args.checkpoint, **overrides)
+    model = model.to(device)
     split = getattr(data, args.split)
     check_step_count(config, split.values.shape[1], split.times)  # before the evaluation, not after its limit
     batch_size = args.batch_size or config.eval_batch_size
@@ -359,16 +365,16 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         def progress(done: int, total: int) -> None:
             beat.update(f"evaluating {what}: batch {done + 1}/{total}" if done < total else "finishing")
 
-        out = evaluate(model, split, data.kind, config.eps, batch_size, dtype=getattr(__import__("torch"), config.dtype),
-                       progress=progress)
+        out = evaluate(model, split, data.kind, config.eps, batch_size, device=device,
+                       dtype=getattr(__import__("torch"), config.dtype), progress=progress)
         seconds = time.perf_counter() - t0
         acc = "" if out["accuracy"] is None else f" accuracy {out['accuracy']:.4f}"
         print(f"{config.label}, {args.split}: loss {out['loss']:.4f}{acc} nfe/batch {out['nfe']:.0f} "
               f"parameters {count_parameters(model)} {seconds:.1f}s")
-        result = {"run_dir": args.run_dir, "checkpoint": args.checkpoint, "split": args.split,
+        result = {"run_dir": args.run_dir, "checkpoint": args.checkpoint, "split": args.split, "device": device,
                   "config": config.to_dict(), "seconds": seconds, **out}
         if args.robustness:
-            result["robustness"] = _robustness(model, config, data, split, beat)
+            result["robustness"] = _robustness(model, config, data, split, beat, device)
     if args.out:
         import json
 
@@ -377,7 +383,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _robustness(model, config, data, split, beat) -> dict:
+def _robustness(model, config, data, split, beat, device: str = "cpu") -> dict:
     """The solver-robustness score of a continuous classifier on ``split`` (printed), or why not."""
     from .analysis.solver_robustness import format_robustness, solver_robustness
     from .training import model_times
@@ -391,10 +397,11 @@ def _robustness(model, config, data, split, beat) -> dict:
     import torch
 
     beat.update("solver robustness: the same weights under euler h/4, midpoint, rk4, dopri5")
-    values = split.values.to(getattr(torch, config.dtype))
-    times = None if split.times is None else split.times.to(values.dtype)
+    values = split.values.to(device=device, dtype=getattr(torch, config.dtype))
+    times = None if split.times is None else split.times.to(device)
     with torch.no_grad():
-        r = solver_robustness(model.eval(), values, model_times(model, values, times, config.eps), split.targets)
+        r = solver_robustness(model.eval(), values, model_times(model, values, times, config.eps),
+                              split.targets.to(device))
     print(format_robustness(r))
     return r.as_dict()
 

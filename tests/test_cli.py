@@ -310,6 +310,11 @@ def test_device_flag_is_checked_printed_and_recorded(tmp_path, capsys):
         "--device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got 'tpu'\n")
     if not torch.cuda.is_available():
         assert "--device 'cuda' is not available" in _refused(["train", "--device", "cuda"], capsys, 2)
+    # evaluate takes the same flag, checks it the same way and records the device it used
+    assert main(["evaluate", str(run), "--device", "cpu", "--no-robustness", "--out", str(tmp_path / "e.json")]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["device"] == "cpu"
+    assert _refused(["evaluate", str(run), "--device", "tpu"], capsys, 2).endswith(
+        "--device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got 'tpu'\n")
 
 
 def test_a_step_size_beyond_the_step_limit_is_bad_input_naming_a_real_flag(trained_run, capsys):
