@@ -994,12 +994,35 @@ class _Sweep:
             self.acc["b"].add_(Z.sum(0))
         if self.acc["U"] is None and not need_x:
             return
-        x = torch.stack([term.inputs.raw(j, t) for j, t in stages])  # (M, B, D)
+        x = self._raw_inputs(stages)  # (M, B, D)
         if self.acc["U"] is not None:
             self.acc["U"].addmm_(Z.t(), x.reshape(-1, x.shape[-1]))
         if need_x:
             xbar = (Z @ self.U if self.U is not None else Z).view(len(stages), -1, x.shape[-1])
             self._input_grads(stages, xbar)
+
+    def _raw_inputs(self, stages: list[tuple[Any, Any]]) -> Tensor:
+        """x (M, B, D) at the M stages (piece, time): on a shared clock one gather per power of tau for
+        all of them (the input's ``raw`` per stage otherwise: per-sample pieces or local-time scales)."""
+        inputs = self.term.inputs
+        T = inputs.T
+        if T < 2 or inputs.scale is not None or isinstance(stages[0][0], Tensor):
+            return torch.stack([inputs.raw(j, t) for j, t in stages])
+        js = [j for j, _ in stages]
+        first = inputs.first
+        index = torch.tensor([min(max(j, 0), T - 2) for j in js], device=first.device)
+        cs = [c.index_select(1, index) for c in inputs.coeffs]  # (B, M, D) each
+        x = cs[-1]
+        if len(cs) > 1:
+            tau = torch.tensor([inputs.local_time(j, t) if 0 <= j < T - 1 else 0.0 for j, t in stages],
+                               dtype=x.dtype, device=x.device).view(1, -1, 1)
+            for c in reversed(cs[:-1]):
+                x = torch.addcmul(c, x, tau)
+        for ends, value in (([j < 0 for j in js], first), ([j >= T - 1 for j in js], inputs.last)):
+            if any(ends):
+                mask = torch.tensor(ends, device=first.device).view(1, -1, 1)
+                x = torch.where(mask, value.unsqueeze(1), x)
+        return x.transpose(0, 1)
 
     def _input_grads(self, stages: list[tuple[int, Any]], xbar: Tensor) -> None:
         inputs = self.term.inputs
