@@ -361,15 +361,13 @@ def _grid_solve(term: LinearActivationTerm, p: Problem, y0: Tensor, grid: list[f
                 tape: _GridTape | None = None) -> list[Tensor]:
     """The steps of ``p.plan`` over ``grid`` from ``y0``, the states at ``t_out`` (a subset of
     ``grid[1:]`` and ``grid[0]`` itself): exactly the engine's fixed-grid steps (the same kernels in
-    the same order, so the same bits as :func:`solvers.engine.solve_fixed` with this term), with the
-    per-step Python cut to the kernels.
+    the same order, so the same bits as :func:`solvers.engine.solve_fixed` with this term).
 
-    Why here: at small batch a step's kernels take a few microseconds each, and the engine's
-    general stage loop (a generator, a step and a stage record per step, the input looked up per
-    call) cost as much again.  Here the inputs of a chunk of ``CHUNK`` steps are read first, the
-    stage states and activations are written by the kernels straight into the chunk's buffers
-    (which are the backward pass's record, so nothing is stacked), and each stage is its two or
-    three kernels."""
+    Why: the record.  The inputs of a chunk of ``CHUNK`` steps are read first, then the kernels
+    write the stage states and activations straight into the chunk's buffers, which are what the
+    backward pass reads (:meth:`_Sweep.grid_chunks`): no per-step step and stage records, nothing
+    stacked, the backward's views made once per chunk.  (The forward alone runs at the engine's
+    speed: at B = 8 its time is the kernels' and the inputs' reads, not the loop's Python.)"""
     check_step_count(len(grid) - 1, p.max_steps, f"this fixed-step solve over [{grid[0]}, {grid[-1]}]")
     outputs = [y0]
     if len(t_out) < 2:
