@@ -636,12 +636,14 @@ def report(res: dict, meta: dict) -> str:
               "coefficients projected once per chunk of 64 pieces (`solvers/inputs.py`), a few fused kernels per "
               "stage (an Euler step is addmm, the activation, addmm with the step folded into I + dt A^T), tanh "
               "computed as `torch.tanh` or as 2 sigmoid(2z) - 1 by what this CPU runs faster "
-              f"(`{meta['kernel']}` here), the backward pass the discrete adjoint of the recorded steps (fixed or "
+              f"(`{meta['kernel']}` here), on a fixed grid the stage states and activations written by the kernels "
+              "into per-chunk buffers, the backward pass the discrete adjoint of the recorded steps (fixed or "
               "adaptive) with one matmul per stage and the weight gradients in one matmul per chunk of steps; the "
               "adjoint mode integrates the state and its adjoint backward with a closed-form vector-Jacobian product "
               "and adds the weight gradients as a quadrature of the backward stages, chunk by chunk (memory flat in "
               "T).  The unitary field runs the generic driven term with its own fused Euler update (exactly the "
-              "uRNN cell at step 1) and complex inputs projected per chunk."]
+              "uRNN cell at step 1, a plain loop of those updates on a fixed grid, autograd for the backward pass) "
+              "and complex inputs projected per chunk."]
     return "\n".join(lines) + "\n"
 
 
