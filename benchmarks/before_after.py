@@ -6,7 +6,7 @@ BASE (a commit of this repository) is exported with ``git archive`` to a tempora
 packages are renamed (``solvers`` -> ``solvers_base``, ``neuralode_rnn`` -> ``neuralode_rnn_base``, their
 imports rewritten) so both versions load side by side; every shape's rows (this checkout's row,
 BASE's row and the peers: the three-op hand loop, torch.nn.GRU, the plain complex loop) then run in
-turn, ``repeats`` rounds, and the medians of CPU time (``time.process_time``: on a machine shared with
+turn, ``repeats`` rounds (``--others``: the rows that must not regress too), and the medians of CPU time (``time.process_time``: on a machine shared with
 other jobs it moves far less than wall time) and of wall time are reported, ratios within one shape.
 Rows as in ``benchmarks/run.py`` (its builders, run once with BASE's packages).
 """
@@ -56,7 +56,7 @@ def load_rows(name: str, nr, solvers):
     return module
 
 
-def main(base: str, repeats: int, out: Path) -> dict:
+def main(base: str, repeats: int, out: Path, others: bool = False) -> dict:
     import neuralode_rnn
     import solvers
 
@@ -76,6 +76,24 @@ def main(base: str, repeats: int, out: Path) -> dict:
     for B, T in now.SUITES["batch"]["shapes"]["unitary"]:
         plan.append((B, T, {"this checkout: uRNN": now._unitary_library, f"{base}: uRNN": then._unitary_library,
                             now.UNITARY_LOOP: now._unitary_loop}))
+    if others:
+        for B in (8, 128):
+            rows = {}
+            for name, args in [("euler", ("lipschitz", "euler", "backprop")),
+                               ("midpoint", ("lipschitz", "midpoint", "backprop")),
+                               ("rk4", ("lipschitz", "rk4", "backprop")), ("euler adjoint", ("lipschitz", "euler", "adjoint")),
+                               ("euler checkpoint", ("lipschitz", "euler", "checkpoint")),
+                               ("antisymmetric euler", ("antisymmetric", "euler", "backprop"))]:
+                rows[f"this checkout: {name}"] = now._library(*args)
+                rows[f"{base}: {name}"] = then._library(*args)
+            rows["this checkout: euler inference"] = now._library("lipschitz", "euler", "backprop", inference=True)
+            rows[f"{base}: euler inference"] = then._library("lipschitz", "euler", "backprop", inference=True)
+            plan.append((B, 196, rows))
+        rows = {}
+        for name, gradient in (("dopri5 hold", "backprop"), ("dopri5 adjoint hold", "adjoint")):
+            rows[f"this checkout: {name}"] = now._library("lipschitz", "dopri5", gradient)
+            rows[f"{base}: {name}"] = then._library("lipschitz", "dopri5", gradient)
+        plan.append((64, 100, rows))
     res = {"base": base, "cpu": solvers.kernels.cpu_model(), "torch": torch.__version__, "threads": torch.get_num_threads(),
            "kernel": solvers.tanh_kernel(torch.float32), "repeats": repeats, "shapes": {}}
     for B, T, builders in plan:
@@ -103,8 +121,11 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("base", help="the commit to compare against (e.g. main, a hash)")
     ap.add_argument("--repeats", type=int, default=9, help="interleaved rounds (medians reported)")
+    ap.add_argument("--others", action="store_true",
+                    help="also midpoint, RK4, the adjoint, checkpoint, the antisymmetric field and inference at B = 8 "
+                         "and 128 (T = 196), dopri5 backprop and adjoint at B = 64 (T = 100): the rows that must not regress")
     ap.add_argument("--out", type=Path, default=Path("before_after.json"), help="where the medians go (JSON)")
     args = ap.parse_args()
     if args.repeats < 5:
         raise SystemExit(f"--repeats must be at least 5 (medians of >= 5); got {args.repeats}")
-    main(args.base, args.repeats, args.out)
+    main(args.base, args.repeats, args.out, args.others)
