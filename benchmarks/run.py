@@ -4,7 +4,7 @@
     PYTHONPATH=. python benchmarks/run.py --quick    # a few minutes: smaller T, fewer repeats of memory
     PYTHONPATH=. python benchmarks/run.py --device cuda   # every row on a GPU (peak memory: CUDA allocations)
 
-Three suites, each a set of rows timed against each other (forward, cross-entropy on a linear readout
+Four suites, each a set of rows timed against each other (forward, cross-entropy on a linear readout
 of the last state, backward, unless the row says "inference" or "floor"):
 
 * **fixed** (the Lipschitz RNN's ordered pixel-MNIST shapes: B = 128, N = 128, D = 1, eps = 0.03,
@@ -16,6 +16,9 @@ of the last state, backward, unless the row says "inference" or "floor"):
   evaluation) and torchdiffeq's dopri5 on a hand-written hold lookup;
 * **unitary** (B = 20, N = 128, D = 1, T = 200): the full-capacity uRNN, Euler with step 1, against a
   plain complex loop with modReLU.
+* **batch** (N = 128, D = 1; each shape timed on its own): the Euler fast path, the three-op hand loop and
+  torch.nn.GRU at B = 8, 32, 64, 128 with T = 400, and the uRNN against the plain complex loop at B = 8
+  and 20 with T = 200 (``--quick``: half the T); the goals table reads every shape.
 
 Timing: one process, torch.set_num_threads(THREADS) fixed, every row warmed up once, then
 ``repeats`` rounds in which every row of a suite runs once in turn (interleaved, so a burst of load
@@ -72,6 +75,11 @@ SUITES = {
     "adaptive": {"B": 64, "N": 128, "D": 1, "T": (200,), "T_quick": (100,), "mem_T": (100, 400),
                  "mem_T_quick": (50, 200)},
     "unitary": {"B": 20, "N": 128, "D": 1, "T": (200,), "T_quick": (100,), "mem_T": (), "mem_T_quick": ()},
+    # the batch sweep: shapes (B, T), each timed on its own (its rows interleaved); "B" and "T" unused
+    "batch": {"B": None, "N": 128, "D": 1, "T": (), "T_quick": (), "mem_T": (), "mem_T_quick": (),
+              "shapes": {"lipschitz": [(8, 400), (32, 400), (64, 400), (128, 400)], "unitary": [(8, 200), (20, 200)]},
+              "shapes_quick": {"lipschitz": [(8, 200), (32, 200), (64, 200), (128, 200)],
+                               "unitary": [(8, 100), (20, 100)]}},
 }
 
 Run = Callable[[], "int | None"]  # a row's one repetition; returns its function evaluations (or None)
@@ -342,6 +350,9 @@ THREE = "three-op hand loop"
 FLOOR = "floor (2 matmuls/step, forward only)"
 TDQ_EULER = "torchdiffeq euler, hold lookup"
 TDQ_DOPRI5 = "torchdiffeq dopri5, hold lookup (jump_t)"
+EULER = "lipschitz euler backprop"
+UNITARY = "unitary euler, step 1 (ContinuousRNN)"
+UNITARY_LOOP = "plain complex loop with modReLU"
 
 
 def rows(suite: str, quick: bool) -> dict[str, Callable[[dict, int], Run]]:
@@ -373,9 +384,22 @@ def rows(suite: str, quick: bool) -> dict[str, Callable[[dict, int], Run]]:
         out["lipschitz dopri5 adjoint, cubic"] = _library("lipschitz", "dopri5", "adjoint", "cubic")
         out[TDQ_DOPRI5] = _torchdiffeq("dopri5")
     elif suite == "unitary":
-        out["unitary euler, step 1 (ContinuousRNN)"] = _unitary_library
-        out["plain complex loop with modReLU"] = _unitary_loop
+        out[UNITARY] = _unitary_library
+        out[UNITARY_LOOP] = _unitary_loop
     return out
+
+
+def batch_rows(kind: str) -> dict[str, Callable[[dict, int], Run]]:
+    """The batch sweep's rows of one kind of shape: "lipschitz" (the Euler fast path, the three-op hand
+    loop, torch.nn.GRU) or "unitary" (the uRNN and the plain complex loop)."""
+    if kind == "lipschitz":
+        return {EULER: _library("lipschitz", "euler", "backprop"), THREE: _module_row(_ThreeOp),
+                "torch.nn.GRU": _torch_rnn("gru")}
+    return {UNITARY: _unitary_library, UNITARY_LOOP: _unitary_loop}
+
+
+def shape_label(B: int, T: int) -> str:
+    return f"B={B} T={T}"
 
 
 # ---------------------------------------------------------------------------- measuring
@@ -385,8 +409,8 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def time_rows(suite: str, builders: dict, T: int, repeats: int, log) -> tuple[dict, dict]:
-    s = SUITES[suite]
+def time_rows(suite: str, builders: dict, T: int, repeats: int, log, B: int | None = None) -> tuple[dict, dict]:
+    s = SUITES[suite] if B is None else dict(SUITES[suite], B=B)
     runs = {name: build(s, T) for name, build in builders.items()}
     nfe = {name: run() for name, run in runs.items()}  # warm-up, and the evaluations of each row
     times: dict[str, list[float]] = {name: [] for name in runs}
@@ -397,7 +421,7 @@ def time_rows(suite: str, builders: dict, T: int, repeats: int, log) -> tuple[di
             run()
             _sync()
             times[name].append(time.perf_counter() - start)
-        log(f"  {suite} T={T} repeat {r + 1}/{repeats} done")
+        log(f"  {suite} {'' if B is None else f'B={B} '}T={T} repeat {r + 1}/{repeats} done")
     return times, nfe
 
 
@@ -469,9 +493,23 @@ def goals(res: dict) -> list[tuple[str, str, str, bool | None]]:
         un = res["unitary"]
         Tu = max(un["med"])
         u = un["med"][Tu]
-        add(f"unitary Euler (step 1) / plain complex loop (T={Tu})", 1.0,
-            u["unitary euler, step 1 (ContinuousRNN)"] / u["plain complex loop with modReLU"])
+        add(f"unitary Euler (step 1) / plain complex loop (T={Tu})", 1.0, u[UNITARY] / u[UNITARY_LOOP])
+    if "batch" in res:
+        _batch_goals(res["batch"], add)
     return g
+
+
+def _batch_goals(ba: dict, add) -> None:
+    """Each shape of the batch sweep read on its own: the Euler fast path against the three-op hand loop
+    (<= 1.2 at B = 8, where a step's few kernels are short and per-step overhead shows most; <= 1.0
+    above), the uRNN against the plain complex loop (<= 1.0)."""
+    for label, m in ba["med"].items():
+        if EULER in m:
+            B = ba["shape"][label][0]
+            add(f"Euler fast path / three-op hand loop (batch sweep, {label})", 1.2 if B <= 8 else 1.0,
+                m[EULER] / m[THREE])
+        if UNITARY in m:
+            add(f"unitary Euler (step 1) / plain complex loop (batch sweep, {label})", 1.0, m[UNITARY] / m[UNITARY_LOOP])
 
 
 def _fixed_goals(fx: dict, add) -> None:
@@ -559,6 +597,18 @@ def _suite_table(name: str, r: dict) -> list[str]:
     return lines + [""]
 
 
+def _batch_table(r: dict) -> list[str]:
+    s = SUITES["batch"]
+    lines = [f"## Suite batch: N = {s['N']}, D = {s['D']}, each shape timed on its own", "",
+             "| shape | row | ms | x three-op loop | x plain complex loop |", "|---|---|---|---|---|"]
+    for label, m in r["med"].items():
+        for row, v in m.items():
+            three = _fmt(v / m[THREE], 2) if THREE in m else ""
+            loop = _fmt(v / m[UNITARY_LOOP], 2) if UNITARY_LOOP in m else ""
+            lines.append(f"| {label} | {row} | {_fmt(v * 1e3, 1)} | {three} | {loop} |")
+    return lines + [""]
+
+
 def report(res: dict, meta: dict) -> str:
     lines = ["# Benchmarks", "",
              f"Generated by `PYTHONPATH=. python benchmarks/run.py{' --quick' if meta['quick'] else ''}"
@@ -578,7 +628,7 @@ def report(res: dict, meta: dict) -> str:
     lines.append("")
     lines += bounds(res, meta.get("op_costs"))
     for name in res:
-        lines += _suite_table(name, res[name])
+        lines += _batch_table(res[name]) if name == "batch" else _suite_table(name, res[name])
     lines += ["## How", "",
               "Every row of this library runs on one Runge-Kutta engine (`solvers/engine.py`, `solvers/stepper.py`). "
               "The Lipschitz and antisymmetric fields declare the form y A^T + sigma(y W^T + x U^T + b) and run on "
@@ -586,12 +636,14 @@ def report(res: dict, meta: dict) -> str:
               "coefficients projected once per chunk of 64 pieces (`solvers/inputs.py`), a few fused kernels per "
               "stage (an Euler step is addmm, the activation, addmm with the step folded into I + dt A^T), tanh "
               "computed as `torch.tanh` or as 2 sigmoid(2z) - 1 by what this CPU runs faster "
-              f"(`{meta['kernel']}` here), the backward pass the discrete adjoint of the recorded steps (fixed or "
+              f"(`{meta['kernel']}` here), on a fixed grid the stage states and activations written by the kernels "
+              "into per-chunk buffers, the backward pass the discrete adjoint of the recorded steps (fixed or "
               "adaptive) with one matmul per stage and the weight gradients in one matmul per chunk of steps; the "
               "adjoint mode integrates the state and its adjoint backward with a closed-form vector-Jacobian product "
               "and adds the weight gradients as a quadrature of the backward stages, chunk by chunk (memory flat in "
               "T).  The unitary field runs the generic driven term with its own fused Euler update (exactly the "
-              "uRNN cell at step 1) and complex inputs projected per chunk."]
+              "uRNN cell at step 1, a plain loop of those updates on a fixed grid, autograd for the backward pass) "
+              "and complex inputs projected per chunk."]
     return "\n".join(lines) + "\n"
 
 
@@ -664,6 +716,18 @@ def bounds(res: dict, costs: dict[str, float] | None) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
+def _batch_suite(quick: bool, repeats: int, s: dict) -> dict:
+    """Every shape of the batch sweep, its rows interleaved; results keyed by ``shape_label``."""
+    r: dict = {"med": {}, "nfe": {}, "times": {}, "shape": {}}
+    for kind, shapes in s["shapes_quick" if quick else "shapes"].items():
+        for B, T in shapes:
+            label = shape_label(B, T)
+            times, nfe = time_rows("batch", batch_rows(kind), T, repeats, _log, B=B)
+            r["times"][label], r["nfe"][label], r["shape"][label] = times, nfe, (B, T)
+            r["med"][label] = {k: statistics.median(v) for k, v in times.items()}
+    return r
+
+
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -686,6 +750,10 @@ def _main(quick: bool, repeats: int, memory: bool, out_dir: Path, suites: tuple[
     res: dict = {}
     for suite in suites:
         s = SUITES[suite]
+        if suite == "batch":
+            res[suite] = _batch_suite(quick, repeats, s)
+            _log(f"suite {suite} done ({time.time() - start:.0f} s)")
+            continue
         builders = rows(suite, quick)
         r: dict = {"med": {}, "nfe": {}, "times": {}}
         for T in (s["T_quick"] if quick else s["T"]):

@@ -24,7 +24,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .engine import check_step_count
 from .inputs import PiecewiseInput
+from .problem import Problem, forward
+from .reversible import is_reversible
 from .terms import Term
 
 __all__ = ["DrivenTerm"]
@@ -75,6 +78,37 @@ class DrivenTerm(Term):
         j, u = self._input(t)
         r = self.inputs.rate(j)
         return self.euler(y, u, dt if r is None else r.to(y.real.dtype) * dt), None
+
+    def solve_backprop(self, p: Problem) -> list[Tensor]:
+        """The ``backprop`` gradient mode: fused Euler steps over a fixed grid holding the outputs
+        (the uRNN cell's case) in a plain loop of :meth:`euler_step` calls that autograd records,
+        exactly the engine's steps; anything else by the engine (:func:`solvers.problem.forward`).
+
+        Why: at small batch the engine's per-step records (a step and a grid-step object, the
+        counting wrapper, the output bookkeeping) cost a few percent of a step of the uRNN."""
+        grid, t_out = p.grid, p.t_out
+        if (self.euler is None or grid is None or p.callbacks is not None or p.per_sample or is_reversible(p.plan)
+                or p.plan.tab.stages != 1 or not all(grid[0] < t for t in t_out[1:]) or not set(t_out) <= set(grid)):
+            return forward(p)
+        check_step_count(len(grid) - 1, p.max_steps, f"this fixed-step solve over [{grid[0]}, {grid[-1]}]")
+        if len(t_out) < 2:
+            return [p.y0]
+        index = {t: n for n, t in enumerate(grid)}
+        ends = [index[t] for t in t_out[1:]]
+        wanted = set(ends)
+        states: dict[int, Tensor] = {}
+        nudge, step, perturb = self.nudge, self.euler_step, p.perturb
+        y = p.y0
+        stop = max(ends)
+        for m in range(stop):
+            t0, t1 = grid[m], grid[m + 1]
+            y, _ = step(nudge(t0, t1) if perturb else t0, y, t1 - t0)
+            if m + 1 in wanted:
+                states[m + 1] = y
+        if p.stats is not None:
+            p.stats.nfe += stop
+            p.stats.accepted += stop
+        return [p.y0] + [states[n] for n in ends]
 
     def f(self, t: Any, y: Tensor) -> Tensor:
         self.nfe += 1

@@ -44,7 +44,7 @@ from torch.autograd.function import once_differentiable
 
 from .adjoint import ReconstructionCheck
 from .driven import DrivenTerm
-from .engine import Tape, adaptive_steps, solve_adaptive, solve_fixed
+from .engine import Tape, adaptive_steps, check_step_count, solve_adaptive, solve_fixed
 from .gradients import checkpoint_segment
 from .inputs import PiecewiseInput
 from .kernels import TANH_KERNELS, tanh_kernel
@@ -156,8 +156,11 @@ class LinearActivationTerm(Term):
         with torch.no_grad():
             scale = torch.ones(self.P, dtype=dtype, device=device)
             scale[:N] = two
-            self.WTs = (W.detach().t() * two) if not self.gated else torch.cat([W.detach().t() * two, W.detach().t()], 1)
-            self.AT = None if A is None else A.detach().t()
+            # W^T and A^T stored row-major: an addmm (B, N) x (N, N) with a transposed view as its second factor
+            # took 1.3-1.6x longer at B = 8 and 1.2x at B = 32 (Intel Xeon, one thread; no clear difference at 128)
+            self.WTs = ((W.detach().t() * two) if not self.gated else
+                        torch.cat([W.detach().t() * two, W.detach().t()], 1)).contiguous()
+            self.AT = None if A is None else A.detach().t().contiguous()
             self.minus_one = torch.full((), -1.0, dtype=dtype, device=device)
             self.Wcat = W.detach() if not self.gated else torch.cat([W.detach(), W.detach()], 0)
             self.back = self.Wcat if A is None else torch.cat([A.detach(), self.Wcat], 0)
@@ -177,15 +180,12 @@ class LinearActivationTerm(Term):
         r = self.inputs.rate(j)
         return None if r is None else r.to(self.WTs.dtype)
 
-    def _sigma(self, y: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
+    def _sigma(self, y: Tensor, u: Tensor, out: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(sigma, stored): sigma(y W^T + u) from the scaled input u, and what sigma' needs (tanh, or
-        [tanh | gate] for the gated activation)."""
-        z = torch.addmm(u, y, self.WTs)
+        [tanh | gate] for the gated activation), ``stored`` written into ``out`` when given."""
+        z = torch.addmm(u, y, self.WTs) if out is None else torch.addmm(u, y, self.WTs, out=out)
         if not self.gated:
-            if self.kernel == "tanh":
-                s = z.tanh_()
-            else:
-                s = torch.add(self.minus_one, z.sigmoid_(), alpha=2.0)
+            s = self.activate_(z)
             return s, s
         n = self.N
         g = z.sigmoid_() if self.kernel == "sigmoid" else z
@@ -195,6 +195,13 @@ class LinearActivationTerm(Term):
             g[:, :n].tanh_()
             g[:, n:].sigmoid_()
         return g[:, :n] * g[:, n:], g
+
+    def activate_(self, z: Tensor) -> Tensor:
+        """tanh of the pre-activation z (B, N), in place: ``torch.tanh``, or 2 sigmoid(z) - 1 of the
+        doubled z the sigmoid kernel's scaled weights give."""
+        if self.kernel == "tanh":
+            return z.tanh_()
+        return torch.add(self.minus_one, z.sigmoid_(), alpha=2.0, out=z)
 
     def _input(self, t: Any) -> tuple[Any, Tensor]:
         """(piece, scaled projected input) at clock time t; (B,) tensors on per-sample clocks."""
@@ -282,8 +289,17 @@ class LinearActivationTerm(Term):
         p = self._check(p)
         if not self._needs_graph(p):
             with torch.no_grad():
-                return forward(p)
+                return self.forward(p)
         return list(function.apply(p, *args, p.y0, *self.tensors()).unbind(0))
+
+    def forward(self, p: Problem, tape: Tape | _GridTape | None = None) -> list[Tensor]:
+        """The states at ``p.t_out``: by the fixed-grid loop when it applies (then ``tape``, if any,
+        must be a :class:`_GridTape`), else by the engine."""
+        if _grid_applies(p):
+            if tape is not None and not isinstance(tape, _GridTape):
+                raise TypeError(f"a fixed-grid structured solve records a _GridTape; got {type(tape).__name__}")
+            return _grid_solve(self, p, p.y0, p.grid, p.t_out, tape)
+        return forward(p, tape)
 
     def solve_backprop(self, p: Problem) -> list[Tensor]:
         return self._solve(p, _StructuredSolve, "backprop")
@@ -293,6 +309,161 @@ class LinearActivationTerm(Term):
 
     def solve_adjoint(self, p: Problem) -> list[Tensor]:
         return self._solve(p, _StructuredAdjoint)
+
+
+# ------------------------------------------------------------------------------------ the fixed-grid loop
+class _GridTape:
+    """What :func:`_grid_solve` records of a fixed-grid solve for the backward pass.
+
+    ``every == 0`` (backprop): every step, chunk by chunk in the buffers the loop wrote into:
+    ``chunks`` holds (first step, L, Y (L + 1, s, B, N) stage states (``Y[L, 0]`` the state after the
+    chunk), S (L, s, B, P) stored activations, stages [(piece, time)] of the L s stages).
+    ``every > 0`` (checkpoint): only the state before every ``every``-th step, in ``kept``.
+    ``t0``/``t1``: the steps' ends; ``ends[k]``: the steps taken when output k + 1 was reached."""
+
+    def __init__(self, every: int = 0) -> None:
+        self.every = every
+        self.chunks: list[tuple[int, int, Tensor, Tensor, list[tuple[int, Any]]]] = []
+        self.kept: dict[int, Tensor] = {}
+        self.t0: list[float] = []
+        self.t1: list[float] = []
+        self.ends: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.t0)
+
+
+def _grid_applies(p: Problem) -> bool:
+    """Whether :func:`_grid_solve` runs ``p``: a fixed grid holding every output after the start, no
+    callbacks, a shared clock and a tableau without FSAL (every fixed-step method)."""
+    if p.grid is None or p.callbacks is not None or p.per_sample or p.plan.fsal or len(p.grid) < 2:
+        return False
+    return all(t > p.grid[0] for t in p.t_out[1:])
+
+
+def _combine_into(out: Tensor, y0: Tensor, dt: float, weights: tuple[tuple[int, float], ...],
+                  ks: list[Tensor]) -> Tensor:
+    """:func:`solvers.stepper.combine` (float ``dt``) written into ``out``: the same kernels in the
+    same order, so the same bits."""
+    if not weights:
+        return out.copy_(y0)
+    if len(weights) == 1:
+        j, w = weights[0]
+        return torch.add(y0, ks[j], alpha=dt * w, out=out)
+    (j0, w0), rest = weights[0], weights[1:]
+    torch.mul(ks[j0], dt * w0, out=out)
+    for j, w in rest:
+        out.add_(ks[j], alpha=dt * w)
+    return out.add_(y0)
+
+
+def _grid_solve(term: LinearActivationTerm, p: Problem, y0: Tensor, grid: list[float], t_out: list[float],
+                tape: _GridTape | None = None) -> list[Tensor]:
+    """The steps of ``p.plan`` over ``grid`` from ``y0``, the states at ``t_out`` (a subset of
+    ``grid[1:]`` and ``grid[0]`` itself): exactly the engine's fixed-grid steps (the same kernels in
+    the same order, so the same bits as :func:`solvers.engine.solve_fixed` with this term).
+
+    Why: the record.  The inputs of a chunk of ``CHUNK`` steps are read first, then the kernels
+    write the stage states and activations straight into the chunk's buffers, which are what the
+    backward pass reads (:meth:`_Sweep.grid_chunks`): no per-step step and stage records, nothing
+    stacked, the backward's views made once per chunk.  (The forward alone runs at the engine's
+    speed: at B = 8 its time is the kernels' and the inputs' reads, not the loop's Python.)"""
+    check_step_count(len(grid) - 1, p.max_steps, f"this fixed-step solve over [{grid[0]}, {grid[-1]}]")
+    outputs = [y0]
+    if len(t_out) < 2:
+        return outputs
+    index = {t: n for n, t in enumerate(grid)}
+    ends = [index[t] for t in t_out[1:]]
+    stop = max(ends)
+    want: dict[int, list[int]] = {}
+    for k, n in enumerate(ends):
+        want.setdefault(n, []).append(k)
+    found: list[Tensor | None] = [None] * len(ends)
+    plan, perturb = p.plan, p.perturb
+    tab = plan.tab
+    s = tab.stages
+    c = tab.c
+    rows = plan.rows
+    AT, N, P = term.AT, term.N, term.P
+    B = y0.shape[0]
+    dense = tape is not None and tape.every == 0
+    rated = term.inputs.rates is not None
+    fused = s == 1
+    nudge, piece, projected = term.nudge, term.inputs.piece, term.projected.projected
+    y = y0
+    n = 0
+    while n < stop:
+        L = min(CHUNK, stop - n)
+        Y = torch.empty(L + 1, s, B, N, dtype=y0.dtype, device=y0.device)
+        S = torch.empty(L, s, B, P, dtype=y0.dtype, device=y0.device)
+        Y[0, 0].copy_(y)
+        # the inputs of the chunk's stages, read in the engine's order (stage times as rk_step makes them)
+        stages: list[tuple[int, Any]] = []
+        us: list[Tensor] = []
+        dts: list[float] = []
+        for m in range(n, n + L):
+            t0, t1 = grid[m], grid[m + 1]
+            dts.append(t1 - t0)
+            for i in range(s):
+                ci = c[i]
+                if i == 0 or ci == 0.0:
+                    ti = nudge(t0, t1) if perturb else t0
+                elif ci == 1.0:
+                    ti = nudge(t1, t0) if perturb else t1
+                else:
+                    ti = t0 + ci * (t1 - t0)
+                j = piece(ti)
+                stages.append((j, ti))
+                us.append(projected(j, ti))
+        Ys = Y.view((L + 1) * s, B, N).unbind(0)  # stage i of step k: Ys[k s + i], Ss[k s + i]
+        Ss = S.view(L * s, B, P).unbind(0)
+        q = 0
+        for k in range(L):
+            dt = dts[k]
+            ystart = Ys[q]
+            if tape is not None and not dense and (n + k) % tape.every == 0:
+                tape.kept[n + k] = ystart.clone()
+            out = Ys[q + s]
+            if fused:  # LinearActivationTerm.euler_step's kernels
+                sig, _ = term._sigma(ystart, us[q], out=Ss[q])
+                r = term.rate(stages[q][0]) if rated else None
+                if r is not None:
+                    torch.addcmul(ystart, sig if AT is None else torch.addmm(sig, ystart, AT), r * dt, out=out)
+                elif AT is None:
+                    torch.add(ystart, sig, alpha=dt, out=out)
+                else:
+                    torch.addmm(sig, ystart, term.folded_fwd(dt), beta=dt, out=out)
+                q += 1
+            else:  # rk_step's stages through LinearActivationTerm.f
+                ks: list[Tensor] = []
+                for i in range(s):
+                    yi = ystart if i == 0 else _combine_into(Ys[q], ystart, dt, rows[i], ks)
+                    sig, _ = term._sigma(yi, us[q], out=Ss[q])
+                    kk = sig if AT is None else torch.addmm(sig, yi, AT)
+                    if rated:
+                        r = term.rate(stages[q][0])
+                        if r is not None:
+                            kk = kk * r
+                    ks.append(kk)
+                    q += 1
+                _combine_into(out, ystart, dt, plan.b, ks)
+            for o in want.get(n + k + 1, ()):
+                found[o] = out if dense else out.clone()
+        y = Ys[L * s]
+        if tape is not None:
+            tape.t0.extend(grid[n:n + L])
+            tape.t1.extend(grid[n + 1:n + L + 1])
+            if dense:
+                tape.chunks.append((n, L, Y, S, stages))
+        n += L
+    if tape is not None:
+        tape.ends.extend(ends)
+    evaluations = stop * s
+    term.nfe += evaluations
+    if p.stats is not None:
+        p.stats.nfe += evaluations
+        p.stats.accepted += stop
+    return outputs + found  # type: ignore[operator]
 
 
 # ------------------------------------------------------------------------------------ checkpoint tape
@@ -330,11 +501,15 @@ class _StructuredSolve(torch.autograd.Function):
     def forward(ctx, p: Problem, mode: str, y0: Tensor, *tensors: Tensor | None) -> Tensor:
         ctx.set_materialize_grads(False)
         ctx.problem, ctx.mode = p, mode
-        tape = Tape() if mode == "backprop" else _ThinTape()
-        if mode == "checkpoint":
-            tape.every = checkpoint_segment(len(p.grid) - 1) if p.grid is not None else 8
+        term: LinearActivationTerm = p.term
+        if _grid_applies(p):
+            tape = _GridTape(0 if mode == "backprop" else checkpoint_segment(len(p.grid) - 1))
+        else:
+            tape = Tape() if mode == "backprop" else _ThinTape()
+            if mode == "checkpoint":
+                tape.every = checkpoint_segment(len(p.grid) - 1) if p.grid is not None else 8
         with torch.no_grad():
-            outs = forward(p, tape)
+            outs = term.forward(p, tape)
         ctx.tape = tape
         ctx.save_for_backward(y0, *tensors)
         return torch.stack(outs)
@@ -396,7 +571,20 @@ class _StructuredSolve(torch.autograd.Function):
         grads_at = _output_grads(grad_out, tape)
         ybar = grads_at.pop(n, None)
         g0 = grads_at.pop(0, None)
-        if ctx.mode == "backprop":
+        if isinstance(tape, _GridTape):
+            if tape.every == 0:
+                ybar = sweep.run_chunks(ybar, sweep.grid_chunks(tape), grads_at)
+            else:
+                starts = sorted(tape.kept)
+                bounds = starts + [n]
+                for i in range(len(starts) - 1, -1, -1):
+                    n0, n1 = bounds[i], bounds[i + 1]
+                    seg = _GridTape()
+                    grid = p.grid[n0:n1 + 1]
+                    with torch.no_grad():  # (the replay's evaluations are the term's, not the forward's stats)
+                        _grid_solve(term, p.with_(stats=None), tape.kept[n0], grid, [grid[0], grid[-1]], seg)
+                    ybar = sweep.run_chunks(ybar, sweep.grid_chunks(seg, n0), grads_at)
+        elif ctx.mode == "backprop":
             ybar = sweep.run(ybar, 0, n, tape, grads_at)
         else:
             starts = sorted(tape.kept)
@@ -555,7 +743,7 @@ class _StructuredAdjoint(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         ctx.problem = p
         with torch.no_grad():
-            ys = torch.stack(forward(p))
+            ys = torch.stack(p.term.forward(p))
         ctx.save_for_backward(ys, *tensors)
         return ys
 
@@ -620,7 +808,13 @@ class _Sweep:
         s = plan.solution_stages
         self.s = s
         self.b = tab.b[:s]
-        self.a_cols = [[(j, tab.a[j][i]) for j in range(i + 1, s) if tab.a[j][i] != 0.0] for i in range(s)]
+        a_cols = [[(j, tab.a[j][i]) for j in range(i + 1, s) if tab.a[j][i] != 0.0] for i in range(s)]
+        # stage i's kb_i = h (b_i ybar + sum_j a_ji Ybar_j): its (weight, source) pairs, source -1 for ybar,
+        # without the stages whose adjoint is structurally zero
+        self.stage_terms: list[list[tuple[float, int]]] = [[] for _ in range(s)]
+        for i in range(s - 1, -1, -1):
+            self.stage_terms[i] = ([(self.b[i], -1)] if self.b[i] != 0.0 else []) + \
+                [(w, j) for j, w in a_cols[i] if self.stage_terms[j]]
         self.fold = s == 1 and term.NA > 0 and term.inputs.rates is None
         W, A, U, b = tensors[:4]
         self.U = U
@@ -667,84 +861,113 @@ class _Sweep:
             B, n = kb.shape
             torch.mul(kb.unsqueeze(1), D.view(B, 2, n), out=out.view(B, 2, n))
 
-    def _folded_chunk(self, ybar: Tensor, c0: int, c1: int, hs: list[float], D: Tensor, KZ: Tensor,
+    def _folded_chunk(self, ybar: Tensor, c0: int, hs: list[Any], D: Tensor, KZ: Tensor,
                       grads_at: dict[int, Tensor]) -> Tensor:
         """Euler steps folded as in the forward: the adjoint of y (I + h A^T) + h s is
         [ybar | zb] @ [I + h A; W] with zb = ybar h sigma'; two kernels a step, the state adjoint
-        written by the matmul straight into the previous step's row."""
+        written by the matmul straight into the previous step's row (the rows' views made once
+        per chunk, not per step)."""
         term = self.term
         N, NA = term.N, term.NA
-        L = c1 - c0
-        same = len(set(hs)) == 1
+        L = len(hs)
+        same = all(h == hs[0] for h in hs)
         hv = hs[0] if same else torch.tensor(hs, dtype=D.dtype, device=D.device).view(-1, 1, 1, 1)
         D.mul_(hv)  # sigma' times the step
-        KZ[L - 1, 0, :, :N].copy_(ybar)
-        for n in range(c1 - 1, c0 - 1, -1):
-            kc = n - c0
-            row = KZ[kc, 0]
-            self._zbar(row[:, :N], D[kc, 0], row[:, NA:])
-            if kc > 0:
-                nxt = torch.mm(row, term.folded_bwd(hs[kc]), out=KZ[kc - 1, 0, :, :N])
-            else:
-                nxt = torch.mm(row, term.folded_bwd(hs[kc]))
-            g = grads_at.get(n)
-            if g is not None:
-                nxt.add_(g)
-            ybar = nxt
+        flat = KZ.view(L, *KZ.shape[2:])
+        rows, ybars, zbars = flat.unbind(0), flat[..., :N].unbind(0), flat[..., NA:].unbind(0)
+        Ds = D.view(L, *D.shape[2:]).unbind(0)
+        backs = [term.folded_bwd(hs[0])] * L if same else [term.folded_bwd(h) for h in hs]
+        zbar = self._zbar
+        ybars[L - 1].copy_(ybar)
+        for kc in range(L - 1, -1, -1):
+            zbar(ybars[kc], Ds[kc], zbars[kc])
+            ybar = torch.mm(rows[kc], backs[kc], out=ybars[kc - 1]) if kc else torch.mm(rows[0], backs[0])
+            if grads_at:
+                g = grads_at.get(c0 + kc)
+                if g is not None:
+                    ybar.add_(g)
         KZ[..., :NA].mul_(hv)  # the A rows of the weight gradient need h * ybar
+        return ybar
+
+    def _stage_chunk(self, ybar: Tensor, c0: int, hs: list[Any], D: Tensor, KZ: Tensor,
+                     grads_at: dict[int, Tensor]) -> Tensor:
+        """Any tableau: per step, stages last to first, kb_i (into the row's first NA columns), zb_i,
+        Ybar_i = [kb_i | zb_i] @ [A; W] (one matmul), ybar_n = ybar_{n+1} + sum_i Ybar_i."""
+        term = self.term
+        NA, s = term.NA, self.s
+        L = len(hs)
+        flat = KZ.view(L * s, *KZ.shape[2:])
+        rows, zbars = flat.unbind(0), flat[..., NA:].unbind(0)
+        kbs = flat[..., :NA].unbind(0) if NA else [None] * (L * s)
+        Ds = D.view(L * s, *D.shape[2:]).unbind(0)
+        back, stage_terms, zbar = term.back, self.stage_terms, self._zbar
+        for kc in range(L - 1, -1, -1):
+            h = hs[kc]
+            Ybars: list[Any] = [None] * s
+            total = None  # ybar_n = ybar_{n+1} + sum_i Ybar_i, accumulated in place
+            for i in range(s - 1, -1, -1):
+                q = kc * s + i
+                terms = stage_terms[i]
+                if not terms:
+                    rows[q].zero_()
+                    continue
+                kb = _scaled_sum([(w, ybar if j < 0 else Ybars[j]) for w, j in terms], h, kbs[q])
+                zbar(kb, Ds[q], zbars[q])
+                yb = Ybars[i] = torch.mm(rows[q], back)
+                if total is None:
+                    total = torch.add(ybar, yb)
+                else:
+                    total.add_(yb)
+            ybar = ybar.clone() if total is None else total
+            if grads_at:
+                g = grads_at.get(c0 + kc)
+                if g is not None:
+                    ybar.add_(g)
         return ybar
 
     def run(self, ybar: Tensor | None, n0: int, n1: int, tape: Tape, grads_at: dict[int, Tensor],
             offset: int = 0) -> Tensor | None:
         """Steps n1-1 .. n0 (global indices; ``tape`` holds them from ``offset`` on).  ``ybar``: the
         adjoint of the state after step n1 - 1 (None: zero).  Returns that of the state at step n0."""
-        term = self.term
-        N, P, NA, s = term.N, term.P, term.NA, self.s
-        if n1 <= n0:
-            return ybar
-        first = tape.ys[0][0]
-        B = first.shape[0]
-        dtype, device = first.dtype, first.device
-        if ybar is None:
-            ybar = torch.zeros(B, N, dtype=dtype, device=device)
+        return self.run_chunks(ybar, self._tape_chunks(tape, n0, n1, offset), grads_at)
+
+    def _tape_chunks(self, tape: Tape, n0: int, n1: int, offset: int):
+        """The engine's record of steps n0..n1-1 as chunks (last first): (c0, Y, S, stages, hs)."""
+        s = self.s
         for c1 in range(n1, n0, -CHUNK):
             c0 = max(n0, c1 - CHUNK)
             L = c1 - c0
-            Y = torch.stack([y for n in range(c0, c1) for y in tape.ys[n - offset]]).view(L, s, B, N)
-            S = torch.stack([a[0] for n in range(c0, c1) for a in tape.aux[n - offset]]).view(L, s, B, -1)
-            D = self._derivative(S)
-            KZ = torch.empty(L, s, B, NA + P, dtype=dtype, device=device)
+            Y = torch.stack([y for n in range(c0, c1) for y in tape.ys[n - offset]])
+            S = torch.stack([a[0] for n in range(c0, c1) for a in tape.aux[n - offset]])
+            stages = [(a[1], a[2]) for n in range(c0, c1) for a in tape.aux[n - offset]]
             hs = [self._dt(tape, n - offset) for n in range(c0, c1)]
-            if self.fold:
-                ybar = self._folded_chunk(ybar, c0, c1, hs, D, KZ, grads_at)
-            else:
-                back, b, a_cols = term.back, self.b, self.a_cols
-                for n in range(c1 - 1, c0 - 1, -1):
-                    kc = n - c0
-                    h = hs[kc]
-                    rows, Ds = KZ[kc].unbind(0), D[kc].unbind(0)
-                    Ybars: list[Tensor | None] = [None] * s
-                    total = ybar.clone()  # ybar_n = ybar_{n+1} + sum_i Ybar_i, accumulated in place
-                    for i in range(s - 1, -1, -1):
-                        terms = ([(b[i], ybar)] if b[i] != 0.0 else []) + \
-                                [(w, Ybars[j]) for j, w in a_cols[i] if Ybars[j] is not None]
-                        row = rows[i]
-                        if not terms:
-                            row.zero_()
-                            continue
-                        kb = _scaled_sum(terms, h, row[:, :NA] if NA else None)
-                        self._zbar(kb, Ds[i], row[:, NA:])
-                        yb = torch.mm(row, back)
-                        Ybars[i] = yb
-                        total.add_(yb)
-                    g = grads_at.get(n)
-                    ybar = total if g is None else total.add_(g)
-            self._accumulate(c0, c1, tape, offset, Y, KZ)
-        return ybar
+            yield c0, Y.view(L, s, *Y.shape[1:]), S.view(L, s, *S.shape[1:]), stages, hs
 
-    def _accumulate(self, c0: int, c1: int, tape: Tape, offset: int, Y: Tensor, KZ: Tensor) -> None:
-        stages = [(a[1], a[2]) for n in range(c0, c1) for a in tape.aux[n - offset]]
-        self.accumulate(KZ.view(-1, *KZ.shape[2:]), Y.view(-1, *Y.shape[2:]), stages)
+    def grid_chunks(self, tape: _GridTape, offset: int = 0):
+        """A :class:`_GridTape`'s chunks (last first) as :meth:`_tape_chunks` gives them: its buffers
+        as they are (steps numbered from ``offset``)."""
+        for start, L, Y, S, stages in reversed(tape.chunks):
+            yield offset + start, Y[:L], S, stages, [self._dt(tape, n) for n in range(start, start + L)]
+
+    def run_chunks(self, ybar: Tensor | None, chunks: Any, grads_at: dict[int, Tensor]) -> Tensor | None:
+        """The adjoint through ``chunks`` ((c0, Y (L, s, B, N) stage states, S (L, s, B, P) stored
+        activations, stages, step sizes hs), the last chunk first), the weight gradients of each
+        chunk added by :meth:`accumulate`.  ``ybar``: the adjoint of the state after the last step
+        (None: zero).  Returns that of the state before the first."""
+        term = self.term
+        NA, P = term.NA, term.P
+        for c0, Y, S, stages, hs in chunks:
+            L, s, B = Y.shape[:3]
+            if ybar is None:
+                ybar = torch.zeros(B, term.N, dtype=Y.dtype, device=Y.device)
+            D = self._derivative(S)
+            KZ = torch.empty(L, s, B, NA + P, dtype=Y.dtype, device=Y.device)
+            if self.fold:
+                ybar = self._folded_chunk(ybar, c0, hs, D, KZ, grads_at)
+            else:
+                ybar = self._stage_chunk(ybar, c0, hs, D, KZ, grads_at)
+            self.accumulate(KZ.view(-1, *KZ.shape[2:]), Y.view(-1, *Y.shape[2:]), stages)
+        return ybar
 
     def accumulate(self, KZ: Tensor, Y: Tensor, stages: list[tuple[int, Any]]) -> None:
         """Add the weight and input gradients of M stages: KZ (M, B, N_A + P) rows [kb | zb] (the
@@ -774,12 +997,35 @@ class _Sweep:
             self.acc["b"].add_(Z.sum(0))
         if self.acc["U"] is None and not need_x:
             return
-        x = torch.stack([term.inputs.raw(j, t) for j, t in stages])  # (M, B, D)
+        x = self._raw_inputs(stages)  # (M, B, D)
         if self.acc["U"] is not None:
             self.acc["U"].addmm_(Z.t(), x.reshape(-1, x.shape[-1]))
         if need_x:
             xbar = (Z @ self.U if self.U is not None else Z).view(len(stages), -1, x.shape[-1])
             self._input_grads(stages, xbar)
+
+    def _raw_inputs(self, stages: list[tuple[Any, Any]]) -> Tensor:
+        """x (M, B, D) at the M stages (piece, time): on a shared clock one gather per power of tau for
+        all of them (the input's ``raw`` per stage otherwise: per-sample pieces or local-time scales)."""
+        inputs = self.term.inputs
+        T = inputs.T
+        if T < 2 or inputs.scale is not None or isinstance(stages[0][0], Tensor):
+            return torch.stack([inputs.raw(j, t) for j, t in stages])
+        js = [j for j, _ in stages]
+        first = inputs.first
+        index = torch.tensor([min(max(j, 0), T - 2) for j in js], device=first.device)
+        cs = [c.index_select(1, index) for c in inputs.coeffs]  # (B, M, D) each
+        x = cs[-1]
+        if len(cs) > 1:
+            tau = torch.tensor([inputs.local_time(j, t) if 0 <= j < T - 1 else 0.0 for j, t in stages],
+                               dtype=x.dtype, device=x.device).view(1, -1, 1)
+            for c in reversed(cs[:-1]):
+                x = torch.addcmul(c, x, tau)
+        for ends, value in (([j < 0 for j in js], first), ([j >= T - 1 for j in js], inputs.last)):
+            if any(ends):
+                mask = torch.tensor(ends, device=first.device).view(1, -1, 1)
+                x = torch.where(mask, value.unsqueeze(1), x)
+        return x.transpose(0, 1)
 
     def _input_grads(self, stages: list[tuple[int, Any]], xbar: Tensor) -> None:
         inputs = self.term.inputs

@@ -280,6 +280,16 @@ def _tape(out):
     raise AssertionError("no structured solve in the graph")
 
 
+def _states_kept(tape):
+    """The states a recorded tape holds: the engine's (``ys`` of every step, or ``kept`` ones) or the
+    fixed-grid loop's (its chunks' steps, or ``kept`` ones)."""
+    if getattr(tape, "kept", None):
+        return len(tape.kept)
+    if hasattr(tape, "chunks"):
+        return sum(L for _, L, *_ in tape.chunks)
+    return len(tape.ys)
+
+
 def test_checkpoint_saves_sqrt_memory():
     # What the structured Function saves: its inputs (O(T D) coefficients) plus, in backprop, the
     # recorded tape is held by the Function (O(T N)); checkpoint keeps O(sqrt(T)) states.
@@ -290,7 +300,7 @@ def test_checkpoint_saves_sqrt_memory():
         for gradient in ("backprop", "checkpoint"):
             model = nr.ContinuousRNN(field, 2, method="midpoint", gradient=gradient).double()
             tape = _tape(model(x))
-            kept = len(getattr(tape, "kept", {})) or len(tape.ys)
+            kept = _states_kept(tape)
             sizes[gradient, T_] = kept
     assert sizes["backprop", 576] == 576 and sizes["backprop", 64] == 64
     assert sizes["checkpoint", 576] <= 2 * (24 + 1) and sizes["checkpoint", 64] <= 2 * (8 + 1)
@@ -441,19 +451,23 @@ HOST_READS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__",
 
 @contextlib.contextmanager
 def _host_reads(counts: dict):
-    """Count reads of a tensor's value by the host (what waits for a GPU) made inside the engine's
-    fixed-step loop (``solvers.engine.solve_fixed`` on the stack) in counts["loop"], and all of them in
+    """Count reads of a tensor's value by the host (what waits for a GPU) made inside a fixed-step loop
+    (the engine's ``solve_fixed``, or a term's own loop, on the stack) in counts["loop"], and all of them in
     counts["all"]; run the backward pass inside it too and the hand-written adjoints are measured."""
     import sys
 
-    loop = solvers.engine.solve_fixed.__code__
+    from solvers import driven, linear_activation
+
+    # the step loops: the engine's, the structured kernel's fixed-grid loop, the driven term's fused Euler loop
+    loops = {solvers.engine.solve_fixed.__code__, linear_activation._grid_solve.__code__,
+             driven.DrivenTerm.solve_backprop.__code__}
     originals = {name: getattr(torch.Tensor, name) for name in HOST_READS}
 
     def counting(name):
         def read(self, *args, **kwargs):
             counts["all"] += 1
             frame = sys._getframe(1)
-            while frame is not None and frame.f_code is not loop:
+            while frame is not None and frame.f_code not in loops:
                 frame = frame.f_back
             counts["loop"] += frame is not None
             return originals[name](self, *args, **kwargs)
@@ -498,3 +512,91 @@ def test_host_read_counter_sees_a_read_in_the_loop():
     with _host_reads(counts):
         solvers.odeint(lambda t, y: -y * float(y.sum()), torch.ones(2), torch.linspace(0, 1, 5), method="euler")
     assert counts["loop"] == 4
+
+
+# ------------------------------------------------------------------------------------ the fixed-grid loops
+@contextlib.contextmanager
+def _engine_steps():
+    """Every fixed-grid solve on the engine's general loop (the structured kernel's fixed-grid loop and
+    the driven term's fused Euler loop switched off)."""
+    from solvers import driven, linear_activation
+
+    applies, solve_backprop = linear_activation._grid_applies, driven.DrivenTerm.solve_backprop
+    linear_activation._grid_applies = lambda p: False
+    del driven.DrivenTerm.solve_backprop
+    try:
+        yield
+    finally:
+        linear_activation._grid_applies = applies
+        driven.DrivenTerm.solve_backprop = solve_backprop
+
+
+def _loss_grads(model, x, times):
+    out = model.trajectory(x, times)
+    real = torch.view_as_real(out) if out.is_complex() else out
+    w = torch.linspace(-1, 1, real.numel(), dtype=real.dtype).reshape(real.shape)
+    loss = (real * w).sum() + (real ** 2).sum()
+    params = [p for p in model.field.parameters() if p.requires_grad] + [x]
+    return out.detach(), torch.autograd.grad(loss, params, allow_unused=True), model.nfe
+
+
+@pytest.mark.parametrize("kernel", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("gradient", ["backprop", "checkpoint"])
+@pytest.mark.parametrize("method, step_size, times", [("euler", None, "shared"), ("euler", 0.07, "per-sample"),
+                                                      ("midpoint", None, "regular"), ("rk4", 0.11, "shared"),
+                                                      ("heun3", None, "per-sample")])
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_fixed_grid_loop_equals_the_engine(family, method, step_size, times, gradient, kernel, monkeypatch):
+    """The structured kernel's fixed-grid loop takes exactly the engine's steps (the same bits: the same
+    kernels in the same order), and its chunked backward sweep over the loop's buffers gives the engine
+    tape's gradients (to rounding: the weight gradients are summed over other chunks of steps).  T = 70
+    > CHUNK steps: more than one chunk; trajectory outputs: an output gradient at every knot."""
+    monkeypatch.setenv("SOLVERS_TANH_KERNEL", kernel)
+    torch.manual_seed(7)
+    model = nr.ContinuousRNN(FAMILIES[family]().double(), 2, method=method, step_size=step_size,
+                             gradient=gradient).double()
+    x = torch.randn(B, 70, D, dtype=DT, requires_grad=True)
+    t = None if times == "regular" else torch.cumsum(torch.rand(*((B,) if times == "per-sample" else ()), 70,
+                                                                  dtype=DT) * 0.3 + 0.05, -1)
+    fast = _loss_grads(model, x, t)
+    with _engine_steps():
+        slow = _loss_grads(model, x, t)
+    torch.testing.assert_close(fast[0], slow[0], rtol=0, atol=0)
+    for a, b in zip(fast[1], slow[1]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert fast[2] == slow[2]
+
+
+def test_fixed_grid_loop_runs_and_records_in_chunks():
+    """The loop is what runs (a _GridTape of ceil(T / CHUNK) chunks holding every step), its stats are
+    the engine's, and without a graph it records nothing."""
+    from solvers import linear_activation
+
+    model = nr.ContinuousRNN(nr.LipschitzField(1, 4).double(), 2, method="midpoint").double()
+    x = torch.randn(2, 150, 1, dtype=DT)
+    tape = _tape(model(x))
+    assert isinstance(tape, linear_activation._GridTape)
+    assert [L for _, L, *_ in tape.chunks] == [64, 64, 22] and len(tape) == 150
+    with _engine_steps():
+        model(x)
+        engine_stats = (model.stats.nfe, model.stats.accepted)
+    with torch.no_grad():
+        model(x)
+    assert (model.stats.nfe, model.stats.accepted) == engine_stats == (300, 150)
+
+
+@pytest.mark.parametrize("step_size", [None, 0.5])
+def test_unitary_fused_euler_loop_equals_the_engine(step_size):
+    """The driven term's fused Euler loop (the uRNN cell at step 1, a lerp below) takes the engine's steps
+    bit for bit, and autograd through it gives the engine's gradients."""
+    torch.manual_seed(8)
+    field = nr.UnitaryField(D, N, bias_init=0.1).double()
+    model = nr.ContinuousRNN(field, 2, method="euler", step_size=step_size).double()
+    x = torch.randn(B, 20, D, dtype=DT, requires_grad=True)
+    fast = _loss_grads(model, x, None)
+    with _engine_steps():
+        slow = _loss_grads(model, x, None)
+    torch.testing.assert_close(fast[0], slow[0], rtol=0, atol=0)
+    for a, b in zip(fast[1], slow[1]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert fast[2] == slow[2] == (20 if step_size is None else 40)
