@@ -175,10 +175,8 @@ class AugmentedTerm(Term):
         self.term = term
         self.params = tuple(params)
         self.time_dtype = term.time_dtype
-        self.per_sample = False
         self.shapes = [y_like.shape, y_like.shape] + [p.shape for p in self.params]
         self.sizes = [math.prod(s) for s in self.shapes]
-        self.nfe = 0
 
     def split(self, z: Tensor) -> list[Tensor]:
         parts = z.split(self.sizes)
@@ -193,7 +191,6 @@ class AugmentedTerm(Term):
         return (z.new_zeros(()).real, *self.split(z))
 
     def f(self, s: Any, z: Tensor) -> Tensor:
-        self.nfe += 1
         y, a = self.split(z)[:2]
         t = -s
         fy, gy, gp = autograd_vjp(self.term, t, y, a, self.params)

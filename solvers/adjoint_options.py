@@ -47,7 +47,7 @@ def backward_settings(spec: SolveSpec, perturb: bool | None, norm: Any, user_opt
     if adjoint_options is not None and not isinstance(adjoint_options, dict):
         raise TypeError(f"adjoint_options must be a dict or None; got {type(adjoint_options).__name__}")
     raw = dict(adjoint_options) if adjoint_options is not None else \
-        {k: v for k, v in user_options.items() if k not in ("norm", "per_sample")}
+        {k: v for k, v in user_options.items() if k != "norm"}
     allowed = ADAPTIVE_OPTIONS if a_tab.adaptive else FIXED_OPTIONS
     opts = check_options(raw, "adjoint_options", allowed, a_name)
     a_norm = opts.pop("norm", None)
@@ -74,8 +74,8 @@ def backward_settings(spec: SolveSpec, perturb: bool | None, norm: Any, user_opt
         opts.pop("dtype", None)
         settings, _ = controller_settings(opts, "adjoint_options")
         fields.update(settings)
-        extras.update(jump_t=signed_times(a_jumps, sign, False) if a_jumps is not None else [],
-                      step_t=signed_times(a_steps, sign, False), perturb=False)
+        extras.update(jump_t=signed_times(a_jumps, sign),
+                      step_t=signed_times(a_steps, sign), perturb=False)
     else:
         opts.pop("interp", None)
         a_step = check_step_size(opts.pop("step_size", None), "adjoint_options['step_size']")

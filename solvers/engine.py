@@ -5,7 +5,7 @@ One engine for every explicit tableau and every term (``solvers.terms``): the st
 :class:`solvers.controller.Controller`, and outputs are either grid points (computed states) or
 read from the dense output of the step that covers them.  Everything here works on a shared
 clock (Python floats, increasing); :mod:`solvers.odeint` turns decreasing times, tuple states and
-torchdiffeq's options into this form, and :mod:`solvers.per_sample` runs the per-sample variant.
+torchdiffeq's options into this form.
 
 * :func:`fixed_steps` / :func:`solve_fixed`: the steps over a given grid (:mod:`solvers.events` runs
   an endless one until an event); outputs at grid points are the computed states,
@@ -65,9 +65,9 @@ class SolveClock:
     ``TimeLimitError`` after ``max_time`` seconds (None: no limit).  :meth:`check` costs one
     ``time.monotonic()`` per attempted step until a deadline passes."""
 
-    def __init__(self, max_time: float | None, t0: float, t_end: float, max_steps: int, what: str = "adaptive solve"):
+    def __init__(self, max_time: float | None, t0: float, t_end: float, max_steps: int):
         self.start = time.monotonic()
-        self.max_time, self.t0, self.t_end, self.max_steps, self.what = max_time, t0, t_end, max_steps, what
+        self.max_time, self.t0, self.t_end, self.max_steps = max_time, t0, t_end, max_steps
         self._plan(self.start)
 
     def _plan(self, now: float) -> None:
@@ -75,18 +75,18 @@ class SolveClock:
         limit = math.inf if self.max_time is None else self.start + self.max_time
         self.deadline = min(self.next_report, limit)
 
-    def check(self, t: float, dt: float, attempts: int, rejected: int, where: str = "") -> None:
+    def check(self, t: float, dt: float, attempts: int, rejected: int) -> None:
         now = time.monotonic()
         if now < self.deadline:
             return
         elapsed = now - self.start
-        state = (f"{where}at t = {t:.6g} of [{self.t0:.6g}, {self.t_end:.6g}] after {elapsed:.0f} s, {attempts} steps "
+        state = (f"at t = {t:.6g} of [{self.t0:.6g}, {self.t_end:.6g}] after {elapsed:.0f} s, {attempts} steps "
                  f"tried ({rejected} rejected), step size now {dt:.3g}")
         if self.max_time is not None and elapsed >= self.max_time:
-            raise TimeLimitError(f"this {self.what} stopped after max_time = {self.max_time:g} s: {state}. "
+            raise TimeLimitError(f"this adaptive solve stopped after max_time = {self.max_time:g} s: {state}. "
                                  f"{self.cause(t, dt, attempts, rejected)}")
-        logger.warning("solvers: %s still running: %s. %s; options={'max_time': seconds} stops it with an error",
-                       self.what, state, self.cause(t, dt, attempts, rejected))
+        logger.warning("solvers: adaptive solve still running: %s. %s; options={'max_time': seconds} stops it with "
+                       "an error", state, self.cause(t, dt, attempts, rejected))
         self._plan(now)
 
     def cause(self, t: float, dt: float, attempts: int, rejected: int) -> str:
@@ -106,17 +106,17 @@ class SolveClock:
         return "; ".join(causes)
 
 
-def underflow_error(t: Any, dt: Any, controller: Controller, who: str = "") -> StepSizeUnderflowError:
-    """The error of every adaptive loop when t + dt == t (``who``: "sample b: " in a per-sample solve)."""
+def underflow_error(t: Any, dt: Any, controller: Controller) -> StepSizeUnderflowError:
+    """The error of every adaptive loop when t + dt == t."""
     return StepSizeUnderflowError(
-        f"{who}the step size underflowed to dt = {dt} at t = {t}: t + dt == t. The tolerances (rtol = "
+        f"the step size underflowed to dt = {dt} at t = {t}: t + dt == t. The tolerances (rtol = "
         f"{controller.rtol}, atol = {controller.atol}) cannot be met in this precision, or the solution blows up "
         f"there; loosen rtol/atol (float64 reaches about 1e-13, float32 about 1e-6)")
 
 
-def state_error(t: Any, who: str = "") -> NonFiniteStateError:
+def state_error(t: Any) -> NonFiniteStateError:
     """The error of every adaptive loop when the state or its derivative at a step's start is not finite."""
-    return NonFiniteStateError(f"{who}the state or its derivative is not finite at t = {t} (NaN or inf); check y0 "
+    return NonFiniteStateError(f"the state or its derivative is not finite at t = {t} (NaN or inf); check y0 "
                                f"and the vector field (a NaN input, an overflow)")
 
 

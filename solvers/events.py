@@ -72,7 +72,7 @@ def solve_event(problem: Problem, base: FuncTerm, event_fn: Callable, t: Tensor,
     y_first = problem.y0
     y_start = problem.y0.detach()
     if t.requires_grad:
-        problem = problem.with_(y0=StartTime.apply(t[0], y_first, slope_at(base, [t0], sign, 0, False), False))
+        problem = problem.with_(y0=StartTime.apply(t[0], y_first, slope_at(base, [t0], sign, 0)))
     call = event_caller(event_fn, flat, sign, torch.float64, y0.device)
     with torch.no_grad():
         initial = torch.sign(call(t0, y_start))

@@ -4,7 +4,6 @@ what came and what was expected (torchdiffeq's argument conventions)."""
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +12,6 @@ from torch import Tensor, nn
 
 from .errors import NonFiniteStateError
 from .methods import METHODS
-from .per_sample import sample_times
 from .tableaux import REVERSIBLE_TABLEAUX, TABLEAUX, Tableau
 
 FIXED_OPTIONS = ("step_size", "grid_constructor", "perturb", "interp", "norm", "max_num_steps")
@@ -21,40 +19,36 @@ FIXED_OPTIONS = ("step_size", "grid_constructor", "perturb", "interp", "norm", "
 ``max_num_steps``."""
 
 ADAPTIVE_OPTIONS = ("first_step", "safety", "ifactor", "dfactor", "min_step", "max_step", "max_num_steps", "step_t",
-                    "jump_t", "norm", "dtype", "pcoeff", "icoeff", "per_sample", "max_time")
-"""torchdiffeq's options of adaptive methods, plus ``pcoeff``/``icoeff`` (PI control), ``per_sample``
-and ``max_time`` (wall-clock seconds; ``TimeLimitError`` after them).  Each is checked against its
+                    "jump_t", "norm", "dtype", "pcoeff", "icoeff", "max_time")
+"""torchdiffeq's options of adaptive methods, plus ``pcoeff``/``icoeff`` (PI control) and
+``max_time`` (wall-clock seconds; ``TimeLimitError`` after them).  Each is checked against its
 range here (``solvers.controller.check_controller_options``: safety in (0, 1], ifactor >= 1,
 dfactor in (0, 1], ...), not left to fail later as an unmet tolerance."""
 
 
 # --------------------------------------------------------------------------- validation
-def check_t(t: Any, per_sample: bool) -> Tensor:
+def check_t(t: Any) -> Tensor:
     if not isinstance(t, Tensor):
         raise TypeError(f"t must be a 1-D torch.Tensor of times; got {type(t).__name__}")
     if not t.is_floating_point():
         raise TypeError(f"t must have a real floating dtype; got t.dtype = {t.dtype}")
-    if t.numel() == 0 or not (t.ndim == 1 or (per_sample and t.ndim == 2)):
-        expected = "1-D (or (B, T) with options={'per_sample': True})" if per_sample else "1-D"
-        raise ValueError(f"t must be {expected} and non-empty, time along its last axis; got shape {tuple(t.shape)}")
+    if t.numel() == 0 or t.ndim != 1:
+        raise ValueError(f"t must be 1-D and non-empty; got shape {tuple(t.shape)}")
     td = t.detach()
-    bad = torch.nonzero(~torch.isfinite(td).reshape(-1)).reshape(-1)
+    bad = torch.nonzero(~torch.isfinite(td)).reshape(-1)
     if bad.numel():
         k = int(bad[0])
-        raise ValueError(f"t must hold finite times; got t[{k}] = {float(td.reshape(-1)[k])} (integrate to a "
+        raise ValueError(f"t must hold finite times; got t[{k}] = {float(td[k])} (integrate to a "
                          f"finite end time, or stop at an event with event_fn)")
-    rows = td.reshape(-1, td.shape[-1])
-    if rows.shape[1] > 1:
-        d = rows[:, 1:] - rows[:, :-1]
-        sign = 1.0 if bool(d[0, 0] > 0) else -1.0
-        bad = torch.nonzero(~(d * sign > 0))
+    if t.shape[0] > 1:
+        d = td[1:] - td[:-1]
+        sign = 1.0 if bool(d[0] > 0) else -1.0
+        bad = torch.nonzero(~(d * sign > 0)).reshape(-1)
         if bad.numel():
-            r, k = int(bad[0, 0]), int(bad[0, 1]) + 1
-            at = f"t[{r}, {{}}]" if t.ndim == 2 else "t[{}]"
+            k = int(bad[0]) + 1
             raise ValueError(
-                f"t must be strictly increasing or strictly decreasing; got {at.format(k)} = {float(rows[r, k])} "
-                f"after {at.format(k - 1)} = {float(rows[r, k - 1])}"
-                + (f" (with t[1] - t[0] = {float(d[0, 0])})" if k > 1 or r > 0 else ""))
+                f"t must be strictly increasing or strictly decreasing; got t[{k}] = {float(td[k])} after "
+                f"t[{k - 1}] = {float(td[k - 1])}" + (f" (with t[1] - t[0] = {float(d[0])})" if k > 1 else ""))
     return t
 
 
@@ -156,39 +150,10 @@ def check_options(options: Any, name: str, allowed: Sequence[str], method: str) 
     return dict(options)
 
 
-def jump_times(name: str, values: Any, t: Tensor, per_sample: bool, y0: Tensor) -> Tensor | None:
-    if values is None:
-        return None
-    if per_sample and torch.as_tensor(values).ndim == 2:
-        v = sample_times(name, values, y0.shape[0], y0.device)
-        return v if v.shape[1] else None
-    return check_times(name, values, t)
-
-
-def signed_times(times: Tensor | None, sign: float, per_sample: bool) -> Any:
+def signed_times(times: Tensor | None, sign: float) -> list[float]:
     if times is None:
         return []
-    if per_sample:
-        return times * sign
     return sorted({sign * float(x) for x in times.tolist()})
-
-
-def check_per_sample(tab: Tableau, name: str, y0: Tensor, flat: Any, mode: str, event_fn: Any,
-                      callbacks: Any) -> None:
-    if not tab.adaptive:
-        raise ValueError(f"options['per_sample'] is error control per sample; method {name!r} has fixed steps")
-    if flat is not None:
-        raise ValueError("options['per_sample'] needs a tensor state with the batch on axis 0; got a tuple y0")
-    if y0.dim() == 0:
-        raise ValueError("options['per_sample'] needs a state with the batch on axis 0; got a 0-d y0")
-    if mode != "backprop":
-        raise ValueError(f"options['per_sample'] supports gradient='backprop' (autograd through the per-sample "
-                         f"steps); got gradient={mode!r}")
-    if event_fn is not None:
-        raise ValueError("event_fn is not supported with options['per_sample']")
-    if callbacks is not None:
-        warnings.warn("options['per_sample']: func's step callbacks are not called (the samples take different "
-                      "steps)", stacklevel=3)
 
 
 def check_finite_outputs(ys: Tensor, t: Tensor, name: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .controller import check_controller_options, rms_norm, sample_rms_norm
+from .controller import check_controller_options, rms_norm
 from .grids import arange_grid, constructed_grid
 from .odeint_args import check_number, check_step_size
 from .tuple_state import Flat, mixed_norm
@@ -25,10 +25,10 @@ def tol_tensor(tol: Any, y0: Tensor) -> Any:
     return float(tol)
 
 
-def state_norm(user_norm: Any, flat: Flat | None, per_sample: bool) -> Callable[[Tensor], Any]:
+def state_norm(user_norm: Any, flat: Flat | None) -> Callable[[Tensor], Any]:
     """The forward error norm on the flat state: the user's (on the tuple for tuple states) or the default."""
     if user_norm is None:
-        return sample_rms_norm if per_sample else (mixed_norm(flat) if flat is not None else rms_norm)
+        return mixed_norm(flat) if flat is not None else rms_norm
     if not callable(user_norm):
         raise TypeError(f"options['norm'] must be callable; got {type(user_norm).__name__}")
     if flat is None:

@@ -16,7 +16,6 @@ from torch import Tensor
 
 from .controller import Controller
 from .engine import DEFAULT_MAX_STEPS, Callbacks, Tape, solve_adaptive, solve_fixed
-from .per_sample import PerSampleStats, solve_adaptive_per_sample
 from .reversible import ReversibleRun, is_reversible, reversible_solve
 from .stepper import Plan
 from .terms import Term
@@ -28,7 +27,7 @@ __all__ = ["AdjointSpec", "Problem", "Solution", "Stats", "forward", "forward_re
 class Stats:
     """What a forward solve cost (diffrax's ``sol.stats``): ``nfe`` evaluations of the term (stages, the
     first-step probe and dense-output reads), ``accepted`` and ``rejected`` steps (a fixed grid's
-    steps are all accepted; with per-sample error control, summed over the samples).  The engine adds to it while it solves; a solve hands it back as a value.
+    steps are all accepted).  The engine adds to it while it solves; a solve hands it back as a value.
 
     ``reconstruction_error``: set by the continuous adjoint's backward pass (None until then, and in
     other modes): the largest relative RMS difference, over the output intervals, between the state
@@ -63,7 +62,7 @@ class CountedTerm(Term):
 
     def __init__(self, term: Term, stats: Stats) -> None:
         self.term, self.stats = term, stats
-        self.per_sample, self.time_dtype = term.per_sample, term.time_dtype
+        self.time_dtype = term.time_dtype
         if getattr(term, "euler_step", None) is not None:
             self.euler_step = self._euler_step
 
@@ -148,9 +147,6 @@ class Problem:
             the differentiated tensors are functions of others (an input's coefficients computed from
             its samples), the backward pass must take partial derivatives with respect to each.
         adjoint: the backward solve of the adjoint mode.
-        per_sample: adaptive methods: every sample (axis 0 of y0) gets its own steps
-            (:mod:`solvers.per_sample`); then ``t_out`` may be a (B, T) tensor and ``jump_t``/``step_t``
-            (B, J) tensors, each row one sample's times.
         event_step: fixed methods with an event: the step size of the search for it.
         spec: the :class:`~solvers.spec.SolveSpec` that built this problem.
         stats: when set, the forward solve adds its :class:`Stats` to it.
@@ -173,7 +169,6 @@ class Problem:
     params: tuple[Tensor, ...] = ()
     param_sources: tuple[Tensor, ...] | None = None
     adjoint: AdjointSpec | None = None
-    per_sample: bool = False
     event_step: float | None = None
     spec: Any = None
     stats: Stats | None = None
@@ -197,19 +192,6 @@ def forward(p: Problem, tape: Tape | None = None, y0: Tensor | None = None) -> l
     stats, term = p.stats, p.term
     if stats is not None:
         p = p.with_(term=CountedTerm(term, stats))
-    if p.per_sample:
-        if p.grid is not None:
-            raise ValueError("per-sample error control applies to adaptive methods; this problem has a fixed grid")
-        counts = None if stats is None else PerSampleStats()
-        outs = solve_adaptive_per_sample(p.term, p.plan, y0, p.t_out, p.controller, first_step=p.first_step,
-                                         jump_t=p.jump_t if len(p.jump_t) else None,
-                                         step_t=p.step_t if len(p.step_t) else None,
-                                         exact_outputs=p.exact_outputs, tape=tape, max_steps=p.max_steps,
-                                         stats=counts)
-        if counts is not None:  # summed over the samples (once, after the solve)
-            stats.accepted += int(counts.accepted.sum())
-            stats.rejected += int(counts.rejected.sum())
-        return outs
     if p.grid is not None:
         return solve_fixed(p.term, p.plan, y0, p.grid, p.t_out, perturb=p.perturb, interp=p.interp,
                            callbacks=p.callbacks, tape=tape, max_steps=p.max_steps, stats=stats)

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from .adjoint import flush_accuracy_checks
-from .controller import Controller, check_controller_options, check_resolution, rms_norm, sample_rms_norm
+from .controller import Controller, check_controller_options, check_resolution, rms_norm
 from .engine import DEFAULT_MAX_STEPS, Callbacks, check_step_count
 from .gradients import GRADIENT_MODES
 from .grids import knot_grid
@@ -40,10 +40,7 @@ from .stepper import Plan
 from .tableaux import REVERSIBLE_TABLEAUX, TABLEAUX, ReversibleTableau, Tableau
 from .terms import Term
 
-__all__ = ["ERROR_CONTROLS", "SolveSpec"]
-
-ERROR_CONTROLS = ("batch", "sample")
-"""Adaptive error control: one step sequence for the batch, or each sample (axis 0) its own."""
+__all__ = ["SolveSpec"]
 
 
 def _positive_number(name: str, value: Any, *, allow_zero: bool = False, allow_none: bool = False) -> None:
@@ -84,8 +81,6 @@ class SolveSpec:
             (reversible methods only), ...).
         max_steps: the step limit (a fixed grid beyond it is refused before it is built; an adaptive
             solve stops with ``StepLimitError``).
-        error_control: adaptive methods: "batch" (one step sequence, the error norm over the batch)
-            or "sample" (each sample its own steps, in lockstep; backprop only).
         safety, ifactor, dfactor, pcoeff, icoeff, min_step, max_step, max_time: the controller's
             settings (None: the controller's defaults, torchdiffeq's).
         adjoint_seminorm: the adjoint mode leaves the parameters' gradients out of its error norm.
@@ -103,7 +98,6 @@ class SolveSpec:
     atol: float = 1e-5
     gradient: str = "backprop"
     max_steps: int = DEFAULT_MAX_STEPS
-    error_control: str = "batch"
     safety: float | None = None
     ifactor: float | None = None
     dfactor: float | None = None
@@ -133,12 +127,6 @@ class SolveSpec:
             raise ValueError(f"unknown gradient {self.gradient!r}; expected one of {', '.join(sorted(GRADIENT_MODES))}")
         if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
             raise ValueError(f"max_steps must be a positive int; got {self.max_steps!r}")
-        if self.error_control not in ERROR_CONTROLS:
-            raise ValueError(f"unknown error_control {self.error_control!r}; expected one of "
-                             f"{', '.join(map(repr, ERROR_CONTROLS))}")
-        if self.error_control == "sample" and not self.adaptive:
-            raise ValueError(f"error_control='sample' needs an adaptive method (e.g. dopri5); {self.method!r} takes "
-                             f"fixed steps")
         if self.gradient == "reversible" and not self.reversible:
             raise ValueError(f"gradient='reversible' rebuilds each step backward from a reversible method; method "
                              f"{self.tableau.name!r} is not one: use method='reversible_{self.tableau.name}' (or "
@@ -147,11 +135,6 @@ class SolveSpec:
             raise ValueError(f"method {self.tableau.name!r} is reversible: gradient='reversible' gives its exact "
                              f"gradient in memory flat in the steps (gradient='checkpoint' replays plain "
                              f"Runge-Kutta steps); got gradient='checkpoint'")
-        if self.reversible and self.error_control == "sample":
-            raise ValueError(f"error_control='sample' is not available for the reversible method "
-                             f"{self.tableau.name!r}; use error_control='batch'")
-        if self.error_control == "sample" and self.gradient != "backprop":
-            raise ValueError(f"error_control='sample' supports gradient='backprop' only; got {self.gradient!r}")
         if not isinstance(self.adjoint_seminorm, bool):
             raise TypeError(f"adjoint_seminorm must be a bool; got {self.adjoint_seminorm!r}")
         check_controller_options(**self.controller_options)
@@ -192,15 +175,13 @@ class SolveSpec:
 
     def controller(self, norm=None, *, rtol: Any = None, atol: Any = None) -> Controller | None:
         """The adaptive controller of this specification (None for a fixed method); ``norm``: the
-        error norm (default: RMS over the batch, or per sample with ``error_control="sample"``);
+        error norm (default: RMS over the state);
         ``rtol``/``atol``: tolerances laid out for another state (an adjoint's augmented state)
         in place of this specification's, every other setting kept."""
         if not self.adaptive:
             return None
-        if norm is None:
-            norm = sample_rms_norm if self.error_control == "sample" else rms_norm
         return Controller(rtol=self.rtol if rtol is None else rtol, atol=self.atol if atol is None else atol,
-                          order=self.tableau.order, norm=norm, **self.controller_options)
+                          order=self.tableau.order, norm=rms_norm if norm is None else norm, **self.controller_options)
 
     @property
     def backward(self) -> SolveSpec:
@@ -220,9 +201,8 @@ class SolveSpec:
         Args:
             term: the vector field on the clock of ``t_out``.
             y0: the state at ``t_out[0]``.
-            t_out: (T,) increasing output times (their values are grid points exactly); with
-                ``error_control="sample"`` also (B, T), each row one sample's times.
-            jump_t: times where the term's input jumps (knots); (B, J) per sample likewise.
+            t_out: (T,) increasing output times (their values are grid points exactly).
+            jump_t: times where the term's input jumps (knots).
             gap_scale: fixed methods with ``step_size``: (G,) the real length of each clock gap of the
                 grid t_out + jump_t (the longest sample's on an index clock); None: the clock is real time.
             params: tensors the adjoint mode differentiates (besides y0).
@@ -249,13 +229,6 @@ class SolveSpec:
             check_resolution(self.rtol, self.atol, y0, scale=state_scale)
         common = dict(term=term, y0=y0, plan=plan, max_steps=self.max_steps, params=tuple(params), callbacks=callbacks,
                       param_sources=None if param_sources is None else tuple(param_sources), spec=self)
-        if self.error_control == "sample":
-            def times(x: Tensor | None) -> Any:
-                return () if x is None else x.detach().to(torch.float64)
-
-            return Problem(t_out=t_out.detach().to(torch.float64), per_sample=True, exact_outputs=not dense_output,
-                           controller=self.controller(norm), first_step=self.first_step, jump_t=times(jump_t),
-                           step_t=times(step_t), **common)
         outs = [float(x) for x in t_out.detach().tolist()]
 
         def floats(x: Tensor | None) -> list[float]:

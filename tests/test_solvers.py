@@ -1,7 +1,7 @@
 """Tests for solvers.odeint on the engine: tableaux, grids and jumps, gradients, registry and helpers.
 
 Agreement with torchdiffeq in detail: test_odeint_compat.py; orders: test_solvers_order.py; limits:
-test_solvers_limits.py; per-sample control: test_per_sample.py.
+test_solvers_limits.py.
 """
 
 from __future__ import annotations
@@ -672,17 +672,6 @@ def test_solve_returns_its_statistics_as_a_value(device):
     # dopri5 is FSAL: 6 new stages per attempted step, plus f(t0) and the first-step probe
     assert sol.stats.nfe == 6 * (sol.stats.accepted + sol.stats.rejected) + 2
     assert abs(float(sol.ys[-1][0]) - torch.exp(torch.sin(torch.tensor(12.0, dtype=DT)) / 3).item()) < 1e-6
-    # per-sample error control: the steps summed over the samples, each sample's those it takes alone
-    y0 = torch.tensor([[1.0], [2.0], [0.5]], dtype=DT)
-    rates = torch.tensor([[1.0], [7.0], [0.2]], dtype=DT)
-    t = torch.linspace(0, 2, 3, dtype=DT)
-    spec = SolveSpec(method="dopri5", rtol=1e-7, atol=1e-9)
-    both = spec.replace(error_control="sample").solve_with_stats(
-        FuncTerm(lambda t, y: -rates * y, DT, device, per_sample=True), y0, t)
-    alone = [spec.solve_with_stats(FuncTerm(lambda t, y, r=r: -r * y, DT, device), y0[b:b + 1], t)
-             for b, r in enumerate(rates)]
-    assert both.stats.accepted == sum(a.stats.accepted for a in alone)
-    assert both.stats.rejected == sum(a.stats.rejected for a in alone)
 
 
 def test_fixed_and_adaptive_events_share_one_search():

@@ -219,13 +219,3 @@ def test_a_fixed_method_without_a_step_size_says_what_to_do_about_many_output_ti
                                                      r"1000000 output times needs 999999 steps, more than max_steps = "
                                                      r"100000; pass fewer output times, or raise max_steps"):
         solvers.odeint(decay, torch.ones(1, dtype=DT), t, method="euler")
-
-
-def test_a_per_sample_solve_stops_at_max_time_naming_the_sample():
-    def batched(t, y):  # Robertson for each row of a (B, 3) state
-        return robertson(t, y.T).T
-
-    y0 = _robertson()[0].repeat(2, 1)
-    with pytest.raises(solvers.TimeLimitError, match=r"per-sample adaptive solve stopped after max_time = 0.3 s: "
-                                                     r"sample \d at t = "):
-        solvers.odeint(batched, y0, _robertson()[1], options={"per_sample": True, "max_time": 0.3})
