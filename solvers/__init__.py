@@ -1,6 +1,6 @@
 """Model-agnostic ODE integration: one Runge-Kutta engine for every explicit tableau (fixed and
 embedded), one solve specification (:class:`SolveSpec`), one registry of gradient modes, ``odeint``
-as a drop-in superset of torchdiffeq's, and stability / accuracy tools.
+as a drop-in superset of torchdiffeq's, and linear stability.
 
 This package knows nothing of RNNs and imports nothing from ``neuralode_rnn``.  The names below are
 its public API (the reversible methods are in ``solvers.METHODS``; their tableaux in
@@ -8,7 +8,6 @@ its public API (the reversible methods are in ``solvers.METHODS``; their tableau
 ``solvers.stepper``, ``solvers.problem``, ...) for code that extends the engine.
 """
 
-from .accuracy import CountingFunc, observed_order, work_precision
 from .adjoint import AdjointAccuracyWarning
 from .driven import DrivenTerm
 from .engine import DEFAULT_MAX_STEPS
@@ -47,12 +46,9 @@ __all__ = [
     "StepLimitError",
     "StepSizeUnderflowError",
     "TimeLimitError",
-    # stability and accuracy
+    # stability
     "stability_function",
     "max_stable_step",
-    "observed_order",
-    "work_precision",
-    "CountingFunc",
     # the terms a model layer builds (a field driven by an input path; the structured kernel)
     "PiecewiseInput",
     "DrivenTerm",
