@@ -38,17 +38,14 @@ from .odeint_args import (
     FIXED_OPTIONS,
     adjoint_parameters,
     check_finite_outputs,
-    check_max_steps,
     check_options,
-    check_step_size,
     check_t,
     check_times,
-    check_tol,
     check_y0,
     resolve_method,
 )
 from .odeint_options import controller_settings, fixed_options, state_norm, tol_tensor
-from .spec import SolveSpec
+from .spec import SolveSpec, check_max_steps
 from .tableaux import Tableau
 from .terms import FuncTerm, ReversedTerm, Term
 from .time_gradients import StartTime, TimeGradient, slope_at, slopes_at
@@ -135,13 +132,11 @@ def odeint(
         y0 = flat.flat(y0)
         rtol, atol = flat.tol("rtol", rtol), flat.tol("atol", atol)
     y0 = check_y0(y0)
-    rtol, atol = tol_tensor(check_tol("rtol", rtol), y0), tol_tensor(check_tol("atol", atol), y0)
-    step_size = check_step_size(step_size)
-    max_steps = check_max_steps(max_steps)
+    rtol, atol = tol_tensor(rtol, y0), tol_tensor(atol, y0)  # checked by the SolveSpec they make
     allowed = ADAPTIVE_OPTIONS if tab.adaptive else FIXED_OPTIONS
     options = check_options(user_options, "options", allowed, name)
     if "max_num_steps" in options:
-        max_steps = check_max_steps(options.pop("max_num_steps"), "options['max_num_steps']")
+        max_steps = check_max_steps("options['max_num_steps']", options.pop("max_num_steps"))
 
     descending = t.shape[0] > 1 and bool(t[0] > t[-1])
     sign = -1.0 if descending else 1.0
@@ -172,15 +167,13 @@ def odeint(
         clock.update(step_t=None if steps_t is None else steps_t * sign)
     else:
         fields.update(step_size=step_size)
-        clock.update(fixed_options(options, name, step_size, jumps, event_fn, user_func, callbacks, y0, flat, t, sign,
-                                   max_steps))
+    spec = SolveSpec(**fields)  # step_size, rtol, atol, max_steps and the controller's settings checked here, once
+    if not tab.adaptive:
+        clock.update(fixed_options(options, name, spec.step_size, jumps, event_fn, user_func, callbacks, y0, flat, t,
+                                   sign, spec.max_steps))
     norm = state_norm(user_norm, flat)
-    params: tuple = ()
-    spec = SolveSpec(**fields)
-    if mode == "reversible":
-        params = adjoint_parameters(user_func, adjoint_params)
+    params = adjoint_parameters(user_func, adjoint_params) if mode in ("adjoint", "reversible") else ()
     if mode == "adjoint":
-        params = adjoint_parameters(user_func, adjoint_params)
         back, seminorm, clock["backward"] = backward_settings(
             spec, clock.get("perturb"), norm, user_options, method, adjoint_method, adjoint_rtol, adjoint_atol,
             adjoint_options, flat, y0, user_func, sign, t, jumps)

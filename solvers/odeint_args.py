@@ -3,7 +3,6 @@ what came and what was expected (torchdiffeq's argument conventions)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,55 +62,6 @@ def check_y0(y0: Any, name: str = "y0") -> Tensor:
         raise ValueError(f"{name} must be finite; got {y0.detach().reshape(-1)[k].item()} at flat index {k} "
                          f"(of shape {tuple(y0.shape)})")
     return y0
-
-
-def check_tol(name: str, tol: Any) -> Any:
-    if isinstance(tol, Tensor) and tol.requires_grad:
-        raise ValueError(f"{name} cannot require gradients")
-    try:
-        value = torch.as_tensor(tol).detach()
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{name} must be a number or a tensor; got {type(tol).__name__}") from None
-    if value.is_complex() or bool(torch.isnan(value).any()) or bool((value < 0).any()) or \
-            not bool(torch.isfinite(value).all()):
-        raise ValueError(f"{name} must be non-negative and finite; got {name} = {tol}")
-    return tol
-
-
-def check_number(name: str, value: Any, positive: bool = True, allow_zero: bool = False) -> float:
-    if isinstance(value, Tensor):
-        if value.numel() != 1:
-            raise ValueError(f"{name} must be a number; got a tensor of shape {tuple(value.shape)}")
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number; got {type(value).__name__}")
-    value = float(value)
-    ok = (value > 0 or (allow_zero and value == 0)) if positive else True
-    if math.isnan(value) or not ok:
-        raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'}; got {name} = {value}")
-    return value
-
-
-def check_step_size(step_size: Any, name: str = "step_size") -> float | None:
-    if step_size is None:
-        return None
-    if isinstance(step_size, Tensor):
-        if step_size.numel() != 1:
-            raise ValueError(f"{name} must be a positive number; got a tensor of shape {tuple(step_size.shape)}")
-        step_size = step_size.item()
-    if isinstance(step_size, bool) or not isinstance(step_size, (int, float)):
-        raise TypeError(f"{name} must be a positive number or None; got {type(step_size).__name__}")
-    if not (math.isfinite(step_size) and step_size > 0):
-        raise ValueError(f"{name} must be a positive finite number or None; got {name} = {step_size}")
-    return float(step_size)
-
-
-def check_max_steps(max_steps: Any, name: str = "max_steps") -> int:
-    if isinstance(max_steps, Tensor) and max_steps.numel() == 1 and not max_steps.is_floating_point():
-        max_steps = int(max_steps)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ValueError(f"{name} must be a positive int; got {max_steps!r}")
-    return max_steps
 
 
 def check_times(name: str, values: Any, t: Tensor) -> Tensor | None:

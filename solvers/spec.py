@@ -40,12 +40,17 @@ from .stepper import Plan
 from .tableaux import REVERSIBLE_TABLEAUX, TABLEAUX, ReversibleTableau, Tableau
 from .terms import Term
 
-__all__ = ["SolveSpec"]
+__all__ = ["SolveSpec", "check_max_steps", "check_number", "check_tolerance"]
 
 
-def _positive_number(name: str, value: Any, *, allow_zero: bool = False, allow_none: bool = False) -> None:
+# ------------------------------------------------------------------ the checks of a solve's numbers (named as given)
+def check_number(name: str, value: Any, *, allow_zero: bool = False, allow_none: bool = False) -> float | None:
+    """``value`` as a float: a positive (``allow_zero``: non-negative) finite number, or a one-element
+    real tensor holding one; None when ``allow_none``.  ``name``: how the caller spelt the argument."""
     if value is None and allow_none:
-        return
+        return None
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.is_complex():
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         expected = "None or a number" if allow_none else "a number"
         raise TypeError(f"{name} must be {expected}; got {type(value).__name__} {value!r}")
@@ -53,12 +58,22 @@ def _positive_number(name: str, value: Any, *, allow_zero: bool = False, allow_n
     if math.isnan(value) or math.isinf(value) or not ok:
         expected = "a non-negative finite number" if allow_zero else "a positive finite number"
         raise ValueError(f"{name} must be {'None or ' if allow_none else ''}{expected}; got {name} = {value!r}")
+    return float(value)
 
 
-def _tolerance(name: str, value: Any) -> None:
+def check_max_steps(name: str, value: Any) -> int:
+    """``value`` as a positive int (an integer one-element tensor read as one)."""
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.is_floating_point():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int; got {value!r}")
+    return value
+
+
+def check_tolerance(name: str, value: Any) -> None:
     """A tolerance: a non-negative finite number, or a tensor of them (per element) needing no gradient."""
     if not isinstance(value, Tensor):
-        _positive_number(name, value, allow_zero=True)
+        check_number(name, value, allow_zero=True)
         return
     if value.requires_grad:
         raise ValueError(f"{name} cannot require gradients")
@@ -117,16 +132,15 @@ class SolveSpec:
                                                       self.method not in REVERSIBLE_TABLEAUX)):
             raise ValueError(f"unknown method {self.method!r}; expected one of the Runge-Kutta methods "
                              f"{', '.join(sorted(TABLEAUX))}, or one made reversible: reversible_<name>")
-        _positive_number("step_size", self.step_size, allow_none=True)
-        _tolerance("rtol", self.rtol)
-        _tolerance("atol", self.atol)
+        object.__setattr__(self, "step_size", check_number("step_size", self.step_size, allow_none=True))
+        check_tolerance("rtol", self.rtol)
+        check_tolerance("atol", self.atol)
         if bool((torch.as_tensor(self.rtol) == 0).all()) and bool((torch.as_tensor(self.atol) == 0).all()):
             raise ValueError("rtol and atol must not both be 0: no step could meet a zero tolerance; e.g. rtol=1e-3, "
                              "atol=1e-5")
         if not isinstance(self.gradient, str) or self.gradient not in GRADIENT_MODES:
             raise ValueError(f"unknown gradient {self.gradient!r}; expected one of {', '.join(sorted(GRADIENT_MODES))}")
-        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
-            raise ValueError(f"max_steps must be a positive int; got {self.max_steps!r}")
+        object.__setattr__(self, "max_steps", check_max_steps("max_steps", self.max_steps))
         if self.gradient == "reversible" and not self.reversible:
             raise ValueError(f"gradient='reversible' rebuilds each step backward from a reversible method; method "
                              f"{self.tableau.name!r} is not one: use method='reversible_{self.tableau.name}' (or "
@@ -138,7 +152,7 @@ class SolveSpec:
         if not isinstance(self.adjoint_seminorm, bool):
             raise TypeError(f"adjoint_seminorm must be a bool; got {self.adjoint_seminorm!r}")
         check_controller_options(**self.controller_options)
-        _positive_number("first_step", self.first_step, allow_none=True)
+        object.__setattr__(self, "first_step", check_number("first_step", self.first_step, allow_none=True))
         if self.adjoint is not None and not isinstance(self.adjoint, SolveSpec):
             raise TypeError(f"adjoint must be None or a SolveSpec (the backward solve's); got "
                             f"{type(self.adjoint).__name__}")

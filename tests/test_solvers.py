@@ -469,10 +469,10 @@ def _ok():
      r"func returned shape \(3,\) whilst y0 has shape \(2,\)"),
     ({"func": lambda t, y: 1.0}, TypeError, r"func must return a torch.Tensor; got float"),
     ({"method": "x"}, ValueError, r"unknown method 'x'; expected one of .*dopri5.*rk38"),
-    ({"step_size": 0.0}, ValueError, r"step_size must be a positive finite number or None; got step_size = 0.0"),
+    ({"step_size": 0.0}, ValueError, r"step_size must be None or a positive finite number; got step_size = 0.0"),
     ({"step_size": -0.1}, ValueError, r"got step_size = -0.1"),
-    ({"rtol": -1e-3}, ValueError, r"rtol must be non-negative and finite; got rtol = -0.001"),
-    ({"atol": -1.0}, ValueError, r"atol must be non-negative and finite; got atol = -1.0"),
+    ({"rtol": -1e-3}, ValueError, r"rtol must be a non-negative finite number; got rtol = -0.001"),
+    ({"atol": -1.0}, ValueError, r"atol must be a non-negative finite number; got atol = -1.0"),
     ({"adjoint": True, "gradient": "backprop"}, ValueError, r"adjoint=True is shorthand for gradient='adjoint'"),
     ({"gradient": "magic"}, ValueError, r"unknown gradient 'magic'; expected one of adjoint, backprop"),
     ({"options": {"first_step": 0.1}}, ValueError, r"options \['first_step'\] are not options of method 'rk4'; "

@@ -170,8 +170,8 @@ def test_a_long_solve_reports_its_progress(monkeypatch, caplog):
     ("max_step", 0.0, r"options\['max_step'\] must be > 0"),
     ("max_time", 0.0, r"options\['max_time'\] must be > 0 seconds"),
     ("max_time", float("nan"), r"options\['max_time'\] must be > 0 seconds"),
-    ("first_step", -1.0, r"options\['first_step'\] must be positive"),
-    ("first_step", math.inf, r"options\['first_step'\] must be a positive finite step size"),
+    ("first_step", -1.0, r"options\['first_step'\] must be None or a positive finite number"),
+    ("first_step", math.inf, r"options\['first_step'\] must be None or a positive finite number"),
     ("max_num_steps", 0, r"options\['max_num_steps'\] must be a positive int"),
 ])
 def test_every_controller_option_is_checked_where_it_is_given(name, value, match):
