@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 import solvers
+from solvers.gradients import resolve_gradient
 
 from .cells import FieldCell
 from .fields.base import Field
@@ -37,7 +38,7 @@ from .paths import (
 )
 
 __all__ = ["ContinuousRNN", "DiscreteRNN", "TorchRNN", "batch_inputs", "check_finite_states",
-           "HoldsSolveSpec", "check_spec", "gather_time", "gradient_mode", "integrate_path", "last_observed_index", "share_modules",
+           "HoldsSolveSpec", "check_spec", "gather_time", "integrate_path", "last_observed_index", "share_modules",
            "solver_setting", "unbatched_state"]
 
 def last_observed_index(values: torch.Tensor) -> torch.Tensor:
@@ -194,17 +195,6 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], sp
     return torch.stack(sol.ys[1:]), sol.stats
 
 
-def gradient_mode(gradient: str | None, adjoint: bool) -> str:
-    """The gradient mode of ``gradient`` and the ``adjoint=True`` shorthand (the mode itself is
-    checked by ``solvers.SolveSpec`` against the one gradient registry)."""
-    if gradient is None:
-        return "adjoint" if adjoint else "backprop"
-    if adjoint and gradient != "adjoint":
-        raise ValueError(f"adjoint=True is shorthand for gradient='adjoint' but gradient={gradient!r} was also given; "
-                         f"pass only one")
-    return gradient
-
-
 def check_spec(spec) -> solvers.SolveSpec:
     """``spec`` if it is a :class:`solvers.SolveSpec`, else a TypeError naming what it got."""
     if not isinstance(spec, solvers.SolveSpec):
@@ -314,7 +304,7 @@ class ContinuousRNN(HoldsSolveSpec, nn.Module):
         check_output_size(output_size)
         # the solver settings are checked once, by the specification (against solvers' registries)
         self._spec = solvers.SolveSpec(method=method, step_size=step_size, rtol=rtol, atol=atol,
-                                       gradient=gradient_mode(gradient, adjoint), max_steps=max_steps)
+                                       gradient=resolve_gradient(gradient, adjoint), max_steps=max_steps)
         self.field = field
         self.interpolation = interpolation
         self.readout = nn.Linear(field.feature_size, output_size)

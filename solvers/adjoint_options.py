@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .callbacks import adjoint_callbacks
+from .callbacks import step_callbacks
 from .grids import arange_grid
 from .odeint_args import (
     ADAPTIVE_OPTIONS,
@@ -62,8 +62,8 @@ def backward_settings(spec: SolveSpec, perturb: bool | None, norm: Any, user_opt
     max_steps = check_max_steps("adjoint_options['max_num_steps']", opts.pop("max_num_steps")) \
         if "max_num_steps" in opts else spec.max_steps
     fields = dict(method=a_tab, rtol=tols["adjoint_rtol"], atol=tols["adjoint_atol"], max_steps=max_steps)
-    extras: dict = dict(norm=custom, callbacks=adjoint_callbacks(user, sign, torch.float64 if a_tab.adaptive
-                                                                 else t.dtype))
+    extras: dict = dict(norm=custom, callbacks=step_callbacks(user, None, sign, torch.float64 if a_tab.adaptive
+                                                              else t.dtype, "_adjoint"))
     if a_tab.adaptive:
         a_jumps = check_times("adjoint_options['jump_t']", opts.pop("jump_t", None), t)
         if jumps is not None:

@@ -272,12 +272,9 @@ class SolveSpec:
     def knot_grid(self, t_out: Tensor, jump_t: Tensor | None = None, gap_scale: Tensor | None = None) -> list[float]:
         """A fixed method's grid through ``t_out`` and ``jump_t`` (increasing), each gap split into equal
         steps no longer than ``step_size`` in real time (``gap_scale``: each clock gap's real length)."""
-        scaled = self.step_size is not None and gap_scale is not None
         jumps = None if jump_t is None else jump_t.detach()
-        grid, _ = knot_grid(t_out.detach(), jumps, None if scaled else self.step_size, self.max_steps)
-        if scaled:
-            grid = _scaled_grid(grid, gap_scale, self.step_size, self.max_steps)
-        elif self.step_size is None:  # one step per gap: the outputs (and jumps) set the count
+        grid, _ = knot_grid(t_out.detach(), jumps, self.step_size, self.max_steps, gap_scale)
+        if self.step_size is None:  # one step per gap: the outputs (and jumps) set the count
             check_step_count(grid.shape[0] - 1, self.max_steps, f"method {self.tableau.name!r} without a step size "
                              f"steps once per gap of t{' and jump_t' if jumps is not None else ''}: "
                              f"{t_out.shape[-1]} output times", "pass fewer output times")
@@ -295,17 +292,3 @@ class SolveSpec:
         p.stats = Stats()
         return Solution(ys=GRADIENT_MODES[self.gradient](p), stats=p.stats)
 
-
-def _scaled_grid(grid: Tensor, gap_scale: Tensor, step_size: float, max_steps: int) -> Tensor:
-    """Split gap g of ``grid`` into ceil(gap_scale[g] * gap / step_size) equal clock steps."""
-    gaps = (grid[1:] - grid[:-1]).detach().double()
-    real = gaps * gap_scale[: gaps.shape[0]].detach().double().cpu()
-    counts = torch.clamp(torch.ceil(real / step_size - 1e-9), min=1).long()
-    total = int(counts.sum())
-    check_step_count(total, max_steps, f"a fixed-step grid of step_size = {step_size}")
-    points = [float(grid[0])]
-    for g, n in enumerate(counts.tolist()):
-        a, b = float(grid[g]), float(grid[g + 1])
-        points.extend(a + (b - a) * i / n for i in range(1, n))
-        points.append(b)
-    return torch.tensor(points, dtype=torch.float64)
