@@ -250,9 +250,8 @@ class _Adjoint(torch.autograd.Function):
             ys = torch.stack(forward(p))
         ctx.problem = p
         spec = p.adjoint
-        state_norm = spec.controller.norm if spec.controller is not None else rms_norm
         ctx.adjoint_options = {"norm": spec.norm if spec.norm is not None else
-                               default_adjoint_norm(state_norm, spec.seminorm)}
+                               default_adjoint_norm(spec.state_norm, spec.seminorm)}
         ctx.save_for_backward(ys, *params)
         return ys
 
@@ -265,19 +264,13 @@ class _Adjoint(torch.autograd.Function):
         aug = AugmentedTerm(p.term, params, ys[0])
         a = grad_ys[-1]
         gs = [torch.zeros_like(q) for q in params]
-        max_steps = spec.max_steps if spec.max_steps is not None else p.max_steps
+        back, plan = spec.spec, spec.plan
         callbacks = _backward_callbacks(spec, aug)
         controller = None
-        if spec.plan.err is not None:
-            c = spec.controller
-            if c is None:
-                raise ValueError(f"an adaptive adjoint method ({spec.plan.tab.name!r}) needs AdjointSpec.controller")
+        if plan.err is not None:
             norm_fn = ctx.adjoint_options["norm"]
-            if spec.spec is None:
-                raise ValueError("an adaptive adjoint needs AdjointSpec.spec (the backward solve's SolveSpec); "
-                                 "build the problem with SolveSpec.problem")
-            controller = spec.spec.controller(lambda x: norm_fn(aug.parts(x)), rtol=_aug_tol(c.rtol, aug, True),
-                                              atol=_aug_tol(c.atol, aug, False))
+            controller = back.controller(lambda x: norm_fn(aug.parts(x)), rtol=_aug_tol(back.rtol, aug, True),
+                                         atol=_aug_tol(back.atol, aug, False))
             jumps = sorted(-x for x in (spec.jump_t if spec.jump_t is not None else p.jump_t))
             steps = sorted(-x for x in spec.step_t)
         check = ReconstructionCheck(p, ys)
@@ -292,11 +285,11 @@ class _Adjoint(torch.autograd.Function):
                     else:
                         inner = [] if p.grid is None else [x for x in p.grid if t_lo < x < t_hi]
                         grid = [s0] + [-x for x in reversed(inner)] + [s1]
-                    out = solve_fixed(aug, spec.plan, z, grid, [s0, s1], perturb=spec.perturb, callbacks=callbacks,
-                                      max_steps=max_steps)
+                    out = solve_fixed(aug, plan, z, grid, [s0, s1], perturb=spec.perturb, callbacks=callbacks,
+                                      max_steps=back.max_steps)
                 else:
-                    out = solve_adaptive(aug, spec.plan, z, [s0, s1], controller, first_step=spec.first_step,
-                                         jump_t=jumps, step_t=steps, callbacks=callbacks, max_steps=max_steps)
+                    out = solve_adaptive(aug, plan, z, [s0, s1], controller, first_step=back.first_step,
+                                         jump_t=jumps, step_t=steps, callbacks=callbacks, max_steps=back.max_steps)
                 y_back, a, *gs = aug.split(out[-1])
                 check.add(y_back, ys[i - 1])
                 a = a + grad_ys[i - 1]

@@ -86,17 +86,15 @@ class AdjointSpec:
     """How the continuous adjoint solves backward (torchdiffeq's ``adjoint_*`` arguments).
 
     Attributes:
-        plan: the backward solve's tableau (the forward's by default).
-        spec: the backward solve's :class:`~solvers.spec.SolveSpec` (the one builder of its controllers:
-            an adjoint on an augmented state asks it for one with that state's tolerances and norm).
-        controller: adaptive backward solves: tolerances, factors and step bounds; its ``norm`` is
-            the *state* norm, applied to y and to the adjoint a (torchdiffeq's default adjoint norm
-            is max(|t|, norm(y), norm(a), rms of each parameter gradient)).
+        spec: the backward solve's :class:`~solvers.spec.SolveSpec` (method, tolerances, controller
+            settings, first step, step limit; the one builder of its controllers: an adjoint on an
+            augmented state asks it for one with that state's tolerances and norm).
+        state_norm: the *state* norm, applied to y and to the adjoint a (torchdiffeq's default adjoint
+            norm is max(|t|, norm(y), norm(a), rms of each parameter gradient)).
         seminorm: leave the parameter gradients out of that default norm (Kidger, Chen and Lyons
             2021; torchdiffeq's ``adjoint_options={"norm": "seminorm"}``): usually far fewer steps.
         norm: a norm on the tuple ``(t, y, adj_y, *adj_params)`` replacing the default one (a user's
             ``adjoint_options["norm"]``; ``t`` is a 0-d zero here, the time gradient being closed form).
-        first_step: adaptive backward solves' first step (None: chosen).
         jump_t, step_t: adaptive backward solves' jump and step times as forward (increasing) times;
             None: the problem's ``jump_t`` and none.
         backward_grid: fixed backward solves: ``backward_grid(t_hi, t_lo)`` returns the grid of the
@@ -105,21 +103,26 @@ class AdjointSpec:
             one step per output interval, as torchdiffeq with no grid options).
         perturb: fixed backward grids: evaluate stages on a step's ends one ulp inside.
         callbacks: the ``*_adjoint`` step callbacks, each ``callback(t, (t_grad, y, adj_y, *adj_params), dt)``.
-        max_steps: the backward solve's step limit (None: the problem's).
     """
 
-    plan: Plan
-    controller: Controller | None
-    spec: Any = None
+    spec: Any
+    state_norm: Callable[[Tensor], Any]
     seminorm: bool = False
     norm: Any = None
     perturb: bool = False
     callbacks: Callbacks | None = None
-    first_step: float | None = None
     jump_t: Sequence[float] | None = None
     step_t: Sequence[float] = ()
     backward_grid: Callable[[float, float], list[float]] | None = None
-    max_steps: int | None = None
+
+    @property
+    def plan(self) -> Plan:
+        return Plan.of(self.spec.tableau)
+
+    @property
+    def controller(self) -> Controller | None:
+        """The backward solve's controller on the state norm (None for a fixed method)."""
+        return self.spec.controller(self.state_norm)
 
 
 @dataclass

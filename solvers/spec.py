@@ -264,9 +264,8 @@ class SolveSpec:
                 p.grid = self.knot_grid(t_out, jump_t, gap_scale)
         back = self.backward
         runtime = {"perturb": True, **(backward or {})}
-        p.adjoint = AdjointSpec(plan=Plan.of(back.tableau), spec=back, seminorm=self.adjoint_seminorm,
-                                controller=back.controller(norm if norm is not None else rms_norm),
-                                max_steps=back.max_steps, first_step=back.first_step, **runtime)
+        p.adjoint = AdjointSpec(spec=back, state_norm=rms_norm if norm is None else norm,
+                                seminorm=self.adjoint_seminorm, **runtime)
         return p
 
     def knot_grid(self, t_out: Tensor, jump_t: Tensor | None = None, gap_scale: Tensor | None = None) -> list[float]:
