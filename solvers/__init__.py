@@ -8,7 +8,6 @@ its public API (the reversible methods are in ``solvers.METHODS``; their tableau
 ``solvers.stepper``, ``solvers.problem``, ...) for code that extends the engine.
 """
 
-from .adjoint import AdjointAccuracyWarning
 from .driven import DrivenTerm
 from .engine import DEFAULT_MAX_STEPS
 from .errors import NonFiniteStateError, SolverError, StepLimitError, StepSizeUnderflowError, TimeLimitError
@@ -18,6 +17,7 @@ from .kernels import TANH_KERNELS, pin_tanh_kernel, pinned_tanh_kernel, tanh_ker
 from .linear_activation import LinearActivation, LinearActivationTerm
 from .methods import METHODS
 from .odeint import odeint, odeint_adjoint, odeint_event
+from .reconstruction import AdjointAccuracyWarning
 from .spec import SolveSpec
 from .stability import max_stable_step, stability_function
 from .tableaux import ADAPTIVE_TABLEAUX, FIXED_TABLEAUX, TABLEAUX, Tableau, tableau

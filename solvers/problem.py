@@ -32,7 +32,7 @@ class Stats:
     ``reconstruction_error``: set by the continuous adjoint's backward pass (None until then, and in
     other modes): the largest relative RMS difference, over the output intervals, between the state
     the backward solve reconstructs at an output time and the forward's state there
-    (:func:`solvers.adjoint.reconstruction_error`).  Large values mean the adjoint's gradient is not
+    (:func:`solvers.reconstruction.reconstruction_error`).  Large values mean the adjoint's gradient is not
     that of the computed forward (see docs/GRADIENTS.md)."""
 
     nfe: int = 0

@@ -30,12 +30,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .adjoint import flush_accuracy_checks
 from .controller import Controller, check_controller_options, check_resolution, rms_norm
 from .engine import DEFAULT_MAX_STEPS, Callbacks, check_step_count
 from .gradients import GRADIENT_MODES
 from .grids import knot_grid
 from .problem import AdjointSpec, Problem, Solution, Stats
+from .reconstruction import flush_accuracy_checks
 from .stepper import Plan
 from .tableaux import REVERSIBLE_TABLEAUX, TABLEAUX, ReversibleTableau, Tableau
 from .terms import Term

@@ -18,8 +18,8 @@ import torch
 import neuralode_rnn as nr
 import solvers
 from neuralode_rnn.analysis.solver_comparison import observed_order
-from solvers.adjoint import ReversibleAccuracyWarning, flush_accuracy_checks, reset_adjoint_warnings
 from solvers.engine import solve_fixed
+from solvers.reconstruction import ReversibleAccuracyWarning, flush_accuracy_checks, reset_adjoint_warnings
 from solvers.reversible import reversible_solve, step, unstep
 from solvers.stepper import Plan
 from solvers.tableaux import REVERSIBLE_TABLEAUX
