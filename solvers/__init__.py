@@ -11,9 +11,9 @@ its public API (the reversible methods are in ``solvers.METHODS``; their tableau
 from .driven import DrivenTerm
 from .engine import DEFAULT_MAX_STEPS
 from .errors import NonFiniteStateError, SolverError, StepLimitError, StepSizeUnderflowError, TimeLimitError
-from .gradients import GRADIENT_MODES, register_gradient_mode, resolve_gradient
+from .gradients import GRADIENT_MODES, register_gradient_mode
 from .inputs import PiecewiseInput
-from .kernels import TANH_KERNELS, pin_tanh_kernel, pinned_tanh_kernel, tanh_kernel
+from .kernels import TANH_KERNELS, pin_tanh_kernel, tanh_kernel
 from .linear_activation import LinearActivation, LinearActivationTerm
 from .methods import METHODS
 from .odeint import odeint, odeint_adjoint, odeint_event
@@ -38,7 +38,6 @@ __all__ = [
     "tableau",
     "GRADIENT_MODES",
     "register_gradient_mode",
-    "resolve_gradient",
     "AdjointAccuracyWarning",
     # errors
     "SolverError",
@@ -58,7 +57,6 @@ __all__ = [
     "TANH_KERNELS",
     "tanh_kernel",
     "pin_tanh_kernel",
-    "pinned_tanh_kernel",
 ]
 
 from .sde import sdeint  # noqa: E402
