@@ -37,7 +37,7 @@ from .grids import knot_grid
 from .problem import AdjointSpec, Problem, Solution, Stats
 from .reconstruction import flush_accuracy_checks
 from .stepper import Plan
-from .tableaux import REVERSIBLE_TABLEAUX, TABLEAUX, ReversibleTableau, Tableau
+from .tableaux import ReversibleTableau, Tableau, tableau
 from .terms import Term
 
 __all__ = ["SolveSpec", "check_max_steps", "check_number", "check_tolerance"]
@@ -127,11 +127,7 @@ class SolveSpec:
 
     # ------------------------------------------------------------------ validation (the one place)
     def __post_init__(self) -> None:
-        if not isinstance(self.method, Tableau) and (not isinstance(self.method, str) or
-                                                     (self.method not in TABLEAUX and
-                                                      self.method not in REVERSIBLE_TABLEAUX)):
-            raise ValueError(f"unknown method {self.method!r}; expected one of the Runge-Kutta methods "
-                             f"{', '.join(sorted(TABLEAUX))}, or one made reversible: reversible_<name>")
+        tableau(self.method)  # the one method registry's check: an unknown name lists the known ones
         object.__setattr__(self, "step_size", check_number("step_size", self.step_size, allow_none=True))
         check_tolerance("rtol", self.rtol)
         check_tolerance("atol", self.atol)
@@ -168,9 +164,7 @@ class SolveSpec:
     # ------------------------------------------------------------------ what it is
     @property
     def tableau(self) -> Tableau:
-        if isinstance(self.method, Tableau):
-            return self.method
-        return TABLEAUX[self.method] if self.method in TABLEAUX else REVERSIBLE_TABLEAUX[self.method]
+        return tableau(self.method)
 
     @property
     def reversible(self) -> bool:

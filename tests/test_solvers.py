@@ -435,7 +435,7 @@ def test_tableau_checks_itself(kwargs, match):
 
 def test_tableau_lookup_and_custom_tableau():
     assert solvers.tableau("rk4") is solvers.TABLEAUX["rk4"]
-    with pytest.raises(ValueError, match=r"unknown method 'x'; expected one of adaptive_heun, bosh3, dopri5"):
+    with pytest.raises(ValueError, match=r"unknown method 'x'; expected one of the Runge-Kutta methods adaptive_heun, bosh3, dopri5"):
         solvers.tableau("x")
     # a new method is one table: Kutta's third-order method runs in the same loop
     kutta3 = solvers.Tableau("kutta3", a=((), (0.5,), (-1.0, 2.0)), b=(1 / 6, 2 / 3, 1 / 6),
