@@ -53,7 +53,7 @@ class Controller:
         pcoeff, icoeff: PI coefficients (0, 1: torchdiffeq's integral controller).
         min_step, max_step: bounds on |dt| (torchdiffeq's options of the same names).
         max_time: wall-clock seconds after which the solve stops with ``TimeLimitError`` (None: no
-            limit; a solve still running reports its progress every ``PROGRESS_SECONDS`` anyway).
+            limit; a solve still running reports its progress every ``solvers.clock.PROGRESS_SECONDS`` anyway).
     """
 
     rtol: Any
