@@ -25,13 +25,12 @@ import torch
 import torchdiffeq
 from torch import Tensor
 
-from .adjoint import adjoint_outputs, solve_adjoint
 from .adjoint_options import backward_settings
 from .callbacks import step_callbacks
 from .delegated import delegate
 from .engine import DEFAULT_MAX_STEPS
 from .events import solve_event
-from .gradients import GRADIENT_MODES, resolve_gradient
+from .gradients import resolve_gradient, stacked_outputs
 from .methods import DELEGATED
 from .odeint_args import (
     ADAPTIVE_OPTIONS,
@@ -193,15 +192,7 @@ def odeint(
     t_grad = t.requires_grad and t.shape[0] > 1
     if t_grad:
         problem = problem.with_(y0=StartTime.apply(t[0], y_start, slope_at(base, t_out, sign, 0)))
-    stacked_adjoint = mode == "adjoint" and GRADIENT_MODES["adjoint"] is solve_adjoint and \
-        getattr(term, "solve_adjoint", None) is None
-    if stacked_adjoint:
-        # the adjoint's autograd node is the output's grad_fn itself (torchdiffeq's layout)
-        ys = adjoint_outputs(problem)
-    else:
-        outs = GRADIENT_MODES[mode](problem)
-        outs[0] = y_start  # y(t[0]) is y0 whatever t[0] is: no time gradient through it
-        ys = torch.stack(outs)
+    ys, stacked_adjoint = stacked_outputs(problem, mode, y_start)
     if problem.grid is not None:
         check_finite_outputs(ys, t, name)
     if t_grad:
