@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 import solvers
+from solvers.gradients import resolve_gradient
 
 from .cells import FieldCell
 from .fields.base import Field
@@ -36,14 +37,9 @@ from .paths import (
     solve_clock,
 )
 
-__all__ = ["ERROR_CONTROLS", "ContinuousRNN", "DiscreteRNN", "TorchRNN", "batch_inputs", "check_finite_states",
-           "HoldsSolveSpec", "check_spec", "gather_time", "gradient_mode", "integrate_path", "last_observed_index", "share_modules",
+__all__ = ["ContinuousRNN", "DiscreteRNN", "TorchRNN", "batch_inputs", "check_finite_states",
+           "HoldsSolveSpec", "check_spec", "gather_time", "integrate_path", "last_observed_index", "share_modules",
            "solver_setting", "unbatched_state"]
-
-ERROR_CONTROLS = ("batch", "sample")
-"""Adaptive solves of a batch: one error norm over the whole batch (one step sequence), or each
-sample its own steps (``solvers.per_sample``)."""
-
 
 def last_observed_index(values: torch.Tensor) -> torch.Tensor:
     """(B,) index of each sample's last time step with any observed channel (T-1 if none)."""
@@ -145,14 +141,14 @@ def _check_channels(values: torch.Tensor, input_size: int) -> None:
 
 
 def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], spec: solvers.SolveSpec, *,
-                   knots: torch.Tensor | None = None, first_gap: float | None = None) -> tuple[torch.Tensor, int]:
+                   knots: torch.Tensor | None = None, first_gap: float | None = None) -> tuple[torch.Tensor, solvers.problem.Stats]:
     """``field`` driven by ``path``, integrated from one first gap before the first knot as ``spec`` says.
 
-    Returns the states (len(at), B, N) at the knots ``at``, the number of field evaluations and the
-    solve's :class:`solvers.problem.Stats` (its ``reconstruction_error`` set by an adjoint's backward pass).
+    Returns the states (len(at), B, N) at the knots ``at`` and the solve's :class:`solvers.problem.Stats`
+    (its evaluations and steps; its ``reconstruction_error`` set by an adjoint's backward pass).
 
     ``spec``: the :class:`solvers.SolveSpec` of the solve (method, step_size or rtol/atol, gradient,
-    max_steps, error_control), validated when it was made; this function only builds the term and
+    max_steps), validated when it was made; this function only builds the term and
     the clock and hands them to ``spec.solve``.
 
     The clock (``paths.solve_clock``, float64): shared times (T,) are real time relative to the first
@@ -163,14 +159,10 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], sp
     per gap it gets what it would get alone (to rounding); with ``step_size`` a gap gets the steps that
     its longest sample needs (at least as many as alone, so not the same states), and an adaptive
     method takes one step sequence for the batch.
-    ``error_control="sample"`` (adaptive methods): every sample its own steps on its own real-time
-    clock, so its result does not depend on the rest of the batch.  The
-    term: the structured kernel when the field declares the linear-plus-activation form, else the
+    The term: the structured kernel when the field declares the linear-plus-activation form, else the
     field's ``rhs`` driven through the engine's cursor (the input map applied per evaluation under
     the adjoint, so its memory stays flat and its gradients reach the map).
     """
-    if spec.error_control == "sample":
-        return _integrate_per_sample(field, path, h0, at, spec)
     if not path.per_sample:
         clock = "time"
         knots, t_out = solve_clock(path, at, knots=knots, first_gap=first_gap)
@@ -200,36 +192,7 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], sp
     gap_scale = None if rates is None else rates.max(0).values
     sol = spec.solve_with_stats(term, h0, t_out, gap_scale=gap_scale, jump_t=knots, params=params,
                                 param_sources=sources)
-    return torch.stack(sol.ys[1:]), term.nfe, sol.stats
-
-
-def _integrate_per_sample(field: Field, path: Path, h0: torch.Tensor, at: list[int],
-                          spec: solvers.SolveSpec) -> tuple[torch.Tensor, int]:
-    """:func:`integrate_path` with per-sample error control: each sample on its own knots in real time
-    (``spec`` allows it with an adaptive method and backprop only)."""
-    B = path.batch_size
-    knots = path.knots.detach()
-    if knots.dim() == 1:
-        knots = knots.unsqueeze(0).expand(B, -1)
-    knots, t_out = solve_clock(Path(path.method, knots, path.coeffs, path.first, path.last), at)
-    structure = field.structure()
-    if structure is not None:
-        term = solvers.LinearActivationTerm(structure, path.input("time", knots), time_dtype=knots.dtype)
-    else:
-        term = field.driven_term(path, "time", knots)
-    sol = spec.solve_with_stats(term, h0, t_out, jump_t=knots)
-    return torch.stack(sol.ys[1:]), term.nfe, sol.stats
-
-
-def gradient_mode(gradient: str | None, adjoint: bool) -> str:
-    """The gradient mode of ``gradient`` and the ``adjoint=True`` shorthand (the mode itself is
-    checked by ``solvers.SolveSpec`` against the one gradient registry)."""
-    if gradient is None:
-        return "adjoint" if adjoint else "backprop"
-    if adjoint and gradient != "adjoint":
-        raise ValueError(f"adjoint=True is shorthand for gradient='adjoint' but gradient={gradient!r} was also given; "
-                         f"pass only one")
-    return gradient
+    return torch.stack(sol.ys[1:]), sol.stats
 
 
 def check_spec(spec) -> solvers.SolveSpec:
@@ -308,7 +271,7 @@ class ContinuousRNN(HoldsSolveSpec, nn.Module):
 
     Shared times (T,) are integrated in real time.  Per-sample times (B, T) are integrated on an
     index clock (see :func:`integrate_path`), so each sample steps through its own gaps and gets
-    what it would get alone with one fixed step per gap (or ``error_control="sample"``); with
+    what it would get alone with one fixed step per gap; with
     ``step_size`` a gap gets the number of steps that the longest gap at that position in the batch
     needs, and adaptive batch error control one step sequence for the batch (not the same states).
 
@@ -324,15 +287,14 @@ class ContinuousRNN(HoldsSolveSpec, nn.Module):
             same gradients, memory ~sqrt(steps)) or "adjoint" (memory flat in T, gradients exact up
             to the backward solve's error).
         max_steps: the solve's step limit (``solvers.StepLimitError`` beyond it).
-        error_control: adaptive methods: "batch" (one step sequence for the batch, the error norm
-            over all of it) or "sample" (each sample its own steps, taken in lockstep: a sample's
-            result does not depend on the rest of the batch; backprop only).
+
+    ``stats``: the last solve's :class:`solvers.problem.Stats` (None before one); ``nfe``: its
+    evaluations of the field.
     """
 
     def __init__(self, field: Field, output_size: int, method: str = "euler", step_size: float | None = None,
                  interpolation: str = "hold", adjoint: bool = False, rtol: float = 1e-3, atol: float = 1e-5,
-                 gradient: str | None = None, max_steps: int = solvers.DEFAULT_MAX_STEPS,
-                 error_control: str = "batch"):
+                 gradient: str | None = None, max_steps: int = solvers.DEFAULT_MAX_STEPS):
         super().__init__()
         if not isinstance(field, Field):
             raise TypeError(f"field must be a neuralode_rnn Field (e.g. nr.LipschitzField); got {type(field).__name__}")
@@ -342,17 +304,19 @@ class ContinuousRNN(HoldsSolveSpec, nn.Module):
         check_output_size(output_size)
         # the solver settings are checked once, by the specification (against solvers' registries)
         self._spec = solvers.SolveSpec(method=method, step_size=step_size, rtol=rtol, atol=atol,
-                                       gradient=gradient_mode(gradient, adjoint), max_steps=max_steps,
-                                       error_control=error_control)
+                                       gradient=resolve_gradient(gradient, adjoint), max_steps=max_steps)
         self.field = field
         self.interpolation = interpolation
         self.readout = nn.Linear(field.feature_size, output_size)
-        self.nfe = 0  # function evaluations of the last solve
         self.stats = None  # the last solve's solvers.problem.Stats (an adjoint's reconstruction_error after backward)
+
+    @property
+    def nfe(self) -> int:
+        """Evaluations of the field in the last solve (``stats.nfe``; 0 before one)."""
+        return 0 if self.stats is None else self.stats.nfe
 
     # -------------------------------------------------------------- the solve specification
     max_steps = solver_setting("max_steps")
-    error_control = solver_setting("error_control")
 
     @property
     def adjoint(self) -> bool:
@@ -419,7 +383,7 @@ class ContinuousRNN(HoldsSolveSpec, nn.Module):
         B, T = path.batch_size, path.length
         h0 = self._h0(h0, B, path.dtype, path.device)
         at = list(range(T)) if at is None else [int(k) for k in at]
-        states, self.nfe, self.stats = integrate_path(self.field, path, h0, at, spec)
+        states, self.stats = integrate_path(self.field, path, h0, at, spec)
         states = states.transpose(0, 1)
         if check_finite:
             check_finite_states(states, self, lambda: self.instability(path, spec), at)
@@ -437,7 +401,7 @@ class ContinuousRNN(HoldsSolveSpec, nn.Module):
 
     def _empty(self, values: torch.Tensor) -> torch.Tensor:
         """The (0, N) state of an empty batch (connected to h0's parameters, if any)."""
-        self.nfe = 0
+        self.stats = None
         return self.field.initial_state(0, values.dtype, values.device)
 
     def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None,
@@ -555,7 +519,7 @@ class DiscreteRNN(nn.Module):
             knots = eps * torch.arange(1, T + 1, dtype=torch.float64, device=values.device)
             path = interpolate(values, None, "hold")  # a hold path's pieces do not depend on the knots
             h = self._h0(h0, B, values.dtype, values.device)
-            states, _, _ = integrate_path(cell.field, path, h, list(range(T)), solvers.SolveSpec(method=cell.method),
+            states, _ = integrate_path(cell.field, path, h, list(range(T)), solvers.SolveSpec(method=cell.method),
                                        knots=knots, first_gap=eps)
             states = states.transpose(0, 1)
         else:

@@ -146,7 +146,6 @@ class StochasticRNN(HoldsSolveSpec, nn.Module):
         return share_modules(self, base=self.base.with_solver(**changes))
 
     max_steps = solver_setting("max_steps")
-    error_control = solver_setting("error_control")
 
     @property
     def readout(self) -> nn.Linear:

@@ -22,7 +22,7 @@ import torch
 
 import neuralode_rnn as nr
 import solvers
-from solvers.adjoint import flush_accuracy_checks, reset_adjoint_warnings
+from solvers.reconstruction import flush_accuracy_checks, reset_adjoint_warnings
 
 FIELDS = {
     "Lipschitz": lambda n: nr.LipschitzField(1, n),

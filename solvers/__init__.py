@@ -1,6 +1,6 @@
 """Model-agnostic ODE integration: one Runge-Kutta engine for every explicit tableau (fixed and
 embedded), one solve specification (:class:`SolveSpec`), one registry of gradient modes, ``odeint``
-as a drop-in superset of torchdiffeq's, and stability / accuracy tools.
+as a drop-in superset of torchdiffeq's, and linear stability.
 
 This package knows nothing of RNNs and imports nothing from ``neuralode_rnn``.  The names below are
 its public API (the reversible methods are in ``solvers.METHODS``; their tableaux in
@@ -8,17 +8,16 @@ its public API (the reversible methods are in ``solvers.METHODS``; their tableau
 ``solvers.stepper``, ``solvers.problem``, ...) for code that extends the engine.
 """
 
-from .accuracy import CountingFunc, observed_order, work_precision
-from .adjoint import AdjointAccuracyWarning
 from .driven import DrivenTerm
 from .engine import DEFAULT_MAX_STEPS
 from .errors import NonFiniteStateError, SolverError, StepLimitError, StepSizeUnderflowError, TimeLimitError
-from .gradients import GRADIENT_MODES, register_gradient_mode, resolve_gradient
+from .gradients import GRADIENT_MODES, register_gradient_mode
 from .inputs import PiecewiseInput
-from .kernels import TANH_KERNELS, pin_tanh_kernel, pinned_tanh_kernel, tanh_kernel
+from .kernels import TANH_KERNELS, pin_tanh_kernel, tanh_kernel
 from .linear_activation import LinearActivation, LinearActivationTerm
 from .methods import METHODS
 from .odeint import odeint, odeint_adjoint, odeint_event
+from .reconstruction import AdjointAccuracyWarning
 from .spec import SolveSpec
 from .stability import max_stable_step, stability_function
 from .tableaux import ADAPTIVE_TABLEAUX, FIXED_TABLEAUX, TABLEAUX, Tableau, tableau
@@ -39,7 +38,6 @@ __all__ = [
     "tableau",
     "GRADIENT_MODES",
     "register_gradient_mode",
-    "resolve_gradient",
     "AdjointAccuracyWarning",
     # errors
     "SolverError",
@@ -47,12 +45,9 @@ __all__ = [
     "StepLimitError",
     "StepSizeUnderflowError",
     "TimeLimitError",
-    # stability and accuracy
+    # stability
     "stability_function",
     "max_stable_step",
-    "observed_order",
-    "work_precision",
-    "CountingFunc",
     # the terms a model layer builds (a field driven by an input path; the structured kernel)
     "PiecewiseInput",
     "DrivenTerm",
@@ -62,7 +57,6 @@ __all__ = [
     "TANH_KERNELS",
     "tanh_kernel",
     "pin_tanh_kernel",
-    "pinned_tanh_kernel",
 ]
 
 from .sde import sdeint  # noqa: E402

@@ -26,7 +26,6 @@ form for every gradient mode.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,118 +35,12 @@ from torch import Tensor
 from .controller import rms_norm
 from .engine import Callbacks, solve_adaptive, solve_fixed
 from .problem import AdjointSpec, Problem, forward
+from .reconstruction import ReconstructionCheck, ReversibleAccuracyWarning
 from .terms import Term
 
-__all__ = ["RECONSTRUCTION_TOLERANCE", "AdjointAccuracyWarning", "GradientAccuracyWarning", "ReversibleAccuracyWarning", "AugmentedTerm", "ReconstructionCheck",
-           "adjoint_outputs", "default_adjoint_norm", "flush_accuracy_checks", "reconstruction_error", "reset_adjoint_warnings",
-           "solve_adjoint"]
-
-RECONSTRUCTION_TOLERANCE = 1e-2
-"""Relative reconstruction error above which the continuous adjoint warns.  Calibrated in
-docs/GRADIENTS.md (``scripts/gradients.py``): the measured reconstruction error tracks the gradient's
-relative error within a factor of about 2 on the issue's cases, so 1e-2 sits a decade from both
-goals (warn when the gradient is more than 10% off, stay silent when it is within 1e-3)."""
-
-
-class GradientAccuracyWarning(UserWarning):
-    """A gradient mode that rebuilds the forward's states backward did not rebuild them: its gradient
-    is not the gradient of the computed forward pass."""
-
-
-class AdjointAccuracyWarning(GradientAccuracyWarning):
-    """The continuous adjoint's backward solve did not retrace the forward: its gradient is not the
-    gradient of the computed forward pass."""
-
-
-class ReversibleAccuracyWarning(GradientAccuracyWarning):
-    """A reversible method's backward reconstruction drifted from the forward's states (rounding
-    errors grow when the field contracts strongly: running a contraction backward expands them)."""
-
-
-_warned: set = set()
-_pending: list = []
-
-
-def reconstruction_error(y_back: Tensor, y_fwd: Tensor, scale: Tensor) -> Tensor:
-    """rms(y_back - y_fwd) / scale, a 0-d float64 tensor on the states' device: how far the state the
-    backward solve reconstructs at an output time is from the forward's state there, relative to
-    ``scale``, the size of the forward's states (the largest RMS over the output times: a state near 0,
-    such as an RNN's initial one, must not inflate the relative error)."""
-    diff = (y_back.detach() - y_fwd.detach()).abs().to(torch.float64)
-    return diff.pow(2).mean().sqrt() / scale
-
-
-class ReconstructionCheck:
-    """Collects the reconstruction error of one backward pass (its maximum over the output intervals)
-    on the states' device, without reading it on the host (a backward pass never waits for a GPU);
-    :meth:`done` puts it in the problem's :class:`~solvers.problem.Stats` (read when asked) and queues
-    the warning check, which :func:`flush_accuracy_checks` makes: at the next solve's start, or when
-    called.  Warns once per solve specification (a model's, or one ``odeint`` setting)."""
-
-    def __init__(self, p: Problem, ys: Tensor) -> None:
-        self.p = p
-        flat = ys.detach().abs().to(torch.float64).pow(2).reshape(ys.shape[0], -1)
-        self.scale = flat.mean(1).sqrt().max().clamp_min(torch.finfo(torch.float64).tiny) if ys.numel() \
-            else torch.ones((), dtype=torch.float64, device=ys.device)
-        self.error: Tensor | None = None
-
-    def add(self, y_back: Tensor, y_fwd: Tensor) -> None:
-        e = reconstruction_error(y_back, y_fwd, self.scale)
-        self.error = e if self.error is None else torch.maximum(self.error, e)
-
-    def done(self, tolerance: float = RECONSTRUCTION_TOLERANCE, message: Any = None,
-             category: type[Warning] = AdjointAccuracyWarning) -> None:
-        """Record the error and queue the warning check (``message(error, tolerance)`` -> text)."""
-        if self.error is None:
-            return
-        p = self.p
-        if p.stats is not None:
-            p.stats.set_reconstruction_error(self.error)
-        key = p.spec if p.spec is not None else p.plan.tab.name
-        _pending.append((key, self.error, tolerance, message or _adjoint_message(p.plan.tab.name), category))
-
-
-def _adjoint_message(name: str) -> Callable[[float, float], str]:
-    def message(error: float, tolerance: float) -> str:
-        reversible = "" if name.startswith("reversible_") else \
-            f", or gradient='reversible' with method='reversible_{name}'"
-        return (f"gradient='adjoint' with method {name!r}: the backward solve reconstructs the forward's states "
-                f"with a relative error of {error:.3g} (> {tolerance:g}), so its gradient is not that of the "
-                f"computed forward pass (it can be off by more than 10%). For the exact gradient use "
-                f"gradient='checkpoint' (memory ~sqrt(steps)){reversible}; or solve more accurately (smaller "
-                f"step_size, tighter rtol). See docs/GRADIENTS.md.")
-
-    return message
-
-
-def flush_accuracy_checks() -> None:
-    """Read the queued reconstruction errors of finished backward passes and warn (once per solve
-    specification) for those above their tolerance.  Every solve calls it as it starts
-    (``SolveSpec.problem``), so a training loop hears of a bad gradient at its next forward pass."""
-    while _pending:
-        key, error, tolerance, message, category = _pending.pop(0)
-        e = float(error)
-        e = e if math.isfinite(e) else math.inf
-        if e > tolerance:
-            warn_once(key, message(e, tolerance), category)
-
-
-def warn_once(key: object, message: str, category: type[Warning]) -> None:
-    """``warnings.warn(message, category)`` the first time ``key`` (a solve specification) is seen."""
-    try:
-        if (key, category) in _warned:
-            return
-        _warned.add((key, category))
-    except TypeError:  # an unhashable key: warn every time
-        pass
-    warnings.warn(message, category, stacklevel=3)
-
-
-def reset_adjoint_warnings() -> None:
-    """Forget which specifications already warned (each warns once) and drop queued checks."""
-    _warned.clear()
-    _pending.clear()
-
+# ReconstructionCheck and ReversibleAccuracyWarning are solvers.reconstruction's, also importable from here
+__all__ = ["AugmentedTerm", "ReconstructionCheck", "ReversibleAccuracyWarning", "adjoint_outputs",
+           "default_adjoint_norm", "solve_adjoint"]
 
 def autograd_vjp(term: Term, t: Any, y: Tensor, a: Tensor, params: Sequence[Tensor]
                  ) -> tuple[Tensor, Tensor, list[Tensor]]:
@@ -175,10 +68,8 @@ class AugmentedTerm(Term):
         self.term = term
         self.params = tuple(params)
         self.time_dtype = term.time_dtype
-        self.per_sample = False
         self.shapes = [y_like.shape, y_like.shape] + [p.shape for p in self.params]
         self.sizes = [math.prod(s) for s in self.shapes]
-        self.nfe = 0
 
     def split(self, z: Tensor) -> list[Tensor]:
         parts = z.split(self.sizes)
@@ -193,7 +84,6 @@ class AugmentedTerm(Term):
         return (z.new_zeros(()).real, *self.split(z))
 
     def f(self, s: Any, z: Tensor) -> Tensor:
-        self.nfe += 1
         y, a = self.split(z)[:2]
         t = -s
         fy, gy, gp = autograd_vjp(self.term, t, y, a, self.params)
@@ -253,9 +143,8 @@ class _Adjoint(torch.autograd.Function):
             ys = torch.stack(forward(p))
         ctx.problem = p
         spec = p.adjoint
-        state_norm = spec.controller.norm if spec.controller is not None else rms_norm
         ctx.adjoint_options = {"norm": spec.norm if spec.norm is not None else
-                               default_adjoint_norm(state_norm, spec.seminorm)}
+                               default_adjoint_norm(spec.state_norm, spec.seminorm)}
         ctx.save_for_backward(ys, *params)
         return ys
 
@@ -268,19 +157,13 @@ class _Adjoint(torch.autograd.Function):
         aug = AugmentedTerm(p.term, params, ys[0])
         a = grad_ys[-1]
         gs = [torch.zeros_like(q) for q in params]
-        max_steps = spec.max_steps if spec.max_steps is not None else p.max_steps
+        back, plan = spec.spec, spec.plan
         callbacks = _backward_callbacks(spec, aug)
         controller = None
-        if spec.plan.err is not None:
-            c = spec.controller
-            if c is None:
-                raise ValueError(f"an adaptive adjoint method ({spec.plan.tab.name!r}) needs AdjointSpec.controller")
+        if plan.err is not None:
             norm_fn = ctx.adjoint_options["norm"]
-            if spec.spec is None:
-                raise ValueError("an adaptive adjoint needs AdjointSpec.spec (the backward solve's SolveSpec); "
-                                 "build the problem with SolveSpec.problem")
-            controller = spec.spec.controller(lambda x: norm_fn(aug.parts(x)), rtol=_aug_tol(c.rtol, aug, True),
-                                              atol=_aug_tol(c.atol, aug, False))
+            controller = back.controller(lambda x: norm_fn(aug.parts(x)), rtol=_aug_tol(back.rtol, aug, True),
+                                         atol=_aug_tol(back.atol, aug, False))
             jumps = sorted(-x for x in (spec.jump_t if spec.jump_t is not None else p.jump_t))
             steps = sorted(-x for x in spec.step_t)
         check = ReconstructionCheck(p, ys)
@@ -295,11 +178,11 @@ class _Adjoint(torch.autograd.Function):
                     else:
                         inner = [] if p.grid is None else [x for x in p.grid if t_lo < x < t_hi]
                         grid = [s0] + [-x for x in reversed(inner)] + [s1]
-                    out = solve_fixed(aug, spec.plan, z, grid, [s0, s1], perturb=spec.perturb, callbacks=callbacks,
-                                      max_steps=max_steps)
+                    out = solve_fixed(aug, plan, z, grid, [s0, s1], perturb=spec.perturb, callbacks=callbacks,
+                                      max_steps=back.max_steps)
                 else:
-                    out = solve_adaptive(aug, spec.plan, z, [s0, s1], controller, first_step=spec.first_step,
-                                         jump_t=jumps, step_t=steps, callbacks=callbacks, max_steps=max_steps)
+                    out = solve_adaptive(aug, plan, z, [s0, s1], controller, first_step=back.first_step,
+                                         jump_t=jumps, step_t=steps, callbacks=callbacks, max_steps=back.max_steps)
                 y_back, a, *gs = aug.split(out[-1])
                 check.add(y_back, ys[i - 1])
                 a = a + grad_ys[i - 1]

@@ -10,21 +10,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .callbacks import adjoint_callbacks
+from .callbacks import step_callbacks
 from .grids import arange_grid
 from .odeint_args import (
     ADAPTIVE_OPTIONS,
     FIXED_OPTIONS,
-    check_max_steps,
     check_options,
-    check_step_size,
     check_times,
-    check_tol,
     resolve_method,
     signed_times,
 )
 from .odeint_options import controller_settings, tol_tensor
-from .spec import SolveSpec
+from .spec import SolveSpec, check_max_steps, check_number, check_tolerance
 from .tableaux import TABLEAUX
 from .tuple_state import Flat, tuple_adjoint_norm
 
@@ -47,7 +44,7 @@ def backward_settings(spec: SolveSpec, perturb: bool | None, norm: Any, user_opt
     if adjoint_options is not None and not isinstance(adjoint_options, dict):
         raise TypeError(f"adjoint_options must be a dict or None; got {type(adjoint_options).__name__}")
     raw = dict(adjoint_options) if adjoint_options is not None else \
-        {k: v for k, v in user_options.items() if k not in ("norm", "per_sample")}
+        {k: v for k, v in user_options.items() if k != "norm"}
     allowed = ADAPTIVE_OPTIONS if a_tab.adaptive else FIXED_OPTIONS
     opts = check_options(raw, "adjoint_options", allowed, a_name)
     a_norm = opts.pop("norm", None)
@@ -57,15 +54,16 @@ def backward_settings(spec: SolveSpec, perturb: bool | None, norm: Any, user_opt
         if not callable(a_norm):
             raise TypeError(f"adjoint_options['norm'] must be 'seminorm' or callable; got {a_norm!r}")
         custom = a_norm if flat is None else tuple_adjoint_norm(a_norm, flat)
-    a_rtol = spec.rtol if adjoint_rtol is None else tol_tensor(check_tol(
-        "adjoint_rtol", flat.tol("adjoint_rtol", adjoint_rtol) if flat is not None else adjoint_rtol), y0)
-    a_atol = spec.atol if adjoint_atol is None else tol_tensor(check_tol(
-        "adjoint_atol", flat.tol("adjoint_atol", adjoint_atol) if flat is not None else adjoint_atol), y0)
-    max_steps = check_max_steps(opts.pop("max_num_steps"), "adjoint_options['max_num_steps']") \
+    tols = {}
+    for key, given, default in (("adjoint_rtol", adjoint_rtol, spec.rtol), ("adjoint_atol", adjoint_atol, spec.atol)):
+        tols[key] = default if given is None else tol_tensor(flat.tol(key, given) if flat is not None else given, y0)
+        if given is not None:
+            check_tolerance(key, tols[key])
+    max_steps = check_max_steps("adjoint_options['max_num_steps']", opts.pop("max_num_steps")) \
         if "max_num_steps" in opts else spec.max_steps
-    fields = dict(method=a_tab, rtol=a_rtol, atol=a_atol, max_steps=max_steps)
-    extras: dict = dict(norm=custom, callbacks=adjoint_callbacks(user, sign, torch.float64 if a_tab.adaptive
-                                                                 else t.dtype))
+    fields = dict(method=a_tab, rtol=tols["adjoint_rtol"], atol=tols["adjoint_atol"], max_steps=max_steps)
+    extras: dict = dict(norm=custom, callbacks=step_callbacks(user, None, sign, torch.float64 if a_tab.adaptive
+                                                              else t.dtype, "_adjoint"))
     if a_tab.adaptive:
         a_jumps = check_times("adjoint_options['jump_t']", opts.pop("jump_t", None), t)
         if jumps is not None:
@@ -74,11 +72,11 @@ def backward_settings(spec: SolveSpec, perturb: bool | None, norm: Any, user_opt
         opts.pop("dtype", None)
         settings, _ = controller_settings(opts, "adjoint_options")
         fields.update(settings)
-        extras.update(jump_t=signed_times(a_jumps, sign, False) if a_jumps is not None else [],
-                      step_t=signed_times(a_steps, sign, False), perturb=False)
+        extras.update(jump_t=signed_times(a_jumps, sign),
+                      step_t=signed_times(a_steps, sign), perturb=False)
     else:
         opts.pop("interp", None)
-        a_step = check_step_size(opts.pop("step_size", None), "adjoint_options['step_size']")
+        a_step = check_number("adjoint_options['step_size']", opts.pop("step_size", None), allow_none=True)
         a_constructor = opts.pop("grid_constructor", None)
         if a_step is not None and a_constructor is not None:
             raise ValueError("adjoint_options: step_size and grid_constructor are mutually exclusive")

@@ -14,8 +14,10 @@ CALLBACK_NAMES = ("callback_step", "callback_accept_step", "callback_reject_step
 
 
 def step_callbacks(func: Any, flat: Flat | None, sign: float, time_dtype: torch.dtype, suffix: str = "") -> Callbacks | None:
-    """torchdiffeq's step callbacks found on ``func``, called as torchdiffeq calls them: ``(t0, y0, dt)`` with
-    t0 in the caller's time (negated back for a decreasing solve), y0 as the caller's state, dt > 0."""
+    """torchdiffeq's step callbacks found on ``func`` (their ``suffix`` twins: ``"_adjoint"``), called as
+    torchdiffeq calls them: ``(t0, y0, dt)`` with t0 in the caller's time (negated back for a decreasing
+    solve) and dt > 0; y0 the caller's state (a tuple state split by ``flat``), or for the adjoint's callbacks
+    torchdiffeq's augmented state ``(t_grad, y, adj_y, *adj_params)`` as the backward solve passes it."""
     found = {}
     for name in CALLBACK_NAMES:
         cb = getattr(func, name + suffix, None)
@@ -27,21 +29,6 @@ def step_callbacks(func: Any, flat: Flat | None, sign: float, time_dtype: torch.
             return _cb(torch.tensor(sign * t0, dtype=time_dtype), y, torch.tensor(dt, dtype=time_dtype))
 
         found[name] = wrapped
-    if not found:
-        return None
-    return Callbacks(step=found.get("callback_step"), accept=found.get("callback_accept_step"),
-                     reject=found.get("callback_reject_step"))
-
-
-def adjoint_callbacks(func: Any, sign: float, time_dtype: torch.dtype) -> Callbacks | None:
-    """func's ``*_adjoint`` callbacks, called as ``cb(t, (t_grad, y, adj_y, *adj_params), dt)`` (torchdiffeq's
-    augmented state) from the backward solve's ``(t, parts, dt)``."""
-    found = {}
-    for name in CALLBACK_NAMES:
-        cb = getattr(func, name + "_adjoint", None)
-        if cb is not None and callable(cb):
-            found[name] = lambda t0, parts, dt, _cb=cb: _cb(torch.tensor(sign * t0, dtype=time_dtype), parts,
-                                                           torch.tensor(dt, dtype=time_dtype))
     if not found:
         return None
     return Callbacks(step=found.get("callback_step"), accept=found.get("callback_accept_step"),

@@ -13,9 +13,6 @@ dfactor after a rejected one.  ``pcoeff = 0`` (the default) is torchdiffeq's int
 icoeff = 0.3 in diffrax's recommendation for stiff-ish problems), which damps oscillating step
 sizes.  The first step is chosen by Hairer, Norsett and Wanner's rule (Sec. II.4), as torchdiffeq
 does, at the cost of one extra evaluation.
-
-Per-sample control (a (B, ...) state whose samples each get their own steps) works on tensors:
-the ratio is one number per sample and every rule applies elementwise.
 """
 
 from __future__ import annotations
@@ -28,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["Controller", "check_controller_options", "check_resolution", "initial_step", "rms_norm", "sample_rms_norm"]
+__all__ = ["Controller", "check_controller_options", "check_resolution", "initial_step", "rms_norm"]
 
 Norm = Callable[[Tensor], Any]
 
@@ -44,11 +41,6 @@ def rms_norm(x: Tensor) -> Tensor:
     return _wide(x.abs()).pow(2).mean().sqrt()
 
 
-def sample_rms_norm(x: Tensor) -> Tensor:
-    """RMS of |x| over every axis but the first: one norm per sample, (B,)."""
-    return _wide(x.abs()).pow(2).reshape(x.shape[0], -1).mean(1).sqrt()
-
-
 @dataclass
 class Controller:
     """Accepts or rejects a step from its error estimate and proposes the next step size.
@@ -56,12 +48,12 @@ class Controller:
     Attributes:
         rtol, atol: tolerances (numbers or tensors broadcasting against the state).
         order: the pair's order p; the exponents are 1/p (torchdiffeq's convention).
-        norm: callable on ``err / scale`` -> 0-d tensor (shared control) or (B,) tensor (per sample).
+        norm: callable on ``err / scale`` -> 0-d tensor.
         safety, ifactor, dfactor: torchdiffeq's 0.9, 10, 0.2.
         pcoeff, icoeff: PI coefficients (0, 1: torchdiffeq's integral controller).
         min_step, max_step: bounds on |dt| (torchdiffeq's options of the same names).
         max_time: wall-clock seconds after which the solve stops with ``TimeLimitError`` (None: no
-            limit; a solve still running reports its progress every ``PROGRESS_SECONDS`` anyway).
+            limit; a solve still running reports its progress every ``solvers.clock.PROGRESS_SECONDS`` anyway).
     """
 
     rtol: Any
@@ -83,27 +75,21 @@ class Controller:
                                  max_time=self.max_time)
 
     def ratio(self, err: Tensor, y0: Tensor, y1: Tensor) -> Tensor:
-        """The error ratio (<= 1 accepts): a 0-d tensor, or (B,) for a per-sample norm."""
+        """The error ratio (<= 1 accepts): a 0-d tensor."""
         with torch.no_grad():  # step sizes are constants of the solve: no graph through the controller
             scale = self.atol + self.rtol * torch.maximum(_wide(y0.abs()), _wide(y1.abs()))
             return torch.as_tensor(self.norm(_wide(err) / scale)).abs()
 
-    def accepts(self, ratio: Any, dt: Any) -> tuple[Any, Any]:
-        """The acceptance rule of every adaptive loop: ``(accept, finite)`` for a step of size ``dt`` with
-        error ratio ``ratio`` (floats, or (B,) tensors of a per-sample solve): accepted when the ratio is
-        finite and <= 1 and dt <= max_step, and always at dt <= min_step (the caller still refuses a
-        non-finite new state)."""
-        if isinstance(ratio, Tensor) and ratio.dim() > 0:
-            finite = torch.isfinite(ratio)
-            return (finite & (ratio <= 1.0) & ~(dt > self.max_step)) | (dt <= self.min_step), finite
+    def accepts(self, ratio: float, dt: float) -> tuple[bool, bool]:
+        """The acceptance rule: ``(accept, finite)`` for a step of size ``dt`` with error ratio ``ratio``:
+        accepted when the ratio is finite and <= 1 and dt <= max_step, and always at dt <= min_step (the
+        caller still refuses a non-finite new state)."""
         finite = math.isfinite(ratio)
         return (finite and ratio <= 1.0 and not dt > self.max_step) or dt <= self.min_step, finite
 
-    def propose(self, dt: Any, ratio: Any, prev_ratio: Any, accepted: Any) -> Any:
-        """The next step size from this step's size and ratio (floats, or per-sample tensors); an
-        infinite ratio (a non-finite attempt) shrinks the step by ``dfactor``."""
-        if isinstance(ratio, Tensor) and ratio.dim() > 0:
-            return self._propose_tensor(dt, ratio, prev_ratio, accepted)
+    def propose(self, dt: float, ratio: float, prev_ratio: float | None, accepted: bool) -> float:
+        """The next step size from this step's size and ratio; an infinite ratio (a non-finite attempt)
+        shrinks the step by ``dfactor``."""
         ratio = float(ratio)
         if ratio == 0.0:
             return dt * self.ifactor
@@ -113,21 +99,7 @@ class Controller:
             factor *= (float(prev_ratio) / ratio) ** (self.pcoeff / self.order)
         return dt * min(self.ifactor, max(factor, dfactor))
 
-    def _propose_tensor(self, dt: Tensor, ratio: Tensor, prev_ratio: Tensor | None, accepted: Tensor) -> Tensor:
-        r = ratio.to(dt.dtype)
-        safe = torch.where(r > 0, r, torch.ones_like(r))
-        factor = self.safety * safe.pow(-self.icoeff / self.order)
-        if self.pcoeff and prev_ratio is not None:
-            p = prev_ratio.to(dt.dtype)
-            factor = factor * torch.where(p > 0, p / safe, torch.ones_like(p)).pow(self.pcoeff / self.order)
-        dfactor = torch.where(r < 1, torch.ones_like(r), torch.full_like(r, self.dfactor))
-        factor = torch.minimum(torch.full_like(r, self.ifactor), torch.maximum(factor, dfactor))
-        factor = torch.where(r == 0, torch.full_like(r, self.ifactor), factor)
-        return dt * factor
-
-    def clamp(self, dt: Any) -> Any:
-        if isinstance(dt, Tensor):
-            return dt.clamp(self.min_step, self.max_step)
+    def clamp(self, dt: float) -> float:
         return min(max(dt, self.min_step), self.max_step)
 
 
@@ -164,37 +136,20 @@ def check_controller_options(where: str = "", **values: Any) -> None:
 
 @torch.no_grad()
 def initial_step(f0: Tensor, y0: Tensor, f_at: Callable[[float, Tensor], Tensor], order: int, rtol: Any,
-                 atol: Any, norm: Norm) -> Any:
+                 atol: Any, norm: Norm) -> float:
     """Hairer-Norsett-Wanner's first step (torchdiffeq's ``_select_initial_step``, with ``order``
-    the pair's order p, i.e. torchdiffeq's ``order - 1`` plus one).
-
-    ``f_at(h, y)`` evaluates f at t0 + h (t0 + h_b per sample).  Returns a float, or a (B,)
-    tensor when ``norm`` is per sample.
-    """
+    the pair's order p, i.e. torchdiffeq's ``order - 1`` plus one); ``f_at(h, y)`` evaluates f at t0 + h."""
     scale = atol + _wide(torch.abs(y0)) * rtol  # float16: ratios over 65504 would be inf
-    d0 = torch.as_tensor(norm(_wide(y0) / scale)).abs()
-    d1 = torch.as_tensor(norm(_wide(f0) / scale)).abs()
-    per_sample = d0.dim() > 0
-    if not per_sample:
-        d0f, d1f = float(d0), float(d1)
-        h0 = 1e-6 if (d0f < 1e-5 or d1f < 1e-5) else 0.01 * d0f / d1f
-        f1 = f_at(h0, y0 + h0 * f0)
-        d2 = float(torch.as_tensor(norm(_wide(f1 - f0) / scale)).abs()) / h0
-        if d1f <= 1e-15 and d2 <= 1e-15:
-            h1 = max(1e-6, h0 * 1e-3)
-        else:
-            h1 = (0.01 / max(d1f, d2)) ** (1.0 / order)
-        return min(100 * h0, h1)
-    d0, d1 = d0.double(), d1.double()
-    h0 = torch.where((d0 < 1e-5) | (d1 < 1e-5), torch.full_like(d0, 1e-6), 0.01 * d0 / d1.clamp_min(1e-300))
-    shape = (-1,) + (1,) * (y0.dim() - 1)
-    hy = h0.to(y0.real.dtype).view(shape)
-    f1 = f_at(h0, y0 + hy * f0)
-    d2 = torch.as_tensor(norm(_wide(f1 - f0) / scale)).abs().double() / h0
-    small = (d1 <= 1e-15) & (d2 <= 1e-15)
-    h1 = torch.where(small, torch.maximum(torch.full_like(h0, 1e-6), h0 * 1e-3),
-                     (0.01 / torch.maximum(d1, d2).clamp_min(1e-300)) ** (1.0 / order))
-    return torch.minimum(100 * h0, h1)
+    d0 = float(torch.as_tensor(norm(_wide(y0) / scale)).abs())
+    d1 = float(torch.as_tensor(norm(_wide(f0) / scale)).abs())
+    h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
+    f1 = f_at(h0, y0 + h0 * f0)
+    d2 = float(torch.as_tensor(norm(_wide(f1 - f0) / scale)).abs()) / h0
+    if d1 <= 1e-15 and d2 <= 1e-15:
+        h1 = max(1e-6, h0 * 1e-3)
+    else:
+        h1 = (0.01 / max(d1, d2)) ** (1.0 / order)
+    return min(100 * h0, h1)
 
 
 def check_resolution(rtol: Any, atol: Any, y0: Tensor, scale: float = 0.0) -> None:

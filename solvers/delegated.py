@@ -11,12 +11,9 @@ def delegate(func, y0, t, name, rtol, atol, options, event_fn, step_size, jump_t
     if step_size is not None or jump_t is not None:
         raise ValueError(f"method {name!r} is run by torchdiffeq, which takes its grid from options; "
                          f"step_size= and jump_t= apply to the Runge-Kutta methods")
-    if mode == "checkpoint":
-        raise ValueError(f"gradient='checkpoint' replays this package's Runge-Kutta steps; method {name!r} is run "
+    if mode not in ("backprop", "adjoint"):
+        raise ValueError(f"gradient={mode!r} is a mode of this package's Runge-Kutta engine; method {name!r} is run "
                          f"by torchdiffeq: use gradient='backprop' or 'adjoint'")
-    if options.get("per_sample"):
-        raise ValueError(f"options['per_sample'] is error control per sample on this package's engine; method "
-                         f"{name!r} is run by torchdiffeq")
     kw = dict(rtol=rtol, atol=atol, method=name, options=options or None, event_fn=event_fn)
     if mode == "adjoint":
         return torchdiffeq.odeint_adjoint(func, y0, t, adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol,

@@ -51,7 +51,6 @@ class DrivenTerm(Term):
         self.project = project
         self.time_dtype = time_dtype
         self.euler = euler
-        self.nfe = 0
         if euler is None:
             self.euler_step = None  # the engine takes plain Euler steps through f
 
@@ -74,7 +73,6 @@ class DrivenTerm(Term):
 
     def euler_step(self, t: Any, y: Tensor, dt: float) -> tuple[Tensor, Any]:
         """One Euler step by the field's own fused update ``euler(y, u, dt)`` (dt times the clock rate)."""
-        self.nfe += 1
         j, u = self._input(t)
         r = self.inputs.rate(j)
         return self.euler(y, u, dt if r is None else r.to(y.real.dtype) * dt), None
@@ -111,7 +109,6 @@ class DrivenTerm(Term):
         return [p.y0] + [states[n] for n in ends]
 
     def f(self, t: Any, y: Tensor) -> Tensor:
-        self.nfe += 1
         j, u = self._input(t)
         k = self.rhs(y, u)
         r = self.inputs.rate(j)

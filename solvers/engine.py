@@ -5,7 +5,7 @@ One engine for every explicit tableau and every term (``solvers.terms``): the st
 :class:`solvers.controller.Controller`, and outputs are either grid points (computed states) or
 read from the dense output of the step that covers them.  Everything here works on a shared
 clock (Python floats, increasing); :mod:`solvers.odeint` turns decreasing times, tuple states and
-torchdiffeq's options into this form, and :mod:`solvers.per_sample` runs the per-sample variant.
+torchdiffeq's options into this form.
 
 * :func:`fixed_steps` / :func:`solve_fixed`: the steps over a given grid (:mod:`solvers.events` runs
   an endless one until an event); outputs at grid points are the computed states,
@@ -21,16 +21,12 @@ torchdiffeq's options into this form, and :mod:`solvers.per_sample` runs the per
 Bounded work: every solve counts its steps against ``max_steps`` and raises
 :class:`~solvers.errors.StepLimitError`; a step that underflows or a state that stays non-finite
 raises :class:`~solvers.errors.StepSizeUnderflowError` / :class:`~solvers.errors.NonFiniteStateError`.
-An adaptive solve never runs silently for long: :class:`SolveClock` logs where it is (time reached,
-steps, step size and the likely cause) every ``PROGRESS_SECONDS`` on the ``solvers`` logger, and
-stops it with :class:`~solvers.errors.TimeLimitError` after ``Controller.max_time`` seconds.
+An adaptive solve never runs silently for long (:mod:`solvers.clock`).
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,13 +34,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .clock import SolveClock
 from .controller import Controller, initial_step
-from .errors import NonFiniteStateError, StepLimitError, StepSizeUnderflowError, TimeLimitError
+from .errors import NonFiniteStateError, StepLimitError, StepSizeUnderflowError
 from .stepper import Plan, Step, combine, rk_step
 from .terms import Term
 
-__all__ = ["DEFAULT_MAX_STEPS", "PROGRESS_SECONDS", "Accepted", "Callbacks", "SolveClock", "Tape", "adaptive_steps", "check_step_count", "next_k0",
-           "FixedStep", "fixed_steps", "hermite", "quartic", "solve_adaptive", "solve_fixed", "start_time", "state_error",
+__all__ = ["DEFAULT_MAX_STEPS", "Accepted", "Callbacks", "FixedStep", "Tape", "adaptive_steps", "check_step_count",
+           "fixed_steps", "hermite", "next_k0", "quartic", "solve_adaptive", "solve_fixed", "start_time", "state_error",
            "underflow_error"]
 
 DEFAULT_MAX_STEPS = 100_000
@@ -53,70 +50,17 @@ takes about (samples x steps per sample) steps: 784 x 20 = 15,680 for a long, fi
 one; 100,000 is never reached by a normal run, and a runaway solve stops within a minute or two."""
 
 
-PROGRESS_SECONDS = 20.0
-"""Wall-clock seconds between two progress lines of a long adaptive solve (``SolveClock``)."""
-
-logger = logging.getLogger("solvers")
-
-
-class SolveClock:
-    """The wall clock of one adaptive solve: a progress line on the ``solvers`` logger every
-    ``PROGRESS_SECONDS`` (shown on stderr even where logging is not configured), and
-    ``TimeLimitError`` after ``max_time`` seconds (None: no limit).  :meth:`check` costs one
-    ``time.monotonic()`` per attempted step until a deadline passes."""
-
-    def __init__(self, max_time: float | None, t0: float, t_end: float, max_steps: int, what: str = "adaptive solve"):
-        self.start = time.monotonic()
-        self.max_time, self.t0, self.t_end, self.max_steps, self.what = max_time, t0, t_end, max_steps, what
-        self._plan(self.start)
-
-    def _plan(self, now: float) -> None:
-        self.next_report = now + PROGRESS_SECONDS
-        limit = math.inf if self.max_time is None else self.start + self.max_time
-        self.deadline = min(self.next_report, limit)
-
-    def check(self, t: float, dt: float, attempts: int, rejected: int, where: str = "") -> None:
-        now = time.monotonic()
-        if now < self.deadline:
-            return
-        elapsed = now - self.start
-        state = (f"{where}at t = {t:.6g} of [{self.t0:.6g}, {self.t_end:.6g}] after {elapsed:.0f} s, {attempts} steps "
-                 f"tried ({rejected} rejected), step size now {dt:.3g}")
-        if self.max_time is not None and elapsed >= self.max_time:
-            raise TimeLimitError(f"this {self.what} stopped after max_time = {self.max_time:g} s: {state}. "
-                                 f"{self.cause(t, dt, attempts, rejected)}")
-        logger.warning("solvers: %s still running: %s. %s; options={'max_time': seconds} stops it with an error",
-                       self.what, state, self.cause(t, dt, attempts, rejected))
-        self._plan(now)
-
-    def cause(self, t: float, dt: float, attempts: int, rejected: int) -> str:
-        """The likely reasons for a long solve, from the steps so far, and what to do about each."""
-        left = (self.t_end - t) / dt if dt > 0 else math.inf
-        causes = []
-        if attempts >= 500 and rejected >= 0.1 * attempts:  # (the first steps are often rejected: not a sign)
-            causes.append(f"{100 * rejected / attempts:.0f}% of the steps are rejected: the problem is probably stiff "
-                          f"(stability, not accuracy, holds an explicit method to small steps); use an implicit "
-                          f"method: method='scipy_solver', options={{'solver': 'LSODA'}} (or 'Radau')")
-        if left > max(self.max_steps - attempts, 0.1 * self.max_steps):
-            causes.append(f"at this step size the rest of the span needs about {left:.3g} more steps, beyond "
-                          f"max_steps = {self.max_steps}: integrate over a shorter span or loosen rtol/atol (or lower "
-                          f"max_steps to stop sooner)")
-        if not causes:
-            causes.append(f"about {left:.3g} more steps at this step size: loosen rtol/atol to take larger ones")
-        return "; ".join(causes)
-
-
-def underflow_error(t: Any, dt: Any, controller: Controller, who: str = "") -> StepSizeUnderflowError:
-    """The error of every adaptive loop when t + dt == t (``who``: "sample b: " in a per-sample solve)."""
+def underflow_error(t: Any, dt: Any, controller: Controller) -> StepSizeUnderflowError:
+    """The error of every adaptive loop when t + dt == t."""
     return StepSizeUnderflowError(
-        f"{who}the step size underflowed to dt = {dt} at t = {t}: t + dt == t. The tolerances (rtol = "
+        f"the step size underflowed to dt = {dt} at t = {t}: t + dt == t. The tolerances (rtol = "
         f"{controller.rtol}, atol = {controller.atol}) cannot be met in this precision, or the solution blows up "
         f"there; loosen rtol/atol (float64 reaches about 1e-13, float32 about 1e-6)")
 
 
-def state_error(t: Any, who: str = "") -> NonFiniteStateError:
+def state_error(t: Any) -> NonFiniteStateError:
     """The error of every adaptive loop when the state or its derivative at a step's start is not finite."""
-    return NonFiniteStateError(f"{who}the state or its derivative is not finite at t = {t} (NaN or inf); check y0 "
+    return NonFiniteStateError(f"the state or its derivative is not finite at t = {t} (NaN or inf); check y0 "
                                f"and the vector field (a NaN input, an overflow)")
 
 

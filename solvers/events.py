@@ -11,10 +11,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .adjoint import adjoint_outputs, solve_adjoint
 from .engine import adaptive_steps, check_step_count, fixed_steps
 from .errors import NonFiniteStateError
-from .gradients import GRADIENT_MODES
+from .gradients import stacked_outputs
 from .problem import Problem
 from .terms import FuncTerm
 from .time_gradients import StartTime, inner_product, slope_at
@@ -72,7 +71,7 @@ def solve_event(problem: Problem, base: FuncTerm, event_fn: Callable, t: Tensor,
     y_first = problem.y0
     y_start = problem.y0.detach()
     if t.requires_grad:
-        problem = problem.with_(y0=StartTime.apply(t[0], y_first, slope_at(base, [t0], sign, 0, False), False))
+        problem = problem.with_(y0=StartTime.apply(t[0], y_first, slope_at(base, [t0], sign, 0)))
     call = event_caller(event_fn, flat, sign, torch.float64, y0.device)
     with torch.no_grad():
         initial = torch.sign(call(t0, y_start))
@@ -97,12 +96,7 @@ def solve_event(problem: Problem, base: FuncTerm, event_fn: Callable, t: Tensor,
         solved = problem.with_(t_out=[t0, t_event])
         if grid is not None:
             solved.grid = grid
-        if mode == "adjoint" and GRADIENT_MODES["adjoint"] is solve_adjoint:
-            ys = adjoint_outputs(solved)
-        else:
-            outs = GRADIENT_MODES[mode](solved)
-            outs[0] = y_first
-            ys = torch.stack(outs)
+        ys, _ = stacked_outputs(solved, mode, y_first)
     event_t = torch.tensor(sign * t_event, dtype=torch.float64, device=t.device)
     state = ys[-1]
     if state.requires_grad:

@@ -29,12 +29,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .adjoint import solve_adjoint
+from .adjoint import adjoint_outputs, solve_adjoint
 from .engine import Tape, adaptive_steps, next_k0, solve_fixed, start_time
 from .problem import Problem, forward
 from .reversible_gradient import solve_reversible
 
-__all__ = ["GRADIENT_MODES", "checkpoint_segment", "register_gradient_mode", "resolve_gradient"]
+__all__ = ["GRADIENT_MODES", "checkpoint_segment", "register_gradient_mode", "resolve_gradient", "stacked_outputs"]
 
 
 def checkpoint_segment(n_steps: int) -> int:
@@ -127,12 +127,22 @@ def register_gradient_mode(name: str, solve: Callable[[Problem], list[Tensor]], 
     GRADIENT_MODES[name] = solve
 
 
+def stacked_outputs(p: Problem, mode: str, y_first: Tensor) -> tuple[Tensor, bool]:
+    """The outputs of ``p`` under ``mode`` as one (T, ...) tensor with ``y_first`` at index 0 (no time gradient
+    through it), and whether that tensor's grad_fn is the continuous adjoint's own node (torchdiffeq's
+    layout, the built-in adjoint on a term without its own: index 0 then came through the solve)."""
+    if mode == "adjoint" and GRADIENT_MODES["adjoint"] is solve_adjoint and getattr(p.term, "solve_adjoint", None) is None:
+        return adjoint_outputs(p), True
+    outs = GRADIENT_MODES[mode](p)
+    outs[0] = y_first
+    return torch.stack(outs), False
+
+
 def resolve_gradient(gradient: str | None, adjoint: bool = False) -> str:
-    """The gradient mode from ``gradient`` and the ``adjoint=True`` shorthand; checked against the registry."""
+    """The gradient mode from ``gradient`` and the ``adjoint=True`` shorthand (the mode itself is checked
+    against the registry by the ``SolveSpec`` it goes into)."""
     if gradient is None:
         return "adjoint" if adjoint else "backprop"
-    if gradient not in GRADIENT_MODES:
-        raise ValueError(f"unknown gradient {gradient!r}; expected one of {', '.join(sorted(GRADIENT_MODES))}")
     if adjoint and gradient != "adjoint":
         raise ValueError(f"adjoint=True is shorthand for gradient='adjoint' but gradient={gradient!r} "
                          f"was also given; pass only one")

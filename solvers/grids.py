@@ -37,7 +37,7 @@ def _slack(dtype: torch.dtype) -> float:
 
 
 def knot_grid(t: Tensor, jump_t: Tensor | None = None, step_size: float | None = None,
-              max_steps: int = DEFAULT_MAX_STEPS) -> tuple[Tensor, list[int]]:
+              max_steps: int = DEFAULT_MAX_STEPS, gap_scale: Tensor | None = None) -> tuple[Tensor, list[int]]:
     """Integration grid through the output times and the jumps, optionally subdivided.
 
     Args:
@@ -47,6 +47,8 @@ def knot_grid(t: Tensor, jump_t: Tensor | None = None, step_size: float | None =
         step_size: largest allowed step; each gap is split into equal substeps.  None: the
             steps are exactly the gaps of the union.
         max_steps: refuse (StepLimitError) a grid of more steps, before building it.
+        gap_scale: None, or (G,) the real length per unit of each gap of the union (an index clock):
+            gap g is split into steps no longer than ``step_size`` in real time.
 
     Returns:
         ``(grid, out_index)``: grid (N,) in the direction of ``t``, starting at ``t[0]`` and
@@ -78,6 +80,8 @@ def knot_grid(t: Tensor, jump_t: Tensor | None = None, step_size: float | None =
         # Counts in float64 on the CPU (they are needed on the host anyway, and some devices
         # have no float64), then moved back to t's device.
         ratio = gaps.detach().cpu().double() / float(step_size)
+        if gap_scale is not None:
+            ratio = ratio * gap_scale[: ratio.shape[0]].detach().cpu().double()
         n = torch.ceil(ratio * (1.0 - _slack(t.dtype))).clamp(min=1)
         check_step_count(int(min(float(n.sum()), 2.0 ** 62)), max_steps,
                          f"a fixed-step grid of step_size = {step_size} over [{float(ta[0])}, {float(ta[-1])}]")

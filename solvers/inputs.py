@@ -11,7 +11,7 @@ with a Horner pass on (B, P) rows (nothing at all for a piecewise-constant input
 Layout (the contract with whoever builds the input, e.g. ``neuralode_rnn.paths.Path``):
 
 * ``knots``: (T,) increasing clock times, as floats; or (B, T), each sample its own times, for a
-  solve with per-sample clocks (``solvers.per_sample``: times are then (B,) tensors);
+  term read at per-sample clocks (times are then (B,) tensors);
 * ``coeffs``: tuple of (B, T-1, D) tensors; on piece j, i.e. (knots[j], knots[j+1]], the input is
   ``sum_i coeffs[i][:, j] * tau**i`` with the local time ``tau = t - knots[j]``, or
   ``(t - knots[j]) * scale[:, j]`` when a per-sample ``scale`` (B, T-1) is given (an index clock

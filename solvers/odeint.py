@@ -5,8 +5,7 @@ The same signature, conventions and numbers as torchdiffeq (tuple states, increa
 adjoint arguments; dopri5, bosh3 and dopri8 step for step as torchdiffeq's, 1e-13 in float64);
 every method name means the same method (``"rk4"`` is the 3/8 rule in both).  Added: ``gradient=``
 ("backprop", "checkpoint", "adjoint"), ``step_size=`` and ``jump_t=`` (knot-aligned grids),
-``max_steps``, PI control (``pcoeff``/``icoeff``), ``max_time``, per-sample error control
-(``options={"per_sample": True}``), more tableaux, clear errors.  docs/ODEINT.md lists what is the
+``max_steps``, PI control (``pcoeff``/``icoeff``), ``max_time``, more tableaux, clear errors.  docs/ODEINT.md lists what is the
 same, what is added, what differs on purpose and why, and what is inherited from torchdiffeq.
 
 This module is the adapter only: it turns torchdiffeq's arguments into a
@@ -26,31 +25,26 @@ import torch
 import torchdiffeq
 from torch import Tensor
 
-from .adjoint import adjoint_outputs, solve_adjoint
 from .adjoint_options import backward_settings
 from .callbacks import step_callbacks
 from .delegated import delegate
 from .engine import DEFAULT_MAX_STEPS
 from .events import solve_event
-from .gradients import GRADIENT_MODES, resolve_gradient
+from .gradients import resolve_gradient, stacked_outputs
 from .methods import DELEGATED
 from .odeint_args import (
     ADAPTIVE_OPTIONS,
     FIXED_OPTIONS,
     adjoint_parameters,
     check_finite_outputs,
-    check_max_steps,
     check_options,
-    check_per_sample,
-    check_step_size,
     check_t,
-    check_tol,
+    check_times,
     check_y0,
-    jump_times,
     resolve_method,
 )
 from .odeint_options import controller_settings, fixed_options, state_norm, tol_tensor
-from .spec import SolveSpec
+from .spec import SolveSpec, check_max_steps
 from .tableaux import Tableau
 from .terms import FuncTerm, ReversedTerm, Term
 from .time_gradients import StartTime, TimeGradient, slope_at, slopes_at
@@ -89,8 +83,7 @@ def odeint(
     Args:
         func: the vector field, returning a tensor of ``y0``'s shape (a tuple for a tuple ``y0``).
         y0: (*S) initial state, real or complex, any shape; or a tuple of tensors.
-        t: (T,) strictly increasing or decreasing times; ``t[0]`` is the initial time.  With
-            ``options={"per_sample": True}`` also (B, T): row b holds sample b's times.
+        t: (T,) strictly increasing or decreasing times; ``t[0]`` is the initial time.
         rtol, atol: adaptive methods' tolerances (torchdiffeq's defaults 1e-7, 1e-9); tensors
             broadcasting against y0 or, for tuple states, one entry per state.
         method: a name of ``solvers.METHODS`` or a ``Tableau``; default "dopri5".
@@ -123,8 +116,7 @@ def odeint(
     if options is not None and not isinstance(options, dict):
         raise TypeError(f"options must be a dict or None; got {type(options).__name__}")
     user_options = dict(options or {})
-    per_sample = bool(user_options.get("per_sample", False))
-    t = check_t(t, per_sample)
+    t = check_t(t)
     if name in DELEGATED:
         if isinstance(y0, tuple):
             Flat(y0)
@@ -139,36 +131,25 @@ def odeint(
         y0 = flat.flat(y0)
         rtol, atol = flat.tol("rtol", rtol), flat.tol("atol", atol)
     y0 = check_y0(y0)
-    rtol, atol = tol_tensor(check_tol("rtol", rtol), y0), tol_tensor(check_tol("atol", atol), y0)
-    step_size = check_step_size(step_size)
-    max_steps = check_max_steps(max_steps)
-    if per_sample and not tab.adaptive:
-        raise ValueError(f"options['per_sample'] is error control per sample; method {name!r} has fixed steps")
+    rtol, atol = tol_tensor(rtol, y0), tol_tensor(atol, y0)  # checked by the SolveSpec they make
     allowed = ADAPTIVE_OPTIONS if tab.adaptive else FIXED_OPTIONS
     options = check_options(user_options, "options", allowed, name)
     if "max_num_steps" in options:
-        max_steps = check_max_steps(options.pop("max_num_steps"), "options['max_num_steps']")
-    options.pop("per_sample", None)
+        max_steps = check_max_steps("options['max_num_steps']", options.pop("max_num_steps"))
 
-    descending = bool(t.reshape(-1, t.shape[-1])[0, 0] > t.reshape(-1, t.shape[-1])[0, -1]) if t.shape[-1] > 1 \
-        else False
+    descending = t.shape[0] > 1 and bool(t[0] > t[-1])
     sign = -1.0 if descending else 1.0
     real = y0.real.dtype if y0.is_complex() else y0.dtype
     if flat is not None:
         def func(tt: Tensor, y: Tensor) -> Tensor:  # the flattened field of a tuple state, as torchdiffeq's
             return torch.cat([v.reshape(-1) for v in user_func(tt, flat.split(y))])
-    base = FuncTerm(func, time_dtype=real, device=y0.device, per_sample=per_sample)
+    base = FuncTerm(func, time_dtype=real, device=y0.device)
     install_first_call_check(base, y0, flat, user_func)
     term: Term = ReversedTerm(base) if descending else base
     callbacks = step_callbacks(user_func, flat, sign, torch.float64 if tab.adaptive else t.dtype)
-    if per_sample:
-        check_per_sample(tab, name, y0, flat, mode, event_fn, callbacks)
-        callbacks = None
-    jumps = jump_times("jump_t", jump_t, t, per_sample, y0)
-    fields: dict = dict(method=tab, rtol=rtol, atol=atol, gradient=mode, max_steps=max_steps,
-                        error_control="sample" if per_sample else "batch")
+    jumps = check_times("jump_t", jump_t, t)
+    fields: dict = dict(method=tab, rtol=rtol, atol=atol, gradient=mode, max_steps=max_steps)
     clock: dict = dict(callbacks=callbacks, dense_output=True, state_scale=0.0)
-    signed = t.detach() * sign if per_sample else (t.detach() * sign).reshape(-1)
     user_norm = None
     if tab.adaptive:
         if step_size is not None:
@@ -177,30 +158,28 @@ def odeint(
         if "jump_t" in options and jumps is not None:
             raise ValueError("pass jump times once: either jump_t= or options['jump_t']")
         if jumps is None:
-            jumps = jump_times("options['jump_t']", options.pop("jump_t", None), t, per_sample, y0)
+            jumps = check_times("options['jump_t']", options.pop("jump_t", None), t)
         options.pop("jump_t", None)
-        steps_t = jump_times("options['step_t']", options.pop("step_t", None), t, per_sample, y0)
+        steps_t = check_times("options['step_t']", options.pop("step_t", None), t)
         settings, user_norm = controller_settings(options, "options")
         fields.update(settings)
         clock.update(step_t=None if steps_t is None else steps_t * sign)
     else:
         fields.update(step_size=step_size)
-        clock.update(fixed_options(options, name, step_size, jumps, event_fn, user_func, callbacks, y0, flat, t, sign,
-                                   max_steps))
-    norm = state_norm(user_norm, flat, per_sample)
-    params: tuple = ()
-    spec = SolveSpec(**fields)
-    if mode == "reversible":
-        params = adjoint_parameters(user_func, adjoint_params)
+    spec = SolveSpec(**fields)  # step_size, rtol, atol, max_steps and the controller's settings checked here, once
+    if not tab.adaptive:
+        clock.update(fixed_options(options, name, spec.step_size, jumps, event_fn, user_func, callbacks, y0, flat, t,
+                                   sign, spec.max_steps))
+    norm = state_norm(user_norm, flat)
+    params = adjoint_parameters(user_func, adjoint_params) if mode in ("adjoint", "reversible") else ()
     if mode == "adjoint":
-        params = adjoint_parameters(user_func, adjoint_params)
         back, seminorm, clock["backward"] = backward_settings(
             spec, clock.get("perturb"), norm, user_options, method, adjoint_method, adjoint_rtol, adjoint_atol,
             adjoint_options, flat, y0, user_func, sign, t, jumps)
         spec = spec.replace(adjoint=back, adjoint_seminorm=seminorm)
-    problem = spec.problem(term, y0, signed, jump_t=None if jumps is None else jumps * sign, params=params,
+    problem = spec.problem(term, y0, t.detach() * sign, jump_t=None if jumps is None else jumps * sign, params=params,
                            norm=norm, **clock)
-    if not per_sample and set(problem.jump_t) & set(problem.step_t):
+    if set(problem.jump_t) & set(problem.step_t):
         raise ValueError("options['step_t'] and jump_t must not share a time (torchdiffeq's rule)")
     t_out = problem.t_out
 
@@ -210,23 +189,14 @@ def odeint(
         return solve_event(problem, base, event_fn, t, mode, flat, sign, y0, atol)
 
     y_start = problem.y0
-    t_grad = t.requires_grad and t.shape[-1] > 1
+    t_grad = t.requires_grad and t.shape[0] > 1
     if t_grad:
-        problem = problem.with_(y0=StartTime.apply(t[..., 0], y_start, slope_at(base, t_out, sign, 0, per_sample),
-                                                    per_sample and t.ndim == 2))
-    stacked_adjoint = mode == "adjoint" and GRADIENT_MODES["adjoint"] is solve_adjoint and \
-        getattr(term, "solve_adjoint", None) is None
-    if stacked_adjoint:
-        # the adjoint's autograd node is the output's grad_fn itself (torchdiffeq's layout)
-        ys = adjoint_outputs(problem)
-    else:
-        outs = GRADIENT_MODES[mode](problem)
-        outs[0] = y_start  # y(t[0]) is y0 whatever t[0] is: no time gradient through it
-        ys = torch.stack(outs)
+        problem = problem.with_(y0=StartTime.apply(t[0], y_start, slope_at(base, t_out, sign, 0)))
+    ys, stacked_adjoint = stacked_outputs(problem, mode, y_start)
     if problem.grid is not None:
         check_finite_outputs(ys, t, name)
     if t_grad:
-        ys = TimeGradient.apply(t, ys, slopes_at(base, t_out, sign, per_sample), stacked_adjoint)
+        ys = TimeGradient.apply(t, ys, slopes_at(base, t_out, sign), stacked_adjoint)
     ys = ys.to(y0.dtype)
     if flat is not None:
         return tuple(part.to(dt) for part, dt in zip(flat.split(ys, (ys.shape[0],)), flat.dtypes))

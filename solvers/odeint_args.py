@@ -3,8 +3,6 @@ what came and what was expected (torchdiffeq's argument conventions)."""
 
 from __future__ import annotations
 
-import math
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +11,6 @@ from torch import Tensor, nn
 
 from .errors import NonFiniteStateError
 from .methods import METHODS
-from .per_sample import sample_times
 from .tableaux import REVERSIBLE_TABLEAUX, TABLEAUX, Tableau
 
 FIXED_OPTIONS = ("step_size", "grid_constructor", "perturb", "interp", "norm", "max_num_steps")
@@ -21,40 +18,36 @@ FIXED_OPTIONS = ("step_size", "grid_constructor", "perturb", "interp", "norm", "
 ``max_num_steps``."""
 
 ADAPTIVE_OPTIONS = ("first_step", "safety", "ifactor", "dfactor", "min_step", "max_step", "max_num_steps", "step_t",
-                    "jump_t", "norm", "dtype", "pcoeff", "icoeff", "per_sample", "max_time")
-"""torchdiffeq's options of adaptive methods, plus ``pcoeff``/``icoeff`` (PI control), ``per_sample``
-and ``max_time`` (wall-clock seconds; ``TimeLimitError`` after them).  Each is checked against its
+                    "jump_t", "norm", "dtype", "pcoeff", "icoeff", "max_time")
+"""torchdiffeq's options of adaptive methods, plus ``pcoeff``/``icoeff`` (PI control) and
+``max_time`` (wall-clock seconds; ``TimeLimitError`` after them).  Each is checked against its
 range here (``solvers.controller.check_controller_options``: safety in (0, 1], ifactor >= 1,
 dfactor in (0, 1], ...), not left to fail later as an unmet tolerance."""
 
 
 # --------------------------------------------------------------------------- validation
-def check_t(t: Any, per_sample: bool) -> Tensor:
+def check_t(t: Any) -> Tensor:
     if not isinstance(t, Tensor):
         raise TypeError(f"t must be a 1-D torch.Tensor of times; got {type(t).__name__}")
     if not t.is_floating_point():
         raise TypeError(f"t must have a real floating dtype; got t.dtype = {t.dtype}")
-    if t.numel() == 0 or not (t.ndim == 1 or (per_sample and t.ndim == 2)):
-        expected = "1-D (or (B, T) with options={'per_sample': True})" if per_sample else "1-D"
-        raise ValueError(f"t must be {expected} and non-empty, time along its last axis; got shape {tuple(t.shape)}")
+    if t.numel() == 0 or t.ndim != 1:
+        raise ValueError(f"t must be 1-D and non-empty; got shape {tuple(t.shape)}")
     td = t.detach()
-    bad = torch.nonzero(~torch.isfinite(td).reshape(-1)).reshape(-1)
+    bad = torch.nonzero(~torch.isfinite(td)).reshape(-1)
     if bad.numel():
         k = int(bad[0])
-        raise ValueError(f"t must hold finite times; got t[{k}] = {float(td.reshape(-1)[k])} (integrate to a "
+        raise ValueError(f"t must hold finite times; got t[{k}] = {float(td[k])} (integrate to a "
                          f"finite end time, or stop at an event with event_fn)")
-    rows = td.reshape(-1, td.shape[-1])
-    if rows.shape[1] > 1:
-        d = rows[:, 1:] - rows[:, :-1]
-        sign = 1.0 if bool(d[0, 0] > 0) else -1.0
-        bad = torch.nonzero(~(d * sign > 0))
+    if t.shape[0] > 1:
+        d = td[1:] - td[:-1]
+        sign = 1.0 if bool(d[0] > 0) else -1.0
+        bad = torch.nonzero(~(d * sign > 0)).reshape(-1)
         if bad.numel():
-            r, k = int(bad[0, 0]), int(bad[0, 1]) + 1
-            at = f"t[{r}, {{}}]" if t.ndim == 2 else "t[{}]"
+            k = int(bad[0]) + 1
             raise ValueError(
-                f"t must be strictly increasing or strictly decreasing; got {at.format(k)} = {float(rows[r, k])} "
-                f"after {at.format(k - 1)} = {float(rows[r, k - 1])}"
-                + (f" (with t[1] - t[0] = {float(d[0, 0])})" if k > 1 or r > 0 else ""))
+                f"t must be strictly increasing or strictly decreasing; got t[{k}] = {float(td[k])} after "
+                f"t[{k - 1}] = {float(td[k - 1])}" + (f" (with t[1] - t[0] = {float(d[0])})" if k > 1 else ""))
     return t
 
 
@@ -69,55 +62,6 @@ def check_y0(y0: Any, name: str = "y0") -> Tensor:
         raise ValueError(f"{name} must be finite; got {y0.detach().reshape(-1)[k].item()} at flat index {k} "
                          f"(of shape {tuple(y0.shape)})")
     return y0
-
-
-def check_tol(name: str, tol: Any) -> Any:
-    if isinstance(tol, Tensor) and tol.requires_grad:
-        raise ValueError(f"{name} cannot require gradients")
-    try:
-        value = torch.as_tensor(tol).detach()
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{name} must be a number or a tensor; got {type(tol).__name__}") from None
-    if value.is_complex() or bool(torch.isnan(value).any()) or bool((value < 0).any()) or \
-            not bool(torch.isfinite(value).all()):
-        raise ValueError(f"{name} must be non-negative and finite; got {name} = {tol}")
-    return tol
-
-
-def check_number(name: str, value: Any, positive: bool = True, allow_zero: bool = False) -> float:
-    if isinstance(value, Tensor):
-        if value.numel() != 1:
-            raise ValueError(f"{name} must be a number; got a tensor of shape {tuple(value.shape)}")
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number; got {type(value).__name__}")
-    value = float(value)
-    ok = (value > 0 or (allow_zero and value == 0)) if positive else True
-    if math.isnan(value) or not ok:
-        raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'}; got {name} = {value}")
-    return value
-
-
-def check_step_size(step_size: Any, name: str = "step_size") -> float | None:
-    if step_size is None:
-        return None
-    if isinstance(step_size, Tensor):
-        if step_size.numel() != 1:
-            raise ValueError(f"{name} must be a positive number; got a tensor of shape {tuple(step_size.shape)}")
-        step_size = step_size.item()
-    if isinstance(step_size, bool) or not isinstance(step_size, (int, float)):
-        raise TypeError(f"{name} must be a positive number or None; got {type(step_size).__name__}")
-    if not (math.isfinite(step_size) and step_size > 0):
-        raise ValueError(f"{name} must be a positive finite number or None; got {name} = {step_size}")
-    return float(step_size)
-
-
-def check_max_steps(max_steps: Any, name: str = "max_steps") -> int:
-    if isinstance(max_steps, Tensor) and max_steps.numel() == 1 and not max_steps.is_floating_point():
-        max_steps = int(max_steps)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ValueError(f"{name} must be a positive int; got {max_steps!r}")
-    return max_steps
 
 
 def check_times(name: str, values: Any, t: Tensor) -> Tensor | None:
@@ -156,39 +100,10 @@ def check_options(options: Any, name: str, allowed: Sequence[str], method: str) 
     return dict(options)
 
 
-def jump_times(name: str, values: Any, t: Tensor, per_sample: bool, y0: Tensor) -> Tensor | None:
-    if values is None:
-        return None
-    if per_sample and torch.as_tensor(values).ndim == 2:
-        v = sample_times(name, values, y0.shape[0], y0.device)
-        return v if v.shape[1] else None
-    return check_times(name, values, t)
-
-
-def signed_times(times: Tensor | None, sign: float, per_sample: bool) -> Any:
+def signed_times(times: Tensor | None, sign: float) -> list[float]:
     if times is None:
         return []
-    if per_sample:
-        return times * sign
     return sorted({sign * float(x) for x in times.tolist()})
-
-
-def check_per_sample(tab: Tableau, name: str, y0: Tensor, flat: Any, mode: str, event_fn: Any,
-                      callbacks: Any) -> None:
-    if not tab.adaptive:
-        raise ValueError(f"options['per_sample'] is error control per sample; method {name!r} has fixed steps")
-    if flat is not None:
-        raise ValueError("options['per_sample'] needs a tensor state with the batch on axis 0; got a tuple y0")
-    if y0.dim() == 0:
-        raise ValueError("options['per_sample'] needs a state with the batch on axis 0; got a 0-d y0")
-    if mode != "backprop":
-        raise ValueError(f"options['per_sample'] supports gradient='backprop' (autograd through the per-sample "
-                         f"steps); got gradient={mode!r}")
-    if event_fn is not None:
-        raise ValueError("event_fn is not supported with options['per_sample']")
-    if callbacks is not None:
-        warnings.warn("options['per_sample']: func's step callbacks are not called (the samples take different "
-                      "steps)", stacklevel=3)
 
 
 def check_finite_outputs(ys: Tensor, t: Tensor, name: str) -> None:

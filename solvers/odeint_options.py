@@ -12,23 +12,23 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .controller import check_controller_options, rms_norm, sample_rms_norm
+from .controller import check_controller_options, rms_norm
 from .grids import arange_grid, constructed_grid
-from .odeint_args import check_number, check_step_size
+from .spec import check_number
 from .tuple_state import Flat, mixed_norm
 
 
 def tol_tensor(tol: Any, y0: Tensor) -> Any:
-    if isinstance(tol, Tensor):
-        real = y0.real.dtype if y0.is_complex() else y0.dtype
-        return tol.to(device=y0.device, dtype=real)
-    return float(tol)
+    """A tensor tolerance on y0's device in its real dtype (anything else as given, for SolveSpec to check)."""
+    if isinstance(tol, Tensor) and not tol.is_complex():
+        return tol.to(device=y0.device, dtype=y0.real.dtype if y0.is_complex() else y0.dtype)
+    return tol
 
 
-def state_norm(user_norm: Any, flat: Flat | None, per_sample: bool) -> Callable[[Tensor], Any]:
+def state_norm(user_norm: Any, flat: Flat | None) -> Callable[[Tensor], Any]:
     """The forward error norm on the flat state: the user's (on the tuple for tuple states) or the default."""
     if user_norm is None:
-        return sample_rms_norm if per_sample else (mixed_norm(flat) if flat is not None else rms_norm)
+        return mixed_norm(flat) if flat is not None else rms_norm
     if not callable(user_norm):
         raise TypeError(f"options['norm'] must be callable; got {type(user_norm).__name__}")
     if flat is None:
@@ -51,10 +51,7 @@ def controller_settings(options: dict, where: str) -> tuple[dict, Any]:
                         f"precision); got {dtype!r}")
     if dtype is not None and dtype != torch.float64:
         warnings.warn(f"{where}['dtype'] = {dtype}: times are float64 here whatever this option says", stacklevel=4)
-    first = options.pop("first_step", None)
-    first = None if first is None else check_number(f"{where}['first_step']", first)
-    if first is not None and not math.isfinite(first):
-        raise ValueError(f"{where}['first_step'] must be a positive finite step size; got {first}")
+    first = check_number(f"{where}['first_step']", options.pop("first_step", None), allow_none=True)
     values = {k: options.pop(k) for k in ("safety", "ifactor", "dfactor", "pcoeff", "icoeff", "min_step", "max_step",
                                           "max_time") if k in options}
     check_controller_options(where, **values)
@@ -82,7 +79,7 @@ def fixed_options(options: dict, name: str, step_size: float | None, jumps: Tens
     clock = dict(perturb=bool(options.pop("perturb", jumps is not None)), interp=options.pop("interp", "linear"))
     if clock["interp"] not in ("linear", "cubic"):
         raise ValueError(f"options['interp'] must be 'linear' or 'cubic'; got {clock['interp']!r}")
-    opt_step = check_step_size(options.pop("step_size", None), "options['step_size']")
+    opt_step = check_number("options['step_size']", options.pop("step_size", None), allow_none=True)
     constructor = options.pop("grid_constructor", None)
     if sum(x is not None for x in (step_size, opt_step, constructor)) > 1:
         raise ValueError("pass one of step_size=, options['step_size'] and options['grid_constructor'] "

@@ -16,7 +16,6 @@ from torch import Tensor
 
 from .controller import Controller
 from .engine import DEFAULT_MAX_STEPS, Callbacks, Tape, solve_adaptive, solve_fixed
-from .per_sample import PerSampleStats, solve_adaptive_per_sample
 from .reversible import ReversibleRun, is_reversible, reversible_solve
 from .stepper import Plan
 from .terms import Term
@@ -28,12 +27,12 @@ __all__ = ["AdjointSpec", "Problem", "Solution", "Stats", "forward", "forward_re
 class Stats:
     """What a forward solve cost (diffrax's ``sol.stats``): ``nfe`` evaluations of the term (stages, the
     first-step probe and dense-output reads), ``accepted`` and ``rejected`` steps (a fixed grid's
-    steps are all accepted; with per-sample error control, summed over the samples).  The engine adds to it while it solves; a solve hands it back as a value.
+    steps are all accepted).  The engine adds to it while it solves; a solve hands it back as a value.
 
     ``reconstruction_error``: set by the continuous adjoint's backward pass (None until then, and in
     other modes): the largest relative RMS difference, over the output intervals, between the state
     the backward solve reconstructs at an output time and the forward's state there
-    (:func:`solvers.adjoint.reconstruction_error`).  Large values mean the adjoint's gradient is not
+    (:func:`solvers.reconstruction.reconstruction_error`).  Large values mean the adjoint's gradient is not
     that of the computed forward (see docs/GRADIENTS.md)."""
 
     nfe: int = 0
@@ -63,7 +62,7 @@ class CountedTerm(Term):
 
     def __init__(self, term: Term, stats: Stats) -> None:
         self.term, self.stats = term, stats
-        self.per_sample, self.time_dtype = term.per_sample, term.time_dtype
+        self.time_dtype = term.time_dtype
         if getattr(term, "euler_step", None) is not None:
             self.euler_step = self._euler_step
 
@@ -87,17 +86,15 @@ class AdjointSpec:
     """How the continuous adjoint solves backward (torchdiffeq's ``adjoint_*`` arguments).
 
     Attributes:
-        plan: the backward solve's tableau (the forward's by default).
-        spec: the backward solve's :class:`~solvers.spec.SolveSpec` (the one builder of its controllers:
-            an adjoint on an augmented state asks it for one with that state's tolerances and norm).
-        controller: adaptive backward solves: tolerances, factors and step bounds; its ``norm`` is
-            the *state* norm, applied to y and to the adjoint a (torchdiffeq's default adjoint norm
-            is max(|t|, norm(y), norm(a), rms of each parameter gradient)).
+        spec: the backward solve's :class:`~solvers.spec.SolveSpec` (method, tolerances, controller
+            settings, first step, step limit; the one builder of its controllers: an adjoint on an
+            augmented state asks it for one with that state's tolerances and norm).
+        state_norm: the *state* norm, applied to y and to the adjoint a (torchdiffeq's default adjoint
+            norm is max(|t|, norm(y), norm(a), rms of each parameter gradient)).
         seminorm: leave the parameter gradients out of that default norm (Kidger, Chen and Lyons
             2021; torchdiffeq's ``adjoint_options={"norm": "seminorm"}``): usually far fewer steps.
         norm: a norm on the tuple ``(t, y, adj_y, *adj_params)`` replacing the default one (a user's
             ``adjoint_options["norm"]``; ``t`` is a 0-d zero here, the time gradient being closed form).
-        first_step: adaptive backward solves' first step (None: chosen).
         jump_t, step_t: adaptive backward solves' jump and step times as forward (increasing) times;
             None: the problem's ``jump_t`` and none.
         backward_grid: fixed backward solves: ``backward_grid(t_hi, t_lo)`` returns the grid of the
@@ -106,21 +103,26 @@ class AdjointSpec:
             one step per output interval, as torchdiffeq with no grid options).
         perturb: fixed backward grids: evaluate stages on a step's ends one ulp inside.
         callbacks: the ``*_adjoint`` step callbacks, each ``callback(t, (t_grad, y, adj_y, *adj_params), dt)``.
-        max_steps: the backward solve's step limit (None: the problem's).
     """
 
-    plan: Plan
-    controller: Controller | None
-    spec: Any = None
+    spec: Any
+    state_norm: Callable[[Tensor], Any]
     seminorm: bool = False
     norm: Any = None
     perturb: bool = False
     callbacks: Callbacks | None = None
-    first_step: float | None = None
     jump_t: Sequence[float] | None = None
     step_t: Sequence[float] = ()
     backward_grid: Callable[[float, float], list[float]] | None = None
-    max_steps: int | None = None
+
+    @property
+    def plan(self) -> Plan:
+        return Plan.of(self.spec.tableau)
+
+    @property
+    def controller(self) -> Controller | None:
+        """The backward solve's controller on the state norm (None for a fixed method)."""
+        return self.spec.controller(self.state_norm)
 
 
 @dataclass
@@ -148,9 +150,6 @@ class Problem:
             the differentiated tensors are functions of others (an input's coefficients computed from
             its samples), the backward pass must take partial derivatives with respect to each.
         adjoint: the backward solve of the adjoint mode.
-        per_sample: adaptive methods: every sample (axis 0 of y0) gets its own steps
-            (:mod:`solvers.per_sample`); then ``t_out`` may be a (B, T) tensor and ``jump_t``/``step_t``
-            (B, J) tensors, each row one sample's times.
         event_step: fixed methods with an event: the step size of the search for it.
         spec: the :class:`~solvers.spec.SolveSpec` that built this problem.
         stats: when set, the forward solve adds its :class:`Stats` to it.
@@ -173,7 +172,6 @@ class Problem:
     params: tuple[Tensor, ...] = ()
     param_sources: tuple[Tensor, ...] | None = None
     adjoint: AdjointSpec | None = None
-    per_sample: bool = False
     event_step: float | None = None
     spec: Any = None
     stats: Stats | None = None
@@ -197,19 +195,6 @@ def forward(p: Problem, tape: Tape | None = None, y0: Tensor | None = None) -> l
     stats, term = p.stats, p.term
     if stats is not None:
         p = p.with_(term=CountedTerm(term, stats))
-    if p.per_sample:
-        if p.grid is not None:
-            raise ValueError("per-sample error control applies to adaptive methods; this problem has a fixed grid")
-        counts = None if stats is None else PerSampleStats()
-        outs = solve_adaptive_per_sample(p.term, p.plan, y0, p.t_out, p.controller, first_step=p.first_step,
-                                         jump_t=p.jump_t if len(p.jump_t) else None,
-                                         step_t=p.step_t if len(p.step_t) else None,
-                                         exact_outputs=p.exact_outputs, tape=tape, max_steps=p.max_steps,
-                                         stats=counts)
-        if counts is not None:  # summed over the samples (once, after the solve)
-            stats.accepted += int(counts.accepted.sum())
-            stats.rejected += int(counts.rejected.sum())
-        return outs
     if p.grid is not None:
         return solve_fixed(p.term, p.plan, y0, p.grid, p.t_out, perturb=p.perturb, interp=p.interp,
                            callbacks=p.callbacks, tape=tape, max_steps=p.max_steps, stats=stats)

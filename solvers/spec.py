@@ -30,25 +30,27 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .adjoint import flush_accuracy_checks
-from .controller import Controller, check_controller_options, check_resolution, rms_norm, sample_rms_norm
+from .controller import Controller, check_controller_options, check_resolution, rms_norm
 from .engine import DEFAULT_MAX_STEPS, Callbacks, check_step_count
 from .gradients import GRADIENT_MODES
 from .grids import knot_grid
 from .problem import AdjointSpec, Problem, Solution, Stats
+from .reconstruction import flush_accuracy_checks
 from .stepper import Plan
-from .tableaux import REVERSIBLE_TABLEAUX, TABLEAUX, ReversibleTableau, Tableau
+from .tableaux import ReversibleTableau, Tableau, tableau
 from .terms import Term
 
-__all__ = ["ERROR_CONTROLS", "SolveSpec"]
-
-ERROR_CONTROLS = ("batch", "sample")
-"""Adaptive error control: one step sequence for the batch, or each sample (axis 0) its own."""
+__all__ = ["SolveSpec", "check_max_steps", "check_number", "check_tolerance"]
 
 
-def _positive_number(name: str, value: Any, *, allow_zero: bool = False, allow_none: bool = False) -> None:
+# ------------------------------------------------------------------ the checks of a solve's numbers (named as given)
+def check_number(name: str, value: Any, *, allow_zero: bool = False, allow_none: bool = False) -> float | None:
+    """``value`` as a float: a positive (``allow_zero``: non-negative) finite number, or a one-element
+    real tensor holding one; None when ``allow_none``.  ``name``: how the caller spelt the argument."""
     if value is None and allow_none:
-        return
+        return None
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.is_complex():
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         expected = "None or a number" if allow_none else "a number"
         raise TypeError(f"{name} must be {expected}; got {type(value).__name__} {value!r}")
@@ -56,12 +58,22 @@ def _positive_number(name: str, value: Any, *, allow_zero: bool = False, allow_n
     if math.isnan(value) or math.isinf(value) or not ok:
         expected = "a non-negative finite number" if allow_zero else "a positive finite number"
         raise ValueError(f"{name} must be {'None or ' if allow_none else ''}{expected}; got {name} = {value!r}")
+    return float(value)
 
 
-def _tolerance(name: str, value: Any) -> None:
+def check_max_steps(name: str, value: Any) -> int:
+    """``value`` as a positive int (an integer one-element tensor read as one)."""
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.is_floating_point():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int; got {value!r}")
+    return value
+
+
+def check_tolerance(name: str, value: Any) -> None:
     """A tolerance: a non-negative finite number, or a tensor of them (per element) needing no gradient."""
     if not isinstance(value, Tensor):
-        _positive_number(name, value, allow_zero=True)
+        check_number(name, value, allow_zero=True)
         return
     if value.requires_grad:
         raise ValueError(f"{name} cannot require gradients")
@@ -84,8 +96,6 @@ class SolveSpec:
             (reversible methods only), ...).
         max_steps: the step limit (a fixed grid beyond it is refused before it is built; an adaptive
             solve stops with ``StepLimitError``).
-        error_control: adaptive methods: "batch" (one step sequence, the error norm over the batch)
-            or "sample" (each sample its own steps, in lockstep; backprop only).
         safety, ifactor, dfactor, pcoeff, icoeff, min_step, max_step, max_time: the controller's
             settings (None: the controller's defaults, torchdiffeq's).
         adjoint_seminorm: the adjoint mode leaves the parameters' gradients out of its error norm.
@@ -103,7 +113,6 @@ class SolveSpec:
     atol: float = 1e-5
     gradient: str = "backprop"
     max_steps: int = DEFAULT_MAX_STEPS
-    error_control: str = "batch"
     safety: float | None = None
     ifactor: float | None = None
     dfactor: float | None = None
@@ -118,27 +127,16 @@ class SolveSpec:
 
     # ------------------------------------------------------------------ validation (the one place)
     def __post_init__(self) -> None:
-        if not isinstance(self.method, Tableau) and (not isinstance(self.method, str) or
-                                                     (self.method not in TABLEAUX and
-                                                      self.method not in REVERSIBLE_TABLEAUX)):
-            raise ValueError(f"unknown method {self.method!r}; expected one of the Runge-Kutta methods "
-                             f"{', '.join(sorted(TABLEAUX))}, or one made reversible: reversible_<name>")
-        _positive_number("step_size", self.step_size, allow_none=True)
-        _tolerance("rtol", self.rtol)
-        _tolerance("atol", self.atol)
+        tableau(self.method)  # the one method registry's check: an unknown name lists the known ones
+        object.__setattr__(self, "step_size", check_number("step_size", self.step_size, allow_none=True))
+        check_tolerance("rtol", self.rtol)
+        check_tolerance("atol", self.atol)
         if bool((torch.as_tensor(self.rtol) == 0).all()) and bool((torch.as_tensor(self.atol) == 0).all()):
             raise ValueError("rtol and atol must not both be 0: no step could meet a zero tolerance; e.g. rtol=1e-3, "
                              "atol=1e-5")
         if not isinstance(self.gradient, str) or self.gradient not in GRADIENT_MODES:
             raise ValueError(f"unknown gradient {self.gradient!r}; expected one of {', '.join(sorted(GRADIENT_MODES))}")
-        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
-            raise ValueError(f"max_steps must be a positive int; got {self.max_steps!r}")
-        if self.error_control not in ERROR_CONTROLS:
-            raise ValueError(f"unknown error_control {self.error_control!r}; expected one of "
-                             f"{', '.join(map(repr, ERROR_CONTROLS))}")
-        if self.error_control == "sample" and not self.adaptive:
-            raise ValueError(f"error_control='sample' needs an adaptive method (e.g. dopri5); {self.method!r} takes "
-                             f"fixed steps")
+        object.__setattr__(self, "max_steps", check_max_steps("max_steps", self.max_steps))
         if self.gradient == "reversible" and not self.reversible:
             raise ValueError(f"gradient='reversible' rebuilds each step backward from a reversible method; method "
                              f"{self.tableau.name!r} is not one: use method='reversible_{self.tableau.name}' (or "
@@ -147,15 +145,10 @@ class SolveSpec:
             raise ValueError(f"method {self.tableau.name!r} is reversible: gradient='reversible' gives its exact "
                              f"gradient in memory flat in the steps (gradient='checkpoint' replays plain "
                              f"Runge-Kutta steps); got gradient='checkpoint'")
-        if self.reversible and self.error_control == "sample":
-            raise ValueError(f"error_control='sample' is not available for the reversible method "
-                             f"{self.tableau.name!r}; use error_control='batch'")
-        if self.error_control == "sample" and self.gradient != "backprop":
-            raise ValueError(f"error_control='sample' supports gradient='backprop' only; got {self.gradient!r}")
         if not isinstance(self.adjoint_seminorm, bool):
             raise TypeError(f"adjoint_seminorm must be a bool; got {self.adjoint_seminorm!r}")
         check_controller_options(**self.controller_options)
-        _positive_number("first_step", self.first_step, allow_none=True)
+        object.__setattr__(self, "first_step", check_number("first_step", self.first_step, allow_none=True))
         if self.adjoint is not None and not isinstance(self.adjoint, SolveSpec):
             raise TypeError(f"adjoint must be None or a SolveSpec (the backward solve's); got "
                             f"{type(self.adjoint).__name__}")
@@ -171,9 +164,7 @@ class SolveSpec:
     # ------------------------------------------------------------------ what it is
     @property
     def tableau(self) -> Tableau:
-        if isinstance(self.method, Tableau):
-            return self.method
-        return TABLEAUX[self.method] if self.method in TABLEAUX else REVERSIBLE_TABLEAUX[self.method]
+        return tableau(self.method)
 
     @property
     def reversible(self) -> bool:
@@ -192,15 +183,13 @@ class SolveSpec:
 
     def controller(self, norm=None, *, rtol: Any = None, atol: Any = None) -> Controller | None:
         """The adaptive controller of this specification (None for a fixed method); ``norm``: the
-        error norm (default: RMS over the batch, or per sample with ``error_control="sample"``);
+        error norm (default: RMS over the state);
         ``rtol``/``atol``: tolerances laid out for another state (an adjoint's augmented state)
         in place of this specification's, every other setting kept."""
         if not self.adaptive:
             return None
-        if norm is None:
-            norm = sample_rms_norm if self.error_control == "sample" else rms_norm
         return Controller(rtol=self.rtol if rtol is None else rtol, atol=self.atol if atol is None else atol,
-                          order=self.tableau.order, norm=norm, **self.controller_options)
+                          order=self.tableau.order, norm=rms_norm if norm is None else norm, **self.controller_options)
 
     @property
     def backward(self) -> SolveSpec:
@@ -220,9 +209,8 @@ class SolveSpec:
         Args:
             term: the vector field on the clock of ``t_out``.
             y0: the state at ``t_out[0]``.
-            t_out: (T,) increasing output times (their values are grid points exactly); with
-                ``error_control="sample"`` also (B, T), each row one sample's times.
-            jump_t: times where the term's input jumps (knots); (B, J) per sample likewise.
+            t_out: (T,) increasing output times (their values are grid points exactly).
+            jump_t: times where the term's input jumps (knots).
             gap_scale: fixed methods with ``step_size``: (G,) the real length of each clock gap of the
                 grid t_out + jump_t (the longest sample's on an index clock); None: the clock is real time.
             params: tensors the adjoint mode differentiates (besides y0).
@@ -249,13 +237,6 @@ class SolveSpec:
             check_resolution(self.rtol, self.atol, y0, scale=state_scale)
         common = dict(term=term, y0=y0, plan=plan, max_steps=self.max_steps, params=tuple(params), callbacks=callbacks,
                       param_sources=None if param_sources is None else tuple(param_sources), spec=self)
-        if self.error_control == "sample":
-            def times(x: Tensor | None) -> Any:
-                return () if x is None else x.detach().to(torch.float64)
-
-            return Problem(t_out=t_out.detach().to(torch.float64), per_sample=True, exact_outputs=not dense_output,
-                           controller=self.controller(norm), first_step=self.first_step, jump_t=times(jump_t),
-                           step_t=times(step_t), **common)
         outs = [float(x) for x in t_out.detach().tolist()]
 
         def floats(x: Tensor | None) -> list[float]:
@@ -277,20 +258,16 @@ class SolveSpec:
                 p.grid = self.knot_grid(t_out, jump_t, gap_scale)
         back = self.backward
         runtime = {"perturb": True, **(backward or {})}
-        p.adjoint = AdjointSpec(plan=Plan.of(back.tableau), spec=back, seminorm=self.adjoint_seminorm,
-                                controller=back.controller(norm if norm is not None else rms_norm),
-                                max_steps=back.max_steps, first_step=back.first_step, **runtime)
+        p.adjoint = AdjointSpec(spec=back, state_norm=rms_norm if norm is None else norm,
+                                seminorm=self.adjoint_seminorm, **runtime)
         return p
 
     def knot_grid(self, t_out: Tensor, jump_t: Tensor | None = None, gap_scale: Tensor | None = None) -> list[float]:
         """A fixed method's grid through ``t_out`` and ``jump_t`` (increasing), each gap split into equal
         steps no longer than ``step_size`` in real time (``gap_scale``: each clock gap's real length)."""
-        scaled = self.step_size is not None and gap_scale is not None
         jumps = None if jump_t is None else jump_t.detach()
-        grid, _ = knot_grid(t_out.detach(), jumps, None if scaled else self.step_size, self.max_steps)
-        if scaled:
-            grid = _scaled_grid(grid, gap_scale, self.step_size, self.max_steps)
-        elif self.step_size is None:  # one step per gap: the outputs (and jumps) set the count
+        grid, _ = knot_grid(t_out.detach(), jumps, self.step_size, self.max_steps, gap_scale)
+        if self.step_size is None:  # one step per gap: the outputs (and jumps) set the count
             check_step_count(grid.shape[0] - 1, self.max_steps, f"method {self.tableau.name!r} without a step size "
                              f"steps once per gap of t{' and jump_t' if jumps is not None else ''}: "
                              f"{t_out.shape[-1]} output times", "pass fewer output times")
@@ -308,17 +285,3 @@ class SolveSpec:
         p.stats = Stats()
         return Solution(ys=GRADIENT_MODES[self.gradient](p), stats=p.stats)
 
-
-def _scaled_grid(grid: Tensor, gap_scale: Tensor, step_size: float, max_steps: int) -> Tensor:
-    """Split gap g of ``grid`` into ceil(gap_scale[g] * gap / step_size) equal clock steps."""
-    gaps = (grid[1:] - grid[:-1]).detach().double()
-    real = gaps * gap_scale[: gaps.shape[0]].detach().double().cpu()
-    counts = torch.clamp(torch.ceil(real / step_size - 1e-9), min=1).long()
-    total = int(counts.sum())
-    check_step_count(total, max_steps, f"a fixed-step grid of step_size = {step_size}")
-    points = [float(grid[0])]
-    for g, n in enumerate(counts.tolist()):
-        a, b = float(grid[g]), float(grid[g + 1])
-        points.extend(a + (b - a) * i / n for i in range(1, n))
-        points.append(b)
-    return torch.tensor(points, dtype=torch.float64)

@@ -13,8 +13,8 @@ ulp inside it (``term.nudge``): grid points are where piecewise inputs jump, and
 a stage reads the step's own piece whichever side the input is closed on (torchdiffeq's
 ``perturb`` option, its ``Perturb.NEXT``/``PREV``).
 
-Step sizes are Python floats for a shared clock (no tensor per step, and ``torch.add(..., alpha=)``
-folds the weight into one kernel), or (B, 1, ...) tensors for per-sample steps.
+Step sizes are Python floats (no tensor per step, and ``torch.add(..., alpha=)`` folds the weight
+into one kernel).
 """
 
 from __future__ import annotations
@@ -60,11 +60,9 @@ class Plan:
                     solution_stages=tab.stages - 1 if fsal else tab.stages)
 
 
-def combine(y0: Tensor | None, dt: Any, weights: tuple[tuple[int, float], ...], ks: list[Tensor]) -> Tensor:
-    """``y0 + dt * sum_j w_j ks[j]`` (``y0`` None: without it) in as few kernels as possible.
-
-    ``dt`` is a float (one fused ``add`` per term) or a tensor broadcasting against the state
-    (``addcmul``).  Returns ``y0`` itself when there are no weights.  The weighted stages are summed
+def combine(y0: Tensor | None, dt: float, weights: tuple[tuple[int, float], ...], ks: list[Tensor]) -> Tensor:
+    """``y0 + dt * sum_j w_j ks[j]`` (``y0`` None: without it) in as few kernels as possible (one fused
+    ``add`` per term).  Returns ``y0`` itself when there are no weights.  The weighted stages are summed
     first and ``y0`` added once (as torchdiffeq does): one rounding of the state per combination, not
     one per stage, which in float32 would drift (the same small increments rounded the same way at
     every step: 1e-4 relative after 150 rk4 steps of a slowly moving state).
@@ -73,25 +71,15 @@ def combine(y0: Tensor | None, dt: Any, weights: tuple[tuple[int, float], ...], 
         if y0 is None:
             return torch.zeros_like(ks[0])
         return y0
-    scalar = not isinstance(dt, Tensor)
     if y0 is not None and len(weights) == 1:
         j, w = weights[0]
-        return torch.add(y0, ks[j], alpha=dt * w) if scalar else torch.addcmul(y0, ks[j], dt, value=w)
+        return torch.add(y0, ks[j], alpha=dt * w)
     acc = None
     for j, w in weights:
-        k = ks[j]
         if acc is None:
-            if scalar:
-                acc = k * (dt * w)
-            else:
-                acc = torch.mul(k, dt)
-                if w != 1.0:
-                    acc.mul_(w)
-        # in place on the fresh accumulator: mul/add/addcmul keep nothing of their output for backward
-        elif scalar:
-            acc.add_(k, alpha=dt * w)
-        else:
-            acc.addcmul_(k, dt, value=w)
+            acc = ks[j] * (dt * w)
+        else:  # in place on the fresh accumulator: mul/add keep nothing of their output for backward
+            acc.add_(ks[j], alpha=dt * w)
     if y0 is not None:
         acc.add_(y0)
     return acc
@@ -117,8 +105,8 @@ def rk_step(term: Term, plan: Plan, t0: Any, t1: Any, y0: Tensor, k0: Tensor | N
     Args:
         term: the vector field.
         plan: ``Plan.of(tableau)``.
-        t0, t1: the step's ends (floats, or (B,) tensors for a per-sample term); ``t1`` is passed
-            rather than ``dt`` so a step lands exactly on a grid point.
+        t0, t1: the step's ends (floats); ``t1`` is passed rather than ``dt`` so a step lands exactly
+            on a grid point.
         y0: the state at t0.
         k0: f at the start, when known (FSAL, or a step retried after a rejection).
         perturb_start, perturb_end: evaluate stages at c = 0 / c = 1 one ulp inside the step.
@@ -129,11 +117,7 @@ def rk_step(term: Term, plan: Plan, t0: Any, t1: Any, y0: Tensor, k0: Tensor | N
         a :class:`Step`.
     """
     tab = plan.tab
-    if isinstance(t0, Tensor):
-        dt = (t1 - t0).to(y0.real.dtype).view(-1, *([1] * (y0.dim() - 1)))
-        dt_time = t1 - t0
-    else:
-        dt = dt_time = t1 - t0
+    dt = t1 - t0
     f = term.f
     ys: list[Tensor] = [y0]
     if k0 is None:
@@ -152,7 +136,7 @@ def rk_step(term: Term, plan: Plan, t0: Any, t1: Any, y0: Tensor, k0: Tensor | N
         elif ci == 0.0:
             ti = term.nudge(t0, t1) if perturb_start else t0
         else:
-            ti = t0 + ci * dt_time
+            ti = t0 + ci * dt
         ks.append(f(ti, yi))
         if auxs is not None:
             auxs.append(term.aux())

@@ -397,8 +397,8 @@ def tableau(method: str | Tableau) -> Tableau:
         return TABLEAUX[method]
     if method in REVERSIBLE_TABLEAUX:
         return REVERSIBLE_TABLEAUX[method]
-    raise ValueError(f"unknown method {method!r}; expected one of {', '.join(sorted(TABLEAUX))} or their "
-                     f"reversible versions reversible_<name>")
+    raise ValueError(f"unknown method {method!r}; expected one of the Runge-Kutta methods "
+                     f"{', '.join(sorted(TABLEAUX))}, or one made reversible: reversible_<name>")
 
 
 REVERSIBLE_TABLEAUX: dict[str, ReversibleTableau] = {

@@ -4,8 +4,7 @@ The engine (``solvers.engine``) knows only this small interface, so a plain user
 field driven by an input path and a structured linear-plus-activation field all run on the same
 stepper, step-size controller and gradient modes:
 
-* ``f(t, y) -> dy/dt``: ``t`` is a Python float (one clock for the whole state) or, for a term
-  with ``per_sample = True``, a (B,) tensor of each sample's own time.
+* ``f(t, y) -> dy/dt``: ``t`` is a Python float (one clock for the whole state).
 * ``nudge(t, toward)``: the time one unit in the last place from ``t`` toward ``toward`` in the
   precision the term compares times in.  The stepper evaluates stages that fall on an end of a
   step one ulp inside it, so a piecewise input (a zero-order hold) is read on the step's own
@@ -14,8 +13,7 @@ stepper, step-size controller and gradient modes:
   the engine stores it beside the stage state when it records a tape.
 
 :class:`FuncTerm` wraps torchdiffeq's ``func(t, y)`` convention: ``t`` is handed over as a 0-d
-tensor in the real dtype of ``y`` (as torchdiffeq does), and the optional ``perturb`` keyword
-(torchdiffeq's ``Perturb``-aware functions) is honoured.
+tensor in the real dtype of ``y`` (as torchdiffeq does).
 """
 
 from __future__ import annotations
@@ -59,22 +57,12 @@ def nudge_float(t: float, toward: float, dtype: torch.dtype) -> float:
 class Term:
     """Base of the engine's terms; subclasses implement :meth:`f`."""
 
-    per_sample: bool = False
     time_dtype: torch.dtype = torch.float64
 
     def f(self, t: Any, y: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def nudge(self, t: Any, toward: Any) -> Any:
-        if isinstance(t, Tensor):
-            to = toward if isinstance(toward, Tensor) else torch.full_like(t, toward)
-            if self.time_dtype == t.dtype or not self.time_dtype.is_floating_point:
-                return torch.nextafter(t, to)
-            # per-sample times are float64 but reach f in time_dtype: move one ulp of time_dtype where
-            # t is a time_dtype value (else one float64 ulp, as nudge_float does)
-            low = t.to(self.time_dtype)
-            moved = torch.nextafter(low, to.to(self.time_dtype)).to(t.dtype)
-            return torch.where(low.to(t.dtype) == t, moved, torch.nextafter(t, to))
+    def nudge(self, t: float, toward: float) -> float:
         return nudge_float(t, toward, self.time_dtype)
 
     def aux(self) -> Any:
@@ -85,23 +73,15 @@ class FuncTerm(Term):
     """A user function ``func(t, y)`` (torchdiffeq's convention) as a term.
 
     Args:
-        func: the vector field; called as ``func(t, y)`` with ``t`` a 0-d tensor of ``time_dtype``
-            (the per-sample mode passes a (B,) tensor).
+        func: the vector field; called as ``func(t, y)`` with ``t`` a 0-d tensor of ``time_dtype``.
         time_dtype: the dtype of the time handed to ``func`` (torchdiffeq: the real dtype of y).
         device: where ``t`` lives.
-        per_sample: ``t`` may be a (B,) tensor of per-sample times.
-        perturb: pass torchdiffeq's ``perturb=`` keyword to ``func`` (for functions that
-            take it): ``Perturb.NEXT``/``PREV`` on stages one ulp inside the step.
     """
 
-    def __init__(self, func: Callable[..., Tensor], time_dtype: torch.dtype, device: torch.device,
-                 per_sample: bool = False, perturb: bool = False) -> None:
+    def __init__(self, func: Callable[..., Tensor], time_dtype: torch.dtype, device: torch.device) -> None:
         self.func = func
         self.time_dtype = time_dtype
         self.device = device
-        self.per_sample = per_sample
-        self.perturb = perturb
-        self.nfe = 0
 
     def time(self, t: Any) -> Tensor:
         if isinstance(t, Tensor):
@@ -109,7 +89,6 @@ class FuncTerm(Term):
         return torch.tensor(t, dtype=self.time_dtype, device=self.device)
 
     def f(self, t: Any, y: Tensor) -> Tensor:
-        self.nfe += 1
         return self.func(self.time(t), y)
 
 
@@ -119,7 +98,6 @@ class ReversedTerm(Term):
     def __init__(self, term: Term) -> None:
         self.term = term
         self.time_dtype = term.time_dtype
-        self.per_sample = term.per_sample
 
     def f(self, s: Any, y: Tensor) -> Tensor:
         return -self.term.f(-s, y)

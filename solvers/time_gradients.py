@@ -22,7 +22,7 @@ class TimeGradient(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, t: Tensor, ys: Tensor, slopes: Callable[[Tensor], Tensor], cancel_first: bool) -> Tensor:
-        ctx.slopes, ctx.cancel_first, ctx.t_shape, ctx.t_dtype = slopes, cancel_first, t.shape, t.dtype
+        ctx.slopes, ctx.cancel_first, ctx.t_dtype = slopes, cancel_first, t.dtype
         ctx.save_for_backward(ys)
         return ys.view_as(ys)
 
@@ -34,15 +34,9 @@ class TimeGradient(torch.autograd.Function):
         with torch.no_grad():
             fs = ctx.slopes(ys.detach())
             prod = inner_product(grad, fs)
-            n = grad.shape[0]
-            if len(ctx.t_shape) == 2:  # (B, T) per-sample times
-                gt = prod.reshape(n, ctx.t_shape[0], -1).sum(2).transpose(0, 1).contiguous()
-                if not ctx.cancel_first:
-                    gt[:, 0] = 0.0
-            else:
-                gt = prod.reshape(n, -1).sum(1)
-                if not ctx.cancel_first:
-                    gt[0] = 0.0
+            gt = prod.reshape(grad.shape[0], -1).sum(1)
+            if not ctx.cancel_first:
+                gt[0] = 0.0
         # cancel_first: output 0 came through the start-time node too, whose -<g0, f0> this cancels
         return gt.to(ctx.t_dtype), grad, None, None
 
@@ -51,8 +45,8 @@ class StartTime(torch.autograd.Function):
     """Identity on y0; gives t0 the gradient -<dL/dy0, f(t0, y0)> (the flow started later)."""
 
     @staticmethod
-    def forward(ctx, t0: Tensor, y0: Tensor, slope: Callable[[Tensor], Tensor], per_row: bool) -> Tensor:
-        ctx.slope, ctx.per_row, ctx.t_dtype = slope, per_row, t0.dtype
+    def forward(ctx, t0: Tensor, y0: Tensor, slope: Callable[[Tensor], Tensor]) -> Tensor:
+        ctx.slope, ctx.t_dtype = slope, t0.dtype
         ctx.save_for_backward(y0)
         return y0.view_as(y0)
 
@@ -60,27 +54,21 @@ class StartTime(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         (y0,) = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            return None, grad, None, None
+            return None, grad, None
         with torch.no_grad():
-            prod = inner_product(grad, ctx.slope(y0.detach()))
-            g = prod.reshape(prod.shape[0], -1).sum(1) if ctx.per_row else prod.sum()
-        return -g.to(ctx.t_dtype), grad, None, None
+            g = inner_product(grad, ctx.slope(y0.detach())).sum()
+        return -g.to(ctx.t_dtype), grad, None
 
 
-def slope_at(base: FuncTerm, t_out: Any, sign: float, k: int, per_sample: bool) -> Callable[[Tensor], Tensor]:
+def slope_at(base: FuncTerm, t_out: Any, sign: float, k: int) -> Callable[[Tensor], Tensor]:
     def slope(y: Tensor) -> Tensor:
-        if per_sample:
-            tk = t_out[..., k] * sign
-            if tk.ndim == 0:
-                tk = tk.expand(y.shape[0])
-            return base.f(tk, y)
         return base.f(sign * t_out[k], y)
 
     return slope
 
 
-def slopes_at(base: FuncTerm, t_out: Any, sign: float, per_sample: bool) -> Callable[[Tensor], Tensor]:
+def slopes_at(base: FuncTerm, t_out: Any, sign: float) -> Callable[[Tensor], Tensor]:
     def slopes(ys: Tensor) -> Tensor:
-        return torch.stack([slope_at(base, t_out, sign, k, per_sample)(ys[k]) for k in range(ys.shape[0])])
+        return torch.stack([slope_at(base, t_out, sign, k)(ys[k]) for k in range(ys.shape[0])])
 
     return slopes

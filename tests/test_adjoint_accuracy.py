@@ -12,7 +12,7 @@ import torch
 
 import neuralode_rnn as nr
 import solvers
-from solvers.adjoint import RECONSTRUCTION_TOLERANCE, flush_accuracy_checks, reset_adjoint_warnings
+from solvers.reconstruction import RECONSTRUCTION_TOLERANCE, flush_accuracy_checks, reset_adjoint_warnings
 from solvers.terms import FuncTerm
 
 

@@ -377,57 +377,6 @@ def test_double_backward_through_the_fast_path_equals_finite_differences(method,
         torch.testing.assert_close(a, b, rtol=tol, atol=tol * 1e-2)
 
 
-@pytest.mark.parametrize("family", ["lipschitz", "antisymmetric-gated"])
-@pytest.mark.parametrize("interpolation", ["hold", "cubic"])
-def test_per_sample_error_control_structured_equals_autograd(family, interpolation):
-    """error_control="sample": the structured kernel's backward of per-sample steps (sizes 0 for
-    rejected or finished samples) against autograd through the same steps."""
-    torch.manual_seed(7)
-    model = nr.ContinuousRNN(FAMILIES[family]().double(), 2, method="dopri5", rtol=1e-6, atol=1e-8,
-                             interpolation=interpolation, error_control="sample").double()
-    x = torch.randn(B, T, D, dtype=DT)
-    x[1, -2:] = float("nan")
-    x.requires_grad_(True)
-    _assert_same(*_both(model, x, _times("per-sample")))
-
-
-@pytest.mark.parametrize("family", ["lipschitz", "unitary"])
-def test_per_sample_error_control_gives_each_sample_what_it_gets_alone(family):
-    torch.manual_seed(8)
-    field = (nr.LipschitzField(D, N, init_std=3.0) if family == "lipschitz" else nr.UnitaryField(D, N)).double()
-    if family == "unitary":
-        field.U.data = field.U.data.to(torch.complex128)
-    x = torch.randn(B, T, D, dtype=DT)
-    times = _times("per-sample")
-    params = list(field.parameters())
-    model = nr.ContinuousRNN(field, 2, method="tsit5", rtol=1e-6, atol=1e-8, error_control="sample").double()
-    batch = model.trajectory(x, times)
-    batch_nfe = model.nfe
-    for b in range(B):
-        alone = model.trajectory(x[b:b + 1], times[b:b + 1])
-        torch.testing.assert_close(batch[b:b + 1], alone, rtol=0, atol=1e-12)
-        g_batch = torch.autograd.grad(batch[b].abs().pow(2).sum(), params, retain_graph=True, allow_unused=True)
-        g_alone = torch.autograd.grad(alone.abs().pow(2).sum(), params, allow_unused=True)
-        for a, c in zip(g_batch, g_alone):
-            if c is not None:
-                torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12)
-    assert batch_nfe > 0
-    # the shared-clock solve of the same batch is not what each sample gets alone (that is the point)
-    shared = nr.ContinuousRNN(field, 2, method="tsit5", rtol=1e-6, atol=1e-8).double().trajectory(x, times)
-    alone0 = model.trajectory(x[:1], times[:1])
-    assert float((shared[:1] - alone0).abs().max()) > 1e-12
-
-
-def test_per_sample_error_control_errors():
-    field = nr.LipschitzField(D, N)
-    with pytest.raises(ValueError, match="error_control='sample' needs an adaptive method"):
-        nr.ContinuousRNN(field, 2, method="rk4", error_control="sample")
-    with pytest.raises(ValueError, match="error_control='sample' supports gradient='backprop' only"):
-        nr.ContinuousRNN(field, 2, method="dopri5", error_control="sample", gradient="adjoint")
-    with pytest.raises(ValueError, match="unknown error_control 'each'"):
-        nr.ContinuousRNN(field, 2, method="dopri5", error_control="each")
-
-
 @pytest.mark.parametrize("method", ["rk4", "dopri5"])
 def test_checkpoint_gradients_of_the_generic_term_reach_the_input_map(method):
     """The generic driven term (unitary field) under gradient="checkpoint": every parameter's gradient,

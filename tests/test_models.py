@@ -724,10 +724,7 @@ def test_what_per_sample_times_give_each_sample_as_the_readme_says(dtype):
     for method in ("euler", "rk4"):
         gap, scale = _per_sample_gap(nr.ContinuousRNN(field, 2, method=method), x, times)
         assert gap < rounding * scale
-    # adaptive, error_control="sample": the same states to rounding
-    gap, scale = _per_sample_gap(nr.ContinuousRNN(field, 2, method="dopri5", error_control="sample"), x, times)
-    assert gap < rounding * scale
-    # adaptive, the default error_control="batch": within the tolerance, not the same states
+    # adaptive (one step sequence for the batch): within the tolerance, not the same states
     gap, scale = _per_sample_gap(nr.ContinuousRNN(field, 2, method="dopri5"), x, times)
     assert 1e-5 < gap < 1e-2
     # fixed steps with step_size: more steps than alone where a longer gap sits at the same position,
@@ -771,7 +768,7 @@ def test_other_model_arguments_are_checked_where_made():
 
 
 # ------------------------------------------------------------------ issue 17 item 3: a frozen solve specification
-SETTINGS = ("method", "step_size", "rtol", "atol", "gradient", "max_steps", "error_control")
+SETTINGS = ("method", "step_size", "rtol", "atol", "gradient", "max_steps")
 
 
 def _solver_models():
@@ -791,7 +788,7 @@ def test_assigning_a_solver_setting_raises_and_names_with_solver(index):
     spec = model.spec
     for name in SETTINGS:
         if not hasattr(type(model), name):
-            continue  # the baselines have no max_steps / error_control
+            continue  # the baselines have no max_steps
         value = getattr(model, name)
         with pytest.raises(AttributeError, match=rf"{type(model).__name__}\.{name} is part of the model's frozen "
                                                  rf"solve specification; use model\.with_solver\({name}="):

@@ -17,8 +17,9 @@ import torch
 
 import neuralode_rnn as nr
 import solvers
-from solvers.adjoint import ReversibleAccuracyWarning, flush_accuracy_checks, reset_adjoint_warnings
+from neuralode_rnn.analysis.solver_comparison import observed_order
 from solvers.engine import solve_fixed
+from solvers.reconstruction import ReversibleAccuracyWarning, flush_accuracy_checks, reset_adjoint_warnings
 from solvers.reversible import reversible_solve, step, unstep
 from solvers.stepper import Plan
 from solvers.tableaux import REVERSIBLE_TABLEAUX
@@ -71,7 +72,7 @@ def test_convergence_order_is_the_base_methods(name):
         run = reversible_solve(term, Plan.of(tab), torch.ones(1, dtype=DT), [0.0, 3.0], grid=grid,
                                perturb=False, max_steps=10 ** 6)
         errors.append(abs(float(run.outputs[-1]) - math.exp(math.sin(3.0))))
-    p = solvers.observed_order(errors, hs)
+    p = observed_order(errors, hs)
     assert tab.order - 0.3 < p < tab.order + 0.8, (errors, p)
     # and it is not the base method's solve (the pair (y, z) is coupled)
     plain = solve_fixed(term, Plan.of(tab.base), torch.ones(1, dtype=DT), grid, [0.0, 3.0], perturb=False)[-1]

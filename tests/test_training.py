@@ -290,7 +290,7 @@ def test_a_resumed_run_computes_with_its_recorded_kernel(tiny_config, tmp_path, 
     with pytest.warns(UserWarning, match="SOLVERS_TANH_KERNEL=tanh is not used: .* recorded in its config .'sigmoid'"):
         train(tiny_config(run_dir=str(tmp_path / "cut"), resume=True, **KERNEL_RUN))
     assert RunDir(tmp_path / "cut").metrics_path.read_bytes() == RunDir(tmp_path / "full").metrics_path.read_bytes()
-    assert solvers.pinned_tanh_kernel() is None  # the run's pin ends with the run
+    assert solvers.kernels.pinned_tanh_kernel() is None  # the run's pin ends with the run
     assert solvers.tanh_kernel() == "tanh"
 
 

@@ -23,7 +23,7 @@ The solves go through the model itself (``ContinuousRNN.solve_path`` with its me
 tolerances swapped), so the grid is the model's knot-aligned one and held inputs keep every
 method at its full order.  Everything runs in float64 on a copy of the model, so rounding does
 not hide the high-order methods' errors.  The observed order of each fixed method is the slope of
-log(trajectory error) against log(step) (``solvers.observed_order``) over the errors above 1e-12.
+log(trajectory error) against log(step) (:func:`observed_order`) over the errors above 1e-12.
 
 :func:`cross_solver_accuracy` answers "train with one solver, test with another": the test
 accuracy of a trained model evaluated with other methods and steps.
@@ -52,6 +52,7 @@ __all__ = [
     "compare_solvers",
     "cross_solver_accuracy",
     "format_table",
+    "observed_order",
     "typical_gap",
 ]
 
@@ -59,6 +60,35 @@ ADAPTIVE_METHODS = solvers.ADAPTIVE_TABLEAUX
 """Adaptive Runge-Kutta methods compared (every embedded pair: they end a step on every sample time)."""
 
 _FLOOR = 1e-11
+
+
+def observed_order(errors: Sequence[float], step_sizes: Sequence[float]) -> float:
+    """Least-squares slope of log(error) against log(step size).
+
+    Args:
+        errors: positive errors, one per run.
+        step_sizes: the matching positive step sizes (at least two distinct).
+
+    Returns:
+        The fitted order p in error ~ C h^p.
+
+    Raises:
+        ValueError: on mismatched lengths, fewer than two runs, non-positive or non-finite
+            values (log undefined), or identical step sizes.
+    """
+    e = np.asarray([float(x) for x in errors])
+    h = np.asarray([float(x) for x in step_sizes])
+    if e.shape != h.shape:
+        raise ValueError(f"errors and step_sizes must have the same length; got {e.size} and {h.size}")
+    if e.size < 2:
+        raise ValueError(f"need at least two runs to fit an order; got {e.size}")
+    for name, v in (("errors", e), ("step_sizes", h)):
+        bad = np.flatnonzero(~(np.isfinite(v) & (v > 0)))
+        if bad.size:
+            raise ValueError(f"{name} must be positive and finite; got {name}[{bad[0]}] = {v[bad[0]]}")
+    if np.ptp(np.log(h)) == 0:
+        raise ValueError("step_sizes must not all be equal")
+    return float(np.polyfit(np.log(h), np.log(e), 1)[0])
 
 
 @dataclass(frozen=True)
@@ -212,7 +242,7 @@ def compare_solvers(model: nn.Module, values: Tensor, times: Tensor | None = Non
         pts = [(r.trajectory_error, r.step_size) for r in runs
                if r.method == method and np.isfinite(r.trajectory_error) and r.trajectory_error > _FLOOR]
         if len(pts) >= 2:
-            orders[method] = solvers.observed_order([e for e, _ in pts], [h for _, h in pts])
+            orders[method] = observed_order([e for e, _ in pts], [h for _, h in pts])
     reference = {"method": reference_method, "rtol": reference_rtol, "atol": reference_rtol * 1e-3,
                  "check": ref_check, "nfe": ref_nfe,
                  "seconds": ref_sec, "accuracy": ref_acc, "batch": int(values.shape[0]),

@@ -7,11 +7,11 @@ Between observations the hidden state follows a neural ODE, at an observation a 
 with f(h) = W_2 tanh(W_1 h + b_1) + b_2 autonomous (as in the paper).  No time passes before the
 first observation (t_0 = t_1).  Per-sample times (B, T) are handled on a normalised clock: the
 gap (t_{k-1}, t_k) of every sample is the interval s in [0, 1] with dh/ds = (t_k - t_{k-1}) f(h),
-an exact change of variable, so one ``solvers.odeint`` call per step serves the whole batch.
+an exact change of variable, so one solve per step serves the whole batch.
 Missing channels are carried forward causally (0 before the first observation).
 
-Solver: a frozen ``solvers.SolveSpec`` (``model.spec``; any Runge-Kutta method of ``solvers.TABLEAUX``)
-solved through the public ``solvers.odeint``; fixed-step methods take ``step_size`` in time units
+Solver: a frozen ``solvers.SolveSpec`` (``model.spec``; any Runge-Kutta method of ``solvers.TABLEAUX``),
+``spec.solve_with_stats`` once per gap (its statistics are ``model.stats``); fixed-step methods take ``step_size`` in time units
 (each gap split into ceil(longest gap in the batch / step_size) equal steps; None: one step per
 gap), adaptive ones ``rtol``/``atol``.  The default "euler", one step per gap, is
 h'_k = h_{k-1} + (t_k - t_{k-1}) f(h_{k-1}).  ``model.with_solver(method="rk4")`` is the same
@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 import solvers
+from solvers.terms import FuncTerm
 
 from ..inputs import check_inputs, forward_fill, step_gaps
 from ..models import HoldsSolveSpec, check_plain_state, last_observed_index
@@ -34,16 +35,14 @@ __all__ = ["ODERNN"]
 
 
 class GapScaled(nn.Module):
-    """dh/ds = gaps * f(h) on s in [0, 1]: the ODE of one observation gap per sample; counts calls."""
+    """dh/ds = gaps * f(h) on s in [0, 1]: the ODE of one observation gap per sample."""
 
     def __init__(self, dynamics: nn.Module, gaps: torch.Tensor):
         super().__init__()
         self.dynamics = dynamics
         self.gaps = gaps.unsqueeze(-1)  # (B, 1)
-        self.nfe = 0
 
     def forward(self, s: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        self.nfe += 1
         return self.gaps * self.dynamics(h)
 
 
@@ -56,7 +55,8 @@ class ODERNN(HoldsSolveSpec, nn.Module):
         method, step_size, rtol, atol, gradient: the ODE solve (module docstring), checked by the
             ``solvers.SolveSpec`` they make (``model.spec``; read-only, see ``with_solver``).
 
-    ``nfe`` holds the function evaluations of the last forward pass.
+    ``stats``: the :class:`solvers.problem.Stats` of the last forward pass's solves (one per gap);
+    ``nfe``: their function evaluations.
     """
 
     reads_times = True
@@ -73,7 +73,12 @@ class ODERNN(HoldsSolveSpec, nn.Module):
         self.cell = nn.GRUCell(input_size, hidden_size)
         self.dynamics = nn.Sequential(nn.Linear(hidden_size, hh), nn.Tanh(), nn.Linear(hh, hidden_size))
         self.readout = nn.Linear(hidden_size, output_size)
-        self.nfe = 0
+        self.stats: list = []
+
+    @property
+    def nfe(self) -> int:
+        """Function evaluations of the last forward pass (summed over its solves' ``stats``)."""
+        return sum(s.nfe for s in self.stats)
 
 
     def evolve(self, h: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
@@ -81,14 +86,14 @@ class ODERNN(HoldsSolveSpec, nn.Module):
         spec = self._spec
         func = GapScaled(self.dynamics, gaps.to(h.dtype))
         s = torch.tensor([0.0, 1.0], dtype=h.dtype, device=h.device)
-        step = None
-        if spec.step_size is not None and not spec.adaptive:
+        if spec.step_size is not None and not spec.adaptive:  # the step in time units, on the [0, 1] clock
             longest = float(gaps.detach().abs().max())
-            step = 1.0 / max(1, math.ceil(longest / spec.step_size - 1e-9))
-        out = solvers.odeint(func, h, s, method=spec.method, step_size=step, rtol=spec.rtol, atol=spec.atol,
-                             gradient=spec.gradient)
-        self.nfe += func.nfe
-        return out[-1]
+            spec = spec.replace(step_size=1.0 / max(1, math.ceil(longest / spec.step_size - 1e-9)))
+        params = tuple(p for p in func.parameters() if p.requires_grad)
+        sol = spec.solve_with_stats(FuncTerm(func, h.dtype, h.device), h, s, params=params, dense_output=True,
+                                    state_scale=0.0)
+        self.stats.append(sol.stats)
+        return sol.ys[-1]
 
     def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None,
                    h0: torch.Tensor | None = None, steps: int | None = None) -> torch.Tensor:
@@ -100,7 +105,7 @@ class ODERNN(HoldsSolveSpec, nn.Module):
         if h0 is not None:
             check_plain_state(h0, (B, self.hidden_size), values.dtype)
         h = values.new_zeros(B, self.hidden_size) if h0 is None else h0
-        self.nfe = 0
+        self.stats = []
         states = []
         for k in range(T if steps is None else steps):
             if k > 0:

@@ -191,11 +191,6 @@ class DrivenField(nn.Module):
         self.clock = "index" if term.inputs.rates is not None else "time"
         self._per_sample = term.inputs.rates is None and term.inputs.per_sample_knots
 
-    @property
-    def nfe(self) -> int:
-        """Field evaluations so far."""
-        return self.term.nfe
-
     def extra_tensors(self) -> tuple[torch.Tensor, ...]:
         """Tensors besides the field's parameters that g depends on and that require grad (the raw
         path's: an ``odeint_adjoint`` of a ``project=False`` module wants them in ``adjoint_params``)."""
