@@ -85,7 +85,7 @@ class DrivenTerm(Term):
         Why: at small batch the engine's per-step records (a step and a grid-step object, the
         counting wrapper, the output bookkeeping) cost a few percent of a step of the uRNN."""
         grid, t_out = p.grid, p.t_out
-        if (self.euler is None or grid is None or p.callbacks is not None or p.per_sample or is_reversible(p.plan)
+        if (self.euler is None or grid is None or p.callbacks is not None or is_reversible(p.plan)
                 or p.plan.tab.stages != 1 or not all(grid[0] < t for t in t_out[1:]) or not set(t_out) <= set(grid)):
             return forward(p)
         check_step_count(len(grid) - 1, p.max_steps, f"this fixed-step solve over [{grid[0]}, {grid[-1]}]")

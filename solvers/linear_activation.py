@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .adjoint import ReconstructionCheck
+from .reconstruction import ReconstructionCheck
 from .driven import DrivenTerm
 from .engine import Tape, adaptive_steps, check_step_count, solve_adaptive, solve_fixed
 from .gradients import checkpoint_segment
@@ -171,7 +171,6 @@ class LinearActivationTerm(Term):
         self._aux: Any = None
         self._fold_fwd: dict[float, Tensor] = {}
         self._fold_bwd: dict[float, Tensor] = {}
-        self.nfe = 0
 
     # -------------------------------------------------------------- evaluation
     def rate(self, j: Any) -> Tensor | None:
@@ -216,7 +215,6 @@ class LinearActivationTerm(Term):
         return self.projected.project_raw(x)
 
     def f(self, t: Any, y: Tensor) -> Tensor:
-        self.nfe += 1
         j, u = self._input(t)
         s, stored = self._sigma(y, u)
         k = s if self.AT is None else torch.addmm(s, y, self.AT)
@@ -231,7 +229,6 @@ class LinearActivationTerm(Term):
 
     def euler_step(self, t: Any, y: Tensor, dt: float) -> tuple[Tensor, Any]:
         """One Euler step folded into the matmul: y (I + dt A^T) + dt sigma (three kernels)."""
-        self.nfe += 1
         j, u = self._input(t)
         s, stored = self._sigma(y, u)
         r = self.rate(j)
@@ -336,7 +333,7 @@ class _GridTape:
 def _grid_applies(p: Problem) -> bool:
     """Whether :func:`_grid_solve` runs ``p``: a fixed grid holding every output after the start, no
     callbacks, a shared clock and a tableau without FSAL (every fixed-step method)."""
-    if p.grid is None or p.callbacks is not None or p.per_sample or p.plan.fsal or len(p.grid) < 2:
+    if p.grid is None or p.callbacks is not None or p.plan.fsal or len(p.grid) < 2:
         return False
     return all(t > p.grid[0] for t in p.t_out[1:])
 
@@ -459,7 +456,6 @@ def _grid_solve(term: LinearActivationTerm, p: Problem, y0: Tensor, grid: list[f
     if tape is not None:
         tape.ends.extend(ends)
     evaluations = stop * s
-    term.nfe += evaluations
     if p.stats is not None:
         p.stats.nfe += evaluations
         p.stats.accepted += stop
@@ -648,7 +644,6 @@ class _AdjointTerm(Term):
         self.term = term
         self.time_dtype = term.time_dtype
         self._aux: Any = None
-        self.nfe = 0
 
     def nudge(self, s: Any, toward: Any) -> Any:
         return -self.term.nudge(-s, -toward)
@@ -658,7 +653,6 @@ class _AdjointTerm(Term):
 
     def f(self, s: Any, z: Tensor) -> Tensor:
         term = self.term
-        self.nfe += 1
         t = -s
         y, a = z[0], z[1]
         j, u = term._input(t)
@@ -785,7 +779,6 @@ class _StructuredAdjoint(torch.autograd.Function):
             check.add(out[-1][0], ys[i - 1])
             a = out[-1][1] + grad_ys[i - 1]
         check.done()
-        term.nfe += aug.nfe
         return (None, a if ctx.needs_input_grad[1] else None, *sweep.results())
 
 
