@@ -42,13 +42,13 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .reconstruction import ReconstructionCheck
 from .driven import DrivenTerm
 from .engine import Tape, adaptive_steps, check_step_count, solve_adaptive, solve_fixed
 from .gradients import checkpoint_segment
 from .inputs import PiecewiseInput
 from .kernels import TANH_KERNELS, tanh_kernel
 from .problem import Problem, forward
+from .reconstruction import ReconstructionCheck
 from .reversible import is_reversible
 from .stepper import Plan
 from .terms import Term
