@@ -61,9 +61,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="T of the synthetic tasks (adding, copy; their default 100)")
     g.add_argument("--drop", type=share("--drop", "a share of observations"), default=0.0,
                    help="drop this share of each sample's observations: an irregularly sampled task (default 0)")
-    g.add_argument("--drop-channels", type=share("--drop-channels", "a share of observations"), default=0.0,
-                   metavar="RATE", help="drop this share of each channel's observations independently "
-                                        "(missing values; default 0)")
+    g.add_argument("--drop-channels", type=share("--drop-channels", "a probability"), default=0.0,
+                   metavar="P", help="mark each (sample, step, channel) value missing independently with "
+                                     "probability P in [0, 1): missing values per channel (default 0)")
     g.add_argument("--inputs", type=input_features, metavar="FEATURES",
                    help="append time-aware input channels: a comma-separated subset of time, intensity "
                         "(observations so far per channel), mask (default: the values only)")

@@ -83,7 +83,7 @@ class TrainConfig:
     Task: ``task`` (a name in ``neuralode_rnn.data.TASKS`` or ``uea:NAME``, a UEA/UCR archive),
     ``task_options`` (keyword arguments of its loader: permute, n_train, n_test, T, seed, ...),
     ``drop`` (share of observations removed per sample, making an irregular task),
-    ``drop_channels`` (share of each channel's observations removed independently), ``inputs``
+    ``drop_channels`` (probability that each value is missing, drawn independently), ``inputs``
     (time-aware input channels appended to the values: "time", "intensity", "mask" or a
     comma-separated subset such as "time,intensity"; None: the values only; see
     ``neuralode_rnn.inputs``).
@@ -220,7 +220,7 @@ class TrainConfig:
             model += f" + {self.inputs}"
         drop = f", {100 * self.drop:g}% dropped" if self.drop else ""
         if self.drop_channels:
-            drop += f", {100 * self.drop_channels:g}% of each channel dropped"
+            drop += f", {100 * self.drop_channels:g}% of values dropped per channel"
         return f"{model} on {task}{drop}"
 
     # ------------------------------------------------------------------ checking
@@ -406,8 +406,9 @@ class TrainConfig:
             if self.method in solvers.METHODS and solvers.METHODS[self.method].kind != "fixed":
                 raise ValueError(f"recipe 'penalty' estimates the local error of the training step: it needs a "
                                  f"fixed-step method; got {self.method!r}")
-            if self.drop or (self.interpolation not in (None, "hold")):
+            if self.drop or self.drop_channels or (self.interpolation not in (None, "hold")):
                 raise ValueError(f"recipe 'penalty' reads held, fully observed inputs; got drop={self.drop!r}, "
+                                 f"drop_channels={self.drop_channels!r}, "
                                  f"interpolation={self.interpolation!r} (use drop 0 and interpolation 'hold')")
         elif self.penalty:
             raise ValueError(f"penalty={self.penalty!r} would be ignored: recipe is {self.recipe!r}; set "
