@@ -43,8 +43,15 @@ sys.path.insert(0, str(ROOT))
 
 from scripts import harness, irregular  # noqa: E402 - after the repo root is on the path
 
-CSV = irregular.OUT / "protocol.csv"
-RUN_DIRS = irregular.RUN_DIRS / "protocol"
+
+def csv_path() -> Path:
+    """docs/irregular/protocol.csv (beside the earlier study's runs.csv)."""
+    return irregular.OUT / "protocol.csv"
+
+
+def run_dirs() -> Path:
+    return irregular.RUN_DIRS / "protocol"
+
 
 VALIDATION = 0.25
 PATIENCE = 15
@@ -66,6 +73,11 @@ FIELDS = ("set", "model", "config", "kind", "rate", "seed", "options", "hidden_s
 
 def earlier_rows() -> list[dict]:
     return irregular.read_rows()
+
+
+def study_sets() -> list[str]:
+    """The sets of ``SET_ORDER`` that the earlier study has (in that order)."""
+    return [s for s in SET_ORDER if s in irregular.SETS]
 
 
 def continuous_model(earlier: list[dict], set_key: str) -> str:
@@ -97,8 +109,10 @@ def plan_jobs(earlier: list[dict]) -> list[tuple]:
     """Every job (set, model, options, kind, rate) in the order they run: the multichannel sets whole
     (``FIRST`` models, then ``LATER`` ones), then the ``FIRST`` models of the other sets, then their
     ``LATER`` ones."""
-    rest = [s for s in SET_ORDER if s not in MULTICHANNEL]
-    order = [(s, FIRST + LATER) for s in MULTICHANNEL] + [(s, FIRST) for s in rest] + [(s, LATER) for s in rest]
+    ready = [s for s in study_sets() if irregular.best_continuous(earlier, s) is not None]  # the earlier choice made
+    rest = [s for s in ready if s not in MULTICHANNEL]
+    order = ([(s, FIRST + LATER) for s in MULTICHANNEL if s in ready] + [(s, FIRST) for s in rest]
+             + [(s, LATER) for s in rest])
     jobs = []
     for s, group in order:
         for m in group:
@@ -127,7 +141,7 @@ def make_config(job: tuple):
     return TrainConfig(task=task, task_options=dict(task_options), model=model, hidden_size=hidden,
                        epochs=EPOCH_CAP, batch_size=batch, seed=SEED, clip=irregular.CLIP, validation=VALIDATION,
                        patience=PATIENCE, schedule="plateau", plateau_patience=PLATEAU_PATIENCE,
-                       run_dir=str(RUN_DIRS / name), quiet=True, threads=1, **drops, **options)
+                       run_dir=str(run_dirs() / name), quiet=True, threads=1, **drops, **options)
 
 
 def key(set_key: str, model: str, cid: str, kind: str, rate) -> tuple:
@@ -173,14 +187,14 @@ def run_one(job: tuple) -> dict:
 
 
 def run() -> None:
-    rows = harness.read_rows(CSV)
+    rows = harness.read_rows(csv_path())
     done = {key(r["set"], r["model"], r["config"], r["kind"], r["rate"]) for r in rows}
     pending = [j for j in plan_jobs(earlier_rows()) if job_key(j) not in done]
-    print(f"{len(pending)} runs to go ({len(rows)} in {CSV}), one at a time", flush=True)
+    print(f"{len(pending)} runs to go ({len(rows)} in {csv_path()}), one at a time", flush=True)
     t0 = time.time()
 
     def finished(job: tuple, row: dict) -> None:
-        harness.append_row(CSV, FIELDS, row)
+        harness.append_row(csv_path(), FIELDS, row)
         print(f"[{time.time() - t0:.0f}s] {row['set']} {row['model']} {row['kind']} {row['rate']}: test "
               f"{row.get('test_accuracy')} val {row.get('validation_accuracy')} epochs {row.get('epochs_run')} "
               f"(best {row.get('best_epoch')}, early {row.get('early_stopped')}) {row.get('train_seconds')}s "
@@ -237,7 +251,7 @@ def verdict(c: dict, earlier: list[dict], set_key: str, kind: str) -> dict | Non
 
 def report_section() -> list[str]:
     """The protocol study as markdown lines (the first part of docs/IRREGULAR.md)."""
-    rows = harness.read_rows(CSV)
+    rows = harness.read_rows(csv_path())
     earlier = earlier_rows()
     planned = plan_jobs(earlier)
     c = cells(rows)
@@ -269,8 +283,8 @@ def report_section() -> list[str]:
     # the goals
     lines += ["### The goals, per kind of missingness", ""]
     for kind, label in KINDS.items():
-        sets = [s for s in SET_ORDER if kind == "steps" or s in MULTICHANNEL]
-        results = {s: verdict(c, earlier, s, kind) for s in sets}
+        sets = [s for s in study_sets() if kind == "steps" or s in MULTICHANNEL]
+        results = {s: verdict(c, earlier, s, kind) if irregular.best_continuous(earlier, s) else None for s in sets}
         judged = {s: v for s, v in results.items() if v is not None}
         beats = sum(v["beats"] for v in judged.values())
         steady = sum(v["loss"] <= 3 for v in judged.values())
@@ -301,8 +315,11 @@ def report_section() -> list[str]:
                                                  for r in failed) + ".")
     lines.append("")
     # per set: test accuracy table and the runs
-    for s in SET_ORDER:
+    for s in study_sets():
         name = irregular.SETS[s][0]
+        if irregular.best_continuous(earlier, s) is None:
+            lines += [f"### {name}", "", "Not planned: the earlier study has no complete selection here.", ""]
+            continue
         cont = continuous_model(earlier, s)
         models = [cont, *BASELINES]
         conds = conditions(s)
