@@ -21,11 +21,13 @@ two are the same kind); 0% dropped is shared by both.
 
 What is cut (compute: two shared cores for about 80 minutes).  One seed.  No new selection: each
 model runs the configuration chosen on validation in the earlier study (docs/irregular/runs.csv,
-``irregular.chosen``), the Neural CDE its reference defaults with that study's learning rate; of
-this library's continuous families only the one chosen on validation there
-(``irregular.best_continuous``) runs on a set.  Runs go in the order of ``plan_jobs``: the
-multichannel sets first and whole, each with the continuous model and GRU-D (the strongest baseline
-of the earlier study) first, so a study cut short still decides the counts where it can; then the
+``irregular.chosen``), the Neural CDE its reference defaults with that study's learning rate; on
+the univariate sets only the continuous family chosen on validation there
+(``irregular.best_continuous``) runs; on the multichannel sets the other three families run after the
+baselines, and once they all have, the family is chosen on this protocol's validation (``chosen_continuous``).
+Runs go in the order of ``plan_jobs``: the multichannel sets first and whole, each with the
+continuous model and GRU-D (the strongest baseline of the earlier study) first, so a study cut
+short still decides the counts where it can, then the other continuous families there; then the
 other sets of ``SET_ORDER``.
 
 ``run`` skips rows already in protocol.csv; a killed run resumes from its last checkpoint.
@@ -88,6 +90,26 @@ def continuous_model(earlier: list[dict], set_key: str) -> str:
     return m
 
 
+def families(earlier: list[dict], set_key: str) -> list[str]:
+    """This library's continuous families run on ``set_key``: the earlier choice first, then (multichannel
+    sets only, the last runs of the plan) the other families of ``irregular.CONTINUOUS``."""
+    first = continuous_model(earlier, set_key)
+    others = [m for m in irregular.CONTINUOUS if m != first] if set_key in MULTICHANNEL else []
+    return [first, *others]
+
+
+def chosen_continuous(c: dict, earlier: list[dict], set_key: str, kind: str) -> tuple[str, str]:
+    """(family, how it was chosen) for one set and kind of missingness: when every family of ``families``
+    has every rate of that kind, the one with the best mean validation accuracy over them (ties: the
+    earlier order), "this protocol's validation"; until then the earlier study's validation choice."""
+    fams = families(earlier, set_key)
+    rates = (0.0, *RATES)
+    if len(fams) > 1 and all((set_key, m, kind, r) in c for m in fams for r in rates):
+        score = {m: sum(float(c[(set_key, m, kind, r)]["validation_accuracy"]) for r in rates) for m in fams}
+        return max(fams, key=lambda m: (score[m], -fams.index(m))), "this protocol's validation"
+    return fams[0], "the earlier study's validation"
+
+
 def options_for(earlier: list[dict], set_key: str, model: str) -> dict:
     """The configuration of ``model`` on ``set_key``: the earlier study's choice on validation; for the
     Neural CDE only its learning rate (the rest: the reference defaults of ``ncde``)."""
@@ -107,12 +129,13 @@ def conditions(set_key: str) -> list[tuple[str, float]]:
 
 def plan_jobs(earlier: list[dict]) -> list[tuple]:
     """Every job (set, model, options, kind, rate) in the order they run: the multichannel sets whole
-    (``FIRST`` models, then ``LATER`` ones), then the ``FIRST`` models of the other sets, then their
-    ``LATER`` ones."""
+    (``FIRST`` models, then ``LATER`` ones), then their other continuous families, then the ``FIRST``
+    models of the other sets, then their ``LATER`` ones."""
     ready = [s for s in study_sets() if irregular.best_continuous(earlier, s) is not None]  # the earlier choice made
     rest = [s for s in ready if s not in MULTICHANNEL]
-    order = ([(s, FIRST + LATER) for s in MULTICHANNEL if s in ready] + [(s, FIRST) for s in rest]
-             + [(s, LATER) for s in rest])
+    multi = [s for s in MULTICHANNEL if s in ready]
+    order = ([(s, FIRST + LATER) for s in multi] + [(s, tuple(families(earlier, s)[1:])) for s in multi]
+             + [(s, FIRST) for s in rest] + [(s, LATER) for s in rest])
     jobs = []
     for s, group in order:
         for m in group:
@@ -235,7 +258,7 @@ def verdict(c: dict, earlier: list[dict], set_key: str, kind: str) -> dict | Non
     """The two goals on one set and kind, None while a run they need is missing: ``beats`` (the
     continuous model at least as accurate as every baseline at every rate), its shortfalls, and
     ``loss`` (test points lost from 0% to 70%)."""
-    cont = continuous_model(earlier, set_key)
+    cont, how = chosen_continuous(c, earlier, set_key, kind)
     rates = (0.0, *RATES)
     need = [(set_key, m, kind, r) for m in (cont, *BASELINES) for r in rates]
     if any(n not in c for n in need):
@@ -246,7 +269,8 @@ def verdict(c: dict, earlier: list[dict], set_key: str, kind: str) -> dict | Non
         best = max(BASELINES, key=lambda b: acc[(b, r)])
         if acc[(best, r)] > acc[(cont, r)]:
             short.append(f"{r:.0%}: {irregular.LABELS[best]} {acc[(best, r)]:.1f} vs {acc[(cont, r)]:.1f}")
-    return {"model": cont, "beats": not short, "short": short, "loss": acc[(cont, 0.0)] - acc[(cont, 0.7)]}
+    return {"model": cont, "how": how, "beats": not short, "short": short,
+            "loss": acc[(cont, 0.0)] - acc[(cont, 0.7)]}
 
 
 def report_section() -> list[str]:
@@ -270,9 +294,11 @@ def report_section() -> list[str]:
              "**What was cut** (two shared cores, about 80 minutes): one seed (0); no new selection: each model "
              "runs the configuration it was chosen with on validation in the earlier study below (the Neural CDE "
              "its reference defaults, `ncde`: natural cubic spline in time, rk4 at the smallest gap, three hidden "
-             "layers of 32, penalty 0.03, with that study's learning rate); of this library's continuous families "
-             "only the one chosen on validation there runs on each set. The runs go set by set with the continuous "
-             "model and GRU-D first; rows not run are marked.", ""]
+             "layers of 32, penalty 0.03, with that study's learning rate); on the univariate sets only the continuous family chosen on "
+             "validation there runs; on the two multichannel sets all four families run (the other three after the baselines) and, "
+             "once they have, the family is chosen per kind of missingness on this protocol's validation accuracy "
+             "(mean over 0/30/50/70%), before that the earlier study's choice stands. The multichannel sets run "
+             "first, each with the continuous model and GRU-D first; rows not run are marked.", ""]
     n_done = sum(job_key(j) in {key(r['set'], r['model'], r['config'], r['kind'], r['rate']) for r in rows}
                  for j in planned)
     secs = sum(float(r["train_seconds"] or 0) for r in rows)
@@ -297,7 +323,7 @@ def report_section() -> list[str]:
             if v is None:
                 lines.append(f"  - {name}: not judged (runs missing)")
                 continue
-            lines.append(f"  - {name}: {irregular.LABELS[v['model']]}: at least as accurate as every baseline: "
+            lines.append(f"  - {name}: {irregular.LABELS[v['model']]} (chosen on {v['how']}): at least as accurate as every baseline: "
                          f"**{'yes' if v['beats'] else 'no'}**" + (f" ({'; '.join(v['short'])})" if v["short"] else "")
                          + f"; loss from 0% to 70%: {v['loss']:.1f} points (**{'yes' if v['loss'] <= 3 else 'no'}**)")
     ok = [r for r in rows if r["status"] == "ok" and r["early_stopped"] != ""]
@@ -320,12 +346,15 @@ def report_section() -> list[str]:
         if irregular.best_continuous(earlier, s) is None:
             lines += [f"### {name}", "", "Not planned: the earlier study has no complete selection here.", ""]
             continue
-        cont = continuous_model(earlier, s)
-        models = [cont, *BASELINES]
+        fams = families(earlier, s)
+        models = [*fams, *BASELINES]
         conds = conditions(s)
+        picks = "; ".join(f"{KINDS[k].split(' (')[0]}: {irregular.LABELS[m]} (on {how})"
+                          for k in KINDS if k == "steps" or s in MULTICHANNEL
+                          for m, how in [chosen_continuous(c, earlier, s, k)])
         lines += [f"### {name}", "",
                   "Test accuracy (%) of the best-validation weights, seed 0; in brackets the validation accuracy. "
-                  f"{irregular.LABELS[cont]} is the continuous model chosen on validation (earlier study).", "",
+                  f"The continuous model chosen on validation: {picks}.", "",
                   "| model | configuration | N | parameters | " + " | ".join(
                       ("0%" if r == 0 else f"{r:.0%} {'steps' if k == 'steps' else 'per channel'}") for k, r in conds)
                   + " |", "|---" * (4 + len(conds)) + "|"]

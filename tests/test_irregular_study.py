@@ -158,6 +158,10 @@ def test_protocol_runs_the_earlier_choices_under_early_stopping(study, protocol)
     first = jobs[:14]
     assert {j[0] for j in first} == {"JapaneseVowels"}
     assert [j[1] for j in first] == [study.best_continuous(earlier, "JapaneseVowels")] * 7 + ["gru-d"] * 7
+    multi = [n for n, j in enumerate(jobs) if j[0] in protocol.MULTICHANNEL]
+    assert multi == list(range(len(multi)))  # the multichannel sets, all four families there, before the rest
+    assert {j[1] for j in jobs if j[0] == "JapaneseVowels"} == set(study.CONTINUOUS) | set(study.BASELINES)
+    assert {j[1] for j in jobs if j[0] == "GunPoint"} == {study.best_continuous(earlier, "GunPoint"), *study.BASELINES}
     kinds = {(j[0], j[3]) for j in jobs}
     assert ("BasicMotions", "channels") in kinds and ("GunPoint", "channels") not in kinds  # one channel: no
     assert len({protocol.job_key(j) for j in jobs}) == len(jobs)
@@ -185,3 +189,16 @@ def test_protocol_verdicts_from_rows(study, protocol):
     assert not v["beats"] and len(v["short"]) == 1 and v["short"][0].startswith("0%: GRU-D 96.0 vs 95.0")
     assert v["loss"] == pytest.approx(3.0)
     assert protocol.verdict(cells, earlier, "BasicMotions", "steps") is None  # not run: not judged
+
+
+def test_protocol_chooses_the_family_on_its_own_validation_once_all_have_run(study, protocol):
+    earlier = study.read_rows()
+    fams = protocol.families(earlier, "BasicMotions")
+    assert fams[0] == study.best_continuous(earlier, "BasicMotions") and sorted(fams) == sorted(study.CONTINUOUS)
+    rows = [{"set": "BasicMotions", "model": m, "kind": k, "rate": r, "status": "ok", "test_accuracy": 0.5,
+             "validation_accuracy": 0.9 if m == fams[2] else 0.8}
+            for m in fams for k, r in protocol.conditions("BasicMotions")]
+    cells = protocol.cells(rows)
+    assert protocol.chosen_continuous(cells, earlier, "BasicMotions", "channels") == (fams[2], "this protocol's validation")
+    cells = protocol.cells([r for r in rows if not (r["model"] == fams[3] and r["rate"] == 0.7)])
+    assert protocol.chosen_continuous(cells, earlier, "BasicMotions", "steps") == (fams[0], "the earlier study's validation")
