@@ -146,3 +146,20 @@ def test_vectorised_natural_spline_float32_and_no_missing_values():
     x = torch.randn(4, 9, 3, generator=g)
     t = torch.cumsum(0.2 + torch.rand(9, generator=g), 0)
     torch.testing.assert_close(natural_cubic_coeffs(x, t), torchcde.natural_cubic_coeffs(x, t), rtol=1e-4, atol=1e-4)
+
+
+def test_drop_channels_is_recorded_in_config_json_and_repeats_the_same_data(tmp_path):
+    import json
+
+    from neuralode_rnn.training import TrainConfig, load_data, train
+
+    config = TrainConfig(task="uea:BasicMotions", model="gru", drop_channels=0.3, hidden_size=4, epochs=1,
+                         batch_size=4, task_options={"n_train": 8, "n_test": 4}, quiet=True, threads=1,
+                         run_dir=str(tmp_path / "run"))
+    train(config)
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert stored["drop_channels"] == 0.3 and stored["drop"] == 0.0
+    again = load_data(TrainConfig(**{k: stored[k] for k in ("task", "model", "drop_channels", "task_options")}))
+    first = load_data(config.resolved())
+    assert torch.equal(torch.isnan(again.train.values), torch.isnan(first.train.values))  # same seed, same mask
+    assert "30% of values dropped per channel" in config.resolved().label
