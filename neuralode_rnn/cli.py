@@ -149,6 +149,10 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="--schedule plateau: lr multiplier (default 0.1, torch's)")
     g.add_argument("--plateau-patience", type=positive(int, "--plateau-patience"), default=10,
                    help="--schedule plateau: epochs without improvement before lr is cut (default 10, torch's)")
+    g.add_argument("--tie-break", choices=("none", "loss"), default="none",
+                   help="loss: an epoch with the same validation accuracy and a lower validation loss counts as "
+                        "better (kept weights, early stopping); for small validation splits (default none: a "
+                        "higher accuracy only, the reference's rule)")
     g.add_argument("--weight-penalty", type=nonnegative("--weight-penalty"),
                    help="add this x the sum of the parameters' L2 norms to the loss (Kidger et al.'s 0.03; "
                         "ncde: its vector field's); default 0.03 for ncde, else 0")
@@ -262,6 +266,7 @@ def _train_config(args: argparse.Namespace):
         clip=args.clip, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         validation=args.validation,
         patience=args.patience, plateau_factor=args.plateau_factor, plateau_patience=args.plateau_patience,
+        tie_break=args.tie_break,
         weight_penalty=args.weight_penalty, field_width=args.field_width, field_depth=args.field_depth,
         run_dir=args.resume or args.run_dir, resume=args.resume is not None, fresh=args.fresh,
         stop_after=args.stop_after, quiet=args.quiet, threads=args.threads, dtype=args.dtype, device=args.device,

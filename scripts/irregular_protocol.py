@@ -59,6 +59,7 @@ VALIDATION = 0.25
 PATIENCE = 15
 PLATEAU_PATIENCE = 5
 EPOCH_CAP = 200
+TIE_BREAK = "loss"
 SEED = 0
 RATES = (0.3, 0.5, 0.7)
 MULTICHANNEL = ("JapaneseVowels", "BasicMotions")
@@ -130,13 +131,15 @@ def conditions(set_key: str) -> list[tuple[str, float]]:
 
 
 def plan_jobs(earlier: list[dict]) -> list[tuple]:
-    """Every job (set, model, options, kind, rate) in the order they run: the multichannel sets whole
-    (``FIRST`` models, then ``LATER`` ones), then their other continuous families, then the ``FIRST``
-    models of the other sets, then their ``LATER`` ones."""
+    """Every job (set, model, options, kind, rate) in the order they run: on the multichannel sets
+    ``FIRST`` models then ``LATER`` ones but the Neural CDE, then its runs there, then their other
+    continuous families; then the ``FIRST`` models of the other sets, then their ``LATER`` ones."""
     ready = [s for s in study_sets() if irregular.best_continuous(earlier, s) is not None]  # the earlier choice made
     rest = [s for s in ready if s not in MULTICHANNEL]
     multi = [s for s in MULTICHANNEL if s in ready]
-    order = ([(s, FIRST + LATER) for s in multi] + [(s, tuple(families(earlier, s)[1:])) for s in multi]
+    quick = tuple(m for m in LATER if m != "ncde")  # the Neural CDE, the costliest, after the others
+    order = ([(s, FIRST + quick) for s in multi] + [(s, ("ncde",)) for s in multi]
+             + [(s, tuple(families(earlier, s)[1:])) for s in multi]
              + [(s, FIRST) for s in rest] + [(s, LATER) for s in rest])
     jobs = []
     for s, group in order:
@@ -165,7 +168,7 @@ def make_config(job: tuple):
     name = f"{set_key}__{model}__{config_id(model, options)}__{kind}{rate:g}__s{SEED}"
     return TrainConfig(task=task, task_options=dict(task_options), model=model, hidden_size=hidden,
                        epochs=EPOCH_CAP, batch_size=batch, seed=SEED, clip=irregular.CLIP, validation=VALIDATION,
-                       patience=PATIENCE, schedule="plateau", plateau_patience=PLATEAU_PATIENCE,
+                       patience=PATIENCE, schedule="plateau", plateau_patience=PLATEAU_PATIENCE, tie_break=TIE_BREAK,
                        run_dir=str(run_dirs() / name), quiet=True, threads=1, **drops, **options)
 
 

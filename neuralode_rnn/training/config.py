@@ -134,7 +134,10 @@ class TrainConfig:
     split only (none of it may read the test split): ``patience`` (None: off; n: stop when the
     validation metric has not improved for n epochs, ``epochs`` being the cap), ``schedule="plateau"``
     (lr x ``plateau_factor`` after ``plateau_patience`` epochs without improvement,
-    ReduceLROnPlateau).  With a validation split, the run ends by restoring the weights of its best
+    ReduceLROnPlateau), ``tie_break`` ("none": an epoch is better when its validation accuracy is
+    higher, the reference's rule; "loss": also when it is equal and the validation loss lower, for
+    small validation splits whose accuracy saturates while the fit improves: it moves the kept
+    epoch and the early stop, not the plateau schedule, which reads the accuracy).  With a validation split, the run ends by restoring the weights of its best
     validation epoch and scoring them on the task's test split (``TrainResult.summary``,
     summary.json).  ``weight_penalty`` (None: the model's default, 0.03 for ``ncde`` as in the
     reference, else 0): the loss adds this x the sum of the L2 norms of the model's penalised
@@ -196,6 +199,7 @@ class TrainConfig:
     patience: int | None = None
     plateau_factor: float = 0.1
     plateau_patience: int = 10
+    tie_break: str = "none"
     weight_penalty: float | None = None
     field_width: int | None = None
     field_depth: int | None = None
@@ -342,6 +346,9 @@ class TrainConfig:
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError(f"{name} must be {'None or ' if name == 'patience' else ''}a positive int of epochs; "
                                  f"got {v!r}")
+        if self.tie_break not in ("none", "loss"):
+            raise ValueError(f"tie_break must be 'none' or 'loss' (ties of the validation accuracy broken by the "
+                             f"lower validation loss); got {self.tie_break!r}")
         v = self.plateau_factor
         if isinstance(v, bool) or not (isinstance(v, (int, float)) and 0 < v < 1):
             raise ValueError(f"plateau_factor must be a number in (0, 1) (the lr multiplier); got {v!r}")

@@ -188,9 +188,12 @@ def _run_epochs(run: RunState, hooks) -> None:
         run.epoch = epoch
         ran += 1
         metric = -test["loss"] if test["accuracy"] is None else test["accuracy"]
-        run.improved = metric > run.best
-        run.best = max(run.best, metric)
+        # tie_break "loss": an epoch with the same accuracy and a lower loss is better (on a small
+        # validation split the accuracy saturates while the fit still improves)
+        tie = c.tie_break == "loss" and test["accuracy"] is not None and metric == run.best
+        run.improved = metric > run.best or (tie and test["loss"] < run.best_loss)
         if run.improved:
+            run.best, run.best_loss = metric, test["loss"]
             run.best_epoch = epoch
             if c.validation:
                 run.best_model = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
