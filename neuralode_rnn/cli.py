@@ -150,9 +150,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--plateau-patience", type=positive(int, "--plateau-patience"), default=10,
                    help="--schedule plateau: epochs without improvement before lr is cut (default 10, torch's)")
     g.add_argument("--tie-break", choices=("none", "loss"), default="none",
-                   help="loss: an epoch with the same validation accuracy and a lower validation loss counts as "
-                        "better (kept weights, early stopping); for small validation splits (default none: a "
-                        "higher accuracy only, the reference's rule)")
+                   help="loss: keep, of the epochs with the best validation accuracy, the one with the lowest "
+                        "validation loss, for small validation splits (default none: the first, the reference's "
+                        "rule); early stopping reads the accuracy either way")
     g.add_argument("--weight-penalty", type=nonnegative("--weight-penalty"),
                    help="add this x the sum of the parameters' L2 norms to the loss (Kidger et al.'s 0.03; "
                         "ncde: its vector field's); default 0.03 for ncde, else 0")

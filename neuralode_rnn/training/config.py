@@ -134,10 +134,10 @@ class TrainConfig:
     split only (none of it may read the test split): ``patience`` (None: off; n: stop when the
     validation metric has not improved for n epochs, ``epochs`` being the cap), ``schedule="plateau"``
     (lr x ``plateau_factor`` after ``plateau_patience`` epochs without improvement,
-    ReduceLROnPlateau), ``tie_break`` ("none": an epoch is better when its validation accuracy is
-    higher, the reference's rule; "loss": also when it is equal and the validation loss lower, for
-    small validation splits whose accuracy saturates while the fit improves: it moves the kept
-    epoch and the early stop, not the plateau schedule, which reads the accuracy).  With a validation split, the run ends by restoring the weights of its best
+    ReduceLROnPlateau), ``tie_break`` ("none": the kept weights are those of the first epoch with the best validation
+    accuracy, the reference's rule; "loss": of the epochs with the best validation accuracy, the one
+    with the lowest validation loss, for small validation splits whose accuracy saturates while the
+    fit improves; early stopping and the plateau schedule read the accuracy alone either way).  With a validation split, the run ends by restoring the weights of its best
     validation epoch and scoring them on the task's test split (``TrainResult.summary``,
     summary.json).  ``weight_penalty`` (None: the model's default, 0.03 for ``ncde`` as in the
     reference, else 0): the loss adds this x the sum of the L2 norms of the model's penalised
