@@ -298,7 +298,7 @@ def strict_note() -> str:
     return (f"A first pass with the strict rule (`docs/irregular/protocol_strict.csv`, stopped when this was seen) "
             f"kept, in its {len(rows)} BasicMotions runs, the weights of epochs {min(best)}-{max(best)} at "
             f"{min(fit):.0f}-{max(fit):.0f}% training accuracy (median {sorted(fit)[len(fit) // 2]:.0f}%; the "
-            f"runs' last epochs: at least {min(_pct(r['train_accuracy_last']) for r in rows):.0f}%).")
+            f"runs' last epochs: {min(_pct(r['train_accuracy_last']) for r in rows):.0f}% or more).")
 
 
 def report_section() -> list[str]:
@@ -323,7 +323,7 @@ def report_section() -> list[str]:
              "Where this differs from the reference (patrick-kidger/NeuralCDE `experiments/common.py`): there the "
              "run stops when the *training* loss and accuracy have not improved for 50 epochs (metrics every 10 "
              "epochs, up to 1000) and the learning rate is cut after one evaluation without a better validation "
-             "accuracy; the weights kept are, as here, those of the first epoch with the best validation accuracy. "
+             "accuracy; the weights kept are those of the first evaluated epoch with the best validation accuracy. "
              f"Here the stop is on the validation accuracy with a patience of {PATIENCE} epochs, and the kept "
              "epoch is, of those with the best validation accuracy, the one with the lowest validation loss (the "
              "reference keeps the first): the validation splits are small (68 samples on JapaneseVowels, 10 on "
