@@ -298,7 +298,7 @@ def strict_note() -> str:
     return (f"A first pass with the strict rule (`docs/irregular/protocol_strict.csv`, stopped when this was seen) "
             f"kept, in its {len(rows)} BasicMotions runs, the weights of epochs {min(best)}-{max(best)} at "
             f"{min(fit):.0f}-{max(fit):.0f}% training accuracy (median {sorted(fit)[len(fit) // 2]:.0f}%; the "
-            f"runs' last epochs: {min(_pct(r['train_accuracy_last']) for r in rows):.0f}% or more).")
+            f"runs' last epochs: lowest {min(_pct(r['train_accuracy_last']) for r in rows):.0f}%).")
 
 
 def report_section() -> list[str]:
