@@ -61,9 +61,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="T of the synthetic tasks (adding, copy; their default 100)")
     g.add_argument("--drop", type=share("--drop", "a share of observations"), default=0.0,
                    help="drop this share of each sample's observations: an irregularly sampled task (default 0)")
-    g.add_argument("--drop-channels", type=share("--drop-channels", "a share of observations"), default=0.0,
-                   metavar="RATE", help="drop this share of each channel's observations independently "
-                                        "(missing values; default 0)")
+    g.add_argument("--drop-channels", type=share("--drop-channels", "a probability"), default=0.0,
+                   metavar="P", help="mark each (sample, step, channel) value missing independently with "
+                                     "probability P in [0, 1): missing values per channel (default 0)")
     g.add_argument("--inputs", type=input_features, metavar="FEATURES",
                    help="append time-aware input channels: a comma-separated subset of time, intensity "
                         "(observations so far per channel), mask (default: the values only)")
@@ -149,6 +149,10 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="--schedule plateau: lr multiplier (default 0.1, torch's)")
     g.add_argument("--plateau-patience", type=positive(int, "--plateau-patience"), default=10,
                    help="--schedule plateau: epochs without improvement before lr is cut (default 10, torch's)")
+    g.add_argument("--tie-break", choices=("none", "loss"), default="none",
+                   help="loss: keep, of the epochs with the best validation accuracy, the one with the lowest "
+                        "validation loss, for small validation splits (default none: the first, the reference's "
+                        "rule); early stopping reads the accuracy either way")
     g.add_argument("--weight-penalty", type=nonnegative("--weight-penalty"),
                    help="add this x the sum of the parameters' L2 norms to the loss (Kidger et al.'s 0.03; "
                         "ncde: its vector field's); default 0.03 for ncde, else 0")
@@ -262,6 +266,7 @@ def _train_config(args: argparse.Namespace):
         clip=args.clip, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         validation=args.validation,
         patience=args.patience, plateau_factor=args.plateau_factor, plateau_patience=args.plateau_patience,
+        tie_break=args.tie_break,
         weight_penalty=args.weight_penalty, field_width=args.field_width, field_depth=args.field_depth,
         run_dir=args.resume or args.run_dir, resume=args.resume is not None, fresh=args.fresh,
         stop_after=args.stop_after, quiet=args.quiet, threads=args.threads, dtype=args.dtype, device=args.device,

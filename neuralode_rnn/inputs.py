@@ -10,8 +10,8 @@ A sample ``values`` (B, T, D) (batch-first, time on axis 1, NaN = missing) obser
 * **mask**: per channel, m_k^d = 1 if ``values[:, k, d]`` was observed, else 0 (Che et al. 2018),
   the only way to tell a held or interpolated value from a fresh one.
 
-:func:`time_features` appends them to the values.  The appended channels are NaN exactly where
-the step has no observed channel (padding at the end of a shorter sample), so
+:func:`time_features` appends them to the values.  The appended channels are NaN exactly on the steps
+after a sample's last observation (padding at the end of a shorter sample), so
 ``models.last_observed_index``, and with it every model's readout, still reads each sample at its
 last real observation; a fully observed padding step would move the readout onto the padding.
 Within a real step they are always observed, so they survive any interpolation's fill rule and
@@ -47,6 +47,7 @@ __all__ = [
     "step_gaps",
     "step_observed",
     "time_features",
+    "trailing_padding",
     "time_since_observation",
 ]
 
@@ -107,6 +108,14 @@ def step_observed(values: torch.Tensor) -> torch.Tensor:
     return observed_mask(values).any(-1)
 
 
+def trailing_padding(values: torch.Tensor) -> torch.Tensor:
+    """(B, T) bool: True on the steps after each sample's last step with an observed channel (the
+    padding of a shorter sample).  A step with no observed channel BEFORE that is a real step with
+    every value missing (missing values per channel), not padding."""
+    seen = step_observed(values)
+    return seen.flip(1).to(torch.int8).cummax(dim=1).values.flip(1) == 0
+
+
 def forward_fill(values: torch.Tensor, initial: float | torch.Tensor = 0.0) -> torch.Tensor:
     """``values`` (B, T, D) with each NaN replaced by the channel's last earlier observation (causal).
 
@@ -158,7 +167,8 @@ def time_features(values: torch.Tensor, times: torch.Tensor | None, features: st
     Output (B, T, D + n): the values unchanged (NaN kept), then, in the order of FEATURES,
     ``time`` t_k / time_scale (1 channel), ``intensity`` c_k^d / count_scale (D channels) and
     ``mask`` m_k^d (D channels).  Appended channels are NaN on steps with no observed channel
-    (see the module docstring: the readout must stay on the last real observation).
+    (see the module docstring: the readout must stay on the last real observation); a step
+    before that with every value missing gets its time, the counts so far and a zero mask.
     """
     names = parse_features(features)
     for name, scale in (("time_scale", time_scale), ("count_scale", count_scale)):
@@ -174,7 +184,7 @@ def time_features(values: torch.Tensor, times: torch.Tensor | None, features: st
         parts.append(observed_mask(values).to(values.dtype))
     if len(parts) == 1:
         return values
-    padding = ~step_observed(values)
+    padding = trailing_padding(values)
     extra = torch.cat(parts[1:], dim=-1).masked_fill(padding.unsqueeze(-1), float("nan"))
     return torch.cat([values, extra], dim=-1)
 

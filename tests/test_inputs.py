@@ -81,13 +81,14 @@ def test_time_features_layout_and_padding(sample):
     out = time_features(values, times, "time,intensity,mask", time_scale=2.0, count_scale=4.0)
     assert out.shape == (2, 5, 2 + 1 + 2 + 2)
     torch.testing.assert_close(out[..., :2], values, equal_nan=True)
-    torch.testing.assert_close(out[0, :, 2], times[0] / 2.0 * torch.tensor([1, 1, 1, NAN, 1],
-                                                                           dtype=torch.float64), equal_nan=True)
+    torch.testing.assert_close(out[0, :, 2], times[0] / 2.0)  # every step before the last observation
     torch.testing.assert_close(out[0, 4, 3:5], torch.tensor([3.0, 3.0], dtype=torch.float64) / 4.0)
     torch.testing.assert_close(out[1, 2, 5:], torch.tensor([1.0, 1.0], dtype=torch.float64))
     torch.testing.assert_close(out[1, 1, 5:], torch.tensor([1.0, 0.0], dtype=torch.float64))
-    # steps with nothing observed stay unobserved in every appended channel: same readout step
-    assert torch.isnan(out[1, 3:]).all() and torch.isnan(out[0, 3]).all()
+    # a step with nothing observed inside a sample: its time, the counts so far, a zero mask
+    torch.testing.assert_close(out[0, 3, 2:], torch.tensor([1.5, 0.5, 0.5, 0.0, 0.0], dtype=torch.float64))
+    # the padding after the last observation stays unobserved in every appended channel: same readout step
+    assert torch.isnan(out[1, 3:]).all()
     assert torch.equal(last_observed_index(out), last_observed_index(values))
 
 

@@ -141,3 +141,64 @@ def test_report_from_a_csv(study, tmp_path, monkeypatch):
     assert f"- ItalyPowerDemand: incomplete ({study.REDUCED_K} of {planned} runs" in text
     assert "**ItalyPowerDemand**" in text  # its selection table, K = REDUCED_K columns
     assert "| model | " + " | ".join(f"config {i + 1}" for i in range(study.REDUCED_K)) + " |\n" in text
+
+
+# ------------------------------------------------------------------ the study under the issue 19 protocol
+@pytest.fixture(scope="module")
+def protocol():
+    from scripts import irregular_protocol
+
+    return irregular_protocol
+
+
+def test_protocol_runs_the_earlier_choices_under_early_stopping(study, protocol):
+    earlier = study.read_rows()
+    jobs = protocol.plan_jobs(earlier)
+    # the multichannel sets first and whole, the continuous model chosen there and GRU-D first
+    first = jobs[:14]
+    assert {j[0] for j in first} == {"JapaneseVowels"}
+    assert [j[1] for j in first] == [study.best_continuous(earlier, "JapaneseVowels")] * 7 + ["gru-d"] * 7
+    multi = [n for n, j in enumerate(jobs) if j[0] in protocol.MULTICHANNEL]
+    assert multi == list(range(len(multi)))  # the multichannel sets, all four families there, before the rest
+    assert {j[1] for j in jobs if j[0] == "JapaneseVowels"} == set(study.CONTINUOUS) | set(study.BASELINES)
+    assert {j[1] for j in jobs if j[0] == "GunPoint"} == {study.best_continuous(earlier, "GunPoint"), *study.BASELINES}
+    kinds = {(j[0], j[3]) for j in jobs}
+    assert ("BasicMotions", "channels") in kinds and ("GunPoint", "channels") not in kinds  # one channel: no
+    assert len({protocol.job_key(j) for j in jobs}) == len(jobs)
+    ncde = next(j for j in jobs if j[1] == "ncde")
+    assert ncde[2] == {"lr": study.chosen(earlier, ncde[0], "ncde")["lr"]}  # otherwise the reference defaults
+    config = protocol.make_config(("JapaneseVowels", "gru-d", {"lr": 0.01}, "channels", 0.5)).resolved()
+    assert (config.validation, config.patience, config.schedule, config.plateau_patience) == (0.25, 15, "plateau", 5)
+    assert config.drop_channels == 0.5 and config.drop == 0.0 and config.epochs == protocol.EPOCH_CAP
+    assert "--drop-channels 0.5" in protocol.harness.train_command(config) and "--patience 15" in \
+        protocol.harness.train_command(config)
+
+
+def test_protocol_verdicts_from_rows(study, protocol):
+    earlier = study.read_rows()
+    cont = study.best_continuous(earlier, "JapaneseVowels")
+    acc = {cont: 0.95, "gru": 0.9, "gru-dt": 0.9, "gru-d": 0.96, "ode-rnn": 0.9, "ncde": 0.9}
+    rows = []
+    for m, a in acc.items():
+        for kind, rate in protocol.conditions("JapaneseVowels"):
+            rows.append({"set": "JapaneseVowels", "model": m, "kind": kind, "rate": rate, "status": "ok",
+                         "test_accuracy": a - (0.05 if rate == 0.7 else 0.0) + (0.02 if m == cont and rate else 0)})
+    cells = protocol.cells(rows)
+    v = protocol.verdict(cells, earlier, "JapaneseVowels", "steps")
+    # GRU-D is better at 0% only (96 > 95); the continuous model loses 95 - 92 = 3 points: within 3
+    assert not v["beats"] and len(v["short"]) == 1 and v["short"][0].startswith("0%: GRU-D 96.0 vs 95.0")
+    assert v["loss"] == pytest.approx(3.0)
+    assert protocol.verdict(cells, earlier, "BasicMotions", "steps") is None  # not run: not judged
+
+
+def test_protocol_chooses_the_family_on_its_own_validation_once_all_have_run(study, protocol):
+    earlier = study.read_rows()
+    fams = protocol.families(earlier, "BasicMotions")
+    assert fams[0] == study.best_continuous(earlier, "BasicMotions") and sorted(fams) == sorted(study.CONTINUOUS)
+    rows = [{"set": "BasicMotions", "model": m, "kind": k, "rate": r, "status": "ok", "test_accuracy": 0.5,
+             "validation_accuracy": 0.9 if m == fams[2] else 0.8}
+            for m in fams for k, r in protocol.conditions("BasicMotions")]
+    cells = protocol.cells(rows)
+    assert protocol.chosen_continuous(cells, earlier, "BasicMotions", "channels") == (fams[2], "this protocol's validation")
+    cells = protocol.cells([r for r in rows if not (r["model"] == fams[3] and r["rate"] == 0.7)])
+    assert protocol.chosen_continuous(cells, earlier, "BasicMotions", "steps") == (fams[0], "the earlier study's validation")

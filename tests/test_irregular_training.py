@@ -31,11 +31,12 @@ def test_uea_task_drop_channels_and_inputs_flags_reach_the_config_and_the_data()
     assert data.input_size == 6 + 1 + 6  # values, time, one mask channel per value channel
     raw = load_task("uea:BasicMotions", drop_channels=0.3, **TINY_UEA)
     torch.testing.assert_close(data.train.values[..., :6], raw.train.values, equal_nan=True)
-    # mask channels say which values were observed; 30% of each channel's 100 observations went
+    # mask channels say which values were observed, per channel; about 30% of the values went
     mask = data.train.values[..., 7:]
     real = ~torch.isnan(mask)
     torch.testing.assert_close(mask[real], observed_mask(raw.train.values)[real].float())
-    assert torch.equal(observed_mask(raw.train.values).sum(1), torch.full((12, 6), 70))
+    assert ((mask == 0) & (mask.sum(-1, keepdim=True) > 0)).any()  # steps with part of their channels
+    assert abs(1 - observed_mask(raw.train.values).float().mean().item() - 0.3) < 0.03  # 7200 values
     defaults = train_config([])
     assert defaults.drop_channels == 0.0 and defaults.inputs is None
 
@@ -70,7 +71,7 @@ def test_cli_trains_a_uea_task(capsys):
     (["--task", "uea:"], "or uea:NAME"),
     (["--inputs", "time,clock"], "argument --inputs: unknown input feature 'clock'"),
     (["--inputs", ","], "--inputs expects a comma-separated subset of time, intensity, mask"),
-    (["--drop-channels", "1"], "--drop-channels expects a share of observations in [0, 1); got '1'"),
+    (["--drop-channels", "1"], "--drop-channels expects a probability in [0, 1); got '1'"),
 ])
 def test_bad_irregular_flags_are_refused_in_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -104,7 +105,7 @@ def test_task_defaults_for_uea_sets_and_timing():
 
 
 def test_config_checks_the_new_settings():
-    with pytest.raises(ValueError, match=r"drop_channels \(the share of each channel's observations"):
+    with pytest.raises(ValueError, match=r"drop_channels \(the probability that each value is missing\)"):
         TrainConfig(drop_channels=1.0).resolved()
     with pytest.raises(ValueError, match="unknown input feature 'clock'"):
         TrainConfig(inputs="time,clock").resolved()

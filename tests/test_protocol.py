@@ -167,8 +167,45 @@ def test_cli_flags_reach_the_config():
 
     args = build_parser().parse_args(["train", "--model", "ncde", "--validation", "0.2", "--patience", "50",
                                       "--schedule", "plateau", "--plateau-factor", "0.5", "--plateau-patience", "5",
-                                      "--weight-penalty", "0.01", "--field-width", "16", "--field-depth", "2"])
+                                      "--weight-penalty", "0.01", "--field-width", "16", "--field-depth", "2",
+                                      "--tie-break", "loss"])
     c = train_config(args)
     assert (c.patience, c.schedule, c.plateau_factor, c.plateau_patience, c.weight_penalty, c.field_width,
-            c.field_depth) == (50, "plateau", 0.5, 5, 0.01, 16, 2)
+            c.field_depth, c.tie_break) == (50, "plateau", 0.5, 5, 0.01, 16, 2, "loss")
     assert isinstance(TrainConfig.from_dict(c.to_dict()), TrainConfig)
+
+
+@pytest.mark.parametrize("tie_break, best, stopped", [("none", 2, 4), ("loss", 3, 4)])
+def test_tie_break_loss_keeps_the_equal_accuracy_epoch_with_the_lower_loss(tiny_config, monkeypatch, tie_break,
+                                                                            best, stopped):
+    """Validation accuracy 0.5, 0.8, 0.8, 0.8, 0.8, ... with losses 1.0, 0.9, 0.7, 0.8, 0.75, ...: the
+    reference's rule keeps epoch 2 and stops after 4 (patience 2); with ties broken on the loss it
+    keeps epoch 3, and still stops after 4: early stopping reads the accuracy alone."""
+    acc, loss = [0.5, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8], [1.0, 0.9, 0.7, 0.8, 0.75, 0.9, 0.9]
+    real = loop_module.evaluate
+    seen, states = {}, []
+
+    class Grab(Callback):
+        def on_start(self, run):
+            seen["data"] = run.data
+
+    def scripted(model, split, kind, *args, **kw):
+        out = dict(real(model, split, kind, *args, **kw))
+        if split is not seen["data"].test:
+            return out
+        state = {k: v.clone() for k, v in model.state_dict().items()}
+        same = [i for i, s in enumerate(states) if all(torch.equal(s[k], state[k]) for k in s)]
+        if not same:
+            states.append(state)
+            same = [len(states) - 1]
+        out["accuracy"], out["loss"] = acc[same[0]], loss[same[0]]
+        return out
+
+    monkeypatch.setattr(loop_module, "evaluate", scripted)
+    result = train(tiny_config(model="gru", validation=0.25, patience=2, epochs=7, tie_break=tie_break),
+                   callbacks=[Grab()])
+    s = result.summary
+    assert (s["best_epoch"], s["epochs_run"], s["early_stopped"]) == (best, stopped, True)
+    assert s["validation_loss"] == loss[best - 1]
+    with pytest.raises(ValueError, match="tie_break must be 'none' or 'loss'"):
+        tiny_config(validation=0.25, tie_break="accuracy").resolved()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from neuralode_rnn.data import drop_channels, drop_observations, load_task, load_uea, uea_datasets
+from neuralode_rnn.data import drop_channels, load_task, load_uea, uea_datasets
 from neuralode_rnn.data.uea import class_order
 
 pytest.importorskip("sktime")
@@ -106,40 +106,46 @@ def test_uea_options_are_checked():
 
 # ---------------------------------------------------------------------------------- drop_channels
 @pytest.mark.parametrize("rate", [0.3, 0.5, 0.7])
-def test_drop_channels_removes_the_share_of_each_channel(rate):
-    data = load_task("uea:BasicMotions", n_train=10, n_test=6)
+def test_drop_channels_drops_each_value_with_probability_p(rate):
+    data = load_task("uea:BasicMotions")  # 40 + 40 samples, 100 steps, 6 channels
     dropped = drop_channels(data, rate, seed=1)
     for before, after in ((data.train, dropped.train), (data.test, dropped.test)):
-        n_before = (~torch.isnan(before.values)).sum(1)  # (N, D)
-        n_after = (~torch.isnan(after.values)).sum(1)
-        assert torch.equal(n_after, n_before - torch.floor(n_before * rate).long())
-        # no step without an observation before the padding; times strictly increasing
-        observed = ~torch.isnan(after.values).all(2)
-        assert torch.equal(observed, torch.arange(after.length)[None] < after.lengths[:, None])
-        assert (after.times[:, 1:] > after.times[:, :-1]).all()
-        # every kept value is the original value at its original time
-        for i in (0, 3):
-            for k in range(int(after.lengths[i])):
-                step = int(after.times[i, k]) - 1
-                kept = ~torch.isnan(after.values[i, k])
-                assert torch.equal(after.values[i, k][kept], before.values[i, step][kept])
-    # the channels are thinned independently: some steps keep only part of their channels
-    partial = (~torch.isnan(dropped.train.values)).sum(2)
-    assert ((partial > 0) & (partial < 6)).any()
+        assert after.values.shape == before.values.shape
+        torch.testing.assert_close(after.resolved_times(), before.resolved_times())  # nothing moves
+        gone = torch.isnan(after.values) & ~torch.isnan(before.values)
+        n = int((~torch.isnan(before.values)).sum())  # 24,000 values: the share's sd is below 0.0033
+        assert abs(int(gone.sum()) / n - rate) < 0.015
+        kept = ~torch.isnan(after.values)
+        torch.testing.assert_close(after.values[kept], before.values[kept])  # the rest untouched
+        # independent per channel: the share is right in each channel and at each step position
+        per_channel = gone.double().mean(dim=(0, 1))
+        assert (per_channel - rate).abs().max() < 0.04
+        # steps keep part of their channels, and some (about rate^6 of them) keep none but stay in place
+        n_seen = kept.sum(2)
+        assert ((n_seen > 0) & (n_seen < 6)).any()
+        empty = float((n_seen == 0).double().mean())
+        assert abs(empty - rate ** 6) < 0.02 + 0.5 * rate ** 6
 
 
-def test_drop_channels_through_load_task_and_with_drop():
-    a = load_task("uea:BasicMotions", drop_channels=0.5, n_train=8, n_test=4)
-    b = drop_channels(load_task("uea:BasicMotions", n_train=8, n_test=4), 0.5, seed=1)  # drop_seed + 1
-    torch.testing.assert_close(a.train.values, b.train.values, equal_nan=True)
+def test_drop_channels_same_seed_same_mask_and_another_seed_another():
+    data = load_task("uea:BasicMotions", n_train=10, n_test=6)
+    a, b, c = drop_channels(data, 0.5, seed=3), drop_channels(data, 0.5, seed=3), drop_channels(data, 0.5, seed=4)
+    for x, y, z in ((a.train, b.train, c.train), (a.test, b.test, c.test)):
+        assert torch.equal(torch.isnan(x.values), torch.isnan(y.values))
+        assert not torch.equal(torch.isnan(x.values), torch.isnan(z.values))
+    assert a.info["drop_channels"] == 0.5 and a.info["drop_channels_seed"] == 3
+    # through load_task: seeded drop_seed + 1, the same in a second call
+    d, e = (load_task("uea:BasicMotions", drop_channels=0.5, n_train=10, n_test=6) for _ in range(2))
+    assert torch.equal(torch.isnan(d.train.values), torch.isnan(e.train.values))
+    torch.testing.assert_close(d.train.values, drop_channels(data, 0.5, seed=1).train.values, equal_nan=True)
+
+
+def test_drop_channels_with_drop_and_its_checks():
     both = load_task("uea:BasicMotions", drop=0.5, drop_channels=0.5, n_train=8, n_test=4)
     assert both.info["drop"] == 0.5 and both.info["drop_channels"] == 0.5
-    assert float((~torch.isnan(both.train.values)).sum()) == pytest.approx(8 * 6 * 25, rel=0.05)
-    with pytest.raises(ValueError, match=r"drop_channels \(the share of each channel's observations"):
-        load_task("uea:BasicMotions", drop_channels=1.0)
-
-
-def test_one_channel_drop_channels_matches_drop_observations_counts():
-    data = load_task("digits", n_train=20, n_test=10)
-    a, b = drop_channels(data, 0.5), drop_observations(data, 0.5)
-    assert torch.equal(a.train.lengths, b.train.lengths)
+    # half the steps go, then half the values of those left: about a quarter of 8 x 100 x 6
+    assert float((~torch.isnan(both.train.values)).sum()) == pytest.approx(8 * 6 * 25, rel=0.1)
+    for bad in (1.0, -0.1, True, "0.5", float("nan")):
+        with pytest.raises(ValueError, match=r"drop_channels \(the probability that each value is missing\) must be "
+                                             r"a number in \[0, 1\); got"):
+            load_task("uea:BasicMotions", drop_channels=bad)

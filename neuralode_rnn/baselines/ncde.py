@@ -20,20 +20,22 @@ parameters (``experiments/common.py``, ``_add_weight_regularisation``; here the 
 them: ``penalized_parameters``).  Coefficients come from torchcde (``natural_cubic_coeffs``;
 ``hermite_cubic_coefficients_with_backward_differences`` for "cubic", the causal choice;
 ``linear_interpolation_coeffs``) and the solve from ``torchcde.cdeint``; nothing of either is
-rewritten.
+rewritten, except the natural spline's missing-value rule, which torchcde computes in a Python loop
+per sample, channel and step (``spline``: the same numbers, vectorised).
 
 Clock.  torchcde takes one time grid for the batch: the grid is the union of the batch's
 observation times (``grid``), each sample's values placed at its own times and NaN at the others.
 On a task whose samples were thinned from one regular grid (``--drop``), that union is, for a batch
 of a few dozen samples, the full original grid, which is the reference's exact setting (it keeps
 every series on the full grid with NaN at the dropped steps).  With shared times (or none: t_k = k)
-the grid is those times.
+the grid is those times.  A step with no observed value before a sample's last observation
+(missing values per channel) is a knot too: its time channel is observed, as in the reference.
 
 Missing values.  "natural" (the default): torchcde's natural spline through each channel's
-observations, the reference's rule.  "cubic" and "linear": torchcde's documented rule for those,
+observations, the reference's rule (``spline.natural_cubic_coeffs``, vectorised, when there are any).  "cubic" and "linear": torchcde's documented rule for those,
 NaN entries filled by linear interpolation (in the grid's time) between the channel's neighbouring
-observations, held constant before the first and after the last.  torchcde applies it with a Python loop per sample and channel (it warns to
-cache the result); the same rule is applied here vectorised by ``paths.fill_missing(..., "linear")``
+observations, held constant before the first and after the last.  torchcde applies it with a
+Python loop per sample and channel (it warns to cache the result); the same rule is applied here vectorised by ``paths.fill_missing(..., "linear")``
 before the coefficients are built (the tests check the coefficients equal torchcde's on data with
 NaN).  The readout takes z at each sample's last observed time.
 
@@ -57,9 +59,10 @@ from torch import nn
 
 import solvers
 
-from ..inputs import check_inputs, step_observed
+from ..inputs import check_inputs, trailing_padding
 from ..models import HoldsSolveSpec, last_observed_index
 from ..paths import fill_missing
+from .spline import natural_cubic_coeffs
 
 if TYPE_CHECKING:
     import torchcde
@@ -195,7 +198,9 @@ class NeuralCDE(HoldsSolveSpec, nn.Module):
             raise ValueError(f"a Neural CDE needs at least two time steps; got values of shape {tuple(values.shape)}")
         B, T, _ = values.shape
         t = t.to(values.dtype).expand(B, T)
-        seen = step_observed(values)
+        # every real step is a knot, one with no observed value too (its time channel is observed, as
+        # in the reference, which keeps the full grid); only the padding after the last observation is not
+        seen = ~trailing_padding(values)
         grid = torch.unique(t[seen])  # sorted
         if grid.numel() < 2:
             raise ValueError(f"a Neural CDE needs at least two observation times in a batch; got {grid.numel()}")
@@ -212,11 +217,14 @@ class NeuralCDE(HoldsSolveSpec, nn.Module):
         "natural": torchcde's (and the reference's) own rule, the natural cubic spline in time through
         each channel's observations, with the grid's first and last time given the first/last observed
         value (so the path still depends on the batch's grid at its ends); torchcde computes it with a
-        Python loop per sample and channel.  "cubic"/"linear": NaN filled linearly in time
+        Python loop per sample and channel, so with missing values ``spline.natural_cubic_coeffs``
+        computes the same, vectorised.  "cubic"/"linear": NaN filled linearly in time
         first (``paths.fill_missing``, torchcde's rule for those, vectorised)."""
         torchcde = load_torchcde()
         if self.interpolation == "natural":
-            return torchcde.natural_cubic_coeffs(x, grid)
+            # with missing values torchcde loops in Python over samples, channels and steps; the same
+            # rule vectorised (``spline``, checked against torchcde in the tests)
+            return natural_cubic_coeffs(x, grid) if bool(torch.isnan(x).any()) else torchcde.natural_cubic_coeffs(x, grid)
         x = fill_missing(x, grid, "linear")
         if self.interpolation == "cubic":
             return torchcde.hermite_cubic_coefficients_with_backward_differences(x, grid)

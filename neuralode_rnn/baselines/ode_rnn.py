@@ -8,7 +8,9 @@ with f(h) = W_2 tanh(W_1 h + b_1) + b_2 autonomous (as in the paper).  No time p
 first observation (t_0 = t_1).  Per-sample times (B, T) are handled on a normalised clock: the
 gap (t_{k-1}, t_k) of every sample is the interval s in [0, 1] with dh/ds = (t_k - t_{k-1}) f(h),
 an exact change of variable, so one solve per step serves the whole batch.
-Missing channels are carried forward causally (0 before the first observation).
+Missing channels are carried forward causally (0 before the first observation); a step with no
+observed channel only evolves the state (no GRU update), as the reference's masked update
+(``GRU_unit`` of YuliaRubanova/latent_ode: ``new_y = mask * new_y + (1 - mask) * y``).
 
 Solver: a frozen ``solvers.SolveSpec`` (``model.spec``; any Runge-Kutta method of ``solvers.TABLEAUX``),
 ``spec.solve_with_stats`` once per gap (its statistics are ``model.stats``); fixed-step methods take ``step_size`` in time units
@@ -28,7 +30,7 @@ from torch import nn
 import solvers
 from solvers.terms import FuncTerm
 
-from ..inputs import check_inputs, forward_fill, step_gaps
+from ..inputs import check_inputs, forward_fill, step_gaps, step_observed
 from ..models import HoldsSolveSpec, check_plain_state, last_observed_index
 
 __all__ = ["ODERNN"]
@@ -101,6 +103,7 @@ class ODERNN(HoldsSolveSpec, nn.Module):
         check_inputs(values, times, self.input_size)
         x = forward_fill(values)
         gaps = step_gaps(values, times)
+        seen = step_observed(values).unsqueeze(-1)  # (B, T, 1)
         B, T, _ = values.shape
         if h0 is not None:
             check_plain_state(h0, (B, self.hidden_size), values.dtype)
@@ -110,7 +113,8 @@ class ODERNN(HoldsSolveSpec, nn.Module):
         for k in range(T if steps is None else steps):
             if k > 0:
                 h = self.evolve(h, gaps[:, k])
-            h = self.cell(x[:, k], h)
+            # Rubanova et al.'s masked update: a step with no observed channel leaves the evolved state
+            h = torch.where(seen[:, k], self.cell(x[:, k], h), h)
             states.append(h)
         return torch.stack(states, dim=1)
 

@@ -1,5 +1,5 @@
-"""Irregularly sampled variants: drop a share of each sample's time points (Kidger et al. 2020), or of each
-channel's observations independently."""
+"""Irregularly sampled variants: drop a share of each sample's time points (Kidger et al. 2020), or each
+value independently (missing values per channel, Che et al. 2018)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from .base import SequenceDataset, Split, check_seed
 
 def check_rate(rate: object, name: str = "drop") -> float:
     if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= float(rate) < 1.0:
-        what = "each channel's observations" if name == "drop_channels" else "each sample's observations"
-        raise ValueError(f"{name} (the share of {what} to remove) must be a number in [0, 1); got {rate!r}")
+        what = ("the probability that each value is missing" if name == "drop_channels"
+                else "the share of each sample's observations to remove")
+        raise ValueError(f"{name} ({what}) must be a number in [0, 1); got {rate!r}")
     return float(rate)
 
 
@@ -64,17 +65,11 @@ def _drop_split(split: Split, rate: float, generator: torch.Generator) -> Split:
 
 
 def _drop_channels_split(split: Split, rate: float, generator: torch.Generator) -> Split:
-    values, times = split.values, split.resolved_times()
-    n, length, d = values.shape
-    observed = ~torch.isnan(values)  # (N, T, D)
-    n_drop = torch.floor(observed.sum(dim=1).to(torch.float64) * rate).to(torch.int64)  # (N, D)
-    # Per sample and channel, a uniformly random ranking of its observed entries; the lowest go.
-    keys = torch.rand(n, length, d, generator=generator, dtype=torch.float64)
-    keys = keys.masked_fill(~observed, float("inf"))
-    ranks = keys.argsort(dim=1).argsort(dim=1)
-    keep = observed & (ranks >= n_drop.unsqueeze(1))
-    # Steps left with no observed channel are removed: every remaining step is a real observation.
-    return _compact(split, values.masked_fill(~keep, float("nan")), times, keep.any(dim=2))
+    values = split.values
+    # one Bernoulli(rate) draw per (sample, step, channel), from the generator's stream in that order
+    dropped = torch.rand(values.shape, generator=generator, dtype=torch.float64) < rate
+    # nothing is compacted: every step keeps its place and time, so a step may have no observed channel
+    return Split(values.masked_fill(dropped.to(values.device), float("nan")), split.targets, split.times)
 
 
 def _apply(data: Split | SequenceDataset, rate: float, seed: int, per_split, what: str, info: dict
@@ -126,17 +121,23 @@ def drop_observations(data: Split | SequenceDataset, rate: float, seed: int = 0)
 
 
 def drop_channels(data: Split | SequenceDataset, rate: float, seed: int = 0) -> Split | SequenceDataset:
-    """Remove ``floor(rate * L_id)`` of the ``L_id`` observed values of each channel d of each sample i.
+    """Mark each value missing (NaN) independently with probability ``rate``: missing values per channel.
 
-    Each channel is thinned independently (entries chosen at random per sample and channel, from a
-    generator seeded ``seed``), so a step keeps some channels and loses others: the mode of
-    series whose sensors report at their own times.  Steps left with no observed channel are
-    removed and the rest compacted as in :func:`drop_observations` (kept steps at the front in
-    their original order with their ORIGINAL times, NaN after them, padding times continuing with
-    unit spacing, one padded length for both splits of a SequenceDataset), so every step a model
-    reads is a real observation and NaN marks what that step lacks.  With one channel this draws
-    the same kind of sample as ``drop_observations``.  Targets are unchanged.
+    One Bernoulli(``rate``) draw per (sample, time step, channel), from a generator seeded ``seed``
+    (train, then test, then a held-back test split, each in (sample, step, channel) order), so the
+    same seed gives the same mask and a step may keep some channels and lose others: the mode of
+    series whose sensors report at their own times, what GRU-D's mask and decays and the
+    intensity and mask input channels are about.  Nothing moves: every step keeps its place and
+    its original time, and a step may end with no observed channel, which each model handles as
+    its reference does (GRU-D and GRU-dt step through it, GRU-D with mask 0 and growing delta; the
+    ODE-RNN only evolves its state there, Rubanova et al.'s masked update; the Neural CDE keeps it
+    as a knot of its time channel; the time-aware inputs give it its time, the counts so far and a
+    zero mask).  Such steps after a sample's last observation cannot be told from padding: the
+    sample then ends at its last observation.  Values already NaN stay NaN.  Targets are unchanged.
+
+    Composes with :func:`drop_observations` (``load_task`` applies that first): whole steps go,
+    then single values of the steps left.
     """
     rate = check_rate(rate, "drop_channels")
-    return _apply(data, rate, seed, _drop_channels_split, "each channel's observations (per sample)",
+    return _apply(data, rate, seed, _drop_channels_split, "each value (per sample, step and channel)",
                   {"drop_channels": rate, "drop_channels_seed": seed})

@@ -53,8 +53,8 @@ def load_task(name: str, *, drop: float = 0.0, drop_seed: int = 0, drop_channels
       statistics of the samples kept for training only, so the held-out samples inform nothing;
     * ``drop`` in [0, 1): remove that share of each sample's time points (``drop_observations``,
       seeded ``drop_seed``), the Neural CDE protocol;
-    * ``drop_channels`` in [0, 1): remove that share of each channel's observations independently
-      (``drop_channels``, seeded ``drop_seed + 1``, a random stream of its own);
+    * ``drop_channels`` in [0, 1): mark each value missing independently with that probability
+      (``drop_channels``, seeded ``drop_seed + 1``, a random stream of its own; after ``drop``);
     * ``inputs`` ("time,intensity,mask" or a subset; None: none): append time-aware channels with
       scales from the training split (``add_time_features``).
 

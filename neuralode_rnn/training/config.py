@@ -83,7 +83,7 @@ class TrainConfig:
     Task: ``task`` (a name in ``neuralode_rnn.data.TASKS`` or ``uea:NAME``, a UEA/UCR archive),
     ``task_options`` (keyword arguments of its loader: permute, n_train, n_test, T, seed, ...),
     ``drop`` (share of observations removed per sample, making an irregular task),
-    ``drop_channels`` (share of each channel's observations removed independently), ``inputs``
+    ``drop_channels`` (probability that each value is missing, drawn independently), ``inputs``
     (time-aware input channels appended to the values: "time", "intensity", "mask" or a
     comma-separated subset such as "time,intensity"; None: the values only; see
     ``neuralode_rnn.inputs``).
@@ -134,7 +134,10 @@ class TrainConfig:
     split only (none of it may read the test split): ``patience`` (None: off; n: stop when the
     validation metric has not improved for n epochs, ``epochs`` being the cap), ``schedule="plateau"``
     (lr x ``plateau_factor`` after ``plateau_patience`` epochs without improvement,
-    ReduceLROnPlateau).  With a validation split, the run ends by restoring the weights of its best
+    ReduceLROnPlateau), ``tie_break`` ("none": the kept weights are those of the first epoch with the best validation
+    accuracy, the reference's rule; "loss": of the epochs with the best validation accuracy, the one
+    with the lowest validation loss, for small validation splits whose accuracy saturates while the
+    fit improves; early stopping and the plateau schedule read the accuracy alone either way).  With a validation split, the run ends by restoring the weights of its best
     validation epoch and scoring them on the task's test split (``TrainResult.summary``,
     summary.json).  ``weight_penalty`` (None: the model's default, 0.03 for ``ncde`` as in the
     reference, else 0): the loss adds this x the sum of the L2 norms of the model's penalised
@@ -196,6 +199,7 @@ class TrainConfig:
     patience: int | None = None
     plateau_factor: float = 0.1
     plateau_patience: int = 10
+    tie_break: str = "none"
     weight_penalty: float | None = None
     field_width: int | None = None
     field_depth: int | None = None
@@ -220,7 +224,7 @@ class TrainConfig:
             model += f" + {self.inputs}"
         drop = f", {100 * self.drop:g}% dropped" if self.drop else ""
         if self.drop_channels:
-            drop += f", {100 * self.drop_channels:g}% of each channel dropped"
+            drop += f", {100 * self.drop_channels:g}% of values dropped per channel"
         return f"{model} on {task}{drop}"
 
     # ------------------------------------------------------------------ checking
@@ -342,6 +346,9 @@ class TrainConfig:
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError(f"{name} must be {'None or ' if name == 'patience' else ''}a positive int of epochs; "
                                  f"got {v!r}")
+        if self.tie_break not in ("none", "loss"):
+            raise ValueError(f"tie_break must be 'none' or 'loss' (ties of the validation accuracy broken by the "
+                             f"lower validation loss); got {self.tie_break!r}")
         v = self.plateau_factor
         if isinstance(v, bool) or not (isinstance(v, (int, float)) and 0 < v < 1):
             raise ValueError(f"plateau_factor must be a number in (0, 1) (the lr multiplier); got {v!r}")
@@ -406,8 +413,9 @@ class TrainConfig:
             if self.method in solvers.METHODS and solvers.METHODS[self.method].kind != "fixed":
                 raise ValueError(f"recipe 'penalty' estimates the local error of the training step: it needs a "
                                  f"fixed-step method; got {self.method!r}")
-            if self.drop or (self.interpolation not in (None, "hold")):
+            if self.drop or self.drop_channels or (self.interpolation not in (None, "hold")):
                 raise ValueError(f"recipe 'penalty' reads held, fully observed inputs; got drop={self.drop!r}, "
+                                 f"drop_channels={self.drop_channels!r}, "
                                  f"interpolation={self.interpolation!r} (use drop 0 and interpolation 'hold')")
         elif self.penalty:
             raise ValueError(f"penalty={self.penalty!r} would be ignored: recipe is {self.recipe!r}; set "

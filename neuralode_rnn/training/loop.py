@@ -127,7 +127,7 @@ def _run_epochs(run: RunState, hooks) -> None:
     early = False
     for epoch in range(run.epoch + 1, c.epochs + 1):
         # checked first, so a run killed after its stopping epoch's checkpoint stops at once when resumed
-        if c.patience is not None and run.epoch - run.best_epoch >= c.patience:
+        if c.patience is not None and run.epoch - run.gain_epoch >= c.patience:
             early = True
             run.status = (f"stopped early after epoch {run.epoch}: no validation improvement in {c.patience} epochs "
                           f"(best epoch {run.best_epoch})")
@@ -188,9 +188,16 @@ def _run_epochs(run: RunState, hooks) -> None:
         run.epoch = epoch
         ran += 1
         metric = -test["loss"] if test["accuracy"] is None else test["accuracy"]
-        run.improved = metric > run.best
-        run.best = max(run.best, metric)
+        # tie_break "loss": of the epochs with the best accuracy the one with the lowest loss is kept (on
+        # a small validation split the accuracy saturates while the fit still improves); early stopping
+        # and the plateau schedule still read the accuracy alone
+        gain = metric > run.best
+        tie = c.tie_break == "loss" and test["accuracy"] is not None and metric == run.best
+        run.improved = gain or (tie and test["loss"] < run.best_loss)
+        if gain:
+            run.gain_epoch = epoch
         if run.improved:
+            run.best, run.best_loss = metric, test["loss"]
             run.best_epoch = epoch
             if c.validation:
                 run.best_model = {k: v.detach().clone() for k, v in run.model.state_dict().items()}

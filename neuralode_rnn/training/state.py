@@ -39,6 +39,10 @@ class RunState:
         improved: whether the last finished epoch set a new best (best.pt is written only when
             that split is the validation split: ``callbacks.Checkpoints``).
         best_epoch: the epoch that set ``best`` (0 before the first).
+        best_loss: the evaluated loss of ``best_epoch`` (ties of ``best`` broken on it with
+            ``TrainConfig.tie_break="loss"``).
+        gain_epoch: the last epoch that raised ``best`` itself (early stopping counts from it; it is
+            ``best_epoch`` unless a tie moved the kept epoch).
         best_model: with a validation split, a copy of the weights of ``best_epoch`` (restored and
             scored on the test split when the run ends; kept in the checkpoint).
         summary: after a run with a validation split ends (not stop_after): the best epoch, whether
@@ -60,6 +64,8 @@ class RunState:
     epoch: int = 0
     start_epoch: int = 0
     best: float = float("-inf")
+    best_loss: float = float("inf")
+    gain_epoch: int = 0
     improved: bool = False
     best_epoch: int = 0
     best_model: dict | None = None
@@ -79,7 +85,8 @@ class RunState:
         return {"format": CHECKPOINT_FORMAT, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "schedule": self.schedule.state_dict(), "epoch": self.epoch, "rows": self.rows, "best": self.best,
                 "rng": rng_state(), "config": self.config.to_dict(), "parameters": self.parameters,
-                "best_epoch": self.best_epoch, "best_model": self.best_model}
+                "best_epoch": self.best_epoch, "best_model": self.best_model, "best_loss": self.best_loss,
+                "gain_epoch": self.gain_epoch}
 
     def restore(self, state: dict) -> None:
         """Continue from a :meth:`checkpoint` dict (the RNG states included)."""
@@ -88,5 +95,7 @@ class RunState:
         self.schedule.load_state_dict(state["schedule"])
         self.rows, self.epoch, self.best = list(state["rows"]), int(state["epoch"]), float(state["best"])
         self.best_epoch, self.best_model = int(state.get("best_epoch", 0)), state.get("best_model")
+        self.best_loss = float(state.get("best_loss", float("inf")))
+        self.gain_epoch = int(state.get("gain_epoch", self.best_epoch))
         self.start_epoch = self.epoch
         set_rng_state(state["rng"])
