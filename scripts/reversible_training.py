@@ -7,8 +7,8 @@ run at a time, through the command line (the command is stored with each row).
     python scripts/reversible_training.py run      # every missing run -> docs/gradients/training.csv
     python scripts/reversible_training.py report   # the table of docs/GRADIENTS.md
 
-``run`` goes seed by seed (all cells of seed 0 first), skips finished rows and resumes a run killed
-mid-way from its last checkpoint (the run directories are under docs/gradients/runs/, not committed).
+``run`` goes seed by seed (all cells of seed 0 first: the midpoint pair on both tasks, then the rk4
+pair), skips finished rows and resumes a run killed mid-way from its last checkpoint (the run directories are under docs/gradients/runs/, not committed).
 Time is the training wall time of the run's timing.csv (epochs with their test evaluation) and the
 CPU time of the command (data loading included, less disturbed by other jobs on the shared cores).
 """
@@ -34,6 +34,8 @@ TASKS = ("digits", "mnist1d")
 CELLS = (("midpoint", "backprop"), ("reversible_midpoint", "reversible"), ("rk4", "backprop"),
          ("reversible_rk4", "reversible"))
 SEEDS = (0, 1, 2)
+# the order runs go in: per seed, the midpoint pair on both tasks, then the rk4 pair on both
+ORDER = [(seed, task, cell) for seed in SEEDS for pair in (CELLS[:2], CELLS[2:]) for task in TASKS for cell in pair]
 FIELDS = ["task", "method", "gradient", "seed", "test_accuracy", "train_seconds", "cpu_seconds", "command"]
 
 
@@ -51,38 +53,41 @@ def command(task: str, method: str, gradient: str, seed: int) -> list[str]:
 
 
 def run_one(task: str, method: str, gradient: str, seed: int) -> dict:
+    """Train one run (or collect it, when its directory says it finished: CPU time then unknown)."""
     cmd = command(task, method, gradient, seed)
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([sys.executable, "-m", "neuralode_rnn.cli", *cmd[1:]], cwd=ROOT, env=env, check=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     run_dir = ROOT / cmd[-1]
+    status = run_dir / "status.txt"
+    cpu: float | str = ""
+    if not (status.exists() and status.read_text().startswith("finished")):
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        args = ["train", "--resume", cmd[-1]] if (run_dir / "last.pt").exists() else cmd[1:]
+        subprocess.run([sys.executable, "-m", "neuralode_rnn.cli", *args], cwd=ROOT, env=env, check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1)
     with open(run_dir / "metrics.csv", newline="") as f:
         last = list(csv.DictReader(f))[-1]
     with open(run_dir / "timing.csv", newline="") as f:
         wall = float(list(csv.DictReader(f))[-1]["wall_seconds"])
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"task": task, "method": method, "gradient": gradient, "seed": seed,
             "test_accuracy": float(last["test_accuracy"]), "train_seconds": round(wall, 1),
-            "cpu_seconds": round(cpu, 1), "command": " ".join(cmd)}
+            "cpu_seconds": cpu, "command": " ".join(cmd)}
 
 
 def run() -> None:
     done = {(r["task"], r["method"], r["seed"]) for r in rows()}
-    for seed in SEEDS:
-        for task in TASKS:
-            for method, gradient in CELLS:
-                if (task, method, str(seed)) in done:
-                    continue
-                row = run_one(task, method, gradient, seed)
-                new = not CSV.exists()
-                OUT.mkdir(parents=True, exist_ok=True)
-                with open(CSV, "a", newline="") as f:
-                    w = csv.DictWriter(f, fieldnames=FIELDS, lineterminator="\n")
-                    if new:
-                        w.writeheader()
-                    w.writerow(row)
-                print(row, flush=True)
+    for seed, task, (method, gradient) in ORDER:
+        if (task, method, str(seed)) in done:
+            continue
+        row = run_one(task, method, gradient, seed)
+        new = not CSV.exists()
+        OUT.mkdir(parents=True, exist_ok=True)
+        with open(CSV, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=FIELDS, lineterminator="\n")
+            if new:
+                w.writeheader()
+            w.writerow(row)
+        print(row, flush=True)
 
 
 def report() -> str:
@@ -101,7 +106,8 @@ def report() -> str:
             acc = [100 * float(r["test_accuracy"]) for r in rs]
             sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
             wall = statistics.mean(float(r["train_seconds"]) for r in rs)
-            cpu = statistics.mean(float(r["cpu_seconds"]) for r in rs)
+            cpus = [float(r["cpu_seconds"]) for r in rs if r["cpu_seconds"]]
+            cpu = f"{statistics.mean(cpus):.0f}" if cpus else "?"
             cmp_, ratio = "", ""
             if method.startswith("reversible_"):
                 base = {r["seed"]: r for r in seeds_of.get((task, method.removeprefix("reversible_")), [])}
@@ -113,7 +119,7 @@ def report() -> str:
                     ratio = f"{statistics.mean(float(r['train_seconds']) / float(b['train_seconds']) for r, b in pairs):.1f}x"
             seeds = ", ".join(sorted(r["seed"] for r in rs))
             lines.append(f"| {task} | {method} ({gradient}) | {seeds} | {statistics.mean(acc):.1f} ± {sd:.1f} | "
-                         f"{wall:.0f} | {cpu:.0f} | {cmp_} | {ratio} |")
+                         f"{wall:.0f} | {cpu} | {cmp_} | {ratio} |")
     return "\n".join(lines)
 
 
