@@ -38,7 +38,7 @@ from .engine import Callbacks, solve_adaptive, solve_fixed
 from .problem import AdjointSpec, Problem, forward
 from .terms import Term
 
-__all__ = ["RECONSTRUCTION_TOLERANCE", "AdjointAccuracyWarning", "GradientAccuracyWarning", "ReversibleAccuracyWarning", "AugmentedTerm", "ReconstructionCheck",
+__all__ = ["RECONSTRUCTION_TOLERANCE", "AdjointAccuracyWarning", "GradientAccuracyWarning", "AugmentedTerm", "ReconstructionCheck",
            "adjoint_outputs", "default_adjoint_norm", "flush_accuracy_checks", "reconstruction_error", "reset_adjoint_warnings",
            "solve_adjoint"]
 
@@ -57,11 +57,6 @@ class GradientAccuracyWarning(UserWarning):
 class AdjointAccuracyWarning(GradientAccuracyWarning):
     """The continuous adjoint's backward solve did not retrace the forward: its gradient is not the
     gradient of the computed forward pass."""
-
-
-class ReversibleAccuracyWarning(GradientAccuracyWarning):
-    """A reversible method's backward reconstruction drifted from the forward's states (rounding
-    errors grow when the field contracts strongly: running a contraction backward expands them)."""
 
 
 _warned: set = set()
