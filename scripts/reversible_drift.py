@@ -60,7 +60,8 @@ def gradient(field: str, method: str, coupling: float, mode: str, dtype: torch.d
         warnings.simplefilter("ignore")
         out = m(x, times)
         out.pow(2).sum().backward()
-    g = torch.cat([p.grad.reshape(-1) for p in model.field.parameters()]).detach().to(torch.float64)
+    g = torch.cat([(torch.view_as_real(p.grad) if p.grad.is_complex() else p.grad).reshape(-1)
+                   for p in model.field.parameters()]).detach().to(torch.float64)
     return g, m, float(out.detach().abs().max())
 
 
