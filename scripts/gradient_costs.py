@@ -12,7 +12,8 @@ rows interleaved, ``--threads`` threads.
     PYTHONPATH=. python scripts/gradient_costs.py --threads 1 --field ctrnn --coupling 0.8 --rows reversible
 
 ``--field`` takes another field (CTRNN: h' = -h + ..., whose reversible backward keeps anchors),
-``--coupling`` the reversible methods' lambda, ``--rows reversible`` only the two reversible rows.
+``--coupling`` the reversible methods' lambda, ``--rows reversible`` only the two reversible rows
+(``reversible-mode`` only the last), ``--memory-repeats`` the median peak of that many processes.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def main() -> None:
     ap.add_argument("--T", type=int, nargs=2, default=[98, 784])
     ap.add_argument("--field", choices=list(FIELDS), default="lipschitz")
     ap.add_argument("--coupling", type=float, default=None, help="the reversible methods' lambda (default 0.999)")
-    ap.add_argument("--rows", choices=("all", "reversible"), default="all")
+    ap.add_argument("--rows", choices=("all", "reversible", "reversible-mode"), default="all")
+    ap.add_argument("--memory-repeats", type=int, default=1, help="fresh processes per peak (their median)")
     ap.add_argument("--memory-child")
     args = ap.parse_args()
     if args.memory_child:
@@ -100,7 +102,8 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     lo, hi = args.T
-    rows = [r for r in ROWS if args.rows == "all" or r.startswith("reversible_")]
+    rows = [r for r in ROWS if args.rows == "all" or (r.startswith("reversible_") and
+                                                      (args.rows == "reversible" or r.endswith("/ reversible")))]
     runs = {row: build(row, hi, field=args.field, coupling=args.coupling) for row in rows}
     for run in runs.values():
         run()
@@ -120,7 +123,8 @@ def main() -> None:
           f"peak MB T={hi} | T={hi} / T={lo} |")
     print("|---|---|---|---|---|---|")
     for row in rows:
-        m_lo, m_hi = (memory(row, T, args.threads, args.field, args.coupling) for T in (lo, hi))
+        m_lo, m_hi = (statistics.median(memory(row, T, args.threads, args.field, args.coupling)
+                                        for _ in range(args.memory_repeats)) for T in (lo, hi))
         ratio = m_hi / m_lo if m_lo > 0 else float("nan")
         print(f"| {row} | {med[row]:.2f} | {med[row] / base:.2f} | {m_lo:.1f} | {m_hi:.1f} | {ratio:.2f} |",
               flush=True)
