@@ -35,11 +35,11 @@ from torch import Tensor
 from .controller import rms_norm
 from .engine import Callbacks, solve_adaptive, solve_fixed
 from .problem import AdjointSpec, Problem, forward
-from .reconstruction import ReconstructionCheck, ReversibleAccuracyWarning
+from .reconstruction import ReconstructionCheck
 from .terms import Term
 
-# ReconstructionCheck and ReversibleAccuracyWarning are solvers.reconstruction's, also importable from here
-__all__ = ["AugmentedTerm", "ReconstructionCheck", "ReversibleAccuracyWarning", "adjoint_outputs",
+# ReconstructionCheck is solvers.reconstruction's, also importable from here
+__all__ = ["AugmentedTerm", "ReconstructionCheck", "adjoint_outputs",
            "default_adjoint_norm", "solve_adjoint"]
 
 def autograd_vjp(term: Term, t: Any, y: Tensor, a: Tensor, params: Sequence[Tensor]

@@ -17,7 +17,7 @@ from torch import Tensor
 from .problem import Problem
 
 __all__ = ["RECONSTRUCTION_TOLERANCE", "AdjointAccuracyWarning", "GradientAccuracyWarning", "ReconstructionCheck",
-           "ReversibleAccuracyWarning", "flush_accuracy_checks", "reconstruction_error", "reset_adjoint_warnings"]
+           "flush_accuracy_checks", "reconstruction_error", "reset_adjoint_warnings"]
 
 RECONSTRUCTION_TOLERANCE = 1e-2
 """Relative reconstruction error above which the continuous adjoint warns.  Calibrated in
@@ -34,11 +34,6 @@ class GradientAccuracyWarning(UserWarning):
 class AdjointAccuracyWarning(GradientAccuracyWarning):
     """The continuous adjoint's backward solve did not retrace the forward: its gradient is not the
     gradient of the computed forward pass."""
-
-
-class ReversibleAccuracyWarning(GradientAccuracyWarning):
-    """A reversible method's backward reconstruction drifted from the forward's states (rounding
-    errors grow when the field contracts strongly: running a contraction backward expands them)."""
 
 
 _warned: set = set()

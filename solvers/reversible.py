@@ -77,13 +77,21 @@ def unstep(term: Term, plan: Plan, t0: float, t1: float, y1: Tensor, z1: Tensor,
 @dataclass
 class ReversibleRun:
     """A reversible solve: ``outputs`` (y at every output time, ``[0]`` = y0), the accepted ``steps``
-    (t0, t1), ``ends[k]`` the number of steps taken when output k was reached, and the final pair."""
+    (t0, t1), ``ends[k]`` the number of steps taken when output k was reached, the final pair, and
+    ``anchors``: the pair (y_n, z_n) after every ``anchor_every``-th step n (n -> pair; 0 -> (y0, y0)
+    always), where a backward reconstruction restarts from the forward's own states."""
 
     outputs: list[Tensor]
     steps: list[tuple[float, float]] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)
     y: Tensor | None = None
     z: Tensor | None = None
+    anchors: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict)
+
+    def anchor(self, n: int, y: Tensor, z: Tensor, every: int | None) -> None:
+        """Keep the pair after step n when ``every`` divides n (``every`` None: only n = 0)."""
+        if n == 0 or (every is not None and n % every == 0):
+            self.anchors[n] = (y, z)
 
 
 def _finite(x: Tensor) -> bool:
@@ -93,12 +101,14 @@ def _finite(x: Tensor) -> bool:
 def reversible_solve(term: Term, plan: Plan, y0: Tensor, t_out: Sequence[float], *, grid: Sequence[float] | None,
                      controller: Controller | None = None, first_step: float | None = None,
                      jump_t: Sequence[float] = (), step_t: Sequence[float] = (), perturb: bool = True,
-                     max_steps: int, stats: Any = None) -> ReversibleRun:
+                     max_steps: int, stats: Any = None, anchor_every: int | None = None) -> ReversibleRun:
     """Solve from (t_out[0], y0) through ``t_out`` with the reversible method of ``plan``: over ``grid``
     (fixed; every output must be a grid point), or with ``controller`` (adaptive; steps land on every
-    output, jump and step time)."""
+    output, jump and step time).  The pair after every ``anchor_every``-th step is kept in
+    ``run.anchors`` (and always y0's)."""
     run = ReversibleRun(outputs=[y0], ends=[0])
     y = z = y0
+    run.anchor(0, y, z, anchor_every)
     if grid is not None:
         check_step_count(len(grid) - 1, max_steps, f"this fixed-step solve over [{grid[0]}, {grid[-1]}]")
         on_grid = set(grid)
@@ -114,6 +124,7 @@ def reversible_solve(term: Term, plan: Plan, y0: Tensor, t_out: Sequence[float],
             t0, t1 = grid[n], grid[n + 1]
             y, z, _ = step(term, plan, t0, t1, y, z, perturb)
             run.steps.append((t0, t1))
+            run.anchor(n + 1, y, z, anchor_every)
             if stats is not None:
                 stats.accepted += 1
             while j < len(t_out) and t_out[j] == t1:
@@ -161,6 +172,7 @@ def reversible_solve(term: Term, plan: Plan, y0: Tensor, t_out: Sequence[float],
         if accept:
             run.steps.append((t, t1))
             t, y, z = t1, y1, z1
+            run.anchor(len(run.steps), y, z, anchor_every)
             while j < len(t_out) and t_out[j] == t:
                 run.outputs.append(y)
                 run.ends.append(len(run.steps))
