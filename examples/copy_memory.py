@@ -274,13 +274,15 @@ def write_results(rows: list[dict], cfg: dict) -> None:
     for ax, T in zip(axes[0], delays):
         for r in (r for r in rows if r["T"] == T):
             its, ce = zip(*r["test"])
-            line, = ax.plot(its, ce, "o-", ms=3, label=f"{r['model']} (test)")
+            cut = "" if r["status"] == "finished" else f", stopped at {r['iterations']}"
+            line, = ax.plot(its, ce, "o-", ms=3, label=f"{r['model']} (test{cut})")
             # training loss, smoothed over 20 iterations
             tr = torch.tensor([v for _, v in r["train"]])
             if len(tr) >= 20:
                 sm = torch.nn.functional.avg_pool1d(tr[None, None], 20, 1)[0, 0]
                 ax.plot(range(20, 20 + len(sm)), sm, color=line.get_color(), alpha=0.35, lw=0.8)
         ax.axhline(copy_baseline(T), color="k", ls="--", lw=1, label="memoryless baseline")
+        ax.axhline(copy_baseline(T) / 10, color="k", ls=":", lw=1, label="a tenth of it")
         ax.set(yscale="log", xlabel="iteration", ylabel="cross-entropy per step", title=f"copy memory, T = {T}")
         ax.legend(fontsize=8)
     fig.tight_layout()
