@@ -96,3 +96,70 @@ def test_sysid_bad_arguments():
         load_sysid(teacher="gaussian")
     with pytest.raises(ValueError, match="N must be an int >= 1"):
         load_sysid(N=0)
+
+
+@pytest.mark.parametrize("kind", ["full", "restricted"])
+def test_copy_memory_urnn_is_the_fast_path_and_the_paper_cell(kind):
+    """The example's uRNNs run through ContinuousRNN (Euler, step 1, hold input), and on copy-memory
+    inputs their states equal the discrete cell's h_k = modReLU(W h_{k-1} + V x_k, b)."""
+    ex = _load("copy_memory")
+    model, features, _, _ = ex.build(kind, 6, 6, 1e-3, 1e-3, seed=0)
+    assert isinstance(model, nr.ContinuousRNN) and model.method == "euler" and model.interpolation == "hold"
+    model = model.double()
+    x, _ = ex.batch(3, 7, torch.Generator().manual_seed(0))
+    x = x.double()
+    got = model.trajectory(x)
+    cell = model.field.discretize("euler", 1.0)
+    h = torch.zeros(3, 6, dtype=torch.complex128)
+    want = []
+    for k in range(x.shape[1]):
+        h = cell(h, x[:, k])
+        want.append(h)
+    want = torch.stack(want, 1)
+    assert want.abs().max() > 0.1  # a nonzero trajectory, so the comparison means something
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_copy_memory_resume_continues_the_same_run(tmp_path):
+    """A run stopped after 2 of 4 iterations and resumed from its checkpoint has the curves of an
+    uninterrupted run (same sequences, optimiser state and weights); report_only reads checkpoints as
+    they stand and says where each run stopped."""
+    ex = _load("copy_memory")
+    small = dict(delays=(3,), models=("full", "lstm"), hidden=4, lstm_hidden=4, batch_size=2, eval_every=1,
+                 n_test=4, verbose=False)
+    whole = ex.main(iterations=4, **small)
+    ckpt = tmp_path / "ckpt"
+    ex.main(iterations=2, checkpoint_dir=str(ckpt), **small)
+    report = ex.main(iterations=4, checkpoint_dir=str(ckpt), report_only=True, **small)
+    assert [(r["model"], r["iterations"], r["status"]) for r in report] == [
+        ("full", 2, "stopped at iteration 2 of 4"), ("lstm", 2, "stopped at iteration 2 of 4")]
+    assert "(stopped; budget)" in ex.table(report)
+    resumed = ex.main(iterations=4, checkpoint_dir=str(ckpt), **small)
+    for a, b in zip(whole, resumed):
+        assert b["status"] == "finished" and b["iterations"] == 4
+        assert [it for it, _ in b["test"]] == [0, 1, 2, 3, 4]
+        torch.testing.assert_close(torch.tensor(b["train"]), torch.tensor(a["train"]), rtol=1e-6, atol=0)
+        torch.testing.assert_close(torch.tensor(b["test"]), torch.tensor(a["test"]), rtol=1e-6, atol=0)
+    status = (ckpt / "status.md").read_text()
+    assert "- T = 3 full: finished" in status and "--checkpoint-dir" in status
+    # a planned run with no checkpoint is listed, not invented
+    partial = ex.main(iterations=4, checkpoint_dir=str(ckpt), report_only=True, **{**small, "delays": (3, 5)})
+    assert [(r["T"], r["model"]) for r in partial] == [(3, "full"), (3, "lstm")]
+    assert "- T = 5 full: not started" in (ckpt / "status.md").read_text()
+
+
+def test_copy_memory_report_only_needs_checkpoints():
+    ex = _load("copy_memory")
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        ex.main(report_only=True)
+
+
+def test_copy_memory_speed_benchmark_runs_the_example_step():
+    """The speed check times the example's own train_step and the fast path on the same shapes."""
+    spec = importlib.util.spec_from_file_location("_copy_speed", EXAMPLES.parent / "benchmarks" / "copy_memory_speed.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    ratios = bench.main(["--T", "3", "--hidden", "4", "--repeats", "1", "--kinds", "full", "--no-write"])
+    assert set(ratios) == {"full"} and ratios["full"] > 0
+    with pytest.raises(SystemExit, match="--repeats"):
+        bench.main(["--repeats", "0", "--no-write"])
