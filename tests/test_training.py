@@ -613,3 +613,21 @@ def test_memory_estimate_scales_with_the_solve_and_refuses_before_the_model_exis
     assert not (tmp_path / "r").exists()
     with pytest.raises(ValueError, match="memory_limit must be"):
         train(tiny_config(memory_limit=-1.0))
+
+
+def test_curves_are_drawn_after_the_first_epoch_then_at_most_every_interval_and_at_the_end(tiny_config, tmp_path,
+                                                                                          monkeypatch):
+    """Drawing curves.png took as long as an epoch of the main job and doubled its time."""
+    from neuralode_rnn import plots
+    from neuralode_rnn.training import Checkpoints, Curves, Metrics
+
+    drawn = []
+    real = plots.curves_png
+    monkeypatch.setattr(plots, "curves_png", lambda rows, **kw: drawn.append(len(rows)) or real(rows, **kw))
+    result = train(tiny_config(model="gru", epochs=4, run_dir=str(tmp_path / "r")),
+                   callbacks=[Checkpoints(), Metrics(), Curves(every=3600)])
+    assert drawn == [1, 4]  # the first epoch, then the end: every epoch is in the final drawing
+    assert (tmp_path / "r" / "curves.png").read_bytes() == real(result.rows, title=result.config.label)
+    drawn.clear()
+    train(tiny_config(model="gru", epochs=3, run_dir=str(tmp_path / "s")), callbacks=[Curves(every=0)])
+    assert drawn == [1, 2, 3]  # every epoch when the interval allows it, and no second drawing at the end
