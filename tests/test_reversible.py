@@ -78,9 +78,10 @@ def test_convergence_order_is_the_base_methods(name):
     assert float((plain - run.outputs[-1]).abs()) > 0
 
 
-def _model_grads(field, method, mode, dtype, T=100, seed=0):
+def _field_grads(field, method, mode, dtype, T, seed=0):
+    """The field's parameter gradient of a sum of squares of a readout, and the model used."""
     torch.manual_seed(seed)
-    opts = {"rtol": 1e-6, "atol": 1e-8} if method.endswith("dopri5") else {}
+    opts = {"rtol": 1e-6, "atol": 1e-8} if isinstance(method, str) and method.endswith("dopri5") else {}
     model = nr.ContinuousRNN(field(), 3, method=method, **opts).to(dtype)
     torch.manual_seed(seed + 1)
     x = torch.randn(3, T, 2, dtype=dtype)
@@ -88,7 +89,12 @@ def _model_grads(field, method, mode, dtype, T=100, seed=0):
     m = model.with_solver(gradient=mode)
     model.zero_grad()
     m(x, times).pow(2).sum().backward()
-    return torch.cat([p.grad.reshape(-1) for p in model.field.parameters()]).clone(), m.stats
+    return torch.cat([p.grad.reshape(-1) for p in model.field.parameters()]).clone(), m
+
+
+def _model_grads(field, method, mode, dtype, T=100, seed=0):
+    g, m = _field_grads(field, method, mode, dtype, T, seed)
+    return g, m.stats
 
 
 # h' = -h + ... (CTRNN, unitary) contracts at rate ~1: at the default coupling 0.999 the reversible pair's
@@ -181,15 +187,7 @@ def test_non_reversible_method_refused():
 
 
 def _coupled_grads(field, lam, mode, dtype, T, seed=0):
-    torch.manual_seed(seed)
-    model = nr.ContinuousRNN(FIELDS[field](), 3, method=solvers.tableaux.reversible("midpoint", lam)).to(dtype)
-    torch.manual_seed(seed + 1)
-    x = torch.randn(3, T, 2, dtype=dtype)
-    times = 0.1 * torch.arange(1, T + 1, dtype=dtype)
-    m = model.with_solver(gradient=mode)
-    model.zero_grad()
-    m(x, times).pow(2).sum().backward()
-    return torch.cat([p.grad.reshape(-1) for p in model.field.parameters()]).clone(), m
+    return _field_grads(FIELDS[field], solvers.tableaux.reversible("midpoint", lam), mode, dtype, T, seed)
 
 
 @pytest.mark.parametrize("field", ["ctrnn", "unitary"])
