@@ -151,7 +151,7 @@ class _Adjoint(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_ys: Tensor):
         p: Problem = ctx.problem
-        ys, *_ = ctx.saved_tensors
+        ys, *sources = ctx.saved_tensors
         params = p.params  # the tensors the term reads (the saved ones may be their sources)
         spec = p.adjoint
         aug = AugmentedTerm(p.term, params, ys[0])
@@ -189,7 +189,6 @@ class _Adjoint(torch.autograd.Function):
         check.done()
         # a real parameter's gradient rode in a complex augmented state (a complex y) with zero
         # imaginary part: hand autograd the real tensor it expects
-        _, *sources = ctx.saved_tensors
         gs = [g.real if g.is_complex() and not q.is_complex() else g for g, q in zip(gs, sources)]
         return (None, a, *gs)
 

@@ -17,6 +17,7 @@ import torch
 import neuralode_rnn as nr
 import solvers
 from neuralode_rnn.analysis.solver_comparison import observed_order
+from scripts.reversible_drift import FIELDS  # the five fields of the goal table, N = 8
 from solvers import reversible_gradient as rg
 from solvers.engine import solve_fixed
 from solvers.reversible import reversible_solve, step, unstep
@@ -27,13 +28,6 @@ from solvers.terms import FuncTerm
 DT = torch.float64
 REV = sorted(REVERSIBLE_TABLEAUX)
 MAIN = ["reversible_euler", "reversible_midpoint", "reversible_rk4", "reversible_dopri5"]
-FIELDS = {
-    "lipschitz": lambda: nr.LipschitzField(2, 8),
-    "antisymmetric": lambda: nr.AntisymmetricField(2, 8),
-    "gated": lambda: nr.AntisymmetricField(2, 8, gated=True),
-    "ctrnn": lambda: nr.CTRNNField(2, 8),
-    "unitary": lambda: nr.UnitaryField(2, 8),
-}
 
 
 def _func():
