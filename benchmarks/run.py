@@ -641,9 +641,11 @@ def report(res: dict, meta: dict) -> str:
               "adaptive) with one matmul per stage and the weight gradients in one matmul per chunk of steps; the "
               "adjoint mode integrates the state and its adjoint backward with a closed-form vector-Jacobian product "
               "and adds the weight gradients as a quadrature of the backward stages, chunk by chunk (memory flat in "
-              "T).  The unitary field runs the generic driven term with its own fused Euler update (exactly the "
-              "uRNN cell at step 1, a plain loop of those updates on a fixed grid, autograd for the backward pass) "
-              "and complex inputs projected per chunk."]
+              "T).  The unitary field runs the generic driven term with complex inputs projected per chunk; on a "
+              "fixed Euler grid under backprop the field's own loop (`fields/unitary.py`, `euler_steps`: exactly "
+              "the uRNN cell at step 1, one addmm and modReLU's six kernels per step without autograd) with a "
+              "hand-written backward (modReLU's Jacobian factors for all steps at once, a conjugate product, an "
+              "addcmul and a matmul per step, the weight gradient in one matmul)."]
     return "\n".join(lines) + "\n"
 
 
