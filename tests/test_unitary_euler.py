@@ -150,20 +150,21 @@ def test_euler_steps_checks_its_arguments():
         euler_steps(h0, U, W, b, [1.0] * 4, [2, 1, 4])
 
 
-@pytest.mark.parametrize("step_size", [None, 0.5])
-def test_double_backward_equals_finite_differences(step_size):
+@pytest.mark.parametrize("step_size, times", [(None, "regular"), (0.4, "regular"), (None, "per-sample")])
+def test_double_backward_equals_finite_differences(step_size, times):
     """create_graph=True (a Hessian-vector product) replays the steps with autograd ops: H v equals
     central differences of the gradient along v (complex W moved along a complex direction)."""
     field = _field(0.1)
     model = nr.ContinuousRNN(field, 3, method="euler", step_size=step_size).double()
-    x = torch.randn(4, 6, D, dtype=DT)
-    y = torch.randint(0, 3, (4,))
+    x = torch.randn(B, T, D, dtype=DT)
+    y = torch.randint(0, 3, (B,))
+    t = _times(times)
     params = list(model.parameters())
     g = torch.Generator().manual_seed(3)
     v = [torch.randn(p.shape, dtype=p.dtype, generator=g) for p in params]
 
     def loss():
-        return torch.nn.functional.cross_entropy(model(x), y)
+        return torch.nn.functional.cross_entropy(model(x, t), y)
 
     grads = torch.autograd.grad(loss(), params, create_graph=True)
     hv = torch.autograd.grad(sum((torch.view_as_real(a) * torch.view_as_real(d)).sum() if a.is_complex()
