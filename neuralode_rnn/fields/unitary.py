@@ -61,8 +61,9 @@ class _EulerLoop(torch.autograd.Function):
 
     Backward: the discrete adjoint of those steps, by hand.  modReLU's Jacobian at z, on (Re z, Im z),
     is the symmetric s I - (b / r) n n^T with n = z / r (from d(z (1 + b/r)) = dz (1 + b/r)
-    - b z Re(conj(z) dz) / r^3; the second term only where r + b > 0 and |z| >= floor); on a complex
-    gradient g that is
+    - b z Re(conj(z) dz) / r^3; the second term only where r + b > 0 and |z| > floor: at |z| = floor
+    exactly, a set of measure zero, autograd's clamp would count it, this backward does not); on a
+    complex gradient g that is
 
         grad_z = alpha g + beta conj(g),   alpha = s - c,  beta = -c n^2,  c = b / (2 r)
 
