@@ -53,10 +53,11 @@ def load_rows(name: str, nr, solvers):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.nr, module.solvers = nr, solvers
+    module.modrelu = nr.modrelu  # the plain complex loop calls the given package's modrelu
     return module
 
 
-def main(base: str, repeats: int, out: Path, others: bool = False) -> dict:
+def main(base: str, repeats: int, out: Path, others: bool = False, kinds: tuple[str, ...] = ("lipschitz", "unitary")) -> dict:
     import neuralode_rnn
     import solvers
 
@@ -69,13 +70,14 @@ def main(base: str, repeats: int, out: Path, others: bool = False) -> dict:
 
     now, then = load_rows("run_now", neuralode_rnn, solvers), load_rows("run_base", neuralode_rnn_base, solvers_base)
     plan = []
-    for B, T in now.SUITES["batch"]["shapes"]["lipschitz"]:
+    for B, T in now.SUITES["batch"]["shapes"]["lipschitz"] if "lipschitz" in kinds else ():
         plan.append((B, T, {"this checkout: Euler fast path": now.batch_rows("lipschitz")[now.EULER],
                             f"{base}: Euler fast path": then.batch_rows("lipschitz")[now.EULER],
                             now.THREE: now.batch_rows("lipschitz")[now.THREE], "torch.nn.GRU": now._torch_rnn("gru")}))
-    for B, T in now.SUITES["batch"]["shapes"]["unitary"]:
+    for B, T in now.SUITES["batch"]["shapes"]["unitary"] if "unitary" in kinds else ():
+        # the plain loop calls the library's modrelu: BASE's loop too, so a change of modrelu shows in both
         plan.append((B, T, {"this checkout: uRNN": now._unitary_library, f"{base}: uRNN": then._unitary_library,
-                            now.UNITARY_LOOP: now._unitary_loop}))
+                            now.UNITARY_LOOP: now._unitary_loop, f"{base}: {now.UNITARY_LOOP}": then._unitary_loop}))
     if others:
         for B in (8, 128):
             rows = {}
@@ -125,7 +127,12 @@ if __name__ == "__main__":
                     help="also midpoint, RK4, the adjoint, checkpoint, the antisymmetric field and inference at B = 8 "
                          "and 128 (T = 196), dopri5 backprop and adjoint at B = 64 (T = 100): the rows that must not regress")
     ap.add_argument("--out", type=Path, default=Path("before_after.json"), help="where the medians go (JSON)")
+    ap.add_argument("--kinds", default="lipschitz,unitary",
+                    help="the batch sweep's shapes to time: a comma-separated subset of lipschitz, unitary")
     args = ap.parse_args()
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    if not kinds or set(kinds) - {"lipschitz", "unitary"}:
+        raise SystemExit(f"--kinds: expected a comma-separated subset of lipschitz, unitary; got {args.kinds!r}")
     if args.repeats < 5:
         raise SystemExit(f"--repeats must be at least 5 (medians of >= 5); got {args.repeats}")
-    main(args.base, args.repeats, args.out, args.others)
+    main(args.base, args.repeats, args.out, args.others, kinds)

@@ -641,9 +641,11 @@ def report(res: dict, meta: dict) -> str:
               "adaptive) with one matmul per stage and the weight gradients in one matmul per chunk of steps; the "
               "adjoint mode integrates the state and its adjoint backward with a closed-form vector-Jacobian product "
               "and adds the weight gradients as a quadrature of the backward stages, chunk by chunk (memory flat in "
-              "T).  The unitary field runs the generic driven term with its own fused Euler update (exactly the "
-              "uRNN cell at step 1, a plain loop of those updates on a fixed grid, autograd for the backward pass) "
-              "and complex inputs projected per chunk."]
+              "T).  The unitary field runs the generic driven term with complex inputs projected per chunk; on a "
+              "fixed Euler grid under backprop the field's own loop (`fields/unitary.py`, `euler_steps`: exactly "
+              "the uRNN cell at step 1, one addmm and modReLU's six kernels per step without autograd) with a "
+              "hand-written backward (modReLU's Jacobian factors for all steps at once, a conjugate product, an "
+              "addcmul and a matmul per step, the weight gradient in one matmul)."]
     return "\n".join(lines) + "\n"
 
 
@@ -716,10 +718,13 @@ def bounds(res: dict, costs: dict[str, float] | None) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
-def _batch_suite(quick: bool, repeats: int, s: dict) -> dict:
-    """Every shape of the batch sweep, its rows interleaved; results keyed by ``shape_label``."""
+def _batch_suite(quick: bool, repeats: int, s: dict, kinds: tuple[str, ...] | None = None) -> dict:
+    """Every shape of the batch sweep (of the given ``kinds``: all by default), its rows interleaved;
+    results keyed by ``shape_label``."""
     r: dict = {"med": {}, "nfe": {}, "times": {}, "shape": {}}
     for kind, shapes in s["shapes_quick" if quick else "shapes"].items():
+        if kinds is not None and kind not in kinds:
+            continue
         for B, T in shapes:
             label = shape_label(B, T)
             times, nfe = time_rows("batch", batch_rows(kind), T, repeats, _log, B=B)
@@ -733,9 +738,9 @@ def _log(message: str) -> None:
 
 
 def main(quick: bool = False, repeats: int = 5, memory: bool = True, out_dir: Path = HERE,
-         suites: tuple[str, ...] = tuple(SUITES), device: str = "cpu") -> str:
+         suites: tuple[str, ...] = tuple(SUITES), device: str = "cpu", batch_kinds: tuple[str, ...] | None = None) -> str:
     with _on(device):
-        return _main(quick, repeats, memory, out_dir, suites, device)
+        return _main(quick, repeats, memory, out_dir, suites, device, batch_kinds)
 
 
 def _on(device: str):
@@ -744,14 +749,15 @@ def _on(device: str):
     return contextlib.nullcontext() if torch.device(device).type == "cpu" else torch.device(device)
 
 
-def _main(quick: bool, repeats: int, memory: bool, out_dir: Path, suites: tuple[str, ...], device: str) -> str:
+def _main(quick: bool, repeats: int, memory: bool, out_dir: Path, suites: tuple[str, ...], device: str,
+          batch_kinds: tuple[str, ...] | None = None) -> str:
     torch.set_num_threads(THREADS)
     start = time.time()
     res: dict = {}
     for suite in suites:
         s = SUITES[suite]
         if suite == "batch":
-            res[suite] = _batch_suite(quick, repeats, s)
+            res[suite] = _batch_suite(quick, repeats, s, batch_kinds)
             _log(f"suite {suite} done ({time.time() - start:.0f} s)")
             continue
         builders = rows(suite, quick)
@@ -806,6 +812,8 @@ if __name__ == "__main__":
     ap.add_argument("--out", type=Path, default=HERE, help="directory for RESULTS.md, results.json/csv")
     ap.add_argument("--suites", default=",".join(SUITES), help=f"comma-separated subset of {', '.join(SUITES)}")
     ap.add_argument("--device", default="cpu", help="torch device every row runs on (default cpu), e.g. cuda")
+    ap.add_argument("--batch-kinds", default=None,
+                    help="the batch sweep's shapes to time: a comma-separated subset of lipschitz, unitary (default both)")
     ap.add_argument("--memory-child", help=argparse.SUPPRESS)
     ap.add_argument("--suite", help=argparse.SUPPRESS)
     ap.add_argument("--T", type=int, help=argparse.SUPPRESS)
@@ -825,5 +833,12 @@ if __name__ == "__main__":
         unknown = sorted(set(chosen) - set(SUITES))
         if unknown:
             raise SystemExit(f"--suites: unknown {unknown}; expected some of {', '.join(SUITES)}")
+        kinds = None
+        if args.batch_kinds is not None:
+            kinds = tuple(k.strip() for k in args.batch_kinds.split(",") if k.strip())
+            known = tuple(SUITES["batch"]["shapes"])
+            if not kinds or set(kinds) - set(known):
+                raise SystemExit(f"--batch-kinds: expected a comma-separated subset of {', '.join(known)}; "
+                                 f"got {args.batch_kinds!r}")
         main(quick=args.quick, repeats=args.repeats, memory=not args.no_memory, out_dir=args.out, suites=chosen,
-             device=args.device)
+             device=args.device, batch_kinds=kinds)

@@ -13,7 +13,9 @@ projection (what the continuous adjoint needs, so that its vector-Jacobian produ
 projection's parameters, and what keeps its memory flat in the number of samples).
 On an index clock (``inputs.rates``) the field is multiplied by the rate of the current piece.
 ``euler``: the field's own fused Euler step ``euler(y, u, dt)``, used for one-stage methods on
-fixed grids (a decaying field's ``lerp``).
+fixed grids (a decaying field's ``lerp``).  ``euler_loop``: the field's own loop of those steps,
+``euler_loop(y0, us, dts, ends)`` -> the states after ``ends`` steps, handed every step's input and
+step at once (a field can then differentiate the whole loop by hand).
 """
 
 from __future__ import annotations
@@ -41,16 +43,20 @@ class DrivenTerm(Term):
         inputs: the input; its ``weight``/``bias`` (if any) give u = x weight^T + bias.
         project: None, or a callable u = project(x) applied per evaluation to the raw input.
         time_dtype: the precision stage times are nudged in (the knots' dtype).
+        euler: None, or the field's fused Euler step ``euler(y, u, dt)``.
+        euler_loop: None, or the field's loop of them ``euler_loop(y0, us, dts, ends)`` (with ``euler``).
     """
 
     def __init__(self, rhs: Callable[[Tensor, Tensor], Tensor], inputs: PiecewiseInput,
                  project: Callable[[Tensor], Tensor] | None = None, time_dtype: torch.dtype = torch.float64,
-                 euler: Callable[[Tensor, Tensor, float], Tensor] | None = None) -> None:
+                 euler: Callable[[Tensor, Tensor, float], Tensor] | None = None,
+                 euler_loop: Callable[[Tensor, list, list, list[int]], list[Tensor]] | None = None) -> None:
         self.rhs = rhs
         self.inputs = inputs
         self.project = project
         self.time_dtype = time_dtype
         self.euler = euler
+        self.euler_loop = euler_loop
         if euler is None:
             self.euler_step = None  # the engine takes plain Euler steps through f
 
@@ -79,8 +85,9 @@ class DrivenTerm(Term):
 
     def solve_backprop(self, p: Problem) -> list[Tensor]:
         """The ``backprop`` gradient mode: fused Euler steps over a fixed grid holding the outputs
-        (the uRNN cell's case) in a plain loop of :meth:`euler_step` calls that autograd records,
-        exactly the engine's steps; anything else by the engine (:func:`solvers.problem.forward`).
+        (the uRNN cell's case) by the field's ``euler_loop`` if it has one (handed the steps' inputs
+        and sizes), else in a plain loop of :meth:`euler_step` calls that autograd records, exactly
+        the engine's steps; anything else by the engine (:func:`solvers.problem.forward`).
 
         Why: at small batch the engine's per-step records (a step and a grid-step object, the
         counting wrapper, the output bookkeeping) cost a few percent of a step of the uRNN."""
@@ -93,20 +100,32 @@ class DrivenTerm(Term):
             return [p.y0]
         index = {t: n for n, t in enumerate(grid)}
         ends = [index[t] for t in t_out[1:]]
-        wanted = set(ends)
-        states: dict[int, Tensor] = {}
-        nudge, step, perturb = self.nudge, self.euler_step, p.perturb
-        y = p.y0
+        nudge, perturb = self.nudge, p.perturb
         stop = max(ends)
-        for m in range(stop):
-            t0, t1 = grid[m], grid[m + 1]
-            y, _ = step(nudge(t0, t1) if perturb else t0, y, t1 - t0)
-            if m + 1 in wanted:
-                states[m + 1] = y
+        if self.euler_loop is not None:  # the field's own loop, handed every step's input and step
+            us, dts = [], []
+            for m in range(stop):
+                t0, t1 = grid[m], grid[m + 1]
+                j, u = self._input(nudge(t0, t1) if perturb else t0)
+                r = self.inputs.rate(j)
+                us.append(u)
+                dts.append(t1 - t0 if r is None else r.to(p.y0.real.dtype) * (t1 - t0))
+            ys = self.euler_loop(p.y0, us, dts, ends)
+        else:
+            wanted = set(ends)
+            states: dict[int, Tensor] = {}
+            step = self.euler_step
+            y = p.y0
+            for m in range(stop):
+                t0, t1 = grid[m], grid[m + 1]
+                y, _ = step(nudge(t0, t1) if perturb else t0, y, t1 - t0)
+                if m + 1 in wanted:
+                    states[m + 1] = y
+            ys = [states[n] for n in ends]
         if p.stats is not None:
             p.stats.nfe += stop
             p.stats.accepted += stop
-        return [p.y0] + [states[n] for n in ends]
+        return [p.y0] + ys
 
     def f(self, t: Any, y: Tensor) -> Tensor:
         j, u = self._input(t)

@@ -536,8 +536,9 @@ def test_fixed_grid_loop_runs_and_records_in_chunks():
 
 @pytest.mark.parametrize("step_size", [None, 0.5])
 def test_unitary_fused_euler_loop_equals_the_engine(step_size):
-    """The driven term's fused Euler loop (the uRNN cell at step 1, a lerp below) takes the engine's steps
-    bit for bit, and autograd through it gives the engine's gradients."""
+    """The driven term's fused Euler loop (the field's own loop: the uRNN cell at step 1, a lerp below)
+    takes the engine's steps bit for bit, and its hand-written backward gives the engine's gradients
+    (autograd through the engine's steps) to rounding."""
     torch.manual_seed(8)
     field = nr.UnitaryField(D, N, bias_init=0.1).double()
     model = nr.ContinuousRNN(field, 2, method="euler", step_size=step_size).double()
@@ -547,5 +548,23 @@ def test_unitary_fused_euler_loop_equals_the_engine(step_size):
         slow = _loss_grads(model, x, None)
     torch.testing.assert_close(fast[0], slow[0], rtol=0, atol=0)
     for a, b in zip(fast[1], slow[1]):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     assert fast[2] == slow[2] == (20 if step_size is None else 40)
+
+
+@pytest.mark.parametrize("times", ["shared", "per_sample"])
+def test_unitary_fused_euler_loop_reads_no_tensor_on_the_host(times):
+    """The unitary field's fused Euler loop (forward inside the driven term's solve, and its hand-written
+    backward) reads no tensor's value on the host."""
+    torch.manual_seed(0)
+    model = nr.ContinuousRNN(nr.UnitaryField(D, N, bias_init=0.1), 2, method="euler", step_size=0.2)
+    values = torch.randn(B, T, D)
+    t = _times(times).to(torch.float32)
+    counts = {"all": 0, "loop": 0}
+    with _host_reads(counts):
+        states = model.trajectory(values, t)
+        forward_reads = counts["all"]
+        states.real.sum().backward()
+    assert counts["loop"] == 0
+    assert counts["all"] == forward_reads
+    assert 0 < forward_reads < 40

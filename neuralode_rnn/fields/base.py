@@ -78,6 +78,12 @@ class Field(nn.Module, abc.ABC):
         plain step."""
         return h + dt * self.rhs(h, u)
 
+    euler_loop = None
+    """None, or a method ``euler_loop(h0, us, dts, ends)``: :meth:`euler_step` over S steps with inputs
+    ``us`` and steps ``dts`` as one fused solve (e.g. one autograd Function with a hand-written
+    backward), returning the states after ``ends`` steps; the driven term calls it for fixed-grid
+    Euler solves under backprop (the unitary field has one)."""
+
     # -------------------------------------------------------------- helpers
     def forward(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """dh/dt for hidden state h (B, N) and raw input x (B, input_size)."""
@@ -160,9 +166,10 @@ class Field(nn.Module, abc.ABC):
         lin = self.input_map
         if project:
             inputs = path.input(clock, knots, weight=lin.weight, bias=lin.bias, complex_halves=self.is_complex)
-            return solvers.DrivenTerm(self.rhs, inputs, time_dtype=CLOCK_DTYPE, euler=self.euler_step)
+            return solvers.DrivenTerm(self.rhs, inputs, time_dtype=CLOCK_DTYPE, euler=self.euler_step,
+                                      euler_loop=self.euler_loop)
         return solvers.DrivenTerm(self.rhs, path.input(clock, knots), project=lin, time_dtype=CLOCK_DTYPE,
-                                  euler=self.euler_step)
+                                  euler=self.euler_step, euler_loop=self.euler_loop)
 
     def discretize(self, method: str = "euler", step_size: float = 1.0):
         """The discrete cell h_k = Phi(h_{k-1}, x_k): one step of ``method`` of size ``step_size``
