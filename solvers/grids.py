@@ -118,18 +118,20 @@ def arange_grid(t: Tensor, step_size: float, max_steps: int = DEFAULT_MAX_STEPS)
     return grid
 
 
-def constructed_grid(constructor: Callable, func: Callable, y0: Any, t: Tensor, sign: float, t_out: list[float],
-                      max_steps: int) -> list[float]:
-    """A user's grid_constructor(func, y0, t), called in t's own direction (as torchdiffeq calls it)."""
+def constructed_grid(constructor: Callable, func: Callable, y0: Any, t: Tensor, sign: float, max_steps: int,
+                     name: str = "options['grid_constructor']") -> list[float]:
+    """A user's grid_constructor(func, y0, t), called in t's own direction (as torchdiffeq calls it); the
+    grid in problem time sign * t, increasing."""
     grid = constructor(func, y0, t)
     if not isinstance(grid, Tensor) or grid.ndim != 1:
-        raise TypeError(f"options['grid_constructor'] must return a 1-D tensor of times; got "
+        raise TypeError(f"{name} must return a 1-D tensor of times; got "
                         f"{type(grid).__name__}" + (f" of shape {tuple(grid.shape)}" if isinstance(grid, Tensor) else ""))
     points = [sign * float(x) for x in grid.detach().tolist()]
-    if len(points) < 1 or points[0] != t_out[0] or points[-1] != t_out[-1]:
-        raise ValueError(f"options['grid_constructor'] must return a grid from t[0] = {sign * t_out[0]} to t[-1] = "
-                         f"{sign * t_out[-1]}; got [{sign * points[0]}, {sign * points[-1]}]")
+    ends = [sign * float(t[0]), sign * float(t[-1])]
+    if not points or points[0] != ends[0] or points[-1] != ends[1]:
+        raise ValueError(f"{name} must return a grid from t[0] = {float(t[0])} to t[-1] = {float(t[-1])}; got "
+                         f"{[sign * x for x in points[:1] + points[-1:]]}")
     if any(b <= a for a, b in zip(points, points[1:])):
-        raise ValueError("options['grid_constructor'] must return strictly monotone times in t's direction")
-    check_step_count(len(points) - 1, max_steps, "the grid from options['grid_constructor']")
+        raise ValueError(f"{name} must return strictly monotone times in t's direction")
+    check_step_count(len(points) - 1, max_steps, f"the grid from {name}")
     return points
