@@ -1,27 +1,12 @@
 """The Runge-Kutta engine: fixed grids and error-controlled steps, outputs at requested times.
 
-One engine for every explicit tableau and every term (``solvers.terms``): the steps are taken by
-:func:`solvers.stepper.rk_step`, the step sizes of embedded pairs chosen by
-:class:`solvers.controller.Controller`, and outputs are either grid points (computed states) or
-read from the dense output of the step that covers them.  Everything here works on a shared
-clock (Python floats, increasing); :mod:`solvers.odeint` turns decreasing times, tuple states and
-torchdiffeq's options into this form.
-
-* :func:`fixed_steps` / :func:`solve_fixed`: the steps over a given grid (:mod:`solvers.events` runs
-  an endless one until an event); outputs at grid points are the computed states,
-  outputs strictly inside a step are interpolated (torchdiffeq's ``interp`` option: "linear" or
-  "cubic" Hermite).
-* :func:`adaptive_steps`: the accepted steps of an embedded pair as a generator, with jump times
-  (steps never straddle them and f is re-evaluated just after them), step times (steps land on
-  them), ``min_step``/``max_step``, ``max_steps``, torchdiffeq's callbacks; :func:`solve_adaptive`
-  reads outputs from it (and :mod:`solvers.events` stops it at an event).
-* a :class:`Tape` records the stage states (and what the term keeps, ``Term.aux``) of accepted
-  steps, for a term with a hand-written backward pass (``solvers.linear_activation``).
-
-Bounded work: every solve counts its steps against ``max_steps`` and raises
-:class:`~solvers.errors.StepLimitError`; a step that underflows or a state that stays non-finite
-raises :class:`~solvers.errors.StepSizeUnderflowError` / :class:`~solvers.errors.NonFiniteStateError`.
-An adaptive solve never runs silently for long (:mod:`solvers.clock`).
+One engine for every explicit tableau and every term: steps by :func:`solvers.stepper.rk_step`, step sizes
+by :class:`solvers.controller.Controller`, outputs either grid points (computed states) or read from the
+dense output of the step that covers them.  Times are Python floats, increasing (:mod:`solvers.odeint`
+turns decreasing times and tuple states into this form).  :func:`fixed_steps` and :func:`adaptive_steps`
+are generators (an event search stops them); a :class:`Tape` records accepted steps for a term with a
+hand-written backward pass.  Bounded work: every solve counts its steps against ``max_steps``
+(:class:`~solvers.errors.StepLimitError`), and an adaptive one never runs silently for long (:mod:`solvers.clock`).
 """
 
 from __future__ import annotations
@@ -179,14 +164,12 @@ class FixedStep:
         if t == self.t0:
             return self.y0
         x = (t - self.t0) / (self.t1 - self.t0)
-        if self.interp == "linear":
+        if self.interp != "cubic":  # (checked where it is given: solvers.odeint_options)
             return self.y0 + x * (self.y1 - self.y0)
-        if self.interp == "cubic":
-            if self._f1 is None:
-                self._f1 = self.term.f(self.t1, self.y1)
-            f0 = self.step.ks[0] if self.step.ks else self.term.f(self.t0, self.y0)
-            return hermite(self.y0, f0, self.y1, self._f1, self.t1 - self.t0, x)
-        raise ValueError(f"unknown interp {self.interp!r}; expected 'linear' or 'cubic'")
+        if self._f1 is None:
+            self._f1 = self.term.f(self.t1, self.y1)
+        f0 = self.step.ks[0] if self.step.ks else self.term.f(self.t0, self.y0)
+        return hermite(self.y0, f0, self.y1, self._f1, self.t1 - self.t0, x)
 
 
 def fixed_steps(term: Term, plan: Plan, y0: Tensor, grid: Iterable[float], perturb: bool = True,
@@ -224,8 +207,6 @@ def solve_fixed(term: Term, plan: Plan, y0: Tensor, grid: Sequence[float], t_out
     fixed solvers do.  ``perturb``: stages on a step's ends are evaluated one ulp inside it.
     """
     check_step_count(len(grid) - 1, max_steps, f"this fixed-step solve over [{grid[0]}, {grid[-1]}]")
-    if interp not in ("linear", "cubic"):
-        raise ValueError(f"unknown interp {interp!r}; expected 'linear' or 'cubic'")
     outputs = [y0]
     j, n_out = 1, len(t_out)
     if n_out < 2:

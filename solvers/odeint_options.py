@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from .callbacks import step_callbacks
-from .controller import check_controller_options, rms_norm
+from .controller import SETTINGS, check_controller_options, rms_norm
 from .grids import arange_grid, constructed_grid
 from .odeint_args import check_times, resolve_method
 from .spec import SolveSpec, check_max_steps, check_number, check_tolerance
@@ -28,8 +28,6 @@ ADAPTIVE_OPTIONS = ("first_step", "safety", "ifactor", "dfactor", "min_step", "m
                     "jump_t", "norm", "dtype", "pcoeff", "icoeff", "max_time")
 """torchdiffeq's options of adaptive methods, plus ``pcoeff``/``icoeff`` (PI control) and ``max_time``; each
 checked against its range here, not left to fail later as an unmet tolerance."""
-
-CONTROLLER_OPTIONS = ("safety", "ifactor", "dfactor", "pcoeff", "icoeff", "min_step", "max_step", "max_time")
 
 
 def tol_tensor(tol: Any, y0: Tensor) -> Any:
@@ -85,7 +83,7 @@ def parse_options(options: Any, where: str, tab: Tableau, t: Tensor) -> dict:
     if dtype is not None and dtype != torch.float64:
         warnings.warn(f"{where}['dtype'] = {dtype}: times are float64 here whatever this option says", stacklevel=3)
     first = check_number(f"{where}['first_step']", o.pop("first_step", None), allow_none=True)
-    values = {k: o.pop(k) for k in CONTROLLER_OPTIONS if k in o}
+    values = {k: o.pop(k) for k in SETTINGS if k in o}
     check_controller_options(where, **values)
     values = {k: float(v) if isinstance(v, Tensor) else v for k, v in values.items()}
     min_step, max_step = values.get("min_step", 0.0), values.get("max_step", math.inf)
