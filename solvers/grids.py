@@ -1,20 +1,9 @@
-"""Fixed-step grids: knot-aligned substeps (this library's) and torchdiffeq's ``arange`` grid.
-
-**Knot-aligned grids** (``knot_grid``).  The integration grid is the sorted union of the output
-times ``t`` and the jump points ``jump_t`` lying strictly inside the span of ``t``.  With a
-``step_size``, each gap between consecutive grid points is split into
-``n = ceil(gap / step_size)`` *equal* substeps (with a tiny relative slack, so a gap that is an
-exact multiple of ``step_size`` up to rounding is not given one extra step).  Steps therefore
-never exceed ``step_size`` and never straddle an output time or a jump, and every output is a
-computed state.  Without ``step_size`` the steps are exactly the grid intervals.
-
-**torchdiffeq's grid** (``arange_grid``, for ``options={"step_size": h}``): ``t0 + k h`` over the
-whole span with the last point moved to ``t[-1]``; outputs inside a step are interpolated.  It
-steps straight over the knots of a piecewise input (an O(h) error, whatever the method's order),
-which is why ``odeint(step_size=h)`` builds the knot-aligned grid instead.
-
-Both count their steps before building anything, so a grid that would not
-fit in memory is refused with a message instead of being allocated.
+"""Fixed-step grids.  ``knot_grid`` (this library's): the union of the output times and the jumps inside
+their span, each gap split into equal substeps no longer than ``step_size``, so steps never straddle an
+output or a jump and every output is a computed state.  ``arange_grid`` (torchdiffeq's ``options={"step_size":
+h}``): t0 + k h, outputs inside a step interpolated; it steps over a piecewise input's knots (an O(h) error
+whatever the order), which is why ``odeint(step_size=h)`` builds the knot grid instead.  Both count their
+steps before building anything, so a grid that would not fit in memory is refused with a message.
 """
 
 from __future__ import annotations
@@ -31,8 +20,8 @@ from .engine import DEFAULT_MAX_STEPS, check_step_count
 __all__ = ["arange_grid", "constructed_grid", "knot_grid"]
 
 def _slack(dtype: torch.dtype) -> float:
-    # Relative slack when counting substeps: 1e-9 in float64; in float32 the ratio gap/step_size
-    # itself is only accurate to a few eps, so the slack has to be at least that.
+    """Relative slack when counting substeps, so a gap that is an exact multiple of the step up to rounding
+    gets no extra step: 1e-9, or a few eps where gap / step_size itself is that inaccurate (float32)."""
     return max(1e-9, 8 * torch.finfo(dtype).eps)
 
 
