@@ -215,17 +215,17 @@ class SolveSpec:
         """
         flush_accuracy_checks()  # warnings of finished backward passes (read here, not in the backward)
         tab = self.tableau
-        plan = Plan.of(tab)
         if tab.adaptive:
             check_resolution(self.rtol, self.atol, y0, scale=state_scale)
-        common = dict(term=term, y0=y0, plan=plan, max_steps=self.max_steps, params=tuple(params), callbacks=callbacks,
-                      param_sources=None if param_sources is None else tuple(param_sources), spec=self)
-        outs = [float(x) for x in t_out.detach().tolist()]
 
         def floats(x: Tensor | None) -> list[float]:
             return [] if x is None else sorted({float(v) for v in x.detach().reshape(-1).tolist()})
 
-        p = Problem(t_out=outs, **common)
+        p = Problem(term=term, y0=y0, t_out=[float(x) for x in t_out.detach().tolist()], plan=Plan.of(tab),
+                    max_steps=self.max_steps, params=tuple(params), callbacks=callbacks, spec=self,
+                    param_sources=None if param_sources is None else tuple(param_sources),
+                    adjoint=AdjointSpec(spec=self.backward, state_norm=rms_norm if norm is None else norm,
+                                        seminorm=self.adjoint_seminorm, **{"perturb": True, **(backward or {})}))
         if tab.adaptive:
             p.controller = self.controller(norm)
             p.first_step = self.first_step
@@ -235,14 +235,7 @@ class SolveSpec:
             p.perturb = True if perturb is None else bool(perturb)
             p.interp = interp
             p.event_step = event_step
-            if grid is not None:
-                p.grid = list(grid)
-            else:
-                p.grid = self.knot_grid(t_out, jump_t, gap_scale)
-        back = self.backward
-        runtime = {"perturb": True, **(backward or {})}
-        p.adjoint = AdjointSpec(spec=back, state_norm=rms_norm if norm is None else norm,
-                                seminorm=self.adjoint_seminorm, **runtime)
+            p.grid = list(grid) if grid is not None else self.knot_grid(t_out, jump_t, gap_scale)
         return p
 
     def knot_grid(self, t_out: Tensor, jump_t: Tensor | None = None, gap_scale: Tensor | None = None) -> list[float]:
