@@ -43,7 +43,8 @@ def rms_norm(x: Tensor) -> Tensor:
 
 @dataclass
 class Controller:
-    """Accepts or rejects a step from its error estimate and proposes the next step size.
+    """Accepts or rejects a step from its error estimate and proposes the next step size.  Built by
+    :meth:`SolveSpec.controller <solvers.spec.SolveSpec.controller>`, which checked its settings.
 
     Attributes:
         rtol, atol: tolerances (numbers or tensors broadcasting against the state).
@@ -68,11 +69,6 @@ class Controller:
     min_step: float = 0.0
     max_step: float = math.inf
     max_time: float | None = None
-
-    def __post_init__(self) -> None:
-        check_controller_options(safety=self.safety, ifactor=self.ifactor, dfactor=self.dfactor, pcoeff=self.pcoeff,
-                                 icoeff=self.icoeff, min_step=self.min_step, max_step=self.max_step,
-                                 max_time=self.max_time)
 
     def ratio(self, err: Tensor, y0: Tensor, y1: Tensor) -> Tensor:
         """The error ratio (<= 1 accepts): a 0-d tensor."""
