@@ -287,18 +287,25 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
     if plan.err is None and schedule is None:
         raise ValueError(f"method {plan.tab.name!r} has no error estimate; adaptive steps need an embedded "
                          f"pair such as dopri5")
-    if schedule is not None:
-        yield from _replay(term, plan, y0, t0, schedule, k0, tape, aux0, jump_t)
-        return
     keep = tape is not None and tape.collect_aux
+    t, y = t0, y0
+    if k0 is None:  # (a replay from the solve's start: pass its jump_t, for a start on a jump)
+        k0 = term.f(start_time(term, t0, jump_t), y)
+        aux0 = term.aux() if keep else None
+    if schedule is not None:  # every step as recorded
+        after_jump = False
+        for t1, on_jump in schedule:
+            step = rk_step(term, plan, t, t1, y, k0, perturb_start=after_jump, perturb_end=True, keep_aux=keep,
+                           aux0=aux0)
+            acc = _accepted(term, plan, t, t1, y, k0, step, on_jump, tape)
+            yield acc
+            t, y, after_jump = t1, step.y1, on_jump
+            k0, aux0 = next_k0(acc, keep)
+        return
     cb = callbacks or Callbacks()
     jumps = [x for x in jump_t if x > t0]
     steps_at = [x for x in step_t if x > t0]
     ij = is_ = 0
-    t, y = t0, y0
-    if k0 is None:
-        k0 = term.f(start_time(term, t0, jump_t), y)
-        aux0 = term.aux() if keep else None
     if first_step is None:
         dt = initial_step(k0, y, lambda h, yy: term.f(t + h, yy), plan.tab.order, controller.rtol,
                           controller.atol, controller.norm)
@@ -360,10 +367,7 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
             accepted += 1
             if cb.accept is not None:
                 cb.accept(t, y, dt)
-            if tape is not None:
-                tape.record(t, t1, step, plan, on_jump)
-            acc = Accepted(t0=t, t1=t1, y0=y, y1=step.y1, f0=k0, step=step, plan=plan, term=term,
-                           landed_on_jump=on_jump)
+            acc = _accepted(term, plan, t, t1, y, k0, step, on_jump, tape)
             yield acc
             if on_step:
                 is_ += 1
@@ -394,26 +398,11 @@ def next_k0(acc: Accepted, keep: bool) -> tuple[Tensor, Any]:
     return k0, term.aux() if keep else None
 
 
-def _replay(term: Term, plan: Plan, y0: Tensor, t0: float, schedule: Sequence[tuple[float, bool]],
-            k0: Tensor | None, tape: Tape | None, aux0: Any = None, jump_t: Sequence[float] = ()) -> Iterator[Accepted]:
-    """The steps of ``schedule`` from (t0, y0), exactly as :func:`adaptive_steps` took them (``k0``
-    and its ``aux0``: the first stage, as recorded, when the replay starts mid-solve)."""
-    keep = tape is not None and tape.collect_aux
-    t, y = t0, y0
-    after_jump = False
-    if k0 is None:  # as the recorded solve started (pass its jump_t for a start on a jump)
-        k0 = term.f(start_time(term, t0, jump_t), y)
-        aux0 = term.aux() if keep else None
-    for t1, on_jump in schedule:
-        step = rk_step(term, plan, t, t1, y, k0, perturb_start=after_jump, perturb_end=True, keep_aux=keep,
-                       aux0=aux0)
-        if tape is not None:
-            tape.record(t, t1, step, plan, on_jump)
-        acc = Accepted(t0=t, t1=t1, y0=y, y1=step.y1, f0=k0, step=step, plan=plan, term=term,
-                       landed_on_jump=on_jump)
-        yield acc
-        t, y, after_jump = t1, step.y1, on_jump
-        k0, aux0 = next_k0(acc, keep)
+def _accepted(term: Term, plan: Plan, t: float, t1: float, y: Tensor, k0: Tensor, step: Step, on_jump: bool,
+              tape: Tape | None) -> Accepted:
+    if tape is not None:
+        tape.record(t, t1, step, plan, on_jump)
+    return Accepted(t0=t, t1=t1, y0=y, y1=step.y1, f0=k0, step=step, plan=plan, term=term, landed_on_jump=on_jump)
 
 
 def solve_adaptive(term: Term, plan: Plan, y0: Tensor, t_out: Sequence[float], controller: Controller, *,
