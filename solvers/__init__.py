@@ -18,6 +18,7 @@ from .linear_activation import LinearActivation, LinearActivationTerm
 from .methods import METHODS
 from .odeint import odeint, odeint_adjoint, odeint_event
 from .reconstruction import AdjointAccuracyWarning
+from .sde import sdeint
 from .spec import SolveSpec
 from .stability import max_stable_step, stability_function
 from .tableaux import ADAPTIVE_TABLEAUX, FIXED_TABLEAUX, TABLEAUX, Tableau, tableau
@@ -27,6 +28,7 @@ __all__ = [
     "odeint",
     "odeint_adjoint",
     "odeint_event",
+    "sdeint",
     "SolveSpec",
     "DEFAULT_MAX_STEPS",
     # methods and gradient modes
@@ -58,7 +60,3 @@ __all__ = [
     "tanh_kernel",
     "pin_tanh_kernel",
 ]
-
-from .sde import sdeint  # noqa: E402
-
-__all__ += ["sdeint"]

@@ -1,26 +1,14 @@
 """The continuous adjoint (Chen et al. 2018) on this package's engine, for every tableau.
 
-Forward: the solve runs without a graph and keeps only its outputs.  Backward: from the last
-output to the first, the augmented system
-
-    dy/dt = f(t, y),   da/dt = -a^T df/dy,   dg/dt = -a^T df/dtheta
-
-is solved backward in time from t_k to t_{k-1} (a starts at dL/dy(t_k); g, the parameters'
-gradient, at 0), and the output gradients are added at every output time, as torchdiffeq's
-``odeint_adjoint`` does.  Memory is flat in the number of steps; the gradients are exact up to the
-backward solve's error (its method and tolerances are the forward's unless the ``adjoint_*``
-arguments say otherwise).  Fixed grids are run backward over the same grid points, or, with a
-``step_size`` / ``grid_constructor`` in the adjoint options, over torchdiffeq's grids laid per output
-interval (``AdjointSpec.backward_grid``).  The backward error norm is a function of
-torchdiffeq's tuple ``(t, y, adj_y, *adj_params)`` (``t`` a zero here), exposed on the autograd
-node as ``grad_fn.adjoint_options["norm"]`` as torchdiffeq's is.
-
-The vector-Jacobian products come from autograd through ``term.f`` (the structured kernel has its
-own adjoint, ``LinearActivationTerm.solve_adjoint``).  The error norm of an adaptive backward solve covers (y, a, g) as torchdiffeq's default does, or
-only (y, a) with ``seminorm`` (Kidger, Chen and Lyons 2021: usually far fewer steps).
-
-The time derivative of the outputs is handled outside (``solvers.odeint``), as the same closed
-form for every gradient mode.
+Forward: the solve runs without a graph and keeps only its outputs.  Backward: from the last output to the
+first, the augmented system dy/dt = f, da/dt = -a^T df/dy, dg/dt = -a^T df/dtheta is solved backward from
+t_k to t_{k-1} (a from dL/dy(t_k), g from 0), the output gradients added at every output time, as
+torchdiffeq's ``odeint_adjoint``.  Memory is flat in the steps; the gradients are exact up to the backward
+solve's error (its settings: :class:`~solvers.problem.AdjointSpec`), which the solve measures
+(:mod:`solvers.reconstruction`).  The backward error norm, on torchdiffeq's tuple ``(t, y, adj_y,
+*adj_params)`` (``t`` a zero: the time gradient is closed form, :mod:`solvers.time_gradients`), covers the
+parameter gradients unless ``seminorm`` (Kidger, Chen and Lyons 2021: usually far fewer steps); it is exposed
+as ``grad_fn.adjoint_options["norm"]``, as torchdiffeq's.
 """
 
 from __future__ import annotations
@@ -38,9 +26,8 @@ from .problem import AdjointSpec, Problem, forward
 from .reconstruction import ReconstructionCheck
 from .terms import Term
 
-# ReconstructionCheck is solvers.reconstruction's, also importable from here
-__all__ = ["AugmentedTerm", "ReconstructionCheck", "adjoint_outputs",
-           "default_adjoint_norm", "solve_adjoint"]
+__all__ = ["AugmentedTerm", "adjoint_outputs", "default_adjoint_norm", "solve_adjoint"]
+
 
 def autograd_vjp(term: Term, t: Any, y: Tensor, a: Tensor, params: Sequence[Tensor]
                  ) -> tuple[Tensor, Tensor, list[Tensor]]:

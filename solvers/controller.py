@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["Controller", "check_controller_options", "check_resolution", "initial_step", "rms_norm"]
+__all__ = ["RANGES", "SETTINGS", "Controller", "check_controller_options", "check_resolution", "initial_step", "rms_norm"]
 
 Norm = Callable[[Tensor], Any]
 
@@ -43,7 +43,8 @@ def rms_norm(x: Tensor) -> Tensor:
 
 @dataclass
 class Controller:
-    """Accepts or rejects a step from its error estimate and proposes the next step size.
+    """Accepts or rejects a step from its error estimate and proposes the next step size.  Built by
+    :meth:`SolveSpec.controller <solvers.spec.SolveSpec.controller>`, which checked its settings.
 
     Attributes:
         rtol, atol: tolerances (numbers or tensors broadcasting against the state).
@@ -68,11 +69,6 @@ class Controller:
     min_step: float = 0.0
     max_step: float = math.inf
     max_time: float | None = None
-
-    def __post_init__(self) -> None:
-        check_controller_options(safety=self.safety, ifactor=self.ifactor, dfactor=self.dfactor, pcoeff=self.pcoeff,
-                                 icoeff=self.icoeff, min_step=self.min_step, max_step=self.max_step,
-                                 max_time=self.max_time)
 
     def ratio(self, err: Tensor, y0: Tensor, y1: Tensor) -> Tensor:
         """The error ratio (<= 1 accepts): a 0-d tensor."""
@@ -103,7 +99,7 @@ class Controller:
         return min(max(dt, self.min_step), self.max_step)
 
 
-_RANGES = {
+RANGES = {
     # name: (test, what is expected, why)
     "safety": (lambda v: 0 < v <= 1, "in (0, 1]", "the share of the predicted step actually taken (0.9 typical)"),
     "ifactor": (lambda v: v >= 1, ">= 1", "the most a step may grow (10 typical)"),
@@ -118,6 +114,10 @@ _RANGES = {
 }
 
 
+SETTINGS = tuple(RANGES)
+"""The controller's settings, as ``SolveSpec`` fields and torchdiffeq's option names."""
+
+
 def check_controller_options(where: str = "", **values: Any) -> None:
     """Refuse a step-size controller setting out of its range, naming it (``where``: how the caller
     spells the options, e.g. "options" gives "options['safety']").  A value of None is not checked."""
@@ -129,7 +129,7 @@ def check_controller_options(where: str = "", **values: Any) -> None:
             value = value.item()
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"{label} must be a number; got {type(value).__name__} {value!r}")
-        test, expected, why = _RANGES[name]
+        test, expected, why = RANGES[name]
         if math.isnan(value) or not test(value):
             raise ValueError(f"{label} must be {expected} ({why}); got {label} = {value!r}")
 

@@ -1,27 +1,12 @@
 """The Runge-Kutta engine: fixed grids and error-controlled steps, outputs at requested times.
 
-One engine for every explicit tableau and every term (``solvers.terms``): the steps are taken by
-:func:`solvers.stepper.rk_step`, the step sizes of embedded pairs chosen by
-:class:`solvers.controller.Controller`, and outputs are either grid points (computed states) or
-read from the dense output of the step that covers them.  Everything here works on a shared
-clock (Python floats, increasing); :mod:`solvers.odeint` turns decreasing times, tuple states and
-torchdiffeq's options into this form.
-
-* :func:`fixed_steps` / :func:`solve_fixed`: the steps over a given grid (:mod:`solvers.events` runs
-  an endless one until an event); outputs at grid points are the computed states,
-  outputs strictly inside a step are interpolated (torchdiffeq's ``interp`` option: "linear" or
-  "cubic" Hermite).
-* :func:`adaptive_steps`: the accepted steps of an embedded pair as a generator, with jump times
-  (steps never straddle them and f is re-evaluated just after them), step times (steps land on
-  them), ``min_step``/``max_step``, ``max_steps``, torchdiffeq's callbacks; :func:`solve_adaptive`
-  reads outputs from it (and :mod:`solvers.events` stops it at an event).
-* a :class:`Tape` records the stage states (and what the term keeps, ``Term.aux``) of accepted
-  steps, for a term with a hand-written backward pass (``solvers.linear_activation``).
-
-Bounded work: every solve counts its steps against ``max_steps`` and raises
-:class:`~solvers.errors.StepLimitError`; a step that underflows or a state that stays non-finite
-raises :class:`~solvers.errors.StepSizeUnderflowError` / :class:`~solvers.errors.NonFiniteStateError`.
-An adaptive solve never runs silently for long (:mod:`solvers.clock`).
+One engine for every explicit tableau and every term: steps by :func:`solvers.stepper.rk_step`, step sizes
+by :class:`solvers.controller.Controller`, outputs either grid points (computed states) or read from the
+dense output of the step that covers them.  Times are Python floats, increasing (:mod:`solvers.odeint`
+turns decreasing times and tuple states into this form).  :func:`fixed_steps` and :func:`adaptive_steps`
+are generators (an event search stops them); a :class:`Tape` records accepted steps for a term with a
+hand-written backward pass.  Bounded work: every solve counts its steps against ``max_steps``
+(:class:`~solvers.errors.StepLimitError`), and an adaptive one never runs silently for long (:mod:`solvers.clock`).
 """
 
 from __future__ import annotations
@@ -179,14 +164,12 @@ class FixedStep:
         if t == self.t0:
             return self.y0
         x = (t - self.t0) / (self.t1 - self.t0)
-        if self.interp == "linear":
+        if self.interp != "cubic":  # (checked where it is given: solvers.odeint_options)
             return self.y0 + x * (self.y1 - self.y0)
-        if self.interp == "cubic":
-            if self._f1 is None:
-                self._f1 = self.term.f(self.t1, self.y1)
-            f0 = self.step.ks[0] if self.step.ks else self.term.f(self.t0, self.y0)
-            return hermite(self.y0, f0, self.y1, self._f1, self.t1 - self.t0, x)
-        raise ValueError(f"unknown interp {self.interp!r}; expected 'linear' or 'cubic'")
+        if self._f1 is None:
+            self._f1 = self.term.f(self.t1, self.y1)
+        f0 = self.step.ks[0] if self.step.ks else self.term.f(self.t0, self.y0)
+        return hermite(self.y0, f0, self.y1, self._f1, self.t1 - self.t0, x)
 
 
 def fixed_steps(term: Term, plan: Plan, y0: Tensor, grid: Iterable[float], perturb: bool = True,
@@ -224,8 +207,6 @@ def solve_fixed(term: Term, plan: Plan, y0: Tensor, grid: Sequence[float], t_out
     fixed solvers do.  ``perturb``: stages on a step's ends are evaluated one ulp inside it.
     """
     check_step_count(len(grid) - 1, max_steps, f"this fixed-step solve over [{grid[0]}, {grid[-1]}]")
-    if interp not in ("linear", "cubic"):
-        raise ValueError(f"unknown interp {interp!r}; expected 'linear' or 'cubic'")
     outputs = [y0]
     j, n_out = 1, len(t_out)
     if n_out < 2:
@@ -306,18 +287,25 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
     if plan.err is None and schedule is None:
         raise ValueError(f"method {plan.tab.name!r} has no error estimate; adaptive steps need an embedded "
                          f"pair such as dopri5")
-    if schedule is not None:
-        yield from _replay(term, plan, y0, t0, schedule, k0, tape, aux0, jump_t)
-        return
     keep = tape is not None and tape.collect_aux
+    t, y = t0, y0
+    if k0 is None:  # (a replay from the solve's start: pass its jump_t, for a start on a jump)
+        k0 = term.f(start_time(term, t0, jump_t), y)
+        aux0 = term.aux() if keep else None
+    if schedule is not None:  # every step as recorded
+        after_jump = False
+        for t1, on_jump in schedule:
+            step = rk_step(term, plan, t, t1, y, k0, perturb_start=after_jump, perturb_end=True, keep_aux=keep,
+                           aux0=aux0)
+            acc = _accepted(term, plan, t, t1, y, k0, step, on_jump, tape)
+            yield acc
+            t, y, after_jump = t1, step.y1, on_jump
+            k0, aux0 = next_k0(acc, keep)
+        return
     cb = callbacks or Callbacks()
     jumps = [x for x in jump_t if x > t0]
     steps_at = [x for x in step_t if x > t0]
     ij = is_ = 0
-    t, y = t0, y0
-    if k0 is None:
-        k0 = term.f(start_time(term, t0, jump_t), y)
-        aux0 = term.aux() if keep else None
     if first_step is None:
         dt = initial_step(k0, y, lambda h, yy: term.f(t + h, yy), plan.tab.order, controller.rtol,
                           controller.atol, controller.norm)
@@ -379,10 +367,7 @@ def adaptive_steps(term: Term, plan: Plan, y0: Tensor, t0: float, t_end: float, 
             accepted += 1
             if cb.accept is not None:
                 cb.accept(t, y, dt)
-            if tape is not None:
-                tape.record(t, t1, step, plan, on_jump)
-            acc = Accepted(t0=t, t1=t1, y0=y, y1=step.y1, f0=k0, step=step, plan=plan, term=term,
-                           landed_on_jump=on_jump)
+            acc = _accepted(term, plan, t, t1, y, k0, step, on_jump, tape)
             yield acc
             if on_step:
                 is_ += 1
@@ -413,26 +398,11 @@ def next_k0(acc: Accepted, keep: bool) -> tuple[Tensor, Any]:
     return k0, term.aux() if keep else None
 
 
-def _replay(term: Term, plan: Plan, y0: Tensor, t0: float, schedule: Sequence[tuple[float, bool]],
-            k0: Tensor | None, tape: Tape | None, aux0: Any = None, jump_t: Sequence[float] = ()) -> Iterator[Accepted]:
-    """The steps of ``schedule`` from (t0, y0), exactly as :func:`adaptive_steps` took them (``k0``
-    and its ``aux0``: the first stage, as recorded, when the replay starts mid-solve)."""
-    keep = tape is not None and tape.collect_aux
-    t, y = t0, y0
-    after_jump = False
-    if k0 is None:  # as the recorded solve started (pass its jump_t for a start on a jump)
-        k0 = term.f(start_time(term, t0, jump_t), y)
-        aux0 = term.aux() if keep else None
-    for t1, on_jump in schedule:
-        step = rk_step(term, plan, t, t1, y, k0, perturb_start=after_jump, perturb_end=True, keep_aux=keep,
-                       aux0=aux0)
-        if tape is not None:
-            tape.record(t, t1, step, plan, on_jump)
-        acc = Accepted(t0=t, t1=t1, y0=y, y1=step.y1, f0=k0, step=step, plan=plan, term=term,
-                       landed_on_jump=on_jump)
-        yield acc
-        t, y, after_jump = t1, step.y1, on_jump
-        k0, aux0 = next_k0(acc, keep)
+def _accepted(term: Term, plan: Plan, t: float, t1: float, y: Tensor, k0: Tensor, step: Step, on_jump: bool,
+              tape: Tape | None) -> Accepted:
+    if tape is not None:
+        tape.record(t, t1, step, plan, on_jump)
+    return Accepted(t0=t, t1=t1, y0=y, y1=step.y1, f0=k0, step=step, plan=plan, term=term, landed_on_jump=on_jump)
 
 
 def solve_adaptive(term: Term, plan: Plan, y0: Tensor, t_out: Sequence[float], controller: Controller, *,

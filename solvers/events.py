@@ -4,8 +4,9 @@ interpolant, and carrying the implicit gradient of c(T, y(T)) = 0 (torchdiffeq's
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -86,8 +87,9 @@ def solve_event(problem: Problem, base: FuncTerm, event_fn: Callable, t: Tensor,
                                    first_step=problem.first_step, jump_t=problem.jump_t, step_t=problem.step_t,
                                    max_steps=problem.max_steps)
         else:
-            steps = fixed_steps(problem.term, problem.plan, y_start, endless_grid(t0, problem.event_step),
-                                problem.perturb, problem.interp)
+            # t0, t0 + h, t0 + 2h, ... by repeated addition, as torchdiffeq's fixed-step event search
+            endless = itertools.accumulate(itertools.repeat(problem.event_step), initial=t0)
+            steps = fixed_steps(problem.term, problem.plan, y_start, endless, problem.perturb, problem.interp)
         t_event, grid = until_event(steps, combined, t0, y_start, tol, problem.max_steps)
     grid = grid if problem.grid is not None else None
     if t_event == t0:
@@ -112,14 +114,6 @@ def solve_event(problem: Problem, base: FuncTerm, event_fn: Callable, t: Tensor,
     if flat is not None:
         return event_t, tuple(p.to(d) for p, d in zip(flat.split(ys, (2,)), flat.dtypes))
     return event_t, ys
-
-
-def endless_grid(t0: float, h: float) -> Iterator[float]:
-    """t0, t0 + h, t0 + 2h, ... by repeated addition (torchdiffeq's fixed-step event search)."""
-    t = t0
-    while True:
-        yield t
-        t = t + h
 
 
 def until_event(steps: Iterable, event: Callable[[float, Tensor], Tensor], t0: float, y0: Tensor, tol: float,

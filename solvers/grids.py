@@ -1,20 +1,9 @@
-"""Fixed-step grids: knot-aligned substeps (this library's) and torchdiffeq's ``arange`` grid.
-
-**Knot-aligned grids** (``knot_grid``).  The integration grid is the sorted union of the output
-times ``t`` and the jump points ``jump_t`` lying strictly inside the span of ``t``.  With a
-``step_size``, each gap between consecutive grid points is split into
-``n = ceil(gap / step_size)`` *equal* substeps (with a tiny relative slack, so a gap that is an
-exact multiple of ``step_size`` up to rounding is not given one extra step).  Steps therefore
-never exceed ``step_size`` and never straddle an output time or a jump, and every output is a
-computed state.  Without ``step_size`` the steps are exactly the grid intervals.
-
-**torchdiffeq's grid** (``arange_grid``, for ``options={"step_size": h}``): ``t0 + k h`` over the
-whole span with the last point moved to ``t[-1]``; outputs inside a step are interpolated.  It
-steps straight over the knots of a piecewise input (an O(h) error, whatever the method's order),
-which is why ``odeint(step_size=h)`` builds the knot-aligned grid instead.
-
-Both count their steps before building anything, so a grid that would not
-fit in memory is refused with a message instead of being allocated.
+"""Fixed-step grids.  ``knot_grid`` (this library's): the union of the output times and the jumps inside
+their span, each gap split into equal substeps no longer than ``step_size``, so steps never straddle an
+output or a jump and every output is a computed state.  ``arange_grid`` (torchdiffeq's ``options={"step_size":
+h}``): t0 + k h, outputs inside a step interpolated; it steps over a piecewise input's knots (an O(h) error
+whatever the order), which is why ``odeint(step_size=h)`` builds the knot grid instead.  Both count their
+steps before building anything, so a grid that would not fit in memory is refused with a message.
 """
 
 from __future__ import annotations
@@ -31,8 +20,8 @@ from .engine import DEFAULT_MAX_STEPS, check_step_count
 __all__ = ["arange_grid", "constructed_grid", "knot_grid"]
 
 def _slack(dtype: torch.dtype) -> float:
-    # Relative slack when counting substeps: 1e-9 in float64; in float32 the ratio gap/step_size
-    # itself is only accurate to a few eps, so the slack has to be at least that.
+    """Relative slack when counting substeps, so a gap that is an exact multiple of the step up to rounding
+    gets no extra step: 1e-9, or a few eps where gap / step_size itself is that inaccurate (float32)."""
     return max(1e-9, 8 * torch.finfo(dtype).eps)
 
 
@@ -118,18 +107,20 @@ def arange_grid(t: Tensor, step_size: float, max_steps: int = DEFAULT_MAX_STEPS)
     return grid
 
 
-def constructed_grid(constructor: Callable, func: Callable, y0: Any, t: Tensor, sign: float, t_out: list[float],
-                      max_steps: int) -> list[float]:
-    """A user's grid_constructor(func, y0, t), called in t's own direction (as torchdiffeq calls it)."""
+def constructed_grid(constructor: Callable, func: Callable, y0: Any, t: Tensor, sign: float, max_steps: int,
+                     name: str = "options['grid_constructor']") -> list[float]:
+    """A user's grid_constructor(func, y0, t), called in t's own direction (as torchdiffeq calls it); the
+    grid in problem time sign * t, increasing."""
     grid = constructor(func, y0, t)
     if not isinstance(grid, Tensor) or grid.ndim != 1:
-        raise TypeError(f"options['grid_constructor'] must return a 1-D tensor of times; got "
+        raise TypeError(f"{name} must return a 1-D tensor of times; got "
                         f"{type(grid).__name__}" + (f" of shape {tuple(grid.shape)}" if isinstance(grid, Tensor) else ""))
     points = [sign * float(x) for x in grid.detach().tolist()]
-    if len(points) < 1 or points[0] != t_out[0] or points[-1] != t_out[-1]:
-        raise ValueError(f"options['grid_constructor'] must return a grid from t[0] = {sign * t_out[0]} to t[-1] = "
-                         f"{sign * t_out[-1]}; got [{sign * points[0]}, {sign * points[-1]}]")
+    ends = [sign * float(t[0]), sign * float(t[-1])]
+    if not points or points[0] != ends[0] or points[-1] != ends[1]:
+        raise ValueError(f"{name} must return a grid from t[0] = {float(t[0])} to t[-1] = {float(t[-1])}; got "
+                         f"{[sign * x for x in points[:1] + points[-1:]]}")
     if any(b <= a for a, b in zip(points, points[1:])):
-        raise ValueError("options['grid_constructor'] must return strictly monotone times in t's direction")
-    check_step_count(len(points) - 1, max_steps, "the grid from options['grid_constructor']")
+        raise ValueError(f"{name} must return strictly monotone times in t's direction")
+    check_step_count(len(points) - 1, max_steps, f"the grid from {name}")
     return points

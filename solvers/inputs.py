@@ -90,7 +90,6 @@ class PiecewiseInput:
             order = torch.stack([torch.arange(m), torch.arange(m) + m], 1).reshape(-1).to(self.weight.device)
             self.weight = self.weight[order]
             self.bias = None if self.bias is None else self.bias[order]
-        self.degree = len(self.coeffs) - 1
         self.cursor = 0  # index of the first knot >= the last time read
         self._chunks: dict[int, list[list[Tensor]]] = {}
         self._ends: dict[str, Tensor] = {}

@@ -1,12 +1,6 @@
-"""Every method name ``solvers.odeint`` accepts, with what it is: order, stages, kind, backend.
-
-Every explicit Runge-Kutta method (``solvers.tableaux.TABLEAUX``, fixed and embedded pairs) runs
-on this package's engine, and so does its reversible version ``reversible_<name>``
-(``solvers.tableaux.REVERSIBLE_TABLEAUX``, :mod:`solvers.reversible`; stages per step: twice the base's).  The multistep and wrapped methods of torchdiffeq (Adams-Bashforth(-
-Moulton), scipy's solvers) are not Runge-Kutta methods and are delegated to ``torchdiffeq.odeint``
-through its public API.  Names mean what they mean in torchdiffeq: ``"rk4"`` is Kutta's 3/8 rule
-in both libraries (the classical method is ``"rk4_classic"``).
-"""
+"""Every method name ``solvers.odeint`` accepts, with what it is (order, stages, kind, backend): the
+Runge-Kutta tableaux and their reversible versions run on this package's engine; torchdiffeq's multistep
+and scipy methods, which are not Runge-Kutta methods, are handed to ``torchdiffeq.odeint``."""
 
 from __future__ import annotations
 
@@ -20,16 +14,9 @@ __all__ = ["DELEGATED", "METHODS", "MethodInfo"]
 
 @dataclass(frozen=True)
 class MethodInfo:
-    """What a method is.
-
-    Attributes:
-        order: classical order of accuracy (for Adams methods, the highest order they reach;
-            None for ``scipy_solver``, whose order depends on the scipy method chosen).
-        stages: function evaluations per step (None for multistep / wrapped methods).
-        kind: ``"fixed"`` (grid given by ``t``, ``jump_t`` and ``step_size``) or ``"adaptive"``
-            (error-controlled steps, governed by ``rtol``/``atol``).
-        backend: ``"engine"`` (this package's Runge-Kutta engine) or ``"torchdiffeq"``.
-    """
+    """What a method is: its classical ``order`` (None for ``scipy_solver``, which depends on the scipy
+    method), its function evaluations per step ``stages`` (None for multistep / wrapped methods), its ``kind``
+    (steps from ``t``, ``jump_t`` and ``step_size``, or from ``rtol``/``atol``) and who runs it."""
 
     order: int | None
     stages: int | None

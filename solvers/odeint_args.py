@@ -13,19 +13,7 @@ from .errors import NonFiniteStateError
 from .methods import METHODS
 from .tableaux import REVERSIBLE_TABLEAUX, TABLEAUX, Tableau
 
-FIXED_OPTIONS = ("step_size", "grid_constructor", "perturb", "interp", "norm", "max_num_steps")
-"""Options of fixed-grid methods: torchdiffeq's (``norm`` accepted and unused, as there), plus
-``max_num_steps``."""
 
-ADAPTIVE_OPTIONS = ("first_step", "safety", "ifactor", "dfactor", "min_step", "max_step", "max_num_steps", "step_t",
-                    "jump_t", "norm", "dtype", "pcoeff", "icoeff", "max_time")
-"""torchdiffeq's options of adaptive methods, plus ``pcoeff``/``icoeff`` (PI control) and
-``max_time`` (wall-clock seconds; ``TimeLimitError`` after them).  Each is checked against its
-range here (``solvers.controller.check_controller_options``: safety in (0, 1], ifactor >= 1,
-dfactor in (0, 1], ...), not left to fail later as an unmet tolerance."""
-
-
-# --------------------------------------------------------------------------- validation
 def check_t(t: Any) -> Tensor:
     if not isinstance(t, Tensor):
         raise TypeError(f"t must be a 1-D torch.Tensor of times; got {type(t).__name__}")
@@ -86,24 +74,6 @@ def resolve_method(method: Any, name: str = "method") -> tuple[str, Tableau | No
     if method not in METHODS:
         raise ValueError(f"unknown {name} {method!r}; expected one of {', '.join(sorted(METHODS))}")
     return method, TABLEAUX.get(method, REVERSIBLE_TABLEAUX.get(method))
-
-
-def check_options(options: Any, name: str, allowed: Sequence[str], method: str) -> dict:
-    if options is None:
-        return {}
-    if not isinstance(options, dict):
-        raise TypeError(f"{name} must be a dict or None; got {type(options).__name__}")
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(f"{name} {unknown} are not options of method {method!r}; its options are "
-                         f"{', '.join(allowed)}")
-    return dict(options)
-
-
-def signed_times(times: Tensor | None, sign: float) -> list[float]:
-    if times is None:
-        return []
-    return sorted({sign * float(x) for x in times.tolist()})
 
 
 def check_finite_outputs(ys: Tensor, t: Tensor, name: str) -> None:

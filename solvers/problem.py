@@ -1,10 +1,5 @@
-"""A validated solve: the term, the method, the clock and the outputs, ready for a gradient mode.
-
-``Problem`` is what :func:`solvers.odeint` (and a model that builds its own term) hands to a
-gradient mode of :mod:`solvers.gradients`.  Times are increasing Python floats here (a decreasing
-request is negated into this form by the caller, with the term's sign flipped), the state a
-single tensor (tuple states are flattened by the caller).  :func:`forward` runs the engine once.
-"""
+"""A validated solve (``Problem``: term, method, clock, outputs), ready for a gradient mode of
+:mod:`solvers.gradients`; :func:`forward` runs the engine once; ``Stats``: what a solve cost."""
 
 from __future__ import annotations
 
@@ -83,27 +78,12 @@ class CountedTerm(Term):
 
 @dataclass(frozen=True)
 class AdjointSpec:
-    """How the continuous adjoint solves backward (torchdiffeq's ``adjoint_*`` arguments).
-
-    Attributes:
-        spec: the backward solve's :class:`~solvers.spec.SolveSpec` (method, tolerances, controller
-            settings, first step, step limit; the one builder of its controllers: an adjoint on an
-            augmented state asks it for one with that state's tolerances and norm).
-        state_norm: the *state* norm, applied to y and to the adjoint a (torchdiffeq's default adjoint
-            norm is max(|t|, norm(y), norm(a), rms of each parameter gradient)).
-        seminorm: leave the parameter gradients out of that default norm (Kidger, Chen and Lyons
-            2021; torchdiffeq's ``adjoint_options={"norm": "seminorm"}``): usually far fewer steps.
-        norm: a norm on the tuple ``(t, y, adj_y, *adj_params)`` replacing the default one (a user's
-            ``adjoint_options["norm"]``; ``t`` is a 0-d zero here, the time gradient being closed form).
-        jump_t, step_t: adaptive backward solves' jump and step times as forward (increasing) times;
-            None: the problem's ``jump_t`` and none.
-        backward_grid: fixed backward solves: ``backward_grid(t_hi, t_lo)`` returns the grid of the
-            interval from t_hi down to t_lo in negated time s = -t (increasing floats from -t_hi to
-            -t_lo); None: the forward grid's points inside the interval (a forward adaptive solve:
-            one step per output interval, as torchdiffeq with no grid options).
-        perturb: fixed backward grids: evaluate stages on a step's ends one ulp inside.
-        callbacks: the ``*_adjoint`` step callbacks, each ``callback(t, (t_grad, y, adj_y, *adj_params), dt)``.
-    """
+    """How the continuous adjoint solves backward (torchdiffeq's ``adjoint_*`` arguments): ``spec`` the backward
+    :class:`~solvers.spec.SolveSpec`; ``state_norm`` the forward's norm, which torchdiffeq's default adjoint norm
+    max(|t|, norm(y), norm(a), rms of each parameter gradient) applies to y and a (``seminorm``: without the
+    parameters); ``norm`` a user's on ``(t, y, adj_y, *adj_params)`` instead; adaptive: ``jump_t``/``step_t`` as
+    forward times (None: the problem's jumps); fixed: ``backward_grid(t_hi, t_lo)``, the grid of an output interval
+    in negated time s = -t (None: the forward grid's points), ``perturb``; ``callbacks`` the ``*_adjoint`` ones."""
 
     spec: Any
     state_norm: Callable[[Tensor], Any]
@@ -119,41 +99,15 @@ class AdjointSpec:
     def plan(self) -> Plan:
         return Plan.of(self.spec.tableau)
 
-    @property
-    def controller(self) -> Controller | None:
-        """The backward solve's controller on the state norm (None for a fixed method)."""
-        return self.spec.controller(self.state_norm)
-
 
 @dataclass
 class Problem:
-    """One solve.
-
-    Attributes:
-        term: the vector field.
-        y0: the initial state (one tensor).
-        t_out: increasing output times (floats), ``t_out[0]`` the start.
-        plan: the tableau's plan.
-        grid: fixed methods: the step grid (increasing floats through every output, or coarser
-            with ``interp``); None for adaptive methods.
-        controller: adaptive methods' controller.
-        jump_t, step_t: adaptive methods' jump and step times (sorted floats).
-        first_step: adaptive methods' first step (None: chosen from the problem).
-        perturb: fixed grids: evaluate stages on step ends one ulp inside.
-        interp: fixed grids: how outputs inside a step are read ("linear", "cubic").
-        exact_outputs: adaptive: land steps on the output times (no dense output).
-        max_steps: the step limit.
-        callbacks: torchdiffeq's step callbacks.
-        params: tensors that get gradients in adjoint mode (besides y0).
-        param_sources: None, or tensors of the same values as ``params`` that the output's graph
-            connects to instead (``params`` then being detached leaves the term reads): when some of
-            the differentiated tensors are functions of others (an input's coefficients computed from
-            its samples), the backward pass must take partial derivatives with respect to each.
-        adjoint: the backward solve of the adjoint mode.
-        event_step: fixed methods with an event: the step size of the search for it.
-        spec: the :class:`~solvers.spec.SolveSpec` that built this problem.
-        stats: when set, the forward solve adds its :class:`Stats` to it.
-    """
+    """One solve, as :meth:`SolveSpec.problem <solvers.spec.SolveSpec.problem>` builds it (its arguments
+    explain the fields): times increasing floats, one state tensor.  ``grid`` is None for adaptive methods;
+    ``exact_outputs``: adaptive steps land on the output times (what a recorded tape needs);
+    ``param_sources``: tensors of the same values as ``params`` that the output's graph connects to instead
+    (the term reads the detached ``params``), when some differentiated tensors are functions of others;
+    ``stats``: when set, the forward solve adds its :class:`Stats` to it."""
 
     term: Term
     y0: Tensor

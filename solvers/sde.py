@@ -1,36 +1,13 @@
-"""Stochastic differential equations dy = f(t, y) dt + g(t, y) dB through torchsde.
+"""Stochastic differential equations dy = f(t, y) dt + g(t, y) dB through torchsde (its methods, Brownian
+motion and adjoint), with torchsde's calling conventions.
 
-``sdeint`` is a thin layer over torchsde (Li, Wong, Chen, Duvenaud 2020): the methods, the
-Brownian motion (``torchsde.BrownianInterval``) and the adjoint are torchsde's.  What it adds is
-what ``solvers.odeint`` does for fixed-step ODE methods, so that an SDE with g = 0 is exactly the
-ODE solved by ``solvers.odeint`` with the same fixed step:
-
-* **knot-aligned grid** (``solvers.grids.knot_grid``): steps never straddle an output time or a
-  ``jump_t`` point; each gap is split into equal substeps no longer than ``dt``.  torchsde's own
-  loop steps ``t0, t0 + dt, ...`` over the whole span and linearly interpolates the outputs,
-  which steps straight over the knots of a piecewise (held) input.
-* **stage times one ulp inside the step**: a stage on an end point of step [t0, t1] is evaluated
-  at ``nextafter(t0, t1)`` or ``nextafter(t1, t0)``, so a zero-order-hold input is read from the
-  step's own piece (see ``solvers.grids``).
-
-Only the forward loop is ours: each step is one call of the torchsde method's ``step``.  torchsde
-offers no public single-step API, so this loop reads its method registry and contract check from
-``torchsde._core`` (the one place; pyproject bounds torchsde below 0.3 for it).  With
-``adjoint=True`` the whole solve is ``torchsde.sdeint_adjoint`` on torchsde's own uniform grid of
-step ``dt`` (outputs interpolated, stages at the grid points as they fall), because the adjoint
-pass is torchsde's; use it with continuous inputs, or with gaps that are multiples of ``dt``.
-
-Calling conventions are torchsde's: ``sdeint(sde, y0, ts, bm, method, dt, ...)`` with ``bm`` the
-fourth positional argument, ``ts`` a tensor or a list of floats, ``method=None`` choosing
-torchsde's default for the SDE's types, ``dt=1e-3``, ``names={"drift": ..., "diffusion": ...}``.
-What this fixed-grid solver cannot do (``adaptive=True``, ``logqp``, ``extra``) is refused by name.
-For the adjoint the parameters of a torchsde-style ``nn.Module`` are found as torchsde finds them;
-an SDE with no parameters needs ``adjoint_params`` (``()`` if there are none), so gradients are
-never silently missing.
-
-Shapes follow torchsde: ``y0`` is (batch, state); the output is (len(ts), batch, state), time
-first.  Noise types are torchsde's: "diagonal" (g returns (batch, state), one Brownian channel
-per state), "additive" and "general" (g returns (batch, state, m)), "scalar" ((batch, state, 1)).
+What it adds is what ``solvers.odeint`` does for fixed-step ODE methods, so an SDE with g = 0 is exactly
+that ODE solve: a knot-aligned grid (``solvers.grids.knot_grid``: steps never straddle an output time or a
+``jump_t`` point; torchsde's own loop steps over the knots of a held input and interpolates), and stages on a
+step's ends evaluated one ulp inside it.  Only the forward loop is ours, one torchsde ``step`` per step; its
+method registry and contract check come from ``torchsde._core`` (no public single-step API; pyproject bounds
+torchsde below 0.3 for it).  ``adjoint=True`` is ``torchsde.sdeint_adjoint`` on torchsde's own uniform grid
+of step ``dt``: use it with continuous inputs, or with gaps that are multiples of ``dt``.
 """
 
 from __future__ import annotations
@@ -185,44 +162,22 @@ def sdeint(
     extra: bool = False,
     extra_solver_state: Any = None,
 ) -> Tensor:
-    """Solve dy = f(t, y) dt + g(t, y) dB, y(ts[0]) = y0, with a fixed-step torchsde method.
-
-    The first six arguments are ``torchsde.sdeint``'s, in its order and with its defaults.
+    """Solve dy = f(t, y) dt + g(t, y) dB, y(ts[0]) = y0, with a fixed-step torchsde method; the first six
+    arguments are ``torchsde.sdeint``'s, in its order and with its defaults.  Returns (len(ts), batch, state).
 
     Args:
-        sde: either the drift f(t, y) (then give ``diffusion``), or an object with ``f``, ``g``,
-            ``noise_type`` and ``sde_type`` (any torchsde SDE; ``names`` renames f and g).
-        y0: (batch, state) initial state, real floating (torchsde's shape contract).
-        ts: (T,) strictly increasing output times, a tensor or a list of floats; ``ts[0]`` is the
-            initial time.
-        bm: a torchsde Brownian object of shape (batch, m) covering [ts[0], ts[-1]]; default a fresh
-            ``BrownianInterval`` (pass one to reuse a path, e.g. ``brownian_interval(...)``).
-        method: one of ``SDE_METHODS``; None (torchsde's default): "srk" for Ito SDEs with
-            diagonal, additive or scalar noise, "euler" for general noise, "midpoint" for
-            Stratonovich.  "euler" is Euler-Maruyama (Ito), the Noisy RNN's discretisation, strong
-            order 1/2 (1 for additive noise).
-        dt: largest step (torchsde's default 1e-3); each gap of the grid ts + jump_t is split into
-            equal substeps no longer than dt.  None: one step per gap (not with ``adjoint=True``).
-        adjoint: use ``torchsde.sdeint_adjoint`` (memory flat in the number of steps); see the
-            module docstring for its grid.
-        diffusion: g(t, y) when ``sde`` is the drift.
-        noise_type, sde_type: with ``diffusion``: default "diagonal" and "ito".
-        jump_t: times where f or g may jump (the knots of a held input); the grid steps onto them.
-        adjoint_params: for the adjoint: the tensors to differentiate (default: the parameters of
-            ``sde``, of ``diffusion`` and of the drift, as modules); required (``()`` if there are
-            none) when those hold no parameter.
-        options: torchsde method options.
-        names: torchsde's renaming of the drift and diffusion methods, {"drift": ..., "diffusion": ...}.
-        adaptive, logqp, extra, extra_solver_state: torchsde options this fixed-grid solver does not
-            offer: anything but their defaults is refused (use ``torchsde.sdeint`` for them);
-            ``rtol``, ``atol`` and ``dt_min`` are accepted and unused, as torchsde does without
-            ``adaptive``.
-
-    Returns:
-        (T, batch, state): ``out[k]`` is y at ``ts[k]``.
-
-    Raises:
-        TypeError / ValueError: for malformed arguments, naming what came and what was expected.
+        sde: the drift f(t, y) (then give ``diffusion``), or any torchsde SDE (``f``, ``g``, ``noise_type``,
+            ``sde_type``; ``names`` renames f and g).
+        y0: (batch, state), real floating.  ts: (T,) strictly increasing, a tensor or a list of floats.
+        bm: a torchsde Brownian object of shape (batch, m) (default a fresh ``BrownianInterval``).
+        method: one of ``SDE_METHODS``; None: torchsde's default for the SDE's types.
+        dt: largest step; each gap of the grid ts + jump_t is split into equal substeps no longer than it
+            (None: one step per gap; not with ``adjoint``).
+        diffusion, noise_type, sde_type: g(t, y) when ``sde`` is the drift (default "diagonal", "ito").
+        jump_t: times where f or g may jump (a held input's knots).
+        adjoint_params: the adjoint's tensors (default: the SDE's parameters); ``()`` when it has none.
+        adaptive, logqp, extra, extra_solver_state: refused unless at their defaults (use torchsde.sdeint);
+            ``rtol``, ``atol``, ``dt_min`` are accepted and unused, as torchsde does without ``adaptive``.
     """
     for name, value, default in (("adaptive", adaptive, False), ("logqp", logqp, False), ("extra", extra, False),
                                  ("extra_solver_state", extra_solver_state, None)):

@@ -1,22 +1,12 @@
-"""``SolveSpec``: how to solve, as one frozen value, validated once when it is made.
-
-A solve is a term (what is integrated), a clock (the output and jump times) and a specification
-(how): the method's tableau, the step size or the tolerances, the gradient mode, the step limit,
-the error control and the controller's settings.  The specification is checked here against the
-one method registry (:data:`~solvers.tableaux.TABLEAUX`) and the one gradient registry
-(:data:`~solvers.gradients.GRADIENT_MODES`), and nowhere else; it is the only builder of a
-:class:`~solvers.problem.Problem` and the only place a :class:`~solvers.controller.Controller`
-is made from settings.  A model holds one and never mutates it: ``spec.replace(method="rk4")``
-is a new, re-validated specification.
+"""``SolveSpec``: how to solve, as one frozen value, validated once when it is made, against the one method
+registry (:data:`~solvers.tableaux.TABLEAUX`) and the one gradient registry
+(:data:`~solvers.gradients.GRADIENT_MODES`).  It is the only builder of a :class:`~solvers.problem.Problem`
+and of a :class:`~solvers.controller.Controller`; a model holds one and never mutates it
+(``spec.replace(method="rk4")`` is a new, re-validated one).
 
     spec = SolveSpec(method="dopri5", rtol=1e-6, atol=1e-8)
-    problem = spec.problem(term, y0, t_out, jump_t=knots)
     outputs = spec.solve(term, y0, t_out, jump_t=knots)      # states at t_out, [0] is y0
     sol = spec.solve_with_stats(term, y0, t_out)              # sol.ys, sol.stats.nfe / .accepted / .rejected
-
-``solvers.odeint`` is an adapter onto this class: it turns torchdiffeq's arguments (tensor
-tolerances, options, callbacks, grid constructors, adjoint options) into a specification and the
-keyword arguments of :meth:`SolveSpec.problem`.
 """
 
 from __future__ import annotations
@@ -30,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .controller import Controller, check_controller_options, check_resolution, rms_norm
+from .controller import SETTINGS, Controller, check_controller_options, check_resolution, rms_norm
 from .engine import DEFAULT_MAX_STEPS, Callbacks, check_step_count
 from .gradients import GRADIENT_MODES
 from .grids import knot_grid
@@ -43,7 +33,6 @@ from .terms import Term
 __all__ = ["SolveSpec", "check_max_steps", "check_number", "check_tolerance"]
 
 
-# ------------------------------------------------------------------ the checks of a solve's numbers (named as given)
 def check_number(name: str, value: Any, *, allow_zero: bool = False, allow_none: bool = False) -> float | None:
     """``value`` as a float: a positive (``allow_zero``: non-negative) finite number, or a one-element
     real tensor holding one; None when ``allow_none``.  ``name``: how the caller spelt the argument."""
@@ -97,7 +86,7 @@ class SolveSpec:
         max_steps: the step limit (a fixed grid beyond it is refused before it is built; an adaptive
             solve stops with ``StepLimitError``).
         safety, ifactor, dfactor, pcoeff, icoeff, min_step, max_step, max_time: the controller's
-            settings (None: the controller's defaults, torchdiffeq's).
+            settings (None: the controller's defaults, torchdiffeq's; ranges in ``solvers.controller``).
         adjoint_seminorm: the adjoint mode leaves the parameters' gradients out of its error norm.
         first_step: adaptive methods' first step (None: chosen from the problem, as torchdiffeq).
         adjoint: the backward solve's specification in the adjoint mode (its method, tolerances,
@@ -125,7 +114,6 @@ class SolveSpec:
     first_step: float | None = None
     adjoint: SolveSpec | None = None
 
-    # ------------------------------------------------------------------ validation (the one place)
     def __post_init__(self) -> None:
         tableau(self.method)  # the one method registry's check: an unknown name lists the known ones
         object.__setattr__(self, "step_size", check_number("step_size", self.step_size, allow_none=True))
@@ -161,7 +149,6 @@ class SolveSpec:
                             f"{', '.join(f.name for f in dataclasses.fields(self))}")
         return dataclasses.replace(self, **changes)
 
-    # ------------------------------------------------------------------ what it is
     @property
     def tableau(self) -> Tableau:
         return tableau(self.method)
@@ -178,14 +165,11 @@ class SolveSpec:
     @property
     def controller_options(self) -> dict[str, float]:
         """The controller settings given (None ones left out: the controller's defaults)."""
-        names = ("safety", "ifactor", "dfactor", "pcoeff", "icoeff", "min_step", "max_step", "max_time")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        return {n: getattr(self, n) for n in SETTINGS if getattr(self, n) is not None}
 
     def controller(self, norm=None, *, rtol: Any = None, atol: Any = None) -> Controller | None:
-        """The adaptive controller of this specification (None for a fixed method); ``norm``: the
-        error norm (default: RMS over the state);
-        ``rtol``/``atol``: tolerances laid out for another state (an adjoint's augmented state)
-        in place of this specification's, every other setting kept."""
+        """The adaptive controller (None for a fixed method) with error ``norm`` (default RMS); ``rtol``/``atol``:
+        tolerances laid out for another state (an adjoint's augmented one) in place of this one's."""
         if not self.adaptive:
             return None
         return Controller(rtol=self.rtol if rtol is None else rtol, atol=self.atol if atol is None else atol,
@@ -196,7 +180,6 @@ class SolveSpec:
         """The adjoint mode's backward specification: ``adjoint``, or this one."""
         return self if self.adjoint is None else self.adjoint
 
-    # ------------------------------------------------------------------ building a solve
     def problem(self, term: Term, y0: Tensor, t_out: Tensor, *, jump_t: Tensor | None = None,
                 gap_scale: Tensor | None = None, params: Sequence[Tensor] = (),
                 param_sources: Sequence[Tensor] | None = None, step_t: Tensor | None = None,
@@ -232,17 +215,17 @@ class SolveSpec:
         """
         flush_accuracy_checks()  # warnings of finished backward passes (read here, not in the backward)
         tab = self.tableau
-        plan = Plan.of(tab)
         if tab.adaptive:
             check_resolution(self.rtol, self.atol, y0, scale=state_scale)
-        common = dict(term=term, y0=y0, plan=plan, max_steps=self.max_steps, params=tuple(params), callbacks=callbacks,
-                      param_sources=None if param_sources is None else tuple(param_sources), spec=self)
-        outs = [float(x) for x in t_out.detach().tolist()]
 
         def floats(x: Tensor | None) -> list[float]:
             return [] if x is None else sorted({float(v) for v in x.detach().reshape(-1).tolist()})
 
-        p = Problem(t_out=outs, **common)
+        p = Problem(term=term, y0=y0, t_out=[float(x) for x in t_out.detach().tolist()], plan=Plan.of(tab),
+                    max_steps=self.max_steps, params=tuple(params), callbacks=callbacks, spec=self,
+                    param_sources=None if param_sources is None else tuple(param_sources),
+                    adjoint=AdjointSpec(spec=self.backward, state_norm=rms_norm if norm is None else norm,
+                                        seminorm=self.adjoint_seminorm, **{"perturb": True, **(backward or {})}))
         if tab.adaptive:
             p.controller = self.controller(norm)
             p.first_step = self.first_step
@@ -252,14 +235,7 @@ class SolveSpec:
             p.perturb = True if perturb is None else bool(perturb)
             p.interp = interp
             p.event_step = event_step
-            if grid is not None:
-                p.grid = list(grid)
-            else:
-                p.grid = self.knot_grid(t_out, jump_t, gap_scale)
-        back = self.backward
-        runtime = {"perturb": True, **(backward or {})}
-        p.adjoint = AdjointSpec(spec=back, state_norm=rms_norm if norm is None else norm,
-                                seminorm=self.adjoint_seminorm, **runtime)
+            p.grid = list(grid) if grid is not None else self.knot_grid(t_out, jump_t, gap_scale)
         return p
 
     def knot_grid(self, t_out: Tensor, jump_t: Tensor | None = None, gap_scale: Tensor | None = None) -> list[float]:

@@ -1,20 +1,10 @@
-"""One explicit Runge-Kutta step for any tableau: the only stage loop of the package.
+"""One explicit Runge-Kutta step for any tableau: the only stage loop of the package (fixed grids, adaptive
+steps, the adjoint, a discrete cell's single step all step here, whatever the term).
 
-    k_i = f(t0 + c_i dt, y0 + dt * sum_{j<i} a_ij k_j),   y1 = y0 + dt * sum_i b_i k_i,
-    err = dt * sum_i b_err_i k_i   (embedded pairs only)
-
-Every integration of ``solvers`` (fixed grids, adaptive steps, the continuous adjoint, a discrete
-cell's single step) takes its steps here, whatever the term: a user function, a driven field or
-the structured kernel, which records its stage states for a hand-written backward pass through
-the ``tape`` of :mod:`solvers.engine`.
-
-Stage times.  ``perturb_start``/``perturb_end`` move a stage that falls on an end of the step one
-ulp inside it (``term.nudge``): grid points are where piecewise inputs jump, and one ulp inside,
-a stage reads the step's own piece whichever side the input is closed on (torchdiffeq's
-``perturb`` option, its ``Perturb.NEXT``/``PREV``).
-
-Step sizes are Python floats (no tensor per step, and ``torch.add(..., alpha=)`` folds the weight
-into one kernel).
+Stages on an end of the step are evaluated one ulp inside it (``perturb_start``/``perturb_end``,
+``term.nudge``): grid points are where piecewise inputs jump, and one ulp inside, a stage reads the step's
+own piece whichever side the input is closed on (torchdiffeq's ``perturb``).  Step sizes are Python floats
+(no tensor per step; ``torch.add(..., alpha=)`` folds the weight into one kernel).
 """
 
 from __future__ import annotations
@@ -100,22 +90,10 @@ class Step:
 def rk_step(term: Term, plan: Plan, t0: Any, t1: Any, y0: Tensor, k0: Tensor | None = None,
             perturb_start: bool = False, perturb_end: bool = False, keep_aux: bool = False,
             aux0: Any = None) -> Step:
-    """Take one step of ``plan``'s tableau from (t0, y0) to t1.
-
-    Args:
-        term: the vector field.
-        plan: ``Plan.of(tableau)``.
-        t0, t1: the step's ends (floats); ``t1`` is passed rather than ``dt`` so a step lands exactly
-            on a grid point.
-        y0: the state at t0.
-        k0: f at the start, when known (FSAL, or a step retried after a rejection).
-        perturb_start, perturb_end: evaluate stages at c = 0 / c = 1 one ulp inside the step.
-        keep_aux: collect ``term.aux()`` after each stage (for a recorded tape).
-        aux0: the aux belonging to ``k0`` when it is given.
-
-    Returns:
-        a :class:`Step`.
-    """
+    """One step of ``plan``'s tableau (``Plan.of(tableau)``) from (t0, y0) to t1 (floats: ``t1`` rather than
+    ``dt``, so a step lands exactly on a grid point).  ``k0``: f at the start when known (FSAL, a retried
+    step), with its ``aux0``; ``perturb_*``: stages at c = 0 / c = 1 one ulp inside; ``keep_aux``: collect
+    ``term.aux()`` after each stage (for a recorded tape)."""
     tab = plan.tab
     dt = t1 - t0
     f = term.f

@@ -1,25 +1,11 @@
-"""Explicit Runge-Kutta methods as data: Butcher tableaux (fixed and embedded), a registry, a lookup.
+"""Explicit Runge-Kutta methods as data: Butcher tableaux (fixed and embedded pairs), a registry, a lookup.
 
-A tableau (a, b, c) defines one step of size dt from (t0, y0):
-
-    k_i = f(t0 + c_i dt, y0 + dt * sum_{j<i} a_ij k_j),    i = 0 .. s-1
-    y1  = y0 + dt * sum_i b_i k_i
-
-An *embedded* pair adds error weights ``b_err`` (the difference between the propagated solution
-and a lower-order one): ``err = dt * sum_i b_err_i k_i`` estimates the local error of the step
-for the step-size controller, and ``b_mid`` gives the midpoint value ``y0 + dt * sum_i b_mid_i
-k_i`` used by the dense output (a quartic through y0, y_mid, y1 and the end slopes, as
-torchdiffeq does).  A tableau whose last stage is evaluated at (t1, y1) (``fsal``: first same as
-last) hands that evaluation to the next step as its first stage.
-
-Only explicit methods are represented, so ``a`` is strictly lower triangular and stored as its
-rows below the diagonal: row ``i`` holds the ``i`` weights a_i0 .. a_i,i-1 (row 0 is empty).  A
-new method is one ``Tableau(...)`` entry; one stepper (``solvers.stepper``) steps every table.
-
-Names follow torchdiffeq, so a name means the same method in both libraries: ``"rk4"`` is Kutta's
-3/8 rule (torchdiffeq's ``rk4``, also reachable as ``"rk38"``), ``"heun2"`` the explicit
-trapezoidal rule (also ``"heun"``); the classical fourth-order method is ``"rk4_classic"``.
-``"tsit5"`` (Tsitouras 2011) is a pair torchdiffeq 0.2.5 does not have.
+A tableau (a, b, c) is one step k_i = f(t0 + c_i dt, y0 + dt sum_{j<i} a_ij k_j), y1 = y0 + dt sum_i b_i k_i;
+an embedded pair adds error weights ``b_err`` (err = dt sum_i b_err_i k_i, for the step-size controller) and
+midpoint weights ``b_mid`` (for the quartic dense output, as torchdiffeq).  ``a`` is stored as its rows below
+the diagonal.  A new method is one ``Tableau(...)`` entry; one stepper (:mod:`solvers.stepper`) steps them all.
+Names mean what they mean in torchdiffeq: ``"rk4"`` is Kutta's 3/8 rule (also ``"rk38"``), ``"heun2"`` the
+explicit trapezoidal rule (also ``"heun"``); the classical method is ``"rk4_classic"``.
 """
 
 from __future__ import annotations
@@ -30,9 +16,7 @@ from dataclasses import dataclass
 __all__ = ["ADAPTIVE_TABLEAUX", "ALIASES", "COUPLING", "FIXED_TABLEAUX", "REVERSIBLE_TABLEAUX", "TABLEAUX",
            "ReversibleTableau", "Tableau", "reversible", "tableau"]
 
-# Consistency is checked to this absolute tolerance: the tables below are written with
-# float literals such as 2/3, whose row sums are exact only to rounding.
-_TOL = 1e-12
+_TOL = 1e-12  # consistency tolerance: the tables are float literals such as 2/3, row sums exact to rounding
 
 
 def _floats(xs) -> tuple[float, ...]:

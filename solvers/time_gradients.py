@@ -61,14 +61,8 @@ class StartTime(torch.autograd.Function):
 
 
 def slope_at(base: FuncTerm, t_out: Any, sign: float, k: int) -> Callable[[Tensor], Tensor]:
-    def slope(y: Tensor) -> Tensor:
-        return base.f(sign * t_out[k], y)
-
-    return slope
+    return lambda y: base.f(sign * t_out[k], y)
 
 
 def slopes_at(base: FuncTerm, t_out: Any, sign: float) -> Callable[[Tensor], Tensor]:
-    def slopes(ys: Tensor) -> Tensor:
-        return torch.stack([slope_at(base, t_out, sign, k)(ys[k]) for k in range(ys.shape[0])])
-
-    return slopes
+    return lambda ys: torch.stack([base.f(sign * t_out[k], ys[k]) for k in range(ys.shape[0])])

@@ -33,6 +33,10 @@ class Flat:
         parts = y.split(self.sizes, dim=-1)
         return tuple(p.view((*lead, *s)) for p, s in zip(parts, self.shapes))
 
+    def field(self, func: Callable) -> Callable[[Tensor, Tensor], Tensor]:
+        """The flattened field of a tuple state, as torchdiffeq's."""
+        return lambda t, y: torch.cat([v.reshape(-1) for v in func(t, self.split(y))])
+
     def tol(self, name: str, tol: Any) -> Any:
         # torchdiffeq's rule: an iterable tolerance (also a 1-D tensor) holds one entry per state
         if isinstance(tol, Tensor) and tol.ndim == 0:

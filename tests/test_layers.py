@@ -72,23 +72,44 @@ def _is_package(name: str, sources: dict[str, str]) -> bool:
     return any(other.startswith(name + ".") for other in sources)
 
 
-def layer_of(module: str) -> int:
+# the solvers' layers, lowest first: data and small pieces; one step; the loops; a reversible method's loop;
+# a validated problem; the gradient modes and the terms that take one over; the specification that builds
+# a problem; torchdiffeq's interface (odeint and its compatibility pieces) and sdeint; the package's names
+SOLVER_LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("pieces", ("solvers.errors", "solvers.tableaux", "solvers.terms", "solvers.inputs", "solvers.kernels",
+                "solvers.clock", "solvers.controller")),
+    ("step", ("solvers.stepper", "solvers.methods")),
+    ("loops", ("solvers.engine", "solvers.grids", "solvers.stability")),
+    ("reversible loop", ("solvers.reversible",)),
+    ("problem", ("solvers.problem",)),
+    ("gradient modes", ("solvers.reconstruction", "solvers.adjoint", "solvers.reversible_gradient",
+                        "solvers.gradients", "solvers.driven", "solvers.linear_activation")),
+    ("specification", ("solvers.spec",)),
+    ("interfaces", ("solvers.odeint_args", "solvers.tuple_state", "solvers.callbacks", "solvers.time_gradients",
+                    "solvers.delegated", "solvers.events", "solvers.odeint_options", "solvers.odeint",
+                    "solvers.sde")),
+    ("package", ("solvers",)),
+]
+
+
+def layer_of(module: str, layers: list[tuple[str, tuple[str, ...]]] = LAYERS) -> int:
     best, index = -1, None
-    for i, (_, prefixes) in enumerate(LAYERS):
+    for i, (_, prefixes) in enumerate(layers):
         for p in prefixes:
             if (module == p or module.startswith(p + ".")) and len(p) > best:
                 best, index = len(p), i
     if index is None:
-        raise AssertionError(f"{module} is in no layer of tests/test_layers.py: add it to LAYERS")
+        raise AssertionError(f"{module} is in no layer of tests/test_layers.py: add it to its layers")
     return index
 
 
-def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+def upward_imports(graph: dict[str, set[str]], layers: list[tuple[str, tuple[str, ...]]] = LAYERS) -> list[str]:
     out = []
     for module, deps in sorted(graph.items()):
         for dep in sorted(deps):
-            if layer_of(dep) > layer_of(module):
-                out.append(f"{module} ({LAYERS[layer_of(module)][0]}) imports {dep} ({LAYERS[layer_of(dep)][0]})")
+            a, b = layer_of(module, layers), layer_of(dep, layers)
+            if b > a:
+                out.append(f"{module} ({layers[a][0]}) imports {dep} ({layers[b][0]})")
     return out
 
 
@@ -156,6 +177,19 @@ def test_solvers_have_no_import_cycle():
     graph = import_graph(sources, ("solvers",))
     assert graph["solvers.odeint"] >= {"solvers.spec", "solvers.engine"}  # the graph sees relative imports
     assert cycles(graph) == []
+
+
+def test_no_solver_module_imports_one_above_its_layer():
+    """Issue 17: no import pointing back up a layer in solvers (e.g. the engine reading the specification, or
+    a gradient mode reading odeint's argument checks); every module is in a layer."""
+    sources = {name: path.read_text() for name, path in module_sources("solvers").items()}
+    graph = import_graph(sources, ("solvers",))
+    assert upward_imports(graph, SOLVER_LAYERS) == []
+    bad = {"solvers.engine": "from .spec import SolveSpec\n", "solvers.spec": "", "solvers.adjoint": "",
+           "solvers.odeint_args": "", "solvers.gradients": "def f():\n    from .odeint_args import check_t\n"}
+    assert upward_imports(import_graph(bad, ("solvers",)), SOLVER_LAYERS) == [
+        "solvers.engine (loops) imports solvers.spec (specification)",
+        "solvers.gradients (gradient modes) imports solvers.odeint_args (interfaces)"]
 
 
 def test_the_checks_catch_the_arrows_issue_17_found():

@@ -631,7 +631,7 @@ def test_odeint_builds_its_problem_through_the_spec(monkeypatch):
     spec, p = built[0]
     assert p.spec is spec and (spec.pcoeff, spec.safety) == (0.1, 0.85)
     assert (p.controller.pcoeff, p.controller.safety) == (0.1, 0.85)
-    assert p.adjoint.spec is spec.adjoint and spec.adjoint.icoeff == 0.7 and p.adjoint.controller.icoeff == 0.7
+    assert p.adjoint.spec is spec.adjoint and spec.adjoint.icoeff == 0.7 and p.adjoint.spec.controller().icoeff == 0.7
     ys[-1].sum().backward()
     assert abs(float(k.grad) - (-3 * torch.exp(-k.detach()).item())) < 1e-5
 

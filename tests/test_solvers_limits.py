@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import solvers
-from solvers.controller import Controller
+from solvers.spec import SolveSpec
 
 DT = torch.float64
 
@@ -186,7 +186,7 @@ def test_every_controller_option_is_checked_where_it_is_given(name, value, match
         solvers.odeint(decay, torch.ones(2, dtype=DT), torch.tensor([0.0, 1.0], dtype=DT), options={name: value})
 
 
-def test_controller_options_of_the_wrong_type_and_direct_controllers_are_checked():
+def test_controller_options_of_the_wrong_type_and_direct_specifications_are_checked():
     t = torch.tensor([0.0, 1.0], dtype=DT)
     with pytest.raises(TypeError, match=r"options\['safety'\] must be a number; got str '0.9'"):
         solvers.odeint(decay, torch.ones(2, dtype=DT), t, options={"safety": "0.9"})
@@ -196,7 +196,7 @@ def test_controller_options_of_the_wrong_type_and_direct_controllers_are_checked
         solvers.odeint(decay, torch.ones(2, dtype=DT), t, gradient="adjoint", adjoint_params=(),
                        adjoint_options={"ifactor": 0.5})
     with pytest.raises(ValueError, match=r"safety must be in \(0, 1\]"):
-        Controller(rtol=1e-6, atol=1e-8, order=5, safety=2.0)
+        SolveSpec(method="dopri5", safety=2.0)  # the one builder of controllers checks them when it is made
     # the valid extremes still solve
     out = solvers.odeint(decay, torch.ones(2, dtype=DT), t, options={"safety": 1.0, "ifactor": 5.0, "dfactor": 0.5,
                                                                      "max_time": 60})
