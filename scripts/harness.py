@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -83,12 +84,28 @@ def _model_penalty(model: str) -> float:
     return TrainConfig(model=model).resolved().weight_penalty
 
 
+# settings whose None means "the model's default" (ncde's preset: the reference's protocol) and what
+# None is for the other models: written when they differ from the latter or from the model's own
+_PLAIN = {"validation": 0.0, "schedule": "step", "plateau_patience": 10}
+
+
+@functools.lru_cache(maxsize=None)
+def _model_default(task: str, model: str, name: str) -> Any:
+    """What ``TrainConfig`` gives ``model`` on ``task`` for the setting ``name`` left at None."""
+    from neuralode_rnn.training import TrainConfig
+
+    return getattr(TrainConfig(task=task, model=model).resolved(), name)
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else format(value, "g")
+    if isinstance(value, str):
+        return value
+    short = format(value, "g")
+    return short if float(short) == value else repr(value)  # 15/85 keeps every digit
 
 
 def train_command(config, run_dir: str = "runs/X") -> str:
@@ -122,6 +139,8 @@ def train_command(config, run_dir: str = "runs/X") -> str:
         if name == "model":
             parts.append(f"--model {value}")
         elif value is None or value == getattr(default, name):
+            continue
+        elif name in _PLAIN and value == _PLAIN[name] and value == _model_default(config.task, config.model, name):
             continue
         elif name == "weight_penalty" and value == _model_penalty(config.model):
             continue  # the model's default, what None resolves to

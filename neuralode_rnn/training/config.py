@@ -176,14 +176,14 @@ class TrainConfig:
     optimizer: str = "adam"
     lr: float | None = None
     weight_decay: float = 0.0
-    schedule: str = "step"
+    schedule: str | None = None
     schedule_epochs: int | None = None
     clip: float | None = None
     epochs: int | None = None
     batch_size: int | None = None
     eval_batch_size: int = 512
     seed: int = 0
-    validation: float = 0.0
+    validation: float | None = None
     run_dir: str | None = None
     resume: bool = False
     fresh: bool = False
@@ -198,7 +198,7 @@ class TrainConfig:
     # ---- issue 19: the references' training protocol and model options (``_resolve_protocol``)
     patience: int | None = None
     plateau_factor: float = 0.1
-    plateau_patience: int = 10
+    plateau_patience: int | None = None
     tie_break: str = "none"
     weight_penalty: float | None = None
     field_width: int | None = None
@@ -241,6 +241,10 @@ class TrainConfig:
         # canonical order and spelling ("mask,time" -> "time,mask"); None for none
         c.inputs = ",".join(parse_features(c.inputs)) or None
         c._check_applies(spec)
+        # left None and not filled by a preset: no validation split, the step schedule, torch's patience
+        for name, plain in (("validation", 0.0), ("schedule", "step"), ("plateau_patience", 10)):
+            if getattr(c, name) is None:
+                setattr(c, name, plain)
         c._resolve_protocol(spec)
         c.interpolation = c.interpolation or _kind_default("interpolation", spec)
         if c.eps is None and spec.eps is not None:
