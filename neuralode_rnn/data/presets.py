@@ -18,6 +18,9 @@ Where the entries come from.  Every entry names the documented run it copies:
   takes the same scheme with the ``fixed`` recipe, one solver step per sample gap: exactly the
   discrete cell those rows trained (the identity tested in tests/test_models.py).
 * ``vowels`` and ``uea:JapaneseVowels`` are the same data (``data.vowels``): one entry serves both.
+* ``ncde`` on every task: the reference Neural CDE's training (patrick-kidger/NeuralCDE, cited line by
+  line at ``FAMILY_DEFAULTS["ncde"]``), protocol included: a validation split, early stopping, the
+  plateau schedule, the epochs as their cap.  Its model settings are ``baselines.NeuralCDE``'s defaults.
 
 A task without an entry gets the family's default (``FAMILY_DEFAULTS``: solver settings only;
 epochs and batch size then come from ``training.TASK_DEFAULTS``).  Presets are keyed by the task,

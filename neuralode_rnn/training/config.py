@@ -110,12 +110,15 @@ class TrainConfig:
 
     Optimisation: ``optimizer`` ("adam"; "cayley": the unitary W on the unitary group, unitary
     models only), ``lr`` (None: 0.003, the Lipschitz RNN value), ``weight_decay``, ``schedule``
-    ("step": lr x 0.1 after 90% of the schedule's epochs, as the Lipschitz RNN reference;
-    "cosine"; "none"), ``schedule_epochs`` (None: ``epochs``; a run extended with ``--resume
+    (None: the preset's, else "step": lr x 0.1 after 90% of the schedule's epochs, as the Lipschitz
+    RNN reference; "cosine"; "none"; "plateau", below), ``schedule_epochs`` (None: ``epochs``; a run extended with ``--resume
     --epochs`` keeps the schedule it was planned with), ``clip`` (max gradient norm or None),
     ``epochs``/``batch_size`` (None: ``TASK_DEFAULTS``), ``seed``.
 
-    Model selection: ``validation`` (0: off) holds out this share of the training samples (a fixed
+    Model selection: ``validation`` (None: the preset's, else 0: off; ``ncde``'s preset is the
+    reference's training, 15/85 with early stopping and the plateau schedule, ``data.presets``;
+    what chooses on validation, ``patience``, ``schedule`` and ``plateau_patience``, comes from a
+    preset only when the run has a validation split) holds out this share of the training samples (a fixed
     seeded choice, the same for every run seed and model: ``runs.validation_split``); the run trains
     on the rest and its per-epoch ``test_*`` metrics are measured on the held-out samples, never on
     the test split (the metrics rows say which: ``evaluated_on``).
