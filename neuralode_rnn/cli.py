@@ -150,8 +150,12 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--plateau-factor", type=positive(float, "--plateau-factor"), default=0.1,
                    help="--schedule plateau: lr multiplier (default 0.1, torch's)")
     g.add_argument("--plateau-patience", type=positive(int, "--plateau-patience"),
-                   help="--schedule plateau: epochs without improvement before lr is cut (default 10, torch's; "
-                        "ncde: 19, the reference's cut at the 20th)")
+                   help="--schedule plateau: epochs (readings, with --validate-every) without improvement "
+                        "before lr is cut (default 10, torch's; ncde: 1 reading of 10 epochs, the reference's)")
+    g.add_argument("--validate-every", type=positive(int, "--validate-every"),
+                   help="the best weights, --patience and --schedule plateau read the validation metric of "
+                        "epochs 1, 1+N, 1+2N, ... and the last only; --plateau-patience then counts those "
+                        "readings (default 1; ncde: 10, the reference's)")
     g.add_argument("--tie-break", choices=("none", "loss"), default="none",
                    help="loss: keep, of the epochs with the best validation accuracy, the one with the lowest "
                         "validation loss, for small validation splits (default none: the first, the reference's "
@@ -269,6 +273,7 @@ def _train_config(args: argparse.Namespace):
         clip=args.clip, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         validation=args.validation,
         patience=args.patience, plateau_factor=args.plateau_factor, plateau_patience=args.plateau_patience,
+        validate_every=args.validate_every,
         tie_break=args.tie_break,
         weight_penalty=args.weight_penalty, field_width=args.field_width, field_depth=args.field_depth,
         run_dir=args.resume or args.run_dir, resume=args.resume is not None, fresh=args.fresh,

@@ -68,7 +68,8 @@ _FLAGS = ("drop", "drop_channels", "model", "inputs", "method", "recipe", "recip
           "interpolation", "step_size", "rtol", "atol", "gradient", "beta", "gamma", "noise_sigma", "noise",
           "stable_margin", "init_std", "optimizer", "lr", "weight_decay", "schedule", "validation",
           # issue 19: the references' protocol and the MLP field's size
-          "patience", "plateau_factor", "plateau_patience", "tie_break", "weight_penalty", "field_width", "field_depth")
+          "patience", "plateau_factor", "plateau_patience", "validate_every", "tie_break", "weight_penalty",
+          "field_width", "field_depth")
 # the tail: hidden size, epochs, batch size and seed always, clip, threads and dtype when set
 _ALWAYS = ("hidden_size", "epochs", "batch_size", "clip", "seed", "threads", "dtype")
 # where and how a run is kept or watched; tanh_kernel is this machine's choice, recorded with the run
@@ -86,7 +87,7 @@ def _model_penalty(model: str) -> float:
 
 # settings whose None means "the model's default" (ncde's preset: the reference's protocol) and what
 # None is for the other models: written when they differ from the latter or from the model's own
-_PLAIN = {"validation": 0.0, "schedule": "step", "plateau_patience": 10}
+_PLAIN = {"validation": 0.0, "schedule": "step", "plateau_patience": 10, "validate_every": 1}
 
 
 @functools.lru_cache(maxsize=None)

@@ -44,12 +44,13 @@ from typing import Any
 __all__ = ["FAMILY_DEFAULTS", "PRESETS", "PRESET_KEYS", "Preset", "find_preset", "preset_key"]
 
 PRESET_KEYS = ("hidden_size", "method", "eps", "init_std", "recipe", "lr", "epochs", "batch_size",
-               "validation", "patience", "schedule", "plateau_patience")
+               "validation", "patience", "schedule", "plateau_patience", "validate_every")
 """The ``TrainConfig`` settings a preset may fill (each only when the caller left it None)."""
 
-PROTOCOL_KEYS = ("patience", "schedule", "plateau_patience")
-"""Preset settings that choose on a validation split (issue 19's protocol): filled only when the run
-has one, so ``--validation 0`` with a model whose preset holds them trains without them."""
+PROTOCOL_KEYS = ("patience", "schedule", "plateau_patience", "validate_every")
+"""Preset settings that choose on a validation split (issue 19's protocol): filled only with the
+preset's own validation split, so a caller who sets ``validation`` (0 or a share) sets the protocol
+(these keys then keep ``TrainConfig``'s plain defaults unless given)."""
 
 SOLVER_KEYS = ("method", "eps", "init_std", "recipe")
 """Preset settings of the fields' integration: applied only to models that have them (a
@@ -167,13 +168,13 @@ FAMILY_DEFAULTS: dict[str, Preset] = {
     # the reference Neural CDE's UEA runs (patrick-kidger/NeuralCDE): experiments/uea.py:11-12 (batch 32,
     # lr 0.001), :6 (at most 1000 epochs), :48 (32 hidden channels); experiments/datasets/common.py:26-40
     # (70/15/15 train/validation/test: validation is 15/85 of what is not test); experiments/common.py:
-    # 124-126 (ReduceLROnPlateau(patience=1, mode='max') on the validation accuracy, read every 10
-    # epochs: lr x 0.1 at the 20th epoch without a better one, plateau_patience 19 when read every
-    # epoch), :174-181 (stop after 50 epochs without progress: there on the training loss/accuracy,
-    # here on the validation accuracy, the protocol's one rule), :159-162/183-184 (best validation
+    # 120-126, 145 (the validation metric read after epochs 0, 10, 20, ... and the last: validate_every
+    # 10; ReduceLROnPlateau(patience=1, mode='max') on that accuracy: plateau_patience 1 reading),
+    # :174-181 (stop after 50 epochs without progress: there on the training loss/accuracy, here on the
+    # validation accuracy, the protocol's one rule), :159-162/183-184 (the first best validation
     # weights kept).  The field (3 x 32), spline, solver and penalty are the class's defaults.
     "ncde": Preset({"hidden_size": 32, "lr": 0.001, "epochs": 1000, "batch_size": 32, "validation": 15 / 85,
-                    "patience": 50, "schedule": "plateau", "plateau_patience": 19},
+                    "patience": 50, "schedule": "plateau", "plateau_patience": 1, "validate_every": 10},
                    "reference ncde (patrick-kidger/NeuralCDE experiments/uea.py, common.py)"),
 }
 """family -> the preset of a task without an entry (no epochs or batch size: the task's defaults)."""
@@ -229,8 +230,8 @@ def fill(values: dict[str, Any], *, task: str, family: str, kind: str, task_opti
             continue
         if key == "method" and values.get("recipe") not in (None, preset.settings.get("recipe")):
             continue
-        if key in PROTOCOL_KEYS and not values.get("validation"):
-            continue  # no validation split to choose on (the caller's --validation 0)
+        if key in PROTOCOL_KEYS and not sources["validation"].startswith("preset:"):
+            continue  # the preset's protocol comes with its own validation split, or not at all
         if key == "plateau_patience" and values.get("schedule") != "plateau":
             continue  # the caller chose another schedule
         if key == "epochs" and "patience" in preset.settings and values.get("patience") is None:

@@ -137,7 +137,10 @@ class TrainConfig:
     split only (none of it may read the test split): ``patience`` (None: off; n: stop when the
     validation metric has not improved for n epochs, ``epochs`` being the cap), ``schedule="plateau"``
     (lr x ``plateau_factor`` after ``plateau_patience`` epochs without improvement,
-    ReduceLROnPlateau), ``tie_break`` ("none": the kept weights are those of the first epoch with the best validation
+    ReduceLROnPlateau), ``validate_every`` (None: the preset's, else 1; n: the kept weights, early
+    stopping and the plateau schedule read the validation metric of epochs 1, 1 + n, 1 + 2n, ... only,
+    the reference's every 10th epoch; ``plateau_patience`` then counts those readings; every epoch's
+    metric is still recorded), ``tie_break`` ("none": the kept weights are those of the first epoch with the best validation
     accuracy, the reference's rule; "loss": of the epochs with the best validation accuracy, the one
     with the lowest validation loss, for small validation splits whose accuracy saturates while the
     fit improves; early stopping and the plateau schedule read the accuracy alone either way).  With a validation split, the run ends by restoring the weights of its best
@@ -202,6 +205,7 @@ class TrainConfig:
     patience: int | None = None
     plateau_factor: float = 0.1
     plateau_patience: int | None = None
+    validate_every: int | None = None
     tie_break: str = "none"
     weight_penalty: float | None = None
     field_width: int | None = None
@@ -245,7 +249,8 @@ class TrainConfig:
         c.inputs = ",".join(parse_features(c.inputs)) or None
         c._check_applies(spec)
         # left None and not filled by a preset: no validation split, the step schedule, torch's patience
-        for name, plain in (("validation", 0.0), ("schedule", "step"), ("plateau_patience", 10)):
+        for name, plain in (("validation", 0.0), ("schedule", "step"), ("plateau_patience", 10),
+                            ("validate_every", 1)):
             if getattr(c, name) is None:
                 setattr(c, name, plain)
         c._resolve_protocol(spec)
@@ -348,7 +353,7 @@ class TrainConfig:
         v = self.weight_penalty
         if isinstance(v, bool) or not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
             raise ValueError(f"weight_penalty must be a number >= 0 (weight of the parameters' norms); got {v!r}")
-        for name in ("patience", "plateau_patience"):
+        for name in ("patience", "plateau_patience", "validate_every"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError(f"{name} must be {'None or ' if name == 'patience' else ''}a positive int of epochs; "
@@ -361,7 +366,8 @@ class TrainConfig:
             raise ValueError(f"plateau_factor must be a number in (0, 1) (the lr multiplier); got {v!r}")
         if not self.validation:
             used = [f"patience={self.patience!r}"] * (self.patience is not None) + \
-                   [f"schedule={self.schedule!r}"] * (self.schedule == "plateau")
+                   [f"schedule={self.schedule!r}"] * (self.schedule == "plateau") + \
+                   [f"validate_every={self.validate_every!r}"] * (self.validate_every != 1)
             if used:
                 raise ValueError(f"{' and '.join(used)} choose on the per-epoch metric, which without a validation "
                                  f"split is measured on the test split (selection on the test set): set validation "
