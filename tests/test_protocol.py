@@ -207,10 +207,10 @@ def test_cli_flags_reach_the_config():
     args = build_parser().parse_args(["train", "--model", "ncde", "--validation", "0.2", "--patience", "50",
                                       "--schedule", "plateau", "--plateau-factor", "0.5", "--plateau-patience", "5",
                                       "--weight-penalty", "0.01", "--field-width", "16", "--field-depth", "2",
-                                      "--tie-break", "loss"])
+                                      "--tie-break", "loss", "--validate-every", "10"])
     c = train_config(args)
     assert (c.patience, c.schedule, c.plateau_factor, c.plateau_patience, c.weight_penalty, c.field_width,
-            c.field_depth, c.tie_break) == (50, "plateau", 0.5, 5, 0.01, 16, 2, "loss")
+            c.field_depth, c.tie_break, c.validate_every) == (50, "plateau", 0.5, 5, 0.01, 16, 2, "loss", 10)
     assert isinstance(TrainConfig.from_dict(c.to_dict()), TrainConfig)
 
 
