@@ -91,11 +91,12 @@ _PLAIN = {"validation": 0.0, "schedule": "step", "plateau_patience": 10, "valida
 
 
 @functools.lru_cache(maxsize=None)
-def _model_default(task: str, model: str, name: str) -> Any:
-    """What ``TrainConfig`` gives ``model`` on ``task`` for the setting ``name`` left at None."""
+def _model_default(task: str, model: str, name: str, validation: float | None) -> Any:
+    """What ``TrainConfig`` gives ``model`` on ``task`` for the setting ``name`` left at None, with the
+    validation split ``validation`` (a preset's protocol comes only with the preset's own split)."""
     from neuralode_rnn.training import TrainConfig
 
-    return getattr(TrainConfig(task=task, model=model).resolved(), name)
+    return getattr(TrainConfig(task=task, model=model, validation=validation).resolved(), name)
 
 
 def _flag(name: str) -> str:
@@ -141,7 +142,8 @@ def train_command(config, run_dir: str = "runs/X") -> str:
             parts.append(f"--model {value}")
         elif value is None or value == getattr(default, name):
             continue
-        elif name in _PLAIN and value == _PLAIN[name] and value == _model_default(config.task, config.model, name):
+        elif name in _PLAIN and value == _PLAIN[name] and value == _model_default(
+                config.task, config.model, name, None if name == "validation" else config.validation):
             continue
         elif name == "weight_penalty" and value == _model_penalty(config.model):
             continue  # the model's default, what None resolves to
