@@ -123,9 +123,10 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=positive(float, "--lr"),
                    help="learning rate (default: the preset, 0.003, the Lipschitz RNN's)")
     g.add_argument("--weight-decay", type=nonnegative("--weight-decay"), default=0.0)
-    g.add_argument("--schedule", choices=SCHEDULES, default="step",
+    g.add_argument("--schedule", choices=SCHEDULES,
                    help="default step: lr x 0.1 after 90%% of the epochs (Lipschitz RNN reference); plateau: "
-                        "ReduceLROnPlateau on the validation metric (needs --validation)")
+                        "ReduceLROnPlateau on the validation metric (needs --validation; ncde's default, the "
+                        "reference's)")
     g.add_argument("--clip", type=positive(float, "--clip"), help="max gradient norm (default: no clipping)")
     epochs = ", ".join(f"{k} {v['epochs']}" for k, v in TASK_DEFAULTS.items() if ":" not in k) + \
         ", uea:NAME 30-50 (see `list tasks`)"
@@ -135,20 +136,26 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="global batch (split across DDP ranks); default: the preset, else per task, 128 for the "
                         "MNIST-like ones")
     g.add_argument("--seed", type=int, default=0, help="seeds initialisation and shuffling (default 0)")
-    g.add_argument("--validation", type=share("--validation"), default=0.0,
+    g.add_argument("--validation", type=share("--validation"),
                    help="hold out this share of the training samples (fixed seeded choice) and report metrics "
-                        "on them instead of the test split: for choosing settings (default 0: off)")
+                        "on them instead of the test split: for choosing settings (default 0: off; ncde: "
+                        "15/85, the reference's 70/15/15 split)")
 
     # ---- issue 19: the references' protocol (Kidger et al.) and the MLP vector field's size
     g = p.add_argument_group("protocol (with --validation: early stopping, plateau schedule, best weights on test)")
     g.add_argument("--patience", type=positive(int, "--patience"),
                    help="stop after this many epochs without a better validation metric (--epochs is the cap); "
-                        "needs --validation.  A run with --validation ends by restoring its best validation "
+                        "needs --validation (default: off; ncde: 50, the reference's).  A run with --validation ends by restoring its best validation "
                         "epoch's weights and scoring them on the test split (printed, summary.json)")
     g.add_argument("--plateau-factor", type=positive(float, "--plateau-factor"), default=0.1,
                    help="--schedule plateau: lr multiplier (default 0.1, torch's)")
-    g.add_argument("--plateau-patience", type=positive(int, "--plateau-patience"), default=10,
-                   help="--schedule plateau: epochs without improvement before lr is cut (default 10, torch's)")
+    g.add_argument("--plateau-patience", type=positive(int, "--plateau-patience"),
+                   help="--schedule plateau: epochs (readings, with --validate-every) without improvement "
+                        "before lr is cut (default 10, torch's; ncde: 1 reading of 10 epochs, the reference's)")
+    g.add_argument("--validate-every", type=positive(int, "--validate-every"),
+                   help="the best weights, --patience and --schedule plateau read the validation metric of "
+                        "epochs 1, 1+N, 1+2N, ... and the last only; --plateau-patience then counts those "
+                        "readings (default 1; ncde: 10, the reference's)")
     g.add_argument("--tie-break", choices=("none", "loss"), default="none",
                    help="loss: keep, of the epochs with the best validation accuracy, the one with the lowest "
                         "validation loss, for small validation splits (default none: the first, the reference's "
@@ -266,6 +273,7 @@ def _train_config(args: argparse.Namespace):
         clip=args.clip, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         validation=args.validation,
         patience=args.patience, plateau_factor=args.plateau_factor, plateau_patience=args.plateau_patience,
+        validate_every=args.validate_every,
         tie_break=args.tie_break,
         weight_penalty=args.weight_penalty, field_width=args.field_width, field_depth=args.field_depth,
         run_dir=args.resume or args.run_dir, resume=args.resume is not None, fresh=args.fresh,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -67,7 +68,8 @@ _FLAGS = ("drop", "drop_channels", "model", "inputs", "method", "recipe", "recip
           "interpolation", "step_size", "rtol", "atol", "gradient", "beta", "gamma", "noise_sigma", "noise",
           "stable_margin", "init_std", "optimizer", "lr", "weight_decay", "schedule", "validation",
           # issue 19: the references' protocol and the MLP field's size
-          "patience", "plateau_factor", "plateau_patience", "tie_break", "weight_penalty", "field_width", "field_depth")
+          "patience", "plateau_factor", "plateau_patience", "validate_every", "tie_break", "weight_penalty",
+          "field_width", "field_depth")
 # the tail: hidden size, epochs, batch size and seed always, clip, threads and dtype when set
 _ALWAYS = ("hidden_size", "epochs", "batch_size", "clip", "seed", "threads", "dtype")
 # where and how a run is kept or watched; tanh_kernel is this machine's choice, recorded with the run
@@ -83,12 +85,29 @@ def _model_penalty(model: str) -> float:
     return TrainConfig(model=model).resolved().weight_penalty
 
 
+# settings whose None means "the model's default" (ncde's preset: the reference's protocol) and what
+# None is for the other models: written when they differ from the latter or from the model's own
+_PLAIN = {"validation": 0.0, "schedule": "step", "plateau_patience": 10, "validate_every": 1}
+
+
+@functools.lru_cache(maxsize=None)
+def _model_default(task: str, model: str, name: str, validation: float | None) -> Any:
+    """What ``TrainConfig`` gives ``model`` on ``task`` for the setting ``name`` left at None, with the
+    validation split ``validation`` (a preset's protocol comes only with the preset's own split)."""
+    from neuralode_rnn.training import TrainConfig
+
+    return getattr(TrainConfig(task=task, model=model, validation=validation).resolved(), name)
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else format(value, "g")
+    if isinstance(value, str):
+        return value
+    short = format(value, "g")
+    return short if float(short) == value else repr(value)  # 15/85 keeps every digit
 
 
 def train_command(config, run_dir: str = "runs/X") -> str:
@@ -122,6 +141,9 @@ def train_command(config, run_dir: str = "runs/X") -> str:
         if name == "model":
             parts.append(f"--model {value}")
         elif value is None or value == getattr(default, name):
+            continue
+        elif name in _PLAIN and value == _PLAIN[name] and value == _model_default(
+                config.task, config.model, name, None if name == "validation" else config.validation):
             continue
         elif name == "weight_penalty" and value == _model_penalty(config.model):
             continue  # the model's default, what None resolves to

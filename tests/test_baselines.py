@@ -313,6 +313,35 @@ def test_ncde_defaults_and_equations_are_the_references():
     assert not torch.allclose(raw.tanh(), raw, atol=1e-6)
 
 
+def test_ncde_training_defaults_are_the_references():
+    """`train --model ncde` with nothing else trains as the reference's UEA runs (experiments/uea.py: batch
+    32, lr 0.001, 1000 epochs at most, 32 hidden channels; common.py: the penalty, ReduceLROnPlateau on
+    the validation accuracy, 50 epochs without progress, the best validation weights; datasets/common.py:
+    70/15/15, so validation is 15/85 of the non-test samples); the other models keep theirs."""
+    from neuralode_rnn.training import TrainConfig
+
+    c = TrainConfig(task="uea:JapaneseVowels", drop=0.5, model="ncde").resolved()
+    assert (c.hidden_size, c.lr, c.batch_size, c.epochs, c.patience, c.schedule, c.plateau_factor,
+            c.plateau_patience, c.validate_every, c.weight_penalty, c.tie_break, c.clip, c.optimizer, c.dtype) == \
+        (32, 0.001, 32, 1000, 50, "plateau", 0.1, 1, 10, 0.03, "none", None, "adam", "float32")
+    assert c.validation == pytest.approx(0.15 / 0.85, rel=1e-12)
+    assert (c.method, c.interpolation, c.step_size, c.field_width, c.field_depth, c.inputs) == \
+        ("rk4", "natural", None, None, None, None)  # None: the class's 3 x 32, step = smallest gap; no intensity
+    assert c.sources["lr"].startswith("preset:reference ncde")
+    # what chooses on a validation split goes with it: --validation 0 trains the task's epochs, step schedule
+    plain = TrainConfig(task="uea:JapaneseVowels", model="ncde", validation=0.0).resolved()
+    assert (plain.patience, plain.schedule, plain.plateau_patience, plain.epochs, plain.lr) == (None, "step", 10, 50, 0.001)
+    # a caller who sets the validation split sets the protocol: the preset's patience, schedule, readings
+    # come with its own split only (so the studies' commands, which set every flag, keep their meaning)
+    own = TrainConfig(task="uea:JapaneseVowels", model="ncde", validation=0.25).resolved()
+    assert (own.validation, own.schedule, own.plateau_patience, own.patience, own.validate_every, own.epochs) == \
+        (0.25, "step", 10, None, 1, 50)
+    own = TrainConfig(task="uea:JapaneseVowels", model="ncde", validation=0.25, patience=5).resolved()
+    assert (own.patience, own.epochs) == (5, 1000)  # the preset's epochs are a cap for early stopping
+    gru = TrainConfig(task="uea:JapaneseVowels", drop=0.5, model="gru").resolved()
+    assert (gru.validation, gru.patience, gru.schedule, gru.hidden_size, gru.lr, gru.epochs) == (0.0, None, "step", 64, 0.003, 50)
+
+
 def test_ncde_gradient_matches_finite_differences():
     model = build("ncde", H=3)
     values, times = irregular_batch(B=2, T=4)

@@ -55,8 +55,11 @@ def test_a_uea_task_trains_one_tiny_epoch_through_train(model):
     result = train(TrainConfig(task="uea:BasicMotions", model=model, task_options=TINY_UEA, hidden_size=4, epochs=1,
                                batch_size=4, drop=0.5, inputs="time", quiet=True, threads=1))
     row = result.rows[-1]
-    assert row["task"] == "uea:BasicMotions" and row["evaluated_on"] == "test"
+    # ncde's defaults are the reference's training, with its validation split
+    assert row["task"] == "uea:BasicMotions" and row["evaluated_on"] == ("validation" if model == "ncde" else "test")
     assert 0.0 <= row["test_accuracy"] <= 1.0 and row["train_loss"] > 0
+    if model == "ncde":
+        assert result.summary["weights"] == "best validation epoch (1)" and result.summary["epochs_cap"] == 1
 
 
 def test_cli_trains_a_uea_task(capsys):

@@ -84,6 +84,45 @@ def test_the_test_split_never_selects(tiny_config, monkeypatch):
     assert all(torch.equal(v, states[1][k]) for k, v in result.model.state_dict().items())  # restored
 
 
+def test_validate_every_reads_the_metric_as_the_reference_does(tiny_config, monkeypatch):
+    """Kidger et al.'s loop (experiments/common.py:145-171) reads the validation accuracy after epochs
+    0, 10, 20, ... (0-based), keeps the first best of those readings and steps ReduceLROnPlateau(patience=1)
+    with them.  validate_every=10, plateau_patience=1: the same learning rate at every epoch and the same
+    kept epoch, though the unread epochs score higher (0.99): with every epoch read, epoch 2 would be kept."""
+    read = {1: 0.5, 11: 0.7, 21: 0.7, 31: 0.7, 41: 0.6}  # 1-based epochs 1, 11, ... are the reference's 0, 10, ...
+    real = loop_module.evaluate
+    calls = []
+
+    class Grab(Callback):
+        def on_start(self, run):
+            calls.append(run.data)
+
+    def scripted(model, split, kind, *args, **kw):
+        out = dict(real(model, split, kind, *args, **kw))
+        if split is calls[0].test:
+            calls.append(None)
+            out["accuracy"] = read.get(len(calls) - 1, 0.99)
+        return out
+
+    monkeypatch.setattr(loop_module, "evaluate", scripted)
+    result = train(tiny_config(model="gru", validation=0.25, schedule="plateau", plateau_patience=1, validate_every=10,
+                               patience=30, epochs=45, lr=0.01), callbacks=[Grab()])
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.01)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=1, mode="max")
+    expected = []
+    for epoch in range(41):  # the reference's 0-based epochs
+        expected.append(opt.param_groups[0]["lr"])
+        if epoch % 10 == 0:
+            sched.step(read[epoch + 1])
+    assert [r["lr"] for r in result.rows] == pytest.approx(expected, rel=1e-12)
+    assert expected[31] == pytest.approx(1e-3) and expected[30] == 0.01  # cut after the 2nd reading without gain
+    s = result.summary
+    assert (s["best_epoch"], s["epochs_run"], s["early_stopped"]) == (11, 41, True)  # 30 epochs after the gain
+    assert [r["test_accuracy"] for r in result.rows][:3] == [0.5, 0.99, 0.99]  # every epoch is still recorded
+    with pytest.raises(ValueError, match=r"validate_every=10 choose on the per-epoch metric"):
+        tiny_config(validate_every=10).resolved()
+
+
 def test_plateau_schedule_steps_on_the_validation_metric(tiny_config):
     result = train(tiny_config(model="gru", validation=0.25, schedule="plateau", plateau_factor=0.5,
                                plateau_patience=1, epochs=6, lr=0.01))
@@ -168,10 +207,10 @@ def test_cli_flags_reach_the_config():
     args = build_parser().parse_args(["train", "--model", "ncde", "--validation", "0.2", "--patience", "50",
                                       "--schedule", "plateau", "--plateau-factor", "0.5", "--plateau-patience", "5",
                                       "--weight-penalty", "0.01", "--field-width", "16", "--field-depth", "2",
-                                      "--tie-break", "loss"])
+                                      "--tie-break", "loss", "--validate-every", "10"])
     c = train_config(args)
     assert (c.patience, c.schedule, c.plateau_factor, c.plateau_patience, c.weight_penalty, c.field_width,
-            c.field_depth, c.tie_break) == (50, "plateau", 0.5, 5, 0.01, 16, 2, "loss")
+            c.field_depth, c.tie_break, c.validate_every) == (50, "plateau", 0.5, 5, 0.01, 16, 2, "loss", 10)
     assert isinstance(TrainConfig.from_dict(c.to_dict()), TrainConfig)
 
 

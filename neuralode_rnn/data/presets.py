@@ -18,6 +18,9 @@ Where the entries come from.  Every entry names the documented run it copies:
   takes the same scheme with the ``fixed`` recipe, one solver step per sample gap: exactly the
   discrete cell those rows trained (the identity tested in tests/test_models.py).
 * ``vowels`` and ``uea:JapaneseVowels`` are the same data (``data.vowels``): one entry serves both.
+* ``ncde`` on every task: the reference Neural CDE's training (patrick-kidger/NeuralCDE, cited line by
+  line at ``FAMILY_DEFAULTS["ncde"]``), protocol included: a validation split, early stopping, the
+  plateau schedule, the epochs as their cap.  Its model settings are ``baselines.NeuralCDE``'s defaults.
 
 A task without an entry gets the family's default (``FAMILY_DEFAULTS``: solver settings only;
 epochs and batch size then come from ``training.TASK_DEFAULTS``).  Presets are keyed by the task,
@@ -40,8 +43,14 @@ from typing import Any
 
 __all__ = ["FAMILY_DEFAULTS", "PRESETS", "PRESET_KEYS", "Preset", "find_preset", "preset_key"]
 
-PRESET_KEYS = ("hidden_size", "method", "eps", "init_std", "recipe", "lr", "epochs", "batch_size")
+PRESET_KEYS = ("hidden_size", "method", "eps", "init_std", "recipe", "lr", "epochs", "batch_size",
+               "validation", "patience", "schedule", "plateau_patience", "validate_every")
 """The ``TrainConfig`` settings a preset may fill (each only when the caller left it None)."""
+
+PROTOCOL_KEYS = ("patience", "schedule", "plateau_patience", "validate_every")
+"""Preset settings that choose on a validation split (issue 19's protocol): filled only with the
+preset's own validation split, so a caller who sets ``validation`` (0 or a share) sets the protocol
+(these keys then keep ``TrainConfig``'s plain defaults unless given)."""
 
 SOLVER_KEYS = ("method", "eps", "init_std", "recipe")
 """Preset settings of the fields' integration: applied only to models that have them (a
@@ -156,6 +165,17 @@ FAMILY_DEFAULTS: dict[str, Preset] = {
                     "family default ctrnn (the Elman cell, RESULTS.md)"),
     "lstm": Preset({"hidden_size": 64, "lr": 0.003}, "family default lstm (RESULTS.md)"),
     "gru": Preset({"hidden_size": 64, "lr": 0.003}, "family default gru (RESULTS.md)"),
+    # the reference Neural CDE's UEA runs (patrick-kidger/NeuralCDE): experiments/uea.py:11-12 (batch 32,
+    # lr 0.001), :6 (at most 1000 epochs), :48 (32 hidden channels); experiments/datasets/common.py:26-40
+    # (70/15/15 train/validation/test: validation is 15/85 of what is not test); experiments/common.py:
+    # 120-126, 145 (the validation metric read after epochs 0, 10, 20, ... and the last: validate_every
+    # 10; ReduceLROnPlateau(patience=1, mode='max') on that accuracy: plateau_patience 1 reading),
+    # :174-181 (stop after 50 epochs without progress: there on the training loss/accuracy, here on the
+    # validation accuracy, the protocol's one rule), :159-162/183-184 (the first best validation
+    # weights kept).  The field (3 x 32), spline, solver and penalty are the class's defaults.
+    "ncde": Preset({"hidden_size": 32, "lr": 0.001, "epochs": 1000, "batch_size": 32, "validation": 15 / 85,
+                    "patience": 50, "schedule": "plateau", "plateau_patience": 1, "validate_every": 10},
+                   "reference ncde (patrick-kidger/NeuralCDE experiments/uea.py, common.py)"),
 }
 """family -> the preset of a task without an entry (no epochs or batch size: the task's defaults)."""
 
@@ -194,7 +214,10 @@ def fill(values: dict[str, Any], *, task: str, family: str, kind: str, task_opti
     """
     preset = find_preset(task, family, task_options, drop)
     sources = {}
-    for key in PRESET_KEYS:
+    # the validation split, then what chooses on it, then the rest (a preset's epochs under early stopping
+    # are a cap: without its patience they are not used)
+    keys = sorted(PRESET_KEYS, key=lambda k: (k != "validation", k not in PROTOCOL_KEYS))
+    for key in keys:
         if values.get(key) is not None:
             sources[key] = "flag"
             continue
@@ -207,6 +230,12 @@ def fill(values: dict[str, Any], *, task: str, family: str, kind: str, task_opti
             continue
         if key == "method" and values.get("recipe") not in (None, preset.settings.get("recipe")):
             continue
+        if key in PROTOCOL_KEYS and not sources["validation"].startswith("preset:"):
+            continue  # the preset's protocol comes with its own validation split, or not at all
+        if key == "plateau_patience" and values.get("schedule") != "plateau":
+            continue  # the caller chose another schedule
+        if key == "epochs" and "patience" in preset.settings and values.get("patience") is None:
+            continue  # a cap for early stopping, which this run does not have
         values[key] = preset.settings[key]
         sources[key] = "preset:" + preset.source
     return sources

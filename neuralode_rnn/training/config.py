@@ -110,12 +110,15 @@ class TrainConfig:
 
     Optimisation: ``optimizer`` ("adam"; "cayley": the unitary W on the unitary group, unitary
     models only), ``lr`` (None: 0.003, the Lipschitz RNN value), ``weight_decay``, ``schedule``
-    ("step": lr x 0.1 after 90% of the schedule's epochs, as the Lipschitz RNN reference;
-    "cosine"; "none"), ``schedule_epochs`` (None: ``epochs``; a run extended with ``--resume
+    (None: the preset's, else "step": lr x 0.1 after 90% of the schedule's epochs, as the Lipschitz
+    RNN reference; "cosine"; "none"; "plateau", below), ``schedule_epochs`` (None: ``epochs``; a run extended with ``--resume
     --epochs`` keeps the schedule it was planned with), ``clip`` (max gradient norm or None),
     ``epochs``/``batch_size`` (None: ``TASK_DEFAULTS``), ``seed``.
 
-    Model selection: ``validation`` (0: off) holds out this share of the training samples (a fixed
+    Model selection: ``validation`` (None: the preset's, else 0: off; ``ncde``'s preset is the
+    reference's training, 15/85 with early stopping and the plateau schedule, ``data.presets``;
+    what chooses on validation, ``patience``, ``schedule`` and ``plateau_patience``, comes from a
+    preset only when the run has a validation split) holds out this share of the training samples (a fixed
     seeded choice, the same for every run seed and model: ``runs.validation_split``); the run trains
     on the rest and its per-epoch ``test_*`` metrics are measured on the held-out samples, never on
     the test split (the metrics rows say which: ``evaluated_on``).
@@ -134,7 +137,10 @@ class TrainConfig:
     split only (none of it may read the test split): ``patience`` (None: off; n: stop when the
     validation metric has not improved for n epochs, ``epochs`` being the cap), ``schedule="plateau"``
     (lr x ``plateau_factor`` after ``plateau_patience`` epochs without improvement,
-    ReduceLROnPlateau), ``tie_break`` ("none": the kept weights are those of the first epoch with the best validation
+    ReduceLROnPlateau), ``validate_every`` (None: the preset's, else 1; n: the kept weights, early
+    stopping and the plateau schedule read the validation metric of epochs 1, 1 + n, 1 + 2n, ... only,
+    the reference's every 10th epoch; ``plateau_patience`` then counts those readings; every epoch's
+    metric is still recorded), ``tie_break`` ("none": the kept weights are those of the first epoch with the best validation
     accuracy, the reference's rule; "loss": of the epochs with the best validation accuracy, the one
     with the lowest validation loss, for small validation splits whose accuracy saturates while the
     fit improves; early stopping and the plateau schedule read the accuracy alone either way).  With a validation split, the run ends by restoring the weights of its best
@@ -176,14 +182,14 @@ class TrainConfig:
     optimizer: str = "adam"
     lr: float | None = None
     weight_decay: float = 0.0
-    schedule: str = "step"
+    schedule: str | None = None
     schedule_epochs: int | None = None
     clip: float | None = None
     epochs: int | None = None
     batch_size: int | None = None
     eval_batch_size: int = 512
     seed: int = 0
-    validation: float = 0.0
+    validation: float | None = None
     run_dir: str | None = None
     resume: bool = False
     fresh: bool = False
@@ -198,7 +204,8 @@ class TrainConfig:
     # ---- issue 19: the references' training protocol and model options (``_resolve_protocol``)
     patience: int | None = None
     plateau_factor: float = 0.1
-    plateau_patience: int = 10
+    plateau_patience: int | None = None
+    validate_every: int | None = None
     tie_break: str = "none"
     weight_penalty: float | None = None
     field_width: int | None = None
@@ -241,6 +248,11 @@ class TrainConfig:
         # canonical order and spelling ("mask,time" -> "time,mask"); None for none
         c.inputs = ",".join(parse_features(c.inputs)) or None
         c._check_applies(spec)
+        # left None and not filled by a preset: no validation split, the step schedule, torch's patience
+        for name, plain in (("validation", 0.0), ("schedule", "step"), ("plateau_patience", 10),
+                            ("validate_every", 1)):
+            if getattr(c, name) is None:
+                setattr(c, name, plain)
         c._resolve_protocol(spec)
         c.interpolation = c.interpolation or _kind_default("interpolation", spec)
         if c.eps is None and spec.eps is not None:
@@ -341,7 +353,7 @@ class TrainConfig:
         v = self.weight_penalty
         if isinstance(v, bool) or not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
             raise ValueError(f"weight_penalty must be a number >= 0 (weight of the parameters' norms); got {v!r}")
-        for name in ("patience", "plateau_patience"):
+        for name in ("patience", "plateau_patience", "validate_every"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError(f"{name} must be {'None or ' if name == 'patience' else ''}a positive int of epochs; "
@@ -354,7 +366,8 @@ class TrainConfig:
             raise ValueError(f"plateau_factor must be a number in (0, 1) (the lr multiplier); got {v!r}")
         if not self.validation:
             used = [f"patience={self.patience!r}"] * (self.patience is not None) + \
-                   [f"schedule={self.schedule!r}"] * (self.schedule == "plateau")
+                   [f"schedule={self.schedule!r}"] * (self.schedule == "plateau") + \
+                   [f"validate_every={self.validate_every!r}"] * (self.validate_every != 1)
             if used:
                 raise ValueError(f"{' and '.join(used)} choose on the per-epoch metric, which without a validation "
                                  f"split is measured on the test split (selection on the test set): set validation "

@@ -187,6 +187,13 @@ def _run_epochs(run: RunState, hooks) -> None:
         run.rows.append(row)
         run.epoch = epoch
         ran += 1
+        if (epoch - 1) % c.validate_every and epoch != c.epochs:
+            # the protocol reads the validation metric of epochs 1, 1 + n, ... and the last only (the
+            # reference: every 10th), so the kept weights, early stopping and the plateau schedule ignore this one
+            run.improved = False
+            for cb in hooks:
+                cb.on_epoch(run, row)
+            continue
         metric = -test["loss"] if test["accuracy"] is None else test["accuracy"]
         # tie_break "loss": of the epochs with the best accuracy the one with the lowest loss is kept (on
         # a small validation split the accuracy saturates while the fit still improves); early stopping

@@ -52,7 +52,10 @@ def load_data(config: TrainConfig) -> SequenceDataset:
     """The task of a resolved config: its ``test`` split is the validation split when ``validation``
     (``data.validation_split``, one fixed choice per task: ``VALIDATION_SEED``), and every statistic
     of the preprocessing (standardisation, time-feature scales) comes from the samples the run
-    trains on (see ``data.load_task``)."""
+    trains on (see ``data.load_task``).  An unresolved config (``validation`` None: the model's default,
+    ncde's a split of its own) is resolved first."""
+    if config.validation is None:
+        config = config.resolved()
     return load_task(config.task, drop=config.drop, drop_channels=config.drop_channels, inputs=config.inputs,
                      validation=config.validation, validation_seed=VALIDATION_SEED, **config.task_options)
 
