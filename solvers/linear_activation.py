@@ -50,6 +50,7 @@ from .kernels import TANH_KERNELS, tanh_kernel
 from .problem import Problem, forward
 from .reconstruction import ReconstructionCheck
 from .reversible import is_reversible
+from .reversible_structured import StructuredReversible
 from .stepper import Plan
 from .sweep import CHUNK, Sweep
 from .terms import Term
@@ -168,9 +169,7 @@ class LinearActivationTerm(Term):
         self._fold_bwd: dict[float, Tensor] = {}
 
     # -------------------------------------------------------------- evaluation
-    def rate(self, j: Any) -> Tensor | None:
-        if isinstance(j, Tensor):
-            return None  # per-sample clocks are real time
+    def rate(self, j: int) -> Tensor | None:
         r = self.inputs.rate(j)
         return None if r is None else r.to(self.WTs.dtype)
 
@@ -197,17 +196,10 @@ class LinearActivationTerm(Term):
             return z.tanh_()
         return torch.add(self.minus_one, z.sigmoid_(), alpha=2.0, out=z)
 
-    def _input(self, t: Any) -> tuple[Any, Tensor]:
-        """(piece, scaled projected input) at clock time t; (B,) tensors on per-sample clocks."""
-        if isinstance(t, Tensor):  # each sample on its own clock: gather its piece, project per stage
-            j = self.inputs.pieces(t)
-            return j, self.project(self.inputs.raw_at(j, t))
+    def _input(self, t: float) -> tuple[int, Tensor]:
+        """(piece, scaled projected input) at clock time t."""
         j = self.inputs.piece(t)
         return j, self.projected.projected(j, t)
-
-    def project(self, x: Tensor) -> Tensor:
-        """u = x U^T + b with the kernel's scale (the chunk projection's, for one stage)."""
-        return self.projected.project_raw(x)
 
     def f(self, t: Any, y: Tensor) -> Tensor:
         j, u = self._input(t)
@@ -265,9 +257,6 @@ class LinearActivationTerm(Term):
         return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (p.y0, *self.tensors()))
 
     def _check(self, p: Problem) -> Problem:
-        if is_reversible(p.plan):
-            raise ValueError(f"the structured kernel takes plain Runge-Kutta steps; the reversible method "
-                             f"{p.plan.tab.name!r} runs on the generic driven term (DrivenTerm), as ContinuousRNN does")
         if p.grid is None and not p.exact_outputs:
             p = p.with_(exact_outputs=True)
         if p.grid is not None and not set(p.t_out) <= set(p.grid):
@@ -294,7 +283,13 @@ class LinearActivationTerm(Term):
         return forward(p, tape)
 
     def solve_backprop(self, p: Problem) -> list[Tensor]:
+        if is_reversible(p.plan):
+            return self._solve(p, StructuredReversible, "backprop")
         return self._solve(p, _StructuredSolve, "backprop")
+
+    def solve_reversible(self, p: Problem) -> list[Tensor]:
+        """The ``"reversible"`` mode (:mod:`solvers.reversible_structured`; the plan is reversible)."""
+        return self._solve(p, StructuredReversible, "reversible")
 
     def solve_checkpoint(self, p: Problem) -> list[Tensor]:
         return self._solve(p, _StructuredSolve, "checkpoint")
@@ -327,8 +322,8 @@ class _GridTape:
 
 def _grid_applies(p: Problem) -> bool:
     """Whether :func:`_grid_solve` runs ``p``: a fixed grid holding every output after the start, no
-    callbacks, a shared clock and a tableau without FSAL (every fixed-step method)."""
-    if p.grid is None or p.callbacks is not None or p.plan.fsal or len(p.grid) < 2:
+    callbacks, a shared clock and a plain tableau without FSAL (every fixed-step method)."""
+    if p.grid is None or p.callbacks is not None or p.plan.fsal or len(p.grid) < 2 or is_reversible(p.plan):
         return False
     return all(t > p.grid[0] for t in p.t_out[1:])
 
@@ -593,20 +588,11 @@ class _StructuredSolve(torch.autograd.Function):
 
 def _output_grads(grad_out: Tensor, tape: Tape) -> dict[int, Tensor]:
     """The gradient of the state after each number of recorded steps, from the outputs' gradients
-    (output k + 1 was reached after ``tape.ends[k]`` steps: an int, or (B,) per sample)."""
+    (output k + 1 was reached after ``tape.ends[k]`` steps)."""
     grads_at: dict[int, Tensor] = {}
-
-    def add(pos: int, g: Tensor) -> None:
-        grads_at[pos] = grads_at[pos] + g if pos in grads_at else g
-
     for k, g in enumerate(grad_out.unbind(0)):
         pos = 0 if k == 0 else tape.ends[k - 1]
-        if not isinstance(pos, Tensor):
-            add(pos, g)
-            continue
-        for q in torch.unique(pos).tolist():
-            rows = (pos == q).view(-1, *([1] * (g.dim() - 1)))
-            add(int(q), torch.where(rows, g, torch.zeros_like(g)))
+        grads_at[pos] = grads_at[pos] + g if pos in grads_at else g
     return grads_at
 
 

@@ -67,17 +67,18 @@ class Sweep:
 
     def _dt(self, tape: Tape, n: int) -> Any:
         """The step of recorded step n, times the clock rate of its piece."""
-        t0, t1 = tape.t0[n], tape.t1[n]
+        return self.step_size(tape.t0[n], tape.t1[n])
+
+    def step_size(self, t0: float, t1: float) -> Any:
+        """The step from t0 to t1 (negative backward) times the clock rate of its piece."""
         h = t1 - t0
-        if isinstance(h, Tensor):  # per-sample steps: (B, 1), size 0 for a sample that did not move
-            return h.to(self.term.WTs.dtype).unsqueeze(1)
         if self.term.inputs.rates is None:
             return h
         # the piece of the step's middle: steps never straddle a knot of the index clock
         return self.term.rate(self.term.inputs.piece(0.5 * (t0 + t1))) * h
 
-    def _derivative(self, S: Tensor) -> Tensor:
-        """sigma'(z) from the stored activations (L, s, B, P)."""
+    def derivative(self, S: Tensor) -> Tensor:
+        """sigma'(z) from the stored activations (..., B, P)."""
         if not self.term.gated:
             return torch.addcmul(-self.term.minus_one, S, S, value=-1.0)  # 1 - tanh^2
         n = self.term.N
@@ -133,30 +134,41 @@ class Sweep:
         rows, zbars = flat.unbind(0), flat[..., NA:].unbind(0)
         kbs = flat[..., :NA].unbind(0) if NA else [None] * (L * s)
         Ds = D.view(L * s, *D.shape[2:]).unbind(0)
-        back, stage_terms, zbar = term.back, self.stage_terms, self._zbar
         for kc in range(L - 1, -1, -1):
-            h = hs[kc]
-            Ybars: list[Any] = [None] * s
-            total = None  # ybar_n = ybar_{n+1} + sum_i Ybar_i, accumulated in place
-            for i in range(s - 1, -1, -1):
-                q = kc * s + i
-                terms = stage_terms[i]
-                if not terms:
-                    rows[q].zero_()
-                    continue
-                kb = scaled_sum([(w, ybar if j < 0 else Ybars[j]) for w, j in terms], h, kbs[q])
-                zbar(kb, Ds[q], zbars[q])
-                yb = Ybars[i] = torch.mm(rows[q], back)
-                if total is None:
-                    total = torch.add(ybar, yb)
-                else:
-                    total.add_(yb)
+            q = kc * s
+            total = self.step_back(ybar, hs[kc], rows[q:q + s], kbs[q:q + s], zbars[q:q + s], Ds[q:q + s], ybar)
             ybar = ybar.clone() if total is None else total
             if grads_at:
                 g = grads_at.get(c0 + kc)
                 if g is not None:
                     ybar.add_(g)
         return ybar
+
+    def step_back(self, ybar: Tensor, h: Any, rows: Any, kbs: Any, zbars: Any, Ds: Any, init: Tensor | None
+                  ) -> Tensor | None:
+        """One step's adjoint, stages last to first: kb_i (into ``kbs[i]``, the first NA columns of
+        ``rows[i]``), zb_i (into ``zbars[i]``), Ybar_i = [kb_i | zb_i] @ [A; W] (one matmul).  ``ybar``:
+        the adjoint of the step's result; ``Ds``: sigma' at its stages.  Returns ``init`` + sum_i Ybar_i
+        (``init`` None: the sum alone, the adjoint of an increment's start; None when no stage counts)."""
+        back, stage_terms, zbar = self.term.back, self.stage_terms, self._zbar
+        Ybars: list[Any] = [None] * self.s
+        total = None  # init + sum_i Ybar_i, accumulated in place once it is a tensor of its own
+        for i in range(self.s - 1, -1, -1):
+            terms = stage_terms[i]
+            if not terms:
+                rows[i].zero_()
+                continue
+            kb = scaled_sum([(w, ybar if j < 0 else Ybars[j]) for w, j in terms], h, kbs[i])
+            zbar(kb, Ds[i], zbars[i])
+            yb = Ybars[i] = torch.mm(rows[i], back)
+            if total is None:
+                total = torch.add(init, yb) if init is not None else yb
+                own = init is not None
+            elif own:
+                total.add_(yb)
+            else:
+                total, own = total + yb, True
+        return total
 
     def run(self, ybar: Tensor | None, n0: int, n1: int, tape: Tape, grads_at: dict[int, Tensor],
             offset: int = 0) -> Tensor | None:
@@ -193,7 +205,7 @@ class Sweep:
             L, s, B = Y.shape[:3]
             if ybar is None:
                 ybar = torch.zeros(B, term.N, dtype=Y.dtype, device=Y.device)
-            D = self._derivative(S)
+            D = self.derivative(S)
             KZ = torch.empty(L, s, B, NA + P, dtype=Y.dtype, device=Y.device)
             if self.fold:
                 ybar = self._folded_chunk(ybar, c0, hs, D, KZ, grads_at)
@@ -238,11 +250,11 @@ class Sweep:
             self._input_grads(stages, xbar)
 
     def _raw_inputs(self, stages: list[tuple[Any, Any]]) -> Tensor:
-        """x (M, B, D) at the M stages (piece, time): on a shared clock one gather per power of tau for
-        all of them (the input's ``raw`` per stage otherwise: per-sample pieces or local-time scales)."""
+        """x (M, B, D) at the M stages (piece, time): one gather per power of tau for all of them (the
+        input's ``raw`` per stage with local-time scales)."""
         inputs = self.term.inputs
         T = inputs.T
-        if T < 2 or inputs.scale is not None or isinstance(stages[0][0], Tensor):
+        if T < 2 or inputs.scale is not None:
             return torch.stack([inputs.raw(j, t) for j, t in stages])
         js = [j for j, _ in stages]
         first = inputs.first
@@ -264,9 +276,6 @@ class Sweep:
         inputs = self.term.inputs
         n_coef = len(inputs.coeffs)
         for (j, t), xb in zip(stages, xbar.unbind(0)):
-            if isinstance(j, Tensor):
-                self._sample_input_grads(j, t, xb)
-                continue
             if j < 0 or inputs.T < 2:
                 if self.coef_grads[n_coef] is not None:
                     self.coef_grads[n_coef].add_(xb)
@@ -281,29 +290,6 @@ class Sweep:
                 if self.coef_grads[i] is not None:
                     self.coef_grads[i][:, j].add_(xb * power)
                 power = power * tau
-
-    def _sample_input_grads(self, j: Tensor, t: Tensor, xb: Tensor) -> None:
-        """Input gradients of one stage on per-sample clocks: sample b adds to its piece j[b]."""
-        inputs = self.term.inputs
-        n_coef = len(inputs.coeffs)
-        T = inputs.T
-        rows = torch.arange(j.shape[0], device=j.device)
-        before, after = (j < 0).unsqueeze(1), (j >= T - 1).unsqueeze(1)
-        if self.coef_grads[n_coef] is not None:
-            self.coef_grads[n_coef].add_(torch.where(before, xb, torch.zeros_like(xb)))
-        if self.coef_grads[n_coef + 1] is not None:
-            self.coef_grads[n_coef + 1].add_(torch.where(after, xb, torch.zeros_like(xb)))
-        if T < 2:
-            return
-        inside = ~(before | after)
-        jc = j.clamp(0, T - 2)
-        knots = inputs.sample_knots
-        tau = (t.to(knots.dtype) - knots.gather(1, jc.unsqueeze(1)).squeeze(1)).to(xb.dtype).unsqueeze(1)
-        power = torch.where(inside, torch.ones_like(tau), torch.zeros_like(tau))
-        for i in range(n_coef):
-            if self.coef_grads[i] is not None:
-                self.coef_grads[i].index_put_((rows, jc), xb * power, accumulate=True)
-            power = power * tau
 
 
 def scaled_sum(terms: list[tuple[float, Tensor]], dt: Any, out: Tensor | None) -> Tensor:
