@@ -61,7 +61,11 @@ class StructuredSteps:
         self.lam = p.plan.tab.coupling
         self.sweep = Sweep(term, p.plan, need, tensors)
         self.s = self.sweep.s
-        self.pending: list[tuple[Tensor, Tensor, list]] = []  # (rows, stage states, stages) of increments
+        # the weight-gradient rows and stage states of up to CHUNK increments, and their stages
+        self.rows: Tensor | None = None
+        self.states: Tensor | None = None
+        self.stages: list = []
+        self.count = 0
         self.last: tuple[Tensor, Tensor, Any] | None = None  # the last unstep's pair and records
 
     # ---------------------------------------------------------------- the segment machinery's interface
@@ -90,7 +94,7 @@ class StructuredSteps:
         return [None if g is None else g.clone() for g in self.sweep.results()]
 
     def restore(self, saved: list[Tensor | None]) -> None:
-        self.pending = []
+        self.count, self.stages = 0, []
         for g, s in zip(self.sweep.results(), saved):
             if g is not None:
                 g.copy_(s)
@@ -118,26 +122,28 @@ class StructuredSteps:
         weight-gradient rows kept for :meth:`flush`."""
         s, term = self.s, self.term
         aux = rec.aux[:s]
-        B = seed.shape[0]
-        KZ = torch.empty(s, B, term.NA + term.P, dtype=seed.dtype, device=seed.device)
-        rows = KZ.unbind(0)
+        if self.rows is None:
+            B = seed.shape[0]
+            self.rows = torch.empty(CHUNK * s, B, term.NA + term.P, dtype=seed.dtype, device=seed.device)
+            self.states = torch.empty(CHUNK * s, B, term.N, dtype=seed.dtype, device=seed.device)
+        q = self.count * s
+        KZ = self.rows[q:q + s]
+        torch.stack(rec.ys[:s], out=self.states[q:q + s])
         kbs = KZ[..., :term.NA].unbind(0) if term.NA else [None] * s
-        zbars = KZ[..., term.NA:].unbind(0)
         D = self.sweep.derivative(torch.stack([x[0] for x in aux]))
-        total = self.sweep.step_back(seed, h, rows, kbs, zbars, D.unbind(0), None)
-        self.pending.append((KZ, torch.stack(rec.ys[:s]), [(x[1], x[2]) for x in aux]))
-        if len(self.pending) >= 2 * CHUNK:
+        total = self.sweep.step_back(seed, h, KZ.unbind(0), kbs, KZ[..., term.NA:].unbind(0), D.unbind(0), None)
+        self.stages.extend((x[1], x[2]) for x in aux)
+        self.count += 1
+        if self.count == CHUNK:
             self.flush()
         return total
 
     def flush(self) -> None:
         """The kept rows into the weight and input gradients: one matmul each."""
-        if self.pending:
-            KZ = torch.cat([x[0] for x in self.pending])
-            Y = torch.cat([x[1] for x in self.pending])
-            stages = [st for x in self.pending for st in x[2]]
-            self.pending = []
-            self.sweep.accumulate(KZ, Y, stages)
+        if self.count:
+            m = self.count * self.s
+            self.sweep.accumulate(self.rows[:m], self.states[:m], self.stages)
+            self.count, self.stages = 0, []
 
     def results(self) -> list[Tensor | None]:
         self.flush()
