@@ -196,7 +196,6 @@ class StructuredReversible(torch.autograd.Function):
                 if n < len(run.steps):
                     t0, t1 = run.steps[n]
                     ay, az = steps.back_record(t0, t1, record[n], ay, az)
-                    record[n] = None  # its buffers go as the pass moves down
                 for k in at.get(n, []):
                     ay = ay + grad_ys[k]
             g_y0 = ay + az
