@@ -382,7 +382,8 @@ def _grid_solve(term: LinearActivationTerm, p: Problem, y0: Tensor, grid: list[f
     while n < stop:
         L = min(CHUNK, stop - n)
         Y = torch.empty(L + 1, s, B, N, dtype=y0.dtype, device=y0.device)
-        S = torch.empty(L, s, B, P, dtype=y0.dtype, device=y0.device)
+        # the activations: kept per stage of the chunk for backprop's record; else one step's worth, reused
+        S = torch.empty(L if dense else 1, s, B, P, dtype=y0.dtype, device=y0.device)
         Y[0, 0].copy_(y)
         # the inputs of the chunk's stages, read in the engine's order (stage times as rk_step makes them)
         stages: list[tuple[int, Any]] = []
@@ -403,7 +404,7 @@ def _grid_solve(term: LinearActivationTerm, p: Problem, y0: Tensor, grid: list[f
                 stages.append((j, ti))
                 us.append(projected(j, ti))
         Ys = Y.view((L + 1) * s, B, N).unbind(0)  # stage i of step k: Ys[k s + i], Ss[k s + i]
-        Ss = S.view(L * s, B, P).unbind(0)
+        Ss = S.view(L * s, B, P).unbind(0) if dense else S[0].unbind(0) * L
         q = 0
         for k in range(L):
             dt = dts[k]
