@@ -23,12 +23,16 @@ away, the forward is recomputed from the lower anchor with anchors every L steps
 measured: the length over which it stays under the tolerance at the rate it grew), and the
 sub-segments are done the same way; a segment of one step starts from its anchor and is exact.
 
-K is learned per solve specification: the next forward of the same specification anchors every L
-steps of the finest refinement (no gradient thrown away), and doubles K back while every segment
-stays 8x under the tolerance.  For a field that does not contract (Lipschitz, Antisymmetric at
-lambda = 0.999) nothing is refined and the memory stays flat; for one that does, the anchors are
-T / L pairs of the state's size (``anchor_spacing`` tells L).  Each check reads one number on the
-host (at the anchors only).
+The rebuild length L is learned per solve specification (``anchor_spacing`` tells it): the
+finest refinement's, doubled back while every segment stays 8x under the tolerance.  The next
+forward of the same specification anchors every L steps when that makes at most ``TWO_LEVEL``
+anchors; beyond, every K = L round(sqrt(n / L)) steps (n the steps of the last backward pass), and
+the backward pass recomputes each K-segment's forward with anchors every L before rebuilding it (no
+rebuild attempted over a segment known to be too long, so no gradient thrown away): about
+2 sqrt(n / L) pairs held at once instead of n / L, for one more forward pass.  For a field that does
+not contract (Lipschitz, Antisymmetric at lambda = 0.999) nothing is refined and the memory stays
+flat; for one that does, the pairs kept grow as sqrt(T).  Each check reads one number on the host
+(at the anchors only).
 
 The tensors differentiated besides y0 are the problem's ``params`` (with ``param_sources``, as the
 continuous adjoint's: :func:`solvers.adjoint.adjoint_outputs`).
@@ -44,7 +48,7 @@ from torch import Tensor
 from .problem import Problem, forward, forward_reversible
 from .reversible import ReversibleRun, is_reversible, step, unstep
 
-__all__ = ["ANCHOR_TOLERANCE", "AutogradSteps", "Backward", "anchor_spacing", "backward_pass", "forget_anchor_spacings",
+__all__ = ["ANCHOR_TOLERANCE", "AutogradSteps", "Backward", "anchor_spacing", "backward_pass", "forget_anchor_spacings", "forward_spacing",
            "reversible_perturb", "set_anchor_spacing", "solve_reversible", "spec_key"]
 
 ANCHOR_TOLERANCE = 16
@@ -53,16 +57,42 @@ state's dtype (relative RMS): 3.6e-15 in float64, 1.9e-6 in float32.  The gradie
 against backprop stays within about a hundred times the reconstruction error
 (scripts/reversible_drift.py), so this keeps it under 1e-10 / 1e-5."""
 
-_spacing: dict = {}  # solve specification -> anchor spacing K learned by its last backward pass
+TWO_LEVEL = 16
+"""A forward keeps at most this many anchors every L steps; beyond, fewer, every K steps (module docstring)."""
+
+_spacing: dict = {}  # solve specification -> rebuild length L learned by its last backward pass
+_steps: dict = {}  # solve specification -> the number of steps of its last backward pass
 
 
 def anchor_spacing(key: object) -> int | None:
-    """The anchor spacing K (steps) the next forward of solve specification ``key`` will use (None:
-    no anchors but y0's), as learned by its last backward pass in the ``"reversible"`` mode."""
+    """The rebuild length L (steps) of solve specification ``key`` (None: the whole solve is rebuilt
+    from its last pair), as learned by its last backward pass in the ``"reversible"`` mode: its next
+    forward keeps an anchor every L steps, or every K (a multiple of L, see :func:`forward_spacing`)."""
     try:
         return _spacing.get(key)
     except TypeError:  # an unhashable specification learns nothing
         return None
+
+
+def _coarse(fine: int, n: int) -> int:
+    """The anchor spacing over n steps that must be rebuilt in segments of ``fine``: ``fine`` itself up to
+    ``TWO_LEVEL`` segments, else fine round(sqrt(n / fine)) (each such segment refined again when rebuilt)."""
+    if n <= TWO_LEVEL * fine:
+        return fine
+    return fine * max(1, round(math.sqrt(n / fine)))
+
+
+def forward_spacing(key: object) -> tuple[int | None, int | None]:
+    """(K, L): the anchor spacing the next forward of ``key`` keeps and the rebuild length its backward
+    pass recomputes each segment's anchors to (both None: none but y0's)."""
+    fine = anchor_spacing(key)
+    if fine is None:
+        return None, None
+    try:
+        n = _steps.get(key)
+    except TypeError:
+        n = None
+    return (fine if n is None else _coarse(fine, n)), fine
 
 
 def set_anchor_spacing(key: object, every: int | None) -> None:
@@ -82,6 +112,7 @@ def set_anchor_spacing(key: object, every: int | None) -> None:
 def forget_anchor_spacings() -> None:
     """Forget every learned anchor spacing."""
     _spacing.clear()
+    _steps.clear()
 
 
 def spec_key(p: Problem) -> object:
@@ -133,8 +164,10 @@ class Backward:
     checks found.  ``steps`` takes the steps back (:class:`AutogradSteps`, or a term's own with the
     same methods: ``unstep``, ``back``, ``save``, ``restore``) and holds the parameters' gradients."""
 
-    def __init__(self, p: Problem, run: ReversibleRun, grad_ys: Tensor, steps: AutogradSteps) -> None:
+    def __init__(self, p: Problem, run: ReversibleRun, grad_ys: Tensor, steps: AutogradSteps,
+                 fine: int | None = None) -> None:
         self.p, self.run, self.grad_ys, self.steps = p, run, grad_ys, steps
+        self.fine = fine  # a segment longer than this is refined to it before any rebuild
         self.perturb = reversible_perturb(p)
         self.at: dict[int, list[int]] = {}
         for k, n in enumerate(run.ends):
@@ -165,6 +198,9 @@ class Backward:
         if b - a == 1:
             self._step_back(a, *anchor)
             return
+        if self.fine is not None and b - a > self.fine:  # known too long to rebuild: refine first
+            self._refine(a, b, anchor, top, self.fine)
+            return
         saved = (self.ay, self.az, self.steps.save())
         y, z = top
         scale = torch.maximum(torch.maximum(_rms(anchor[0]), _rms(anchor[1])), _rms(top[0]))
@@ -185,6 +221,13 @@ class Backward:
         self.steps.restore(saved[2])
         length = self._refined_length(e, b - a)
         self.finest = length if self.finest is None else min(self.finest, length)
+        self.fine = length if self.fine is None else min(self.fine, length)
+        self._refine(a, b, anchor, top, _coarse(length, b - a))
+
+    def _refine(self, a: int, b: int, anchor: tuple[Tensor, Tensor], top: tuple[Tensor, Tensor], length: int
+                ) -> None:
+        """Steps a .. b-1 backward as sub-segments of ``length`` steps, their anchors recomputed from
+        ``anchor`` by the forward steps."""
         anchors = {a: anchor}
         y, z = anchor
         with torch.no_grad():
@@ -224,6 +267,10 @@ class Backward:
     def learn(self, every: int | None) -> None:
         """The anchor spacing of this specification's next forward (see the module docstring)."""
         key, n = spec_key(self.p), len(self.run.steps)
+        try:
+            _steps[key] = n
+        except TypeError:
+            pass
         if self.finest is not None:
             new = self.finest
         elif every is not None and self.worst < self.tolerance / 8:
@@ -239,13 +286,14 @@ def reversible_perturb(p: Problem) -> bool:
     return p.perturb if p.grid is not None else True
 
 
-def backward_pass(p: Problem, run: ReversibleRun, grad_ys: Tensor, steps: AutogradSteps, every: int | None) -> Tensor:
-    """The ``"reversible"`` mode's backward pass over ``run`` (its forward kept an anchor every ``every``
-    steps): y0's gradient (the parameters' accumulate in ``steps``); the spacing learned and the
-    reconstruction error reported to the solve's Stats."""
-    back = Backward(p, run, grad_ys, steps)
+def backward_pass(p: Problem, run: ReversibleRun, grad_ys: Tensor, steps: AutogradSteps, fine: int | None
+                  ) -> Tensor:
+    """The ``"reversible"`` mode's backward pass over ``run`` (its forward's anchors as
+    :func:`forward_spacing` gave them, ``fine`` the rebuild length L): y0's gradient (the parameters'
+    accumulate in ``steps``); the length learned and the reconstruction error reported to the solve's Stats."""
+    back = Backward(p, run, grad_ys, steps, fine)
     g_y0 = back.run_all()
-    back.learn(every)
+    back.learn(fine)
     _report(p, back)
     return g_y0
 
@@ -253,17 +301,17 @@ def backward_pass(p: Problem, run: ReversibleRun, grad_ys: Tensor, steps: Autogr
 class _ReversibleSolve(torch.autograd.Function):
     @staticmethod
     def forward(ctx, p: Problem, y0: Tensor, *sources: Tensor) -> Tensor:
-        every = anchor_spacing(spec_key(p))
+        every, ctx.fine = forward_spacing(spec_key(p))
         with torch.no_grad():
             run = forward_reversible(p, anchor_every=every)
-        ctx.problem, ctx.run, ctx.every = p, run, every
+        ctx.problem, ctx.run = p, run
         return torch.stack(run.outputs)
 
     @staticmethod
     def backward(ctx, grad_ys: Tensor):
         p: Problem = ctx.problem
         steps = AutogradSteps(p, p.params, reversible_perturb(p))
-        g_y0 = backward_pass(p, ctx.run, grad_ys, steps, ctx.every)
+        g_y0 = backward_pass(p, ctx.run, grad_ys, steps, ctx.fine)
         gs = [torch.zeros_like(q) if g is None else g.to(q.dtype) for q, g in zip(p.params, steps.gs)]
         return (None, g_y0, *gs)
 

@@ -37,7 +37,7 @@ from torch.autograd.function import once_differentiable
 from .driven import DrivenTerm
 from .problem import Problem, forward_reversible
 from .reversible import step, unstep
-from .reversible_gradient import anchor_spacing, backward_pass, reversible_perturb, spec_key
+from .reversible_gradient import backward_pass, forward_spacing, reversible_perturb, spec_key
 from .stepper import Step
 from .sweep import CHUNK, Sweep
 
@@ -162,9 +162,9 @@ class StructuredReversible(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         ctx.problem, ctx.mode = p, mode
         ctx.record = [] if mode == "backprop" else None
-        ctx.every = None if mode == "backprop" else anchor_spacing(spec_key(p))
+        every, ctx.fine = (None, None) if mode == "backprop" else forward_spacing(spec_key(p))
         with torch.no_grad():
-            ctx.run = forward_reversible(p, anchor_every=ctx.every, record=ctx.record)
+            ctx.run = forward_reversible(p, anchor_every=every, record=ctx.record)
         ctx.save_for_backward(y0, *tensors)
         return torch.stack(ctx.run.outputs)
 
@@ -185,7 +185,7 @@ class StructuredReversible(torch.autograd.Function):
         steps = StructuredSteps(p.term, p, need, tensors)
         run = ctx.run
         if ctx.mode == "reversible":
-            g_y0 = backward_pass(p, run, grad_ys, steps, ctx.every)
+            g_y0 = backward_pass(p, run, grad_ys, steps, ctx.fine)
         else:
             at: dict[int, list[int]] = {}
             for k, n in enumerate(run.ends):
