@@ -183,14 +183,15 @@ def test_float32_antisymmetric_at_issue_length(method):
 
 @pytest.mark.parametrize("gated, method, gradient", [
     (False, "reversible_midpoint", "reversible"), (True, "reversible_rk4", "reversible"),
-    (True, "reversible_dopri5", "reversible"), (False, "reversible_rk4", "backprop")])
+    (False, "reversible_rk4", "backprop")])
 def test_kernel_gradcheck(gated, method, gradient, kernel_modes):
-    """Finite differences through the structured kernel's reversible solves: the values' gradient (through
-    the input coefficients: the input-gradient rows of the kernel's step adjoint) and a parameter's."""
+    """Finite differences through the structured kernel's reversible solves (fixed steps; adaptive ones are
+    compared with backprop at 1e-10 above): the values' gradient (through the input coefficients: the
+    input-gradient rows of the kernel's step adjoint) and a parameter's."""
     torch.manual_seed(4)
     field = (nr.AntisymmetricField(1, 3, gated=True) if gated else nr.LipschitzField(1, 3, init_std=2.0)).double()
     model = nr.ContinuousRNN(field, 2, method=method, step_size=0.3 if method.endswith("rk4") else None,
-                             interpolation="linear", rtol=1e-9, atol=1e-11, gradient=gradient).double()
+                             interpolation="linear", gradient=gradient).double()
     x = torch.randn(2, 4, 1, dtype=DT, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v: model.trajectory(v), (x,), atol=1e-7)
     name, w = next(iter(model.field.named_parameters()))
@@ -198,8 +199,7 @@ def test_kernel_gradcheck(gated, method, gradient, kernel_modes):
     def of_param(p):
         return torch.func.functional_call(model, {"field." + name: p}, (x.detach(),))
 
-    if not method.endswith("dopri5"):  # finite differences of an adaptive solve also move its steps
-        assert torch.autograd.gradcheck(of_param, (w.detach().clone().requires_grad_(True),), atol=1e-7)
+    assert torch.autograd.gradcheck(of_param, (w.detach().clone().requires_grad_(True),), atol=1e-7)
     assert set(kernel_modes) == {gradient}
 
 
