@@ -294,6 +294,10 @@ def test_contracting_field_is_exact_through_anchors(field, monkeypatch):
     assert float((g - ref).norm() / ref.norm()) < 1e-10
     spacing = rg.anchor_spacing(m.spec)
     assert spacing is not None and 1 <= spacing < 200
+    # more than 16 segments of L steps: the next forward anchors every K ~ sqrt(n L) steps, and the
+    # backward recomputes each K-segment's anchors every L (two levels)
+    K, L = rg.forward_spacing(m.spec)
+    assert L == spacing and K % L == 0 and (K > L) == (m.stats.accepted > 16 * L)
     g2, m2 = _coupled_grads(field, 0.8, "reversible", DT, 400)
     assert float((g2 - ref).norm() / ref.norm()) < 1e-10 and rg.anchor_spacing(m2.spec) <= spacing
     assert m2.stats.reconstruction_error < 16 * torch.finfo(DT).eps
