@@ -4,16 +4,13 @@ gradients of each chunk formed in one matmul, and the parameters' quadrature of 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from .engine import Tape
 from .stepper import Plan
-
-if TYPE_CHECKING:
-    from .linear_activation import LinearActivationTerm
 
 __all__ = ["CHUNK", "Sweep", "scaled_sum"]
 
@@ -33,7 +30,9 @@ class Sweep:
     [kb_i; zb_i]^T Y_i (A, W) and zb_i^T x_i (U, b): one matmul per chunk of steps.
     """
 
-    def __init__(self, term: LinearActivationTerm, plan: Plan, need: tuple, tensors: list) -> None:
+    def __init__(self, term: Any, plan: Plan, need: tuple, tensors: list) -> None:
+        """``term``: the :class:`~solvers.linear_activation.LinearActivationTerm` (not imported: that
+        module imports this one)."""
         self.term = term
         self.need = need  # (y0, W, A, U, b, *coeffs, first, last)
         self.plan = plan
