@@ -48,8 +48,9 @@ from torch import Tensor
 from .problem import Problem, forward, forward_reversible
 from .reversible import ReversibleRun, is_reversible, step, unstep
 
-__all__ = ["ANCHOR_TOLERANCE", "AutogradSteps", "Backward", "anchor_spacing", "backward_pass", "forget_anchor_spacings", "forward_spacing",
-           "reversible_perturb", "set_anchor_spacing", "solve_reversible", "spec_key"]
+__all__ = ["ANCHOR_TOLERANCE", "AutogradSteps", "Backward", "TWO_LEVEL", "anchor_spacing", "backward_pass",
+           "forget_anchor_spacings", "forward_spacing", "reversible_perturb", "set_anchor_spacing", "solve_reversible",
+           "spec_key"]
 
 ANCHOR_TOLERANCE = 16
 """A rebuilt segment is kept when its pair at the lower anchor is within this many eps of the
@@ -96,8 +97,9 @@ def forward_spacing(key: object) -> tuple[int | None, int | None]:
 
 
 def set_anchor_spacing(key: object, every: int | None) -> None:
-    """Make the next forward of solve specification ``key`` keep an anchor every ``every`` steps (None:
-    none but y0's); a backward pass then learns on from there."""
+    """Make solve specification ``key`` rebuild in segments of ``every`` steps (None: the whole solve
+    from its last pair): its next forward anchors every ``every`` steps, or every multiple K of it
+    (:func:`forward_spacing`); a backward pass then learns on from there."""
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
         raise ValueError(f"every must be None or a positive int (steps between anchors); got {every!r}")
     try:
