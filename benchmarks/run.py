@@ -8,9 +8,10 @@ Four suites, each a set of rows timed against each other (forward, cross-entropy
 of the last state, backward, unless the row says "inference" or "floor"):
 
 * **fixed** (the Lipschitz RNN's ordered pixel-MNIST shapes: B = 128, N = 128, D = 1, eps = 0.03,
-  T in {98, 392, 784}): Euler / midpoint / RK4 under every gradient mode, against the Lipschitz
-  paper's reference loop, a three-op hand loop (``h = addmm(tanh(addmm(Z[t], h, W^T)), h,
-  I + eps A^T, beta=eps)``), torchdiffeq and torchcde, torch.nn.LSTM/GRU and a matmul floor;
+  T in {98, 392, 784}): Euler / midpoint / RK4 under every gradient mode and reversible_midpoint under
+  backprop and the reversible mode, against the Lipschitz paper's reference loop, a three-op hand
+  loop (``h = addmm(tanh(addmm(Z[t], h, W^T)), h, I + eps A^T, beta=eps)``), torchdiffeq and
+  torchcde, torch.nn.LSTM/GRU and a matmul floor;
 * **adaptive** (B = 64, N = 128, D = 1, T = 200): dopri5 / tsit5 on a held and a cubic input,
   under backprop, checkpoint and the adjoint, against the fixed-step fast path (per function
   evaluation) and torchdiffeq's dopri5 on a hand-written hold lookup;
@@ -353,6 +354,7 @@ TDQ_DOPRI5 = "torchdiffeq dopri5, hold lookup (jump_t)"
 EULER = "lipschitz euler backprop"
 UNITARY = "unitary euler, step 1 (ContinuousRNN)"
 UNITARY_LOOP = "plain complex loop with modReLU"
+REV, REV_BP = "lipschitz reversible_midpoint reversible", "lipschitz reversible_midpoint backprop"
 
 
 def rows(suite: str, quick: bool) -> dict[str, Callable[[dict, int], Run]]:
@@ -364,6 +366,8 @@ def rows(suite: str, quick: bool) -> dict[str, Callable[[dict, int], Run]]:
                     if quick and (method == "rk4" or family == "antisymmetric") and gradient != "backprop":
                         continue
                     out[f"{family} {method} {gradient}"] = _library(family, method, gradient)
+        for gradient in ("backprop", "reversible"):  # issue 18: the reversible mode against backprop, same solve
+            out[f"lipschitz reversible_midpoint {gradient}"] = _library("lipschitz", "reversible_midpoint", gradient)
         out["lipschitz euler inference"] = _library("lipschitz", "euler", "backprop", inference=True)
         out[REF] = _module_row(_ReferenceLipschitz)
         out[THREE] = _module_row(_ThreeOp)
@@ -522,6 +526,8 @@ def _fixed_goals(fx: dict, add) -> None:
     add(f"RK4 / Euler (fixed, T={T})", 4.2, m["lipschitz rk4 backprop"] / eu)
     add(f"inference / floor (fixed, T={T})", 1.3, m["lipschitz euler inference"] / m[FLOOR])
     add(f"Euler adjoint / backprop (fixed, T={T})", 1.5, m["lipschitz euler adjoint"] / eu)
+    if REV in m:
+        add(f"reversible_midpoint: reversible / backprop of the same solve (fixed, T={T})", 2.0, m[REV] / m[REV_BP])
     mem = fx.get("mem", {})
     if mem:
         lo, hi = min(mem), max(mem)
@@ -529,6 +535,8 @@ def _fixed_goals(fx: dict, add) -> None:
             mem[hi]["lipschitz euler checkpoint"] / mem[hi]["lipschitz euler backprop"])
         add(f"Euler adjoint peak memory T={hi} / T={lo}", 1.3,
             mem[hi]["lipschitz euler adjoint"] / mem[lo]["lipschitz euler adjoint"])
+        if REV in mem[hi] and REV in mem[lo]:
+            add(f"reversible_midpoint reversible peak memory T={hi} / T={lo}", 1.3, mem[hi][REV] / mem[lo][REV])
     if "irregular" in fx:
         ir = fx["irregular"]
         add(f"irregular (per-sample times, 50% dropped, T={T}) / regular with T={T // 2}", 1.5,

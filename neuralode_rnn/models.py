@@ -172,7 +172,7 @@ def integrate_path(field: Field, path: Path, h0: torch.Tensor, at: list[int], sp
     structure = field.structure()
     params = tuple(p for p in field.parameters() if p.requires_grad)
     sources = None
-    if structure is not None and not spec.reversible:
+    if structure is not None:
         term = solvers.LinearActivationTerm(structure, path.input(clock, knots), time_dtype=knots.dtype)
     elif spec.gradient in ("adjoint", "reversible"):
         # the adjoint (and the reversible mode) differentiates the input's tensors one by one: give it detached leaves

@@ -2,8 +2,7 @@
 
 Lipschitz RNN, B=16, N=128, D=1, float32, hold input at times 0.1 k, cross-entropy of the readout of
 the last state; one forward+backward per measurement.  Rows: midpoint under backprop, checkpoint and
-adjoint (the structured kernel), reversible_midpoint under backprop and reversible (the generic
-driven term: the structured kernel does not take reversible steps).  Peak memory: a fresh
+adjoint, reversible_midpoint under backprop and reversible (all on the structured kernel).  Peak memory: a fresh
 subprocess per row and T, the growth of the peak resident set size (VmHWM) over one run after a
 warm-up at T=8 (allocator slack included).  Time: median of ``--repeats`` runs at the largest T,
 rows interleaved, ``--threads`` threads.
@@ -11,6 +10,7 @@ rows interleaved, ``--threads`` threads.
     PYTHONPATH=. python scripts/gradient_costs.py --threads 1
     PYTHONPATH=. python scripts/gradient_costs.py --threads 1 --field ctrnn --coupling 0.8 --rows reversible
 
+``--generic`` adds each row on the generic driven term (the field's rhs with autograd), timed only.
 ``--field`` takes another field (CTRNN: h' = -h + ..., whose reversible backward keeps anchors),
 ``--coupling`` the reversible methods' lambda, ``--rows reversible`` only the two reversible rows
 (``reversible-mode`` only the last), ``--memory-repeats`` the median peak of that many processes.
@@ -44,12 +44,16 @@ ROWS = {
 FIELDS = {"lipschitz": nr.LipschitzField, "antisymmetric": nr.AntisymmetricField, "ctrnn": nr.CTRNNField}
 
 
-def build(row: str, T: int, B: int = 16, N: int = 128, field: str = "lipschitz", coupling: float | None = None):
+def build(row: str, T: int, B: int = 16, N: int = 128, field: str = "lipschitz", coupling: float | None = None,
+          generic: bool = False):
     method, mode = ROWS[row]
     if coupling is not None and method.startswith("reversible_"):
         method = reversible(method.removeprefix("reversible_"), coupling)
     torch.manual_seed(0)
-    model = nr.ContinuousRNN(FIELDS[field](1, N), 10, method=method, gradient=mode)
+    f = FIELDS[field](1, N)
+    if generic:  # the field's rhs on the generic driven term (autograd), not the structured kernel
+        f.structure = lambda: None
+    model = nr.ContinuousRNN(f, 10, method=method, gradient=mode)
     x = torch.randn(B, T, 1)
     times = 0.1 * torch.arange(1, T + 1, dtype=torch.float32)
     y = torch.randint(0, 10, (B,))
@@ -94,6 +98,8 @@ def main() -> None:
     ap.add_argument("--coupling", type=float, default=None, help="the reversible methods' lambda (default 0.999)")
     ap.add_argument("--rows", choices=("all", "reversible", "reversible-mode"), default="all")
     ap.add_argument("--memory-repeats", type=int, default=1, help="fresh processes per peak (their median)")
+    ap.add_argument("--generic", action="store_true",
+                    help="also each row on the generic driven term (timed only)")
     ap.add_argument("--memory-child")
     args = ap.parse_args()
     if args.memory_child:
@@ -105,6 +111,10 @@ def main() -> None:
     rows = [r for r in ROWS if args.rows == "all" or (r.startswith("reversible_") and
                                                       (args.rows == "reversible" or r.endswith("/ reversible")))]
     runs = {row: build(row, hi, field=args.field, coupling=args.coupling) for row in rows}
+    if args.generic:
+        runs.update({f"{row}, generic term": build(row, hi, field=args.field, coupling=args.coupling, generic=True)
+                     for row in rows})
+        rows = list(runs)
     for run in runs.values():
         run()
     times: dict[str, list[float]] = {row: [] for row in rows}
@@ -123,6 +133,9 @@ def main() -> None:
           f"peak MB T={hi} | T={hi} / T={lo} |")
     print("|---|---|---|---|---|---|")
     for row in rows:
+        if row not in ROWS:  # a generic-term row: timed only
+            print(f"| {row} | {med[row]:.2f} | {med[row] / base:.2f} | | | |", flush=True)
+            continue
         m_lo, m_hi = (statistics.median(memory(row, T, args.threads, args.field, args.coupling)
                                         for _ in range(args.memory_repeats)) for T in (lo, hi))
         ratio = m_hi / m_lo if m_lo > 0 else float("nan")

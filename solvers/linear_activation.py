@@ -50,7 +50,9 @@ from .kernels import TANH_KERNELS, tanh_kernel
 from .problem import Problem, forward
 from .reconstruction import ReconstructionCheck
 from .reversible import is_reversible
+from .reversible_structured import StructuredReversible
 from .stepper import Plan
+from .sweep import CHUNK, Sweep
 from .terms import Term
 
 __all__ = ["ACTIVATIONS", "LinearActivation", "LinearActivationTerm", "tanh_kernel"]
@@ -58,12 +60,6 @@ __all__ = ["ACTIVATIONS", "LinearActivation", "LinearActivationTerm", "tanh_kern
 ACTIVATIONS = ("tanh", "gated")
 """``"tanh"``: sigma(z) = tanh(z), P = N.  ``"gated"``: the input has P = 2N channels [u_h, u_g] and
 sigma = sigmoid(y W^T + u_g) * tanh(y W^T + u_h) (AntisymmetricRNN eq. 7)."""
-
-# Steps per chunk of the backward pass: the weight gradients of a chunk are formed in one matmul
-# over CHUNK x stages x B rows; large enough for an efficient matmul, small enough that the chunk
-# buffers are a small share of memory.
-CHUNK = 64
-
 
 @dataclass(frozen=True)
 class LinearActivation:
@@ -173,9 +169,7 @@ class LinearActivationTerm(Term):
         self._fold_bwd: dict[float, Tensor] = {}
 
     # -------------------------------------------------------------- evaluation
-    def rate(self, j: Any) -> Tensor | None:
-        if isinstance(j, Tensor):
-            return None  # per-sample clocks are real time
+    def rate(self, j: int) -> Tensor | None:
         r = self.inputs.rate(j)
         return None if r is None else r.to(self.WTs.dtype)
 
@@ -202,17 +196,10 @@ class LinearActivationTerm(Term):
             return z.tanh_()
         return torch.add(self.minus_one, z.sigmoid_(), alpha=2.0, out=z)
 
-    def _input(self, t: Any) -> tuple[Any, Tensor]:
-        """(piece, scaled projected input) at clock time t; (B,) tensors on per-sample clocks."""
-        if isinstance(t, Tensor):  # each sample on its own clock: gather its piece, project per stage
-            j = self.inputs.pieces(t)
-            return j, self.project(self.inputs.raw_at(j, t))
+    def _input(self, t: float) -> tuple[int, Tensor]:
+        """(piece, scaled projected input) at clock time t."""
         j = self.inputs.piece(t)
         return j, self.projected.projected(j, t)
-
-    def project(self, x: Tensor) -> Tensor:
-        """u = x U^T + b with the kernel's scale (the chunk projection's, for one stage)."""
-        return self.projected.project_raw(x)
 
     def f(self, t: Any, y: Tensor) -> Tensor:
         j, u = self._input(t)
@@ -270,9 +257,6 @@ class LinearActivationTerm(Term):
         return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (p.y0, *self.tensors()))
 
     def _check(self, p: Problem) -> Problem:
-        if is_reversible(p.plan):
-            raise ValueError(f"the structured kernel takes plain Runge-Kutta steps; the reversible method "
-                             f"{p.plan.tab.name!r} runs on the generic driven term (DrivenTerm), as ContinuousRNN does")
         if p.grid is None and not p.exact_outputs:
             p = p.with_(exact_outputs=True)
         if p.grid is not None and not set(p.t_out) <= set(p.grid):
@@ -299,7 +283,13 @@ class LinearActivationTerm(Term):
         return forward(p, tape)
 
     def solve_backprop(self, p: Problem) -> list[Tensor]:
+        if is_reversible(p.plan):
+            return self._solve(p, StructuredReversible, "backprop")
         return self._solve(p, _StructuredSolve, "backprop")
+
+    def solve_reversible(self, p: Problem) -> list[Tensor]:
+        """The ``"reversible"`` mode (:mod:`solvers.reversible_structured`; the plan is reversible)."""
+        return self._solve(p, StructuredReversible, "reversible")
 
     def solve_checkpoint(self, p: Problem) -> list[Tensor]:
         return self._solve(p, _StructuredSolve, "checkpoint")
@@ -332,8 +322,8 @@ class _GridTape:
 
 def _grid_applies(p: Problem) -> bool:
     """Whether :func:`_grid_solve` runs ``p``: a fixed grid holding every output after the start, no
-    callbacks, a shared clock and a tableau without FSAL (every fixed-step method)."""
-    if p.grid is None or p.callbacks is not None or p.plan.fsal or len(p.grid) < 2:
+    callbacks, a shared clock and a plain tableau without FSAL (every fixed-step method)."""
+    if p.grid is None or p.callbacks is not None or p.plan.fsal or len(p.grid) < 2 or is_reversible(p.plan):
         return False
     return all(t > p.grid[0] for t in p.t_out[1:])
 
@@ -362,7 +352,7 @@ def _grid_solve(term: LinearActivationTerm, p: Problem, y0: Tensor, grid: list[f
 
     Why: the record.  The inputs of a chunk of ``CHUNK`` steps are read first, then the kernels
     write the stage states and activations straight into the chunk's buffers, which are what the
-    backward pass reads (:meth:`_Sweep.grid_chunks`): no per-step step and stage records, nothing
+    backward pass reads (:meth:`Sweep.grid_chunks`): no per-step step and stage records, nothing
     stacked, the backward's views made once per chunk.  (The forward alone runs at the engine's
     speed: at B = 8 its time is the kernels' and the inputs' reads, not the loop's Python.)"""
     check_step_count(len(grid) - 1, p.max_steps, f"this fixed-step solve over [{grid[0]}, {grid[-1]}]")
@@ -392,7 +382,8 @@ def _grid_solve(term: LinearActivationTerm, p: Problem, y0: Tensor, grid: list[f
     while n < stop:
         L = min(CHUNK, stop - n)
         Y = torch.empty(L + 1, s, B, N, dtype=y0.dtype, device=y0.device)
-        S = torch.empty(L, s, B, P, dtype=y0.dtype, device=y0.device)
+        # the activations: kept per stage of the chunk for backprop's record; else one step's worth, reused
+        S = torch.empty(L if dense else 1, s, B, P, dtype=y0.dtype, device=y0.device)
         Y[0, 0].copy_(y)
         # the inputs of the chunk's stages, read in the engine's order (stage times as rk_step makes them)
         stages: list[tuple[int, Any]] = []
@@ -413,7 +404,7 @@ def _grid_solve(term: LinearActivationTerm, p: Problem, y0: Tensor, grid: list[f
                 stages.append((j, ti))
                 us.append(projected(j, ti))
         Ys = Y.view((L + 1) * s, B, N).unbind(0)  # stage i of step k: Ys[k s + i], Ss[k s + i]
-        Ss = S.view(L * s, B, P).unbind(0)
+        Ss = S.view(L * s, B, P).unbind(0) if dense else S[0].unbind(0) * L
         q = 0
         for k in range(L):
             dt = dts[k]
@@ -561,7 +552,7 @@ class _StructuredSolve(torch.autograd.Function):
         term: LinearActivationTerm = p.term
         y0, *tensors = ctx.saved_tensors
         need = ctx.needs_input_grad[2:]
-        sweep = _Sweep(term, p.plan, need, tensors)
+        sweep = Sweep(term, p.plan, need, tensors)
         tape: Tape = ctx.tape
         n = len(tape)
         grads_at = _output_grads(grad_out, tape)
@@ -598,20 +589,11 @@ class _StructuredSolve(torch.autograd.Function):
 
 def _output_grads(grad_out: Tensor, tape: Tape) -> dict[int, Tensor]:
     """The gradient of the state after each number of recorded steps, from the outputs' gradients
-    (output k + 1 was reached after ``tape.ends[k]`` steps: an int, or (B,) per sample)."""
+    (output k + 1 was reached after ``tape.ends[k]`` steps)."""
     grads_at: dict[int, Tensor] = {}
-
-    def add(pos: int, g: Tensor) -> None:
-        grads_at[pos] = grads_at[pos] + g if pos in grads_at else g
-
     for k, g in enumerate(grad_out.unbind(0)):
         pos = 0 if k == 0 else tape.ends[k - 1]
-        if not isinstance(pos, Tensor):
-            add(pos, g)
-            continue
-        for q in torch.unique(pos).tolist():
-            rows = (pos == q).view(-1, *([1] * (g.dim() - 1)))
-            add(int(q), torch.where(rows, g, torch.zeros_like(g)))
+        grads_at[pos] = grads_at[pos] + g if pos in grads_at else g
     return grads_at
 
 
@@ -688,7 +670,7 @@ class _QuadratureTape(Tape):
     weighted by ds b_i, are gathered and added to the accumulators by one matmul every CHUNK steps
     (memory flat in the number of steps)."""
 
-    def __init__(self, sweep: _Sweep, plan: Plan) -> None:
+    def __init__(self, sweep: Sweep, plan: Plan) -> None:
         super().__init__(states=False)
         self.sweep = sweep
         b = plan.tab.b
@@ -751,7 +733,7 @@ class _StructuredAdjoint(torch.autograd.Function):
         term: LinearActivationTerm = p.term
         spec = p.adjoint
         plan = spec.plan if spec is not None else p.plan
-        sweep = _Sweep(term, plan, ctx.needs_input_grad[1:], tensors)
+        sweep = Sweep(term, plan, ctx.needs_input_grad[1:], tensors)
         aug = _AdjointTerm(term)
         controller = None
         if p.controller is not None:
@@ -780,304 +762,3 @@ class _StructuredAdjoint(torch.autograd.Function):
             a = out[-1][1] + grad_ys[i - 1]
         check.done()
         return (None, a if ctx.needs_input_grad[1] else None, *sweep.results())
-
-
-# ------------------------------------------------------------------------------------ the discrete adjoint
-class _Sweep:
-    """The discrete adjoint of recorded steps, chunk by chunk, accumulating the weight gradients.
-
-    For step n with stage states Y_i, activations S_i and step h (times the clock rate):
-    kb_i = h (b_i ybar + sum_{j > i} a_ji Ybar_j) is the adjoint of k_i, zb_i = kb_i sigma'(z_i) the
-    adjoint of the pre-activation, Ybar_i = kb_i A + zb_i W the adjoint of the stage state, and
-    ybar_n = ybar_{n+1} + sum_i Ybar_i.  The weight gradients are sums over all stages of
-    [kb_i; zb_i]^T Y_i (A, W) and zb_i^T x_i (U, b): one matmul per chunk of steps.
-    """
-
-    def __init__(self, term: LinearActivationTerm, plan: Plan, need: tuple, tensors: list) -> None:
-        self.term = term
-        self.need = need  # (y0, W, A, U, b, *coeffs, first, last)
-        self.plan = plan
-        tab = plan.tab
-        s = plan.solution_stages
-        self.s = s
-        self.b = tab.b[:s]
-        a_cols = [[(j, tab.a[j][i]) for j in range(i + 1, s) if tab.a[j][i] != 0.0] for i in range(s)]
-        # stage i's kb_i = h (b_i ybar + sum_j a_ji Ybar_j): its (weight, source) pairs, source -1 for ybar,
-        # without the stages whose adjoint is structurally zero
-        self.stage_terms: list[list[tuple[float, int]]] = [[] for _ in range(s)]
-        for i in range(s - 1, -1, -1):
-            self.stage_terms[i] = ([(self.b[i], -1)] if self.b[i] != 0.0 else []) + \
-                [(w, j) for j, w in a_cols[i] if self.stage_terms[j]]
-        self.fold = s == 1 and term.NA > 0 and term.inputs.rates is None
-        W, A, U, b = tensors[:4]
-        self.U = U
-        self.acc = {
-            "W": torch.zeros_like(W) if need[1] else None,
-            "A": torch.zeros_like(A) if A is not None and need[2] else None,
-            "U": torch.zeros_like(U) if U is not None and need[3] else None,
-            "b": torch.zeros_like(b) if b is not None and need[4] else None,
-        }
-        n_coef = len(term.inputs.coeffs)
-        self.coef_need = [need[5 + i] for i in range(n_coef)] + [need[5 + n_coef], need[6 + n_coef]]
-        self.coef_grads = [torch.zeros_like(c) if nd else None
-                           for c, nd in zip([*term.inputs.coeffs, term.inputs.first, term.inputs.last], self.coef_need)]
-
-    def results(self) -> list[Tensor | None]:
-        return [self.acc["W"], self.acc["A"], self.acc["U"], self.acc["b"], *self.coef_grads]
-
-    def _dt(self, tape: Tape, n: int) -> Any:
-        """The step of recorded step n, times the clock rate of its piece."""
-        t0, t1 = tape.t0[n], tape.t1[n]
-        h = t1 - t0
-        if isinstance(h, Tensor):  # per-sample steps: (B, 1), size 0 for a sample that did not move
-            return h.to(self.term.WTs.dtype).unsqueeze(1)
-        if self.term.inputs.rates is None:
-            return h
-        # the piece of the step's middle: steps never straddle a knot of the index clock
-        return self.term.rate(self.term.inputs.piece(0.5 * (t0 + t1))) * h
-
-    def _derivative(self, S: Tensor) -> Tensor:
-        """sigma'(z) from the stored activations (L, s, B, P)."""
-        if not self.term.gated:
-            return torch.addcmul(-self.term.minus_one, S, S, value=-1.0)  # 1 - tanh^2
-        n = self.term.N
-        th, g = S[..., :n], S[..., n:]
-        d = torch.empty_like(S)
-        torch.mul(g, 1.0 - th * th, out=d[..., :n])
-        torch.mul(th * g, 1.0 - g, out=d[..., n:])
-        return d
-
-    def _zbar(self, kb: Tensor, D: Tensor, out: Tensor) -> None:
-        if not self.term.gated:
-            torch.mul(kb, D, out=out)
-        else:
-            B, n = kb.shape
-            torch.mul(kb.unsqueeze(1), D.view(B, 2, n), out=out.view(B, 2, n))
-
-    def _folded_chunk(self, ybar: Tensor, c0: int, hs: list[Any], D: Tensor, KZ: Tensor,
-                      grads_at: dict[int, Tensor]) -> Tensor:
-        """Euler steps folded as in the forward: the adjoint of y (I + h A^T) + h s is
-        [ybar | zb] @ [I + h A; W] with zb = ybar h sigma'; two kernels a step, the state adjoint
-        written by the matmul straight into the previous step's row (the rows' views made once
-        per chunk, not per step)."""
-        term = self.term
-        N, NA = term.N, term.NA
-        L = len(hs)
-        same = all(h == hs[0] for h in hs)
-        hv = hs[0] if same else torch.tensor(hs, dtype=D.dtype, device=D.device).view(-1, 1, 1, 1)
-        D.mul_(hv)  # sigma' times the step
-        flat = KZ.view(L, *KZ.shape[2:])
-        rows, ybars, zbars = flat.unbind(0), flat[..., :N].unbind(0), flat[..., NA:].unbind(0)
-        Ds = D.view(L, *D.shape[2:]).unbind(0)
-        backs = [term.folded_bwd(hs[0])] * L if same else [term.folded_bwd(h) for h in hs]
-        zbar = self._zbar
-        ybars[L - 1].copy_(ybar)
-        for kc in range(L - 1, -1, -1):
-            zbar(ybars[kc], Ds[kc], zbars[kc])
-            ybar = torch.mm(rows[kc], backs[kc], out=ybars[kc - 1]) if kc else torch.mm(rows[0], backs[0])
-            if grads_at:
-                g = grads_at.get(c0 + kc)
-                if g is not None:
-                    ybar.add_(g)
-        KZ[..., :NA].mul_(hv)  # the A rows of the weight gradient need h * ybar
-        return ybar
-
-    def _stage_chunk(self, ybar: Tensor, c0: int, hs: list[Any], D: Tensor, KZ: Tensor,
-                     grads_at: dict[int, Tensor]) -> Tensor:
-        """Any tableau: per step, stages last to first, kb_i (into the row's first NA columns), zb_i,
-        Ybar_i = [kb_i | zb_i] @ [A; W] (one matmul), ybar_n = ybar_{n+1} + sum_i Ybar_i."""
-        term = self.term
-        NA, s = term.NA, self.s
-        L = len(hs)
-        flat = KZ.view(L * s, *KZ.shape[2:])
-        rows, zbars = flat.unbind(0), flat[..., NA:].unbind(0)
-        kbs = flat[..., :NA].unbind(0) if NA else [None] * (L * s)
-        Ds = D.view(L * s, *D.shape[2:]).unbind(0)
-        back, stage_terms, zbar = term.back, self.stage_terms, self._zbar
-        for kc in range(L - 1, -1, -1):
-            h = hs[kc]
-            Ybars: list[Any] = [None] * s
-            total = None  # ybar_n = ybar_{n+1} + sum_i Ybar_i, accumulated in place
-            for i in range(s - 1, -1, -1):
-                q = kc * s + i
-                terms = stage_terms[i]
-                if not terms:
-                    rows[q].zero_()
-                    continue
-                kb = _scaled_sum([(w, ybar if j < 0 else Ybars[j]) for w, j in terms], h, kbs[q])
-                zbar(kb, Ds[q], zbars[q])
-                yb = Ybars[i] = torch.mm(rows[q], back)
-                if total is None:
-                    total = torch.add(ybar, yb)
-                else:
-                    total.add_(yb)
-            ybar = ybar.clone() if total is None else total
-            if grads_at:
-                g = grads_at.get(c0 + kc)
-                if g is not None:
-                    ybar.add_(g)
-        return ybar
-
-    def run(self, ybar: Tensor | None, n0: int, n1: int, tape: Tape, grads_at: dict[int, Tensor],
-            offset: int = 0) -> Tensor | None:
-        """Steps n1-1 .. n0 (global indices; ``tape`` holds them from ``offset`` on).  ``ybar``: the
-        adjoint of the state after step n1 - 1 (None: zero).  Returns that of the state at step n0."""
-        return self.run_chunks(ybar, self._tape_chunks(tape, n0, n1, offset), grads_at)
-
-    def _tape_chunks(self, tape: Tape, n0: int, n1: int, offset: int):
-        """The engine's record of steps n0..n1-1 as chunks (last first): (c0, Y, S, stages, hs)."""
-        s = self.s
-        for c1 in range(n1, n0, -CHUNK):
-            c0 = max(n0, c1 - CHUNK)
-            L = c1 - c0
-            Y = torch.stack([y for n in range(c0, c1) for y in tape.ys[n - offset]])
-            S = torch.stack([a[0] for n in range(c0, c1) for a in tape.aux[n - offset]])
-            stages = [(a[1], a[2]) for n in range(c0, c1) for a in tape.aux[n - offset]]
-            hs = [self._dt(tape, n - offset) for n in range(c0, c1)]
-            yield c0, Y.view(L, s, *Y.shape[1:]), S.view(L, s, *S.shape[1:]), stages, hs
-
-    def grid_chunks(self, tape: _GridTape, offset: int = 0):
-        """A :class:`_GridTape`'s chunks (last first) as :meth:`_tape_chunks` gives them: its buffers
-        as they are (steps numbered from ``offset``)."""
-        for start, L, Y, S, stages in reversed(tape.chunks):
-            yield offset + start, Y[:L], S, stages, [self._dt(tape, n) for n in range(start, start + L)]
-
-    def run_chunks(self, ybar: Tensor | None, chunks: Any, grads_at: dict[int, Tensor]) -> Tensor | None:
-        """The adjoint through ``chunks`` ((c0, Y (L, s, B, N) stage states, S (L, s, B, P) stored
-        activations, stages, step sizes hs), the last chunk first), the weight gradients of each
-        chunk added by :meth:`accumulate`.  ``ybar``: the adjoint of the state after the last step
-        (None: zero).  Returns that of the state before the first."""
-        term = self.term
-        NA, P = term.NA, term.P
-        for c0, Y, S, stages, hs in chunks:
-            L, s, B = Y.shape[:3]
-            if ybar is None:
-                ybar = torch.zeros(B, term.N, dtype=Y.dtype, device=Y.device)
-            D = self._derivative(S)
-            KZ = torch.empty(L, s, B, NA + P, dtype=Y.dtype, device=Y.device)
-            if self.fold:
-                ybar = self._folded_chunk(ybar, c0, hs, D, KZ, grads_at)
-            else:
-                ybar = self._stage_chunk(ybar, c0, hs, D, KZ, grads_at)
-            self.accumulate(KZ.view(-1, *KZ.shape[2:]), Y.view(-1, *Y.shape[2:]), stages)
-        return ybar
-
-    def accumulate(self, KZ: Tensor, Y: Tensor, stages: list[tuple[int, Any]]) -> None:
-        """Add the weight and input gradients of M stages: KZ (M, B, N_A + P) rows [kb | zb] (the
-        adjoints of the stage's linear part and pre-activation, already weighted), Y (M, B, N) the
-        stage states, ``stages`` their (piece, time).  Each gradient is one matmul over all rows."""
-        term = self.term
-        N, NA, P = term.N, term.NA, term.P
-        rows = KZ.reshape(-1, KZ.shape[-1])
-        Yr = Y.reshape(-1, N)
-        need_w, need_a = self.acc["W"] is not None, self.acc["A"] is not None
-        if need_w or need_a:
-            lo = 0 if need_a else NA
-            hi = NA + P if need_w else NA
-            G = torch.mm(rows[:, lo:hi].t(), Yr)
-            if need_a:
-                self.acc["A"].add_(G[:NA])
-            if need_w:
-                Gw = G[NA - lo:]
-                self.acc["W"].add_(Gw[:N])
-                if term.gated:
-                    self.acc["W"].add_(Gw[N:])
-        need_x = any(self.coef_need)
-        if self.acc["U"] is None and self.acc["b"] is None and not need_x:
-            return
-        Z = KZ[..., NA:].reshape(-1, P)  # (M B, P): adjoints of the projected inputs u
-        if self.acc["b"] is not None:
-            self.acc["b"].add_(Z.sum(0))
-        if self.acc["U"] is None and not need_x:
-            return
-        x = self._raw_inputs(stages)  # (M, B, D)
-        if self.acc["U"] is not None:
-            self.acc["U"].addmm_(Z.t(), x.reshape(-1, x.shape[-1]))
-        if need_x:
-            xbar = (Z @ self.U if self.U is not None else Z).view(len(stages), -1, x.shape[-1])
-            self._input_grads(stages, xbar)
-
-    def _raw_inputs(self, stages: list[tuple[Any, Any]]) -> Tensor:
-        """x (M, B, D) at the M stages (piece, time): on a shared clock one gather per power of tau for
-        all of them (the input's ``raw`` per stage otherwise: per-sample pieces or local-time scales)."""
-        inputs = self.term.inputs
-        T = inputs.T
-        if T < 2 or inputs.scale is not None or isinstance(stages[0][0], Tensor):
-            return torch.stack([inputs.raw(j, t) for j, t in stages])
-        js = [j for j, _ in stages]
-        first = inputs.first
-        index = torch.tensor([min(max(j, 0), T - 2) for j in js], device=first.device)
-        cs = [c.index_select(1, index) for c in inputs.coeffs]  # (B, M, D) each
-        x = cs[-1]
-        if len(cs) > 1:
-            tau = torch.tensor([inputs.local_time(j, t) if 0 <= j < T - 1 else 0.0 for j, t in stages],
-                               dtype=x.dtype, device=x.device).view(1, -1, 1)
-            for c in reversed(cs[:-1]):
-                x = torch.addcmul(c, x, tau)
-        for ends, value in (([j < 0 for j in js], first), ([j >= T - 1 for j in js], inputs.last)):
-            if any(ends):
-                mask = torch.tensor(ends, device=first.device).view(1, -1, 1)
-                x = torch.where(mask, value.unsqueeze(1), x)
-        return x.transpose(0, 1)
-
-    def _input_grads(self, stages: list[tuple[int, Any]], xbar: Tensor) -> None:
-        inputs = self.term.inputs
-        n_coef = len(inputs.coeffs)
-        for (j, t), xb in zip(stages, xbar.unbind(0)):
-            if isinstance(j, Tensor):
-                self._sample_input_grads(j, t, xb)
-                continue
-            if j < 0 or inputs.T < 2:
-                if self.coef_grads[n_coef] is not None:
-                    self.coef_grads[n_coef].add_(xb)
-                continue
-            if j >= inputs.T - 1:
-                if self.coef_grads[n_coef + 1] is not None:
-                    self.coef_grads[n_coef + 1].add_(xb)
-                continue
-            tau = inputs.local_time(j, t)
-            power: Any = 1.0
-            for i in range(n_coef):
-                if self.coef_grads[i] is not None:
-                    self.coef_grads[i][:, j].add_(xb * power)
-                power = power * tau
-
-    def _sample_input_grads(self, j: Tensor, t: Tensor, xb: Tensor) -> None:
-        """Input gradients of one stage on per-sample clocks: sample b adds to its piece j[b]."""
-        inputs = self.term.inputs
-        n_coef = len(inputs.coeffs)
-        T = inputs.T
-        rows = torch.arange(j.shape[0], device=j.device)
-        before, after = (j < 0).unsqueeze(1), (j >= T - 1).unsqueeze(1)
-        if self.coef_grads[n_coef] is not None:
-            self.coef_grads[n_coef].add_(torch.where(before, xb, torch.zeros_like(xb)))
-        if self.coef_grads[n_coef + 1] is not None:
-            self.coef_grads[n_coef + 1].add_(torch.where(after, xb, torch.zeros_like(xb)))
-        if T < 2:
-            return
-        inside = ~(before | after)
-        jc = j.clamp(0, T - 2)
-        knots = inputs.sample_knots
-        tau = (t.to(knots.dtype) - knots.gather(1, jc.unsqueeze(1)).squeeze(1)).to(xb.dtype).unsqueeze(1)
-        power = torch.where(inside, torch.ones_like(tau), torch.zeros_like(tau))
-        for i in range(n_coef):
-            if self.coef_grads[i] is not None:
-                self.coef_grads[i].index_put_((rows, jc), xb * power, accumulate=True)
-            power = power * tau
-
-
-def _scaled_sum(terms: list[tuple[float, Tensor]], dt: Any, out: Tensor | None) -> Tensor:
-    """dt * sum(w * t for w, t in terms)."""
-    (w0, t0), rest = terms[0], terms[1:]
-    if not isinstance(dt, Tensor):
-        r = torch.mul(t0, dt * w0, out=out) if out is not None else t0 * (dt * w0)
-        for w, t in rest:
-            r.add_(t, alpha=dt * w)
-        return r
-    r = torch.mul(t0, dt, out=out) if out is not None else t0 * dt
-    if w0 != 1.0:
-        r.mul_(w0)
-    for w, t in rest:
-        r.addcmul_(t, dt, value=w)
-    return r
-

@@ -157,11 +157,13 @@ def forward(p: Problem, tape: Tape | None = None, y0: Tensor | None = None) -> l
                           max_steps=p.max_steps, stats=stats)
 
 
-def forward_reversible(p: Problem, y0: Tensor | None = None, anchor_every: int | None = None) -> ReversibleRun:
+def forward_reversible(p: Problem, y0: Tensor | None = None, anchor_every: int | None = None,
+                       record: list | None = None) -> ReversibleRun:
     """Run the reversible method of ``p`` (:mod:`solvers.reversible`): its outputs, steps and final pair
-    (and the pair after every ``anchor_every``-th step)."""
+    (and the pair after every ``anchor_every``-th step; each step's records into ``record``)."""
     y0 = p.y0 if y0 is None else y0
     term = p.term if p.stats is None else CountedTerm(p.term, p.stats)
     return reversible_solve(term, p.plan, y0, p.t_out, grid=p.grid, controller=p.controller, first_step=p.first_step,
                             jump_t=p.jump_t, step_t=p.step_t, perturb=p.perturb if p.grid is not None else True,
-                            max_steps=p.max_steps, stats=p.stats, anchor_every=anchor_every)
+                            max_steps=p.max_steps, stats=p.stats, anchor_every=anchor_every,
+                            record=record)

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from .controller import Controller, initial_step
 from .engine import check_step_count, state_error, underflow_error
-from .stepper import Plan, combine, rk_step
+from .stepper import Plan, Step, combine, rk_step
 from .tableaux import ReversibleTableau
 from .terms import Term
 
@@ -45,32 +45,41 @@ def is_reversible(plan_or_tab: Any) -> bool:
     return isinstance(tab, ReversibleTableau)
 
 
-def increment(term: Term, plan: Plan, t0: float, t1: float, y: Tensor, perturb: bool = True
-              ) -> tuple[Tensor, Tensor | None]:
-    """Psi(t0 -> t1, y): the base method's increment over one step (t1 < t0 steps backward), and its
-    error estimate (None for a fixed method)."""
-    s = rk_step(term, plan, t0, t1, y, perturb_start=perturb, perturb_end=perturb)
-    return combine(None, t1 - t0, plan.b, s.ks), s.err
+def increment(term: Term, plan: Plan, t0: float, t1: float, y: Tensor, perturb: bool = True, keep: bool = False
+              ) -> tuple[Tensor, Tensor | None, Step]:
+    """Psi(t0 -> t1, y): the base method's increment over one step (t1 < t0 steps backward), its
+    error estimate (None for a fixed method) and the step's record (with the term's aux if ``keep``)."""
+    s = rk_step(term, plan, t0, t1, y, perturb_start=perturb, perturb_end=perturb, keep_aux=keep)
+    return combine(None, t1 - t0, plan.b, s.ks), s.err, s
 
 
-def step(term: Term, plan: Plan, t0: float, t1: float, y: Tensor, z: Tensor, perturb: bool = True
-         ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """One reversible step from (y_n, z_n) at t0 to t1: (y_{n+1}, z_{n+1}, error estimate of Psi_h(t0, z_n))."""
+def step(term: Term, plan: Plan, t0: float, t1: float, y: Tensor, z: Tensor, perturb: bool = True,
+         record: list | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """One reversible step from (y_n, z_n) at t0 to t1: (y_{n+1}, z_{n+1}, error estimate of Psi_h(t0, z_n)).
+    ``record``: a list that gets the two base steps' records (Psi_h(t0, z_n), Psi_{-h}(t1, y_{n+1})), the
+    term's aux kept, for a hand-written backward pass (the structured kernel's)."""
     lam = plan.tab.coupling
-    dy, err = increment(term, plan, t0, t1, z, perturb)
+    keep = record is not None
+    dy, err, s1 = increment(term, plan, t0, t1, z, perturb, keep)
     y1 = y + dy if lam == 1.0 else lam * y + (1.0 - lam) * z + dy
-    dz, _ = increment(term, plan, t1, t0, y1, perturb)
+    dz, _, s2 = increment(term, plan, t1, t0, y1, perturb, keep)
+    if keep:
+        record.append((s1, s2))
     return y1, z - dz, err
 
 
-def unstep(term: Term, plan: Plan, t0: float, t1: float, y1: Tensor, z1: Tensor, perturb: bool = True
-           ) -> tuple[Tensor, Tensor]:
-    """The inverse of :func:`step`: (y_n, z_n) from (y_{n+1}, z_{n+1})."""
+def unstep(term: Term, plan: Plan, t0: float, t1: float, y1: Tensor, z1: Tensor, perturb: bool = True,
+           record: list | None = None) -> tuple[Tensor, Tensor]:
+    """The inverse of :func:`step`: (y_n, z_n) from (y_{n+1}, z_{n+1}).  It evaluates the same two
+    increments as the step (at z_n and y_{n+1}); ``record`` gets their records as :func:`step` gives them."""
     lam = plan.tab.coupling
-    dz, _ = increment(term, plan, t1, t0, y1, perturb)
+    keep = record is not None
+    dz, _, s2 = increment(term, plan, t1, t0, y1, perturb, keep)
     z0 = z1 + dz
-    dy, _ = increment(term, plan, t0, t1, z0, perturb)
+    dy, _, s1 = increment(term, plan, t0, t1, z0, perturb, keep)
     y0 = y1 - dy if lam == 1.0 else (y1 - (1.0 - lam) * z0 - dy) / lam
+    if keep:
+        record.append((s1, s2))
     return y0, z0
 
 
@@ -101,11 +110,13 @@ def _finite(x: Tensor) -> bool:
 def reversible_solve(term: Term, plan: Plan, y0: Tensor, t_out: Sequence[float], *, grid: Sequence[float] | None,
                      controller: Controller | None = None, first_step: float | None = None,
                      jump_t: Sequence[float] = (), step_t: Sequence[float] = (), perturb: bool = True,
-                     max_steps: int, stats: Any = None, anchor_every: int | None = None) -> ReversibleRun:
+                     max_steps: int, stats: Any = None, anchor_every: int | None = None,
+                     record: list | None = None) -> ReversibleRun:
     """Solve from (t_out[0], y0) through ``t_out`` with the reversible method of ``plan``: over ``grid``
     (fixed; every output must be a grid point), or with ``controller`` (adaptive; steps land on every
     output, jump and step time).  The pair after every ``anchor_every``-th step is kept in
-    ``run.anchors`` (and always y0's)."""
+    ``run.anchors`` (and always y0's); ``record``: a list that gets each accepted step's records
+    (:func:`step`)."""
     run = ReversibleRun(outputs=[y0], ends=[0])
     y = z = y0
     run.anchor(0, y, z, anchor_every)
@@ -122,7 +133,7 @@ def reversible_solve(term: Term, plan: Plan, y0: Tensor, t_out: Sequence[float],
             if j >= len(t_out):
                 break
             t0, t1 = grid[n], grid[n + 1]
-            y, z, _ = step(term, plan, t0, t1, y, z, perturb)
+            y, z, _ = step(term, plan, t0, t1, y, z, perturb, record)
             run.steps.append((t0, t1))
             run.anchor(n + 1, y, z, anchor_every)
             if stats is not None:
@@ -157,7 +168,8 @@ def reversible_solve(term: Term, plan: Plan, y0: Tensor, t_out: Sequence[float],
         if not t1 > t:
             raise underflow_error(t, dt, controller)
         h = t1 - t
-        y1, z1, err = step(term, plan, t, t1, y, z, perturb)
+        tried: list | None = None if record is None else []
+        y1, z1, err = step(term, plan, t, t1, y, z, perturb, tried)
         ratio = float(controller.ratio(err, z, y1))
         accept, finite = controller.accepts(ratio, h)
         if accept and not (_finite(y1) and _finite(z1)):
@@ -170,6 +182,8 @@ def reversible_solve(term: Term, plan: Plan, y0: Tensor, t_out: Sequence[float],
             stats.accepted += bool(accept)
             stats.rejected += not accept
         if accept:
+            if record is not None:
+                record.extend(tried)
             run.steps.append((t, t1))
             t, y, z = t1, y1, z1
             run.anchor(len(run.steps), y, z, anchor_every)

@@ -23,12 +23,16 @@ away, the forward is recomputed from the lower anchor with anchors every L steps
 measured: the length over which it stays under the tolerance at the rate it grew), and the
 sub-segments are done the same way; a segment of one step starts from its anchor and is exact.
 
-K is learned per solve specification: the next forward of the same specification anchors every L
-steps of the finest refinement (no gradient thrown away), and doubles K back while every segment
-stays 8x under the tolerance.  For a field that does not contract (Lipschitz, Antisymmetric at
-lambda = 0.999) nothing is refined and the memory stays flat; for one that does, the anchors are
-T / L pairs of the state's size (``anchor_spacing`` tells L).  Each check reads one number on the
-host (at the anchors only).
+The rebuild length L is learned per solve specification (``anchor_spacing`` tells it): the
+finest refinement's, doubled back while every segment stays 8x under the tolerance.  The next
+forward of the same specification anchors every L steps when that makes at most ``TWO_LEVEL``
+anchors; beyond, every K = L round(sqrt(n / L)) steps (n the steps of the last backward pass), and
+the backward pass recomputes each K-segment's forward with anchors every L before rebuilding it (no
+rebuild attempted over a segment known to be too long, so no gradient thrown away): about
+2 sqrt(n / L) pairs held at once instead of n / L, for one more forward pass.  For a field that does
+not contract (Lipschitz, Antisymmetric at lambda = 0.999) nothing is refined and the memory stays
+flat; for one that does, the pairs kept grow as sqrt(T).  Each check reads one number on the host
+(at the anchors only).
 
 The tensors differentiated besides y0 are the problem's ``params`` (with ``param_sources``, as the
 continuous adjoint's: :func:`solvers.adjoint.adjoint_outputs`).
@@ -44,7 +48,9 @@ from torch import Tensor
 from .problem import Problem, forward, forward_reversible
 from .reversible import ReversibleRun, is_reversible, step, unstep
 
-__all__ = ["ANCHOR_TOLERANCE", "anchor_spacing", "forget_anchor_spacings", "set_anchor_spacing", "solve_reversible"]
+__all__ = ["ANCHOR_TOLERANCE", "AutogradSteps", "Backward", "TWO_LEVEL", "anchor_spacing", "backward_pass",
+           "forget_anchor_spacings", "forward_spacing", "reversible_perturb", "set_anchor_spacing", "solve_reversible",
+           "spec_key"]
 
 ANCHOR_TOLERANCE = 16
 """A rebuilt segment is kept when its pair at the lower anchor is within this many eps of the
@@ -52,21 +58,48 @@ state's dtype (relative RMS): 3.6e-15 in float64, 1.9e-6 in float32.  The gradie
 against backprop stays within about a hundred times the reconstruction error
 (scripts/reversible_drift.py), so this keeps it under 1e-10 / 1e-5."""
 
-_spacing: dict = {}  # solve specification -> anchor spacing K learned by its last backward pass
+TWO_LEVEL = 16
+"""A forward keeps at most this many anchors every L steps; beyond, fewer, every K steps (module docstring)."""
+
+_spacing: dict = {}  # solve specification -> rebuild length L learned by its last backward pass
+_steps: dict = {}  # solve specification -> the number of steps of its last backward pass
 
 
 def anchor_spacing(key: object) -> int | None:
-    """The anchor spacing K (steps) the next forward of solve specification ``key`` will use (None:
-    no anchors but y0's), as learned by its last backward pass in the ``"reversible"`` mode."""
+    """The rebuild length L (steps) of solve specification ``key`` (None: the whole solve is rebuilt
+    from its last pair), as learned by its last backward pass in the ``"reversible"`` mode: its next
+    forward keeps an anchor every L steps, or every K (a multiple of L, see :func:`forward_spacing`)."""
     try:
         return _spacing.get(key)
     except TypeError:  # an unhashable specification learns nothing
         return None
 
 
+def _coarse(fine: int, n: int) -> int:
+    """The anchor spacing over n steps that must be rebuilt in segments of ``fine``: ``fine`` itself up to
+    ``TWO_LEVEL`` segments, else fine round(sqrt(n / fine)) (each such segment refined again when rebuilt)."""
+    if n <= TWO_LEVEL * fine:
+        return fine
+    return fine * max(1, round(math.sqrt(n / fine)))
+
+
+def forward_spacing(key: object) -> tuple[int | None, int | None]:
+    """(K, L): the anchor spacing the next forward of ``key`` keeps and the rebuild length its backward
+    pass recomputes each segment's anchors to (both None: none but y0's)."""
+    fine = anchor_spacing(key)
+    if fine is None:
+        return None, None
+    try:
+        n = _steps.get(key)
+    except TypeError:
+        n = None
+    return (fine if n is None else _coarse(fine, n)), fine
+
+
 def set_anchor_spacing(key: object, every: int | None) -> None:
-    """Make the next forward of solve specification ``key`` keep an anchor every ``every`` steps (None:
-    none but y0's); a backward pass then learns on from there."""
+    """Make solve specification ``key`` rebuild in segments of ``every`` steps (None: the whole solve
+    from its last pair): its next forward anchors every ``every`` steps, or every multiple K of it
+    (:func:`forward_spacing`); a backward pass then learns on from there."""
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
         raise ValueError(f"every must be None or a positive int (steps between anchors); got {every!r}")
     try:
@@ -81,9 +114,11 @@ def set_anchor_spacing(key: object, every: int | None) -> None:
 def forget_anchor_spacings() -> None:
     """Forget every learned anchor spacing."""
     _spacing.clear()
+    _steps.clear()
 
 
-def _key(p: Problem) -> object:
+def spec_key(p: Problem) -> object:
+    """What the anchor spacing is learned under: the problem's solve specification (its tableau without one)."""
     return p.spec if p.spec is not None else p.plan.tab
 
 
@@ -91,13 +126,51 @@ def _rms(x: Tensor) -> Tensor:
     return x.detach().abs().to(torch.float64).pow(2).mean().sqrt()
 
 
-class _Backward:
-    """One backward pass over a reversible run: the adjoint pair (ay, az), the parameters' gradients
-    ``gs``, and what the segments' checks found."""
+class AutogradSteps:
+    """One reversible step's backward pass by autograd, for any term: the step recomputed from its
+    pair with a graph (one step's graph at a time) and differentiated; the parameters' gradients
+    summed in double precision (one term per step, often cancelling)."""
 
-    def __init__(self, p: Problem, run: ReversibleRun, grad_ys: Tensor, params: tuple[Tensor, ...]) -> None:
-        self.p, self.run, self.grad_ys, self.params = p, run, grad_ys, params
-        self.perturb = p.perturb if p.grid is not None else True
+    def __init__(self, p: Problem, params: tuple[Tensor, ...], perturb: bool) -> None:
+        self.p, self.params, self.perturb = p, params, perturb
+        self.gs: list[Tensor | None] = [None] * len(params)
+
+    def unstep(self, t0: float, t1: float, y1: Tensor, z1: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.no_grad():
+            return unstep(self.p.term, self.p.plan, t0, t1, y1, z1, self.perturb)
+
+    def back(self, t0: float, t1: float, y0: Tensor, z0: Tensor, ay: Tensor, az: Tensor) -> tuple[Tensor, Tensor]:
+        """The adjoints of the pair (y0, z0) before the step from those (ay, az) of the pair after it."""
+        with torch.enable_grad():
+            yl, zl = y0.detach().requires_grad_(True), z0.detach().requires_grad_(True)
+            y1, z1, _ = step(self.p.term, self.p.plan, t0, t1, yl, zl, self.perturb)
+            # retain_graph: the term may read tensors computed once outside (an input's projection)
+            grads = torch.autograd.grad((y1, z1), (yl, zl, *self.params), (ay, az), allow_unused=True,
+                                        retain_graph=True)
+        for i, g in enumerate(grads[2:]):
+            if g is not None:
+                g = g.to(torch.promote_types(g.dtype, torch.float64))
+                self.gs[i] = g if self.gs[i] is None else self.gs[i] + g
+        return (torch.zeros_like(y0) if grads[0] is None else grads[0],
+                torch.zeros_like(z0) if grads[1] is None else grads[1])
+
+    def save(self) -> list[Tensor | None]:
+        return list(self.gs)
+
+    def restore(self, saved: list[Tensor | None]) -> None:
+        self.gs = saved
+
+
+class Backward:
+    """One backward pass over a reversible run: the adjoint pair (ay, az), and what the segments'
+    checks found.  ``steps`` takes the steps back (:class:`AutogradSteps`, or a term's own with the
+    same methods: ``unstep``, ``back``, ``save``, ``restore``) and holds the parameters' gradients."""
+
+    def __init__(self, p: Problem, run: ReversibleRun, grad_ys: Tensor, steps: AutogradSteps,
+                 fine: int | None = None) -> None:
+        self.p, self.run, self.grad_ys, self.steps = p, run, grad_ys, steps
+        self.fine = fine  # a segment longer than this is refined to it before any rebuild
+        self.perturb = reversible_perturb(p)
         self.at: dict[int, list[int]] = {}
         for k, n in enumerate(run.ends):
             self.at.setdefault(n, []).append(k)
@@ -109,7 +182,6 @@ class _Backward:
         n = len(run.steps)
         self.ay = self._outputs_at(n, torch.zeros_like(run.y))
         self.az = torch.zeros_like(run.z)
-        self.gs: list[Tensor | None] = [None] * len(params)
 
     def _outputs_at(self, n: int, a: Tensor) -> Tensor:
         for k in self.at.get(n, []):
@@ -119,18 +191,7 @@ class _Backward:
     def _step_back(self, n: int, y0: Tensor, z0: Tensor) -> None:
         """Backpropagate step n (from the pair (y0, z0) before it) and add the outputs taken at n."""
         t0, t1 = self.run.steps[n]
-        with torch.enable_grad():
-            yl, zl = y0.detach().requires_grad_(True), z0.detach().requires_grad_(True)
-            y1, z1, _ = step(self.p.term, self.p.plan, t0, t1, yl, zl, self.perturb)
-            # retain_graph: the term may read tensors computed once outside (an input's projection)
-            grads = torch.autograd.grad((y1, z1), (yl, zl, *self.params), (self.ay, self.az), allow_unused=True,
-                                        retain_graph=True)
-        self.ay = torch.zeros_like(y0) if grads[0] is None else grads[0]
-        self.az = torch.zeros_like(z0) if grads[1] is None else grads[1]
-        for i, g in enumerate(grads[2:]):
-            if g is not None:  # summed in double precision: one term per step, often cancelling
-                g = g.to(torch.promote_types(g.dtype, torch.float64))
-                self.gs[i] = g if self.gs[i] is None else self.gs[i] + g
+        self.ay, self.az = self.steps.back(t0, t1, y0, z0, self.ay, self.az)
         self.ay = self._outputs_at(n, self.ay)
 
     def segment(self, a: int, b: int, anchor: tuple[Tensor, Tensor], top: tuple[Tensor, Tensor]) -> None:
@@ -139,14 +200,16 @@ class _Backward:
         if b - a == 1:
             self._step_back(a, *anchor)
             return
-        saved = (self.ay, self.az, list(self.gs))
+        if self.fine is not None and b - a > self.fine:  # known too long to rebuild: refine first
+            self._refine(a, b, anchor, top, self.fine)
+            return
+        saved = (self.ay, self.az, self.steps.save())
         y, z = top
         scale = torch.maximum(torch.maximum(_rms(anchor[0]), _rms(anchor[1])), _rms(top[0]))
         scale = scale.clamp_min(torch.finfo(torch.float64).tiny)
         for n in range(b - 1, a - 1, -1):
             t0, t1 = self.run.steps[n]
-            with torch.no_grad():
-                y, z = unstep(self.p.term, self.p.plan, t0, t1, y, z, self.perturb)
+            y, z = self.steps.unstep(t0, t1, y, z)
             if n == a:
                 break
             self._step_back(n, y, z)
@@ -156,9 +219,17 @@ class _Backward:
             self.worst = max(self.worst, e)
             self._step_back(a, *anchor)  # the last step from the forward's own pair
             return
-        self.ay, self.az, self.gs = saved[0], saved[1], saved[2]
+        self.ay, self.az = saved[0], saved[1]
+        self.steps.restore(saved[2])
         length = self._refined_length(e, b - a)
         self.finest = length if self.finest is None else min(self.finest, length)
+        self.fine = length if self.fine is None else min(self.fine, length)
+        self._refine(a, b, anchor, top, _coarse(length, b - a))
+
+    def _refine(self, a: int, b: int, anchor: tuple[Tensor, Tensor], top: tuple[Tensor, Tensor], length: int
+                ) -> None:
+        """Steps a .. b-1 backward as sub-segments of ``length`` steps, their anchors recomputed from
+        ``anchor`` by the forward steps."""
         anchors = {a: anchor}
         y, z = anchor
         with torch.no_grad():
@@ -182,7 +253,8 @@ class _Backward:
             length = steps // 8
         return max(1, min(length, steps // 2))
 
-    def run_all(self) -> tuple[Tensor, list[Tensor | None]]:
+    def run_all(self) -> Tensor:
+        """The whole run backward; returns y0's gradient (the parameters' are in ``steps``)."""
         run = self.run
         n = len(run.steps)
         bounds = sorted(run.anchors)
@@ -192,11 +264,15 @@ class _Backward:
         for lo, hi in zip(reversed(bounds[:-1]), reversed(bounds[1:])):
             if hi > lo:
                 self.segment(lo, hi, pairs[lo], pairs[hi])
-        return self.ay + self.az, self.gs  # z_0 = y_0: y0's gradient is the sum of both
+        return self.ay + self.az  # z_0 = y_0: y0's gradient is the sum of both
 
     def learn(self, every: int | None) -> None:
         """The anchor spacing of this specification's next forward (see the module docstring)."""
-        key, n = _key(self.p), len(self.run.steps)
+        key, n = spec_key(self.p), len(self.run.steps)
+        try:
+            _steps[key] = n
+        except TypeError:
+            pass
         if self.finest is not None:
             new = self.finest
         elif every is not None and self.worst < self.tolerance / 8:
@@ -206,27 +282,43 @@ class _Backward:
         set_anchor_spacing(key, new)
 
 
+def reversible_perturb(p: Problem) -> bool:
+    """Whether the reversible solve of ``p`` evaluates stages on a step's ends one ulp inside (always on
+    adaptive steps, which land on the input's knots)."""
+    return p.perturb if p.grid is not None else True
+
+
+def backward_pass(p: Problem, run: ReversibleRun, grad_ys: Tensor, steps: AutogradSteps, fine: int | None
+                  ) -> Tensor:
+    """The ``"reversible"`` mode's backward pass over ``run`` (its forward's anchors as
+    :func:`forward_spacing` gave them, ``fine`` the rebuild length L): y0's gradient (the parameters'
+    accumulate in ``steps``); the length learned and the reconstruction error reported to the solve's Stats."""
+    back = Backward(p, run, grad_ys, steps, fine)
+    g_y0 = back.run_all()
+    back.learn(fine)
+    _report(p, back)
+    return g_y0
+
+
 class _ReversibleSolve(torch.autograd.Function):
     @staticmethod
     def forward(ctx, p: Problem, y0: Tensor, *sources: Tensor) -> Tensor:
-        every = anchor_spacing(_key(p))
+        every, ctx.fine = forward_spacing(spec_key(p))
         with torch.no_grad():
             run = forward_reversible(p, anchor_every=every)
-        ctx.problem, ctx.run, ctx.every = p, run, every
+        ctx.problem, ctx.run = p, run
         return torch.stack(run.outputs)
 
     @staticmethod
     def backward(ctx, grad_ys: Tensor):
         p: Problem = ctx.problem
-        back = _Backward(p, ctx.run, grad_ys, p.params)
-        g_y0, gs = back.run_all()
-        back.learn(ctx.every)
-        _report(p, back)
-        gs = [torch.zeros_like(q) if g is None else g.to(q.dtype) for q, g in zip(p.params, gs)]
+        steps = AutogradSteps(p, p.params, reversible_perturb(p))
+        g_y0 = backward_pass(p, ctx.run, grad_ys, steps, ctx.fine)
+        gs = [torch.zeros_like(q) if g is None else g.to(q.dtype) for q, g in zip(p.params, steps.gs)]
         return (None, g_y0, *gs)
 
 
-def _report(p: Problem, back: _Backward) -> None:
+def _report(p: Problem, back: Backward) -> None:
     """The largest reconstruction error of a kept segment (the rebuilt pair at its lower anchor against
     the anchor, relative RMS) goes to the solve's Stats (``reconstruction_error``; 0 when every segment
     was one step from its anchor).  Nothing to warn of: a segment beyond the tolerance is never kept."""
@@ -240,6 +332,9 @@ def solve_reversible(p: Problem) -> list[Tensor]:
     if not is_reversible(p.plan):
         raise ValueError(f"gradient='reversible' needs a reversible method (reversible_<tableau>, e.g. "
                          f"'reversible_{p.plan.tab.name}'); got method {p.plan.tab.name!r}")
+    hook = getattr(p.term, "solve_reversible", None)
+    if hook is not None:  # a term with its own backward pass (the structured kernel's)
+        return hook(p)
     sources = p.param_sources if p.param_sources is not None else p.params
     keep = [i for i, q in enumerate(sources) if q.requires_grad]
     if not torch.is_grad_enabled() or not (p.y0.requires_grad or keep):

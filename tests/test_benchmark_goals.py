@@ -44,3 +44,17 @@ def test_batch_sweep_shapes_are_the_issues():
     s = _run_module().SUITES["batch"]
     assert s["shapes"] == {"lipschitz": [(8, 400), (32, 400), (64, 400), (128, 400)],
                            "unitary": [(8, 200), (20, 200)]}
+
+
+def test_fixed_suite_reads_the_reversible_goals():
+    """Issue 18's two goals from the fixed suite's reversible rows (synthetic medians and peaks)."""
+    run = _run_module()
+    rows = run.rows("fixed", False)
+    assert {run.REV, run.REV_BP} <= set(rows)
+    med = {r: 1.0 for r in rows}
+    med[run.REV] = 2.5
+    mem = {98: {r: 1.0 for r in rows}, 784: {**{r: 2.0 for r in rows}, run.REV: 1.2}}
+    got = {label: (target, reached, ok) for label, target, reached, ok in
+           run.goals({"fixed": {"med": {784: med}, "mem": mem}})}
+    assert got["reversible_midpoint: reversible / backprop of the same solve (fixed, T=784)"] == ("<= 2.0", "2.50", False)
+    assert got["reversible_midpoint reversible peak memory T=784 / T=98"] == ("<= 1.3", "1.20", True)

@@ -207,21 +207,20 @@ def test_a_damaged_cache_file_is_measured_again_and_replaced(fresh_kernel_cache,
 
 
 @pytest.mark.parametrize("kernel", ["tanh", "sigmoid"])
-@pytest.mark.parametrize("times", ["shared", "per_sample"])
-def test_structured_term_reads_an_already_projected_input_with_its_bias(kernel, times):
+def test_structured_term_reads_an_already_projected_input_with_its_bias(kernel):
     """U = None (the input is already u): the kernel's scale and the bias b apply to the one input type
-    (no wrapper reader): f equals the structure's own equations on u(t) + b, in both kernels."""
+    (no wrapper reader): f equals the structure's own equations on u(t) + b, in both kernels.  (The
+    term reads one shared clock: per-sample clocks reach the kernel as an index clock with rates.)"""
     torch.manual_seed(2)
     W, A, b = torch.randn(N, N, dtype=DT) * 0.5, torch.randn(N, N, dtype=DT) * 0.5, torch.randn(N, dtype=DT)
     structure = LinearActivation(W=W, A=A, U=None, b=b)
-    t = torch.cumsum(torch.rand(B, T, dtype=DT) + 0.1, 1)
-    path = nr.interpolate(torch.randn(B, T, N, dtype=DT), t if times == "per_sample" else t[0], "cubic")
+    t = torch.cumsum(torch.rand(T, dtype=DT) + 0.1, 0)
+    path = nr.interpolate(torch.randn(B, T, N, dtype=DT), t, "cubic")
     term = solvers.LinearActivationTerm(structure, path.input(), kernel=kernel)
     y = torch.randn(B, N, dtype=DT)
-    for s in (t[0, 0] - 0.5, 0.5 * (t[0, 1] + t[0, 2]), t[0, -1] + 1.0):
-        tt = torch.full((B,), float(s), dtype=DT) if times == "per_sample" else float(s)
+    for s in (t[0] - 0.5, 0.5 * (t[1] + t[2]), t[-1] + 1.0):
         want = structure.rhs(y, path.evaluate(s) + b)
-        torch.testing.assert_close(term.f(tt, y), want, rtol=0, atol=1e-12)
+        torch.testing.assert_close(term.f(float(s), y), want, rtol=0, atol=1e-12)
 
 
 def test_unitary_runs_the_generic_driven_term():

@@ -72,11 +72,32 @@ def test_convergence_order_is_the_base_methods(name):
     assert float((plain - run.outputs[-1]).abs()) > 0
 
 
-def _field_grads(field, method, mode, dtype, T, seed=0):
-    """The field's parameter gradient of a sum of squares of a readout, and the model used."""
+@pytest.fixture
+def kernel_modes(monkeypatch):
+    """The gradient modes the structured kernel ran (its term's solve_<mode> hooks), in call order."""
+    seen = []
+    term = solvers.LinearActivationTerm
+    for mode in ("backprop", "reversible"):
+        hook = getattr(term, f"solve_{mode}")
+
+        def spy(self, p, hook=hook, mode=mode):
+            seen.append(mode)
+            return hook(self, p)
+
+        monkeypatch.setattr(term, f"solve_{mode}", spy)
+    return seen
+
+
+def _field_grads(field, method, mode, dtype, T, seed=0, generic=False):
+    """The field's parameter gradient of a sum of squares of a readout, and the model used (``generic``:
+    the field's rhs through the driven term, not the structured kernel)."""
     torch.manual_seed(seed)
-    opts = {"rtol": 1e-6, "atol": 1e-8} if isinstance(method, str) and method.endswith("dopri5") else {}
-    model = nr.ContinuousRNN(field(), 3, method=method, **opts).to(dtype)
+    name = method if isinstance(method, str) else method.name
+    opts = {"rtol": 1e-6, "atol": 1e-8} if name.endswith("dopri5") else {}
+    f = field()
+    if generic:
+        f.structure = lambda: None
+    model = nr.ContinuousRNN(f, 3, method=method, **opts).to(dtype)
     torch.manual_seed(seed + 1)
     x = torch.randn(3, T, 2, dtype=dtype)
     times = 0.1 * torch.arange(1, T + 1, dtype=dtype)
@@ -92,27 +113,55 @@ def _model_grads(field, method, mode, dtype, T=100, seed=0):
 
 
 # h' = -h + ... (CTRNN, unitary) contracts at rate ~1: at the default coupling 0.999 the reversible pair's
-# forward is itself unstable on them (its parasitic mode grows ~1.1 a step, docs/GRADIENTS.md), so these run
-# over 3 time units here; the contracting tests below use a coupling that keeps the forward stable
-LENGTH = {"ctrnn": 30, "unitary": 30}
+# forward is itself unstable on them (its parasitic mode grows ~1.1 a step, docs/GRADIENTS.md), so CTRNN runs
+# at T = 784 with a coupling that keeps it stable (0.8), and the unitary field (the generic driven term, no
+# structured kernel) at the default coupling over 3 time units
+STRUCTURED = ["lipschitz", "antisymmetric", "gated", "ctrnn"]
+COUPLED = {"ctrnn": 0.8}
+
+
+def _method(field, method):
+    lam = COUPLED.get(field)
+    return method if lam is None else solvers.tableaux.reversible(method.removeprefix("reversible_"), lam)
 
 
 @pytest.mark.parametrize("method", MAIN)
 @pytest.mark.parametrize("field", FIELDS)
-def test_reversible_gradient_equals_backprop_float64(field, method):
-    T = LENGTH.get(field, 100)
-    ref, s_ref = _model_grads(FIELDS[field], method, "backprop", DT, T=T)
-    g, stats = _model_grads(FIELDS[field], method, "reversible", DT, T=T)
+def test_reversible_gradient_equals_backprop_float64(field, method, kernel_modes):
+    """Issue 18's length, T = 784 (the unitary field: 30), one step per sample (dopri5: rtol 1e-6); the
+    structured fields run on the structured kernel in both modes (its hand-written backward passes)."""
+    T = 30 if field == "unitary" else 784
+    ref, s_ref = _model_grads(FIELDS[field], _method(field, method), "backprop", DT, T=T)
+    g, stats = _model_grads(FIELDS[field], _method(field, method), "reversible", DT, T=T)
     assert float((g - ref).norm() / ref.norm()) < 1e-10
     assert stats.accepted == s_ref.accepted and stats.reconstruction_error < 1e-10
+    assert kernel_modes == ([] if field == "unitary" else ["backprop", "reversible"])
 
 
-@pytest.mark.parametrize("field", ["lipschitz", "antisymmetric"])
-def test_reversible_gradient_equals_backprop_long_sequence(field):
-    """T = 784 (issue 18's length), one midpoint step per sample."""
-    ref, _ = _model_grads(FIELDS[field], "reversible_midpoint", "backprop", DT, T=784)
-    g, _ = _model_grads(FIELDS[field], "reversible_midpoint", "reversible", DT, T=784)
-    assert float((g - ref).norm() / ref.norm()) < 1e-10
+@pytest.mark.parametrize("method", MAIN)
+@pytest.mark.parametrize("field", STRUCTURED)
+def test_kernel_matches_the_generic_term(field, method, kernel_modes):
+    """The reversible solve on the structured kernel against the same solve of the field's own rhs on
+    the generic driven term: outputs to 1e-12 relative, backprop's gradient to 1e-10 (float64)."""
+    T = 100
+    outs = {}
+    for generic in (False, True):
+        torch.manual_seed(0)
+        f = FIELDS[field]()
+        if generic:
+            f.structure = lambda: None
+        name = method.removeprefix("reversible_")
+        opts = {"rtol": 1e-6, "atol": 1e-8} if name == "dopri5" else {}
+        model = nr.ContinuousRNN(f, 3, method=_method(field, method), **opts).double()
+        torch.manual_seed(1)
+        x = torch.randn(3, T, 2, dtype=DT)
+        out = model.trajectory(x, 0.1 * torch.arange(1, T + 1, dtype=DT))
+        out.pow(2).sum().backward()
+        outs[generic] = (out.detach(), torch.cat([p.grad.reshape(-1) for p in model.field.parameters()]))
+    (o, g), (o_ref, g_ref) = outs[False], outs[True]
+    assert float((o - o_ref).norm() / o_ref.norm()) < 1e-12
+    assert float((g - g_ref).norm() / g_ref.norm()) < 1e-10
+    assert kernel_modes == ["backprop"]
 
 
 @pytest.mark.parametrize("method", ["reversible_rk4", "reversible_dopri5"])
@@ -121,6 +170,55 @@ def test_reversible_gradient_equals_backprop_float32(field, method):
     ref, _ = _model_grads(FIELDS[field], method, "backprop", torch.float32)
     g, _ = _model_grads(FIELDS[field], method, "reversible", torch.float32)
     assert float((g - ref).norm() / ref.norm()) < 1e-5
+
+
+@pytest.mark.parametrize("method", ["reversible_midpoint", "reversible_rk4"])
+def test_float32_antisymmetric_at_issue_length(method):
+    """Plain Antisymmetric, T = 784, float32: within 1e-5 of float32 backprop through the same solve
+    (both on the structured kernel, whose backward passes share the step adjoint)."""
+    ref, _ = _model_grads(FIELDS["antisymmetric"], method, "backprop", torch.float32, T=784)
+    g, _ = _model_grads(FIELDS["antisymmetric"], method, "reversible", torch.float32, T=784)
+    assert float((g - ref).norm() / ref.norm()) < 1e-5
+
+
+@pytest.mark.parametrize("gated, method, gradient", [
+    (False, "reversible_midpoint", "reversible"), (True, "reversible_rk4", "reversible"),
+    (False, "reversible_rk4", "backprop")])
+def test_kernel_gradcheck(gated, method, gradient, kernel_modes):
+    """Finite differences through the structured kernel's reversible solves (fixed steps; adaptive ones are
+    compared with backprop at 1e-10 above): the values' gradient (through the input coefficients: the
+    input-gradient rows of the kernel's step adjoint) and a parameter's."""
+    torch.manual_seed(4)
+    field = (nr.AntisymmetricField(1, 3, gated=True) if gated else nr.LipschitzField(1, 3, init_std=2.0)).double()
+    model = nr.ContinuousRNN(field, 2, method=method, step_size=0.3 if method.endswith("rk4") else None,
+                             interpolation="linear", gradient=gradient).double()
+    x = torch.randn(2, 4, 1, dtype=DT, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: model.trajectory(v), (x,), atol=1e-7)
+    name, w = next(iter(model.field.named_parameters()))
+
+    def of_param(p):
+        return torch.func.functional_call(model, {"field." + name: p}, (x.detach(),))
+
+    assert torch.autograd.gradcheck(of_param, (w.detach().clone().requires_grad_(True),), atol=1e-7)
+    assert set(kernel_modes) == {gradient}
+
+
+def test_kernel_double_backward_matches_the_generic_term():
+    """create_graph=True through the kernel's reversible solve (replayed with autograd ops): a gradient
+    penalty's gradient equals plain autograd's through the generic term (backprop)."""
+    res = []
+    for generic in (False, True):
+        torch.manual_seed(0)
+        f = nr.LipschitzField(2, 4)
+        if generic:
+            f.structure = lambda: None
+        model = nr.ContinuousRNN(f, 2, method="reversible_midpoint",
+                                 gradient="backprop" if generic else "reversible").double()
+        x = torch.randn(2, 6, 2, dtype=DT)
+        params = list(model.field.parameters())
+        g = torch.autograd.grad(model(x).pow(2).sum(), params, create_graph=True)
+        res.append(torch.cat([q.reshape(-1) for q in torch.autograd.grad(sum(q.pow(2).sum() for q in g), params)]))
+    assert float((res[0] - res[1]).norm() / res[1].norm()) < 1e-10
 
 
 @pytest.mark.parametrize("method", ["reversible_midpoint", "reversible_rk4", "reversible_bosh3"])
@@ -196,6 +294,10 @@ def test_contracting_field_is_exact_through_anchors(field, monkeypatch):
     assert float((g - ref).norm() / ref.norm()) < 1e-10
     spacing = rg.anchor_spacing(m.spec)
     assert spacing is not None and 1 <= spacing < 200
+    # more than 16 segments of L steps: the next forward anchors every K ~ sqrt(n L) steps, and the
+    # backward recomputes each K-segment's anchors every L (two levels)
+    K, L = rg.forward_spacing(m.spec)
+    assert L == spacing and K % L == 0 and (K > L) == (m.stats.accepted > 16 * L)
     g2, m2 = _coupled_grads(field, 0.8, "reversible", DT, 400)
     assert float((g2 - ref).norm() / ref.norm()) < 1e-10 and rg.anchor_spacing(m2.spec) <= spacing
     assert m2.stats.reconstruction_error < 16 * torch.finfo(DT).eps
@@ -237,3 +339,26 @@ def test_learned_spacing_grows_back():
     assert rg.anchor_spacing(m.spec) in (99, None)
     with pytest.raises(ValueError, match="every must be None or a positive int"):
         rg.set_anchor_spacing(m.spec, 0)
+
+
+@pytest.mark.parametrize("method, opts", [("reversible_rk4", {"step_size": 0.3}),
+                                          ("reversible_dopri5", {"rtol": 1e-7, "atol": 1e-9})])
+def test_kernel_on_an_index_clock(method, opts, kernel_modes):
+    """Per-sample times (the index clock: each sample's field scaled by its own gap) through the kernel's
+    reversible solves, both modes, against backprop through the generic term: 1e-10."""
+    res = {}
+    for generic, mode in ((True, "backprop"), (False, "backprop"), (False, "reversible")):
+        torch.manual_seed(0)
+        f = nr.LipschitzField(2, 5)
+        if generic:
+            f.structure = lambda: None
+        model = nr.ContinuousRNN(f, 3, method=method, gradient=mode, **opts).double()
+        torch.manual_seed(1)
+        x = torch.randn(3, 12, 2, dtype=DT)
+        times = torch.cumsum(torch.rand(3, 12, dtype=DT) + 0.1, 1)
+        model(x, times).pow(2).sum().backward()
+        res[generic, mode] = torch.cat([p.grad.reshape(-1) for p in model.field.parameters()])
+    ref = res[True, "backprop"]
+    for key in ((False, "backprop"), (False, "reversible")):
+        assert float((res[key] - ref).norm() / ref.norm()) < 1e-10
+    assert kernel_modes == ["backprop", "reversible"]
