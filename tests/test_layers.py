@@ -72,18 +72,19 @@ def _is_package(name: str, sources: dict[str, str]) -> bool:
     return any(other.startswith(name + ".") for other in sources)
 
 
-# the solvers' layers, lowest first: data and small pieces; one step; the loops; a reversible method's loop;
+# the solvers' layers, lowest first: data and small pieces; one step; the loops (and the kernel's discrete adjoint); a reversible method's loop;
 # a validated problem; the gradient modes and the terms that take one over; the specification that builds
 # a problem; torchdiffeq's interface (odeint and its compatibility pieces) and sdeint; the package's names
 SOLVER_LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("pieces", ("solvers.errors", "solvers.tableaux", "solvers.terms", "solvers.inputs", "solvers.kernels",
                 "solvers.clock", "solvers.controller")),
     ("step", ("solvers.stepper", "solvers.methods")),
-    ("loops", ("solvers.engine", "solvers.grids", "solvers.stability")),
+    ("loops", ("solvers.engine", "solvers.grids", "solvers.stability", "solvers.sweep")),
     ("reversible loop", ("solvers.reversible",)),
     ("problem", ("solvers.problem",)),
     ("gradient modes", ("solvers.reconstruction", "solvers.adjoint", "solvers.reversible_gradient",
-                        "solvers.gradients", "solvers.driven", "solvers.linear_activation")),
+                        "solvers.gradients", "solvers.driven", "solvers.reversible_structured",
+                        "solvers.linear_activation")),
     ("specification", ("solvers.spec",)),
     ("interfaces", ("solvers.odeint_args", "solvers.tuple_state", "solvers.callbacks", "solvers.time_gradients",
                     "solvers.delegated", "solvers.events", "solvers.odeint_options", "solvers.odeint",
