@@ -24,7 +24,7 @@ each sample's steps removed) and single values (``--drop-channels``: each (sampl
 value missing with that probability), the second only on the multichannel sets (on one channel the
 two are the same kind); 0% dropped is shared by both.
 
-What is cut (compute: two shared cores for about 80 minutes).  One seed.  No new selection: each
+What is cut (compute: two shared cores; the 198 runs took 1.5 hours of training, one at a time, over two sessions).  One seed.  No new selection: each
 model runs the configuration chosen on validation in the earlier study (docs/irregular/runs.csv,
 ``irregular.chosen``), the Neural CDE its reference defaults with that study's learning rate; on
 the univariate sets only the continuous family chosen on validation there
@@ -332,7 +332,7 @@ def report_section() -> list[str]:
              "accuracy ran a BasicMotions run (Antisymmetric gated, 30% steps) to the 200-epoch cap, best epoch 199 "
              "(a separated validation set's loss keeps falling); it was dropped. The per-run tables give the training accuracy at the kept epoch and at the "
              "last.", "",
-             "**What was cut** (two shared cores, about 80 minutes): one seed (0); no new selection: each model "
+             "**What was cut** (two shared cores; 198 runs, one at a time, over two sessions): one seed (0); no new selection: each model "
              "runs the configuration it was chosen with on validation in the earlier study below (the Neural CDE "
              "its reference defaults, `ncde`: natural cubic spline in time, rk4 at the smallest gap, three hidden "
              "layers of 32, penalty 0.03, with that study's learning rate); on the univariate sets only the continuous family chosen on "
