@@ -5,8 +5,9 @@ polynomial in time between knots (the samples of an interpolated sequence).  Gen
 interpolation searches the knots at every evaluation; here a *cursor* remembers the current
 piece, so when stage times advance (as they do in a solve) finding the piece costs O(1)
 amortised, and the projection through (U, b) is applied to the pieces' coefficients chunk by chunk
-(one matmul per ``CHUNK`` pieces, never a (B, T, P) tensor at once), so a stage reads its input
-with a Horner pass on (B, P) rows (nothing at all for a piecewise-constant input).
+(one matmul per chunk of at most ``CHUNK`` pieces and ``CHUNK_BYTES`` bytes, never a (B, T, P)
+tensor at once), so a stage reads its input with a Horner pass on (B, P) rows (nothing at all for a
+piecewise-constant input).
 
 Layout (the contract with whoever builds the input, e.g. ``neuralode_rnn.paths.Path``):
 
@@ -32,10 +33,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["CHUNK", "PiecewiseInput"]
+__all__ = ["CHUNK", "CHUNK_BYTES", "PiecewiseInput"]
 
 CHUNK = 64
-"""Pieces projected per matmul; the cache keeps the current and the previous chunk."""
+"""At most this many pieces projected per matmul; the cache keeps the current and the previous chunk."""
+
+CHUNK_BYTES = 2 ** 20
+"""At most this many bytes of projected coefficients per chunk (at least one piece a chunk).  Why: the
+cache's chunks are a solve's input memory, and it grows with T until two chunks are held: with
+64-piece chunks at B = 128, P = 128, float32 (64 KB a piece) that was 8 MB (12 MB while the next
+was projected) at T = 784 against 6 MB at T = 98, most of the reversible mode's growth in peak memory
+from T = 98 to 784 (benchmarks/run.py's fixed suite: 25.9 -> 39.4 MB before, 22.4 -> 23.2 MB with
+16-piece chunks); its time did not change (0.95x, medians of 5 interleaved runs, one thread)."""
 
 
 class PiecewiseInput:
@@ -92,6 +101,7 @@ class PiecewiseInput:
             self.bias = None if self.bias is None else self.bias[order]
         self.cursor = 0  # index of the first knot >= the last time read
         self._chunks: dict[int, list[list[Tensor]]] = {}
+        self._chunk_len: int | None = None  # pieces per chunk (:meth:`chunk_length`)
         self._ends: dict[str, Tensor] = {}
         # projections cached under no_grad hold no graph: rebuilt when read again with grad on (a
         # torchdiffeq adjoint runs its forward without grad and differentiates f in the backward)
@@ -217,15 +227,29 @@ class PiecewiseInput:
             return torch.view_as_complex(u.view(*x.shape[:-1], -1, 2))
         return u.view(*x.shape[:-1], -1)
 
+    def chunk_length(self) -> int:
+        """Pieces per projected chunk: ``CHUNK``, fewer when that many would exceed ``CHUNK_BYTES``
+        (B x P values per piece and power of tau), at least one."""
+        n = self._chunk_len
+        if n is None:
+            B, D = self.coeffs[0].shape[0], self.coeffs[0].shape[-1]
+            P = D if self.weight is None else self.weight.shape[0]
+            dtype = self.coeffs[0].dtype if self.weight is None else torch.promote_types(self.coeffs[0].dtype,
+                                                                                         self.weight.dtype)
+            per_piece = B * P * len(self.coeffs) * dtype.itemsize
+            n = self._chunk_len = max(1, min(CHUNK, CHUNK_BYTES // max(per_piece, 1)))
+        return n
+
     def _chunk(self, c: int) -> list[list[Tensor]]:
         rows = self._chunks.get(c)
         if rows is None:
-            j0, j1 = c * CHUNK, min(self.T - 1, (c + 1) * CHUNK)
+            n = self.chunk_length()
+            j0, j1 = c * n, min(self.T - 1, (c + 1) * n)
             self._graphless |= self._differentiable and not torch.is_grad_enabled()
+            if len(self._chunks) >= 2:  # before projecting the next: never three chunks at once
+                self._chunks.pop(next(iter(self._chunks)))
             projected = [self._project(co[:, j0:j1], i == 0) for i, co in enumerate(self.coeffs)]
             rows = [list(p.unbind(1)) for p in projected]  # unbind once: a view per piece, no indexing per read
-            if len(self._chunks) >= 2:
-                self._chunks.pop(next(iter(self._chunks)))
             self._chunks[c] = rows
         return rows
 
@@ -251,8 +275,9 @@ class PiecewiseInput:
                 self._graphless |= self._differentiable and not torch.is_grad_enabled()
                 end = self._ends["last"] = self._project(self.last, True)
             return end
-        rows = self._chunk(j // CHUNK)
-        k = j % CHUNK
+        n = self.chunk_length()
+        rows = self._chunk(j // n)
+        k = j % n
         return self._horner([r[k] for r in rows], j, t)
 
     def clear(self) -> None:

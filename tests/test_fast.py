@@ -338,6 +338,55 @@ def test_piecewise_input_cursor_equals_path_evaluation():
             torch.testing.assert_close(inputs.raw(j, t), path.evaluate(t), rtol=0, atol=1e-12)
 
 
+def test_projected_input_chunks_are_bounded_in_bytes_and_read_like_the_projection(monkeypatch):
+    """The projected coefficients are cached in chunks of at most CHUNK_BYTES (so a solve's input memory
+    stops growing with T at a few (B, P) rows; it held 64 pieces, 12 MB at the benchmark's B = N = 128),
+    never more than two at once; reads across chunk boundaries, forward and backward, equal
+    x(t) U^T + b."""
+    from solvers import inputs as inputs_module
+
+    torch.manual_seed(7)
+    U, b = torch.randn(4, 3, dtype=DT), torch.randn(4, dtype=DT)
+    # B x P x 8 bytes = 96 per piece and power of tau: 400 bytes give 4 pieces (hold), 2 (linear), 1 (cubic)
+    monkeypatch.setattr(inputs_module, "CHUNK_BYTES", 400)
+    for method, length in (("hold", 4), ("linear", 2), ("cubic", 1)):
+        times = torch.cumsum(torch.rand(20, dtype=DT) + 0.1, 0)
+        path = nr.interpolate(torch.randn(3, 20, 3, dtype=DT), times, method)
+        inputs = solvers.PiecewiseInput(path.knots, path.coeffs, path.first, path.last, weight=U, bias=b)
+        assert inputs.chunk_length() == length, method
+        inside = (times[:-1] + 0.5 * (times[1:] - times[:-1])).tolist()
+        for t in inside + inside[::-1]:
+            u = inputs.projected(inputs.piece(t), t)
+            torch.testing.assert_close(u, path.evaluate(t) @ U.T + b, rtol=0, atol=1e-12)
+            assert len(inputs._chunks) <= 2
+    monkeypatch.setattr(inputs_module, "CHUNK_BYTES", 2 ** 40)
+    assert solvers.PiecewiseInput(path.knots, path.coeffs, path.first, path.last, weight=U).chunk_length() == \
+        inputs_module.CHUNK
+
+
+def test_a_solve_does_not_depend_on_the_input_chunk_length(monkeypatch):
+    """Chunks of one piece or of CHUNK pieces: the same states and gradients (reversible mode, float64)."""
+    from solvers import inputs as inputs_module
+
+    torch.manual_seed(8)
+    field = nr.LipschitzField(2, 5).double()
+    x = torch.randn(3, 40, 2, dtype=DT)
+    results = []
+    for budget in (1, 2 ** 40):
+        monkeypatch.setattr(inputs_module, "CHUNK_BYTES", budget)
+        model = nr.ContinuousRNN(field, 2, method="reversible_midpoint", gradient="reversible").double()
+        torch.manual_seed(9)
+        model.readout.reset_parameters()
+        field.zero_grad()
+        out = model(x)
+        out.square().sum().backward()
+        results.append((out.detach(), [p.grad.clone() for p in field.parameters()]))
+    (o1, g1), (o2, g2) = results
+    torch.testing.assert_close(o1, o2, rtol=1e-12, atol=0)
+    for a, c in zip(g1, g2):
+        torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-14)
+
+
 @pytest.mark.parametrize("method", ["euler", "midpoint", "dopri5"])
 @pytest.mark.parametrize("gradient", ["backprop", "checkpoint"])
 @pytest.mark.parametrize("gated", [False, True])
