@@ -22,8 +22,8 @@ of the last state, backward, unless the row says "inference" or "floor"):
   and 20 with T = 200 (``--quick``: half the T); the goals table reads every shape.
 
 Timing: one process, torch.set_num_threads(THREADS) fixed, every row warmed up once, then
-``repeats`` rounds in which every row of a suite runs once in turn (interleaved, so a burst of load
-from other jobs on a shared machine hits all rows alike); the tables report medians, and ratios are
+``repeats`` rounds in which every row of a suite runs once in turn (interleaved, so a burst of load by
+other jobs on a shared machine hits all rows alike); the tables report medians, and ratios are
 taken between medians of the same run.  Rows report their function evaluations (NFE) where they
 have some, so costs per evaluation can be compared.
 

@@ -1,8 +1,8 @@
 """System identification of a teacher uRNN: full capacity vs restricted capacity (Wisdom et al. 2016, Sec. 5.1).
 
 A teacher uRNN with a Haar-random unitary W (N complex units) is driven by complex Gaussian inputs;
-a student that shares the teacher's input map, bias and readout learns only its recurrence matrix
-from (input, output) sequences, minimising the MSE of all outputs.  Students:
+a student that shares the teacher's input map, bias and readout learns only its recurrence matrix,
+given (input, output) sequences, minimising the MSE of all outputs.  Students:
 
 * ``full``: W over the whole unitary group, trained by the Cayley step (FullCapacityOptimizer);
 * ``restricted``: W = D3 R2 F^-1 D2 Pi R1 F D1 (7N real parameters), trained by RMSprop;

@@ -43,7 +43,7 @@ CHUNK_BYTES = 2 ** 20
 cache's chunks are a solve's input memory, and it grows with T until two chunks are held: with
 64-piece chunks at B = 128, P = 128, float32 (64 KB a piece) that was 8 MB (12 MB while the next
 was projected) at T = 784 against 6 MB at T = 98, most of the reversible mode's growth in peak memory
-from T = 98 to 784 (benchmarks/run.py's fixed suite: 25.9 -> 39.4 MB before, 22.4 -> 23.2 MB with
+between T = 98 and 784 (benchmarks/run.py's fixed suite: 25.9 -> 39.4 MB before, 22.4 -> 23.2 MB with
 16-piece chunks); its time did not change (0.95x, medians of 5 interleaved runs, one thread)."""
 
 
