@@ -537,6 +537,19 @@ def _loss_grads(model, x, times):
     return out.detach(), torch.autograd.grad(loss, params, allow_unused=True), model.nfe
 
 
+def _assert_takes_the_engines_steps(model, x, times) -> int:
+    """The model's solve (a special loop) against the engine's steps: the same bits forward, the
+    gradients to rounding, the same count of evaluations (returned)."""
+    fast = _loss_grads(model, x, times)
+    with _engine_steps():
+        slow = _loss_grads(model, x, times)
+    torch.testing.assert_close(fast[0], slow[0], rtol=0, atol=0)
+    for a, b in zip(fast[1], slow[1]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert fast[2] == slow[2]
+    return fast[2]
+
+
 @pytest.mark.parametrize("kernel", ["tanh", "sigmoid"])
 @pytest.mark.parametrize("gradient", ["backprop", "checkpoint"])
 @pytest.mark.parametrize("method, step_size, times", [("euler", None, "shared"), ("euler", 0.07, "per-sample"),
@@ -555,13 +568,7 @@ def test_fixed_grid_loop_equals_the_engine(family, method, step_size, times, gra
     x = torch.randn(B, 70, D, dtype=DT, requires_grad=True)
     t = None if times == "regular" else torch.cumsum(torch.rand(*((B,) if times == "per-sample" else ()), 70,
                                                                   dtype=DT) * 0.3 + 0.05, -1)
-    fast = _loss_grads(model, x, t)
-    with _engine_steps():
-        slow = _loss_grads(model, x, t)
-    torch.testing.assert_close(fast[0], slow[0], rtol=0, atol=0)
-    for a, b in zip(fast[1], slow[1]):
-        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
-    assert fast[2] == slow[2]
+    _assert_takes_the_engines_steps(model, x, t)
 
 
 def test_fixed_grid_loop_runs_and_records_in_chunks():
@@ -591,13 +598,7 @@ def test_unitary_fused_euler_loop_equals_the_engine(step_size):
     field = nr.UnitaryField(D, N, bias_init=0.1).double()
     model = nr.ContinuousRNN(field, 2, method="euler", step_size=step_size).double()
     x = torch.randn(B, 20, D, dtype=DT, requires_grad=True)
-    fast = _loss_grads(model, x, None)
-    with _engine_steps():
-        slow = _loss_grads(model, x, None)
-    torch.testing.assert_close(fast[0], slow[0], rtol=0, atol=0)
-    for a, b in zip(fast[1], slow[1]):
-        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
-    assert fast[2] == slow[2] == (20 if step_size is None else 40)
+    assert _assert_takes_the_engines_steps(model, x, None) == (20 if step_size is None else 40)
 
 
 @pytest.mark.parametrize("times", ["shared", "per_sample"])
