@@ -78,6 +78,10 @@ LABELS = {"gru": "GRU (time-blind)", "lstm": "LSTM (time-blind)", "gru-dt": "GRU
           "ode-rnn": "ODE-RNN", "ncde": "Neural CDE", "lipschitz": "Lipschitz", "antisymmetric": "Antisymmetric",
           "antisymmetric-gated": "Antisymmetric gated", "ctrnn": "CTRNN"}
 
+CONTROLLED = ("lipschitz-cde", "antisymmetric-cde", "antisymmetric-gated-cde", "ctrnn-cde")
+"""The seed fields in controlled (CDE) form (``neuralode_rnn.baselines.controlled``), run by the protocol study."""
+LABELS.update({m: LABELS[m[: -len("-cde")]] + " (controlled)" for m in CONTROLLED})
+
 TIME_AWARE = "time,intensity,mask"
 
 
@@ -187,8 +191,9 @@ def job_key(job: tuple) -> tuple:
 
 def hidden_for(model: str, set_key: str, options: dict) -> int:
     """N of ``model`` on ``set_key``: 64 for the GRU-like baselines, 32 for the Neural CDE, and for
-    this library's continuous models the largest N with no more parameters than the GRU (N = 64)."""
-    if model not in CONTINUOUS:
+    this library's continuous models (and their controlled forms, ``CONTROLLED``) the largest N with no
+    more parameters than the GRU (N = 64)."""
+    if model not in CONTINUOUS and model not in CONTROLLED:
         return NCDE_HIDDEN if model == "ncde" else BASE_HIDDEN
     d, c, extra = _shape(set_key, options.get("inputs"))
     from neuralode_rnn.zoo import build_model, count_parameters

@@ -274,6 +274,11 @@ def verdict(c: dict, earlier: list[dict], set_key: str, kind: str) -> dict | Non
     continuous model at least as accurate as every baseline at every rate), its shortfalls, and
     ``loss`` (test points lost from 0% to 70%)."""
     cont, how = chosen_continuous(c, earlier, set_key, kind)
+    return verdict_for(c, set_key, kind, cont, how)
+
+
+def verdict_for(c: dict, set_key: str, kind: str, cont: str, how: str) -> dict | None:
+    """:func:`verdict` for the continuous model ``cont`` (chosen on ``how``)."""
     rates = (0.0, *RATES)
     need = [(set_key, m, kind, r) for m in (cont, *BASELINES) for r in rates]
     if any(n not in c for n in need):
@@ -395,6 +400,7 @@ def report_section() -> list[str]:
         lines.append("Failed runs: " + "; ".join(f"{r['set']} {r['model']} {r['kind']} {r['rate']}: {r['status']}"
                                                  for r in failed) + ".")
     lines.append("")
+    lines += controlled_section(c, earlier)
     # per set: test accuracy table and the runs
     for s in study_sets():
         name = irregular.SETS[s][0]
@@ -449,6 +455,178 @@ def report_section() -> list[str]:
     return lines
 
 
+# ------------------------------------------------------------------- the seed fields in controlled form
+CONTROLLED_FAMILIES = ("lipschitz-cde", "antisymmetric-gated-cde")
+"""The controlled forms tried: the two families the earlier study chose on its sets (Lipschitz on none,
+Antisymmetric gated on most; Lipschitz is the other seed paper's field)."""
+CONTROLLED_EPS = (0.1, 1.0)
+CONTROLLED_LR = 0.003
+SELECT_RATE = 0.5
+"""The controlled form's configuration is chosen per set on the validation accuracy at 50% of the steps
+dropped (the earlier study's selection rate), over ``CONTROLLED_FAMILIES`` x ``CONTROLLED_EPS`` at lr
+``CONTROLLED_LR`` (ties: the earlier in that order); the chosen one then runs every condition."""
+
+
+def controlled_csv_path() -> Path:
+    """docs/irregular/controlled.csv: the controlled forms' runs (protocol.csv's columns)."""
+    return irregular.OUT / "controlled.csv"
+
+
+def controlled_candidates() -> list[tuple[str, dict]]:
+    return [(m, {"lr": CONTROLLED_LR, "eps": e}) for m in CONTROLLED_FAMILIES for e in CONTROLLED_EPS]
+
+
+def controlled_choice(rows: list[dict], set_key: str) -> tuple[str, dict] | None:
+    """(model, options) of the controlled form chosen on validation for ``set_key``; None until every
+    candidate's selection run is in ``rows``."""
+    found = []
+    for m, o in controlled_candidates():
+        row = next((r for r in rows if r["set"] == set_key and r["model"] == m and r["config"] == config_id(m, o)
+                    and r["kind"] == "steps" and round(float(r["rate"]), 3) == SELECT_RATE), None)
+        if row is None:
+            return None
+        found.append((float(row["validation_accuracy"] or 0) if row["status"] == "ok" else 0.0, m, o))
+    best = max(found, key=lambda x: x[0])  # max keeps the first of equal scores: the earlier candidate
+    return best[1], best[2]
+
+
+def controlled_jobs(rows: list[dict]) -> list[tuple]:
+    """The controlled study's jobs in order, set by set (``SET_ORDER``): the set's selection runs (50%
+    steps), then, once they are done, the chosen configuration's other conditions."""
+    jobs = []
+    for s in study_sets():
+        jobs += [(s, m, o, "steps", SELECT_RATE) for m, o in controlled_candidates()]
+        pick = controlled_choice(rows, s)
+        if pick is not None:
+            m, o = pick
+            jobs += [(s, m, o, kind, rate) for kind, rate in conditions(s) if (kind, rate) != ("steps", SELECT_RATE)]
+    return jobs
+
+
+def run_controlled() -> None:
+    """Train every missing controlled-form run (selection first), one at a time: controlled.csv."""
+    path = controlled_csv_path()
+    t0 = time.time()
+    while True:
+        rows = harness.read_rows(path)
+        done = {key(r["set"], r["model"], r["config"], r["kind"], r["rate"]) for r in rows}
+        pending = [j for j in controlled_jobs(rows) if job_key(j) not in done]
+        if not pending:
+            break
+        job = pending[0]
+        row = run_one(job)
+        harness.append_row(path, FIELDS, row)
+        print(f"[{time.time() - t0:.0f}s] {row['set']} {row['model']} {row['config']} {row['kind']} {row['rate']}: "
+              f"test {row.get('test_accuracy')} val {row.get('validation_accuracy')} epochs {row.get('epochs_run')} "
+              f"{row.get('train_seconds')}s {row['status']}", flush=True)
+    print(f"done in {time.time() - t0:.0f}s", flush=True)
+
+
+def controlled_section(c: dict, earlier: list[dict]) -> list[str]:
+    """The controlled forms beside the seed rows: selection, per-set test accuracy, and the goals counted
+    with the controlled form alone and with the form chosen on validation."""
+    rows = harness.read_rows(controlled_csv_path())
+    lines = ["### The seed fields in controlled form (time-aware variant)", "",
+             "The seed rows above read the input as a level (held, plus time, intensity and mask channels), so over "
+             "a long gap the same sample acts for longer. The controlled form "
+             "(`neuralode_rnn.baselines.controlled`, models `lipschitz-cde`, `antisymmetric-gated-cde`, ...) is "
+             "the same field as a controlled differential equation dz = f(z) dt + U dX on X = [time, x]: the "
+             "field's own dynamics run for the elapsed time and the input enters by its increments (gated: the "
+             "gate on both), on the Neural CDE's path and solve (natural cubic spline in time, rk4 at the "
+             "smallest gap, z(t_1) linear in X(t_1)). Same protocol, same parameter budget (N as large as the "
+             "GRU's count allows). Generated from `docs/irregular/controlled.csv`, which `python "
+             "scripts/irregular_protocol.py run-controlled` fills (resumable).", "",
+             f"Configuration chosen per set on the validation accuracy at {SELECT_RATE:.0%} of the steps dropped, "
+             f"over {' and '.join(CONTROLLED_FAMILIES)} x eps {' and '.join(f'{e:g}' for e in CONTROLLED_EPS)} at "
+             f"lr {CONTROLLED_LR:g} (4 runs per set); then every condition with it. What was cut: no learning-rate "
+             "search, two of the four families, one seed.", ""]
+    lines += ["| set | " + " | ".join(f"{irregular.LABELS[m]} eps {o['eps']:g}" for m, o in controlled_candidates())
+              + " | chosen |", "|---" * (2 + len(controlled_candidates())) + "|"]
+    for s in study_sets():
+        vals = []
+        for m, o in controlled_candidates():
+            r = next((r for r in rows if r["set"] == s and r["model"] == m and r["config"] == config_id(m, o)
+                      and r["kind"] == "steps" and round(float(r["rate"]), 3) == SELECT_RATE), None)
+            vals.append("not run" if r is None else r["status"][:30] if r["status"] != "ok"
+                        else f"{_pct(r['validation_accuracy']):.1f} (test {_pct(r['test_accuracy']):.1f})")
+        pick = controlled_choice(rows, s)
+        lines.append(f"| {irregular.SETS[s][0]} | " + " | ".join(vals) + " | "
+                     + (f"{irregular.LABELS[pick[0]]} eps {pick[1]['eps']:g}" if pick else "—") + " |")
+    lines += ["", "Validation accuracy (%) at 50% steps dropped (test accuracy in brackets, not used).", ""]
+    # the chosen configuration's cells, keyed like the main study's
+    ctl = {}
+    for s in study_sets():
+        pick = controlled_choice(rows, s)
+        if pick is None:
+            continue
+        m, o = pick
+        ctl.update({k: v for k, v in cells([r for r in rows if r["set"] == s and r["model"] == m
+                                            and r["config"] == config_id(m, o)]).items()})
+    merged = {**c, **ctl}
+    counts = []
+    for kind, label in KINDS.items():
+        sets = [s for s in study_sets() if kind == "steps" or s in MULTICHANNEL]
+        alone, chosen = {}, {}
+        for s in sets:
+            pick = controlled_choice(rows, s)
+            if pick is None or irregular.best_continuous(earlier, s) is None:
+                continue
+            alone[s] = verdict_for(merged, s, kind, pick[0], "the controlled form")
+            seed_model, seed_how = chosen_continuous(c, earlier, s, kind)
+            rates = (0.0, *RATES)
+            if all((s, m, kind, r) in merged for m in (seed_model, pick[0]) for r in rates):
+                score = {m: sum(float(merged[(s, m, kind, r)]["validation_accuracy"]) for r in rates)
+                         for m in (seed_model, pick[0])}
+                best = max((seed_model, pick[0]), key=lambda m: score[m])  # ties: the seed form
+                chosen[s] = verdict_for(merged, s, kind, best, "validation, seed vs controlled form")
+        for what, results in (("the controlled form alone", alone),
+                              ("the form chosen on validation (seed or controlled; mean validation accuracy over "
+                               "the kind's rates)", chosen)):
+            judged = {s: v for s, v in results.items() if v is not None}
+            beats = sum(v["beats"] for v in judged.values())
+            steady = sum(v["loss"] <= 3 for v in judged.values())
+            counts.append(f"- **{label}**, {what}: judged on {len(judged)} of {len(sets)} sets; at least as accurate "
+                          f"as every baseline at every rate on **{beats}**, loses at most 3 points from 0% to 70% on "
+                          f"**{steady}**.")
+            for s, v in judged.items():
+                counts.append(f"  - {irregular.SETS[s][0]}: {irregular.LABELS[v['model']]}: "
+                              f"{'yes' if v['beats'] else 'no'}" + (f" ({'; '.join(v['short'])})" if v["short"] else "")
+                              + f"; 0% to 70%: {v['loss']:.1f} points")
+    lines += ["The goals again, with the controlled form:", "", *counts, ""]
+    # per set: seed row, controlled row, best baseline
+    for s in study_sets():
+        pick = controlled_choice(rows, s)
+        if pick is None:
+            continue
+        conds = conditions(s)
+        seed_model = families(earlier, s)[0]
+        lines += [f"#### {irregular.SETS[s][0]}: test accuracy (%) (validation in brackets)", "",
+                  "| model | " + " | ".join(("0%" if r == 0 else f"{r:.0%} {'steps' if k == 'steps' else 'per channel'}")
+                                           for k, r in conds) + " |", "|---" * (1 + len(conds)) + "|"]
+        for m in (pick[0], *dict.fromkeys([seed_model, *(m for m in families(earlier, s))])):
+            vals = []
+            for k, r in conds:
+                x = merged.get((s, m, k, r))
+                vals.append("not run" if x is None else f"{_pct(x['test_accuracy']):.1f} ({_pct(x['validation_accuracy']):.1f})")
+            lines.append(f"| {irregular.LABELS[m]} | " + " | ".join(vals) + " |")
+        best = []
+        for k, r in conds:
+            xs = [(float(merged[(s, b, k, r)]["test_accuracy"]), b) for b in BASELINES if (s, b, k, r) in merged]
+            best.append(f"{100 * max(xs)[0]:.1f} {irregular.LABELS[max(xs)[1]]}" if xs else "—")
+        lines += ["| best baseline | " + " | ".join(best) + " |", ""]
+        runs = [r for r in rows if r["set"] == s and r["model"] == pick[0] and r["config"] == config_id(*pick)]
+        ok = [r for r in runs if r["status"] == "ok"]
+        if ok:
+            lines += [f"Controlled runs here: {len(ok)}, early stopping fired in "
+                      f"{sum(r['early_stopped'] == '1' for r in ok)}; epochs run {min(int(r['epochs_run']) for r in ok)}-"
+                      f"{max(int(r['epochs_run']) for r in ok)}; training accuracy at the kept epoch "
+                      f"{min(_pct(r['train_accuracy_best']) for r in ok):.0f}-{max(_pct(r['train_accuracy_best']) for r in ok):.0f}%.",
+                      ""]
+    if rows:
+        lines += ["One controlled run's command:", "", "```", rows[0]["command"], "```", ""]
+    return lines
+
+
 def report() -> str:
     return irregular.report()
 
@@ -458,6 +636,8 @@ def main(argv: list[str] | None = None) -> None:
         "run": harness.Command("train every missing run, one at a time", lambda a: run()),
         "report": harness.Command("write docs/IRREGULAR.md (both studies)", lambda a: report()),
         "plan": harness.Command("print the runs in their order", lambda a: plan()),
+        "run-controlled": harness.Command("train the seed fields' controlled forms (controlled.csv)",
+                                          lambda a: run_controlled()),
     })
 
 

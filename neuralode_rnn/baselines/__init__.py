@@ -11,6 +11,10 @@ gru-d      GRU-D: inputs decay to the empirical mean, state decays (Che     mask
 ode-rnn    GRU update at observations, neural ODE between them (Rubanova    gaps
            et al. 2019), through ``solvers.odeint``
 ncde       Neural CDE on [time, x] (Kidger et al. 2020) through torchcde     time channel
+*-cde      a seed field in controlled form dz = f(z) dt + U dX on the       time channel
+           Neural CDE's path and solve (``controlled``; not a baseline but
+           built the same way): lipschitz-, antisymmetric-,
+           antisymmetric-gated-, ctrnn-cde
 =========  ===============================================================  =====================
 
 Each class sets ``reads_times = True``: it must be given the samples' times
@@ -24,13 +28,14 @@ from collections.abc import Callable
 
 from torch import nn
 
+from .controlled import CONTROLLED, ControlledRNN
 from .gru_d import GRUD
 from .gru_dt import GRUdt
 from .ncde import CDE_INTERPOLATIONS, CDEVectorField, NeuralCDE
 from .ode_rnn import ODERNN
 
-__all__ = ["BASELINES", "CDE_INTERPOLATIONS", "CDEVectorField", "GRUD", "GRUdt", "NeuralCDE", "ODERNN",
-           "build_baseline"]
+__all__ = ["BASELINES", "CDE_INTERPOLATIONS", "CDEVectorField", "ControlledRNN", "GRUD", "GRUdt", "NeuralCDE",
+           "ODERNN", "build_baseline"]
 
 BASELINES: dict[str, tuple[Callable[..., nn.Module], str]] = {
     "gru-dt": (GRUdt, "GRU reading the time gaps as an input channel (GRU-dt)"),
@@ -38,6 +43,9 @@ BASELINES: dict[str, tuple[Callable[..., nn.Module], str]] = {
     "ode-rnn": (ODERNN, "ODE-RNN: GRU at observations, neural ODE between them (Rubanova et al. 2019); --method"),
     "ncde": (NeuralCDE, "Neural CDE on [time, x] through torchcde (Kidger et al. 2020); --method (torchdiffeq)"),
 }
+for _name, _cls in CONTROLLED.items():
+    BASELINES[_name] = (_cls, f"the {_cls.FAMILY} field in controlled (CDE) form, dz = f(z) dt + U dX: its own dynamics "
+                              "for the elapsed time, the input by its increments (time-aware); --method (torchdiffeq)")
 """name -> (class, one line for ``neuralode-rnn list``)."""
 
 
@@ -51,7 +59,7 @@ def build_baseline(name: str, input_size: int, output_size: int, hidden_size: in
         raise ValueError(f"unknown baseline {name!r}; expected one of {', '.join(BASELINES)}") from None
     accepted = inspect.signature(cls).parameters
     kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
-    if name == "ncde" and kwargs.get("interpolation") == "hold":
-        raise ValueError("a Neural CDE is driven by dX, which a held (piecewise-constant) path does not have: "
-                         f"use interpolation one of {', '.join(CDE_INTERPOLATIONS)} (default cubic)")
+    if issubclass(cls, NeuralCDE) and kwargs.get("interpolation") == "hold":
+        raise ValueError(f"{name!r} is a CDE, driven by dX, which a held (piecewise-constant) path does not have: "
+                         f"use interpolation one of {', '.join(CDE_INTERPOLATIONS)} (default natural)")
     return cls(input_size, hidden_size, output_size, **kwargs)

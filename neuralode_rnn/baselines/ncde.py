@@ -181,9 +181,17 @@ class NeuralCDE(HoldsSolveSpec, nn.Module):
         self.input_size, self.hidden_size = input_size, hidden_size
         self.interpolation = interpolation
         self.initial = nn.Linear(channels, hidden_size)
-        self.func = CDEVectorField(channels, hidden_size, hh, num_layers)
+        self.func = self.vector_field(channels, hidden_size, hh, num_layers)
         self.readout = nn.Linear(hidden_size, output_size)
 
+    def vector_field(self, channels: int, hidden_size: int, hidden_hidden_size: int, num_layers: int) -> nn.Module:
+        """The CDE's vector field f (``self.func``): the reference's :class:`CDEVectorField`.  A subclass
+        that keeps this model's path, grid and solve but another f overrides it (``controlled``)."""
+        return CDEVectorField(channels, hidden_size, hidden_hidden_size, num_layers)
+
+    def driving(self, X: torchcde.InterpolationBase) -> nn.Module:
+        """What ``torchcde.cdeint`` integrates for the path ``X``: ``self.func`` (its f reads z only)."""
+        return self.func
 
     def penalized_parameters(self):
         """The parameters the weight penalty reads: the vector field's, as the reference's
@@ -254,7 +262,7 @@ class NeuralCDE(HoldsSolveSpec, nn.Module):
         """Hidden states z (B, G, hidden) at the grid's times of the path ``x`` (:meth:`on_grid`)."""
         X = self.control(self.coefficients(x, grid), grid)
         z0 = self.initial(X.evaluate(grid[0]))
-        return load_torchcde().cdeint(X=X, func=self.func, z0=z0, t=grid, **self.solve_options(grid))
+        return load_torchcde().cdeint(X=X, func=self.driving(X), z0=z0, t=grid, **self.solve_options(grid))
 
     def trajectory(self, values: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states z (B, T, hidden) at each sample's own steps (the grid's states at its times)."""
