@@ -100,6 +100,36 @@ def tiny_config():
     return make
 
 
+def _hessian_vector_and_differences(loss, params, v, eps: float = 1e-6):
+    """(H v by double backward, central differences of the gradient along v), one tensor per parameter.
+
+    ``loss()`` recomputes the scalar loss; ``v`` holds one direction per parameter.  A complex
+    parameter's pairing with its direction is taken in real coordinates (Re and Im as two reals)."""
+    grads = torch.autograd.grad(loss(), params, create_graph=True)
+    hv = torch.autograd.grad(sum((torch.view_as_real(a) * torch.view_as_real(d)).sum() if a.is_complex()
+                                 else (a * d).sum() for a, d in zip(grads, v)), params)
+
+    def grad_at(shift):
+        with torch.no_grad():
+            for p, d in zip(params, v):
+                p.add_(shift * d)
+        out = torch.autograd.grad(loss(), params)
+        with torch.no_grad():
+            for p, d in zip(params, v):
+                p.sub_(shift * d)
+        return out
+
+    fd = [(a - b) / (2 * eps) for a, b in zip(grad_at(eps), grad_at(-eps))]
+    return list(hv), fd
+
+
+@pytest.fixture
+def hessian_vector_and_differences():
+    """``f(loss, params, v, eps=1e-6) -> (hv, fd)``: a Hessian-vector product by double backward and the
+    central differences of the gradient along v that it must equal (lists per parameter)."""
+    return _hessian_vector_and_differences
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """``trained_run(*flags, copy_to=None)``: the run directory of ``neuralode-rnn train CLI_SMALL

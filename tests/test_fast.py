@@ -390,7 +390,8 @@ def test_a_solve_does_not_depend_on_the_input_chunk_length(monkeypatch):
 @pytest.mark.parametrize("method", ["euler", "midpoint", "dopri5"])
 @pytest.mark.parametrize("gradient", ["backprop", "checkpoint"])
 @pytest.mark.parametrize("gated", [False, True])
-def test_double_backward_through_the_fast_path_equals_finite_differences(method, gradient, gated):
+def test_double_backward_through_the_fast_path_equals_finite_differences(method, gradient, gated,
+                                                                        hessian_vector_and_differences):
     """create_graph=True (Hessian-vector products) replays the steps with autograd: H v is exact."""
     torch.manual_seed(0)
     field = nr.AntisymmetricField(1, 4, gated=True) if gated else nr.LipschitzField(1, 4, init_std=2.0)
@@ -405,21 +406,7 @@ def test_double_backward_through_the_fast_path_equals_finite_differences(method,
     def loss():
         return torch.nn.functional.cross_entropy(model(x), y)
 
-    g = torch.autograd.grad(loss(), params, create_graph=True)
-    hv = torch.autograd.grad(sum((a * b).sum() for a, b in zip(g, v)), params)
-
-    def grad_at(shift):
-        with torch.no_grad():
-            for p, d in zip(params, v):
-                p.add_(shift * d)
-        out = torch.autograd.grad(loss(), params)
-        with torch.no_grad():
-            for p, d in zip(params, v):
-                p.sub_(shift * d)
-        return out
-
-    eps = 1e-6
-    fd = [(a - b) / (2 * eps) for a, b in zip(grad_at(eps), grad_at(-eps))]
+    hv, fd = hessian_vector_and_differences(loss, params, v)
     tol = 1e-5 if method != "dopri5" else 1e-3  # adaptive: the steps move with the weights under finite differences
     for a, b in zip(hv, fd):
         torch.testing.assert_close(a, b, rtol=tol, atol=tol * 1e-2)

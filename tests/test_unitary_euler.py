@@ -151,7 +151,7 @@ def test_euler_steps_checks_its_arguments():
 
 
 @pytest.mark.parametrize("step_size, times", [(None, "regular"), (0.4, "regular"), (None, "per-sample")])
-def test_double_backward_equals_finite_differences(step_size, times):
+def test_double_backward_equals_finite_differences(step_size, times, hessian_vector_and_differences):
     """create_graph=True (a Hessian-vector product) replays the steps with autograd ops: H v equals
     central differences of the gradient along v (complex W moved along a complex direction)."""
     field = _field(0.1)
@@ -166,22 +166,7 @@ def test_double_backward_equals_finite_differences(step_size, times):
     def loss():
         return torch.nn.functional.cross_entropy(model(x, t), y)
 
-    grads = torch.autograd.grad(loss(), params, create_graph=True)
-    hv = torch.autograd.grad(sum((torch.view_as_real(a) * torch.view_as_real(d)).sum() if a.is_complex()
-                                 else (a * d).sum() for a, d in zip(grads, v)), params)
-
-    def grad_at(shift):
-        with torch.no_grad():
-            for p, d in zip(params, v):
-                p.add_(shift * d)
-        out = torch.autograd.grad(loss(), params)
-        with torch.no_grad():
-            for p, d in zip(params, v):
-                p.sub_(shift * d)
-        return out
-
-    eps = 1e-6
-    fd = [(a - b) / (2 * eps) for a, b in zip(grad_at(eps), grad_at(-eps))]
+    hv, fd = hessian_vector_and_differences(loss, params, v)
     for a, b in zip(hv, fd):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
