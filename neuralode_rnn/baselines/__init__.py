@@ -44,8 +44,8 @@ BASELINES: dict[str, tuple[Callable[..., nn.Module], str]] = {
     "ncde": (NeuralCDE, "Neural CDE on [time, x] through torchcde (Kidger et al. 2020); --method (torchdiffeq)"),
 }
 for _name, _cls in CONTROLLED.items():
-    BASELINES[_name] = (_cls, f"the {_cls.FAMILY} field in controlled (CDE) form, dz = f(z) dt + U dX: its own dynamics "
-                              "for the elapsed time, the input by its increments (time-aware); --method (torchdiffeq)")
+    BASELINES[_name] = (_cls, f"{_cls.FAMILY} field in controlled (CDE) form dz = f(z) dt + U dX (time-aware; "
+                              "not a baseline); --method (torchdiffeq)")
 """name -> (class, one line for ``neuralode-rnn list``)."""
 
 
