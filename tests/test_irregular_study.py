@@ -202,3 +202,30 @@ def test_protocol_chooses_the_family_on_its_own_validation_once_all_have_run(stu
     assert protocol.chosen_continuous(cells, earlier, "BasicMotions", "channels") == (fams[2], "this protocol's validation")
     cells = protocol.cells([r for r in rows if not (r["model"] == fams[3] and r["rate"] == 0.7)])
     assert protocol.chosen_continuous(cells, earlier, "BasicMotions", "steps") == (fams[0], "the earlier study's validation")
+
+
+def test_controlled_form_is_chosen_on_validation_then_runs_every_condition(protocol):
+    """The controlled study: per set, the candidates' runs at 50% steps first; the one with the best
+    validation accuracy (ties: the earlier candidate) then runs the set's other conditions, the 50% run
+    not repeated; a failed candidate scores 0."""
+    cands = protocol.controlled_candidates()
+    assert len(cands) == 4 and {m for m, _ in cands} == set(protocol.CONTROLLED_FAMILIES)
+
+    def row(m, o, val, status="ok"):
+        return {"set": "BasicMotions", "model": m, "config": protocol.config_id(m, o), "kind": "steps",
+                "rate": protocol.SELECT_RATE, "status": status, "validation_accuracy": val}
+
+    rows = [row(m, o, 0.5) for m, o in cands[:-1]]
+    assert protocol.controlled_choice(rows, "BasicMotions") is None  # one candidate not run yet
+    jobs = protocol.controlled_jobs(rows)
+    assert [j for j in jobs if j[0] == "BasicMotions"] == [("BasicMotions", m, o, "steps", protocol.SELECT_RATE)
+                                                          for m, o in cands]
+    rows.append(row(*cands[-1], 0.5))
+    assert protocol.controlled_choice(rows, "BasicMotions") == cands[0]  # all tied: the first
+    rows[2] = row(*cands[2], 0.9)
+    rows[1] = row(*cands[1], 0.95, status="error: diverged")  # a failed run scores 0, whatever it says
+    assert protocol.controlled_choice(rows, "BasicMotions") == cands[2]
+    later = [j for j in protocol.controlled_jobs(rows) if j[0] == "BasicMotions"][len(cands):]
+    assert [(j[1], j[2]) for j in later] == [cands[2]] * (len(protocol.conditions("BasicMotions")) - 1)
+    assert ("steps", protocol.SELECT_RATE) not in [(j[3], j[4]) for j in later]
+    assert {(j[3], j[4]) for j in later} | {("steps", protocol.SELECT_RATE)} == set(protocol.conditions("BasicMotions"))
