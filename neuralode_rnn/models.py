@@ -26,7 +26,6 @@ from solvers.gradients import resolve_gradient
 
 from .cells import FieldCell
 from .fields.base import Field
-from .parametrizations import keep_complex
 from .paths import (
     INTERPOLATIONS,
     Path,
@@ -332,10 +331,6 @@ class ContinuousRNN(HoldsSolveSpec, nn.Module):
         """The real dtype the values enter in (the field's input map's); inputs are cast to it."""
         return self.field.input_map.weight.dtype
 
-    def _apply(self, fn, recurse: bool = True):
-        # .to(torch.float64) / .double() keep a complex W complex (complex128), see keep_complex
-        return super()._apply(keep_complex(fn), recurse)
-
     @property
     def fixed_step(self) -> bool:
         return not self._spec.adaptive
@@ -467,9 +462,6 @@ class DiscreteRNN(nn.Module):
         if field is not None:
             return field.input_map.weight.dtype
         return next((p.dtype for p in self.cell.parameters() if p.is_floating_point()), self.readout.weight.dtype)
-
-    def _apply(self, fn, recurse: bool = True):
-        return super()._apply(keep_complex(fn), recurse)  # a complex W stays complex, see keep_complex
 
     def _h0(self, h0, B: int, dtype, device) -> torch.Tensor:
         field = getattr(self.cell, "field", None)

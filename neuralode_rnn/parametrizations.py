@@ -147,8 +147,9 @@ def keep_complex(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.
     the tensor's part dtype (a probe: device and dtype only, no data) and, when that is a real
     floating dtype, converts the tensor to its complex twin on that device: ``to(torch.float64)``
     gives complex128, ``.float()`` complex64.  Requests for a complex dtype, and real tensors, go
-    to ``fn`` unchanged.  Models with complex parameters (the unitary RNN) override ``_apply``
-    with it, the extension point ``nn.Module`` offers for this (as ``nn.RNNBase`` does).
+    to ``fn`` unchanged.  ``fields.base.Field`` (where every complex parameter lives: the unitary
+    RNN's) overrides ``_apply`` with it, the extension point ``nn.Module`` offers for this (as
+    ``nn.RNNBase`` does), so a bare field and every model holding one keep their complex parameters.
     """
 
     def convert(t: torch.Tensor) -> torch.Tensor:

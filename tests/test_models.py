@@ -6,6 +6,7 @@ field's raw tensors, and compared with ContinuousRNN.trajectory to 1e-12 (float6
 
 import copy
 import math
+import warnings
 
 import pytest
 import torch
@@ -519,6 +520,21 @@ def test_a_unitary_model_stays_complex_under_a_dtype_cast(cast):
     assert back.field.U.dtype == torch.complex64 and float(back.field.U.detach().imag.abs().max()) > 0.01
     with pytest.raises(TypeError, match="no complex dtype with torch.bfloat16 parts"):
         model.to(torch.bfloat16)
+
+
+@pytest.mark.parametrize("cast", ["to", "double"])
+def test_a_bare_unitary_field_stays_complex_under_a_dtype_cast(cast):
+    """A field on its own (not inside a model) keeps its complex W too: ``field.to(torch.float64)`` used to
+    cast W to a real matrix (its imaginary part discarded, with a warning)."""
+    torch.manual_seed(0)
+    field = nr.UnitaryField(D, N)
+    U = field.U.detach().clone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        field = field.to(torch.float64) if cast == "to" else field.double()
+    assert field.U.dtype == torch.complex128 and field.input_map.weight.dtype == torch.float64
+    torch.testing.assert_close(field.U.detach(), U.to(torch.complex128), rtol=0, atol=0)
+    assert float(field.U.detach().imag.abs().max()) > 0.01
 
 
 def test_impossible_tolerances_are_refused_at_once():

@@ -24,6 +24,7 @@ from torch import nn
 
 import solvers
 
+from ..parametrizations import keep_complex
 from ..paths import CLOCK_DTYPE, Path
 
 __all__ = ["DrivenField", "Field"]
@@ -85,6 +86,11 @@ class Field(nn.Module, abc.ABC):
     Euler solves under backprop (the unitary field has one)."""
 
     # -------------------------------------------------------------- helpers
+    def _apply(self, fn, recurse: bool = True):
+        # .to(torch.float64) / .double() keep a complex parameter complex (complex128) instead of
+        # discarding its imaginary part (keep_complex); every complex parameter lives in a field
+        return super()._apply(keep_complex(fn), recurse)
+
     def forward(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """dh/dt for hidden state h (B, N) and raw input x (B, input_size)."""
         return self.rhs(h, self.input_map(x))
