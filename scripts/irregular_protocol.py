@@ -277,6 +277,13 @@ def verdict(c: dict, earlier: list[dict], set_key: str, kind: str) -> dict | Non
     return verdict_for(c, set_key, kind, cont, how)
 
 
+def goal_counts(results: dict) -> tuple[dict, int, int]:
+    """(the judged sets' verdicts, how many beat every baseline at every rate, how many lose at most 3
+    points from 0% to 70%) of {set: verdict or None}."""
+    judged = {s: v for s, v in results.items() if v is not None}
+    return judged, sum(v["beats"] for v in judged.values()), sum(v["loss"] <= 3 for v in judged.values())
+
+
 def verdict_for(c: dict, set_key: str, kind: str, cont: str, how: str) -> dict | None:
     """:func:`verdict` for the continuous model ``cont`` (chosen on ``how``)."""
     rates = (0.0, *RATES)
@@ -357,9 +364,7 @@ def report_section() -> list[str]:
     for kind, label in KINDS.items():
         sets = [s for s in study_sets() if kind == "steps" or s in MULTICHANNEL]
         results = {s: verdict(c, earlier, s, kind) if irregular.best_continuous(earlier, s) else None for s in sets}
-        judged = {s: v for s, v in results.items() if v is not None}
-        beats = sum(v["beats"] for v in judged.values())
-        steady = sum(v["loss"] <= 3 for v in judged.values())
+        judged, beats, steady = goal_counts(results)
         lines.append(f"- **{label}**: sets with every run done {len(judged)} of {len(sets)}; the continuous model "
                      f"chosen on validation is at least as accurate as every baseline at every rate on **{beats} of "
                      f"{len(judged)}**, and loses at most 3 points from 0% to 70% on **{steady} of {len(judged)}**.")
@@ -587,9 +592,7 @@ def controlled_section(c: dict, earlier: list[dict]) -> list[str]:
         for what, results in (("the controlled form alone", alone),
                               ("the form chosen on validation (seed or controlled; mean validation accuracy over "
                                "the kind's rates)", chosen)):
-            judged = {s: v for s, v in results.items() if v is not None}
-            beats = sum(v["beats"] for v in judged.values())
-            steady = sum(v["loss"] <= 3 for v in judged.values())
+            judged, beats, steady = goal_counts(results)
             counts.append(f"- **{label}**, {what}: judged on {len(judged)} of {len(sets)} sets; at least as accurate "
                           f"as every baseline at every rate on **{beats}**, loses at most 3 points from 0% to 70% on "
                           f"**{steady}**.")
