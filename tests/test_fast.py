@@ -466,6 +466,21 @@ def _host_reads(counts: dict):
             setattr(torch.Tensor, name, fn)
 
 
+def assert_no_host_reads_in_the_loop(model, times: str) -> None:
+    """A trajectory of ``model`` and its backward pass: no host read inside a step loop, none in the backward
+    pass, and only the once-per-forward checks (a few, whatever the number of steps) outside the loop."""
+    values = torch.randn(B, T, D)
+    t = _times(times).to(torch.float32)
+    counts = {"all": 0, "loop": 0}
+    with _host_reads(counts):
+        states = model.trajectory(values, t)
+        forward_reads = counts["all"]
+        (states.real if states.is_complex() else states).sum().backward()
+    assert counts["loop"] == 0
+    assert counts["all"] == forward_reads  # the backward pass: no host read
+    assert 0 < forward_reads < 40  # the once-per-forward checks, whatever the number of steps
+
+
 @pytest.mark.parametrize("family", ["lipschitz", "antisymmetric-gated", "unitary"])
 @pytest.mark.parametrize("gradient", ["backprop", "checkpoint", "adjoint"])
 @pytest.mark.parametrize("times", ["shared", "per_sample"])
@@ -479,16 +494,7 @@ def test_fixed_step_solve_reads_no_tensor_on_the_host(family, gradient, times):
     torch.manual_seed(0)
     field = nr.UnitaryField(D, N) if family == "unitary" else FAMILIES[family]()
     model = nr.ContinuousRNN(field, 2, method="rk4", step_size=0.2, gradient=gradient, interpolation="cubic")
-    values = torch.randn(B, T, D)
-    t = _times(times).to(torch.float32)
-    counts = {"all": 0, "loop": 0}
-    with _host_reads(counts):
-        states = model.trajectory(values, t)
-        forward_reads = counts["all"]
-        (states.real if states.is_complex() else states).sum().backward()
-    assert counts["loop"] == 0
-    assert counts["all"] == forward_reads  # the backward pass: no host read
-    assert 0 < forward_reads < 40  # the once-per-forward checks, whatever the number of steps
+    assert_no_host_reads_in_the_loop(model, times)
 
 
 def test_host_read_counter_sees_a_read_in_the_loop():
@@ -594,13 +600,4 @@ def test_unitary_fused_euler_loop_reads_no_tensor_on_the_host(times):
     backward) reads no tensor's value on the host."""
     torch.manual_seed(0)
     model = nr.ContinuousRNN(nr.UnitaryField(D, N, bias_init=0.1), 2, method="euler", step_size=0.2)
-    values = torch.randn(B, T, D)
-    t = _times(times).to(torch.float32)
-    counts = {"all": 0, "loop": 0}
-    with _host_reads(counts):
-        states = model.trajectory(values, t)
-        forward_reads = counts["all"]
-        states.real.sum().backward()
-    assert counts["loop"] == 0
-    assert counts["all"] == forward_reads
-    assert 0 < forward_reads < 40
+    assert_no_host_reads_in_the_loop(model, times)
