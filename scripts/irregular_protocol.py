@@ -565,8 +565,7 @@ def controlled_section(c: dict, earlier: list[dict]) -> list[str]:
         if pick is None:
             continue
         m, o = pick
-        ctl.update({k: v for k, v in cells([r for r in rows if r["set"] == s and r["model"] == m
-                                            and r["config"] == config_id(m, o)]).items()})
+        ctl.update(cells([r for r in rows if r["set"] == s and r["model"] == m and r["config"] == config_id(m, o)]))
     merged = {**c, **ctl}
     counts, tally = [], {"seed": [0, 0], "alone": [0, 0]}
     for kind, label in KINDS.items():
