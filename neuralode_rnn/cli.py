@@ -160,6 +160,11 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="loss: keep, of the epochs with the best validation accuracy, the one with the lowest "
                         "validation loss, for small validation splits (default none: the first, the reference's "
                         "rule); early stopping reads the accuracy either way")
+    g.add_argument("--stop-on", choices=("validation", "training"), default="validation",
+                   help="what --patience counts: validation, epochs without a better validation metric "
+                        "(default); training, the reference's rule: stop at a reading more than --patience "
+                        "epochs after the last lower training loss or higher training accuracy, so a model "
+                        "that still fits its training data is never stopped (50 in the reference)")
     g.add_argument("--weight-penalty", type=nonnegative("--weight-penalty"),
                    help="add this x the sum of the parameters' L2 norms to the loss (Kidger et al.'s 0.03; "
                         "ncde: its vector field's); default 0.03 for ncde, else 0")
@@ -274,7 +279,7 @@ def _train_config(args: argparse.Namespace):
         validation=args.validation,
         patience=args.patience, plateau_factor=args.plateau_factor, plateau_patience=args.plateau_patience,
         validate_every=args.validate_every,
-        tie_break=args.tie_break,
+        tie_break=args.tie_break, stop_on=args.stop_on,
         weight_penalty=args.weight_penalty, field_width=args.field_width, field_depth=args.field_depth,
         run_dir=args.resume or args.run_dir, resume=args.resume is not None, fresh=args.fresh,
         stop_after=args.stop_after, quiet=args.quiet, threads=args.threads, dtype=args.dtype, device=args.device,

@@ -68,7 +68,7 @@ _FLAGS = ("drop", "drop_channels", "model", "inputs", "method", "recipe", "recip
           "interpolation", "step_size", "rtol", "atol", "gradient", "beta", "gamma", "noise_sigma", "noise",
           "stable_margin", "init_std", "optimizer", "lr", "weight_decay", "schedule", "validation",
           # issue 19: the references' protocol and the MLP field's size
-          "patience", "plateau_factor", "plateau_patience", "validate_every", "tie_break", "weight_penalty",
+          "patience", "plateau_factor", "plateau_patience", "validate_every", "tie_break", "stop_on", "weight_penalty",
           "field_width", "field_depth")
 # the tail: hidden size, epochs, batch size and seed always, clip, threads and dtype when set
 _ALWAYS = ("hidden_size", "epochs", "batch_size", "clip", "seed", "threads", "dtype")

@@ -5,6 +5,7 @@ on the test split, the weight penalty; and the data pipeline that keeps the test
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -207,10 +208,11 @@ def test_cli_flags_reach_the_config():
     args = build_parser().parse_args(["train", "--model", "ncde", "--validation", "0.2", "--patience", "50",
                                       "--schedule", "plateau", "--plateau-factor", "0.5", "--plateau-patience", "5",
                                       "--weight-penalty", "0.01", "--field-width", "16", "--field-depth", "2",
-                                      "--tie-break", "loss", "--validate-every", "10"])
+                                      "--tie-break", "loss", "--validate-every", "10", "--stop-on", "training"])
     c = train_config(args)
     assert (c.patience, c.schedule, c.plateau_factor, c.plateau_patience, c.weight_penalty, c.field_width,
-            c.field_depth, c.tie_break, c.validate_every) == (50, "plateau", 0.5, 5, 0.01, 16, 2, "loss", 10)
+            c.field_depth, c.tie_break, c.validate_every, c.stop_on) == (50, "plateau", 0.5, 5, 0.01, 16, 2, "loss",
+                                                                         10, "training")
     assert isinstance(TrainConfig.from_dict(c.to_dict()), TrainConfig)
 
 
@@ -248,3 +250,86 @@ def test_tie_break_loss_keeps_the_equal_accuracy_epoch_with_the_lower_loss(tiny_
     assert s["validation_loss"] == loss[best - 1]
     with pytest.raises(ValueError, match="tie_break must be 'none' or 'loss'"):
         tiny_config(validation=0.25, tie_break="accuracy").resolved()
+
+
+def _reference_break(train_loss: dict, train_accuracy: dict, plateau_terminate: int, max_epochs: int) -> int:
+    """Kidger et al.'s ``_train_loop`` (experiments/common.py) written out: 0-based epochs, metrics read
+    at epochs 0, 10, 20, ...; the number of epochs it trains before breaking."""
+    best_loss, best_loss_epoch, best_acc, best_acc_epoch = math.inf, 0, 0.0, 0
+    for epoch in range(max_epochs):
+        if epoch % 10 == 0:
+            loss, acc = train_loss[epoch + 1], train_accuracy[epoch + 1]
+            if loss * 1.0001 < best_loss:
+                best_loss, best_loss_epoch = loss, epoch
+            if acc > best_acc * 1.001:
+                best_acc, best_acc_epoch = acc, epoch
+            if epoch > best_loss_epoch + plateau_terminate or epoch > best_acc_epoch + plateau_terminate:
+                return epoch + 1
+    return max_epochs
+
+
+@pytest.mark.parametrize("case", ["loss", "accuracy"])
+def test_stop_on_training_is_the_reference_rule(tiny_config, monkeypatch, case):
+    """The training split read at epochs 1, 11, 21, ... (the reference's 0, 10, 20, ...): the run stops
+    where the reference's loop breaks, more than ``patience`` epochs after the last lower training loss
+    (by a relative 1e-4) or higher training accuracy (by a relative 1e-3), whatever the validation
+    accuracy does (flat here: stopping on it would end the run after epoch 21)."""
+    if case == "loss":  # the accuracy keeps rising; the loss's last gain of more than 1e-4 is at epoch 31
+        loss = {1: 1.0, 11: 0.9, 21: 0.8, 31: 0.7, 41: 0.69995, 51: 0.69996, 61: 0.69995, 71: 0.7, 81: 0.69995}
+        acc = {e: 0.1 + e / 100 for e in loss}
+    else:  # the loss keeps falling; the accuracy's gains after epoch 21 are below 1e-3 relative
+        loss = {e: 2.0 - e / 100 for e in range(1, 92, 10)}
+        acc = {1: 0.5, 11: 0.6, 21: 0.7, 31: 0.7006, 41: 0.7006, 51: 0.7, 61: 0.7, 71: 0.7006, 81: 0.9, 91: 0.9}
+    real = loop_module.evaluate
+    seen = {}
+
+    class Grab(Callback):
+        def on_start(self, run):
+            seen["data"] = run.data
+
+    def scripted(model, split, kind, *args, **kw):
+        out = dict(real(model, split, kind, *args, **kw))
+        if split is seen["data"].train:
+            seen.setdefault("read", []).append(len(seen.get("read", [])) * 10 + 1)
+            epoch = seen["read"][-1]
+            out["loss"], out["accuracy"] = loss[epoch], acc[epoch]
+        elif split is seen["data"].test:
+            out["accuracy"] = 0.5
+        return out
+
+    monkeypatch.setattr(loop_module, "evaluate", scripted)
+    result = train(tiny_config(model="gru", validation=0.25, validate_every=10, patience=40, stop_on="training",
+                               epochs=95, lr=0.01), callbacks=[Grab()])
+    expected = _reference_break(loss, acc, 40, 95)
+    assert expected == (81 if case == "loss" else 71)
+    assert len(result.rows) == expected and result.summary["early_stopped"] and result.summary["stop_on"] == "training"
+    assert f"no improvement in training {case} for more than 40 epochs" in result.status
+    assert seen["read"] == list(range(1, expected + 1, 10))  # the training split read at the readings only
+    stopped_on_validation = train(tiny_config(model="gru", validation=0.25, validate_every=10, patience=20,
+                                              epochs=95, lr=0.01), callbacks=[Grab()])
+    assert len(stopped_on_validation.rows) == 21
+
+
+def test_stop_on_training_resumes_where_it_left_off(tiny_config, tmp_path):
+    """The best training loss and accuracy and their epochs are in the checkpoint: without them a
+    resumed run would count its plateau again from its first reading and stop later."""
+    kw = dict(model="gru", validation=0.25, patience=2, stop_on="training", validate_every=2, epochs=14, lr=1e-7,
+              batch_size=16, seed=1)
+    full = train(tiny_config(run_dir=str(tmp_path / "full"), **kw))
+    assert full.summary["early_stopped"] and full.summary["epochs_run"] == 5  # readings 1, 3, 5: 5 > 1 + 2
+    cut = tiny_config(run_dir=str(tmp_path / "cut"), **kw)
+    with pytest.raises(_Kill):
+        train(cut, callbacks=[*default_callbacks(cut), KillAfter(3)])
+    resumed = train(tiny_config(run_dir=str(tmp_path / "cut"), resume=True, **kw))
+    a, b = RunDir(tmp_path / "full"), RunDir(tmp_path / "cut")
+    assert a.metrics_path.read_bytes() == b.metrics_path.read_bytes()
+    assert resumed.summary == full.summary
+
+
+def test_stop_on_is_checked(tiny_config):
+    with pytest.raises(ValueError, match=r"stop_on must be one of validation, training .*got 'train'"):
+        tiny_config(validation=0.25, patience=3, stop_on="train").resolved()
+    with pytest.raises(ValueError, match=r"stop_on='training' would be ignored: early stopping is off.*--patience"):
+        tiny_config(validation=0.25, stop_on="training").resolved()
+    # the training split only: no validation split needed (nothing held out is read)
+    assert tiny_config(patience=3, stop_on="training").resolved().stop_on == "training"

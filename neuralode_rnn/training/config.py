@@ -24,6 +24,7 @@ from ..inputs import parse_features
 from ..zoo import check_cell_method, model_spec
 from .optimizers import OPTIMIZERS, SCHEDULES
 from .recipes import DEFAULT_RECIPE_SOLVERS, RECIPES, parse_recipe_solvers
+from .stopping import STOP_ON
 
 __all__ = ["RUN_CONTROLS", "TASK_DEFAULTS", "TrainConfig", "task_defaults"]
 
@@ -143,7 +144,11 @@ class TrainConfig:
     metric is still recorded), ``tie_break`` ("none": the kept weights are those of the first epoch with the best validation
     accuracy, the reference's rule; "loss": of the epochs with the best validation accuracy, the one
     with the lowest validation loss, for small validation splits whose accuracy saturates while the
-    fit improves; early stopping and the plateau schedule read the accuracy alone either way).  With a validation split, the run ends by restoring the weights of its best
+    fit improves; early stopping and the plateau schedule read the accuracy alone either way),
+    ``stop_on`` (what ``patience`` counts: "validation", epochs without a better validation metric;
+    "training", the reference's rule: the run stops at a reading more than ``patience`` epochs after
+    the last new best training loss or training accuracy, the training split evaluated at each
+    reading, ``stopping``; it reads no held-out split, so it needs no validation split).  With a validation split, the run ends by restoring the weights of its best
     validation epoch and scoring them on the task's test split (``TrainResult.summary``,
     summary.json).  ``weight_penalty`` (None: the model's default, 0.03 for ``ncde`` as in the
     reference, else 0): the loss adds this x the sum of the L2 norms of the model's penalised
@@ -207,6 +212,7 @@ class TrainConfig:
     plateau_patience: int | None = None
     validate_every: int | None = None
     tie_break: str = "none"
+    stop_on: str = "validation"
     weight_penalty: float | None = None
     field_width: int | None = None
     field_depth: int | None = None
@@ -358,6 +364,12 @@ class TrainConfig:
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError(f"{name} must be {'None or ' if name == 'patience' else ''}a positive int of epochs; "
                                  f"got {v!r}")
+        if self.stop_on not in STOP_ON:
+            raise ValueError(f"stop_on must be one of {', '.join(STOP_ON)} (what early stopping reads); "
+                             f"got {self.stop_on!r}")
+        if self.stop_on != "validation" and self.patience is None:
+            raise ValueError(f"stop_on={self.stop_on!r} would be ignored: early stopping is off (set patience, "
+                             f"--patience EPOCHS)")
         if self.tie_break not in ("none", "loss"):
             raise ValueError(f"tie_break must be 'none' or 'loss' (ties of the validation accuracy broken by the "
                              f"lower validation loss); got {self.tie_break!r}")
@@ -365,7 +377,7 @@ class TrainConfig:
         if isinstance(v, bool) or not (isinstance(v, (int, float)) and 0 < v < 1):
             raise ValueError(f"plateau_factor must be a number in (0, 1) (the lr multiplier); got {v!r}")
         if not self.validation:
-            used = [f"patience={self.patience!r}"] * (self.patience is not None) + \
+            used = [f"patience={self.patience!r}"] * (self.patience is not None and self.stop_on == "validation") + \
                    [f"schedule={self.schedule!r}"] * (self.schedule == "plateau") + \
                    [f"validate_every={self.validate_every!r}"] * (self.validate_every != 1)
             if used:

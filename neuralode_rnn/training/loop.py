@@ -127,10 +127,10 @@ def _run_epochs(run: RunState, hooks) -> None:
     early = False
     for epoch in range(run.epoch + 1, c.epochs + 1):
         # checked first, so a run killed after its stopping epoch's checkpoint stops at once when resumed
-        if c.patience is not None and run.epoch - run.gain_epoch >= c.patience:
+        why = _stop_reason(run)
+        if why is not None:
             early = True
-            run.status = (f"stopped early after epoch {run.epoch}: no validation improvement in {c.patience} epochs "
-                          f"(best epoch {run.best_epoch})")
+            run.status = f"stopped early after epoch {run.epoch}: {why} (best epoch {run.best_epoch})"
             break
         if c.stop_after is not None and ran >= c.stop_after:
             run.status = f"stopped after epoch {epoch - 1} (stop_after={c.stop_after}); continue with resume"
@@ -187,7 +187,7 @@ def _run_epochs(run: RunState, hooks) -> None:
         run.rows.append(row)
         run.epoch = epoch
         ran += 1
-        if (epoch - 1) % c.validate_every and epoch != c.epochs:
+        if not _reading(c, epoch):
             # the protocol reads the validation metric of epochs 1, 1 + n, ... and the last only (the
             # reference: every 10th), so the kept weights, early stopping and the plateau schedule ignore this one
             run.improved = False
@@ -208,12 +208,37 @@ def _run_epochs(run: RunState, hooks) -> None:
             run.best_epoch = epoch
             if c.validation:
                 run.best_model = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+        if c.stop_on == "training":  # the reference's rule reads the training split in eval mode (``stopping``)
+            fit = evaluate(run.model, data.train, data.kind, c.eps, c.eval_batch_size, env, env.device, dtype)
+            run.plateau.update(epoch, fit["loss"], fit["accuracy"])
         if steps_on_metric(c.schedule):
             run.schedule.step(metric)  # the validation metric (plateau needs a validation split: config)
         for cb in hooks:
             cb.on_epoch(run, row)
     if c.validation and not run.status.startswith("stopped after"):
         _finish(run, early, dtype)
+
+
+def _reading(c, epoch: int) -> bool:
+    """Whether the metrics of ``epoch`` are read (the kept weights, early stopping, the plateau
+    schedule): epochs 1, 1 + n, 1 + 2n, ... with ``validate_every`` n (the reference: every 10th), and the last."""
+    return (epoch - 1) % c.validate_every == 0 or epoch == c.epochs
+
+
+def _stop_reason(run: RunState) -> str | None:
+    """Why early stopping ends the run after its last finished epoch, or None (checked before each
+    epoch, so a run killed after its stopping epoch's checkpoint stops at once when resumed)."""
+    c = run.config
+    if c.patience is None or run.epoch == 0:
+        return None
+    if c.stop_on == "validation":
+        if run.epoch - run.gain_epoch >= c.patience:
+            return f"no validation improvement in {c.patience} epochs"
+        return None
+    if not _reading(c, run.epoch):
+        return None
+    stale = run.plateau.stale(run.epoch, c.patience)
+    return None if stale is None else f"no improvement in {stale} for more than {c.patience} epochs"
 
 
 def _finish(run: RunState, early: bool, dtype: torch.dtype) -> None:
@@ -228,7 +253,7 @@ def _finish(run: RunState, early: bool, dtype: torch.dtype) -> None:
     test = evaluate(run.model, data.final_test, data.kind, c.eps, c.eval_batch_size, env, env.device, dtype) \
         if data.final_test is not None else {"loss": None, "accuracy": None}
     run.summary = {"task": c.task, "model": c.model, "best_epoch": run.best_epoch, "early_stopped": early,
-                   "epochs_run": run.epoch, "epochs_cap": c.epochs, "patience": c.patience,
+                   "epochs_run": run.epoch, "epochs_cap": c.epochs, "patience": c.patience, "stop_on": c.stop_on,
                    "validation_loss": val["loss"], "validation_accuracy": val["accuracy"],
                    "test_loss": test["loss"], "test_accuracy": test["accuracy"],
                    "weights": f"best validation epoch ({run.best_epoch})"}

@@ -13,6 +13,7 @@ from ..data import SequenceDataset
 from ..distributed import DistEnv
 from .config import TrainConfig
 from .rundir import Lock, RunDir, rng_state, set_rng_state
+from .stopping import TrainingPlateau
 
 __all__ = ["CHECKPOINT_FORMAT", "RunState"]
 
@@ -43,6 +44,8 @@ class RunState:
             ``TrainConfig.tie_break="loss"``).
         gain_epoch: the last epoch that raised ``best`` itself (early stopping counts from it; it is
             ``best_epoch`` unless a tie moved the kept epoch).
+        plateau: the best training loss and accuracy at the readings and the epochs that set them
+            (``TrainConfig.stop_on="training"``: the reference's stopping rule, ``stopping``).
         best_model: with a validation split, a copy of the weights of ``best_epoch`` (restored and
             scored on the test split when the run ends; kept in the checkpoint).
         summary: after a run with a validation split ends (not stop_after): the best epoch, whether
@@ -66,6 +69,7 @@ class RunState:
     best: float = float("-inf")
     best_loss: float = float("inf")
     gain_epoch: int = 0
+    plateau: TrainingPlateau = field(default_factory=TrainingPlateau)
     improved: bool = False
     best_epoch: int = 0
     best_model: dict | None = None
@@ -86,7 +90,7 @@ class RunState:
                 "schedule": self.schedule.state_dict(), "epoch": self.epoch, "rows": self.rows, "best": self.best,
                 "rng": rng_state(), "config": self.config.to_dict(), "parameters": self.parameters,
                 "best_epoch": self.best_epoch, "best_model": self.best_model, "best_loss": self.best_loss,
-                "gain_epoch": self.gain_epoch}
+                "gain_epoch": self.gain_epoch, "training_plateau": self.plateau.state_dict()}
 
     def restore(self, state: dict) -> None:
         """Continue from a :meth:`checkpoint` dict (the RNG states included)."""
@@ -97,5 +101,6 @@ class RunState:
         self.best_epoch, self.best_model = int(state.get("best_epoch", 0)), state.get("best_model")
         self.best_loss = float(state.get("best_loss", float("inf")))
         self.gain_epoch = int(state.get("gain_epoch", self.best_epoch))
+        self.plateau = TrainingPlateau.from_state(state.get("training_plateau"))
         self.start_epoch = self.epoch
         set_rng_state(state["rng"])
