@@ -43,6 +43,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,20 +57,37 @@ def strict_csv_path() -> Path:
     return irregular.OUT / "protocol_strict.csv"
 
 
-def csv_path() -> Path:
-    """docs/irregular/protocol.csv (beside the earlier study's runs.csv)."""
-    return irregular.OUT / "protocol.csv"
-
-
-def run_dirs() -> Path:
-    return irregular.RUN_DIRS / "protocol"
-
-
 VALIDATION = 0.25
 PATIENCE = 15
 PLATEAU_PATIENCE = 5
 EPOCH_CAP = 200
 TIE_BREAK = "loss"
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One pass of the study: its stopping rule and schedule, and where its rows and runs go."""
+
+    name: str
+    patience: int
+    plateau_patience: int
+    validate_every: int
+    stop_on: str
+    epoch_cap: int
+
+    def csv(self) -> Path:
+        return irregular.OUT / f"{self.name}.csv"
+
+    def run_dirs(self) -> Path:
+        return irregular.RUN_DIRS / self.name
+
+
+FIRST_PASS = Pass("protocol", PATIENCE, PLATEAU_PATIENCE, 1, "validation", EPOCH_CAP)
+"""The first pass (protocol.csv): validation accuracy read every epoch, a patience of 15 on it."""
+REFERENCE_PASS = Pass("reference", 50, 1, 10, "training", 1000)
+"""The reference's loop (experiments/common.py): metrics read every 10 epochs, lr x 0.1 after two
+readings without a better validation accuracy, stop more than 50 epochs after the last better
+training loss or accuracy, at most 1000 epochs (reference.csv)."""
 SEED = 0
 RATES = (0.3, 0.5, 0.7)
 MULTICHANNEL = ("JapaneseVowels", "BasicMotions")
@@ -164,7 +182,7 @@ def config_id(model: str, options: dict) -> str:
     return irregular.config_id(model, options)
 
 
-def make_config(job: tuple):
+def make_config(job: tuple, p: Pass = FIRST_PASS):
     from neuralode_rnn.training import TrainConfig
     from neuralode_rnn.zoo import model_spec
 
@@ -177,9 +195,10 @@ def make_config(job: tuple):
     drops = {"drop": rate} if kind == "steps" else {"drop_channels": rate}
     name = f"{set_key}__{model}__{config_id(model, options)}__{kind}{rate:g}__s{SEED}"
     return TrainConfig(task=task, task_options=dict(task_options), model=model, hidden_size=hidden,
-                       epochs=EPOCH_CAP, batch_size=batch, seed=SEED, clip=irregular.CLIP, validation=VALIDATION,
-                       patience=PATIENCE, schedule="plateau", plateau_patience=PLATEAU_PATIENCE, tie_break=TIE_BREAK,
-                       run_dir=str(run_dirs() / name), quiet=True, threads=1, **drops, **options)
+                       epochs=p.epoch_cap, batch_size=batch, seed=SEED, clip=irregular.CLIP, validation=VALIDATION,
+                       patience=p.patience, schedule="plateau", plateau_patience=p.plateau_patience,
+                       validate_every=p.validate_every, stop_on=p.stop_on, tie_break=TIE_BREAK,
+                       run_dir=str(p.run_dirs() / name), quiet=True, threads=1, **drops, **options)
 
 
 def key(set_key: str, model: str, cid: str, kind: str, rate) -> tuple:
@@ -191,21 +210,21 @@ def job_key(job: tuple) -> tuple:
     return key(set_key, model, config_id(model, options), kind, rate)
 
 
-def run_one(job: tuple) -> dict:
-    """Train one run (resuming a killed one) and return its row."""
+def run_one(job: tuple, p: Pass = FIRST_PASS) -> dict:
+    """Train one run of the pass ``p`` (resuming a killed one) and return its row."""
     import torch
 
     from neuralode_rnn.training import RunDir, default_callbacks, train
 
     torch.set_num_threads(1)
     set_key, model, options, kind, rate = job
-    config = make_config(job)
+    config = make_config(job, p)
     rd = RunDir(config.run_dir)
     if rd.config_path.exists():
         config.resume = True
     row = {"set": set_key, "model": model, "config": config_id(model, options), "kind": kind, "rate": rate,
            "seed": SEED, "options": json.dumps(options, sort_keys=True), "hidden_size": config.hidden_size,
-           "epochs_cap": EPOCH_CAP, "command": harness.train_command(config)}
+           "epochs_cap": p.epoch_cap, "command": harness.train_command(config)}
     try:
         result = train(config, callbacks=default_callbacks(config, curves=False))
         rows, summary = result.rows, result.summary
@@ -225,14 +244,14 @@ def run_one(job: tuple) -> dict:
 
 
 def run() -> None:
-    rows = harness.read_rows(csv_path())
+    rows = harness.read_rows(FIRST_PASS.csv())
     done = {key(r["set"], r["model"], r["config"], r["kind"], r["rate"]) for r in rows}
     pending = [j for j in plan_jobs(earlier_rows()) if job_key(j) not in done]
-    print(f"{len(pending)} runs to go ({len(rows)} in {csv_path()}), one at a time", flush=True)
+    print(f"{len(pending)} runs to go ({len(rows)} in {FIRST_PASS.csv()}), one at a time", flush=True)
     t0 = time.time()
 
     def finished(job: tuple, row: dict) -> None:
-        harness.append_row(csv_path(), FIELDS, row)
+        harness.append_row(FIRST_PASS.csv(), FIELDS, row)
         print(f"[{time.time() - t0:.0f}s] {row['set']} {row['model']} {row['kind']} {row['rate']}: test "
               f"{row.get('test_accuracy')} val {row.get('validation_accuracy')} epochs {row.get('epochs_run')} "
               f"(best {row.get('best_epoch')}, early {row.get('early_stopped')}) {row.get('train_seconds')}s "
@@ -315,7 +334,7 @@ def strict_note() -> str:
 
 def report_section() -> list[str]:
     """The protocol study as markdown lines (the first part of docs/IRREGULAR.md)."""
-    rows = harness.read_rows(csv_path())
+    rows = harness.read_rows(FIRST_PASS.csv())
     earlier = earlier_rows()
     planned = plan_jobs(earlier)
     c = cells(rows)
@@ -458,6 +477,55 @@ def report_section() -> list[str]:
     if first is not None:
         lines += ["One run's command (each row of protocol.csv holds its own):", "", "```", first["command"], "```", ""]
     return lines
+
+
+# ------------------------------------------------------------------- the reference's stopping rule
+REFERENCE_ORDER = ("ItalyPowerDemand", "GunPoint", "JapaneseVowels", "BasicMotions", "mnist1d")
+"""The reference pass's sets, the cheapest first, so a pass cut short has judged whole sets."""
+
+
+def reference_jobs(first: dict, earlier: list[dict], sets: tuple[str, ...] = REFERENCE_ORDER) -> list[tuple]:
+    """The reference pass's jobs in order, set by set: for each kind of missingness the continuous family
+    the first pass chose on validation (``chosen_continuous`` on its cells ``first``) and the baselines
+    but the Neural CDE, then the Neural CDE's runs (the costliest), each in the first pass's configuration."""
+    jobs = []
+    for s in (x for x in sets if x in study_sets() and irregular.best_continuous(earlier, x)):
+        kinds = [k for k in KINDS if k == "steps" or s in MULTICHANNEL]
+        later = []
+        for kind in kinds:
+            conds = [(k, r) for k, r in conditions(s) if k == kind or (r == 0.0 and kind == kinds[0])]
+            cont = chosen_continuous(first, earlier, s, kind)[0]
+            for m in dict.fromkeys((cont, *BASELINES)):
+                group = later if m == "ncde" else jobs
+                group += [(s, m, options_for(earlier, s, m), k, r) for k, r in conds]
+        jobs += later
+    seen, out = set(), []
+    for j in jobs:  # a family chosen for both kinds runs 0% once
+        if job_key(j) not in seen:
+            seen.add(job_key(j))
+            out.append(j)
+    return out
+
+
+def run_reference(sets: tuple[str, ...] = REFERENCE_ORDER) -> None:
+    """Train every missing run of the reference pass on ``sets``, one at a time (reference.csv; two
+    processes on disjoint sets may share the file: each row is one append)."""
+    p = REFERENCE_PASS
+    first = cells(harness.read_rows(FIRST_PASS.csv()))
+    t0 = time.time()
+    while True:
+        rows = harness.read_rows(p.csv())
+        done = {key(r["set"], r["model"], r["config"], r["kind"], r["rate"]) for r in rows}
+        pending = [j for j in reference_jobs(first, earlier_rows(), sets) if job_key(j) not in done]
+        if not pending:
+            break
+        row = run_one(pending[0], p)
+        harness.append_row(p.csv(), FIELDS, row)
+        print(f"[{time.time() - t0:.0f}s] {row['set']} {row['model']} {row['kind']} {row['rate']}: test "
+              f"{row.get('test_accuracy')} val {row.get('validation_accuracy')} epochs {row.get('epochs_run')} "
+              f"(best {row.get('best_epoch')}, early {row.get('early_stopped')}, train {row.get('train_accuracy_last')}) "
+              f"{row.get('train_seconds')}s {row['status']}", flush=True)
+    print(f"done in {time.time() - t0:.0f}s", flush=True)
 
 
 # ------------------------------------------------------------------- the seed fields in controlled form
@@ -657,6 +725,22 @@ def report() -> str:
     return irregular.report()
 
 
+def _sets(text: str) -> tuple[str, ...]:
+    import argparse
+
+    sets = tuple(x for x in text.split(",") if x)
+    unknown = [x for x in sets if x not in REFERENCE_ORDER]
+    if unknown or not sets:
+        raise argparse.ArgumentTypeError(f"--sets takes a comma-separated list of {', '.join(REFERENCE_ORDER)}; "
+                                         f"got {text!r}")
+    return sets
+
+
+def _sets_argument(parser) -> None:
+    parser.add_argument("--sets", type=_sets, default=REFERENCE_ORDER,
+                        help="the sets to run, comma-separated (default: all, cheapest first)")
+
+
 def main(argv: list[str] | None = None) -> None:
     harness.main(argv, __doc__, {
         "run": harness.Command("train every missing run, one at a time", lambda a: run()),
@@ -664,6 +748,8 @@ def main(argv: list[str] | None = None) -> None:
         "plan": harness.Command("print the runs in their order", lambda a: plan()),
         "run-controlled": harness.Command("train the seed fields' controlled forms (controlled.csv)",
                                           lambda a: run_controlled()),
+        "run-reference": harness.Command("train the pass with the reference's stopping rule (reference.csv)",
+                                         lambda a: run_reference(a.sets), _sets_argument),
     })
 
 
