@@ -174,6 +174,37 @@ def test_protocol_runs_the_earlier_choices_under_early_stopping(study, protocol)
         protocol.harness.train_command(config)
 
 
+def test_reference_pass_plan_and_configs(study, protocol):
+    """The second pass: per set the first pass's validation choice per kind and the baselines, the
+    Neural CDE last, each (set, model, kind, rate) once; its configs carry the reference's loop."""
+    earlier = study.read_rows()
+    first = protocol.cells(protocol.harness.read_rows(protocol.FIRST_PASS.csv()))
+    jobs = protocol.reference_jobs(first, earlier)
+    assert len({protocol.job_key(j) for j in jobs}) == len(jobs)
+    assert [j[0] for j in jobs] == sorted((j[0] for j in jobs), key=protocol.REFERENCE_ORDER.index)  # set by set
+    for s in protocol.REFERENCE_ORDER:
+        mine = [j for j in jobs if j[0] == s]
+        ncde = [n for n, j in enumerate(mine) if j[1] == "ncde"]
+        assert ncde == list(range(len(mine) - len(ncde), len(mine))) and ncde  # the Neural CDE last
+        for kind in ("steps", "channels") if s in protocol.MULTICHANNEL else ("steps",):
+            cont = protocol.chosen_continuous(first, earlier, s, kind)[0]
+            want = {(m, r) for m in (cont, *study.BASELINES) for r in (0.0, *protocol.RATES)}
+            assert want <= {(j[1], j[4]) for j in mine if j[3] == kind or j[4] == 0.0}
+    # BasicMotions: Antisymmetric gated chosen for steps, Lipschitz for values per channel
+    bm = {(j[1], j[3]) for j in jobs if j[0] == "BasicMotions" and j[4] > 0}
+    assert {m for m, k in bm if k == "channels"} - set(study.BASELINES) == {
+        protocol.chosen_continuous(first, earlier, "BasicMotions", "channels")[0]}
+    assert len(protocol.reference_jobs(first, earlier, ("GunPoint",))) == 24
+    config = protocol.make_config(jobs[0], protocol.REFERENCE_PASS).resolved()
+    assert (config.patience, config.stop_on, config.validate_every, config.plateau_patience, config.epochs) == (
+        50, "training", 10, 1, 1000)
+    assert config.run_dir.startswith(str(protocol.REFERENCE_PASS.run_dirs()))
+    command = protocol.harness.train_command(config)
+    assert "--stop-on training --hidden-size" in command and "--validate-every 10" in command
+    with pytest.raises(SystemExit):
+        protocol.main(["run-reference", "--sets", "GunPoint,Nope"])
+
+
 def test_protocol_verdicts_from_rows(study, protocol):
     earlier = study.read_rows()
     cont = study.best_continuous(earlier, "JapaneseVowels")
