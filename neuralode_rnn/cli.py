@@ -160,11 +160,11 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="loss: keep, of the epochs with the best validation accuracy, the one with the lowest "
                         "validation loss, for small validation splits (default none: the first, the reference's "
                         "rule); early stopping reads the accuracy either way")
-    g.add_argument("--stop-on", choices=("validation", "training"), default="validation",
+    g.add_argument("--stop-on", choices=("validation", "training"),
                    help="what --patience counts: validation, epochs without a better validation metric "
                         "(default); training, the reference's rule: stop at a reading more than --patience "
                         "epochs after the last lower training loss or higher training accuracy, so a model "
-                        "that still fits its training data is never stopped (50 in the reference)")
+                        "that still fits its training data is never stopped (ncde's default, 50 epochs)")
     g.add_argument("--weight-penalty", type=nonnegative("--weight-penalty"),
                    help="add this x the sum of the parameters' L2 norms to the loss (Kidger et al.'s 0.03; "
                         "ncde: its vector field's); default 0.03 for ncde, else 0")

@@ -87,7 +87,7 @@ def _model_penalty(model: str) -> float:
 
 # settings whose None means "the model's default" (ncde's preset: the reference's protocol) and what
 # None is for the other models: written when they differ from the latter or from the model's own
-_PLAIN = {"validation": 0.0, "schedule": "step", "plateau_patience": 10, "validate_every": 1}
+_PLAIN = {"validation": 0.0, "schedule": "step", "plateau_patience": 10, "validate_every": 1, "stop_on": "validation"}
 
 
 @functools.lru_cache(maxsize=None)

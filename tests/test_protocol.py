@@ -45,6 +45,11 @@ def test_patience_and_plateau_need_a_validation_split(tiny_config):
     c = tiny_config(validation=0.25, patience=3, schedule="plateau").resolved()
     assert (c.patience, c.plateau_factor, c.plateau_patience, c.weight_penalty) == (3, 0.1, 10, 0.0)
     assert tiny_config(model="ncde").resolved().weight_penalty == 0.03  # the reference's default for ncde
+    # ncde's preset stops as the reference does; the others, or ncde on a split of the caller's, on validation
+    ncde = tiny_config(model="ncde").resolved()
+    assert (ncde.stop_on, ncde.sources["stop_on"].startswith("preset:")) == ("training", True)
+    assert tiny_config(model="ncde", validation=0.25).resolved().stop_on == "validation"
+    assert tiny_config(model="gru", validation=0.25, patience=3).resolved().stop_on == "validation"
 
 
 def test_the_test_split_never_selects(tiny_config, monkeypatch):

@@ -76,7 +76,7 @@ def test_a_stored_command_repeats_the_run(config, monkeypatch):
     if want.get("weight_penalty") == TrainConfig(model=config.model).resolved().weight_penalty:
         want.pop("weight_penalty")  # the model's default, what the command's None resolves to
     model_default = TrainConfig(task=config.task, model=config.model).resolved()
-    for k in ("validation", "schedule", "plateau_patience", "validate_every"):  # None: the model's default (ncde: the reference's)
+    for k in ("validation", "schedule", "plateau_patience", "validate_every", "stop_on"):  # None: the model's default (ncde: the reference's)
         if got.get(k) is None and want.get(k) == getattr(model_default, k):
             want.pop(k)
     assert {k: got.get(k) for k in want} == want, command

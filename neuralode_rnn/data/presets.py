@@ -44,10 +44,10 @@ from typing import Any
 __all__ = ["FAMILY_DEFAULTS", "PRESETS", "PRESET_KEYS", "Preset", "find_preset", "preset_key"]
 
 PRESET_KEYS = ("hidden_size", "method", "eps", "init_std", "recipe", "lr", "epochs", "batch_size",
-               "validation", "patience", "schedule", "plateau_patience", "validate_every")
+               "validation", "patience", "schedule", "plateau_patience", "validate_every", "stop_on")
 """The ``TrainConfig`` settings a preset may fill (each only when the caller left it None)."""
 
-PROTOCOL_KEYS = ("patience", "schedule", "plateau_patience", "validate_every")
+PROTOCOL_KEYS = ("patience", "schedule", "plateau_patience", "validate_every", "stop_on")
 """Preset settings that choose on a validation split (issue 19's protocol): filled only with the
 preset's own validation split, so a caller who sets ``validation`` (0 or a share) sets the protocol
 (these keys then keep ``TrainConfig``'s plain defaults unless given)."""
@@ -170,11 +170,12 @@ FAMILY_DEFAULTS: dict[str, Preset] = {
     # (70/15/15 train/validation/test: validation is 15/85 of what is not test); experiments/common.py:
     # 120-126, 145 (the validation metric read after epochs 0, 10, 20, ... and the last: validate_every
     # 10; ReduceLROnPlateau(patience=1, mode='max') on that accuracy: plateau_patience 1 reading),
-    # :174-181 (stop after 50 epochs without progress: there on the training loss/accuracy, here on the
-    # validation accuracy, the protocol's one rule), :159-162/183-184 (the first best validation
+    # :150-156, 174-181 (stop at a reading more than 50 epochs after the last lower training loss or higher
+    # training accuracy: stop_on "training", training.stopping), :159-162/183-184 (the first best validation
     # weights kept).  The field (3 x 32), spline, solver and penalty are the class's defaults.
     "ncde": Preset({"hidden_size": 32, "lr": 0.003, "epochs": 1000, "batch_size": 32, "validation": 15 / 85,
-                    "patience": 50, "schedule": "plateau", "plateau_patience": 1, "validate_every": 10},
+                    "patience": 50, "schedule": "plateau", "plateau_patience": 1, "validate_every": 10,
+                    "stop_on": "training"},
                    "reference ncde (patrick-kidger/NeuralCDE experiments/uea.py, common.py; lr on validation)"),
 }
 """family -> the preset of a task without an entry (no epochs or batch size: the task's defaults)."""

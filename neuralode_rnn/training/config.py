@@ -145,7 +145,7 @@ class TrainConfig:
     accuracy, the reference's rule; "loss": of the epochs with the best validation accuracy, the one
     with the lowest validation loss, for small validation splits whose accuracy saturates while the
     fit improves; early stopping and the plateau schedule read the accuracy alone either way),
-    ``stop_on`` (what ``patience`` counts: "validation", epochs without a better validation metric;
+    ``stop_on`` (None: the preset's, else "validation"; what ``patience`` counts: "validation", epochs without a better validation metric;
     "training", the reference's rule: the run stops at a reading more than ``patience`` epochs after
     the last new best training loss or training accuracy, the training split evaluated at each
     reading, ``stopping``; it reads no held-out split, so it needs no validation split).  With a validation split, the run ends by restoring the weights of its best
@@ -212,7 +212,7 @@ class TrainConfig:
     plateau_patience: int | None = None
     validate_every: int | None = None
     tie_break: str = "none"
-    stop_on: str = "validation"
+    stop_on: str | None = None
     weight_penalty: float | None = None
     field_width: int | None = None
     field_depth: int | None = None
@@ -256,7 +256,7 @@ class TrainConfig:
         c._check_applies(spec)
         # left None and not filled by a preset: no validation split, the step schedule, torch's patience
         for name, plain in (("validation", 0.0), ("schedule", "step"), ("plateau_patience", 10),
-                            ("validate_every", 1)):
+                            ("validate_every", 1), ("stop_on", "validation")):
             if getattr(c, name) is None:
                 setattr(c, name, plain)
         c._resolve_protocol(spec)
