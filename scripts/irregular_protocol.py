@@ -40,6 +40,7 @@ other sets of ``SET_ORDER``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -59,6 +60,7 @@ def strict_csv_path() -> Path:
 
 
 VALIDATION = 0.25
+SEED = 0
 PATIENCE = 15
 PLATEAU_PATIENCE = 5
 EPOCH_CAP = 200
@@ -75,6 +77,7 @@ class Pass:
     validate_every: int
     stop_on: str
     epoch_cap: int
+    seed: int = SEED
 
     def csv(self) -> Path:
         return irregular.OUT / f"{self.name}.csv"
@@ -89,7 +92,6 @@ REFERENCE_PASS = Pass("reference", 50, 1, 10, "training", 1000)
 """The reference's loop (experiments/common.py): metrics read every 10 epochs, lr x 0.1 after two
 readings without a better validation accuracy, stop more than 50 epochs after the last better
 training loss or accuracy, at most 1000 epochs (reference.csv)."""
-SEED = 0
 RATES = (0.3, 0.5, 0.7)
 MULTICHANNEL = ("JapaneseVowels", "BasicMotions")
 SET_ORDER = ("JapaneseVowels", "BasicMotions", "GunPoint", "ItalyPowerDemand", "mnist1d")
@@ -202,9 +204,9 @@ def make_config(job: tuple, p: Pass = FIRST_PASS):
     if model_spec(model).kind == "continuous":
         options.setdefault("recipe", "fixed")  # the configuration's own solver, as in the earlier study
     drops = {"drop": rate} if kind == "steps" else {"drop_channels": rate}
-    name = f"{set_key}__{model}__{config_id(model, options)}__{kind}{rate:g}__s{SEED}"
+    name = f"{set_key}__{model}__{config_id(model, options)}__{kind}{rate:g}__s{p.seed}"
     return TrainConfig(task=task, task_options=dict(task_options), model=model, hidden_size=hidden,
-                       epochs=p.epoch_cap, batch_size=batch, seed=SEED, clip=irregular.CLIP, validation=VALIDATION,
+                       epochs=p.epoch_cap, batch_size=batch, seed=p.seed, clip=irregular.CLIP, validation=VALIDATION,
                        patience=p.patience, schedule="plateau", plateau_patience=p.plateau_patience,
                        validate_every=p.validate_every, stop_on=p.stop_on, tie_break=TIE_BREAK,
                        run_dir=str(p.run_dirs() / name), quiet=True, threads=1, **drops, **options)
@@ -232,7 +234,7 @@ def run_one(job: tuple, p: Pass = FIRST_PASS) -> dict:
     if rd.config_path.exists():
         config.resume = True
     row = {"set": set_key, "model": model, "config": config_id(model, options), "kind": kind, "rate": rate,
-           "seed": SEED, "options": json.dumps(options, sort_keys=True), "hidden_size": config.hidden_size,
+           "seed": p.seed, "options": json.dumps(options, sort_keys=True), "hidden_size": config.hidden_size,
            "epochs_cap": p.epoch_cap, "command": harness.train_command(config)}
     try:
         result = train(config, callbacks=default_callbacks(config, curves=False))
@@ -516,21 +518,21 @@ def reference_jobs(first: dict, earlier: list[dict], sets: tuple[str, ...] = REF
     return out
 
 
-def run_reference(sets: tuple[str, ...] = REFERENCE_ORDER) -> None:
-    """Train every missing run of the reference pass on ``sets``, one at a time (reference.csv; two
-    processes on disjoint sets may share the file: each row is one append)."""
-    p = REFERENCE_PASS
+def run_reference(sets: tuple[str, ...] = REFERENCE_ORDER, seed: int = SEED) -> None:
+    """Train every missing run of the reference pass with ``seed`` on ``sets``, one at a time
+    (reference.csv, every seed; processes on disjoint (sets, seed) may share the file: each row is one append)."""
+    p = dataclasses.replace(REFERENCE_PASS, seed=seed)
     first = cells(harness.read_rows(FIRST_PASS.csv()))
     t0 = time.time()
     while True:
         rows = harness.read_rows(p.csv())
-        done = {key(r["set"], r["model"], r["config"], r["kind"], r["rate"]) for r in rows}
+        done = {key(r["set"], r["model"], r["config"], r["kind"], r["rate"]) for r in rows if int(r["seed"]) == seed}
         pending = [j for j in reference_jobs(first, earlier_rows(), sets) if job_key(j) not in done]
         if not pending:
             break
         row = run_one(pending[0], p)
         harness.append_row(p.csv(), FIELDS, row)
-        print(f"[{time.time() - t0:.0f}s] {row['set']} {row['model']} {row['kind']} {row['rate']}: test "
+        print(f"[{time.time() - t0:.0f}s] {row['set']} {row['model']} {row['kind']} {row['rate']} s{seed}: test "
               f"{row.get('test_accuracy')} val {row.get('validation_accuracy')} epochs {row.get('epochs_run')} "
               f"(best {row.get('best_epoch')}, early {row.get('early_stopped')}, train {row.get('train_accuracy_last')}) "
               f"{row.get('train_seconds')}s {row['status']}", flush=True)
@@ -548,6 +550,25 @@ def _fit_counts(rows: list[dict]) -> tuple[int, int, int]:
             sum(int(r["best_epoch"] or 0) <= 3 for r in ok))
 
 
+def mean_cells(parts: list[dict]) -> dict:
+    """Cells (``cells``) of several seeds -> one whose test and validation accuracy are their means, for
+    the keys every part has."""
+    common = set.intersection(*(set(x) for x in parts)) if parts else set()
+    return {k: {f: sum(float(x[k][f]) for x in parts) / len(parts) for f in ("test_accuracy", "validation_accuracy")}
+            for k in common}
+
+
+def _seed_verdict(by_seed: dict, set_key: str, kind: str, cont: str) -> dict | None:
+    """The goals on one set and kind with the mean over every seed that has all the runs they need
+    (seed 0 must), None while seed 0 lacks one."""
+    base = by_seed.get(SEED, {})
+    if verdict_for(base, set_key, kind, cont, "") is None:
+        return None
+    seeds = [x for x in sorted(by_seed) if verdict_for(by_seed[x], set_key, kind, cont, "") is not None]
+    how = f"seed {SEED}" if seeds == [SEED] else f"mean of seeds {', '.join(map(str, seeds))}"
+    return verdict_for(mean_cells([by_seed[x] for x in seeds]), set_key, kind, cont, how)
+
+
 def reference_section() -> list[str]:
     """The reference pass as markdown lines: protocol, status, the goals, fit, and per set each model's
     test accuracy beside the first pass's."""
@@ -557,8 +578,10 @@ def reference_section() -> list[str]:
     earlier = earlier_rows()
     first = cells(first_rows)
     planned = reference_jobs(first, earlier)
-    c = cells(rows)
-    done = {key(r["set"], r["model"], r["config"], r["kind"], r["rate"]) for r in rows}
+    by_seed = {seed: cells([r for r in rows if int(r["seed"]) == seed]) for seed in sorted({int(r["seed"]) for r in rows})}
+    c = by_seed.get(SEED, {})
+    extra = sorted(set(by_seed) - {SEED})
+    done = {key(r["set"], r["model"], r["config"], r["kind"], r["rate"]) for r in rows if int(r["seed"]) == SEED}
     n_done = sum(job_key(j) in done for j in planned)
     secs = sum(float(r["train_seconds"] or 0) for r in rows)
     n1, under1, early1 = _fit_counts(first_rows)
@@ -589,7 +612,8 @@ def reference_section() -> list[str]:
              "**What was cut**: the continuous family is the one the first pass chose on validation per set and "
              "kind (the other families and the controlled forms are not rerun); one seed; the sets run cheapest "
              "first, the Neural CDE last in each.", "",
-             f"Runs done: **{n_done} of {len(planned)} planned**"
+             f"Runs done: **{n_done} of {len(planned)} planned** with seed {SEED}"
+             + "".join(f", {sum(int(r['seed']) == x for r in rows)} with seed {x}" for x in extra)
              + (" (partial: stopped at the session's end; `run-reference` continues it, sets not judged are "
                 "marked)" if n_done < len(planned) else "") + f"; {secs / 3600:.2f} hours of training.", "",
              f"Fit: {under2} of {n2} finished runs end below {UNDERFIT:.0%} training accuracy (first pass: {under1} "
@@ -620,8 +644,7 @@ def reference_section() -> list[str]:
     for kind, label in KINDS.items():
         sets = [s for s in REFERENCE_ORDER if s in study_sets() and (kind == "steps" or s in MULTICHANNEL)
                 and irregular.best_continuous(earlier, s)]
-        results = {s: verdict_for(c, s, kind, chosen_continuous(first, earlier, s, kind)[0],
-                                  "the first pass's validation") for s in sets}
+        results = {s: _seed_verdict(by_seed, s, kind, chosen_continuous(first, earlier, s, kind)[0]) for s in sets}
         judged, beats, steady = goal_counts(results)
         judged_all += [(kind, s, v) for s, v in judged.items()]
         lines.append(f"- **{label}**: judged on {len(judged)} of {len(sets)} sets (every run done); the continuous "
@@ -633,7 +656,7 @@ def reference_section() -> list[str]:
             if v is None:
                 lines.append(f"  - {name}: not judged yet (runs missing)")
                 continue
-            lines.append(f"  - {name}: {irregular.LABELS[v['model']]}: **{'yes' if v['beats'] else 'no'}**"
+            lines.append(f"  - {name} ({v['how']}): {irregular.LABELS[v['model']]}: **{'yes' if v['beats'] else 'no'}**"
                          + (f" ({'; '.join(v['short'])})" if v["short"] else "")
                          + f"; 0% to 70%: {v['loss']:.1f} points")
     lost = [(k, s) for k, s, v in judged_all if not v["beats"]]
@@ -650,18 +673,21 @@ def reference_section() -> list[str]:
         models = list(dict.fromkeys([chosen_continuous(first, earlier, s, k)[0] for k in KINDS
                                      if k == "steps" or s in MULTICHANNEL] + list(BASELINES)))
         lines += [f"### {irregular.SETS[s][0]} (reference rule)", "",
-                  "Test accuracy (%) of the best-validation weights; in brackets the first pass's; then epochs run "
-                  "and the last epoch's training accuracy.", "",
+                  f"Test accuracy (%) of the best-validation weights, seed {SEED}" + "".join(f" / seed {x}" for x in extra)
+                  + " where run; in brackets the first pass's (seed 0); then the seed-0 run's epochs and its last "
+                  "epoch's training accuracy.", "",
                   "| model | " + " | ".join(("0%" if r == 0 else f"{r:.0%} {'steps' if k == 'steps' else 'per channel'}")
                                            for k, r in conds) + " |", "|---" * (1 + len(conds)) + "|"]
         for m in models:
             vals = []
             for k, r in conds:
                 x, y = c.get((s, m, k, r)), first.get((s, m, k, r))
+                more = "".join(f" / {_pct(by_seed[e][(s, m, k, r)]['test_accuracy']):.1f}" for e in extra
+                               if (s, m, k, r) in by_seed[e])
                 vals.append("—" if x is None else
-                            f"{_pct(x['test_accuracy']):.1f} ({_pct(y['test_accuracy']):.1f} first); "
-                            f"{x['epochs_run']} ep, train {_pct(x['train_accuracy_last']):.0f}%" if y is not None else
-                            f"{_pct(x['test_accuracy']):.1f}; {x['epochs_run']} ep, train {_pct(x['train_accuracy_last']):.0f}%")
+                            f"{_pct(x['test_accuracy']):.1f}{more}" + (f" ({_pct(y['test_accuracy']):.1f} first)"
+                                                                       if y is not None else "")
+                            + f"; {x['epochs_run']} ep, train {_pct(x['train_accuracy_last']):.0f}%")
             lines.append(f"| {irregular.LABELS[m]} | " + " | ".join(vals) + " |")
         lines.append("")
     failed = [r for r in rows if r["status"] != "ok"]
@@ -882,8 +908,12 @@ def _sets(text: str) -> tuple[str, ...]:
 
 
 def _sets_argument(parser) -> None:
+    from neuralode_rnn.argtypes import at_least
+
     parser.add_argument("--sets", type=_sets, default=REFERENCE_ORDER,
                         help="the sets to run, comma-separated (default: all, cheapest first)")
+    parser.add_argument("--seed", type=at_least(0, "--seed"), default=SEED,
+                        help=f"the runs' seed (default {SEED}; the report averages the seeds a set has whole)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -894,7 +924,7 @@ def main(argv: list[str] | None = None) -> None:
         "run-controlled": harness.Command("train the seed fields' controlled forms (controlled.csv)",
                                           lambda a: run_controlled()),
         "run-reference": harness.Command("train the pass with the reference's stopping rule (reference.csv)",
-                                         lambda a: run_reference(a.sets), _sets_argument),
+                                         lambda a: run_reference(a.sets, a.seed), _sets_argument),
     })
 
 

@@ -205,6 +205,32 @@ def test_reference_pass_plan_and_configs(study, protocol):
         protocol.main(["run-reference", "--sets", "GunPoint,Nope"])
 
 
+def test_reference_verdict_averages_the_seeds_a_set_has_whole(study, protocol):
+    """Seed 0 alone until seed 1 has every run the verdict needs, then the mean of both."""
+    models = ("lipschitz", *study.BASELINES)
+    rates = (0.0, *protocol.RATES)
+
+    def make(acc):
+        return {("GunPoint", m, "steps", r): {"test_accuracy": str(acc(m, r)), "validation_accuracy": "0.5"}
+                for m in models for r in rates}
+
+    s0 = make(lambda m, r: 0.90 if m == "lipschitz" else 0.89)  # seed 0: the seed field ahead by 1 point
+    s1 = make(lambda m, r: 0.80 if m == "lipschitz" else 0.83)  # seed 1: behind by 3
+    v = protocol._seed_verdict({0: s0}, "GunPoint", "steps", "lipschitz")
+    assert (v["beats"], v["how"]) == (True, "seed 0")
+    partial = dict(s1)
+    partial.pop(("GunPoint", "gru-d", "steps", 0.7))
+    v = protocol._seed_verdict({0: s0, 1: partial}, "GunPoint", "steps", "lipschitz")
+    assert (v["beats"], v["how"]) == (True, "seed 0")  # seed 1 incomplete: not averaged in
+    v = protocol._seed_verdict({0: s0, 1: s1}, "GunPoint", "steps", "lipschitz")
+    assert (v["beats"], v["how"]) == (False, "mean of seeds 0, 1")  # 85.0 against 86.0
+    assert v["short"][0] == f"0%: {study.LABELS[study.BASELINES[0]]} 86.0 vs 85.0"
+    assert protocol._seed_verdict({1: s1}, "GunPoint", "steps", "lipschitz") is None  # seed 0 must be whole
+    config = protocol.make_config(("GunPoint", "gru", {"lr": 0.01}, "steps", 0.3),
+                                  protocol.dataclasses.replace(protocol.REFERENCE_PASS, seed=1))
+    assert config.seed == 1 and config.run_dir.endswith("__s1")
+
+
 def test_protocol_verdicts_from_rows(study, protocol):
     earlier = study.read_rows()
     cont = study.best_continuous(earlier, "JapaneseVowels")
