@@ -330,6 +330,24 @@ def verdict_for(c: dict, set_key: str, kind: str, cont: str, how: str) -> dict |
             "loss": acc[(cont, 0.0)] - acc[(cont, 0.7)]}
 
 
+def goal_lines(label: str, sets: list[str], results: dict) -> list[str]:
+    """The two goal counts of one kind of missingness and a line per set, from {set: verdict or None}."""
+    judged, beats, steady = goal_counts(results)
+    lines = [f"- **{label}**: sets with every run done {len(judged)} of {len(sets)}; the continuous model "
+             f"chosen on validation is at least as accurate as every baseline at every rate on **{beats} of "
+             f"{len(judged)}**, and loses at most 3 points from 0% to 70% on **{steady} of {len(judged)}**."]
+    for s in sets:
+        v = results[s]
+        name = irregular.SETS[s][0]
+        if v is None:
+            lines.append(f"  - {name}: not judged (runs missing)")
+            continue
+        lines.append(f"  - {name}: {irregular.LABELS[v['model']]} (chosen on {v['how']}): at least as accurate as every "
+                     f"baseline: **{'yes' if v['beats'] else 'no'}**" + (f" ({'; '.join(v['short'])})" if v["short"] else "")
+                     + f"; loss from 0% to 70%: {v['loss']:.1f} points (**{'yes' if v['loss'] <= 3 else 'no'}**)")
+    return lines
+
+
 def strict_note() -> str:
     """What the first pass (ties not broken) kept on BasicMotions, from protocol_strict.csv."""
     rows = [r for r in harness.read_rows(strict_csv_path()) if r["status"] == "ok" and r["set"] == "BasicMotions"]
@@ -394,19 +412,7 @@ def report_section() -> list[str]:
     for kind, label in KINDS.items():
         sets = [s for s in study_sets() if kind == "steps" or s in MULTICHANNEL]
         results = {s: verdict(c, earlier, s, kind) if irregular.best_continuous(earlier, s) else None for s in sets}
-        judged, beats, steady = goal_counts(results)
-        lines.append(f"- **{label}**: sets with every run done {len(judged)} of {len(sets)}; the continuous model "
-                     f"chosen on validation is at least as accurate as every baseline at every rate on **{beats} of "
-                     f"{len(judged)}**, and loses at most 3 points from 0% to 70% on **{steady} of {len(judged)}**.")
-        for s in sets:
-            v = results[s]
-            name = irregular.SETS[s][0]
-            if v is None:
-                lines.append(f"  - {name}: not judged (runs missing)")
-                continue
-            lines.append(f"  - {name}: {irregular.LABELS[v['model']]} (chosen on {v['how']}): at least as accurate as every baseline: "
-                         f"**{'yes' if v['beats'] else 'no'}**" + (f" ({'; '.join(v['short'])})" if v["short"] else "")
-                         + f"; loss from 0% to 70%: {v['loss']:.1f} points (**{'yes' if v['loss'] <= 3 else 'no'}**)")
+        lines += goal_lines(label, sets, results)
     judged_all = [(kind, s, v) for kind in KINDS for s in study_sets()
                   if (kind == "steps" or s in MULTICHANNEL) and irregular.best_continuous(earlier, s)
                   for v in [verdict(c, earlier, s, kind)] if v is not None]
@@ -565,7 +571,8 @@ def _seed_verdict(by_seed: dict, set_key: str, kind: str, cont: str) -> dict | N
     if verdict_for(base, set_key, kind, cont, "") is None:
         return None
     seeds = [x for x in sorted(by_seed) if verdict_for(by_seed[x], set_key, kind, cont, "") is not None]
-    how = f"seed {SEED}" if seeds == [SEED] else f"mean of seeds {', '.join(map(str, seeds))}"
+    how = "the first pass's validation; " + (f"seed {SEED}" if seeds == [SEED] else
+                                             f"mean of seeds {', '.join(map(str, seeds))}")
     return verdict_for(mean_cells([by_seed[x] for x in seeds]), set_key, kind, cont, how)
 
 
@@ -649,20 +656,8 @@ def reference_section() -> list[str]:
         sets = [s for s in REFERENCE_ORDER if s in study_sets() and (kind == "steps" or s in MULTICHANNEL)
                 and irregular.best_continuous(earlier, s)]
         results = {s: _seed_verdict(by_seed, s, kind, chosen_continuous(first, earlier, s, kind)[0]) for s in sets}
-        judged, beats, steady = goal_counts(results)
-        judged_all += [(kind, s, v) for s, v in judged.items()]
-        lines.append(f"- **{label}**: judged on {len(judged)} of {len(sets)} sets (every run done); the continuous "
-                     f"model at least as accurate as every baseline at every rate on **{beats} of {len(judged)}**, "
-                     f"loses at most 3 points from 0% to 70% on **{steady} of {len(judged)}**.")
-        for s in sets:
-            v = results[s]
-            name = irregular.SETS[s][0]
-            if v is None:
-                lines.append(f"  - {name}: not judged yet (runs missing)")
-                continue
-            lines.append(f"  - {name} ({v['how']}): {irregular.LABELS[v['model']]}: **{'yes' if v['beats'] else 'no'}**"
-                         + (f" ({'; '.join(v['short'])})" if v["short"] else "")
-                         + f"; 0% to 70%: {v['loss']:.1f} points")
+        judged_all += [(kind, s, v) for s, v in results.items() if v is not None]
+        lines += goal_lines(label, sets, results)
     lost = [(k, s) for k, s, v in judged_all if not v["beats"]]
     if judged_all:
         lines += ["", f"**Plainly:** on {len(judged_all)} judged (set, kind) pairs the seed field loses to a baseline "

@@ -217,13 +217,13 @@ def test_reference_verdict_averages_the_seeds_a_set_has_whole(study, protocol):
     s0 = make(lambda m, r: 0.90 if m == "lipschitz" else 0.89)  # seed 0: the seed field ahead by 1 point
     s1 = make(lambda m, r: 0.80 if m == "lipschitz" else 0.83)  # seed 1: behind by 3
     v = protocol._seed_verdict({0: s0}, "GunPoint", "steps", "lipschitz")
-    assert (v["beats"], v["how"]) == (True, "seed 0")
+    assert (v["beats"], v["how"]) == (True, "the first pass's validation; seed 0")
     partial = dict(s1)
     partial.pop(("GunPoint", "gru-d", "steps", 0.7))
     v = protocol._seed_verdict({0: s0, 1: partial}, "GunPoint", "steps", "lipschitz")
-    assert (v["beats"], v["how"]) == (True, "seed 0")  # seed 1 incomplete: not averaged in
+    assert (v["beats"], v["how"]) == (True, "the first pass's validation; seed 0")  # seed 1 incomplete: not averaged in
     v = protocol._seed_verdict({0: s0, 1: s1}, "GunPoint", "steps", "lipschitz")
-    assert (v["beats"], v["how"]) == (False, "mean of seeds 0, 1")  # 85.0 against 86.0
+    assert (v["beats"], v["how"]) == (False, "the first pass's validation; mean of seeds 0, 1")  # 85.0 against 86.0
     assert v["short"][0] == f"0%: {study.LABELS[study.BASELINES[0]]} 86.0 vs 85.0"
     assert protocol._seed_verdict({1: s1}, "GunPoint", "steps", "lipschitz") is None  # seed 0 must be whole
     config = protocol.make_config(("GunPoint", "gru", {"lr": 0.01}, "steps", 0.3),
