@@ -330,8 +330,9 @@ def verdict_for(c: dict, set_key: str, kind: str, cont: str, how: str) -> dict |
             "loss": acc[(cont, 0.0)] - acc[(cont, 0.7)]}
 
 
-def goal_lines(label: str, sets: list[str], results: dict) -> list[str]:
-    """The two goal counts of one kind of missingness and a line per set, from {set: verdict or None}."""
+def goal_lines(label: str, sets: list[str], results: dict, notes: dict | None = None) -> list[str]:
+    """The two goal counts of one kind of missingness and a line per set, from {set: verdict or None};
+    ``notes`` adds a remark to a set's line."""
     judged, beats, steady = goal_counts(results)
     lines = [f"- **{label}**: sets with every run done {len(judged)} of {len(sets)}; the continuous model "
              f"chosen on validation is at least as accurate as every baseline at every rate on **{beats} of "
@@ -344,8 +345,22 @@ def goal_lines(label: str, sets: list[str], results: dict) -> list[str]:
             continue
         lines.append(f"  - {name}: {irregular.LABELS[v['model']]} (chosen on {v['how']}): at least as accurate as every "
                      f"baseline: **{'yes' if v['beats'] else 'no'}**" + (f" ({'; '.join(v['short'])})" if v["short"] else "")
-                     + f"; loss from 0% to 70%: {v['loss']:.1f} points (**{'yes' if v['loss'] <= 3 else 'no'}**)")
+                     + f"; loss from 0% to 70%: {v['loss']:.1f} points (**{'yes' if v['loss'] <= 3 else 'no'}**)"
+                     + (f". {notes[s]}" if notes and notes.get(s) else ""))
     return lines
+
+
+def unfitted_baselines(rows: list[dict], set_key: str, kind: str) -> str:
+    """A remark naming the baseline runs of one set and kind (seed 0, 0% included) that ended below
+    ``UNDERFIT`` training accuracy: a verdict against them compares with models that did not fit."""
+    bad = [r for r in rows if r["set"] == set_key and r["model"] in BASELINES and r["status"] == "ok"
+           and int(r["seed"]) == SEED and (r["kind"] == kind or float(r["rate"]) == 0.0)
+           and r["train_accuracy_last"] != "" and float(r["train_accuracy_last"]) < UNDERFIT]
+    if not bad:
+        return ""
+    return (f"Caveat: {len(bad)} baseline run(s) here ended below {UNDERFIT:.0%} training accuracy ("
+            + ", ".join(f"{irregular.LABELS[r['model']]} {float(r['rate']):.0%} {_pct(r['train_accuracy_last']):.0f}%"
+                        for r in bad) + ")")
 
 
 def strict_note() -> str:
@@ -657,7 +672,7 @@ def reference_section() -> list[str]:
                 and irregular.best_continuous(earlier, s)]
         results = {s: _seed_verdict(by_seed, s, kind, chosen_continuous(first, earlier, s, kind)[0]) for s in sets}
         judged_all += [(kind, s, v) for s, v in results.items() if v is not None]
-        lines += goal_lines(label, sets, results)
+        lines += goal_lines(label, sets, results, {s: unfitted_baselines(rows, s, kind) for s in sets})
     lost = [(k, s) for k, s, v in judged_all if not v["beats"]]
     if judged_all:
         lines += ["", f"**Plainly:** on {len(judged_all)} judged (set, kind) pairs the seed field loses to a baseline "

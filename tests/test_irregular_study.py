@@ -226,6 +226,15 @@ def test_reference_verdict_averages_the_seeds_a_set_has_whole(study, protocol):
     assert (v["beats"], v["how"]) == (False, "the first pass's validation; mean of seeds 0, 1")  # 85.0 against 86.0
     assert v["short"][0] == f"0%: {study.LABELS[study.BASELINES[0]]} 86.0 vs 85.0"
     assert protocol._seed_verdict({1: s1}, "GunPoint", "steps", "lipschitz") is None  # seed 0 must be whole
+    rows = [{"set": "GunPoint", "model": m, "status": "ok", "seed": str(seed), "kind": "steps", "rate": str(r),
+             "train_accuracy_last": str(fit)}
+            for m, seed, r, fit in (("gru", 0, 0.0, 0.55), ("gru", 1, 0.3, 0.5), ("gru-d", 0, 0.3, 1.0),
+                                    ("lipschitz", 0, 0.3, 0.5), ("ode-rnn", 0, 0.7, 0.89))]
+    assert protocol.unfitted_baselines(rows, "GunPoint", "steps") == (
+        f"Caveat: 2 baseline run(s) here ended below 90% training accuracy ({study.LABELS['gru']} 0% 55%, "
+        f"{study.LABELS['ode-rnn']} 70% 89%)")  # seed 1, the seed field and fitted runs are not named
+    assert protocol.unfitted_baselines(rows, "GunPoint", "channels") == (
+        f"Caveat: 1 baseline run(s) here ended below 90% training accuracy ({study.LABELS['gru']} 0% 55%)")
     config = protocol.make_config(("GunPoint", "gru", {"lr": 0.01}, "steps", 0.3),
                                   protocol.dataclasses.replace(protocol.REFERENCE_PASS, seed=1))
     assert config.seed == 1 and config.run_dir.endswith("__s1")
