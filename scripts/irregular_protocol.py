@@ -3,7 +3,14 @@ first part, from docs/irregular/protocol.csv.
 
     python scripts/irregular_protocol.py plan      # the runs in their order, nothing run
     python scripts/irregular_protocol.py run       # one run at a time: docs/irregular/protocol.csv
+    python scripts/irregular_protocol.py run-reference [--sets S,...] [--seed N]   # the second pass
     python scripts/irregular_protocol.py report    # docs/IRREGULAR.md (with the earlier study after it)
+
+The second pass (``REFERENCE_PASS``, docs/irregular/reference.csv) repeats the first pass's runs under
+the reference's own loop: metrics read every 10 epochs, the lr cut after two readings without a
+better validation accuracy, the run stopped more than 50 epochs after its training loss or accuracy
+last improved (``--stop-on training``), at most 1000 epochs.  The first pass's 15-epoch patience on
+the validation accuracy stopped models that were still fitting their training data.
 
 Protocol (every model the same; Kidger et al.'s ``experiments/common.py`` with a smaller patience):
 25% of the training samples held out for validation (``VALIDATION``, a fixed seeded choice,
