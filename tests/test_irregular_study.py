@@ -223,6 +223,7 @@ def test_reference_verdict_averages_the_seeds_a_set_has_whole(study, protocol):
     v = protocol._seed_verdict({0: s0, 1: partial}, "GunPoint", "steps", "lipschitz")
     assert (v["beats"], v["how"]) == (True, "the first pass's validation; seed 0")  # seed 1 incomplete: not averaged in
     v = protocol._seed_verdict({0: s0, 1: s1}, "GunPoint", "steps", "lipschitz")
+    assert v["seeds"] == (0, 1)
     assert (v["beats"], v["how"]) == (False, "the first pass's validation; mean of seeds 0, 1")  # 85.0 against 86.0
     assert v["short"][0] == f"0%: {study.LABELS[study.BASELINES[0]]} 86.0 vs 85.0"
     assert protocol._seed_verdict({1: s1}, "GunPoint", "steps", "lipschitz") is None  # seed 0 must be whole
@@ -233,6 +234,9 @@ def test_reference_verdict_averages_the_seeds_a_set_has_whole(study, protocol):
     assert protocol.unfitted_baselines(rows, "GunPoint", "steps") == (
         f"Caveat: 2 baseline run(s) here ended below 90% training accuracy ({study.LABELS['gru']} 0% 55%, "
         f"{study.LABELS['ode-rnn']} 70% 89%)")  # seed 1, the seed field and fitted runs are not named
+    assert protocol.unfitted_baselines(rows, "GunPoint", "steps", (0, 1)) == (
+        f"Caveat: 3 baseline run(s) here ended below 90% training accuracy ({study.LABELS['gru']} 0% seed 0 55%, "
+        f"{study.LABELS['gru']} 30% seed 1 50%, {study.LABELS['ode-rnn']} 70% seed 0 89%)")
     assert protocol.unfitted_baselines(rows, "GunPoint", "channels") == (
         f"Caveat: 1 baseline run(s) here ended below 90% training accuracy ({study.LABELS['gru']} 0% 55%)")
     config = protocol.make_config(("GunPoint", "gru", {"lr": 0.01}, "steps", 0.3),
