@@ -696,6 +696,7 @@ def reference_section() -> list[str]:
                 + ", some of the baselines it is compared with did not fit their training data (the caveat above): "
                 "that is not a win over trained baselines.")
     lines.append("")
+    lines += lr_section(first, earlier)
     for s in REFERENCE_ORDER:
         if not any(r["set"] == s for r in rows) or not irregular.best_continuous(earlier, s):
             continue
@@ -726,6 +727,115 @@ def reference_section() -> list[str]:
                                               for r in failed) + ".", ""]
     if rows:
         lines += ["One run's command (each row of reference.csv holds its own):", "", "```", rows[0]["command"], "```", ""]
+    return lines
+
+
+# ------------------------------------------------------------------- the lr chosen under the reference pass
+LR_PASS = dataclasses.replace(REFERENCE_PASS, name="reference-lr")
+"""The reference pass with each model's learning rate chosen on validation under it (reference-lr.csv)."""
+LR_GRID = (0.001, 0.003, 0.01, 0.03)
+LR_SETS = ("GunPoint",)
+"""Where the reference pass's baselines ended unfitted in most runs (the lr the earlier study chose on a
+12-epoch budget, with 4 optimiser steps per epoch): every model's lr chosen again, at ``SELECT_RATE``."""
+
+
+def lr_choice(rows: list[dict], set_key: str, model: str, options: dict) -> dict | None:
+    """``options`` with the lr of ``LR_GRID`` whose run at ``SELECT_RATE`` steps scored the best validation
+    accuracy (ties: the smaller lr); None until every candidate ran."""
+    found = []
+    for lr in LR_GRID:
+        o = {**options, "lr": lr}
+        row = next((r for r in rows if r["set"] == set_key and r["model"] == model and r["config"] == config_id(model, o)
+                    and r["kind"] == "steps" and round(float(r["rate"]), 3) == SELECT_RATE), None)
+        if row is None:
+            return None
+        found.append((float(row["validation_accuracy"] or 0) if row["status"] == "ok" else 0.0, -lr, o))
+    return max(found, key=lambda x: x[:2])[2]
+
+
+def lr_jobs(rows: list[dict], first: dict, earlier: list[dict]) -> list[tuple]:
+    """Per set of ``LR_SETS``: every model's ``LR_GRID`` runs at ``SELECT_RATE`` steps (the continuous family
+    of the reference pass and the baselines, the Neural CDE last), then each chosen lr's other rates."""
+    jobs, later = [], []
+    for s in LR_SETS:
+        models = list(dict.fromkeys((chosen_continuous(first, earlier, s, "steps")[0], *BASELINES)))
+        for m in models:
+            group = later if m == "ncde" else jobs
+            group += [(s, m, {**options_for(earlier, s, m), "lr": lr}, "steps", SELECT_RATE) for lr in LR_GRID]
+        for m in models:
+            pick = lr_choice(rows, s, m, options_for(earlier, s, m))
+            if pick is not None:
+                later += [(s, m, pick, k, r) for k, r in conditions(s) if k == "steps" and r != SELECT_RATE]
+    return jobs + later
+
+
+def run_lr(models: tuple[str, ...] | None = None) -> None:
+    """Train every missing run of ``lr_jobs`` (of ``models`` only, if given), one at a time (reference-lr.csv)."""
+    first = cells(harness.read_rows(FIRST_PASS.csv()))
+    t0 = time.time()
+    while True:
+        rows = harness.read_rows(LR_PASS.csv())
+        done = {key(r["set"], r["model"], r["config"], r["kind"], r["rate"]) for r in rows}
+        pending = [j for j in lr_jobs(rows, first, earlier_rows()) if job_key(j) not in done
+                   and (models is None or j[1] in models)]
+        if not pending:
+            break
+        row = run_one(pending[0], LR_PASS)
+        harness.append_row(LR_PASS.csv(), FIELDS, row)
+        print(f"[{time.time() - t0:.0f}s] {row['set']} {row['model']} {row['config']} {row['kind']} {row['rate']}: test "
+              f"{row.get('test_accuracy')} val {row.get('validation_accuracy')} epochs {row.get('epochs_run')} "
+              f"train {row.get('train_accuracy_last')} {row.get('train_seconds')}s {row['status']}", flush=True)
+    print(f"done in {time.time() - t0:.0f}s", flush=True)
+
+
+def lr_section(first: dict, earlier: list[dict]) -> list[str]:
+    """The lr chosen under the reference pass: selection table, the goals with the chosen runs, fit."""
+    rows = harness.read_rows(LR_PASS.csv())
+    if not rows:
+        return []
+    lines = ["### The learning rate chosen under the reference's rule", "",
+             f"On {', '.join(irregular.SETS[s][0] for s in LR_SETS)} most baseline runs above ended below "
+             f"{UNDERFIT:.0%} training accuracy. Their lr was chosen in the earlier study on a short budget. So "
+             f"here every model's lr is chosen again, under this pass's rule, on the validation accuracy at "
+             f"{SELECT_RATE:.0%} of the steps dropped, over {', '.join(f'{x:g}' for x in LR_GRID)} (ties: the "
+             "smaller). Then the chosen lr runs every rate, seed 0. Generated from `docs/irregular/reference-lr.csv`, "
+             "which `python scripts/irregular_protocol.py run-lr` fills (resumable).", ""]
+    for s in LR_SETS:
+        models = list(dict.fromkeys((chosen_continuous(first, earlier, s, "steps")[0], *BASELINES)))
+        lines += [f"{irregular.SETS[s][0]}: validation accuracy (%) at {SELECT_RATE:.0%} steps dropped (test, training "
+                  "accuracy at the last epoch in brackets, not used)", "",
+                  "| model | " + " | ".join(f"lr {x:g}" for x in LR_GRID) + " | chosen |", "|---" * (2 + len(LR_GRID)) + "|"]
+        for m in models:
+            vals = []
+            for lr in LR_GRID:
+                o = {**options_for(earlier, s, m), "lr": lr}
+                r = next((r for r in rows if r["set"] == s and r["model"] == m and r["config"] == config_id(m, o)
+                          and round(float(r["rate"]), 3) == SELECT_RATE), None)
+                vals.append("not run" if r is None else r["status"][:30] if r["status"] != "ok" else
+                            f"{_pct(r['validation_accuracy']):.1f} ({_pct(r['test_accuracy']):.1f}; "
+                            f"{_pct(r['train_accuracy_last']):.0f}%)")
+            pick = lr_choice(rows, s, m, options_for(earlier, s, m))
+            lines.append(f"| {irregular.LABELS[m]} | " + " | ".join(vals) + f" | {pick['lr']:g} |" if pick else
+                         f"| {irregular.LABELS[m]} | " + " | ".join(vals) + " | — |")
+        chosen = {}
+        for m in models:
+            pick = lr_choice(rows, s, m, options_for(earlier, s, m))
+            if pick is not None:
+                chosen.update(cells([r for r in rows if r["set"] == s and r["model"] == m
+                                     and r["config"] == config_id(m, pick)]))
+        cont = models[0]
+        v = verdict_for(chosen, s, "steps", cont, "the first pass's validation; lr on this pass's validation")
+        runs = [r for r in rows if r["status"] == "ok" and (r["set"], r["model"], "steps", round(float(r["rate"]), 3))
+                in chosen and chosen[(r["set"], r["model"], "steps", round(float(r["rate"]), 3))] is r]
+        lines += ["", "| model | " + " | ".join(f"{r:.0%}" for r in (0.0, *RATES)) + " |", "|---" * 5 + "|"]
+        for m in models:
+            vals = [f"{_pct(chosen[(s, m, 'steps', r)]['test_accuracy']):.1f} "
+                    f"({_pct(chosen[(s, m, 'steps', r)]['train_accuracy_last']):.0f}%)"
+                    if (s, m, "steps", r) in chosen else "not run" for r in (0.0, *RATES)]
+            lines.append(f"| {irregular.LABELS[m]} | " + " | ".join(vals) + " |")
+        lines += ["", "Test accuracy (%) with the chosen lr (training accuracy at the last epoch in brackets).", ""]
+        lines += goal_lines(KINDS["steps"], [s], {s: v}, {s: unfitted_baselines(runs, s, "steps")})
+        lines.append("")
     return lines
 
 
@@ -953,6 +1063,9 @@ def main(argv: list[str] | None = None) -> None:
         "plan": harness.Command("print the runs in their order", lambda a: plan()),
         "run-controlled": harness.Command("train the seed fields' controlled forms (controlled.csv)",
                                           lambda a: run_controlled()),
+        "run-lr": harness.Command("choose every model's lr under the reference pass on LR_SETS (reference-lr.csv)",
+                                  lambda a: run_lr(tuple(a.models.split(",")) if a.models else None),
+                                  lambda p: p.add_argument("--models", help="only these models, comma-separated")),
         "run-reference": harness.Command("train the pass with the reference's stopping rule (reference.csv)",
                                          lambda a: run_reference(a.sets, a.seed), _sets_argument),
     })
