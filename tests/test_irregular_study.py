@@ -244,6 +244,32 @@ def test_reference_verdict_averages_the_seeds_a_set_has_whole(study, protocol):
     assert config.seed == 1 and config.run_dir.endswith("__s1")
 
 
+def test_lr_chosen_under_the_reference_pass(study, protocol):
+    """Every model's LR_GRID at 50% steps first; a model's other rates once all its candidates ran,
+    with the lr of the best validation accuracy (ties: the smaller)."""
+    earlier = study.read_rows()
+    first = protocol.cells(protocol.harness.read_rows(protocol.FIRST_PASS.csv()))
+    jobs = protocol.lr_jobs([], first, earlier)
+    n = len(protocol.LR_GRID)
+    assert len(jobs) == n * (1 + len(study.BASELINES)) and {j[4] for j in jobs} == {protocol.SELECT_RATE}
+    assert [j[1] for j in jobs[-n:]] == ["ncde"] * n  # the costliest last
+    s, m = "GunPoint", "gru"
+    base = protocol.options_for(earlier, s, m)
+
+    def row(lr, val, status="ok"):
+        return {"set": s, "model": m, "config": protocol.config_id(m, {**base, "lr": lr}), "kind": "steps",
+                "rate": str(protocol.SELECT_RATE), "status": status, "validation_accuracy": str(val)}
+
+    rows = [row(0.001, 0.5), row(0.003, 0.75), row(0.01, 0.75)]
+    assert protocol.lr_choice(rows, s, m, base) is None  # 0.03 not run yet
+    rows.append(row(0.03, 0.9, status="error: diverged"))  # a failed run scores 0
+    assert protocol.lr_choice(rows, s, m, base) == {**base, "lr": 0.003}  # the tie to the smaller lr
+    later = [j for j in protocol.lr_jobs(rows, first, earlier) if j[1] == m and j[4] != protocol.SELECT_RATE]
+    assert [(j[2]["lr"], j[4]) for j in later] == [(0.003, r) for r in (0.0, 0.3, 0.7)]
+    config = protocol.make_config(later[0], protocol.LR_PASS)
+    assert config.stop_on == "training" and config.lr == 0.003 and "reference-lr" in config.run_dir
+
+
 def test_protocol_verdicts_from_rows(study, protocol):
     earlier = study.read_rows()
     cont = study.best_continuous(earlier, "JapaneseVowels")
