@@ -835,6 +835,23 @@ def lr_section(first: dict, earlier: list[dict]) -> list[str]:
             lines.append(f"| {irregular.LABELS[m]} | " + " | ".join(vals) + " |")
         lines += ["", "Test accuracy (%) with the chosen lr (training accuracy at the last epoch in brackets).", ""]
         lines += goal_lines(KINDS["steps"], [s], {s: v}, {s: unfitted_baselines(runs, s, "steps")})
+        gaps = []
+        for m in models:
+            pick = lr_choice(rows, s, m, options_for(earlier, s, m))
+            tests = {lr: r for lr in LR_GRID for r in rows if r["set"] == s and r["model"] == m and r["status"] == "ok"
+                     and r["config"] == config_id(m, {**options_for(earlier, s, m), "lr": lr})
+                     and round(float(r["rate"]), 3) == SELECT_RATE}
+            if pick is not None and tests:
+                gaps.append(max(_pct(r["test_accuracy"]) for r in tests.values())
+                            - _pct(tests[pick["lr"]]["test_accuracy"]) if pick["lr"] in tests else 0.0)
+        if v is not None:
+            lines += ["", "**Plainly:** with every model's lr chosen under this rule the seed field "
+                      + ("is at least as accurate as every baseline at every rate here." if v["beats"] else
+                         f"loses on {irregular.SETS[s][0]} too ({'; '.join(v['short'])}).")
+                      + f" The {_pct(VALIDATION):.0f}% validation split ({round(VALIDATION * TRAIN_SAMPLES[s])} "
+                      f"samples) chooses poorly: for {sum(g > 5 for g in gaps)} of {len(gaps)} models the chosen lr's "
+                      "test accuracy at the selection rate is more than 5 points below the best candidate's (test "
+                      "accuracy not used to choose)."]
         lines.append("")
     return lines
 
