@@ -452,8 +452,10 @@ def report_section() -> list[str]:
         + "; the earlier study's seed-to-seed spread (its tables below) is the scale of noise to read these with."]
     ok = [r for r in rows if r["status"] == "ok" and r["early_stopped"] != ""]
     fired = [r for r in ok if r["early_stopped"] == "1"]
+    n_fit, under, _ = _fit_counts(rows)
     lines += ["", f"Early stopping fired before the {EPOCH_CAP}-epoch cap in **{len(fired)} of {len(ok)}** finished "
-              f"runs ({100 * len(fired) / max(len(ok), 1):.0f}%)."]
+              f"runs ({100 * len(fired) / max(len(ok), 1):.0f}%); but {under} of {n_fit} ended below {UNDERFIT:.0%} "
+              "training accuracy: here a stop did not mean a model trained to convergence (the second pass, above)."]
     capped = [r for r in ok if r["early_stopped"] == "0"]
     if capped:
         lines.append("Runs that reached the cap: " + "; ".join(
