@@ -554,19 +554,25 @@ def run_reference(sets: tuple[str, ...] = REFERENCE_ORDER, seed: int = SEED) -> 
     (reference.csv, every seed; processes on disjoint (sets, seed) may share the file: each row is one append)."""
     p = dataclasses.replace(REFERENCE_PASS, seed=seed)
     first = cells(harness.read_rows(FIRST_PASS.csv()))
+    run_pass(p, lambda rows: reference_jobs(first, earlier_rows(), sets))
+
+
+def run_pass(p: Pass, jobs) -> None:
+    """Train the runs of ``jobs(rows)`` (recomputed after each run from the pass's rows) that ``p``'s csv
+    lacks for ``p.seed``, one at a time, each row appended when its run ends."""
     t0 = time.time()
     while True:
         rows = harness.read_rows(p.csv())
-        done = {key(r["set"], r["model"], r["config"], r["kind"], r["rate"]) for r in rows if int(r["seed"]) == seed}
-        pending = [j for j in reference_jobs(first, earlier_rows(), sets) if job_key(j) not in done]
+        done = {key(r["set"], r["model"], r["config"], r["kind"], r["rate"]) for r in rows if int(r["seed"]) == p.seed}
+        pending = [j for j in jobs(rows) if job_key(j) not in done]
         if not pending:
             break
         row = run_one(pending[0], p)
         harness.append_row(p.csv(), FIELDS, row)
-        print(f"[{time.time() - t0:.0f}s] {row['set']} {row['model']} {row['kind']} {row['rate']} s{seed}: test "
-              f"{row.get('test_accuracy')} val {row.get('validation_accuracy')} epochs {row.get('epochs_run')} "
-              f"(best {row.get('best_epoch')}, early {row.get('early_stopped')}, train {row.get('train_accuracy_last')}) "
-              f"{row.get('train_seconds')}s {row['status']}", flush=True)
+        print(f"[{time.time() - t0:.0f}s] {row['set']} {row['model']} {row['config']} {row['kind']} {row['rate']} "
+              f"s{p.seed}: test {row.get('test_accuracy')} val {row.get('validation_accuracy')} epochs "
+              f"{row.get('epochs_run')} (best {row.get('best_epoch')}, early {row.get('early_stopped')}, train "
+              f"{row.get('train_accuracy_last')}) {row.get('train_seconds')}s {row['status']}", flush=True)
     print(f"done in {time.time() - t0:.0f}s", flush=True)
 
 
@@ -775,20 +781,7 @@ def lr_jobs(rows: list[dict], first: dict, earlier: list[dict]) -> list[tuple]:
 def run_lr(models: tuple[str, ...] | None = None) -> None:
     """Train every missing run of ``lr_jobs`` (of ``models`` only, if given), one at a time (reference-lr.csv)."""
     first = cells(harness.read_rows(FIRST_PASS.csv()))
-    t0 = time.time()
-    while True:
-        rows = harness.read_rows(LR_PASS.csv())
-        done = {key(r["set"], r["model"], r["config"], r["kind"], r["rate"]) for r in rows}
-        pending = [j for j in lr_jobs(rows, first, earlier_rows()) if job_key(j) not in done
-                   and (models is None or j[1] in models)]
-        if not pending:
-            break
-        row = run_one(pending[0], LR_PASS)
-        harness.append_row(LR_PASS.csv(), FIELDS, row)
-        print(f"[{time.time() - t0:.0f}s] {row['set']} {row['model']} {row['config']} {row['kind']} {row['rate']}: test "
-              f"{row.get('test_accuracy')} val {row.get('validation_accuracy')} epochs {row.get('epochs_run')} "
-              f"train {row.get('train_accuracy_last')} {row.get('train_seconds')}s {row['status']}", flush=True)
-    print(f"done in {time.time() - t0:.0f}s", flush=True)
+    run_pass(LR_PASS, lambda rows: [j for j in lr_jobs(rows, first, earlier_rows()) if models is None or j[1] in models])
 
 
 def lr_section(first: dict, earlier: list[dict]) -> list[str]:
