@@ -748,18 +748,31 @@ LR_SETS = ("GunPoint",)
 12-epoch budget, with 4 optimiser steps per epoch): every model's lr chosen again, at ``SELECT_RATE``."""
 
 
+def selection_row(rows: list[dict], set_key: str, model: str, options: dict) -> dict | None:
+    """The row of ``model`` with ``options`` on ``set_key`` at ``SELECT_RATE`` of the steps dropped, or None."""
+    return next((r for r in rows if r["set"] == set_key and r["model"] == model
+                 and r["config"] == config_id(model, options) and r["kind"] == "steps"
+                 and round(float(r["rate"]), 3) == SELECT_RATE), None)
+
+
+def choose_on_validation(rows: list[dict], set_key: str, candidates: list[tuple[str, dict]]) -> tuple[str, dict] | None:
+    """The (model, options) of ``candidates`` whose run at ``SELECT_RATE`` scored the best validation
+    accuracy (a failed run scores 0; ties: the earlier candidate); None until every candidate ran."""
+    found = []
+    for m, o in candidates:
+        row = selection_row(rows, set_key, m, o)
+        if row is None:
+            return None
+        found.append((float(row["validation_accuracy"] or 0) if row["status"] == "ok" else 0.0, m, o))
+    best = max(found, key=lambda x: x[0])  # max keeps the first of equal scores
+    return best[1], best[2]
+
+
 def lr_choice(rows: list[dict], set_key: str, model: str, options: dict) -> dict | None:
     """``options`` with the lr of ``LR_GRID`` whose run at ``SELECT_RATE`` steps scored the best validation
     accuracy (ties: the smaller lr); None until every candidate ran."""
-    found = []
-    for lr in LR_GRID:
-        o = {**options, "lr": lr}
-        row = next((r for r in rows if r["set"] == set_key and r["model"] == model and r["config"] == config_id(model, o)
-                    and r["kind"] == "steps" and round(float(r["rate"]), 3) == SELECT_RATE), None)
-        if row is None:
-            return None
-        found.append((float(row["validation_accuracy"] or 0) if row["status"] == "ok" else 0.0, -lr, o))
-    return max(found, key=lambda x: x[:2])[2]
+    pick = choose_on_validation(rows, set_key, [(model, {**options, "lr": lr}) for lr in sorted(LR_GRID)])
+    return None if pick is None else pick[1]
 
 
 def lr_jobs(rows: list[dict], first: dict, earlier: list[dict]) -> list[tuple]:
@@ -801,21 +814,17 @@ def lr_section(first: dict, earlier: list[dict]) -> list[str]:
         lines += [f"{irregular.SETS[s][0]}: validation accuracy (%) at {SELECT_RATE:.0%} steps dropped (test, training "
                   "accuracy at the last epoch in brackets, not used)", "",
                   "| model | " + " | ".join(f"lr {x:g}" for x in LR_GRID) + " | chosen |", "|---" * (2 + len(LR_GRID)) + "|"]
+        picks = {m: lr_choice(rows, s, m, options_for(earlier, s, m)) for m in models}
+        tried = {m: {lr: selection_row(rows, s, m, {**options_for(earlier, s, m), "lr": lr}) for lr in LR_GRID}
+                 for m in models}
         for m in models:
-            vals = []
-            for lr in LR_GRID:
-                o = {**options_for(earlier, s, m), "lr": lr}
-                r = next((r for r in rows if r["set"] == s and r["model"] == m and r["config"] == config_id(m, o)
-                          and round(float(r["rate"]), 3) == SELECT_RATE), None)
-                vals.append("not run" if r is None else r["status"][:30] if r["status"] != "ok" else
-                            f"{_pct(r['validation_accuracy']):.1f} ({_pct(r['test_accuracy']):.1f}; "
-                            f"{_pct(r['train_accuracy_last']):.0f}%)")
-            pick = lr_choice(rows, s, m, options_for(earlier, s, m))
-            lines.append(f"| {irregular.LABELS[m]} | " + " | ".join(vals) + f" | {pick['lr']:g} |" if pick else
-                         f"| {irregular.LABELS[m]} | " + " | ".join(vals) + " | — |")
+            vals = ["not run" if r is None else r["status"][:30] if r["status"] != "ok" else
+                    f"{_pct(r['validation_accuracy']):.1f} ({_pct(r['test_accuracy']):.1f}; "
+                    f"{_pct(r['train_accuracy_last']):.0f}%)" for r in tried[m].values()]
+            lines.append(f"| {irregular.LABELS[m]} | " + " | ".join(vals)
+                         + (f" | {picks[m]['lr']:g} |" if picks[m] else " | — |"))
         chosen = {}
-        for m in models:
-            pick = lr_choice(rows, s, m, options_for(earlier, s, m))
+        for m, pick in picks.items():
             if pick is not None:
                 chosen.update(cells([r for r in rows if r["set"] == s and r["model"] == m
                                      and r["config"] == config_id(m, pick)]))
@@ -832,11 +841,8 @@ def lr_section(first: dict, earlier: list[dict]) -> list[str]:
         lines += ["", "Test accuracy (%) with the chosen lr (training accuracy at the last epoch in brackets).", ""]
         lines += goal_lines(KINDS["steps"], [s], {s: v}, {s: unfitted_baselines(runs, s, "steps")})
         gaps = []
-        for m in models:
-            pick = lr_choice(rows, s, m, options_for(earlier, s, m))
-            tests = {lr: r for lr in LR_GRID for r in rows if r["set"] == s and r["model"] == m and r["status"] == "ok"
-                     and r["config"] == config_id(m, {**options_for(earlier, s, m), "lr": lr})
-                     and round(float(r["rate"]), 3) == SELECT_RATE}
+        for m, pick in picks.items():
+            tests = {lr: r for lr, r in tried[m].items() if r is not None and r["status"] == "ok"}
             if pick is not None and tests:
                 gaps.append(max(_pct(r["test_accuracy"]) for r in tests.values())
                             - _pct(tests[pick["lr"]]["test_accuracy"]) if pick["lr"] in tests else 0.0)
@@ -876,15 +882,7 @@ def controlled_candidates() -> list[tuple[str, dict]]:
 def controlled_choice(rows: list[dict], set_key: str) -> tuple[str, dict] | None:
     """(model, options) of the controlled form chosen on validation for ``set_key``; None until every
     candidate's selection run is in ``rows``."""
-    found = []
-    for m, o in controlled_candidates():
-        row = next((r for r in rows if r["set"] == set_key and r["model"] == m and r["config"] == config_id(m, o)
-                    and r["kind"] == "steps" and round(float(r["rate"]), 3) == SELECT_RATE), None)
-        if row is None:
-            return None
-        found.append((float(row["validation_accuracy"] or 0) if row["status"] == "ok" else 0.0, m, o))
-    best = max(found, key=lambda x: x[0])  # max keeps the first of equal scores: the earlier candidate
-    return best[1], best[2]
+    return choose_on_validation(rows, set_key, controlled_candidates())
 
 
 def controlled_jobs(rows: list[dict]) -> list[tuple]:
@@ -942,8 +940,7 @@ def controlled_section(c: dict, earlier: list[dict]) -> list[str]:
     for s in study_sets():
         vals = []
         for m, o in controlled_candidates():
-            r = next((r for r in rows if r["set"] == s and r["model"] == m and r["config"] == config_id(m, o)
-                      and r["kind"] == "steps" and round(float(r["rate"]), 3) == SELECT_RATE), None)
+            r = selection_row(rows, s, m, o)
             vals.append("not run" if r is None else r["status"][:30] if r["status"] != "ok"
                         else f"{_pct(r['validation_accuracy']):.1f} (test {_pct(r['test_accuracy']):.1f})")
         pick = controlled_choice(rows, s)
