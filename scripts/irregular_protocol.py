@@ -549,12 +549,14 @@ def reference_jobs(first: dict, earlier: list[dict], sets: tuple[str, ...] = REF
     return out
 
 
-def run_reference(sets: tuple[str, ...] = REFERENCE_ORDER, seed: int = SEED) -> None:
-    """Train every missing run of the reference pass with ``seed`` on ``sets``, one at a time
-    (reference.csv, every seed; processes on disjoint (sets, seed) may share the file: each row is one append)."""
+def run_reference(sets: tuple[str, ...] = REFERENCE_ORDER, seed: int = SEED,
+                  models: tuple[str, ...] | None = None) -> None:
+    """Train every missing run of the reference pass with ``seed`` on ``sets`` (of ``models`` only, if given),
+    one at a time (reference.csv, every seed; processes on disjoint (sets, seed, models) may share the file:
+    each row is one append)."""
     p = dataclasses.replace(REFERENCE_PASS, seed=seed)
     first = cells(harness.read_rows(FIRST_PASS.csv()))
-    run_pass(p, lambda rows: reference_jobs(first, earlier_rows(), sets))
+    run_pass(p, lambda rows: [j for j in reference_jobs(first, earlier_rows(), sets) if models is None or j[1] in models])
 
 
 def run_pass(p: Pass, jobs) -> None:
@@ -1066,6 +1068,24 @@ def _sets_argument(parser) -> None:
                         help=f"the runs' seed (default {SEED}; the report averages the seeds a set has whole)")
 
 
+def _model_list(text: str) -> tuple[str, ...]:
+    import argparse
+
+    from neuralode_rnn.zoo import MODELS
+
+    models = tuple(x for x in text.split(",") if x)
+    unknown = [x for x in models if x not in MODELS]
+    if unknown or not models:
+        raise argparse.ArgumentTypeError(f"--models takes a comma-separated list of model names ({', '.join(MODELS)}); "
+                                         f"got {text!r}")
+    return models
+
+
+def _models_argument(parser) -> None:
+    parser.add_argument("--models", type=_model_list, default=None,
+                        help="only these models, comma-separated (processes on disjoint models may share a pass's file)")
+
+
 def main(argv: list[str] | None = None) -> None:
     harness.main(argv, __doc__, {
         "run": harness.Command("train every missing run, one at a time", lambda a: run()),
@@ -1074,10 +1094,10 @@ def main(argv: list[str] | None = None) -> None:
         "run-controlled": harness.Command("train the seed fields' controlled forms (controlled.csv)",
                                           lambda a: run_controlled()),
         "run-lr": harness.Command("choose every model's lr under the reference pass on LR_SETS (reference-lr.csv)",
-                                  lambda a: run_lr(tuple(a.models.split(",")) if a.models else None),
-                                  lambda p: p.add_argument("--models", help="only these models, comma-separated")),
+                                  lambda a: run_lr(a.models), _models_argument),
         "run-reference": harness.Command("train the pass with the reference's stopping rule (reference.csv)",
-                                         lambda a: run_reference(a.sets, a.seed), _sets_argument),
+                                         lambda a: run_reference(a.sets, a.seed, a.models),
+                                         lambda p: (_sets_argument(p), _models_argument(p))),
     })
 
 

@@ -205,6 +205,24 @@ def test_reference_pass_plan_and_configs(study, protocol):
         protocol.main(["run-reference", "--sets", "GunPoint,Nope"])
 
 
+def test_run_reference_models_splits_a_set_between_processes(protocol, monkeypatch):
+    """``--models`` keeps only those models' jobs (two processes on one set and seed take disjoint runs);
+    an unknown name is refused."""
+    seen = {}
+
+    def capture(p, jobs):
+        seen[p.seed] = jobs([])
+
+    monkeypatch.setattr(protocol, "run_pass", capture)
+    protocol.main(["run-reference", "--sets", "GunPoint", "--seed", "2", "--models", "ncde,gru"])
+    protocol.main(["run-reference", "--sets", "GunPoint", "--seed", "3"])
+    assert {j[1] for j in seen[2]} == {"ncde", "gru"} and len(seen[2]) == 8
+    assert {j[0] for j in seen[3]} == {"GunPoint"} and len(seen[3]) == 24
+    assert [j for j in seen[3] if j[1] in ("ncde", "gru")] == seen[2]
+    with pytest.raises(SystemExit):
+        protocol.main(["run-reference", "--models", "gru,nope"])
+
+
 def test_reference_verdict_averages_the_seeds_a_set_has_whole(study, protocol):
     """Seed 0 alone until seed 1 has every run the verdict needs, then the mean of both."""
     models = ("lipschitz", *study.BASELINES)
