@@ -707,6 +707,7 @@ def reference_section() -> list[str]:
                 + ", some of the baselines it is compared with did not fit their training data (the caveat above): "
                 "that is not a win over trained baselines.")
     lines.append("")
+    lines += every_model_section(by_seed, judged_all)
     lines += lr_section(first, earlier)
     for s in REFERENCE_ORDER:
         if not any(r["set"] == s for r in rows) or not irregular.best_continuous(earlier, s):
@@ -738,6 +739,47 @@ def reference_section() -> list[str]:
                                               for r in failed) + ".", ""]
     if rows:
         lines += ["One run's command (each row of reference.csv holds its own):", "", "```", rows[0]["command"], "```", ""]
+    return lines
+
+
+def model_tests(c: dict, set_key: str, kind: str, models: tuple[str, ...]) -> dict[str, tuple[bool, float]]:
+    """The goals' two tests applied to each of ``models`` against the others in cells ``c``: model ->
+    (at least as accurate as every other model at every rate, test points lost from 0% to 70%)."""
+    rates = (0.0, *RATES)
+    acc = {(m, r): _pct(c[(set_key, m, kind, r)]["test_accuracy"]) for m in models for r in rates}
+    return {m: (all(acc[(m, r)] >= max(acc[(o, r)] for o in models if o != m) for r in rates),
+                acc[(m, 0.0)] - acc[(m, 0.7)]) for m in models}
+
+
+def every_model_section(by_seed: dict, judged: list[tuple[str, str, dict]]) -> list[str]:
+    """The goals' two tests applied to every model of each judged (kind, set, verdict), on the verdict's
+    seeds: whether any model, baseline or continuous, passes them where the seed field does not."""
+    if not judged:
+        return []
+    lines = ["### The same two tests applied to every model", "",
+             "Each model against the other five on the same runs (the verdict's seeds, mean test accuracy): at "
+             "least as accurate as every other model at every rate (yes/no), and the test points it loses from 0% "
+             "to 70%. For the seed field this is the goal's test; for a baseline, the same test with the seed field "
+             "among the others. It says whether the goal asks for something any model in the study does.", "",
+             "| set (kind) | seed field | " + " | ".join(irregular.LABELS[b] for b in BASELINES) + " |",
+             "|---" * (2 + len(BASELINES)) + "|"]
+    passes = {m: 0 for m in ("seed", *BASELINES)}
+    steady = dict(passes)
+    floors = []
+    for kind, s, v in judged:
+        tests = model_tests(mean_cells([by_seed[x] for x in v["seeds"]]), s, kind, (v["model"], *BASELINES))
+        for name, m in (("seed", v["model"]), *((b, b) for b in BASELINES)):
+            passes[name] += tests[m][0]
+            steady[name] += tests[m][1] <= 3
+        where = f"{irregular.SETS[s][0]} ({'steps' if kind == 'steps' else 'per channel'})"
+        floors.append((where, min(t[1] for t in tests.values())))
+        lines.append(f"| {where} | {irregular.LABELS[v['model']]}: " + " | ".join(
+            f"{'yes' if tests[m][0] else 'no'}, {tests[m][1]:.1f}" for m in (v["model"], *BASELINES)) + " |")
+    names = {"seed": "the seed field", **{b: irregular.LABELS[b] for b in BASELINES}}
+    lines += ["", f"Of {len(judged)} judged pairs, at least as accurate as every other model at every rate: "
+              + ", ".join(f"{names[m]} {passes[m]}" for m in passes) + "; at most 3 points lost from 0% to 70%: "
+              + ", ".join(f"{names[m]} {steady[m]}" for m in steady) + ". The smallest loss from 0% to 70% of any "
+              "model: " + "; ".join(f"{w} {x:.1f}" for w, x in floors) + ".", ""]
     return lines
 
 

@@ -205,6 +205,30 @@ def test_reference_pass_plan_and_configs(study, protocol):
         protocol.main(["run-reference", "--sets", "GunPoint,Nope"])
 
 
+def test_every_model_gets_the_goals_tests_against_the_others(study, protocol):
+    """A model passes the first test only if no other model beats it at any rate (ties pass); the loss
+    is its own 0% minus 70% accuracy; the section counts each model's passes over the judged pairs."""
+    models = ("lipschitz", *study.BASELINES)
+    acc = {m: {0.0: 0.80, 0.3: 0.70, 0.5: 0.60, 0.7: 0.50} for m in models}
+    acc["gru-d"] = {0.0: 0.90, 0.3: 0.70, 0.5: 0.60, 0.7: 0.89}  # best at 0% and 70%, tied at 30% and 50%
+    acc["gru"] = {0.0: 0.80, 0.3: 0.75, 0.5: 0.60, 0.7: 0.50}  # best at 30% only
+    c = {("GunPoint", m, "steps", r): {"test_accuracy": str(a), "validation_accuracy": "0.5"}
+         for m in models for r, a in acc[m].items()}
+    tests = protocol.model_tests(c, "GunPoint", "steps", models)
+    assert tests["gru-d"][0] is False  # the GRU is ahead of it at 30%
+    assert all(not t[0] for t in tests.values())
+    assert tests["gru-d"][1] == pytest.approx(1.0) and tests["lipschitz"][1] == pytest.approx(30.0)
+    acc["gru-d"][0.3] = 0.75  # now tied with the GRU at 30%: ties pass
+    c.update({("GunPoint", "gru-d", "steps", 0.3): {"test_accuracy": "0.75", "validation_accuracy": "0.5"}})
+    tests = protocol.model_tests(c, "GunPoint", "steps", models)
+    assert [m for m, t in tests.items() if t[0]] == ["gru-d"]
+    v = {"model": "lipschitz", "seeds": (0,)}
+    text = "\n".join(protocol.every_model_section({0: c}, [("steps", "GunPoint", v)]))
+    assert f"{study.LABELS['gru-d']} 1" in text and "the seed field 0" in text
+    assert "| GunPoint (steps) | Lipschitz: no, 30.0 |" in text
+    assert protocol.every_model_section({0: c}, []) == []
+
+
 def test_run_reference_models_splits_a_set_between_processes(protocol, monkeypatch):
     """``--models`` keeps only those models' jobs (two processes on one set and seed take disjoint runs);
     an unknown name is refused."""
