@@ -179,9 +179,15 @@ def test_reference_pass_plan_and_configs(study, protocol):
     Neural CDE last, each (set, model, kind, rate) once; its configs carry the reference's loop."""
     earlier = study.read_rows()
     first = protocol.cells(protocol.harness.read_rows(protocol.FIRST_PASS.csv()))
-    jobs = protocol.reference_jobs(first, earlier)
-    assert len({protocol.job_key(j) for j in jobs}) == len(jobs)
+    everything = protocol.reference_jobs(first, earlier)
+    jobs = protocol.reference_jobs(first, earlier, seed=1)  # seeds other than 0: no other families
+    assert everything[:len(jobs)] == jobs and len({protocol.job_key(j) for j in everything}) == len(everything)
     assert [j[0] for j in jobs] == sorted((j[0] for j in jobs), key=protocol.REFERENCE_ORDER.index)  # set by set
+    for s in protocol.MULTICHANNEL:  # seed 0 then runs every family at every condition there
+        fams = protocol.families(earlier, s)
+        assert {(j[1], j[3], j[4]) for j in everything if j[0] == s and j[1] in fams} == {
+            (m, k, r) for m in fams for k, r in protocol.conditions(s)}
+    assert {j[0] for j in everything[len(jobs):]} == set(protocol.MULTICHANNEL)
     for s in protocol.REFERENCE_ORDER:
         mine = [j for j in jobs if j[0] == s]
         ncde = [n for n, j in enumerate(mine) if j[1] == "ncde"]
@@ -195,6 +201,18 @@ def test_reference_pass_plan_and_configs(study, protocol):
     assert {m for m, k in bm if k == "channels"} - set(study.BASELINES) == {
         protocol.chosen_continuous(first, earlier, "BasicMotions", "channels")[0]}
     assert len(protocol.reference_jobs(first, earlier, ("GunPoint",))) == 24
+    # once every family ran on this pass with seed 0, the family of its best mean validation accuracy is
+    # judged and the other seeds run it
+    fams = protocol.families(earlier, "BasicMotions")
+    ref = protocol.cells([{"set": "BasicMotions", "model": m, "kind": k, "rate": r, "status": "ok", "test_accuracy": 0.5,
+                           "validation_accuracy": 0.9 if m == fams[3] else 0.8}
+                          for m in fams for k, r in protocol.conditions("BasicMotions")])
+    for kind in ("steps", "channels"):
+        assert protocol.reference_choice(ref, first, earlier, "BasicMotions", kind) == (fams[3], "this pass's validation")
+        assert protocol.reference_choice({}, first, earlier, "BasicMotions", kind) == (
+            protocol.chosen_continuous(first, earlier, "BasicMotions", kind)[0], "the first pass's validation")
+    later = protocol.reference_jobs(first, earlier, ("BasicMotions",), ref, seed=2)
+    assert {j[1] for j in later} - set(study.BASELINES) == {fams[3]} and len(later) == 7 * 6
     config = protocol.make_config(jobs[0], protocol.REFERENCE_PASS).resolved()
     assert (config.patience, config.stop_on, config.validate_every, config.plateau_patience, config.epochs) == (
         50, "training", 10, 1, 1000)
