@@ -466,7 +466,7 @@ def report_section() -> list[str]:
         lines.append("Failed runs: " + "; ".join(f"{r['set']} {r['model']} {r['kind']} {r['rate']}: {r['status']}"
                                                  for r in failed) + ".")
     lines.append("")
-    lines += controlled_section(c, earlier)
+    lines += first_controlled_section(c, earlier)
     # per set: test accuracy table and the runs
     for s in study_sets():
         name = irregular.SETS[s][0]
@@ -732,6 +732,7 @@ def reference_section() -> list[str]:
                 "that is not a win over trained baselines.")
     lines.append("")
     lines += every_model_section(by_seed, judged_all)
+    lines += reference_controlled_section(c, first, earlier)
     lines += lr_section(first, earlier)
     for s in REFERENCE_ORDER:
         if not any(r["set"] == s for r in rows) or not irregular.best_continuous(earlier, s):
@@ -955,11 +956,11 @@ def controlled_choice(rows: list[dict], set_key: str) -> tuple[str, dict] | None
     return choose_on_validation(rows, set_key, controlled_candidates())
 
 
-def controlled_jobs(rows: list[dict]) -> list[tuple]:
-    """The controlled study's jobs in order, set by set (``SET_ORDER``): the set's selection runs (50%
-    steps), then, once they are done, the chosen configuration's other conditions."""
+def controlled_jobs(rows: list[dict], sets: tuple[str, ...] | None = None) -> list[tuple]:
+    """The controlled study's jobs in order, set by set (``SET_ORDER``; of ``sets`` only, if given): the
+    set's selection runs (50% steps), then, once they are done, the chosen configuration's other conditions."""
     jobs = []
-    for s in study_sets():
+    for s in (x for x in study_sets() if sets is None or x in sets):
         jobs += [(s, m, o, "steps", SELECT_RATE) for m, o in controlled_candidates()]
         pick = controlled_choice(rows, s)
         if pick is not None:
@@ -987,11 +988,19 @@ def run_controlled() -> None:
     print(f"done in {time.time() - t0:.0f}s", flush=True)
 
 
-def controlled_section(c: dict, earlier: list[dict]) -> list[str]:
-    """The controlled forms beside the seed rows: selection, per-set test accuracy, and the goals counted
-    with the controlled form alone and with the form chosen on validation."""
-    rows = harness.read_rows(controlled_csv_path())
-    lines = ["### The seed fields in controlled form (time-aware variant)", "",
+CONTROLLED_REFERENCE = dataclasses.replace(REFERENCE_PASS, name="reference-controlled")
+"""The controlled forms under the reference pass's loop (reference-controlled.csv): the same candidates
+and selection as the first pass's controlled study."""
+
+
+def run_reference_controlled(sets: tuple[str, ...] = REFERENCE_ORDER) -> None:
+    """Train every missing controlled-form run of the reference pass on ``sets`` (selection first), one at a time."""
+    run_pass(CONTROLLED_REFERENCE, lambda rows: controlled_jobs(rows, sets))
+
+
+def first_controlled_section(c: dict, earlier: list[dict]) -> list[str]:
+    """The first pass's controlled study (controlled.csv), the form introduced."""
+    intro = ["### The seed fields in controlled form (time-aware variant)", "",
              "The seed rows above read the input as a level (held, plus time, intensity and mask channels), so over "
              "a long gap the same sample acts for longer. The controlled form "
              "(`neuralode_rnn.baselines.controlled`, models `lipschitz-cde`, `antisymmetric-gated-cde`, ...) is "
@@ -1005,6 +1014,32 @@ def controlled_section(c: dict, earlier: list[dict]) -> list[str]:
              f"over {' and '.join(CONTROLLED_FAMILIES)} x eps {' and '.join(f'{e:g}' for e in CONTROLLED_EPS)} at "
              f"lr {CONTROLLED_LR:g} (4 runs per set); then every condition with it. What was cut: no learning-rate "
              "search, two of the four families, one seed.", ""]
+    return controlled_section(c, earlier, harness.read_rows(controlled_csv_path()), intro,
+                              lambda s, k: chosen_continuous(c, earlier, s, k))
+
+
+def reference_controlled_section(c: dict, first: dict, earlier: list[dict]) -> list[str]:
+    """The controlled forms under the reference pass (reference-controlled.csv) against its seed-0 cells ``c``."""
+    rows = harness.read_rows(CONTROLLED_REFERENCE.csv())
+    if not rows:
+        return []
+    n_sets = sum(controlled_choice(rows, s) is not None for s in study_sets())
+    intro = ["### The seed fields in controlled form under the reference rule", "",
+             "The controlled forms of the first pass (its section below says what they are), rerun under this pass's "
+             "loop: the same four candidates per set chosen on the validation accuracy at "
+             f"{SELECT_RATE:.0%} of the steps dropped, then every condition with the choice, seed {SEED}, compared "
+             "with this pass's seed-0 runs of the seed field and the baselines. Generated from "
+             "`docs/irregular/reference-controlled.csv`, which `python scripts/irregular_protocol.py "
+             "run-reference-controlled [--sets S,..]` fills (resumable). What was cut: no learning-rate search, two "
+             f"of the four families, one seed; sets with a choice made: {n_sets} of {len(study_sets())}.", ""]
+    return controlled_section(c, earlier, rows, intro, lambda s, k: reference_choice(c, first, earlier, s, k))
+
+
+def controlled_section(c: dict, earlier: list[dict], rows: list[dict], intro: list[str], seed_choice) -> list[str]:
+    """The controlled forms' ``rows`` beside the seed rows of cells ``c`` (``intro`` first): selection,
+    per-set test accuracy, and the goals counted with the controlled form alone and with the form chosen
+    on validation; ``seed_choice(set, kind)`` is the seed family compared with and how it was chosen."""
+    lines = list(intro)
     lines += ["| set | " + " | ".join(f"{irregular.LABELS[m]} eps {o['eps']:g}" for m, o in controlled_candidates())
               + " | chosen |", "|---" * (2 + len(controlled_candidates())) + "|"]
     for s in study_sets():
@@ -1035,7 +1070,7 @@ def controlled_section(c: dict, earlier: list[dict]) -> list[str]:
             if pick is None or irregular.best_continuous(earlier, s) is None:
                 continue
             alone[s] = verdict_for(merged, s, kind, pick[0], "the controlled form")
-            seed_model, seed_how = chosen_continuous(c, earlier, s, kind)
+            seed_model, seed_how = seed_choice(s, kind)
             seed = verdict_for(merged, s, kind, seed_model, seed_how)
             if alone[s] is not None and seed is not None:
                 for what, v in (("seed", seed), ("alone", alone[s])):
@@ -1065,7 +1100,7 @@ def controlled_section(c: dict, earlier: list[dict]) -> list[str]:
             pick = controlled_choice(rows, s)
             if pick is None:
                 continue
-            seed_model = chosen_continuous(c, earlier, s, "steps")[0]
+            seed_model = seed_choice(s, "steps")[0]
             d = [(r, _pct(merged[(s, pick[0], "steps", r)]["test_accuracy"])
                   - _pct(merged[(s, seed_model, "steps", r)]["test_accuracy"]))
                  for r in (0.0, *RATES) if (s, pick[0], "steps", r) in merged and (s, seed_model, "steps", r) in merged]
@@ -1163,6 +1198,10 @@ def main(argv: list[str] | None = None) -> None:
                                           lambda a: run_controlled()),
         "run-lr": harness.Command("choose every model's lr under the reference pass on LR_SETS (reference-lr.csv)",
                                   lambda a: run_lr(a.models), _models_argument),
+        "run-reference-controlled": harness.Command(
+            "train the controlled forms under the reference pass (reference-controlled.csv)",
+            lambda a: run_reference_controlled(a.sets), lambda p: p.add_argument(
+                "--sets", type=_sets, default=REFERENCE_ORDER, help="the sets to run, comma-separated (default: all)")),
         "run-reference": harness.Command("train the pass with the reference's stopping rule (reference.csv)",
                                          lambda a: run_reference(a.sets, a.seed, a.models),
                                          lambda p: (_sets_argument(p), _models_argument(p))),

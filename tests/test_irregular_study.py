@@ -385,3 +385,49 @@ def test_controlled_form_is_chosen_on_validation_then_runs_every_condition(proto
     assert [(j[1], j[2]) for j in later] == [cands[2]] * (len(protocol.conditions("BasicMotions")) - 1)
     assert ("steps", protocol.SELECT_RATE) not in [(j[3], j[4]) for j in later]
     assert {(j[3], j[4]) for j in later} | {("steps", protocol.SELECT_RATE)} == set(protocol.conditions("BasicMotions"))
+
+
+def test_controlled_forms_under_the_reference_pass(study, protocol, tmp_path, monkeypatch):
+    """run-reference-controlled runs the controlled candidates of the given sets under the reference
+    pass's loop; its section compares the chosen form with the pass's seed-0 seed field and baselines."""
+    seen = []
+    monkeypatch.setattr(protocol, "run_pass", lambda p, jobs: seen.append((p, jobs([]))))
+    protocol.main(["run-reference-controlled", "--sets", "GunPoint"])
+    p, jobs = seen[0]
+    assert (p.name, p.stop_on, p.patience, p.validate_every) == ("reference-controlled", "training", 50, 10)
+    assert jobs == [("GunPoint", m, o, "steps", protocol.SELECT_RATE) for m, o in protocol.controlled_candidates()]
+    with pytest.raises(SystemExit):
+        protocol.main(["run-reference-controlled", "--sets", "Nope"])
+
+    monkeypatch.setattr(study, "OUT", tmp_path)
+    earlier = study.read_rows()
+    first = protocol.cells(protocol.harness.read_rows(protocol.FIRST_PASS.csv()))
+    s = "GunPoint"
+    seed_model = protocol.reference_choice({}, first, earlier, s, "steps")[0]
+    rates = (0.0, *protocol.RATES)
+    c = {(s, m, "steps", r): {"test_accuracy": str(0.80 if m == seed_model else 0.70), "validation_accuracy": "0.5"}
+         for m in (seed_model, *study.BASELINES) for r in rates}
+    assert protocol.reference_controlled_section(c, first, earlier) == []  # nothing run: no section
+    cands = protocol.controlled_candidates()
+    pick = cands[1]
+    path = protocol.CONTROLLED_REFERENCE.csv()
+    assert path.parent == tmp_path
+    base = {f: "" for f in protocol.FIELDS}
+    for m, o in cands:
+        protocol.harness.append_row(path, protocol.FIELDS, {
+            **base, "set": s, "model": m, "config": protocol.config_id(m, o), "kind": "steps", "seed": "0",
+            "rate": str(protocol.SELECT_RATE), "status": "ok", "test_accuracy": "0.9", "epochs_run": "61",
+            "early_stopped": "1", "train_accuracy_best": "1.0", "command": "neuralode-rnn train",
+            "validation_accuracy": "0.9" if (m, o) == pick else "0.5"})
+    for r in (0.0, 0.3, 0.7):
+        protocol.harness.append_row(path, protocol.FIELDS, {
+            **base, "set": s, "model": pick[0], "config": protocol.config_id(*pick), "kind": "steps", "seed": "0",
+            "rate": str(r), "status": "ok", "test_accuracy": "0.6", "validation_accuracy": "0.5", "epochs_run": "61",
+            "early_stopped": "1", "train_accuracy_best": "1.0", "command": "neuralode-rnn train"})
+    text = "\n".join(protocol.reference_controlled_section(c, first, earlier))
+    assert "under the reference rule" in text and "sets with a choice made: 1 of" in text
+    assert f"| {study.SETS[s][0]} | " in text and f"{study.LABELS[pick[0]]} eps {pick[1]['eps']:g} |" in text
+    # the controlled form: 60 at 0/30/70% (below the baselines' 70), 90 at 50%; the seed field 80 everywhere
+    assert f"GunPoint: {study.LABELS[pick[0]]}: no (0%: " in text
+    assert "GunPoint 0% -20.0, 30% -20.0, 50% +10.0, 70% -20.0" in text
+
