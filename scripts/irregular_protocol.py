@@ -52,6 +52,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -1151,41 +1152,33 @@ def report() -> str:
     return irregular.report()
 
 
-def _sets(text: str) -> tuple[str, ...]:
+def _comma_list(flag: str, allowed) -> Callable[[str], tuple[str, ...]]:
+    """An argparse type: a comma-separated, non-empty subset of ``allowed``; anything else is refused naming ``flag``."""
     import argparse
 
-    sets = tuple(x for x in text.split(",") if x)
-    unknown = [x for x in sets if x not in REFERENCE_ORDER]
-    if unknown or not sets:
-        raise argparse.ArgumentTypeError(f"--sets takes a comma-separated list of {', '.join(REFERENCE_ORDER)}; "
-                                         f"got {text!r}")
-    return sets
+    def parse(text: str) -> tuple[str, ...]:
+        items = tuple(x for x in text.split(",") if x)
+        if not items or any(x not in allowed for x in items):
+            raise argparse.ArgumentTypeError(f"{flag} takes a comma-separated list of {', '.join(allowed)}; got {text!r}")
+        return items
+
+    return parse
 
 
-def _sets_argument(parser) -> None:
+def _sets_argument(parser, seed: bool = True) -> None:
     from neuralode_rnn.argtypes import at_least
 
-    parser.add_argument("--sets", type=_sets, default=REFERENCE_ORDER,
+    parser.add_argument("--sets", type=_comma_list("--sets", REFERENCE_ORDER), default=REFERENCE_ORDER,
                         help="the sets to run, comma-separated (default: all, cheapest first)")
-    parser.add_argument("--seed", type=at_least(0, "--seed"), default=SEED,
-                        help=f"the runs' seed (default {SEED}; the report averages the seeds a set has whole)")
-
-
-def _model_list(text: str) -> tuple[str, ...]:
-    import argparse
-
-    from neuralode_rnn.zoo import MODELS
-
-    models = tuple(x for x in text.split(",") if x)
-    unknown = [x for x in models if x not in MODELS]
-    if unknown or not models:
-        raise argparse.ArgumentTypeError(f"--models takes a comma-separated list of model names ({', '.join(MODELS)}); "
-                                         f"got {text!r}")
-    return models
+    if seed:
+        parser.add_argument("--seed", type=at_least(0, "--seed"), default=SEED,
+                            help=f"the runs' seed (default {SEED}; the report averages the seeds a set has whole)")
 
 
 def _models_argument(parser) -> None:
-    parser.add_argument("--models", type=_model_list, default=None,
+    from neuralode_rnn.zoo import MODELS
+
+    parser.add_argument("--models", type=_comma_list("--models", tuple(MODELS)), default=None,
                         help="only these models, comma-separated (processes on disjoint models may share a pass's file)")
 
 
@@ -1200,8 +1193,7 @@ def main(argv: list[str] | None = None) -> None:
                                   lambda a: run_lr(a.models), _models_argument),
         "run-reference-controlled": harness.Command(
             "train the controlled forms under the reference pass (reference-controlled.csv)",
-            lambda a: run_reference_controlled(a.sets), lambda p: p.add_argument(
-                "--sets", type=_sets, default=REFERENCE_ORDER, help="the sets to run, comma-separated (default: all)")),
+            lambda a: run_reference_controlled(a.sets), lambda p: _sets_argument(p, seed=False)),
         "run-reference": harness.Command("train the pass with the reference's stopping rule (reference.csv)",
                                          lambda a: run_reference(a.sets, a.seed, a.models),
                                          lambda p: (_sets_argument(p), _models_argument(p))),
