@@ -793,21 +793,28 @@ def every_model_section(by_seed: dict, judged: list[tuple[str, str, dict]]) -> l
              "|---" * (2 + len(BASELINES)) + "|"]
     passes = {m: 0 for m in ("seed", *BASELINES)}
     steady = dict(passes)
-    floors = []
+    floors, gaps = [], []
     for kind, s, v in judged:
-        tests = model_tests(mean_cells([by_seed[x] for x in v["seeds"]]), s, kind, (v["model"], *BASELINES))
+        c = mean_cells([by_seed[x] for x in v["seeds"]])
+        tests = model_tests(c, s, kind, (v["model"], *BASELINES))
+        gap = max(_pct(c[(s, b, kind, r)]["test_accuracy"]) - _pct(c[(s, v["model"], kind, r)]["test_accuracy"])
+                  for b in BASELINES for r in (0.0, *RATES))
         for name, m in (("seed", v["model"]), *((b, b) for b in BASELINES)):
             passes[name] += tests[m][0]
             steady[name] += tests[m][1] <= 3
         where = f"{irregular.SETS[s][0]} ({'steps' if kind == 'steps' else 'per channel'})"
         floors.append((where, min(t[1] for t in tests.values())))
+        if gap > 0:
+            gaps.append(f"{where} {gap:.1f} points ({gap * TEST_SAMPLES[s] / 100:.1f} test samples)")
         lines.append(f"| {where} | {irregular.LABELS[v['model']]}: " + " | ".join(
             f"{'yes' if tests[m][0] else 'no'}, {tests[m][1]:.1f}" for m in (v["model"], *BASELINES)) + " |")
     names = {"seed": "the seed field", **{b: irregular.LABELS[b] for b in BASELINES}}
     lines += ["", f"Of {len(judged)} judged pairs, at least as accurate as every other model at every rate: "
               + ", ".join(f"{names[m]} {passes[m]}" for m in passes) + "; at most 3 points lost from 0% to 70%: "
               + ", ".join(f"{names[m]} {steady[m]}" for m in steady) + ". The smallest loss from 0% to 70% of any "
-              "model: " + "; ".join(f"{w} {x:.1f}" for w, x in floors) + ".", ""]
+              "model: " + "; ".join(f"{w} {x:.1f}" for w, x in floors) + "."
+              + (" Where the seed field loses, its largest shortfall to a baseline at one rate (a mean over the "
+                 "verdict's seeds): " + "; ".join(gaps) + "." if gaps else ""), ""]
     return lines
 
 
