@@ -731,6 +731,10 @@ def reference_section() -> list[str]:
                 f"{irregular.SETS[s][0]} ({'steps' if k == 'steps' else 'per channel'})" for k, s in hollow)
                 + ", some of the baselines it is compared with did not fit their training data (the caveat above): "
                 "that is not a win over trained baselines.")
+            if any(s in LR_SETS for _, s in hollow):
+                lines[-1] += (" The section on the learning rate below runs "
+                              + ", ".join(irregular.SETS[s][0] for s in LR_SETS)
+                              + " again with every model's lr chosen under this rule, and says who wins there.")
     lines.append("")
     lines += every_model_section(by_seed, judged_all)
     lines += reference_controlled_section(c, first, earlier)

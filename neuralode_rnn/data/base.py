@@ -301,3 +301,14 @@ def stratified_split(labels: np.ndarray, n_test: int, seed: int) -> tuple[np.nda
     idx = np.arange(len(labels))
     train, test = train_test_split(idx, test_size=n_test, random_state=seed, stratify=labels)
     return np.sort(train), np.sort(test)
+
+
+def capped_stratified_split(labels: np.ndarray, test_size: int, n_train: Any, n_test: Any,
+                            seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``stratified_split`` of ``test_size`` test samples, then each side cut to its cap
+    (``n_train``/``n_test``, None: all; a seeded subset in the original order, the test side's
+    seed ``seed + 1``)."""
+    train, test = stratified_split(labels, test_size, seed)
+    train = train[cap_indices(len(train), check_cap(n_train, "n_train", len(train)), seed)]
+    test = test[cap_indices(len(test), check_cap(n_test, "n_test", len(test)), seed + 1)]
+    return train, test

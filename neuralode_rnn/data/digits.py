@@ -9,12 +9,10 @@ from .base import (
     SequenceDataset,
     Split,
     as_values,
-    cap_indices,
-    check_cap,
+    capped_stratified_split,
     check_permute_flag,
     check_seed,
     seeded_permutation,
-    stratified_split,
 )
 
 #: Seed of the fixed pixel permutation of ``permute=True``; separate from the split seed so that
@@ -47,9 +45,7 @@ def load_digits(
     bunch = _sk_load_digits()
     images = bunch.data.astype(np.float32) / 16.0  # (1797, 64) row-major pixels
     labels = bunch.target.astype(np.int64)
-    train_idx, test_idx = stratified_split(labels, N_TEST, seed)
-    train_idx = train_idx[cap_indices(len(train_idx), check_cap(n_train, "n_train", len(train_idx)), seed)]
-    test_idx = test_idx[cap_indices(len(test_idx), check_cap(n_test, "n_test", len(test_idx)), seed + 1)]
+    train_idx, test_idx = capped_stratified_split(labels, N_TEST, n_train, n_test, seed)
 
     values = as_values(images, 1)
     permutation = None

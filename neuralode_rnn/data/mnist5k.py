@@ -12,12 +12,10 @@ from .base import (
     SequenceDataset,
     Split,
     as_values,
-    cap_indices,
-    check_cap,
+    capped_stratified_split,
     check_permute_flag,
     check_seed,
     mnist_permutation,
-    stratified_split,
 )
 
 N_TEST = 1000
@@ -86,9 +84,7 @@ def load_mnist5k(
     images, labels = _mnist_5k()
     labels = labels.copy()
     images = images.astype(np.float32) / 255.0
-    train_idx, test_idx = stratified_split(labels, N_TEST, seed)
-    train_idx = train_idx[cap_indices(len(train_idx), check_cap(n_train, "n_train", len(train_idx)), seed)]
-    test_idx = test_idx[cap_indices(len(test_idx), check_cap(n_test, "n_test", len(test_idx)), seed + 1)]
+    train_idx, test_idx = capped_stratified_split(labels, N_TEST, n_train, n_test, seed)
     values, permutation = pixel_sequences(images, rows, permute)
     targets = torch.from_numpy(labels)
     mode = "28 rows of 28 pixels" if rows else ("784 permuted pixels" if permute else "784 pixels")
