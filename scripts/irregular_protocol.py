@@ -86,9 +86,11 @@ class Pass:
     stop_on: str
     epoch_cap: int
     seed: int = SEED
+    table: str = ""
+    """The stem of the pass's csv in docs/irregular/ when it differs from ``name`` (the run directories')."""
 
     def csv(self) -> Path:
-        return irregular.OUT / f"{self.name}.csv"
+        return irregular.OUT / f"{self.table or self.name}.csv"
 
     def run_dirs(self) -> Path:
         return irregular.RUN_DIRS / self.name
@@ -263,21 +265,9 @@ def run_one(job: tuple, p: Pass = FIRST_PASS) -> dict:
 
 
 def run() -> None:
-    rows = harness.read_rows(FIRST_PASS.csv())
-    done = {key(r["set"], r["model"], r["config"], r["kind"], r["rate"]) for r in rows}
-    pending = [j for j in plan_jobs(earlier_rows()) if job_key(j) not in done]
-    print(f"{len(pending)} runs to go ({len(rows)} in {FIRST_PASS.csv()}), one at a time", flush=True)
-    t0 = time.time()
-
-    def finished(job: tuple, row: dict) -> None:
-        harness.append_row(FIRST_PASS.csv(), FIELDS, row)
-        print(f"[{time.time() - t0:.0f}s] {row['set']} {row['model']} {row['kind']} {row['rate']}: test "
-              f"{row.get('test_accuracy')} val {row.get('validation_accuracy')} epochs {row.get('epochs_run')} "
-              f"(best {row.get('best_epoch')}, early {row.get('early_stopped')}) {row.get('train_seconds')}s "
-              f"{row['status']}", flush=True)
-
-    harness.run_jobs(run_one, pending, 1, finished, in_process=True)
-    print(f"done in {time.time() - t0:.0f}s", flush=True)
+    """Train every missing run of the first pass, one at a time (protocol.csv)."""
+    earlier = earlier_rows()
+    run_pass(FIRST_PASS, lambda rows: plan_jobs(earlier))
 
 
 def plan() -> str:
@@ -953,9 +943,9 @@ dropped (the earlier study's selection rate), over ``CONTROLLED_FAMILIES`` x ``C
 ``CONTROLLED_LR`` (ties: the earlier in that order); the chosen one then runs every condition."""
 
 
-def controlled_csv_path() -> Path:
-    """docs/irregular/controlled.csv: the controlled forms' runs (protocol.csv's columns)."""
-    return irregular.OUT / "controlled.csv"
+CONTROLLED_FIRST = dataclasses.replace(FIRST_PASS, table="controlled")
+"""The controlled forms under the first pass (docs/irregular/controlled.csv, protocol.csv's columns; its
+run directories are the first pass's)."""
 
 
 def controlled_candidates() -> list[tuple[str, dict]]:
@@ -982,22 +972,8 @@ def controlled_jobs(rows: list[dict], sets: tuple[str, ...] | None = None) -> li
 
 
 def run_controlled() -> None:
-    """Train every missing controlled-form run (selection first), one at a time: controlled.csv."""
-    path = controlled_csv_path()
-    t0 = time.time()
-    while True:
-        rows = harness.read_rows(path)
-        done = {key(r["set"], r["model"], r["config"], r["kind"], r["rate"]) for r in rows}
-        pending = [j for j in controlled_jobs(rows) if job_key(j) not in done]
-        if not pending:
-            break
-        job = pending[0]
-        row = run_one(job)
-        harness.append_row(path, FIELDS, row)
-        print(f"[{time.time() - t0:.0f}s] {row['set']} {row['model']} {row['config']} {row['kind']} {row['rate']}: "
-              f"test {row.get('test_accuracy')} val {row.get('validation_accuracy')} epochs {row.get('epochs_run')} "
-              f"{row.get('train_seconds')}s {row['status']}", flush=True)
-    print(f"done in {time.time() - t0:.0f}s", flush=True)
+    """Train every missing controlled-form run of the first pass (selection first), one at a time."""
+    run_pass(CONTROLLED_FIRST, controlled_jobs)
 
 
 CONTROLLED_REFERENCE = dataclasses.replace(REFERENCE_PASS, name="reference-controlled")
@@ -1026,7 +1002,7 @@ def first_controlled_section(c: dict, earlier: list[dict]) -> list[str]:
              f"over {' and '.join(CONTROLLED_FAMILIES)} x eps {' and '.join(f'{e:g}' for e in CONTROLLED_EPS)} at "
              f"lr {CONTROLLED_LR:g} (4 runs per set); then every condition with it. What was cut: no learning-rate "
              "search, two of the four families, one seed.", ""]
-    return controlled_section(c, earlier, harness.read_rows(controlled_csv_path()), intro,
+    return controlled_section(c, earlier, harness.read_rows(CONTROLLED_FIRST.csv()), intro,
                               lambda s, k: chosen_continuous(c, earlier, s, k))
 
 
