@@ -388,6 +388,21 @@ def test_controlled_form_is_chosen_on_validation_then_runs_every_condition(proto
     assert {(j[3], j[4]) for j in later} | {("steps", protocol.SELECT_RATE)} == set(protocol.conditions("BasicMotions"))
 
 
+def test_first_pass_and_its_controlled_forms_run_through_the_pass_loop(study, protocol, monkeypatch):
+    """run and run-controlled go through run_pass like the other passes: the first pass's rule and run
+    directories, rows in protocol.csv and controlled.csv, the jobs of each."""
+    seen = []
+    monkeypatch.setattr(protocol, "run_pass", lambda p, jobs: seen.append((p, jobs([]))))
+    protocol.main(["run"])
+    protocol.main(["run-controlled"])
+    (first, first_jobs), (ctrl, ctrl_jobs) = seen
+    assert first == protocol.FIRST_PASS and first.csv().name == "protocol.csv"
+    assert first_jobs == protocol.plan_jobs(protocol.earlier_rows())
+    assert ctrl.csv() == study.OUT / "controlled.csv" and ctrl.run_dirs() == protocol.FIRST_PASS.run_dirs()
+    assert dataclasses.replace(ctrl, table="") == protocol.FIRST_PASS
+    assert ctrl_jobs == protocol.controlled_jobs([])
+
+
 def test_controlled_forms_under_the_reference_pass(study, protocol, tmp_path, monkeypatch):
     """run-reference-controlled runs the controlled candidates of the given sets under the reference
     pass's loop; its section compares the chosen form with the pass's seed-0 seed field and baselines."""
