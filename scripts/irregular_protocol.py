@@ -670,8 +670,9 @@ def reference_section() -> list[str]:
              "every set's runs) and, once they have, the family is chosen per kind on this pass's seed-0 "
              "validation accuracy (mean over 0/30/50/70%), the chosen family's other seeds then added; until then, "
              "and on the univariate sets, the family is the one the first pass chose on validation; the controlled "
-             "forms rerun with seed 0 only (their section below says on which sets); seed 0 on every set, seeds 1 and 2 where the table says (a verdict averages the "
-             "seeds that have every run it needs); no new selection but the families and the learning rates on "
+             "forms rerun with seed 0 only (their section below says on which sets); seed 0 on every set, seeds 1 "
+             "and 2 where the table says (a verdict averages the seeds that have every run it needs); no new "
+             "selection but the families and the learning rates on "
              "GunPoint (below); the sets run cheapest first, the Neural CDE last in each.",
              "",
              f"Runs done: **{n_done} of {len(planned)} planned** with seed {SEED}"
